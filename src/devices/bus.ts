@@ -1,0 +1,72 @@
+/**
+ * Interfaces between device models and the board.
+ *
+ * Device models import nothing from Node: host I/O goes through the backend
+ * interfaces below. Node implementations live in `src/devices/node/`.
+ */
+
+/** Width of one MMIO access in bytes. 8-byte guest accesses are split by the engine into two 4-byte accesses (low word first). */
+export type MmioWidth = 1 | 2 | 4;
+
+/**
+ * A device that occupies a window of guest physical address space.
+ * `offset` is relative to the window base (bytes). Values are unsigned and
+ * little-endian, at most 32 bits. A read of an unimplemented register returns 0;
+ * a write to one is ignored (never throws for guest-chosen offsets).
+ */
+export interface MmioDevice {
+  /** Size of the MMIO window in bytes. */
+  readonly size: number;
+  /** Read `width` bytes at `offset`; returns the value zero-extended to a non-negative number. */
+  read(offset: number, width: MmioWidth): number;
+  /** Write the low `width` bytes of `value` at `offset`. */
+  write(offset: number, width: MmioWidth, value: number): void;
+}
+
+/** A level-triggered interrupt line into the interrupt controller (PLIC source). */
+export interface IrqLine {
+  /** Drive the line high (`true`) or low (`false`). */
+  set(level: boolean): void;
+}
+
+/**
+ * Something that can save and restore its state (Firecracker's `persist`).
+ * The state is plain JSON-serializable data.
+ */
+export interface Persistable<S> {
+  save(): S;
+  restore(state: S): void;
+}
+
+/** Byte stream to and from the host (console). */
+export interface CharBackend {
+  /** Send guest output bytes to the host. */
+  write(bytes: Uint8Array): void;
+  /** Take up to `max` pending input bytes from the host (empty array when none). Non-blocking. */
+  read(max: number): Uint8Array;
+  /** Number of input bytes waiting. */
+  pending(): number;
+}
+
+/**
+ * A synchronous random-access block store (a raw disk image).
+ * Offsets and lengths are in bytes. Errors are thrown as `Error` and are
+ * reported to the guest as an I/O error, never crash the VM.
+ */
+export interface BlockBackend {
+  /** Capacity in bytes (a multiple of 512). */
+  readonly size: number;
+  /** True when the guest must not write. */
+  readonly readonly: boolean;
+  /** Fill `buf` from byte `offset`. */
+  read(buf: Uint8Array, offset: number): void;
+  /** Write `buf` at byte `offset`. Throws when readonly. */
+  write(buf: Uint8Array, offset: number): void;
+  /** Make previous writes durable (fsync). */
+  flush(): void;
+}
+
+/** Wall-clock source, in nanoseconds since the Unix epoch (goldfish RTC). */
+export interface WallClock {
+  nowNs(): bigint;
+}

@@ -1,0 +1,65 @@
+/**
+ * Guest physical RAM as seen by device models (DMA).
+ *
+ * Guest RAM is one region of a shared `WebAssembly.Memory`: guest physical
+ * address `ramBase + x` is byte `x` of `bytes`. Every access is bounds-checked:
+ * a guest-supplied address or length outside RAM throws `GuestMemoryError`.
+ */
+export class GuestMemoryError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GuestMemoryError';
+  }
+}
+
+export class GuestMemory {
+  /** Guest physical address of the first RAM byte (0x8000_0000 on the virt board). */
+  readonly ramBase: number;
+  /** RAM size in bytes. */
+  readonly ramSize: number;
+  /** The RAM bytes (a view into the shared wasm memory). */
+  readonly bytes: Uint8Array;
+  private readonly view: DataView;
+
+  constructor(bytes: Uint8Array, ramBase: number) {
+    this.bytes = bytes;
+    this.ramBase = ramBase;
+    this.ramSize = bytes.length;
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  /** Offset into `bytes` of guest physical `gpa` for an access of `len` bytes; throws GuestMemoryError when any byte lies outside RAM. */
+  offset(gpa: number, len: number): number {
+    const off = gpa - this.ramBase;
+    if (!Number.isSafeInteger(gpa) || !Number.isSafeInteger(len) || len < 0 || off < 0 || off + len > this.ramSize) {
+      throw new GuestMemoryError(`guest address 0x${gpa.toString(16)}+${len} is outside RAM`);
+    }
+    return off;
+  }
+
+  /** A view (no copy) of `len` bytes at `gpa`. */
+  slice(gpa: number, len: number): Uint8Array {
+    const off = this.offset(gpa, len);
+    return this.bytes.subarray(off, off + len);
+  }
+
+  readU8(gpa: number): number { return this.bytes[this.offset(gpa, 1)]; }
+  readU16(gpa: number): number { return this.view.getUint16(this.offset(gpa, 2), true); }
+  readU32(gpa: number): number { return this.view.getUint32(this.offset(gpa, 4), true); }
+  /** 64-bit read as a number; throws GuestMemoryError if the value exceeds 2^53. */
+  readU64(gpa: number): number {
+    const off = this.offset(gpa, 8);
+    const lo = this.view.getUint32(off, true);
+    const hi = this.view.getUint32(off + 4, true);
+    if (hi >= 0x200000) throw new GuestMemoryError(`64-bit value at 0x${gpa.toString(16)} is too large`);
+    return hi * 0x100000000 + lo;
+  }
+  writeU8(gpa: number, v: number): void { this.bytes[this.offset(gpa, 1)] = v; }
+  writeU16(gpa: number, v: number): void { this.view.setUint16(this.offset(gpa, 2), v, true); }
+  writeU32(gpa: number, v: number): void { this.view.setUint32(this.offset(gpa, 4), v >>> 0, true); }
+  writeU64(gpa: number, v: number): void {
+    const off = this.offset(gpa, 8);
+    this.view.setUint32(off, v % 0x100000000, true);
+    this.view.setUint32(off + 4, Math.floor(v / 0x100000000), true);
+  }
+}
