@@ -1,0 +1,165 @@
+/**
+ * `tsvisor run`: boot a VM in the foreground, like `qemu-system-riscv64 -nographic`.
+ * With a command, run it in the default image and exit with its status.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { UsageError } from './errors.js';
+import { parseSize, formatSize } from './size.js';
+import { Vm } from '../vmm/vm.js';
+import { ExitMarkerFilter } from '../vmm/console.js';
+import { StdioCharBackend } from '../devices/node/stdio-char.js';
+import { loadEngineModule } from '../engine/node/module.js';
+import { MAX_RAM_BYTES } from '../engine/layout.js';
+import { FileBlockBackend } from '../devices/node/file-block.js';
+import { ensureDefaultImage } from '../images/index.js';
+import { cpioNewc, cpioDir, cpioFile } from '../images/cpio.js';
+import type { BlockBackend } from '../devices/bus.js';
+
+/** Options of `tsvisor run` as given on the command line. */
+export interface RunOptions {
+  memory: string;
+  cpus: string;
+  disk: string[];
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  verbose?: boolean;
+}
+
+/** A `--disk PATH[,readonly]` argument. */
+export interface DiskSpec { path: string; readonly: boolean }
+
+/** Parse `PATH[,readonly|,ro]`. Throws UsageError for unknown flags. */
+export function parseDiskSpec(spec: string): DiskSpec {
+  const parts = spec.split(',');
+  const path = parts[0];
+  if (!path) throw new UsageError(`invalid --disk "${spec}": missing path`);
+  let ro = false;
+  for (const flag of parts.slice(1)) {
+    if (flag === 'readonly' || flag === 'ro') ro = true;
+    else throw new UsageError(`invalid --disk "${spec}": unknown option "${flag}" (expected "readonly")`);
+  }
+  return { path, readonly: ro };
+}
+
+/** Quote `args` for a POSIX shell. */
+export function shellQuote(args: readonly string[]): string {
+  return args.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+function readInput(path: string, what: string): Uint8Array {
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) throw new UsageError(`${what} ${path}: not a regular file`);
+    return readFileSync(path);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`${what} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message}`);
+  }
+}
+
+/** Validate `--memory` against the engine's limit and the host's RAM. */
+export function checkMemory(text: string): number {
+  const bytes = parseSize(text, '--memory');
+  if (bytes % (1024 * 1024) !== 0) throw new UsageError(`--memory ${text}: must be a whole number of MiB`);
+  if (bytes < 64 * 1024 * 1024) throw new UsageError(`--memory ${text}: at least 64M is needed to boot Linux`);
+  if (bytes > totalmem()) throw new UsageError(`--memory ${text}: more than the host has (${formatSize(totalmem())})`);
+  if (bytes > MAX_RAM_BYTES) throw new UsageError(`--memory ${text}: at most ${formatSize(MAX_RAM_BYTES - (MAX_RAM_BYTES % (1024 * 1024)))} per VM`);
+  return bytes;
+}
+
+/** Run a VM in the foreground. Returns the process exit status. */
+export async function runCommand(opts: RunOptions, command: string[]): Promise<number> {
+  const ramBytes = checkMemory(opts.memory);
+  const cpus = Number(opts.cpus);
+  if (!Number.isInteger(cpus) || cpus < 1) throw new UsageError(`--cpus ${opts.cpus}: expected a whole number >= 1`);
+  if (cpus !== 1) throw new UsageError(`--cpus ${opts.cpus}: this version runs 1 vCPU per VM`);
+  const diskSpecs = opts.disk.map(parseDiskSpec);
+  let kernel: Uint8Array;
+  let initrd: Uint8Array | undefined;
+  // open disks first: a bad path fails before anything is downloaded or written
+  const disks: BlockBackend[] = diskSpecs.map((d) => new FileBlockBackend(d.path, { readonly: d.readonly }));
+  if (opts.kernel) {
+    kernel = readInput(opts.kernel, 'kernel');
+    if (opts.initrd) initrd = readInput(opts.initrd, 'initrd');
+  } else {
+    if (opts.initrd) throw new UsageError('--initrd needs --kernel (the default image brings its own)');
+    const img = await ensureDefaultImage({ quiet: !process.stderr.isTTY && !opts.verbose });
+    kernel = readFileSync(img.kernel);
+    initrd = readFileSync(img.initrd);
+  }
+  if (command.length > 0) {
+    const extra = cpioNewc([cpioDir('tsvisor'), cpioFile('tsvisor/cmd', shellQuote(command) + '\n')]);
+    const base = initrd ?? new Uint8Array(0);
+    const pad = (4 - (base.length % 4)) % 4;
+    const joined = new Uint8Array(base.length + pad + extra.length);
+    joined.set(base, 0);
+    joined.set(extra, base.length + pad);
+    initrd = joined;
+  }
+  const quiet = opts.verbose ? '' : ' quiet loglevel=1';
+  const bootargs = `console=ttyS0 panic=-1 no4lvl${quiet} tsvisor.hostname=tsvisor${opts.verbose ? ' tsvisor.verbose' : ''}${opts.append ? ' ' + opts.append : ''}`;
+
+  const filter = command.length > 0 ? new ExitMarkerFilter() : null;
+  const stdout = process.stdout;
+  let vm: Vm | null = null;
+  const console = new StdioCharBackend((bytes) => {
+    const out = filter ? filter.push(bytes) : bytes.slice();
+    if (out.length) stdout.write(out);
+  }, { onInput: () => vm?.kick() });
+  vm = await Vm.create({
+    ramBytes, harts: cpus, engine: loadEngineModule(), kernel, initrd, bootargs,
+    disks: disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
+    console,
+    clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
+    monotonicNs: () => performance.now() * 1e6,
+  });
+  const theVm = vm;
+
+  // console input: interactive shell gets the terminal; Ctrl-A x quits (as QEMU)
+  const stdin = process.stdin;
+  let rawMode = false;
+  let onData: ((d: Buffer) => void) | null = null;
+  if (command.length === 0) {
+    if (stdin.isTTY) { stdin.setRawMode(true); rawMode = true; }
+    let escape = false;
+    onData = (d: Buffer) => {
+      const pass: number[] = [];
+      for (const b of d) {
+        if (escape) {
+          escape = false;
+          if (b === 0x78 /* x */) { stdout.write('\r\nQEMU-style exit (Ctrl-A x)\r\n'); theVm.stop(); return; }
+          if (b === 0x01) pass.push(0x01);
+          continue;
+        }
+        if (b === 0x01) { escape = true; continue; }
+        pass.push(b);
+      }
+      console.push(Uint8Array.from(pass));
+    };
+    stdin.on('data', onData);
+    stdin.resume();
+  }
+  const onSignal = () => theVm.stop();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let ev;
+  try {
+    ev = await theVm.run();
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (onData) { stdin.off('data', onData); stdin.pause(); }
+    if (rawMode) stdin.setRawMode(false);
+  }
+  await new Promise<void>((resolve) => stdout.write('', () => resolve()));
+  if (filter) {
+    if (filter.exitCode !== null) return filter.exitCode;
+    process.stderr.write(`tsvisor: the guest ${ev ? (ev.kind === 'reset' ? 'rebooted' : 'powered off') : 'was stopped'} before the command finished\n`);
+    return 255;
+  }
+  if (ev && ev.kind === 'fail') return ev.code || 1;
+  return 0;
+}

@@ -1,0 +1,850 @@
+// The RV64GC hart: CSRs, traps and interrupts as seen from S-mode, and the
+// interpreter.  The guest runs in S- and U-mode only; M-mode is the
+// hypervisor itself (SBI calls leave run() with EXIT_SBI), as in KVM.
+//
+// Instruction semantics follow the unprivileged spec 20191213 in its order:
+// RV32I/RV64I base (ch. 2, 5), Zifencei (3), Zicsr (9), M (7), A (8), F (11),
+// D (12), C (16, expanded in rvc.ts).  CSRs, traps and sret follow the
+// privileged spec 20211203 chapter 4 (supervisor level).
+
+import {
+  pc, priv, hartBase, xBase, fBase, irqWord, excPending, excCause, excTval, hartId,
+  satpMode, satpAsid, satpPpn, sum, mxr,
+  getX, setX, getF, setF, setPriv, tlbFlush, setSumMxr, raise,
+  load8, load16, load32, load64, store8, store16, store32, store64, amoHost, fetch16,
+  ACC_R, ACC_W,
+  CAUSE_ILLEGAL, CAUSE_BREAKPOINT, CAUSE_ECALL_U,
+} from './mmu';
+import * as mmu from './mmu';
+import { HS_FENCE } from './layout';
+import * as fpu from './fpu';
+import { expandRvc } from './rvc';
+
+/** Current time in timebase ticks (10 MHz), from the host. */
+@external("env", "nowTicks")
+declare function hostNowTicks(): f64;
+
+// ---------------------------------------------------------------- exits from run()
+export const EXIT_BUDGET: i32 = 0;   // instruction budget used up
+export const EXIT_WFI: i32 = 1;      // WFI with nothing pending: park until an interrupt
+export const EXIT_SBI: i32 = 2;      // ecall from S-mode: the host serves SBI, then sets pc += 4
+export const EXIT_HALT: i32 = 3;     // the host asked the hart to stop (see requestExit)
+
+// ---------------------------------------------------------------- CSR state
+// sstatus fields
+let sSIE: bool = false;
+let sSPIE: bool = false;
+let sSPP: u32 = 0;
+/** sstatus.FS: 0 off, 1 initial, 2 clean, 3 dirty. */
+let sFS: u32 = 0;
+let sieReg: u64 = 0;
+let sipSoft: u64 = 0; // SSIP written by software
+let stvec: u64 = 0;
+let sscratch: u64 = 0;
+let sepc: u64 = 0;
+let scause: u64 = 0;
+let stval: u64 = 0;
+let scounteren: u64 = 0;
+let senvcfg: u64 = 0;
+/** Supervisor timer compare (Sstc stimecmp, also set by SBI set_timer), in ticks. */
+let stimecmp: u64 = 0xffffffffffffffff;
+let frm: u32 = 0;
+let fflags: u32 = 0;
+
+/** Retired instructions (also cycle). */
+let instret: u64 = 0;
+let exitRequested: bool = false;
+let stop: bool = false;
+let exitReason: i32 = 0;
+
+// LR/SC reservation
+let resValid: bool = false;
+let resHost: u32 = 0;
+let resValue: u64 = 0;
+
+const SSIP: u64 = 1 << 1;
+const STIP: u64 = 1 << 5;
+const SEIP: u64 = 1 << 9;
+
+@inline function nowTicks(): u64 { return <u64>hostNowTicks(); }
+
+/** Pending interrupts (sip view, privileged spec 4.1.3). */
+function pendingBits(): u64 {
+  let p = sipSoft | <u64><u32>atomic.load<i32>(irqWord);
+  if (stimecmp != 0xffffffffffffffff && nowTicks() >= stimecmp) p |= STIP;
+  return p;
+}
+
+// ---------------------------------------------------------------- traps
+
+/** Enter the S-mode trap handler (privileged spec 4.1.1, 4.1.9-4.1.11). */
+function takeTrap(cause: u64, tval: u64, isInterrupt: bool): void {
+  scause = isInterrupt ? (cause | 0x8000000000000000) : cause;
+  sepc = pc;
+  stval = tval;
+  sSPIE = sSIE;
+  sSIE = false;
+  sSPP = priv;
+  if (priv != 1) setPriv(1);
+  resValid = false;
+  const base = stvec & ~<u64>3;
+  mmu.pc = ((stvec & 3) == 1 && isInterrupt) ? base + 4 * cause : base;
+}
+
+/** Take the highest-priority enabled pending interrupt, if any (4.1.3: SEI > SSI > STI). Returns true if taken. */
+function checkInterrupts(): bool {
+  if (priv == 1 && !sSIE) return false;
+  const p = pendingBits() & sieReg;
+  if (p == 0) return false;
+  let cause: u64 = 5;
+  if (p & SEIP) cause = 9;
+  else if (p & SSIP) cause = 1;
+  takeTrap(cause, 0, true);
+  return true;
+}
+
+@inline function illegal(insn: u32): void { raise(CAUSE_ILLEGAL, <u64>insn); }
+
+// ---------------------------------------------------------------- CSRs
+
+function sstatusRead(): u64 {
+  let v: u64 = 0;
+  if (sSIE) v |= 1 << 1;
+  if (sSPIE) v |= 1 << 5;
+  v |= <u64>sSPP << 8;
+  v |= <u64>sFS << 13;
+  if (sum) v |= 1 << 18;
+  if (mxr) v |= 1 << 19;
+  v |= <u64>2 << 32; // UXL = 64
+  if (sFS == 3) v |= 0x8000000000000000;
+  return v;
+}
+
+function sstatusWrite(v: u64): void {
+  sSIE = (v & 2) != 0;
+  sSPIE = (v & 0x20) != 0;
+  sSPP = <u32>(v >> 8) & 1;
+  sFS = <u32>(v >> 13) & 3;
+  setSumMxr((v & (1 << 18)) != 0, (v & (1 << 19)) != 0);
+}
+
+/** Read CSR `csr`; raises illegal instruction and returns 0 when not accessible. */
+function csrRead(csr: u32, insn: u32): u64 {
+  switch (csr) {
+    case 0x001: if (sFS == 0) break; return <u64>fflags;
+    case 0x002: if (sFS == 0) break; return <u64>frm;
+    case 0x003: if (sFS == 0) break; return <u64>((frm << 5) | fflags);
+    case 0xc00: case 0xc01: case 0xc02: {
+      if (priv == 0 && ((scounteren >> <u64>(csr - 0xc00)) & 1) == 0) break;
+      return csr == 0xc01 ? nowTicks() : instret;
+    }
+    default: break;
+  }
+  if (priv == 0) { illegal(insn); return 0; }
+  switch (csr) {
+    case 0x100: return sstatusRead();
+    case 0x104: return sieReg;
+    case 0x105: return stvec;
+    case 0x106: return scounteren;
+    case 0x10a: return senvcfg;
+    case 0x140: return sscratch;
+    case 0x141: return sepc;
+    case 0x142: return scause;
+    case 0x143: return stval;
+    case 0x144: return pendingBits() & (SSIP | STIP | SEIP);
+    case 0x14d: return stimecmp;
+    case 0x180: return (<u64>satpMode << 60) | (satpAsid << 44) | satpPpn;
+    default: break;
+  }
+  illegal(insn);
+  return 0;
+}
+
+/** Write CSR `csr` (the caller has checked read-only-ness). */
+function csrWrite(csr: u32, v: u64, insn: u32): void {
+  switch (csr) {
+    case 0x001: if (sFS == 0) break; fflags = <u32>v & 0x1f; sFS = 3; return;
+    case 0x002: if (sFS == 0) break; frm = <u32>v & 7; sFS = 3; return;
+    case 0x003: if (sFS == 0) break; fflags = <u32>v & 0x1f; frm = (<u32>v >> 5) & 7; sFS = 3; return;
+    default: break;
+  }
+  if (priv == 0) { illegal(insn); return; }
+  switch (csr) {
+    case 0x100: { const was = sSIE; sstatusWrite(v); if (!was && sSIE) stop = true; return; }
+    case 0x104: sieReg = v & (SSIP | STIP | SEIP); stop = true; return;
+    case 0x105: stvec = (v & 3) >= 2 ? v & ~<u64>3 : v; return;
+    case 0x106: scounteren = v & 7; return;
+    case 0x10a: senvcfg = v & 1; return;
+    case 0x140: sscratch = v; return;
+    case 0x141: sepc = v & ~<u64>1; return;
+    case 0x142: scause = v; return;
+    case 0x143: stval = v; return;
+    case 0x144: sipSoft = v & SSIP; stop = true; return;
+    case 0x14d: stimecmp = v; stop = true; return;
+    case 0x180: {
+      const mode = <u32>(v >> 60);
+      if (mode != 0 && mode != 8 && mode != 9) return; // unsupported mode: no effect (4.1.11)
+      mmu.satpMode = mode;
+      mmu.satpAsid = (v >> 44) & 0xffff;
+      mmu.satpPpn = v & 0xfffffffffff;
+      tlbFlush();
+      return;
+    }
+    default: break;
+  }
+  illegal(insn);
+}
+
+// ---------------------------------------------------------------- helpers
+
+@inline function sx32(v: u64): u64 { return <u64><i64><i32>v; }
+
+function mulhu(a: u64, b: u64): u64 {
+  const a0 = a & 0xffffffff, a1 = a >> 32, b0 = b & 0xffffffff, b1 = b >> 32;
+  const p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+  const mid = (p00 >> 32) + (p01 & 0xffffffff) + (p10 & 0xffffffff);
+  return p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
+}
+function mulh(a: u64, b: u64): u64 {
+  let h = mulhu(a, b);
+  if (<i64>a < 0) h -= b;
+  if (<i64>b < 0) h -= a;
+  return h;
+}
+function mulhsu(a: u64, b: u64): u64 {
+  let h = mulhu(a, b);
+  if (<i64>a < 0) h -= b;
+  return h;
+}
+
+// NaN-boxing (unprivileged spec 12.2)
+@inline function getF32(r: u32): u32 {
+  const v = getF(r);
+  return (v >> 32) == 0xffffffff ? <u32>v : 0x7fc00000;
+}
+@inline function setF32(r: u32, v: u32): void { setF(r, 0xffffffff00000000 | <u64>v); sFS = 3; }
+@inline function setF64(r: u32, v: u64): void { setF(r, v); sFS = 3; }
+
+/** Resolve the rounding mode of an FP instruction; returns 8 for an illegal one. */
+@inline function roundingMode(insn: u32): u32 {
+  let rm = (insn >> 12) & 7;
+  if (rm == 7) rm = frm;
+  return rm > 4 ? 8 : rm;
+}
+
+@inline function takeFlags(): void {
+  if (fpu.fpFlags != 0) { fflags |= fpu.fpFlags; fpu.fpFlags = 0; }
+}
+
+// ---------------------------------------------------------------- host interface
+
+/** Initialise this instance as hart `id` whose state block is at `base`; RAM is `ramBytes` at linear offset `ramOffset`. */
+export function init(base: u32, id: u32, ramOffset: u32, ramBytes: u64): void {
+  mmu.initState(base, <u64>id, ramOffset, ramBytes);
+}
+export function getPc(): u64 { return pc; }
+export function setPc(v: u64): void { mmu.pc = v; }
+export function getPriv(): u32 { return priv; }
+export function getInstret(): u64 { return instret; }
+export function setTimecmp(v: u64): void { stimecmp = v; }
+export function getTimecmp(): u64 { return stimecmp; }
+export function requestExit(): void { exitRequested = true; }
+/** Set or clear SSIP (SBI IPI delivery on this hart's own thread). */
+export function setSoftwareInterrupt(on: bool): void { sipSoft = on ? sipSoft | SSIP : sipSoft & ~SSIP; }
+/** Enter S-mode at `entry` with interrupts disabled and paging off (SBI HSM hart_start / boot). */
+export function resetHart(entry: u64): void {
+  setPriv(1);
+  mmu.satpMode = 0; mmu.satpPpn = 0; mmu.satpAsid = 0;
+  sSIE = false; sSPIE = false; sSPP = 0; sFS = 0;
+  setSumMxr(false, false);
+  sieReg = 0; sipSoft = 0; stvec = 0; sepc = 0; scause = 0; stval = 0; sscratch = 0;
+  stimecmp = 0xffffffffffffffff;
+  tlbFlush();
+  mmu.pc = entry;
+}
+/** True when an interrupt is pending and enabled in sie (WFI wake-up condition, 3.3.3). */
+export function interruptPending(): bool { return (pendingBits() & sieReg) != 0; }
+/** For diagnostics. */
+export function readCsr(csr: u32): u64 {
+  const saved = priv; mmu.priv = 1;
+  const v = csrRead(csr, 0);
+  mmu.priv = saved;
+  mmu.excPending = false;
+  return v;
+}
+
+// ---------------------------------------------------------------- the interpreter
+
+/**
+ * Run up to `budget` instructions. Returns an EXIT_* reason.
+ * Traps are taken internally; interrupts are checked at entry and after
+ * instructions that can enable one.
+ */
+export function run(budget: i32): i32 {
+  exitReason = EXIT_BUDGET;
+  let n = budget;
+  while (n > 0) {
+    if (exitRequested) { exitRequested = false; return EXIT_HALT; }
+    checkInterrupts();
+    stop = false;
+    while (n > 0 && !stop) {
+      n--;
+      step();
+      if (excPending) {
+        mmu.excPending = false;
+        if (excCause == 0xff) { // ecall from S: served by the hypervisor
+          return EXIT_SBI;
+        }
+        takeTrap(excCause, excTval, false);
+      }
+    }
+    if (exitReason != EXIT_BUDGET) return exitReason;
+  }
+  return EXIT_BUDGET;
+}
+
+/** Execute one instruction at pc. */
+function step(): void {
+  const p = pc;
+  let insn = fetch16(p);
+  if (excPending) return;
+  let len: u64 = 4;
+  if ((insn & 3) != 3) {
+    len = 2;
+    const e = expandRvc(insn);
+    if (e == 0) { illegal(insn); return; }
+    insn = e;
+  } else {
+    const hi = fetch16(p + 2);
+    if (excPending) { mmu.excTval = p; return; }
+    insn |= hi << 16;
+  }
+  instret++;
+  const rd = (insn >> 7) & 31;
+  const rs1 = (insn >> 15) & 31;
+  const rs2 = (insn >> 20) & 31;
+  const f3 = (insn >> 12) & 7;
+  let next = p + len;
+  switch (insn & 0x7f) {
+    case 0x37: // LUI
+      setX(rd, sx32(<u64>(insn & 0xfffff000)));
+      break;
+    case 0x17: // AUIPC
+      setX(rd, p + sx32(<u64>(insn & 0xfffff000)));
+      break;
+    case 0x6f: { // JAL
+      const imm = (<i32>(insn & 0x80000000) >> 11) | <i32>(insn & 0xff000) | <i32>((insn >> 9) & 0x800) | <i32>((insn >> 20) & 0x7fe);
+      setX(rd, next);
+      next = p + <u64><i64>imm;
+      break;
+    }
+    case 0x67: { // JALR
+      if (f3 != 0) { illegal(insn); return; }
+      const t = (getX(rs1) + <u64><i64>(<i32>insn >> 20)) & ~<u64>1;
+      setX(rd, next);
+      next = t;
+      break;
+    }
+    case 0x63: { // BRANCH
+      const a = getX(rs1), b = getX(rs2);
+      let taken: bool;
+      switch (f3) {
+        case 0: taken = a == b; break;
+        case 1: taken = a != b; break;
+        case 4: taken = <i64>a < <i64>b; break;
+        case 5: taken = <i64>a >= <i64>b; break;
+        case 6: taken = a < b; break;
+        case 7: taken = a >= b; break;
+        default: illegal(insn); return;
+      }
+      if (taken) {
+        const imm = (<i32>(insn & 0x80000000) >> 19) | <i32>((insn & 0x80) << 4) | <i32>((insn >> 20) & 0x7e0) | <i32>((insn >> 7) & 0x1e);
+        next = p + <u64><i64>imm;
+      }
+      break;
+    }
+    case 0x03: { // LOAD
+      const a = getX(rs1) + <u64><i64>(<i32>insn >> 20);
+      let v: u64;
+      switch (f3) {
+        case 0: v = <u64><i64><i8>load8(a); break;
+        case 1: v = <u64><i64><i16>load16(a); break;
+        case 2: v = sx32(load32(a)); break;
+        case 3: v = load64(a); break;
+        case 4: v = load8(a); break;
+        case 5: v = load16(a); break;
+        case 6: v = load32(a); break;
+        default: illegal(insn); return;
+      }
+      if (excPending) return;
+      setX(rd, v);
+      break;
+    }
+    case 0x23: { // STORE
+      const imm = ((<i32>insn >> 20) & ~31) | <i32>((insn >> 7) & 31);
+      const a = getX(rs1) + <u64><i64>imm;
+      const v = getX(rs2);
+      switch (f3) {
+        case 0: store8(a, v); break;
+        case 1: store16(a, v); break;
+        case 2: store32(a, v); break;
+        case 3: store64(a, v); break;
+        default: illegal(insn); return;
+      }
+      if (excPending) return;
+      break;
+    }
+    case 0x13: { // OP-IMM
+      const a = getX(rs1);
+      const imm = <u64><i64>(<i32>insn >> 20);
+      let v: u64;
+      switch (f3) {
+        case 0: v = a + imm; break;
+        case 1: if ((insn >> 26) != 0) { illegal(insn); return; } v = a << (imm & 63); break;
+        case 2: v = <i64>a < <i64>imm ? 1 : 0; break;
+        case 3: v = a < imm ? 1 : 0; break;
+        case 4: v = a ^ imm; break;
+        case 5: {
+          const f6 = insn >> 26;
+          if (f6 == 0) v = a >> (imm & 63);
+          else if (f6 == 0x10) v = <u64>(<i64>a >> <i64>(imm & 63));
+          else { illegal(insn); return; }
+          break;
+        }
+        case 6: v = a | imm; break;
+        default: v = a & imm; break;
+      }
+      setX(rd, v);
+      break;
+    }
+    case 0x1b: { // OP-IMM-32
+      const a = <u32>getX(rs1);
+      let v: u32;
+      switch (f3) {
+        case 0: v = a + <u32>(<i32>insn >> 20); break;
+        case 1: if ((insn >> 25) != 0) { illegal(insn); return; } v = a << rs2; break;
+        case 5: {
+          const f7 = insn >> 25;
+          if (f7 == 0) v = a >> rs2;
+          else if (f7 == 0x20) v = <u32>(<i32>a >> rs2);
+          else { illegal(insn); return; }
+          break;
+        }
+        default: illegal(insn); return;
+      }
+      setX(rd, sx32(<u64>v));
+      break;
+    }
+    case 0x33: { // OP
+      const a = getX(rs1), b = getX(rs2);
+      const f7 = insn >> 25;
+      let v: u64;
+      if (f7 == 0) {
+        switch (f3) {
+          case 0: v = a + b; break;
+          case 1: v = a << (b & 63); break;
+          case 2: v = <i64>a < <i64>b ? 1 : 0; break;
+          case 3: v = a < b ? 1 : 0; break;
+          case 4: v = a ^ b; break;
+          case 5: v = a >> (b & 63); break;
+          case 6: v = a | b; break;
+          default: v = a & b; break;
+        }
+      } else if (f7 == 0x20) {
+        if (f3 == 0) v = a - b;
+        else if (f3 == 5) v = <u64>(<i64>a >> <i64>(b & 63));
+        else { illegal(insn); return; }
+      } else if (f7 == 1) { // M
+        switch (f3) {
+          case 0: v = a * b; break;
+          case 1: v = mulh(a, b); break;
+          case 2: v = mulhsu(a, b); break;
+          case 3: v = mulhu(a, b); break;
+          case 4: // DIV
+            if (b == 0) v = 0xffffffffffffffff;
+            else if (a == 0x8000000000000000 && b == 0xffffffffffffffff) v = a;
+            else v = <u64>(<i64>a / <i64>b);
+            break;
+          case 5: v = b == 0 ? 0xffffffffffffffff : a / b; break; // DIVU
+          case 6: // REM
+            if (b == 0) v = a;
+            else if (a == 0x8000000000000000 && b == 0xffffffffffffffff) v = 0;
+            else v = <u64>(<i64>a % <i64>b);
+            break;
+          default: v = b == 0 ? a : a % b; break; // REMU
+        }
+      } else { illegal(insn); return; }
+      setX(rd, v);
+      break;
+    }
+    case 0x3b: { // OP-32
+      const a = <u32>getX(rs1), b = <u32>getX(rs2);
+      const f7 = insn >> 25;
+      let v: u32;
+      if (f7 == 0) {
+        if (f3 == 0) v = a + b;
+        else if (f3 == 1) v = a << (b & 31);
+        else if (f3 == 5) v = a >> (b & 31);
+        else { illegal(insn); return; }
+      } else if (f7 == 0x20) {
+        if (f3 == 0) v = a - b;
+        else if (f3 == 5) v = <u32>(<i32>a >> (b & 31));
+        else { illegal(insn); return; }
+      } else if (f7 == 1) {
+        switch (f3) {
+          case 0: v = a * b; break;
+          case 4:
+            if (b == 0) v = 0xffffffff;
+            else if (a == 0x80000000 && b == 0xffffffff) v = a;
+            else v = <u32>(<i32>a / <i32>b);
+            break;
+          case 5: v = b == 0 ? 0xffffffff : a / b; break;
+          case 6:
+            if (b == 0) v = a;
+            else if (a == 0x80000000 && b == 0xffffffff) v = 0;
+            else v = <u32>(<i32>a % <i32>b);
+            break;
+          case 7: v = b == 0 ? a : a % b; break;
+          default: illegal(insn); return;
+        }
+      } else { illegal(insn); return; }
+      setX(rd, sx32(<u64>v));
+      break;
+    }
+    case 0x0f: // MISC-MEM: FENCE, FENCE.I (code is fetched straight from RAM: nothing to flush)
+      if (f3 == 0) atomic.add<i32>(hartBase + HS_FENCE, 0); // a seq-cst RMW is a full barrier
+      else if (f3 != 1) { illegal(insn); return; }
+      break;
+    case 0x73: { // SYSTEM
+      if (f3 == 0) {
+        if (insn == 0x00000073) { // ECALL
+          if (priv == 0) { raise(CAUSE_ECALL_U, 0); return; }
+          raise(0xff, 0); // served by the hypervisor (SBI)
+          return;
+        }
+        if (insn == 0x00100073) { raise(CAUSE_BREAKPOINT, p); return; }
+        if (insn == 0x10200073) { // SRET
+          if (priv == 0) { illegal(insn); return; }
+          sSIE = sSPIE;
+          sSPIE = true;
+          const np = sSPP;
+          sSPP = 0;
+          if (np != priv) setPriv(np);
+          resValid = false;
+          next = sepc;
+          stop = true;
+          break;
+        }
+        if (insn == 0x10500073) { // WFI
+          if (priv == 0) { illegal(insn); return; }
+          if ((pendingBits() & sieReg) == 0) { exitReason = EXIT_WFI; stop = true; }
+          break;
+        }
+        if ((insn >> 25) == 0x09 && rd == 0) { // SFENCE.VMA
+          if (priv == 0) { illegal(insn); return; }
+          tlbFlush();
+          break;
+        }
+        illegal(insn);
+        return;
+      }
+      if (f3 == 4) { illegal(insn); return; }
+      // Zicsr
+      const csr = insn >> 20;
+      const src: u64 = f3 >= 5 ? <u64>rs1 : getX(rs1);
+      const op = f3 & 3;
+      const writes = op == 1 || rs1 != 0;
+      if (writes && (csr >> 10) == 3) { illegal(insn); return; }
+      const needRead = !(op == 1 && rd == 0);
+      let old: u64 = 0;
+      if (needRead || op != 1) {
+        old = csrRead(csr, insn);
+        if (excPending) return;
+      }
+      if (writes) {
+        const nv = op == 1 ? src : op == 2 ? old | src : old & ~src;
+        csrWrite(csr, nv, insn);
+        if (excPending) return;
+      }
+      setX(rd, old);
+      break;
+    }
+    case 0x2f: { // AMO
+      execAmo(insn, rd, rs1, rs2, f3);
+      if (excPending) return;
+      break;
+    }
+    case 0x07: { // LOAD-FP
+      if (sFS == 0) { illegal(insn); return; }
+      const a = getX(rs1) + <u64><i64>(<i32>insn >> 20);
+      if (f3 == 2) {
+        const v = load32(a);
+        if (excPending) return;
+        setF32(rd, <u32>v);
+      } else if (f3 == 3) {
+        const v = load64(a);
+        if (excPending) return;
+        setF64(rd, v);
+      } else { illegal(insn); return; }
+      break;
+    }
+    case 0x27: { // STORE-FP
+      if (sFS == 0) { illegal(insn); return; }
+      const imm = ((<i32>insn >> 20) & ~31) | <i32>((insn >> 7) & 31);
+      const a = getX(rs1) + <u64><i64>imm;
+      if (f3 == 2) store32(a, getF(rs2));
+      else if (f3 == 3) store64(a, getF(rs2));
+      else { illegal(insn); return; }
+      if (excPending) return;
+      break;
+    }
+    case 0x43: case 0x47: case 0x4b: case 0x4f: { // FMADD, FMSUB, FNMSUB, FNMADD
+      if (sFS == 0) { illegal(insn); return; }
+      const rm = roundingMode(insn);
+      if (rm == 8) { illegal(insn); return; }
+      const rs3 = insn >> 27;
+      const fmt = (insn >> 25) & 3;
+      const opc = insn & 0x7f;
+      const negProd = opc == 0x4b || opc == 0x4f;
+      const negAdd = opc == 0x47 || opc == 0x4f;
+      if (fmt == 0) {
+        let a = getF32(rs1), c = getF32(rs3);
+        if (negProd) a ^= 0x80000000;
+        if (negAdd) c ^= 0x80000000;
+        setF32(rd, fpu.f32_fma(a, getF32(rs2), c, rm));
+      } else if (fmt == 1) {
+        let a = getF(rs1), c = getF(rs3);
+        if (negProd) a ^= 0x8000000000000000;
+        if (negAdd) c ^= 0x8000000000000000;
+        setF64(rd, fpu.f64_fma(a, getF(rs2), c, rm));
+      } else { illegal(insn); return; }
+      takeFlags();
+      break;
+    }
+    case 0x53: { // OP-FP
+      if (sFS == 0) { illegal(insn); return; }
+      if (!execOpFp(insn, rd, rs1, rs2, f3)) { illegal(insn); return; }
+      takeFlags();
+      break;
+    }
+    default:
+      illegal(insn);
+      return;
+  }
+  store<u64>(xBase, 0); // x0 is hard-wired to zero
+  mmu.pc = next;
+}
+
+/** The A extension (unprivileged spec ch. 8): LR/SC and AMOs, atomic across harts. */
+function execAmo(insn: u32, rd: u32, rs1: u32, rs2: u32, f3: u32): void {
+  const f5 = insn >> 27;
+  const a = getX(rs1);
+  if (f3 == 2) {
+    if (f5 == 2) { // LR.W
+      if (rs2 != 0) { illegal(insn); return; }
+      const h = amoHost(a, 4, ACC_R);
+      if (excPending) return;
+      const v = atomic.load<u32>(h);
+      resValid = true; resHost = h; resValue = <u64>v;
+      setX(rd, sx32(<u64>v));
+      return;
+    }
+    const h = amoHost(a, 4, ACC_W);
+    if (excPending) return;
+    const b = <u32>getX(rs2);
+    let old: u32;
+    switch (f5) {
+      case 3: { // SC.W
+        let ok = false;
+        if (resValid && resHost == h) ok = atomic.cmpxchg<u32>(h, <u32>resValue, b) == <u32>resValue;
+        resValid = false;
+        setX(rd, ok ? 0 : 1);
+        return;
+      }
+      case 1: old = atomic.xchg<u32>(h, b); break;
+      case 0: old = atomic.add<u32>(h, b); break;
+      case 4: old = atomic.xor<u32>(h, b); break;
+      case 12: old = atomic.and<u32>(h, b); break;
+      case 8: old = atomic.or<u32>(h, b); break;
+      case 16: case 20: case 24: case 28: {
+        old = atomic.load<u32>(h);
+        while (true) {
+          let nv: u32;
+          if (f5 == 16) nv = <i32>old < <i32>b ? old : b;
+          else if (f5 == 20) nv = <i32>old > <i32>b ? old : b;
+          else if (f5 == 24) nv = old < b ? old : b;
+          else nv = old > b ? old : b;
+          const seen = atomic.cmpxchg<u32>(h, old, nv);
+          if (seen == old) break;
+          old = seen;
+        }
+        break;
+      }
+      default: illegal(insn); return;
+    }
+    setX(rd, sx32(<u64>old));
+    return;
+  }
+  if (f3 == 3) {
+    if (f5 == 2) { // LR.D
+      if (rs2 != 0) { illegal(insn); return; }
+      const h = amoHost(a, 8, ACC_R);
+      if (excPending) return;
+      const v = atomic.load<u64>(h);
+      resValid = true; resHost = h; resValue = v;
+      setX(rd, v);
+      return;
+    }
+    const h = amoHost(a, 8, ACC_W);
+    if (excPending) return;
+    const b = getX(rs2);
+    let old: u64;
+    switch (f5) {
+      case 3: { // SC.D
+        let ok = false;
+        if (resValid && resHost == h) ok = atomic.cmpxchg<u64>(h, resValue, b) == resValue;
+        resValid = false;
+        setX(rd, ok ? 0 : 1);
+        return;
+      }
+      case 1: old = atomic.xchg<u64>(h, b); break;
+      case 0: old = atomic.add<u64>(h, b); break;
+      case 4: old = atomic.xor<u64>(h, b); break;
+      case 12: old = atomic.and<u64>(h, b); break;
+      case 8: old = atomic.or<u64>(h, b); break;
+      case 16: case 20: case 24: case 28: {
+        old = atomic.load<u64>(h);
+        while (true) {
+          let nv: u64;
+          if (f5 == 16) nv = <i64>old < <i64>b ? old : b;
+          else if (f5 == 20) nv = <i64>old > <i64>b ? old : b;
+          else if (f5 == 24) nv = old < b ? old : b;
+          else nv = old > b ? old : b;
+          const seen = atomic.cmpxchg<u64>(h, old, nv);
+          if (seen == old) break;
+          old = seen;
+        }
+        break;
+      }
+      default: illegal(insn); return;
+    }
+    setX(rd, old);
+    return;
+  }
+  illegal(insn);
+}
+
+/** OP-FP (unprivileged spec 11.4-11.9, 12.3-12.6). Returns false for an illegal encoding. */
+function execOpFp(insn: u32, rd: u32, rs1: u32, rs2: u32, f3: u32): bool {
+  const f7 = insn >> 25;
+  const fmt = f7 & 3;
+  if (fmt > 1) return false;
+  const dbl = fmt == 1;
+  switch (f7 >> 2) {
+    case 0x00: case 0x01: case 0x02: case 0x03: { // FADD FSUB FMUL FDIV
+      const rm = roundingMode(insn);
+      if (rm == 8) return false;
+      const k = f7 >> 2;
+      if (dbl) {
+        const a = getF(rs1), b = getF(rs2);
+        setF64(rd, k == 0 ? fpu.f64_add(a, b, rm) : k == 1 ? fpu.f64_sub(a, b, rm) : k == 2 ? fpu.f64_mul(a, b, rm) : fpu.f64_div(a, b, rm));
+      } else {
+        const a = getF32(rs1), b = getF32(rs2);
+        setF32(rd, k == 0 ? fpu.f32_add(a, b, rm) : k == 1 ? fpu.f32_sub(a, b, rm) : k == 2 ? fpu.f32_mul(a, b, rm) : fpu.f32_div(a, b, rm));
+      }
+      return true;
+    }
+    case 0x0b: { // FSQRT
+      if (rs2 != 0) return false;
+      const rm = roundingMode(insn);
+      if (rm == 8) return false;
+      if (dbl) setF64(rd, fpu.f64_sqrt(getF(rs1), rm));
+      else setF32(rd, fpu.f32_sqrt(getF32(rs1), rm));
+      return true;
+    }
+    case 0x04: { // FSGNJ, FSGNJN, FSGNJX
+      if (f3 > 2) return false;
+      if (dbl) {
+        const a = getF(rs1), b = getF(rs2);
+        const s = f3 == 0 ? b : f3 == 1 ? ~b : a ^ b;
+        setF64(rd, (a & 0x7fffffffffffffff) | (s & 0x8000000000000000));
+      } else {
+        const a = getF32(rs1), b = getF32(rs2);
+        const s = f3 == 0 ? b : f3 == 1 ? ~b : a ^ b;
+        setF32(rd, (a & 0x7fffffff) | (s & 0x80000000));
+      }
+      return true;
+    }
+    case 0x05: { // FMIN, FMAX
+      if (f3 > 1) return false;
+      if (dbl) setF64(rd, f3 == 0 ? fpu.f64_min(getF(rs1), getF(rs2)) : fpu.f64_max(getF(rs1), getF(rs2)));
+      else setF32(rd, f3 == 0 ? fpu.f32_min(getF32(rs1), getF32(rs2)) : fpu.f32_max(getF32(rs1), getF32(rs2)));
+      return true;
+    }
+    case 0x08: { // FCVT.S.D / FCVT.D.S
+      const rm = roundingMode(insn);
+      if (rm == 8) return false;
+      if (dbl) { if (rs2 != 0) return false; setF64(rd, fpu.f32_to_f64(getF32(rs1))); }
+      else { if (rs2 != 1) return false; setF32(rd, fpu.f64_to_f32(getF(rs1), rm)); }
+      return true;
+    }
+    case 0x14: { // FLE FLT FEQ
+      let v: u32;
+      if (dbl) {
+        const a = getF(rs1), b = getF(rs2);
+        if (f3 == 0) v = fpu.f64_le(a, b); else if (f3 == 1) v = fpu.f64_lt(a, b); else if (f3 == 2) v = fpu.f64_eq(a, b); else return false;
+      } else {
+        const a = getF32(rs1), b = getF32(rs2);
+        if (f3 == 0) v = fpu.f32_le(a, b); else if (f3 == 1) v = fpu.f32_lt(a, b); else if (f3 == 2) v = fpu.f32_eq(a, b); else return false;
+      }
+      setX(rd, <u64>v);
+      return true;
+    }
+    case 0x18: { // FCVT.W/WU/L/LU from float
+      const rm = roundingMode(insn);
+      if (rm == 8) return false;
+      let v: i64;
+      if (dbl) {
+        const a = getF(rs1);
+        if (rs2 == 0) v = fpu.f64_to_i32(a, rm); else if (rs2 == 1) v = fpu.f64_to_u32(a, rm);
+        else if (rs2 == 2) v = fpu.f64_to_i64(a, rm); else if (rs2 == 3) v = fpu.f64_to_u64(a, rm); else return false;
+      } else {
+        const a = getF32(rs1);
+        if (rs2 == 0) v = fpu.f32_to_i32(a, rm); else if (rs2 == 1) v = fpu.f32_to_u32(a, rm);
+        else if (rs2 == 2) v = fpu.f32_to_i64(a, rm); else if (rs2 == 3) v = fpu.f32_to_u64(a, rm); else return false;
+      }
+      setX(rd, <u64>v);
+      return true;
+    }
+    case 0x1a: { // FCVT to float from W/WU/L/LU
+      const rm = roundingMode(insn);
+      if (rm == 8) return false;
+      const x = getX(rs1);
+      if (dbl) {
+        let v: u64;
+        if (rs2 == 0) v = fpu.i32_to_f64(<i32>x, rm); else if (rs2 == 1) v = fpu.u32_to_f64(<u32>x, rm);
+        else if (rs2 == 2) v = fpu.i64_to_f64(<i64>x, rm); else if (rs2 == 3) v = fpu.u64_to_f64(x, rm); else return false;
+        setF64(rd, v);
+      } else {
+        let v: u32;
+        if (rs2 == 0) v = fpu.i32_to_f32(<i32>x, rm); else if (rs2 == 1) v = fpu.u32_to_f32(<u32>x, rm);
+        else if (rs2 == 2) v = fpu.i64_to_f32(<i64>x, rm); else if (rs2 == 3) v = fpu.u64_to_f32(x, rm); else return false;
+        setF32(rd, v);
+      }
+      return true;
+    }
+    case 0x1c: { // FMV.X.W/D, FCLASS
+      if (rs2 != 0) return false;
+      if (f3 == 0) setX(rd, dbl ? getF(rs1) : sx32(getF(rs1) & 0xffffffff));
+      else if (f3 == 1) setX(rd, <u64>(dbl ? fpu.f64_classify(getF(rs1)) : fpu.f32_classify(getF32(rs1))));
+      else return false;
+      return true;
+    }
+    case 0x1e: { // FMV.W.X / FMV.D.X
+      if (rs2 != 0 || f3 != 0) return false;
+      if (dbl) setF64(rd, getX(rs1)); else setF32(rd, <u32>getX(rs1));
+      return true;
+    }
+    default: return false;
+  }
+}

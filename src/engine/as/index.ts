@@ -1,0 +1,7 @@
+// Entry point of the engine's wasm module: the exports the TypeScript side calls.
+export {
+  init, run, getPc, setPc, getPriv, getInstret, setTimecmp, getTimecmp, requestExit,
+  setSoftwareInterrupt, resetHart, interruptPending, readCsr,
+  EXIT_BUDGET, EXIT_WFI, EXIT_SBI, EXIT_HALT,
+} from './cpu';
+export { debugTranslate } from './mmu';

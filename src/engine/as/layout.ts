@@ -1,0 +1,24 @@
+// Memory layout of the shared WebAssembly.Memory and of one hart's state block.
+// The TypeScript side (src/engine/layout.ts) mirrors these constants.
+
+/** Guest physical address where RAM starts (QEMU virt). */
+export const RAM_BASE: u64 = 0x80000000;
+
+/** Offset of a hart's x registers in its state block (32 x u64). */
+export const HS_X: u32 = 0;
+/** Offset of a hart's f registers (32 x u64, NaN-boxed). */
+export const HS_F: u32 = 256;
+/** Offset of the interrupt-request word: mip bits raised by other threads (i32, atomic). */
+export const HS_IRQ: u32 = 512;
+/** Offset of the wake word a parked hart waits on (i32, atomic). */
+export const HS_WAKE: u32 = 516;
+/** Offset of a word used only as the target of full-barrier RMWs (FENCE). */
+export const HS_FENCE: u32 = 520;
+/** Offset of the exported CSR mirror (u64 each): pc, priv, ... written at exit from run(). */
+export const HS_PC: u32 = 528;
+/** Offset of the TLB: 6 tables (S/U x read/write/exec) x 256 entries x 16 bytes. */
+export const HS_TLB: u32 = 1024;
+export const TLB_ENTRIES: u32 = 256;
+export const TLB_TABLE_BYTES: u32 = 256 * 16;
+/** Size of one hart's state block in bytes. */
+export const HS_SIZE: u32 = 32768;

@@ -1,0 +1,396 @@
+// Hart state shared by the interpreter, and the memory-management unit:
+// Sv39/Sv48 page-table walk with hardware A/D updates, a software TLB and
+// guest physical memory access (RAM in the shared wasm memory, MMIO through
+// the host).  RISC-V privileged spec 20211203, section 4.3 (Sv32 walk
+// algorithm, 4.3.2), 4.4 (Sv39), 4.5 (Sv48).
+
+import { RAM_BASE, HS_X, HS_F, HS_IRQ, HS_TLB, TLB_TABLE_BYTES } from './layout';
+
+// ---------------------------------------------------------------- host calls
+
+/** Read `size` (1, 2, 4) bytes of MMIO at guest physical `pa` (< 4 GiB). Returns the value or -1 with `mmioFault` set by the host. */
+@external("env", "mmioRead")
+declare function hostMmioRead(pa: u32, size: i32): i32;
+/** Write `size` bytes of MMIO at guest physical `pa`. Returns 0, or 1 when the address is not backed by a device (access fault). */
+@external("env", "mmioWrite")
+declare function hostMmioWrite(pa: u32, size: i32, value: i32): i32;
+/** 1 when the last mmioRead hit no device. */
+@external("env", "mmioReadFault")
+declare function hostMmioReadFault(): i32;
+
+// ---------------------------------------------------------------- state
+
+/** Base of this hart's state block in linear memory. */
+export let hartBase: u32 = 0;
+/** Address of x0 (x registers are u64 at xBase + 8*i). */
+export let xBase: u32 = 0;
+export let fBase: u32 = 0;
+export let irqWord: u32 = 0;
+/** Linear-memory offset of guest physical RAM_BASE. */
+export let ramOff: u32 = 0;
+/** RAM size in bytes. */
+export let ramSize: u64 = 0;
+export let hartId: u64 = 0;
+
+export let pc: u64 = 0;
+/** Privilege level: 0 = U, 1 = S. */
+export let priv: u32 = 1;
+
+// satp fields
+export let satpMode: u32 = 0;  // 0 bare, 8 Sv39, 9 Sv48
+export let satpAsid: u64 = 0;
+export let satpPpn: u64 = 0;
+// sstatus bits that affect translation
+export let sum: bool = false;
+export let mxr: bool = false;
+
+/** Pending synchronous exception: cause + 1 (0 = none). */
+export let excCause: u64 = 0;
+export let excPending: bool = false;
+export let excTval: u64 = 0;
+
+// TLB: table t = privIndex*3 + access; entries of {tag u64, addend u32, pad u32}
+export const ACC_R: u32 = 0;
+export const ACC_W: u32 = 1;
+export const ACC_X: u32 = 2;
+let tlbBase: u32 = 0;
+/** Base of the current privilege's three tables. */
+export let tlbCur: u32 = 0;
+let sTlbHasUser: bool = false;
+
+// Fetch cache: the virtual page of the last fetch and its host address.
+export let fetchVpn: u64 = 0xffffffffffffffff;
+export let fetchHost: u32 = 0;
+
+export function initState(base: u32, id: u64, ramOffset: u32, ramBytes: u64): void {
+  hartBase = base;
+  xBase = base + HS_X;
+  fBase = base + HS_F;
+  irqWord = base + HS_IRQ;
+  tlbBase = base + HS_TLB;
+  ramOff = ramOffset;
+  ramSize = ramBytes;
+  hartId = id;
+  setPriv(1);
+  tlbFlush();
+}
+
+@inline export function getX(r: u32): u64 { return load<u64>(xBase + (r << 3)); }
+@inline export function setX(r: u32, v: u64): void { store<u64>(xBase + (r << 3), v); }
+@inline export function getF(r: u32): u64 { return load<u64>(fBase + (r << 3)); }
+@inline export function setF(r: u32, v: u64): void { store<u64>(fBase + (r << 3), v); }
+
+export function setPriv(p: u32): void {
+  priv = p;
+  tlbCur = tlbBase + (p == 0 ? 3 * TLB_TABLE_BYTES : 0);
+  fetchVpn = 0xffffffffffffffff;
+}
+
+/** Flush every TLB entry and the fetch cache (sfence.vma, satp writes). */
+export function tlbFlush(): void {
+  const end = tlbBase + 6 * TLB_TABLE_BYTES;
+  for (let p = tlbBase; p < end; p += 16) store<u64>(p, 0xffffffffffffffff);
+  fetchVpn = 0xffffffffffffffff;
+  sTlbHasUser = false;
+}
+
+/** Called when sstatus.SUM or MXR change. */
+export function setSumMxr(newSum: bool, newMxr: bool): void {
+  if ((sum && !newSum && sTlbHasUser) || mxr != newMxr) tlbFlush();
+  sum = newSum;
+  mxr = newMxr;
+}
+
+@inline export function raise(cause: u64, tval: u64): void {
+  excPending = true;
+  excCause = cause;
+  excTval = tval;
+}
+
+// exception causes (privileged spec table 4.2)
+export const CAUSE_MISALIGNED_FETCH: u64 = 0;
+export const CAUSE_FETCH_ACCESS: u64 = 1;
+export const CAUSE_ILLEGAL: u64 = 2;
+export const CAUSE_BREAKPOINT: u64 = 3;
+export const CAUSE_MISALIGNED_LOAD: u64 = 4;
+export const CAUSE_LOAD_ACCESS: u64 = 5;
+export const CAUSE_MISALIGNED_STORE: u64 = 6;
+export const CAUSE_STORE_ACCESS: u64 = 7;
+export const CAUSE_ECALL_U: u64 = 8;
+export const CAUSE_ECALL_S: u64 = 9;
+export const CAUSE_FETCH_PAGE: u64 = 12;
+export const CAUSE_LOAD_PAGE: u64 = 13;
+export const CAUSE_STORE_PAGE: u64 = 15;
+
+function pageFault(access: u32, va: u64): void {
+  raise(access == ACC_X ? CAUSE_FETCH_PAGE : access == ACC_W ? CAUSE_STORE_PAGE : CAUSE_LOAD_PAGE, va);
+}
+function accessFault(access: u32, va: u64): void {
+  raise(access == ACC_X ? CAUSE_FETCH_ACCESS : access == ACC_W ? CAUSE_STORE_ACCESS : CAUSE_LOAD_ACCESS, va);
+}
+
+@inline export function isRam(pa: u64, len: u64): bool {
+  return pa >= RAM_BASE && pa - RAM_BASE + len <= ramSize;
+}
+@inline export function ramHost(pa: u64): u32 {
+  return ramOff + <u32>(pa - RAM_BASE);
+}
+
+// PTE bits (4.3.1)
+const PTE_V: u64 = 1;
+const PTE_R: u64 = 2;
+const PTE_W: u64 = 4;
+const PTE_X: u64 = 8;
+const PTE_U: u64 = 16;
+const PTE_A: u64 = 64;
+const PTE_D: u64 = 128;
+
+/** Set by translate(): true when the translated page may be cached in the TLB for this access. */
+let walkCacheable: bool = false;
+let walkUser: bool = false;
+
+/**
+ * Translate virtual address `va` for `access` at the current privilege.
+ * Returns the physical address, or raises a page fault (excPending) and returns 0.
+ * Sets accessed/dirty bits atomically in the PTE (privileged spec 4.3.2 step 7, Svadu behaviour).
+ */
+export function translate(va: u64, access: u32): u64 {
+  walkCacheable = true;
+  walkUser = false;
+  if (satpMode == 0) return va;
+  let levels: i32 = satpMode == 8 ? 3 : 4;
+  const vaBits: u64 = satpMode == 8 ? 39 : 48;
+  // the upper bits must all equal bit vaBits-1 (4.4.1)
+  const hi = <i64>va >> (vaBits - 1);
+  if (hi != 0 && hi != -1) { pageFault(access, va); return 0; }
+  let a: u64 = satpPpn << 12;
+  for (let i = levels - 1; i >= 0; i--) {
+    const vpnI = (va >> (12 + 9 * <u64>i)) & 0x1ff;
+    const pteAddr = a + (vpnI << 3);
+    if (!isRam(pteAddr, 8)) { accessFault(access, va); return 0; }
+    const host = ramHost(pteAddr);
+    let pte = atomic.load<u64>(host);
+    if ((pte & PTE_V) == 0 || ((pte & PTE_R) == 0 && (pte & PTE_W) != 0)) { pageFault(access, va); return 0; }
+    // reserved bits 63..54 (no Svpbmt / Svnapot advertised)
+    if ((pte >> 54) != 0) { pageFault(access, va); return 0; }
+    if ((pte & (PTE_R | PTE_X)) == 0) {
+      // pointer to next level; A, D, U must be clear for non-leaf (4.3.2 step 4)
+      if ((pte & (PTE_A | PTE_D | PTE_U)) != 0) { pageFault(access, va); return 0; }
+      a = ((pte >> 10) & 0xfffffffffff) << 12;
+      continue;
+    }
+    // leaf: permission checks (4.3.2 step 5)
+    const isUserPage = (pte & PTE_U) != 0;
+    if (priv == 0) {
+      if (!isUserPage) { pageFault(access, va); return 0; }
+    } else {
+      if (isUserPage && (access == ACC_X || !sum)) { pageFault(access, va); return 0; }
+    }
+    if (access == ACC_X) {
+      if ((pte & PTE_X) == 0) { pageFault(access, va); return 0; }
+    } else if (access == ACC_R) {
+      if ((pte & PTE_R) == 0 && !(mxr && (pte & PTE_X) != 0)) { pageFault(access, va); return 0; }
+    } else {
+      if ((pte & PTE_W) == 0) { pageFault(access, va); return 0; }
+    }
+    const ppn = (pte >> 10) & 0xfffffffffff;
+    // misaligned superpage (step 6)
+    if (i > 0 && (ppn & ((<u64>1 << (9 * <u64>i)) - 1)) != 0) { pageFault(access, va); return 0; }
+    // A/D update (step 7)
+    const need: u64 = PTE_A | (access == ACC_W ? PTE_D : 0);
+    while ((pte & need) != need) {
+      const old = atomic.cmpxchg<u64>(host, pte, pte | need);
+      if (old == pte) { pte |= need; break; }
+      pte = old;
+      if ((pte & PTE_V) == 0) { pageFault(access, va); return 0; }
+    }
+    // a read may be cached only if a later write to the page will also walk (D clear is fine: W TLB is separate)
+    walkUser = isUserPage;
+    const offMask: u64 = (<u64>1 << (12 + 9 * <u64>i)) - 1;
+    return ((ppn << 12) & ~offMask) | (va & offMask);
+  }
+  pageFault(access, va);
+  return 0;
+}
+
+/** Fill the TLB entry of page `va` for `access` with physical page `pa` (RAM only). */
+function tlbFill(va: u64, pa: u64, access: u32): void {
+  if (!walkCacheable || !isRam(pa & ~<u64>0xfff, 4096)) return;
+  if (walkUser && priv == 1) sTlbHasUser = true;
+  const vpn = va >> 12;
+  const e = tlbCur + access * TLB_TABLE_BYTES + ((<u32>vpn & 255) << 4);
+  store<u64>(e, vpn);
+  store<u32>(e, ramHost(pa & ~<u64>0xfff) - (<u32>va & ~<u32>0xfff), 8);
+}
+
+/** Host address of `va` for an access of `size` bytes within one page, or 0 when the page is not in the TLB. */
+@inline export function tlbLookup(va: u64, access: u32): u32 {
+  const vpn = va >> 12;
+  const e = tlbCur + access * TLB_TABLE_BYTES + ((<u32>vpn & 255) << 4);
+  if (load<u64>(e) == vpn) return <u32>va + load<u32>(e, 8);
+  return 0;
+}
+
+// ---------------------------------------------------------------- physical access
+
+function physRead(pa: u64, size: u32, va: u64): u64 {
+  if (isRam(pa, size)) {
+    const h = ramHost(pa);
+    if (size == 8) return load<u64>(h);
+    if (size == 4) return <u64>load<u32>(h);
+    if (size == 2) return <u64>load<u16>(h);
+    return <u64>load<u8>(h);
+  }
+  if (pa >= 0x80000000) { accessFault(ACC_R, va); return 0; }
+  if (size == 8) {
+    const lo = <u64><u32>hostMmioRead(<u32>pa, 4);
+    if (hostMmioReadFault()) { accessFault(ACC_R, va); return 0; }
+    const hi = <u64><u32>hostMmioRead(<u32>pa + 4, 4);
+    return lo | (hi << 32);
+  }
+  const v = <u64><u32>hostMmioRead(<u32>pa, <i32>size);
+  if (hostMmioReadFault()) { accessFault(ACC_R, va); return 0; }
+  return v;
+}
+
+function physWrite(pa: u64, size: u32, v: u64, va: u64): void {
+  if (isRam(pa, size)) {
+    const h = ramHost(pa);
+    if (size == 8) store<u64>(h, v);
+    else if (size == 4) store<u32>(h, <u32>v);
+    else if (size == 2) store<u16>(h, <u16>v);
+    else store<u8>(h, <u8>v);
+    return;
+  }
+  if (pa >= 0x80000000) { accessFault(ACC_W, va); return; }
+  if (size == 8) {
+    if (hostMmioWrite(<u32>pa, 4, <i32><u32>v) != 0) { accessFault(ACC_W, va); return; }
+    hostMmioWrite(<u32>pa + 4, 4, <i32><u32>(v >> 32));
+    return;
+  }
+  if (hostMmioWrite(<u32>pa, <i32>size, <i32><u32>v) != 0) accessFault(ACC_W, va);
+}
+
+// ---------------------------------------------------------------- virtual access
+
+/** Load `size` bytes at `va` (slow path: walk, fill TLB, MMIO, page-crossing). Zero-extended. */
+export function loadSlow(va: u64, size: u32): u64 {
+  if ((va & 0xfff) + <u64>size > 0x1000) {
+    // crosses a page: assemble byte by byte (misaligned access support)
+    let v: u64 = 0;
+    for (let i: u32 = 0; i < size; i++) {
+      const b = loadSlow(va + i, 1);
+      if (excPending) { excTval = va; return 0; }
+      v |= b << (8 * <u64>i);
+    }
+    return v;
+  }
+  const pa = translate(va, ACC_R);
+  if (excPending) return 0;
+  tlbFill(va, pa, ACC_R);
+  return physRead(pa, size, va);
+}
+
+export function storeSlow(va: u64, size: u32, v: u64): void {
+  if ((va & 0xfff) + <u64>size > 0x1000) {
+    // check both pages first so a faulting store writes nothing
+    translate(va, ACC_W);
+    if (excPending) return;
+    translate(va + size - 1, ACC_W);
+    if (excPending) { excTval = va; return; }
+    for (let i: u32 = 0; i < size; i++) {
+      storeSlow(va + i, 1, v >> (8 * <u64>i));
+      if (excPending) return;
+    }
+    return;
+  }
+  const pa = translate(va, ACC_W);
+  if (excPending) return;
+  tlbFill(va, pa, ACC_W);
+  physWrite(pa, size, v, va);
+}
+
+@inline export function load8(va: u64): u64 {
+  const h = tlbLookup(va, ACC_R);
+  if (h != 0) return <u64>load<u8>(h);
+  return loadSlow(va, 1);
+}
+@inline export function load16(va: u64): u64 {
+  const h = tlbLookup(va, ACC_R);
+  if (h != 0 && (va & 0xfff) <= 0xffe) return <u64>load<u16>(h);
+  return loadSlow(va, 2);
+}
+@inline export function load32(va: u64): u64 {
+  const h = tlbLookup(va, ACC_R);
+  if (h != 0 && (va & 0xfff) <= 0xffc) return <u64>load<u32>(h);
+  return loadSlow(va, 4);
+}
+@inline export function load64(va: u64): u64 {
+  const h = tlbLookup(va, ACC_R);
+  if (h != 0 && (va & 0xfff) <= 0xff8) return load<u64>(h);
+  return loadSlow(va, 8);
+}
+@inline export function store8(va: u64, v: u64): void {
+  const h = tlbLookup(va, ACC_W);
+  if (h != 0) { store<u8>(h, <u8>v); return; }
+  storeSlow(va, 1, v);
+}
+@inline export function store16(va: u64, v: u64): void {
+  const h = tlbLookup(va, ACC_W);
+  if (h != 0 && (va & 0xfff) <= 0xffe) { store<u16>(h, <u16>v); return; }
+  storeSlow(va, 2, v);
+}
+@inline export function store32(va: u64, v: u64): void {
+  const h = tlbLookup(va, ACC_W);
+  if (h != 0 && (va & 0xfff) <= 0xffc) { store<u32>(h, <u32>v); return; }
+  storeSlow(va, 4, v);
+}
+@inline export function store64(va: u64, v: u64): void {
+  const h = tlbLookup(va, ACC_W);
+  if (h != 0 && (va & 0xfff) <= 0xff8) { store<u64>(h, v); return; }
+  storeSlow(va, 8, v);
+}
+
+/**
+ * Host address for an atomic access (LR/SC/AMO) of `size` bytes at `va`:
+ * must be naturally aligned (else address-misaligned) and in RAM (else access fault).
+ * Returns 0 with excPending set on failure.
+ */
+export function amoHost(va: u64, size: u32, access: u32): u32 {
+  if ((va & (<u64>size - 1)) != 0) {
+    raise(access == ACC_R ? CAUSE_MISALIGNED_LOAD : CAUSE_MISALIGNED_STORE, va);
+    return 0;
+  }
+  const h = tlbLookup(va, access);
+  if (h != 0) return h;
+  const pa = translate(va, access);
+  if (excPending) return 0;
+  if (!isRam(pa, size)) { accessFault(access, va); return 0; }
+  tlbFill(va, pa, access);
+  return ramHost(pa);
+}
+
+/**
+ * Fetch the instruction parcel at `va` (16 bits, zero-extended) through the fetch cache.
+ * Raises fetch faults.
+ */
+@inline export function fetch16(va: u64): u32 {
+  if ((va >> 12) == fetchVpn) return <u32>load<u16>(fetchHost + (<u32>va & 0xfff));
+  return fetchSlow(va);
+}
+
+function fetchSlow(va: u64): u32 {
+  const pa = translate(va, ACC_X);
+  if (excPending) return 0;
+  if (!isRam(pa, 2)) { raise(CAUSE_FETCH_ACCESS, va); return 0; }
+  fetchVpn = va >> 12;
+  fetchHost = ramHost(pa & ~<u64>0xfff);
+  return <u32>load<u16>(fetchHost + (<u32>va & 0xfff));
+}
+
+/** Physical address helper for the host: translate without side effects on exceptions. */
+export function debugTranslate(va: u64): u64 {
+  const p = translate(va, ACC_R);
+  if (excPending) { excPending = false; return 0xffffffffffffffff; }
+  return p;
+}

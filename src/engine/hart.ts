@@ -1,0 +1,159 @@
+/**
+ * One virtual hart: a wasm instance of the engine bound to a state block in the
+ * VM's shared memory. The engine imports nothing from Node; the caller supplies
+ * the compiled module and the host callbacks (MMIO and clock).
+ */
+import { HART_STATE_BASE, HART_STATE_SIZE, HS_IRQ, HS_WAKE, HS_X, HS_F, RAM_OFFSET } from './layout.js';
+
+/** Why `Hart.run()` returned (values of the engine's EXIT_* constants). */
+export const enum HartExit {
+  /** The instruction budget was used up. */
+  Budget = 0,
+  /** WFI with no interrupt pending: park until one is due. */
+  Wfi = 1,
+  /** `ecall` from S-mode: serve the SBI call, then `skipEcall()`. */
+  Sbi = 2,
+  /** `requestExit()` was called. */
+  Halt = 3,
+}
+
+/** Interrupt-pending bits of `sip` (privileged spec 4.1.3). */
+export const SIP_SSIP = 1 << 1;
+export const SIP_STIP = 1 << 5;
+export const SIP_SEIP = 1 << 9;
+
+/** Host services the engine calls synchronously from inside `run()`. */
+export interface HartHost {
+  /** Read `size` (1, 2 or 4) bytes at guest physical `pa` from a device; `undefined` when no device is there (access fault). */
+  mmioRead(pa: number, size: number): number | undefined;
+  /** Write to a device; returns false when no device is there (access fault). */
+  mmioWrite(pa: number, size: number, value: number): boolean;
+  /** Current value of the `time` CSR in ticks (TIMEBASE_HZ). */
+  nowTicks(): number;
+}
+
+interface EngineExports {
+  init(base: number, id: number, ramOffset: number, ramBytes: bigint): void;
+  run(budget: number): number;
+  getPc(): bigint;
+  setPc(v: bigint): void;
+  getPriv(): number;
+  getInstret(): bigint;
+  setTimecmp(v: bigint): void;
+  getTimecmp(): bigint;
+  requestExit(): void;
+  setSoftwareInterrupt(on: number): void;
+  resetHart(entry: bigint): void;
+  interruptPending(): number;
+  readCsr(csr: number): bigint;
+  debugTranslate(va: bigint): bigint;
+}
+
+/** Total linear-memory bytes needed for `ramBytes` of guest RAM. */
+export function memoryBytesFor(ramBytes: number): number {
+  return RAM_OFFSET + ramBytes;
+}
+
+/** Create the VM's shared memory for `ramBytes` of guest RAM (a multiple of 64 KiB). */
+export function createGuestMemory(ramBytes: number): WebAssembly.Memory {
+  const pages = Math.ceil(memoryBytesFor(ramBytes) / 65536);
+  return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+}
+
+export class Hart {
+  readonly id: number;
+  readonly memory: WebAssembly.Memory;
+  private readonly ex: EngineExports;
+  private readonly base: number;
+  private readonly x: BigUint64Array;
+  private readonly f: BigUint64Array;
+  private readonly irq: Int32Array;
+
+  private constructor(id: number, memory: WebAssembly.Memory, ex: EngineExports) {
+    this.id = id;
+    this.memory = memory;
+    this.ex = ex;
+    this.base = HART_STATE_BASE + id * HART_STATE_SIZE;
+    this.x = new BigUint64Array(memory.buffer, this.base + HS_X, 32);
+    this.f = new BigUint64Array(memory.buffer, this.base + HS_F, 32);
+    this.irq = new Int32Array(memory.buffer, this.base + HS_IRQ, 2);
+  }
+
+  /**
+   * Instantiate hart `id` over `memory` (made by createGuestMemory) with `ramBytes` of RAM.
+   * `module` is the compiled engine (build/engine.wasm).
+   */
+  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, id: number, ramBytes: number, host: HartHost): Promise<Hart> {
+    let readFault = 0;
+    const imports = {
+      env: {
+        memory,
+        abort: () => { throw new Error('engine abort'); },
+        mmioRead: (pa: number, size: number): number => {
+          const v = host.mmioRead(pa >>> 0, size);
+          if (v === undefined) { readFault = 1; return 0; }
+          readFault = 0;
+          return v | 0;
+        },
+        mmioReadFault: (): number => readFault,
+        mmioWrite: (pa: number, size: number, value: number): number => (host.mmioWrite(pa >>> 0, size, value >>> 0) ? 0 : 1),
+        nowTicks: (): number => host.nowTicks(),
+      },
+    };
+    const instance = await WebAssembly.instantiate(module, imports);
+    const ex = instance.exports as unknown as EngineExports;
+    const hart = new Hart(id, memory, ex);
+    ex.init(hart.base, id, RAM_OFFSET, BigInt(ramBytes));
+    return hart;
+  }
+
+  /** Run up to `budget` instructions; see HartExit. */
+  run(budget: number): HartExit { return this.ex.run(budget) as HartExit; }
+  get pc(): bigint { return this.ex.getPc(); }
+  set pc(v: bigint) { this.ex.setPc(v); }
+  /** Current privilege: 0 = U, 1 = S. */
+  get priv(): number { return this.ex.getPriv(); }
+  get instret(): bigint { return this.ex.getInstret(); }
+  /** Read x register `i`. */
+  getX(i: number): bigint { return this.x[i]; }
+  /** Write x register `i` (x0 stays 0). */
+  setX(i: number, v: bigint): void { if (i !== 0) this.x[i] = BigInt.asUintN(64, v); }
+  getF(i: number): bigint { return this.f[i]; }
+  /** Step past the `ecall` after an SBI call was served. */
+  skipEcall(): void { this.ex.setPc(this.ex.getPc() + 4n); }
+  /** Supervisor timer compare value in ticks (SBI set_timer / stimecmp). */
+  set timecmp(v: bigint) { this.ex.setTimecmp(BigInt.asUintN(64, v)); }
+  get timecmp(): bigint { return this.ex.getTimecmp(); }
+  /** Make `run()` return HartExit.Halt at its next check. */
+  requestExit(): void { this.ex.requestExit(); }
+  /** Reset to S-mode at `entry` with a0 = hartid, a1 = `opaque` (boot, SBI HSM hart_start). */
+  reset(entry: bigint, a1: bigint): void {
+    this.ex.resetHart(entry);
+    this.setX(10, BigInt(this.id));
+    this.setX(11, a1);
+  }
+  /**
+   * Raise or lower an interrupt-pending bit (SIP_*) from any thread; wakes a parked hart.
+   */
+  setPending(bit: number, level: boolean): void {
+    if (level) Atomics.or(this.irq, 0, bit); else Atomics.and(this.irq, 0, ~bit);
+    this.wake();
+  }
+  /** Wake the hart if it is parked in WFI. */
+  wake(): void {
+    Atomics.add(this.irq, 1, 1);
+    Atomics.notify(this.irq, 1);
+  }
+  /** Value of the wake counter; pass it to `park()`. */
+  wakeSeq(): number { return Atomics.load(this.irq, 1); }
+  /** Block the calling thread until woken or `timeoutMs` passes (worker threads only). */
+  park(seq: number, timeoutMs: number): void {
+    Atomics.wait(this.irq, 1, seq, timeoutMs);
+  }
+  /** True when an enabled interrupt is pending (WFI would return). */
+  interruptPending(): boolean { return this.ex.interruptPending() !== 0; }
+  /** Read a CSR for diagnostics. */
+  readCsr(csr: number): bigint { return this.ex.readCsr(csr); }
+  /** Translate a virtual address for diagnostics; 2^64-1 when unmapped. */
+  translate(va: bigint): bigint { return this.ex.debugTranslate(va); }
+}

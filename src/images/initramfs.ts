@@ -1,0 +1,372 @@
+/**
+ * The default guest's initramfs: a static busybox, the kernel modules the `virt` board
+ * needs, and an `/init` script with a fixed contract that the run command relies on.
+ *
+ * ## The /init contract
+ *
+ * 1. Mounts proc on /proc, sysfs on /sys, devtmpfs on /dev, devpts on /dev/pts, tmpfs on
+ *    /tmp and /run; brings `lo` up; sets the hostname from kernel command-line
+ *    `tsvisor.hostname=NAME` (default `tsvisor`).
+ * 2. `insmod`s every module listed in `/etc/tsvisor/modules` (load order, dependencies
+ *    first), silently; failures are printed only when the command line has
+ *    `tsvisor.verbose`.
+ * 3. If `/tsvisor/mounts` exists, mounts each line `DEVICE MOUNTPOINT [FSTYPE [OPTIONS]]`
+ *    (mountpoint created first; `/dev/...` devices are awaited up to 5 s; FSTYPE `-` or
+ *    `auto` means "let mount guess"; `9p` defaults to `trans=virtio,version=9p2000.L`).
+ * 4. If `/tsvisor/cmd` exists (a shell script body, normally supplied by a second cpio
+ *    archive appended by the run command): puts the console in raw mode
+ *    (`stty raw -echo`, so output bytes are not translated), lowers the kernel console
+ *    log level to emergencies only (unless `tsvisor.verbose`), and runs `sh /tsvisor/cmd`
+ *    in `/root` with HOME=/root, PATH=/usr/sbin:/usr/bin:/sbin:/bin and TERM from
+ *    `tsvisor.term=` (default `linux`). Its stdin is /dev/null, unless the flag file
+ *    `/tsvisor/stdin` exists: then it runs as a session leader with the console as its
+ *    controlling terminal (`setsid cttyhack`). Afterwards /init writes exactly
+ *    `\x1fTSVISOR-EXIT <status>\x1f` (decimal exit status) to /dev/console, syncs and
+ *    powers off (`poweroff -f`).
+ * 5. Otherwise: an interactive login shell with job control on the console
+ *    (`setsid cttyhack sh -l`); when it exits, sync and power off. The optional
+ *    `tsvisor.cols=`/`tsvisor.rows=` set the console's window size first.
+ *
+ * There is no init daemon: `poweroff`, `reboot` and `halt` are small scripts that sync
+ * and call busybox's forced variant. Appended archives must contain only files whose
+ * parent directories exist (`/tsvisor` exists, empty, in the base archive).
+ */
+import type { CpioEntry } from './cpio.js';
+import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, cpioNewc } from './cpio.js';
+import type { KernelModuleTree, ModuleOrder } from './modules.js';
+import { resolveModuleOrder } from './modules.js';
+
+/**
+ * Version of the initramfs layout and /init script; part of the image cache key, so
+ * bump it whenever the built initramfs would change for the same inputs.
+ */
+export const INITRAMFS_BUILDER_VERSION = 1;
+
+/**
+ * Modules the default guest loads (names as the kernel knows them), in the order they
+ * are requested. Built-in ones are skipped at build time; their dependencies (ext4 ->
+ * jbd2, mbcache, crc16, crc32c via `softdep`; 9p -> 9pnet, netfs; ...) are added.
+ */
+export const DEFAULT_GUEST_MODULES: readonly string[] = [
+  'virtio_mmio',
+  'virtio_blk',
+  'virtio_net',
+  'virtio_rng',
+  'virtio_console',
+  'virtio_balloon',
+  'ext4',
+  'crc32c_generic',
+  'vfat',
+  'nls_cp437',
+  'nls_iso8859_1',
+  'nls_ascii',
+  'nls_utf8',
+  'isofs',
+  '9p',
+  '9pnet_virtio',
+];
+
+/** Of {@link DEFAULT_GUEST_MODULES}, those that another kernel build may lack without harm. */
+export const OPTIONAL_GUEST_MODULES: readonly string[] = ['crc32c_generic', 'nls_iso8859_1', 'nls_ascii', 'nls_utf8', 'virtio_console'];
+
+/**
+ * Common busybox applets, used only when the applet table cannot be read from the
+ * binary (see {@link busyboxApplets}).
+ */
+export const FALLBACK_APPLETS: readonly string[] = [
+  '[', '[[', 'ash', 'awk', 'basename', 'cat', 'chmod', 'chown', 'chroot', 'clear', 'cmp', 'cp', 'cpio', 'cttyhack',
+  'cut', 'date', 'dd', 'df', 'diff', 'dirname', 'dmesg', 'du', 'echo', 'env', 'expr', 'false', 'find', 'free',
+  'grep', 'gunzip', 'gzip', 'head', 'hexdump', 'hostname', 'id', 'ifconfig', 'insmod', 'ip', 'kill', 'less', 'ln',
+  'ls', 'lsmod', 'md5sum', 'mkdir', 'mknod', 'mktemp', 'modprobe', 'more', 'mount', 'mv', 'nproc', 'od', 'printf',
+  'ps', 'pwd', 'readlink', 'realpath', 'rm', 'rmdir', 'rmmod', 'sed', 'seq', 'setsid', 'sh', 'sha1sum', 'sha256sum',
+  'sha512sum', 'sleep', 'sort', 'stat', 'stty', 'switch_root', 'sync', 'sysctl', 'tail', 'tar', 'tee', 'test', 'time',
+  'top', 'touch', 'tr', 'true', 'truncate', 'tty', 'udhcpc', 'umount', 'uname', 'uniq', 'uptime', 'usleep', 'vi', 'wc',
+  'wget', 'which', 'xargs', 'xz', 'yes', 'zcat',
+];
+
+/** Applets that must exist for /init to work. */
+const REQUIRED_APPLETS = ['sh', 'mount', 'mkdir', 'insmod', 'stty', 'setsid', 'cttyhack', 'printf', 'sync', 'hostname', 'cat'];
+/** Applets replaced by scripts (no init daemon to signal). */
+const SHUTDOWN_APPLETS = ['poweroff', 'reboot', 'halt'];
+
+/**
+ * The applet names compiled into a busybox binary, read from its `applet_names` table
+ * (a sorted run of NUL-terminated names starting `[`, `[[`) without running it (the
+ * binary is riscv64). Falls back to {@link FALLBACK_APPLETS} when no plausible table
+ * is found.
+ */
+export function busyboxApplets(binary: Uint8Array): string[] {
+  const needle = new TextEncoder().encode('[\0[[\0');
+  const buf = Buffer.from(binary.buffer, binary.byteOffset, binary.byteLength);
+  let at = buf.indexOf(needle);
+  while (at >= 0) {
+    const names: string[] = [];
+    let p = at;
+    for (;;) {
+      const end = buf.indexOf(0, p);
+      if (end < 0) break;
+      const name = buf.subarray(p, end).toString('latin1');
+      if (!/^[a-z0-9_.[-][a-z0-9_.[+-]*$/.test(name)) break;
+      if (names.length > 0 && name <= names[names.length - 1]!) break;
+      names.push(name);
+      p = end + 1;
+    }
+    if (names.length >= 40 && REQUIRED_APPLETS.every((a) => names.includes(a))) return names;
+    at = buf.indexOf(needle, at + 1);
+  }
+  return [...FALLBACK_APPLETS];
+}
+
+/** The `/init` script (busybox ash). See the module comment for its contract. */
+export function initScript(): string {
+  return `#!/bin/sh
+# tsvisor initramfs /init (builder ${INITRAMFS_BUILDER_VERSION}); contract in tsvisor src/images/initramfs.ts
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+umask 022
+mount -t proc -o nosuid,nodev,noexec proc /proc
+mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
+mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o nosuid,noexec,gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts
+mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs /tmp
+mount -t tmpfs -o nosuid,nodev,mode=0755 tmpfs /run
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+[ -e /dev/stdin ] || ln -s /proc/self/fd/0 /dev/stdin
+[ -e /dev/stdout ] || ln -s /proc/self/fd/1 /dev/stdout
+[ -e /dev/stderr ] || ln -s /proc/self/fd/2 /dev/stderr
+
+tsv_hostname=tsvisor
+tsv_verbose=
+tsv_term=linux
+tsv_cols=
+tsv_rows=
+set -f
+read -r tsv_cmdline < /proc/cmdline
+for tsv_arg in $tsv_cmdline; do
+  case "$tsv_arg" in
+    tsvisor.hostname=*) tsv_hostname=\${tsv_arg#tsvisor.hostname=} ;;
+    tsvisor.verbose|tsvisor.verbose=*) tsv_verbose=1 ;;
+    tsvisor.term=*) tsv_term=\${tsv_arg#tsvisor.term=} ;;
+    tsvisor.cols=*) tsv_cols=\${tsv_arg#tsvisor.cols=} ;;
+    tsvisor.rows=*) tsv_rows=\${tsv_arg#tsvisor.rows=} ;;
+  esac
+done
+set +f
+[ -n "$tsv_hostname" ] || tsv_hostname=tsvisor
+hostname "$tsv_hostname"
+echo "$tsv_hostname" > /etc/hostname
+ip link set lo up 2>/dev/null
+
+if [ -f /etc/tsvisor/modules ]; then
+  while read -r tsv_mod; do
+    [ -n "$tsv_mod" ] || continue
+    if [ -n "$tsv_verbose" ]; then
+      insmod "$tsv_mod" || echo "tsvisor-init: insmod $tsv_mod failed" >&2
+    else
+      insmod "$tsv_mod" >/dev/null 2>&1
+    fi
+  done < /etc/tsvisor/modules
+fi
+
+if [ -f /tsvisor/mounts ]; then
+  while read -r tsv_dev tsv_mp tsv_fs tsv_opts tsv_rest; do
+    case "$tsv_dev" in ''|'#'*) continue ;; esac
+    [ -n "$tsv_mp" ] || continue
+    mkdir -p "$tsv_mp"
+    case "$tsv_dev" in
+      /dev/*) tsv_n=0
+        while [ ! -e "$tsv_dev" ] && [ "$tsv_n" -lt 50 ]; do usleep 100000; tsv_n=$((tsv_n + 1)); done ;;
+    esac
+    case "$tsv_fs" in -|auto) tsv_fs= ;; esac
+    if [ "$tsv_fs" = 9p ] && [ -z "$tsv_opts" ]; then tsv_opts=trans=virtio,version=9p2000.L; fi
+    set --
+    [ -z "$tsv_fs" ] || set -- -t "$tsv_fs"
+    [ -z "$tsv_opts" ] || set -- "$@" -o "$tsv_opts"
+    mount "$@" "$tsv_dev" "$tsv_mp" || echo "tsvisor-init: cannot mount $tsv_dev on $tsv_mp" >&2
+  done < /tsvisor/mounts
+  set --
+fi
+
+mkdir -p /root
+cd /root
+export HOME=/root
+export TERM="$tsv_term"
+
+if [ -f /tsvisor/cmd ]; then
+  [ -n "$tsv_verbose" ] || echo 1 > /proc/sys/kernel/printk
+  stty -F /dev/console raw -echo 2>/dev/null
+  if [ -e /tsvisor/stdin ]; then
+    setsid cttyhack sh /tsvisor/cmd
+  else
+    sh /tsvisor/cmd < /dev/null
+  fi
+  tsv_status=$?
+  printf '\\037TSVISOR-EXIT %d\\037' "$tsv_status" > /dev/console
+else
+  if [ -n "$tsv_cols" ] && [ -n "$tsv_rows" ]; then stty -F /dev/console cols "$tsv_cols" rows "$tsv_rows" 2>/dev/null; fi
+  setsid cttyhack sh -l
+fi
+sync
+poweroff -f
+echo o > /proc/sysrq-trigger 2>/dev/null
+while :; do sleep 3600; done
+`;
+}
+
+/** `/etc/profile` of the guest's login shell. */
+export function profileScript(): string {
+  return `# tsvisor guest /etc/profile
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=\${HOME:-/root}
+PS1='\\u@\\h:\\w\\$ '
+alias ll='ls -l'
+`;
+}
+
+/** The replacement for `poweroff`/`reboot`/`halt`: there is no init daemon to signal. */
+function shutdownScript(applet: string): string {
+  return `#!/bin/sh
+# tsvisor: no init daemon runs in this initramfs; ${applet} right away.
+sync
+exec /bin/busybox ${applet} -f "$@"
+`;
+}
+
+/** A kernel module to put into the initramfs. */
+export interface InitramfsModule {
+  /** Module name, normalized (`virtio_rng`). */
+  name: string;
+  /** Path below `/lib/modules/<version>/`, ending in `.ko` (e.g. `kernel/fs/ext4/ext4.ko`). */
+  path: string;
+  /** The decompressed module (ELF). */
+  data: Uint8Array;
+  /** Hard dependencies (module names) that are also in the initramfs. */
+  depends: string[];
+}
+
+/** Everything {@link initramfsEntries} puts into the archive. */
+export interface InitramfsInputs {
+  /** The static riscv64 busybox binary (`usr/bin/busybox` of Debian's busybox-static). */
+  busybox: Uint8Array;
+  /** Applets to link to busybox (default: read from the binary with {@link busyboxApplets}). */
+  applets?: readonly string[];
+  /** Kernel release, e.g. `6.12.107+deb13-riscv64` (the `/lib/modules/<version>` folder). */
+  kernelVersion: string;
+  /** Modules in load order (dependencies first). */
+  modules: readonly InitramfsModule[];
+  /** mtime of every entry, seconds since the epoch (default 0, for reproducible output). */
+  mtime?: number;
+}
+
+/**
+ * The archive members of the initramfs, parents before children. Layout: `/bin` holds
+ * busybox and its applet links; `/sbin`, `/usr/bin`, `/usr/sbin` are symlinks to it;
+ * `/dev/console` and `/dev/null` exist before devtmpfs is mounted (the kernel opens
+ * /dev/console for /init's stdio); modules live at `/lib/modules/<version>/<path>` with
+ * a `modules.dep` for busybox modprobe; `/etc/tsvisor/modules` lists their absolute
+ * paths in load order.
+ */
+export function initramfsEntries(inputs: InitramfsInputs): CpioEntry[] {
+  const mtime = inputs.mtime ?? 0;
+  const enc = new TextEncoder();
+  const entries: CpioEntry[] = [];
+  const seen = new Set<string>();
+  const ensureDir = (path: string, perm = 0o755): void => {
+    const parts = path.split('/').filter((p) => p !== '');
+    for (let i = 1; i <= parts.length; i++) {
+      const p = parts.slice(0, i).join('/');
+      if (seen.has(p)) continue;
+      seen.add(p);
+      entries.push({ path: p, mode: S_IFDIR | (i === parts.length ? perm : 0o755), mtime });
+    }
+  };
+  const add = (e: CpioEntry): void => {
+    const parent = e.path.split('/').slice(0, -1).join('/');
+    if (parent !== '') ensureDir(parent);
+    if (seen.has(e.path)) throw new Error(`initramfs: duplicate entry ${e.path}`);
+    seen.add(e.path);
+    entries.push({ ...e, mtime });
+  };
+  const file = (path: string, data: Uint8Array | string, perm: number): void =>
+    add({ path, mode: S_IFREG | perm, data: typeof data === 'string' ? enc.encode(data) : data });
+  const link = (path: string, target: string): void => add({ path, mode: S_IFLNK | 0o777, symlinkTarget: target });
+
+  for (const d of ['bin', 'dev', 'etc', 'etc/tsvisor', 'lib', 'mnt', 'proc', 'run', 'sys', 'tsvisor', 'usr', 'var']) ensureDir(d);
+  ensureDir('root', 0o700);
+  ensureDir('tmp', 0o1777);
+  add({ path: 'dev/console', mode: S_IFCHR | 0o600, rdevMajor: 5, rdevMinor: 1 });
+  add({ path: 'dev/null', mode: S_IFCHR | 0o666, rdevMajor: 1, rdevMinor: 3 });
+  link('sbin', 'bin');
+  link('usr/bin', '../bin');
+  link('usr/sbin', '../bin');
+  link('var/run', '../run');
+  link('var/tmp', '../tmp');
+
+  file('bin/busybox', inputs.busybox, 0o755);
+  const applets = new Set(inputs.applets ?? busyboxApplets(inputs.busybox));
+  for (const a of REQUIRED_APPLETS) applets.add(a);
+  for (const a of [...applets].sort()) {
+    if (a === 'busybox' || a.includes('/') || SHUTDOWN_APPLETS.includes(a)) continue;
+    link(`bin/${a}`, 'busybox');
+  }
+  for (const a of SHUTDOWN_APPLETS) file(`bin/${a}`, shutdownScript(a), 0o755);
+
+  file('init', initScript(), 0o755);
+  file('etc/profile', profileScript(), 0o644);
+  file('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644);
+  file('etc/group', 'root:x:0:\ntty:x:5:\n', 0o644);
+  file('etc/shells', '/bin/sh\n/bin/ash\n', 0o644);
+  file('etc/hosts', '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n', 0o644);
+  link('etc/mtab', '/proc/self/mounts');
+
+  const modRoot = `lib/modules/${inputs.kernelVersion}`;
+  ensureDir(modRoot);
+  const byName = new Map(inputs.modules.map((m) => [m.name, m]));
+  for (const m of inputs.modules) file(`${modRoot}/${m.path}`, m.data, 0o644);
+  const depLines = inputs.modules.map((m) => {
+    // depmod lists the transitive closure; modprobe loads it from the end.
+    const closure: string[] = [];
+    const walk = (n: string): void => {
+      for (const d of byName.get(n)?.depends ?? []) {
+        if (closure.includes(d) || !byName.has(d)) continue;
+        closure.push(d);
+        walk(d);
+      }
+    };
+    walk(m.name);
+    return `${m.path}:${closure.map((d) => ` ${byName.get(d)!.path}`).join('')}\n`;
+  });
+  file(`${modRoot}/modules.dep`, depLines.join(''), 0o644);
+  file('etc/tsvisor/modules', inputs.modules.map((m) => `/${modRoot}/${m.path}\n`).join(''), 0o644);
+  return entries;
+}
+
+/** The initramfs as an uncompressed newc cpio archive (see {@link initramfsEntries}). */
+export function buildInitramfs(inputs: InitramfsInputs): Uint8Array {
+  return cpioNewc(initramfsEntries(inputs));
+}
+
+/**
+ * Resolves `wanted` (default {@link DEFAULT_GUEST_MODULES}) against a kernel's module
+ * tree and loads the decompressed modules, in load order.
+ * @throws ImageError when a required module or dependency is missing or unreadable.
+ */
+export async function collectModules(
+  tree: KernelModuleTree,
+  wanted: readonly string[] = DEFAULT_GUEST_MODULES,
+  optional: readonly string[] = OPTIONAL_GUEST_MODULES,
+): Promise<{ resolution: ModuleOrder; modules: InitramfsModule[] }> {
+  const resolution = await resolveModuleOrder(wanted, tree, optional);
+  const included = new Set(resolution.order);
+  const modules: InitramfsModule[] = [];
+  for (const name of resolution.order) {
+    const info = await tree.info(name);
+    modules.push({
+      name,
+      path: tree.relPath(name).replace(/\.(xz|gz|zst)$/, ''),
+      data: await tree.load(name),
+      depends: info.depends.filter((d) => included.has(d)),
+    });
+  }
+  return { resolution, modules };
+}

@@ -1,0 +1,310 @@
+/**
+ * The `virt`-compatible board: QEMU virt's memory map and device-tree
+ * bindings (hw/riscv/virt.c), so a distribution kernel finds every device.
+ *
+ *   0x0010_0000  syscon / SiFive test (poweroff, reboot)
+ *   0x0010_1000  goldfish RTC                       (PLIC source 11)
+ *   0x0200_0000  CLINT                              (M-mode only, listed for compatibility)
+ *   0x0c00_0000  PLIC
+ *   0x1000_0000  NS16550A UART                      (PLIC source 10)
+ *   0x1000_1000  virtio-mmio slot i at +0x1000*i    (PLIC source 1 + i), 8 slots
+ *   0x8000_0000  RAM
+ */
+import { Hart, HartExit, SIP_SEIP, createGuestMemory } from '../engine/hart.js';
+import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ, MAX_HARTS } from '../engine/layout.js';
+import type { MmioDevice, CharBackend, BlockBackend, WallClock, MmioWidth } from '../devices/bus.js';
+import { GuestMemory } from '../devices/guest-memory.js';
+import { Plic } from '../devices/plic.js';
+import { Uart16550 } from '../devices/uart16550.js';
+import { Aclint } from '../devices/aclint.js';
+import { GoldfishRtc } from '../devices/goldfish-rtc.js';
+import { Syscon, type PowerEvent } from '../devices/syscon.js';
+import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
+import { VirtioBlk } from '../devices/virtio/blk.js';
+import { FdtNode, buildFdt, cells64 } from './fdt.js';
+import { parseKernelImage, layoutBoot, BootError } from './boot.js';
+import { handleSbiCall, HartState, SBI_SUCCESS, SBI_ERR_INVALID_PARAM, SBI_ERR_ALREADY_AVAILABLE, type SbiPlatform } from './sbi.js';
+
+export const SYSCON_BASE = 0x10_0000;
+export const RTC_BASE = 0x10_1000;
+export const CLINT_BASE = 0x200_0000;
+export const PLIC_BASE = 0xc00_0000;
+export const UART_BASE = 0x1000_0000;
+export const VIRTIO_BASE = 0x1000_1000;
+export const VIRTIO_STRIDE = 0x1000;
+export const VIRTIO_SLOTS = 8;
+export const UART_IRQ = 10;
+export const RTC_IRQ = 11;
+export const VIRTIO_IRQ0 = 1;
+/** PLIC sources (QEMU virt: VIRT_IRQCHIP_NUM_SOURCES). */
+export const PLIC_SOURCES = 96;
+/** UART input clock in Hz (as QEMU virt). */
+const UART_CLOCK_HZ = 3_686_400;
+
+/** One disk of the board. */
+export interface DiskConfig {
+  backend: BlockBackend;
+  /** Serial string reported by VIRTIO_BLK_T_GET_ID (at most 20 bytes). */
+  serial?: string;
+}
+
+/** Everything needed to build a board. Sizes in bytes. */
+export interface BoardConfig {
+  ramBytes: number;
+  /** Number of harts (1..64). */
+  harts: number;
+  /** The compiled engine module (build/engine.wasm). */
+  engine: WebAssembly.Module;
+  /** Linux RISC-V `Image`. */
+  kernel: Uint8Array;
+  initrd?: Uint8Array;
+  /** Kernel command line (/chosen/bootargs). */
+  bootargs: string;
+  disks: DiskConfig[];
+  console: CharBackend;
+  clock: WallClock;
+  /** Monotonic time source in ns (performance.now()*1e6 on Node). */
+  monotonicNs: () => number;
+  /** Called once when the guest powers off, resets or reports failure. */
+  onPower: (event: PowerEvent) => void;
+}
+
+interface Window { base: number; end: number; dev: MmioDevice }
+
+/** A built machine: memory, harts, devices, ready to run. */
+export class Board implements SbiPlatform {
+  readonly memory: GuestMemory;
+  readonly wasmMemory: WebAssembly.Memory;
+  readonly harts: Hart[] = [];
+  readonly hartStates: HartState[] = [];
+  readonly plic: Plic;
+  readonly uart: Uart16550;
+  readonly rtc: GoldfishRtc;
+  readonly clint: Aclint;
+  readonly syscon: Syscon;
+  readonly virtio: VirtioMmioTransport[] = [];
+  readonly disks: VirtioBlk[] = [];
+  private readonly windows: Window[] = [];
+  private readonly cfg: BoardConfig;
+  private readonly t0: number;
+  /** Set once the guest asked for poweroff/reset. */
+  powerEvent: PowerEvent | null = null;
+
+  private constructor(cfg: BoardConfig) {
+    this.cfg = cfg;
+    this.t0 = cfg.monotonicNs();
+    this.wasmMemory = createGuestMemory(cfg.ramBytes);
+    this.memory = new GuestMemory(new Uint8Array(this.wasmMemory.buffer, RAM_OFFSET, cfg.ramBytes), RAM_BASE);
+    this.plic = new Plic(PLIC_SOURCES, 2 * cfg.harts, (ctx, level) => {
+      if (ctx % 2 === 1) this.harts[(ctx - 1) / 2]?.setPending(SIP_SEIP, level);
+    });
+    this.uart = new Uart16550(cfg.console, this.plic.line(UART_IRQ));
+    this.rtc = new GoldfishRtc(cfg.clock, this.plic.line(RTC_IRQ));
+    this.clint = new Aclint(cfg.harts, () => BigInt(Math.floor(this.nowTicks())), () => {}, () => {});
+    this.syscon = new Syscon((ev) => this.power(ev));
+    this.map(SYSCON_BASE, this.syscon);
+    this.map(RTC_BASE, this.rtc);
+    this.map(CLINT_BASE, this.clint);
+    this.map(PLIC_BASE, this.plic);
+    this.map(UART_BASE, this.uart);
+    cfg.disks.forEach((d, i) => {
+      if (i >= VIRTIO_SLOTS) throw new BootError(`too many disks: at most ${VIRTIO_SLOTS} virtio devices`);
+      const blk = new VirtioBlk(d.backend, { serial: d.serial ?? `tsvisor-disk${i}` });
+      const mmio = new VirtioMmioTransport(blk, this.memory, this.plic.line(VIRTIO_IRQ0 + i));
+      this.disks.push(blk);
+      this.virtio.push(mmio);
+    });
+    for (let i = 0; i < VIRTIO_SLOTS; i++) {
+      const base = VIRTIO_BASE + i * VIRTIO_STRIDE;
+      if (i < this.virtio.length) this.map(base, this.virtio[i]);
+    }
+  }
+
+  /** Build the board, load the kernel, initrd and device tree, and reset hart 0 to the kernel entry. Throws BootError. */
+  static async create(cfg: BoardConfig): Promise<Board> {
+    if (!Number.isInteger(cfg.harts) || cfg.harts < 1 || cfg.harts > MAX_HARTS) {
+      throw new BootError(`harts must be 1..${MAX_HARTS}`);
+    }
+    const info = parseKernelImage(cfg.kernel);
+    const board = new Board(cfg);
+    const initrdBytes = cfg.initrd?.length ?? 0;
+    const layout = layoutBoot(RAM_BASE, cfg.ramBytes, info, initrdBytes);
+    board.memory.slice(layout.kernelAddr, cfg.kernel.length).set(cfg.kernel);
+    if (cfg.initrd) board.memory.slice(layout.initrdAddr, initrdBytes).set(cfg.initrd);
+    const fdt = board.deviceTree(cfg.initrd ? layout : null);
+    board.memory.slice(layout.fdtAddr, fdt.length).set(fdt);
+    for (let i = 0; i < cfg.harts; i++) {
+      const hart = await Hart.create(cfg.engine, board.wasmMemory, i, cfg.ramBytes, board);
+      board.harts.push(hart);
+      board.hartStates.push(i === 0 ? HartState.Started : HartState.Stopped);
+    }
+    board.harts[0].reset(BigInt(layout.kernelAddr), BigInt(layout.fdtAddr));
+    return board;
+  }
+
+  private map(base: number, dev: MmioDevice): void {
+    this.windows.push({ base, end: base + dev.size, dev });
+  }
+
+  // ------------------------------------------------------------ HartHost
+
+  /** Time in timebase ticks since the board was created. */
+  nowTicks(): number {
+    return ((this.cfg.monotonicNs() - this.t0) * TIMEBASE_HZ) / 1e9;
+  }
+
+  private find(pa: number, size: number): Window | undefined {
+    for (const w of this.windows) if (pa >= w.base && pa + size <= w.end) return w;
+    return undefined;
+  }
+
+  mmioRead(pa: number, size: number): number | undefined {
+    const w = this.find(pa, size);
+    if (!w) return undefined;
+    return w.dev.read(pa - w.base, size as MmioWidth);
+  }
+
+  mmioWrite(pa: number, size: number, value: number): boolean {
+    const w = this.find(pa, size);
+    if (!w) return false;
+    w.dev.write(pa - w.base, size as MmioWidth, value);
+    return true;
+  }
+
+  // ------------------------------------------------------------ SbiPlatform
+
+  consoleWrite(bytes: Uint8Array): void { this.cfg.console.write(bytes); }
+  consoleRead(): number {
+    const b = this.cfg.console.read(1);
+    return b.length ? b[0] : -1;
+  }
+  systemReset(kind: 'shutdown' | 'reboot', _reason: number): void {
+    this.power(kind === 'shutdown' ? { kind: 'poweroff' } : { kind: 'reset' });
+  }
+  hartStart(id: number, start: bigint, opaque: bigint): number {
+    if (id < 0 || id >= this.harts.length) return SBI_ERR_INVALID_PARAM;
+    if (this.hartStates[id] !== HartState.Stopped) return SBI_ERR_ALREADY_AVAILABLE;
+    this.harts[id].reset(start, opaque);
+    this.hartStates[id] = HartState.Started;
+    this.harts[id].wake();
+    return SBI_SUCCESS;
+  }
+  hartStop(id: number): number {
+    this.hartStates[id] = HartState.Stopped;
+    this.harts[id].requestExit();
+    return SBI_SUCCESS;
+  }
+  hartStatus(id: number): number {
+    if (id < 0 || id >= this.harts.length) return -1;
+    return this.hartStates[id];
+  }
+  remoteFence(_mask: bigint[] | 'all'): void {
+    // single-threaded harts: each hart flushes on its own sfence; nothing is cached across harts
+  }
+
+  private power(ev: PowerEvent): void {
+    if (this.powerEvent) return;
+    this.powerEvent = ev;
+    for (const h of this.harts) h.requestExit();
+    this.cfg.onPower(ev);
+  }
+
+  /** Serve an SBI call from `hart`. */
+  sbiCall(hart: Hart): void { handleSbiCall(hart, this); }
+
+  /** Poll devices whose input arrives asynchronously (console input, RTC alarm). */
+  pollDevices(): void {
+    this.uart.poll();
+    this.rtc.poll();
+  }
+
+  /** Flush every disk (used at power-off). */
+  flushDisks(): void {
+    for (const d of this.cfg.disks) { try { d.backend.flush(); } catch { /* reported by the device on guest flush */ } }
+  }
+
+  // ------------------------------------------------------------ device tree
+
+  /** Generate the flattened device tree (QEMU virt bindings). */
+  deviceTree(initrd: { initrdAddr: number; initrdEnd: number } | null): Uint8Array {
+    let phandle = 1;
+    const root = new FdtNode('');
+    root.prop('#address-cells', [2]).prop('#size-cells', [2])
+      .prop('compatible', 'riscv-virtio').prop('model', 'riscv-virtio,qemu');
+    const chosen = root.child('chosen');
+    chosen.prop('bootargs', this.cfg.bootargs);
+    chosen.prop('stdout-path', `/soc/serial@${UART_BASE.toString(16)}`);
+    if (initrd) {
+      chosen.prop('linux,initrd-start', cells64(initrd.initrdAddr));
+      chosen.prop('linux,initrd-end', cells64(initrd.initrdEnd));
+    }
+    const seed = new Uint8Array(32);
+    globalThis.crypto.getRandomValues(seed);
+    chosen.prop('rng-seed', seed);
+    root.child(`memory@${RAM_BASE.toString(16)}`)
+      .prop('device_type', 'memory')
+      .prop('reg', [...cells64(RAM_BASE), ...cells64(this.cfg.ramBytes)]);
+    const cpus = root.child('cpus');
+    cpus.prop('#address-cells', [1]).prop('#size-cells', [0]).prop('timebase-frequency', [TIMEBASE_HZ]);
+    const intcPhandles: number[] = [];
+    const cpuPhandles: number[] = [];
+    for (let i = 0; i < this.cfg.harts; i++) {
+      const cpuPh = phandle++;
+      const intcPh = phandle++;
+      cpuPhandles.push(cpuPh);
+      intcPhandles.push(intcPh);
+      const cpu = cpus.child(`cpu@${i}`);
+      cpu.prop('phandle', [cpuPh]).prop('device_type', 'cpu').prop('reg', [i]).prop('status', 'okay')
+        .prop('compatible', 'riscv')
+        .prop('riscv,isa', 'rv64imafdc_zicntr_zicsr_zifencei')
+        .prop('riscv,isa-base', 'rv64i')
+        .prop('riscv,isa-extensions', ['i', 'm', 'a', 'f', 'd', 'c', 'zicntr', 'zicsr', 'zifencei'])
+        .prop('mmu-type', 'riscv,sv48');
+      cpu.child('interrupt-controller')
+        .prop('#interrupt-cells', [1]).prop('interrupt-controller', null)
+        .prop('compatible', 'riscv,cpu-intc').prop('phandle', [intcPh]);
+    }
+    const map = cpus.child('cpu-map').child('cluster0');
+    for (let i = 0; i < this.cfg.harts; i++) map.child(`core${i}`).prop('cpu', [cpuPhandles[i]]);
+
+    const soc = root.child('soc');
+    soc.prop('#address-cells', [2]).prop('#size-cells', [2]).prop('compatible', 'simple-bus').prop('ranges', null);
+    const plicPh = phandle++;
+    const testPh = phandle++;
+    soc.child(`test@${SYSCON_BASE.toString(16)}`).prop('phandle', [testPh])
+      .prop('reg', [...cells64(SYSCON_BASE), 0, 0x1000])
+      .prop('compatible', ['sifive,test1', 'sifive,test0', 'syscon']);
+    soc.child('poweroff').prop('value', [0x5555]).prop('offset', [0]).prop('regmap', [testPh]).prop('compatible', 'syscon-poweroff');
+    soc.child('reboot').prop('value', [0x7777]).prop('offset', [0]).prop('regmap', [testPh]).prop('compatible', 'syscon-reboot');
+    soc.child(`rtc@${RTC_BASE.toString(16)}`)
+      .prop('interrupts', [RTC_IRQ]).prop('interrupt-parent', [plicPh])
+      .prop('reg', [...cells64(RTC_BASE), 0, 0x1000]).prop('compatible', 'google,goldfish-rtc');
+    soc.child(`serial@${UART_BASE.toString(16)}`)
+      .prop('interrupts', [UART_IRQ]).prop('interrupt-parent', [plicPh])
+      .prop('clock-frequency', [UART_CLOCK_HZ])
+      .prop('reg', [...cells64(UART_BASE), 0, 0x100]).prop('compatible', 'ns16550a');
+    for (let i = 0; i < this.virtio.length; i++) {
+      const base = VIRTIO_BASE + i * VIRTIO_STRIDE;
+      soc.child(`virtio_mmio@${base.toString(16)}`)
+        .prop('interrupts', [VIRTIO_IRQ0 + i]).prop('interrupt-parent', [plicPh])
+        .prop('reg', [...cells64(base), 0, VIRTIO_STRIDE]).prop('compatible', 'virtio,mmio');
+    }
+    const plicIrqs: number[] = [];
+    const clintIrqs: number[] = [];
+    for (const ph of intcPhandles) { plicIrqs.push(ph, 11, ph, 9); clintIrqs.push(ph, 3, ph, 7); }
+    soc.child(`plic@${PLIC_BASE.toString(16)}`).prop('phandle', [plicPh])
+      .prop('riscv,ndev', [PLIC_SOURCES - 1])
+      .prop('reg', [...cells64(PLIC_BASE), 0, 0x600000])
+      .prop('interrupts-extended', plicIrqs)
+      .prop('interrupt-controller', null)
+      .prop('compatible', ['sifive,plic-1.0.0', 'riscv,plic0'])
+      .prop('#address-cells', [0]).prop('#interrupt-cells', [1]);
+    soc.child(`clint@${CLINT_BASE.toString(16)}`)
+      .prop('interrupts-extended', clintIrqs)
+      .prop('reg', [...cells64(CLINT_BASE), 0, 0x10000])
+      .prop('compatible', ['sifive,clint0', 'riscv,clint0']);
+    return buildFdt(root);
+  }
+}
+
+export { HartExit };
