@@ -47,9 +47,11 @@ export class Syscon implements MmioDevice, Persistable<Record<string, never>> {
     }
   }
 
+  /** No state: returns `{}`. */
   save(): Record<string, never> {
     return {};
   }
 
+  /** No state to restore. */
   restore(_state: Record<string, never>): void {}
 }

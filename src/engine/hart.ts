@@ -109,11 +109,11 @@ export class Hart {
 
   /** Run up to `budget` instructions; see HartExit. */
   run(budget: number): HartExit { return this.ex.run(budget) as HartExit; }
-  get pc(): bigint { return this.ex.getPc(); }
+  get pc(): bigint { return BigInt.asUintN(64, this.ex.getPc()); }
   set pc(v: bigint) { this.ex.setPc(v); }
   /** Current privilege: 0 = U, 1 = S. */
   get priv(): number { return this.ex.getPriv(); }
-  get instret(): bigint { return this.ex.getInstret(); }
+  get instret(): bigint { return BigInt.asUintN(64, this.ex.getInstret()); }
   /** Read x register `i`. */
   getX(i: number): bigint { return this.x[i]; }
   /** Write x register `i` (x0 stays 0). */
@@ -123,7 +123,7 @@ export class Hart {
   skipEcall(): void { this.ex.setPc(this.ex.getPc() + 4n); }
   /** Supervisor timer compare value in ticks (SBI set_timer / stimecmp). */
   set timecmp(v: bigint) { this.ex.setTimecmp(BigInt.asUintN(64, v)); }
-  get timecmp(): bigint { return this.ex.getTimecmp(); }
+  get timecmp(): bigint { return BigInt.asUintN(64, this.ex.getTimecmp()); }
   /** Make `run()` return HartExit.Halt at its next check. */
   requestExit(): void { this.ex.requestExit(); }
   /** Reset to S-mode at `entry` with a0 = hartid, a1 = `opaque` (boot, SBI HSM hart_start). */
@@ -153,7 +153,7 @@ export class Hart {
   /** True when an enabled interrupt is pending (WFI would return). */
   interruptPending(): boolean { return this.ex.interruptPending() !== 0; }
   /** Read a CSR for diagnostics. */
-  readCsr(csr: number): bigint { return this.ex.readCsr(csr); }
+  readCsr(csr: number): bigint { return BigInt.asUintN(64, this.ex.readCsr(csr)); }
   /** Translate a virtual address for diagnostics; 2^64-1 when unmapped. */
-  translate(va: bigint): bigint { return this.ex.debugTranslate(va); }
+  translate(va: bigint): bigint { return BigInt.asUintN(64, this.ex.debugTranslate(va)); }
 }

@@ -215,7 +215,7 @@ export class PrivateApt {
       });
     }
     writeFileSync(this.sourcesPath, this.sourcesLine(trusted));
-    let r = await this.aptGet(['update']);
+    let r = await this.aptUpdate();
     if (r.code !== 0 && !trusted && SIGNATURE_TROUBLE.test(r.stdout.toString() + r.stderr.toString())) {
       this.onProgress({
         kind: 'warning',
@@ -223,7 +223,7 @@ export class PrivateApt {
       });
       trusted = true;
       writeFileSync(this.sourcesPath, this.sourcesLine(true));
-      r = await this.aptGet(['update']);
+      r = await this.aptUpdate();
     }
     if (r.code !== 0) {
       throw new ImageError(`apt-get update failed for ${where}: ${lastErrorLine(r)}`);
@@ -232,6 +232,22 @@ export class PrivateApt {
     const stamp: UpdateStamp = { time: Date.now(), sourcesList: this.sourcesLine(trusted) };
     writeFileSync(this.stampPath, JSON.stringify(stamp));
     this.onProgress({ kind: 'done', message: `package lists updated${fetched ? ` (fetched ${fetched})` : ''}` });
+  }
+
+  /**
+   * `apt-get update` that fails on any fetch error: plain `apt-get update` exits 0 when
+   * the mirror is unreachable ("W: Failed to fetch"), leaving us without lists.
+   */
+  private async aptUpdate() {
+    let r = await this.aptGet(['update', '--error-on=any']);
+    if (r.code !== 0 && /--error-on/.test(r.stderr.toString())) r = await this.aptGet(['update']); // apt < 2.1.16
+    if (r.code === 0) {
+      const text = `${r.stdout.toString()}\n${r.stderr.toString()}`;
+      const err = /^(?:Err:.*|W: Failed to fetch.*)$/m.exec(text);
+      const lists = readdirSync(join(this.dir, 'state', 'lists')).some((n) => n.includes('_Packages'));
+      if (err || !lists) return { ...r, code: 100, stderr: Buffer.from(`E: ${err ? err[0] : 'no package lists were fetched'}\n`) };
+    }
+    return r;
   }
 
   private aptGet(args: string[], cwd?: string) {

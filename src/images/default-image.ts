@@ -18,7 +18,7 @@ import {
   copyFileSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, readSync, closeSync, readdirSync, renameSync, rmSync,
   statSync, writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PrivateApt, dependsNames } from './apt.js';
 import { ImageError } from './errors.js';
 import { runChecked } from './exec.js';
@@ -325,8 +325,10 @@ async function build(apt: PrivateApt, paths: CachePaths, progress: ProgressListe
     writeFileSync(join(tmp, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     rmSync(dir, { recursive: true, force: true });
     renameSync(tmp, dir);
+    const previous = readJson<Pointer>(pointerPath);
     writePointer(manifest);
-    prune(paths, new Set([imagePkg, BUSYBOX_PACKAGE]), new Set([fsName(imagePkg, image.Version), fsName(BUSYBOX_PACKAGE, busybox.Version)]), dir);
+    const keepImages = new Set([dir, ...(previous ? [dirname(previous.manifest)] : [])]);
+    prune(paths, new Set([fsName(imagePkg, image.Version), fsName(BUSYBOX_PACKAGE, busybox.Version)]), keepImages);
     progress({
       kind: 'done',
       message: `default image ready: kernel ${kernelVersion} (${formatBytes(statSync(kernelSrc).size)}), initramfs ${formatBytes(cpio.length)} with ${modules.length} modules`,
@@ -338,12 +340,17 @@ async function build(apt: PrivateApt, paths: CachePaths, progress: ProgressListe
   }
 }
 
+/** True for the packages the default image is made of (any version of the kernel). */
+function ownPackage(name: string): boolean {
+  return name === BUSYBOX_PACKAGE || /^linux-image-\d.*-riscv64$/.test(name);
+}
+
 /**
- * Removes downloads, extracted trees and images of older versions of `packages`
- * (`keep` holds the current `<package>_<version>` names; `currentDir` the current image).
+ * Removes downloads and extracted trees of other versions of the image's packages
+ * (`keep` holds the current `<package>_<version>` names), and image folders other than
+ * `keepImages` (the current one and the one it replaces, which a VM may be starting from).
  */
-function prune(paths: CachePaths, packages: Set<string>, keep: Set<string>, currentDir: string): void {
-  const pkgOf = (name: string): string => name.split('_')[0]!;
+function prune(paths: CachePaths, keep: Set<string>, keepImages: Set<string>): void {
   const safeList = (d: string): string[] => {
     try {
       return readdirSync(d);
@@ -352,17 +359,15 @@ function prune(paths: CachePaths, packages: Set<string>, keep: Set<string>, curr
     }
   };
   for (const f of safeList(paths.debs)) {
-    if (!f.endsWith('.deb') || !packages.has(pkgOf(f))) continue;
     const [name, version] = f.split('_');
+    if (!f.endsWith('.deb') || !ownPackage(name!)) continue;
     if (!keep.has(`${name}_${version}`)) rmSync(join(paths.debs, f), { force: true });
   }
   for (const d of safeList(paths.extract)) {
-    if (packages.has(pkgOf(d)) && !keep.has(d)) rmSync(join(paths.extract, d), { recursive: true, force: true });
+    if (ownPackage(d.split('_')[0]!) && !keep.has(d)) rmSync(join(paths.extract, d), { recursive: true, force: true });
   }
   for (const d of safeList(paths.images)) {
     const full = join(paths.images, d);
-    if (d.startsWith('default-') && full !== currentDir && !d.endsWith('.json')) {
-      rmSync(full, { recursive: true, force: true });
-    }
+    if (d.startsWith('default-') && !keepImages.has(full)) rmSync(full, { recursive: true, force: true });
   }
 }

@@ -27,8 +27,11 @@
  *    (`setsid cttyhack sh -l`); when it exits, sync and power off. The optional
  *    `tsvisor.cols=`/`tsvisor.rows=` set the console's window size first.
  *
- * There is no init daemon: `poweroff`, `reboot` and `halt` are small scripts that sync
- * and call busybox's forced variant. Appended archives must contain only files whose
+ * There is no init daemon, so busybox's `poweroff`/`reboot`/`halt` (which signal pid 1)
+ * would do nothing: in login shells they are shell functions (from /etc/profile), and
+ * as programs in /bin small scripts, that sync and call busybox's forced variant
+ * (`halt` powers off). Busybox's own shell runs applets directly, so a non-login
+ * `sh` script calling `poweroff` is unaffected (and /init powers off after it anyway). Appended archives must contain only files whose
  * parent directories exist (`/tsvisor` exists, empty, in the base archive).
  */
 import type { CpioEntry } from './cpio.js';
@@ -220,15 +223,23 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=\${HOME:-/root}
 PS1='\\u@\\h:\\w\\$ '
 alias ll='ls -l'
+# No init daemon runs (busybox's applets would signal pid 1 in vain): act at once.
+poweroff() { sync; busybox poweroff -f "$@"; }
+halt() { sync; busybox poweroff -f "$@"; }
+reboot() { sync; busybox reboot -f "$@"; }
 `;
 }
 
-/** The replacement for `poweroff`/`reboot`/`halt`: there is no init daemon to signal. */
+/**
+ * The replacement for `poweroff`/`reboot`/`halt` when executed as programs: there is no
+ * init daemon to signal. (`halt` powers off: a halted VM would only hang.)
+ */
 function shutdownScript(applet: string): string {
+  const action = applet === 'reboot' ? 'reboot' : 'poweroff';
   return `#!/bin/sh
-# tsvisor: no init daemon runs in this initramfs; ${applet} right away.
+# tsvisor: no init daemon runs in this initramfs; ${action} right away.
 sync
-exec /bin/busybox ${applet} -f "$@"
+exec /bin/busybox ${action} -f "$@"
 `;
 }
 

@@ -57,8 +57,12 @@ export class Vm {
     const board = this.board;
     const hart = board.harts[0];
     let lastYield = performance.now();
+    const started = lastYield;
+    const profile = typeof process !== 'undefined' ? process.env?.TSVISOR_PROFILE : undefined;
+    const samples = new Map<bigint, number>();
     while (!board.powerEvent && !this.stopped) {
-      const r = hart.run(SLICE);
+      const r = hart.run(profile ? 997 : SLICE);
+      if (profile) samples.set(hart.pc, (samples.get(hart.pc) ?? 0) + 1);
       if (r === HartExit.Sbi) {
         board.sbiCall(hart);
         continue;
@@ -81,6 +85,15 @@ export class Vm {
       }
     }
     board.flushDisks();
+    if (profile) {
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(profile, [...samples].map(([pc, n]) => `${pc.toString(16)} ${n}`).join('\n') + '\n');
+    }
+    if (typeof process !== 'undefined' && process.env?.TSVISOR_STATS) {
+      const secs = (performance.now() - started) / 1000;
+      const n = Number(hart.instret);
+      process.stderr.write(`tsvisor: ${n} instructions in ${secs.toFixed(2)} s (${(n / secs / 1e6).toFixed(1)} MIPS)\n`);
+    }
     return board.powerEvent;
   }
 }

@@ -243,7 +243,7 @@ export class Driver {
     this.w(VIRTIO_MMIO_QUEUE_NOTIFY, q);
   }
 
-  /** New used-ring entries since the last call. */
+  /** New used-ring entries since the last call; then sets used_event to the new position (as Linux does). */
   takeUsed(): { id: number; len: number }[] {
     const idx = this.mem.readU16(USED_ADDR + 2);
     const out: { id: number; len: number }[] = [];
@@ -252,6 +252,8 @@ export class Driver {
       out.push({ id: this.mem.readU32(e), len: this.mem.readU32(e + 4) });
       this.lastUsed = (this.lastUsed + 1) & 0xffff;
     }
+    // like virtqueue_get_buf_split: ask for an interrupt at the next used buffer
+    this.setUsedEvent(this.lastUsed);
     return out;
   }
 

@@ -29,7 +29,8 @@ export class FileBlockBackend implements BlockBackend {
   /**
    * Open `path`.
    * @throws Error with a clear message if the file does not exist, is not a
-   *   regular file or block device, or cannot be opened with the requested access.
+   *   regular file (host block devices are not supported: fstat reports no size),
+   *   or cannot be opened with the requested access.
    */
   constructor(readonly path: string, options: FileBlockOptions = {}) {
     this.readonly = options.readonly ?? false;
@@ -46,7 +47,7 @@ export class FileBlockBackend implements BlockBackend {
     }
     try {
       const st = fs.fstatSync(fd);
-      if (!st.isFile() && !st.isBlockDevice()) throw new Error(`disk image ${path} is not a regular file`);
+      if (!st.isFile()) throw new Error(`disk image ${path} is not a regular file`);
       const bytes = st.size;
       this.size = bytes - (bytes % 512);
       this.ignoredBytes = bytes % 512;

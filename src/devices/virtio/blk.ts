@@ -153,6 +153,7 @@ export class VirtioBlk implements VirtioDevice {
     return this.capacityBytes / VIRTIO_BLK_SECTOR_SIZE;
   }
 
+  /** QueueNumMax (§4.2.2): `queueSize` for queue 0, 0 for any other queue. */
   queueMaxSize(index: number): number {
     return index === 0 ? this.queueSize : 0;
   }
@@ -170,10 +171,12 @@ export class VirtioBlk implements VirtioDevice {
   /** The configuration space is read-only here (CONFIG_WCE is not offered): writes are ignored. */
   writeConfig(_offset: number, _width: MmioWidth, _value: number): void {}
 
+  /** DRIVER_OK (§3.1.1): start serving requests through `ctx`. */
   activate(ctx: VirtioDeviceContext): void {
     this.ctx = ctx;
   }
 
+  /** Device reset (§2.4): drop the context. Metrics are kept (they meter the VM, not the driver session). */
   reset(): void {
     this.ctx = null;
   }
@@ -208,10 +211,12 @@ export class VirtioBlk implements VirtioDevice {
     }
   }
 
+  /** Serializable state (see {@link VirtioBlkState}). */
   save(): VirtioBlkState {
     return { metrics: { ...this.metrics } };
   }
 
+  /** Restore counters from {@link save}; malformed fields read as 0. */
   restore(state: unknown): void {
     const s = state as VirtioBlkState;
     const m = newMetrics();

@@ -20,6 +20,7 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef uint64_t u64;
@@ -293,16 +294,25 @@ static u64 gen_value(const op_t *op, int which, u64 *in) {
 
 static void put(u64 v, int w) { for (int i = 0; i < w; i++) putchar((int)((v >> (8 * i)) & 0xff)); }
 
-int main(void) {
+/* fpgen [seed [scale [name]]]: the committed vectors use the defaults; a larger scale
+   multiplies the number of random cases and a name keeps only the ops whose names contain
+   it (for a long local soak, not for the repository). */
+int main(int argc, char **argv) {
+  int scale = 1;
+  const char *only = argc > 3 ? argv[3] : 0;
+  if (argc > 1) rs ^= strtoull(argv[1], 0, 0) * 0x9e3779b97f4a7c15ull;
+  if (argc > 2) scale = atoi(argv[2]);
   fwrite("FPV1", 1, 4, stdout);
   u64 tr[128];
   for (unsigned k = 0; k < sizeof OPS / sizeof OPS[0]; k++) {
     const op_t *op = &OPS[k];
+    if (only && !strstr(op->name, only)) continue;
     int nm = op->rm ? 5 : 1;
-    putchar(op->id); putchar(nm); put((u64)op->count, 4);
+    int count = op->count * scale;
+    putchar(op->id); putchar(nm); put((u64)count, 4);
     fmt_t f = op->inW == 4 ? FS : FD;
     int nt = tricky(f, tr);
-    for (int i = 0; i < op->count; i++) {
+    for (int i = 0; i < count; i++) {
       u64 in[3] = {0, 0, 0};
       int fl = op->dom == F32 || op->dom == F64;
       /* first: all combinations of hand-picked values (pairs for binary ops, a few triples for fma) */

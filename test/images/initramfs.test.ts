@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import {
+  FALLBACK_APPLETS, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, buildInitramfs, busyboxApplets, initScript, initramfsEntries,
+} from '../../src/images/index.js';
+import type { InitramfsInputs } from '../../src/images/index.js';
+import { hasCommand, syntheticModule, tempDir } from './helpers.js';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A fake busybox: some bytes, then an applet_names table as busybox lays it out. */
+function fakeBusybox(names: string[]): Uint8Array {
+  return enc.encode(`\x7fELF junk [ not-a-table\0 ${names.join('\0')}\0\0/var/log/wtmp\0more`);
+}
+
+const REAL_LIKE = ['[', '[[', 'acpid', 'ash', 'awk', 'cat', 'cttyhack', 'dd', 'echo', 'halt', 'hostname', 'insmod', 'ls', 'mkdir', 'modprobe',
+  'mount', 'poweroff', 'printf', 'reboot', 'setsid', 'sh', 'sleep', 'sort', 'stty', 'sync', 'umount', 'uname', 'usleep', 'busybox',
+  'dpkg-deb', 'ssl_client', 'zcat'].sort();
+
+/** Enough names for a plausible table (>= 40). */
+const ALL_NAMES = REAL_LIKE.concat([...Array(20).keys()].map((i) => `zz${String(i).padStart(2, '0')}`));
+
+function inputs(): InitramfsInputs {
+  return {
+    busybox: fakeBusybox(ALL_NAMES),
+    kernelVersion: '6.12.0-test-riscv64',
+    modules: [
+      { name: 'crc16', path: 'kernel/lib/crc16.ko', data: syntheticModule(['name=crc16']), depends: [] },
+      { name: 'jbd2', path: 'kernel/fs/jbd2/jbd2.ko', data: syntheticModule(['name=jbd2']), depends: [] },
+      { name: 'ext4', path: 'kernel/fs/ext4/ext4.ko', data: syntheticModule(['name=ext4']), depends: ['jbd2', 'crc16'] },
+    ],
+  };
+}
+
+test('busybox applet table is read from the binary', () => {
+  assert.deepEqual(busyboxApplets(fakeBusybox(ALL_NAMES)), ALL_NAMES);
+  assert.deepEqual(busyboxApplets(enc.encode('no table here')), [...FALLBACK_APPLETS]);
+});
+
+test('initramfs layout', () => {
+  const entries = initramfsEntries(inputs());
+  const byPath = new Map(entries.map((e) => [e.path, e]));
+  // Parents come before children, no duplicates.
+  const seen = new Set<string>();
+  for (const e of entries) {
+    const parent = e.path.split('/').slice(0, -1).join('/');
+    if (parent) assert.ok(seen.has(parent), `${parent} before ${e.path}`);
+    assert.ok(!seen.has(e.path), `duplicate ${e.path}`);
+    seen.add(e.path);
+  }
+  const type = (p: string): number => byPath.get(p)!.mode & S_IFMT;
+  assert.equal(type('init'), S_IFREG);
+  assert.equal(byPath.get('init')!.mode & 0o777, 0o755);
+  assert.equal(type('bin/busybox'), S_IFREG);
+  assert.equal(type('dev/console'), S_IFCHR);
+  assert.equal(byPath.get('dev/console')!.rdevMajor, 5);
+  assert.equal(byPath.get('dev/console')!.rdevMinor, 1);
+  assert.equal(type('tsvisor'), S_IFDIR);
+  assert.equal(byPath.get('tmp')!.mode & 0o7777, 0o1777);
+  for (const a of ['sh', 'mount', 'insmod', 'stty', 'setsid', 'cttyhack', 'zz19', '[', 'dpkg-deb']) {
+    assert.equal(type(`bin/${a}`), S_IFLNK, a);
+    assert.equal(byPath.get(`bin/${a}`)!.symlinkTarget, 'busybox');
+  }
+  assert.ok(!byPath.has('bin/busybox') || type('bin/busybox') === S_IFREG);
+  for (const a of ['poweroff', 'reboot', 'halt']) assert.equal(type(`bin/${a}`), S_IFREG, `${a} is a script`);
+  for (const l of ['sbin', 'usr/bin', 'usr/sbin']) assert.equal(type(l), S_IFLNK);
+  const mods = dec.decode(byPath.get('etc/tsvisor/modules')!.data);
+  assert.equal(
+    mods,
+    '/lib/modules/6.12.0-test-riscv64/kernel/lib/crc16.ko\n/lib/modules/6.12.0-test-riscv64/kernel/fs/jbd2/jbd2.ko\n' +
+      '/lib/modules/6.12.0-test-riscv64/kernel/fs/ext4/ext4.ko\n',
+  );
+  const dep = dec.decode(byPath.get('lib/modules/6.12.0-test-riscv64/modules.dep')!.data);
+  assert.match(dep, /^kernel\/fs\/ext4\/ext4\.ko: kernel\/fs\/jbd2\/jbd2\.ko kernel\/lib\/crc16\.ko$/m);
+  assert.match(dep, /^kernel\/lib\/crc16\.ko:$/m);
+  assert.equal(type('lib/modules/6.12.0-test-riscv64/kernel/fs/ext4/ext4.ko'), S_IFREG);
+  assert.match(dec.decode(byPath.get('etc/profile')!.data), /poweroff\(\)/);
+});
+
+test('/init keeps its contract', (t) => {
+  const s = initScript();
+  assert.ok(s.startsWith('#!/bin/sh\n'));
+  for (const needle of [
+    'mount -t proc', 'mount -t sysfs', 'mount -t devtmpfs', 'mount -t devpts', 'tmpfs /tmp', 'tmpfs /run',
+    'tsvisor.hostname=', 'tsv_hostname=tsvisor', 'tsvisor.verbose', 'tsvisor.term=', 'tsv_term=linux',
+    '/etc/tsvisor/modules', '/tsvisor/mounts', '/tsvisor/cmd', '/tsvisor/stdin', 'stty -F /dev/console raw -echo',
+    'sh /tsvisor/cmd < /dev/null', 'setsid cttyhack sh /tsvisor/cmd', 'export HOME=/root', 'cd /root',
+    'export PATH=/usr/sbin:/usr/bin:/sbin:/bin', "printf '\\037TSVISOR-EXIT %d\\037' \"$tsv_status\" > /dev/console",
+    'setsid cttyhack sh -l', 'sync', 'poweroff -f',
+  ]) {
+    assert.ok(s.includes(needle), `init contains ${needle}`);
+  }
+  // The marker comes after the command and before power-off.
+  assert.ok(s.indexOf('sh /tsvisor/cmd < /dev/null') < s.indexOf('TSVISOR-EXIT'));
+  assert.ok(s.indexOf('TSVISOR-EXIT') < s.lastIndexOf('poweroff -f'));
+  // Syntax check with the host's POSIX shell.
+  const shell = ['dash', 'sh'].find((c) => hasCommand(c, ['-c', 'true']));
+  if (!shell) {
+    t.diagnostic('no host sh: syntax not checked');
+    return;
+  }
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  writeFileSync(join(dir, 'init'), s);
+  const r = spawnSync(shell, ['-n', join(dir, 'init')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+});
+
+test('the archive lists with the host cpio', (t) => {
+  if (!hasCommand('cpio')) {
+    t.skip('cpio is not installed (apt-get install cpio)');
+    return;
+  }
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  const file = join(dir, 'initramfs.cpio');
+  const archive = buildInitramfs(inputs());
+  assert.equal(archive.length % 4, 0);
+  writeFileSync(file, archive);
+  const r = spawnSync('cpio', ['-it', '--quiet', '-F', file], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const names = r.stdout.split('\n');
+  for (const n of ['init', 'bin/busybox', 'bin/sh', 'dev/console', 'etc/tsvisor/modules', 'lib/modules/6.12.0-test-riscv64/kernel/fs/ext4/ext4.ko']) {
+    assert.ok(names.includes(n), n);
+  }
+});
