@@ -100,7 +100,7 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
     initrd = joined;
   }
   const quiet = opts.verbose ? '' : ' quiet loglevel=1';
-  const bootargs = `console=ttyS0 panic=-1 no4lvl${quiet} tsvisor.hostname=tsvisor${opts.verbose ? ' tsvisor.verbose' : ''}${opts.append ? ' ' + opts.append : ''}`;
+  const bootargs = `console=ttyS0 panic=-1 no4lvl cryptomgr.notests${quiet} tsvisor.hostname=tsvisor${opts.verbose ? ' tsvisor.verbose' : ''}${opts.append ? ' ' + opts.append : ''}`;
 
   const filter = command.length > 0 ? new ExitMarkerFilter() : null;
   const stdout = process.stdout;

@@ -37,13 +37,13 @@
 import type { CpioEntry } from './cpio.js';
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, cpioNewc } from './cpio.js';
 import type { KernelModuleTree, ModuleOrder } from './modules.js';
-import { resolveModuleOrder } from './modules.js';
+import { resolveModuleOrder, stripModuleSignature } from './modules.js';
 
 /**
  * Version of the initramfs layout and /init script; part of the image cache key, so
  * bump it whenever the built initramfs would change for the same inputs.
  */
-export const INITRAMFS_BUILDER_VERSION = 1;
+export const INITRAMFS_BUILDER_VERSION = 2;
 
 /**
  * Modules the default guest loads (names as the kernel knows them), in the order they
@@ -375,7 +375,7 @@ export async function collectModules(
     modules.push({
       name,
       path: tree.relPath(name).replace(/\.(xz|gz|zst)$/, ''),
-      data: await tree.load(name),
+      data: stripModuleSignature(await tree.load(name)),
       depends: info.depends.filter((d) => included.has(d)),
     });
   }

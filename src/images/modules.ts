@@ -389,3 +389,28 @@ export class KernelModuleTree implements ModuleSource {
     return (await this.aliasIndex).find((a) => globMatch(a.alias, alias))?.module;
   }
 }
+
+const MODULE_SIG_MAGIC = '~Module signature appended~\n';
+
+/**
+ * Remove an appended module signature (scripts/sign-file format: module bytes,
+ * signature, 12-byte `struct module_signature` whose last field is the
+ * big-endian signature length, then the magic string). Returns `ko` itself
+ * when it carries no signature.
+ *
+ * The default image loads its modules unsigned: the kernel then skips hashing
+ * and RSA-verifying megabytes of modules at every boot, which in a software
+ * CPU costs tens of seconds. Such modules taint the kernel ("E" flag) unless
+ * the kernel enforces signatures, which Debian's does not without Secure Boot.
+ */
+export function stripModuleSignature(ko: Uint8Array): Uint8Array {
+  const magic = new TextEncoder().encode(MODULE_SIG_MAGIC);
+  if (ko.length < magic.length + 12) return ko;
+  const tail = ko.length - magic.length;
+  for (let i = 0; i < magic.length; i++) if (ko[tail + i] !== magic[i]) return ko;
+  const info = tail - 12;
+  const sigLen = new DataView(ko.buffer, ko.byteOffset + info + 8, 4).getUint32(0, false);
+  const end = info - sigLen;
+  if (end <= 0) return ko;
+  return ko.subarray(0, end);
+}

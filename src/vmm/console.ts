@@ -18,6 +18,7 @@ export class ExitMarkerFilter {
   push(bytes: Uint8Array): Uint8Array {
     const out: number[] = [];
     for (const b of bytes) {
+      if (this.exitCode !== null) break; // what follows the marker is the kernel powering off
       if (this.held.length === 0) {
         if (b === 0x1f) this.held.push(b); else out.push(b);
         continue;

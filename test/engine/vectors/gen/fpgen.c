@@ -290,6 +290,32 @@ static u64 gen_value(const op_t *op, int which, u64 *in) {
   return rval(f);
 }
 
+/* fused multiply-add operands whose exact result is a tie (or one bit either side of one):
+   a = (1 + 2^-i) 2^ea, b = (1 + 2^-j) 2^eb, c = -(1 + 2^-i + 2^-j - 2^-k) 2^(ea+eb), so
+   a*b + c = (2^-k + 2^-(i+j)) 2^(ea+eb), which spans precision+1 bits when k = i+j-precision */
+static void fma_tie(fmt_t f, u64 *in) {
+  int P = f.mb + 1;
+  int i = 1 + below(f.mb), j = P + 1 - i + below(f.mb - (P + 1 - i) + 1);
+  if (j > f.mb) j = f.mb;
+  int k = i + j - P + (int)below(3) - 1;
+  if (k < 1) k = 1;
+  long B = (long)bias(f), E = (long)emax(f);
+  long ea = (long)below(2 * B) - B + 1, eb;
+  if (below(2)) eb = -ea + (long)below(11) - 5;                 /* product near 1 */
+  else eb = (below(2) ? 1 - B + f.mb + 2 : B - 2) - ea;        /* product near the range ends */
+  if (ea + B < 1 || ea + B >= E || eb + B < 1 || eb + B >= E) { ea = 0; eb = 0; }
+  long ec = ea + eb;
+  u64 M = (1ull << f.mb) + (1ull << (f.mb - i)) + (1ull << (f.mb - j)) - (1ull << (f.mb - k));
+  while (M < (1ull << f.mb)) { M <<= 1; ec--; }
+  while (M >= (2ull << f.mb)) { M = M >> 1; ec++; }  /* only when k = 0: never, kept for safety */
+  if (ec + B < 1 || ec + B >= E) ec = 0, ea = 0, eb = 0;
+  u64 sa = rnd() & 1, sb = rnd() & 1;
+  in[0] = mk(f, sa, (u64)(ea + B), 1ull << (f.mb - i));
+  in[1] = mk(f, sb, (u64)(eb + B), 1ull << (f.mb - j));
+  in[2] = mk(f, sa ^ sb ^ 1, (u64)(ec + B), M);
+  if (below(4) == 0) in[2] += below(3) - 1;  /* and a last-place nudge */
+}
+
 /* ---------- output ---------- */
 
 static void put(u64 v, int w) { for (int i = 0; i < w; i++) putchar((int)((v >> (8 * i)) & 0xff)); }
@@ -320,6 +346,7 @@ int main(int argc, char **argv) {
       else if (fl && op->arity == 2 && i < nt * nt) { in[0] = tr[i / nt]; in[1] = tr[i % nt]; }
       else if (fl && op->arity == 3 && i < 1500) { in[0] = tr[below(nt)]; in[1] = tr[below(nt)]; in[2] = tr[below(nt)];
         if (i < 500) in[2] = rval(f); }
+      else if ((op->id & 31) == 5 && below(8) == 0) fma_tie(f, in);
       else for (int j = 0; j < op->arity; j++) in[j] = gen_value(op, j, in);
       for (int j = 0; j < op->arity; j++) put(in[j], op->inW);
       for (int m = 0; m < nm; m++) {
