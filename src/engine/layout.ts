@@ -3,6 +3,7 @@
  *
  *   [0, 1 MiB)            engine static data
  *   [1 MiB, 3 MiB)        hart state blocks, HART_STATE_SIZE bytes each, up to MAX_HARTS
+ *   [3 MiB, 3.25 MiB)     RVC expansion table (65536 x u32)
  *   [4 MiB, 4 MiB + RAM)  guest RAM: guest physical RAM_BASE + x is linear offset RAM_OFFSET + x
  */
 export const RAM_BASE = 0x8000_0000;

@@ -16,7 +16,7 @@ import {
   CAUSE_ILLEGAL, CAUSE_BREAKPOINT, CAUSE_ECALL_U,
 } from './mmu';
 import * as mmu from './mmu';
-import { HS_FENCE } from './layout';
+import { HS_FENCE, RVC_TABLE } from './layout';
 import * as fpu from './fpu';
 import { expandRvc } from './rvc';
 
@@ -241,6 +241,10 @@ function mulhsu(a: u64, b: u64): u64 {
 /** Initialise this instance as hart `id` whose state block is at `base`; RAM is `ramBytes` at linear offset `ramOffset`. */
 export function init(base: u32, id: u32, ramOffset: u32, ramBytes: u64): void {
   mmu.initState(base, <u64>id, ramOffset, ramBytes);
+  // every hart writes the same table; the writes are idempotent
+  if (load<u32>(RVC_TABLE + 4 * 0x0001) == 0) {
+    for (let c: u32 = 0; c < 65536; c++) store<u32>(RVC_TABLE + (c << 2), (c & 3) == 3 ? 0 : expandRvc(c));
+  }
 }
 export function getPc(): u64 { return pc; }
 export function setPc(v: u64): void { mmu.pc = v; }
@@ -284,6 +288,7 @@ export function run(budget: i32): i32 {
   exitReason = EXIT_BUDGET;
   let n = budget;
   while (n > 0) {
+    const start = n;
     if (exitRequested) { exitRequested = false; return EXIT_HALT; }
     checkInterrupts();
     stop = false;
@@ -293,25 +298,27 @@ export function run(budget: i32): i32 {
       if (excPending) {
         mmu.excPending = false;
         if (excCause == 0xff) { // ecall from S: served by the hypervisor
+          instret += <u64>(start - n);
           return EXIT_SBI;
         }
         takeTrap(excCause, excTval, false);
       }
     }
+    instret += <u64>(start - n);
     if (exitReason != EXIT_BUDGET) return exitReason;
   }
   return EXIT_BUDGET;
 }
 
 /** Execute one instruction at pc. */
-function step(): void {
+@inline function step(): void {
   const p = pc;
   let insn = fetch16(p);
   if (excPending) return;
   let len: u64 = 4;
   if ((insn & 3) != 3) {
     len = 2;
-    const e = expandRvc(insn);
+    const e = load<u32>(RVC_TABLE + (insn << 2));
     if (e == 0) { illegal(insn); return; }
     insn = e;
   } else {
@@ -319,7 +326,6 @@ function step(): void {
     if (excPending) { mmu.excTval = p; return; }
     insn |= hi << 16;
   }
-  instret++;
   const rd = (insn >> 7) & 31;
   const rs1 = (insn >> 15) & 31;
   const rs2 = (insn >> 20) & 31;

@@ -6,18 +6,20 @@
 // - Rounding mode `rm` is the fcsr.frm encoding: 0 RNE, 1 RTZ, 2 RDN, 3 RUP, 4 RMM.
 //   The caller resolves DYN (7) and rejects 5 and 6.
 // - Exception flags accumulate into `fpFlags` (NX=1, UF=2, OF=4, DZ=8, NV=16), the
-//   fflags layout (F §11.2). Underflow is "tiny after rounding and inexact" (F §11.2 says
-//   tininess is detected after rounding). NaN results are always the canonical NaN
-//   (F §11.3); signalling NaN inputs raise NV.
+//   fflags layout (F §11.2). Underflow is "tiny and inexact", tininess detected after
+//   rounding (F §11.4). NaN results are always the canonical NaN (F §11.3); signalling
+//   NaN inputs raise NV.
 //
 // Speed: the common case (RNE, normal range) uses wasm's own f32/f64 operations, which
-// round to nearest even, and finds the inexact flag with cheap exact checks (TwoSum for
-// addition, odd-part tests for f64 multiply/divide/sqrt, exact f64 products for binary32).
-// Everything else (directed rounding, results near underflow or overflow, the fused
-// multiply-add) takes an exact integer path: significands with guard and sticky bits
-// rounded once by roundPack32/roundPack64. binary32 operations are computed exactly, or
-// rounded to odd, in binary64 (53 >= 24 + 2 bits, so a single later rounding to binary32
-// is correct in every mode), then rounded by the binary64 -> binary32 conversion.
+// round to nearest even, and finds the inexact flag with cheap exact checks (Fast2Sum for
+// addition, odd-part tests for f64 multiply/divide/sqrt, exact f64 products for binary32,
+// error-free transformations for the f64 fused multiply-add). Everything else (directed
+// rounding, results near underflow or overflow) takes an exact integer path: significands
+// with guard and sticky bits rounded once by roundPack32/roundPack64. binary32 operations
+// are computed exactly, or rounded to odd, in binary64 (53 >= 24 + 2 bits, so a single
+// later rounding to binary32 is correct in every mode), then rounded by the binary64 ->
+// binary32 conversion. Checked bit for bit, flags included, against vectors from real
+// RISC-V instructions (test/engine/fpu.test.ts).
 
 /** Accumulated exception flags (fflags layout, F §11.2); the caller ORs them into fflags and resets this to 0. */
 export let fpFlags: u32 = 0;

@@ -22,3 +22,6 @@ export const TLB_ENTRIES: u32 = 256;
 export const TLB_TABLE_BYTES: u32 = 256 * 16;
 /** Size of one hart's state block in bytes. */
 export const HS_SIZE: u32 = 32768;
+
+/** Linear-memory offset of the RVC expansion table: 65536 x u32, the 32-bit form of every 16-bit parcel (0 = illegal). */
+export const RVC_TABLE: u32 = 0x300000;

@@ -380,12 +380,17 @@ export function amoHost(va: u64, size: u32, access: u32): u32 {
 }
 
 function fetchSlow(va: u64): u32 {
-  const pa = translate(va, ACC_X);
-  if (excPending) return 0;
-  if (!isRam(pa, 2)) { raise(CAUSE_FETCH_ACCESS, va); return 0; }
+  let h = tlbLookup(va, ACC_X);
+  if (h == 0) {
+    const pa = translate(va, ACC_X);
+    if (excPending) return 0;
+    if (!isRam(pa, 2)) { raise(CAUSE_FETCH_ACCESS, va); return 0; }
+    tlbFill(va, pa, ACC_X);
+    h = ramHost(pa);
+  }
   fetchVpn = va >> 12;
-  fetchHost = ramHost(pa & ~<u64>0xfff);
-  return <u32>load<u16>(fetchHost + (<u32>va & 0xfff));
+  fetchHost = h & ~<u32>0xfff;
+  return <u32>load<u16>(h);
 }
 
 /** Physical address helper for the host: translate without side effects on exceptions. */

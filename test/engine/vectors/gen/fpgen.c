@@ -6,9 +6,10 @@
  *   qemu-riscv64 build/fpgen > build/fpu-vectors.bin && gzip -9n ...
  * (test/engine/vectors/gen/regen.sh does exactly this.)
  *
- * Every result is produced by executing the real RV64 F/D instruction (inline
- * assembly, rounding mode set in frm, fflags cleared before and read after), so the
- * vectors say what a RISC-V hart computes, flags included.
+ * Every result is produced by executing the RV64 F/D instruction itself (inline
+ * assembly, rounding mode set in frm, fflags cleared before and read after) on
+ * qemu-riscv64, whose FPU is QEMU's softfloat: the vectors hold what that RISC-V
+ * implementation computes, flags included.
  *
  * Output format (little endian):
  *   "FPV1"

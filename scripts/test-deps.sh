@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Debian packages the test suite and the benchmark need (run as root or with sudo):
+#   gcc-riscv64-linux-gnu   ISA tests are built with it
+#   qemu-system-misc opensbi  the benchmark compares against QEMU
+#   e2fsprogs cpio xz-utils  disk images, initramfs checks, kernel modules
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross \
+  qemu-system-misc opensbi e2fsprogs cpio xz-utils ca-certificates >/dev/null
