@@ -10,7 +10,7 @@ import { Vm } from '../vmm/vm.js';
 import { ExitMarkerFilter } from '../vmm/console.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { loadEngineModule } from '../engine/node/module.js';
-import { MAX_RAM_BYTES } from '../engine/layout.js';
+import { MAX_RAM_BYTES, MAX_HARTS } from '../engine/layout.js';
 import { FileBlockBackend } from '../devices/node/file-block.js';
 import { ensureDefaultImage } from '../images/index.js';
 import { cpioNewc, cpioDir, cpioFile } from '../images/cpio.js';
@@ -60,6 +60,31 @@ function readInput(path: string, what: string): Uint8Array {
   }
 }
 
+/**
+ * The kernel command line `tsvisor run` boots with (the `tsvisor.*` parameters are read
+ * by the default image's /init, see src/images/initramfs.ts). Exported for the benchmarks,
+ * which boot QEMU with the same command line.
+ */
+export function kernelBootargs(opts: { verbose?: boolean; append?: string } = {}): string {
+  const quiet = opts.verbose ? '' : ' quiet loglevel=1';
+  return `console=ttyS0 panic=-1 no4lvl cryptomgr.notests${quiet} tsvisor.hostname=tsvisor${opts.verbose ? ' tsvisor.verbose' : ''}${opts.append ? ' ' + opts.append : ''}`;
+}
+
+/**
+ * `initrd` followed by a second newc archive holding `tsvisor/cmd` (the shell-quoted
+ * `command`), which the default image's /init runs (the kernel unpacks concatenated
+ * archives in order; the second starts 4-byte aligned).
+ */
+export function initrdWithCommand(initrd: Uint8Array | undefined, command: readonly string[]): Uint8Array {
+  const extra = cpioNewc([cpioDir('tsvisor'), cpioFile('tsvisor/cmd', shellQuote(command) + '\n')]);
+  const base = initrd ?? new Uint8Array(0);
+  const pad = (4 - (base.length % 4)) % 4;
+  const joined = new Uint8Array(base.length + pad + extra.length);
+  joined.set(base, 0);
+  joined.set(extra, base.length + pad);
+  return joined;
+}
+
 /** Validate `--memory` against the engine's limit and the host's RAM. */
 export function checkMemory(text: string): number {
   const bytes = parseSize(text, '--memory');
@@ -74,8 +99,8 @@ export function checkMemory(text: string): number {
 export async function runCommand(opts: RunOptions, command: string[]): Promise<number> {
   const ramBytes = checkMemory(opts.memory);
   const cpus = Number(opts.cpus);
-  if (!Number.isInteger(cpus) || cpus < 1) throw new UsageError(`--cpus ${opts.cpus}: expected a whole number >= 1`);
-  if (cpus !== 1) throw new UsageError(`--cpus ${opts.cpus}: this version runs 1 vCPU per VM`);
+  if (!/^\d+$/.test(opts.cpus) || cpus < 1) throw new UsageError(`--cpus ${opts.cpus}: expected a whole number from 1 to ${MAX_HARTS}`);
+  if (cpus > MAX_HARTS) throw new UsageError(`--cpus ${opts.cpus}: at most ${MAX_HARTS} vCPUs per VM`);
   const diskSpecs = opts.disk.map(parseDiskSpec);
   let kernel: Uint8Array;
   let initrd: Uint8Array | undefined;
@@ -90,17 +115,8 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
     kernel = readFileSync(img.kernel);
     initrd = readFileSync(img.initrd);
   }
-  if (command.length > 0) {
-    const extra = cpioNewc([cpioDir('tsvisor'), cpioFile('tsvisor/cmd', shellQuote(command) + '\n')]);
-    const base = initrd ?? new Uint8Array(0);
-    const pad = (4 - (base.length % 4)) % 4;
-    const joined = new Uint8Array(base.length + pad + extra.length);
-    joined.set(base, 0);
-    joined.set(extra, base.length + pad);
-    initrd = joined;
-  }
-  const quiet = opts.verbose ? '' : ' quiet loglevel=1';
-  const bootargs = `console=ttyS0 panic=-1 no4lvl cryptomgr.notests${quiet} tsvisor.hostname=tsvisor${opts.verbose ? ' tsvisor.verbose' : ''}${opts.append ? ' ' + opts.append : ''}`;
+  if (command.length > 0) initrd = initrdWithCommand(initrd, command);
+  const bootargs = kernelBootargs(opts);
 
   const filter = command.length > 0 ? new ExitMarkerFilter() : null;
   const stdout = process.stdout;
@@ -114,7 +130,6 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
     disks: disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
     console,
     clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
-    monotonicNs: () => performance.now() * 1e6,
   });
   const theVm = vm;
 

@@ -47,6 +47,7 @@ interface EngineExports {
   interruptPending(): number;
   readCsr(csr: number): bigint;
   debugTranslate(va: bigint): bigint;
+  tlbFlush(): void;
 }
 
 /** Total linear-memory bytes needed for `ramBytes` of guest RAM. */
@@ -58,6 +59,27 @@ export function memoryBytesFor(ramBytes: number): number {
 export function createGuestMemory(ramBytes: number): WebAssembly.Memory {
   const pages = Math.ceil(memoryBytesFor(ramBytes) / 65536);
   return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+}
+
+/**
+ * The interrupt-request and wake words of any hart of a VM, usable from any
+ * thread that shares the VM's memory (devices, other harts' SBI calls).
+ */
+export class HartSignals {
+  private readonly irq: Int32Array;
+  constructor(memory: WebAssembly.Memory, readonly id: number) {
+    this.irq = new Int32Array(memory.buffer, HART_STATE_BASE + id * HART_STATE_SIZE + HS_IRQ, 2);
+  }
+  /** Raise or lower a `sip` bit (SIP_*) and wake the hart if it is parked. */
+  setPending(bit: number, level: boolean): void {
+    if (level) Atomics.or(this.irq, 0, bit); else Atomics.and(this.irq, 0, ~bit);
+    this.wake();
+  }
+  /** Wake the hart if it is parked in WFI. */
+  wake(): void {
+    Atomics.add(this.irq, 1, 1);
+    Atomics.notify(this.irq, 1);
+  }
 }
 
 export class Hart {
@@ -152,6 +174,8 @@ export class Hart {
   }
   /** True when an enabled interrupt is pending (WFI would return). */
   interruptPending(): boolean { return this.ex.interruptPending() !== 0; }
+  /** Flush this hart's TLB (remote sfence.vma served on its own thread). */
+  flushTlb(): void { this.ex.tlbFlush(); }
   /** Read a CSR for diagnostics. */
   readCsr(csr: number): bigint { return BigInt.asUintN(64, this.ex.readCsr(csr)); }
   /** Translate a virtual address for diagnostics; 2^64-1 when unmapped. */

@@ -10,7 +10,7 @@
  *   0x1000_1000  virtio-mmio slot i at +0x1000*i    (PLIC source 1 + i), 8 slots
  *   0x8000_0000  RAM
  */
-import { Hart, HartExit, SIP_SEIP, createGuestMemory } from '../engine/hart.js';
+import { HartSignals, SIP_SEIP, createGuestMemory } from '../engine/hart.js';
 import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ, MAX_HARTS } from '../engine/layout.js';
 import type { MmioDevice, CharBackend, BlockBackend, WallClock, MmioWidth } from '../devices/bus.js';
 import { GuestMemory } from '../devices/guest-memory.js';
@@ -23,7 +23,6 @@ import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
 import { FdtNode, buildFdt, cells64 } from './fdt.js';
 import { parseKernelImage, layoutBoot, BootError } from './boot.js';
-import { handleSbiCall, HartState, SBI_SUCCESS, SBI_ERR_INVALID_PARAM, SBI_ERR_ALREADY_AVAILABLE, type SbiPlatform } from './sbi.js';
 
 export const SYSCON_BASE = 0x10_0000;
 export const RTC_BASE = 0x10_1000;
@@ -53,8 +52,6 @@ export interface BoardConfig {
   ramBytes: number;
   /** Number of harts (1..64). */
   harts: number;
-  /** The compiled engine module (build/engine.wasm). */
-  engine: WebAssembly.Module;
   /** Linux RISC-V `Image`. */
   kernel: Uint8Array;
   initrd?: Uint8Array;
@@ -71,12 +68,20 @@ export interface BoardConfig {
 
 interface Window { base: number; end: number; dev: MmioDevice }
 
-/** A built machine: memory, harts, devices, ready to run. */
-export class Board implements SbiPlatform {
+/** Where the boot hart starts: kernel entry (a guest physical address) and a1 (the device tree's address). */
+export interface BootEntry { entry: number; fdt: number }
+
+/**
+ * A built machine: memory, devices and the loaded boot images. The harts run
+ * elsewhere (one worker thread each, see src/vmm); the board serves their MMIO
+ * and raises their interrupts through HartSignals.
+ */
+export class Board {
   readonly memory: GuestMemory;
   readonly wasmMemory: WebAssembly.Memory;
-  readonly harts: Hart[] = [];
-  readonly hartStates: HartState[] = [];
+  readonly signals: HartSignals[] = [];
+  /** Set by create(). */
+  boot: BootEntry = { entry: 0, fdt: 0 };
   readonly plic: Plic;
   readonly uart: Uart16550;
   readonly rtc: GoldfishRtc;
@@ -95,8 +100,9 @@ export class Board implements SbiPlatform {
     this.t0 = cfg.monotonicNs();
     this.wasmMemory = createGuestMemory(cfg.ramBytes);
     this.memory = new GuestMemory(new Uint8Array(this.wasmMemory.buffer, RAM_OFFSET, cfg.ramBytes), RAM_BASE);
+    for (let i = 0; i < cfg.harts; i++) this.signals.push(new HartSignals(this.wasmMemory, i));
     this.plic = new Plic(PLIC_SOURCES, 2 * cfg.harts, (ctx, level) => {
-      if (ctx % 2 === 1) this.harts[(ctx - 1) / 2]?.setPending(SIP_SEIP, level);
+      if (ctx % 2 === 1) this.signals[(ctx - 1) / 2]?.setPending(SIP_SEIP, level);
     });
     this.uart = new Uart16550(cfg.console, this.plic.line(UART_IRQ));
     this.rtc = new GoldfishRtc(cfg.clock, this.plic.line(RTC_IRQ));
@@ -120,8 +126,8 @@ export class Board implements SbiPlatform {
     }
   }
 
-  /** Build the board, load the kernel, initrd and device tree, and reset hart 0 to the kernel entry. Throws BootError. */
-  static async create(cfg: BoardConfig): Promise<Board> {
+  /** Build the board and load the kernel, initrd and device tree. Throws BootError. */
+  static create(cfg: BoardConfig): Board {
     if (!Number.isInteger(cfg.harts) || cfg.harts < 1 || cfg.harts > MAX_HARTS) {
       throw new BootError(`harts must be 1..${MAX_HARTS}`);
     }
@@ -133,12 +139,7 @@ export class Board implements SbiPlatform {
     if (cfg.initrd) board.memory.slice(layout.initrdAddr, initrdBytes).set(cfg.initrd);
     const fdt = board.deviceTree(cfg.initrd ? layout : null);
     board.memory.slice(layout.fdtAddr, fdt.length).set(fdt);
-    for (let i = 0; i < cfg.harts; i++) {
-      const hart = await Hart.create(cfg.engine, board.wasmMemory, i, cfg.ramBytes, board);
-      board.harts.push(hart);
-      board.hartStates.push(i === 0 ? HartState.Started : HartState.Stopped);
-    }
-    board.harts[0].reset(BigInt(layout.kernelAddr), BigInt(layout.fdtAddr));
+    board.boot = { entry: layout.kernelAddr, fdt: layout.fdtAddr };
     return board;
   }
 
@@ -171,46 +172,19 @@ export class Board implements SbiPlatform {
     return true;
   }
 
-  // ------------------------------------------------------------ SbiPlatform
-
+  /** Guest console output that did not come through the UART (SBI DBCN, legacy putchar). */
   consoleWrite(bytes: Uint8Array): void { this.cfg.console.write(bytes); }
-  consoleRead(): number {
-    const b = this.cfg.console.read(1);
-    return b.length ? b[0] : -1;
-  }
-  systemReset(kind: 'shutdown' | 'reboot', _reason: number): void {
+
+  /** Power event raised outside the syscon device (SBI SRST). */
+  systemReset(kind: 'shutdown' | 'reboot'): void {
     this.power(kind === 'shutdown' ? { kind: 'poweroff' } : { kind: 'reset' });
-  }
-  hartStart(id: number, start: bigint, opaque: bigint): number {
-    if (id < 0 || id >= this.harts.length) return SBI_ERR_INVALID_PARAM;
-    if (this.hartStates[id] !== HartState.Stopped) return SBI_ERR_ALREADY_AVAILABLE;
-    this.harts[id].reset(start, opaque);
-    this.hartStates[id] = HartState.Started;
-    this.harts[id].wake();
-    return SBI_SUCCESS;
-  }
-  hartStop(id: number): number {
-    this.hartStates[id] = HartState.Stopped;
-    this.harts[id].requestExit();
-    return SBI_SUCCESS;
-  }
-  hartStatus(id: number): number {
-    if (id < 0 || id >= this.harts.length) return -1;
-    return this.hartStates[id];
-  }
-  remoteFence(_mask: bigint[] | 'all'): void {
-    // single-threaded harts: each hart flushes on its own sfence; nothing is cached across harts
   }
 
   private power(ev: PowerEvent): void {
     if (this.powerEvent) return;
     this.powerEvent = ev;
-    for (const h of this.harts) h.requestExit();
     this.cfg.onPower(ev);
   }
-
-  /** Serve an SBI call from `hart`. */
-  sbiCall(hart: Hart): void { handleSbiCall(hart, this); }
 
   /** Poll devices whose input arrives asynchronously (console input, RTC alarm). */
   pollDevices(): void {
@@ -307,4 +281,3 @@ export class Board implements SbiPlatform {
   }
 }
 
-export { HartExit };

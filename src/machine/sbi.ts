@@ -6,8 +6,6 @@
  * Calling convention (chapter 3): a7 = extension ID, a6 = function ID,
  * a0..a5 arguments; returns error in a0 and value in a1.
  */
-import type { Hart } from '../engine/hart.js';
-import { SIP_SSIP } from '../engine/hart.js';
 import type { GuestMemory } from '../devices/guest-memory.js';
 
 /** SBI error codes (3). */
@@ -37,11 +35,24 @@ export const SBI_IMPL_VERSION = 1;
 /** HSM hart states (9.1). */
 export const enum HartState { Started = 0, Stopped = 1, StartPending = 2, StopPending = 3, Suspended = 4 }
 
+/** The calling hart, as the SBI sees it. */
+export interface SbiHart {
+  readonly id: number;
+  getX(i: number): bigint;
+  setX(i: number, v: bigint): void;
+  /** Program the supervisor timer (ticks of the timebase). */
+  set timecmp(v: bigint);
+  /** Step past the ecall. */
+  skipEcall(): void;
+}
+
 /** What the SBI needs from the board. */
 export interface SbiPlatform {
   readonly memory: GuestMemory;
-  /** All harts, indexed by hart id. */
-  readonly harts: readonly Hart[];
+  /** Number of harts (ids 0..hartCount-1). */
+  readonly hartCount: number;
+  /** Raise (or, with `false`, clear) the supervisor software interrupt of hart `id`. */
+  setSoftwareInterrupt(id: number, level: boolean): void;
   /** Write bytes to the debug console (the same stream as the UART). */
   consoleWrite(bytes: Uint8Array): void;
   /** Read one console byte, or -1 when none is waiting. */
@@ -54,8 +65,8 @@ export interface SbiPlatform {
   hartStop(id: number): number;
   /** HSM: state of hart `id` (HartState), or -1 for an invalid id. */
   hartStatus(id: number): number;
-  /** RFENCE: ask harts in `mask` to flush their TLBs (and fence.i). */
-  remoteFence(mask: bigint[] | 'all'): void;
+  /** RFENCE: make harts `ids` flush their TLBs (and fence.i) before returning. */
+  remoteFence(ids: number[]): void;
 }
 
 const M64 = (1n << 64n) - 1n;
@@ -80,7 +91,8 @@ function maskedHarts(mask: bigint, base: bigint, count: number): number[] | null
  * write the result registers and step past the ecall. Unknown extensions
  * return SBI_ERR_NOT_SUPPORTED.
  */
-export function handleSbiCall(hart: Hart, p: SbiPlatform): void {
+export function handleSbiCall(hart: SbiHart, p: SbiPlatform): void {
+  const all = () => Array.from({ length: p.hartCount }, (_, i) => i);
   const eid = Number(hart.getX(17));
   const fid = Number(hart.getX(16));
   const a0 = hart.getX(10), a1 = hart.getX(11), a2 = hart.getX(12);
@@ -95,16 +107,16 @@ export function handleSbiCall(hart: Hart, p: SbiPlatform): void {
     case 0x02: // legacy console_getchar
       err = p.consoleRead(); legacy = true; break;
     case 0x03: // legacy clear_ipi
-      hart.setPending(SIP_SSIP, false); legacy = true; break;
+      p.setSoftwareInterrupt(hart.id, false); legacy = true; break;
     case 0x04: { // legacy send_ipi(const unsigned long *hart_mask)
       legacy = true;
       try {
         const mask = BigInt(p.memory.readU32(Number(a0))) | (BigInt(p.memory.readU32(Number(a0) + 4)) << 32n);
-        for (const id of maskedHarts(mask, 0n, p.harts.length) ?? []) p.harts[id].setPending(SIP_SSIP, true);
+        for (const id of maskedHarts(mask, 0n, p.hartCount) ?? []) p.setSoftwareInterrupt(id, true);
       } catch { err = SBI_ERR_INVALID_ADDRESS; }
       break;
     }
-    case 0x05: case 0x06: case 0x07: legacy = true; p.remoteFence('all'); break;
+    case 0x05: case 0x06: case 0x07: legacy = true; p.remoteFence(all()); break;
     case 0x08: legacy = true; p.systemReset('shutdown', 0); break;
     case EID_BASE:
       switch (fid) {
@@ -125,17 +137,17 @@ export function handleSbiCall(hart: Hart, p: SbiPlatform): void {
       break;
     case EID_IPI:
       if (fid === 0) {
-        const ids = maskedHarts(a0, a1, p.harts.length);
+        const ids = maskedHarts(a0, a1, p.hartCount);
         if (ids === null) err = SBI_ERR_INVALID_PARAM;
-        else for (const id of ids) p.harts[id].setPending(SIP_SSIP, true);
+        else for (const id of ids) p.setSoftwareInterrupt(id, true);
       } else err = SBI_ERR_NOT_SUPPORTED;
       break;
     case EID_RFENCE: {
       if (fid > 6) { err = SBI_ERR_NOT_SUPPORTED; break; }
       if (fid >= 3) { err = SBI_ERR_NOT_SUPPORTED; break; } // hypervisor fences: no H extension
-      const ids = maskedHarts(a0, a1, p.harts.length);
+      const ids = maskedHarts(a0, a1, p.hartCount);
       if (ids === null) err = SBI_ERR_INVALID_PARAM;
-      else p.remoteFence(ids.map(BigInt));
+      else p.remoteFence(ids);
       break;
     }
     case EID_HSM:

@@ -1,99 +1,155 @@
 /**
- * One running VM: builds the board from a configuration and runs its harts.
+ * One running VM: builds the board from a configuration and runs its harts,
+ * one worker thread each, in parallel over the shared guest memory.
  *
- * This first version runs the (single) hart on the VM process's main thread
- * in slices, returning to the event loop between slices so that console
- * input and signals are served; WFI sleeps until the next timer deadline or
- * until input arrives, so an idle VM costs (almost) nothing.
+ * The main thread owns the devices: it answers the harts' MMIO requests
+ * (posted in the shared control block, see smp.ts) and does the host I/O.
+ * Idle harts sleep in Atomics.wait, so an idle VM costs (almost) nothing.
  */
-import { Board, type BoardConfig, HartExit } from '../machine/board.js';
+import { Worker } from 'node:worker_threads';
+import { Board, type BoardConfig } from '../machine/board.js';
 import type { PowerEvent } from '../devices/syscon.js';
-import { TIMEBASE_HZ } from '../engine/layout.js';
+import {
+  SmpControl, W_DOORBELL, W_STOP, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED,
+  HSM_STARTED, HSM_STOPPED,
+} from './smp.js';
+import type { HartWorkerData, HartWorkerMessage } from './hart-worker.js';
 
-/** Instructions per slice of `Hart.run()`. */
-const SLICE = 200_000;
-/** Longest time the VM runs without yielding to the event loop, in ms. */
-const YIELD_MS = 20;
+/** Options of a VM: the board's configuration plus the compiled engine. */
+export interface VmOptions extends Omit<BoardConfig, 'onPower' | 'monotonicNs'> {
+  /** The compiled engine module (build/engine.wasm). */
+  engine: WebAssembly.Module;
+}
 
-export interface VmOptions extends Omit<BoardConfig, 'onPower'> {}
+/** How often devices with lazy timers (UART input, RTC alarm) are polled, in ms. */
+const POLL_MS = 10;
 
 export class Vm {
   readonly board: Board;
-  private wakeup: (() => void) | null = null;
+  private readonly opts: VmOptions;
+  private readonly ctl: SmpControl;
+  private readonly t0Ms: number;
+  private workers: Worker[] = [];
   private stopped = false;
-  private constructor(board: Board) { this.board = board; }
+  private fatal: string | null = null;
+  /** Instructions retired per hart, filled in when the harts exit. */
+  readonly instret: bigint[] = [];
+
+  private constructor(board: Board, opts: VmOptions, t0Ms: number) {
+    this.board = board;
+    this.opts = opts;
+    this.t0Ms = t0Ms;
+    this.ctl = new SmpControl(opts.harts);
+  }
 
   /** Build the VM (loads kernel, initrd, device tree). Throws BootError on bad input. */
   static async create(opts: VmOptions): Promise<Vm> {
     let vm: Vm | null = null;
-    const board = await Board.create({ ...opts, onPower: () => vm?.kick() });
-    vm = new Vm(board);
+    const t0Ms = performance.timeOrigin + performance.now();
+    const board = Board.create({ ...opts, monotonicNs: () => (performance.timeOrigin + performance.now() - t0Ms) * 1e6, onPower: () => vm?.stopHarts() });
+    vm = new Vm(board, opts, t0Ms);
     return vm;
   }
 
-  /** Wake the run loop early (console input arrived, power event). */
-  kick(): void {
-    const w = this.wakeup;
-    this.wakeup = null;
-    w?.();
-  }
+  /** Console input arrived: let the UART pull it now. */
+  kick(): void { this.board.pollDevices(); }
 
-  /** Stop the VM from the host side (the run loop ends as if powered off). */
+  /** Stop the VM from the host side (the run ends as if powered off). */
   stop(): void {
     this.stopped = true;
-    for (const h of this.board.harts) h.requestExit();
-    this.kick();
+    this.stopHarts();
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(() => { this.wakeup = null; resolve(); }, ms);
-      this.wakeup = () => { clearTimeout(t); resolve(); };
-    });
+  private stopHarts(): void {
+    Atomics.store(this.ctl.words, W_STOP, 1);
+    for (let i = 0; i < this.opts.harts; i++) {
+      this.board.signals[i].wake();
+      this.ctl.notify(i, H_HSM);
+    }
+    Atomics.notify(this.ctl.words, W_DOORBELL);
+  }
+
+  /** Answer every posted MMIO request. */
+  private serveMmio(): void {
+    const c = this.ctl;
+    const w = c.words;
+    for (let i = 0; i < this.opts.harts; i++) {
+      if (Atomics.load(w, c.at(i, H_MMIO)) !== 1) continue;
+      const pa = w[c.at(i, H_ADDR)] >>> 0;
+      const size = w[c.at(i, H_SIZE)];
+      let fault = 0;
+      try {
+        if (w[c.at(i, H_OP)] === 0) {
+          const v = this.board.mmioRead(pa, size);
+          if (v === undefined) fault = 1; else w[c.at(i, H_VALUE)] = v | 0;
+        } else if (!this.board.mmioWrite(pa, size, w[c.at(i, H_VALUE)] >>> 0)) fault = 1;
+      } catch (e) {
+        // a device model bug must not take the host down: fail this VM
+        this.fatal = `device error at 0x${pa.toString(16)}: ${(e as Error).message}`;
+        this.stopHarts();
+      }
+      w[c.at(i, H_FAULT)] = fault;
+      Atomics.store(w, c.at(i, H_MMIO), 2);
+      c.notify(i, H_MMIO);
+    }
   }
 
   /** Run until the guest powers off or resets (or stop() is called). Returns the power event (null if stopped). */
   async run(): Promise<PowerEvent | null> {
-    const board = this.board;
-    const hart = board.harts[0];
-    let lastYield = performance.now();
-    const started = lastYield;
-    const profile = typeof process !== 'undefined' ? process.env?.TSVISOR_PROFILE : undefined;
-    const samples = new Map<bigint, number>();
-    while (!board.powerEvent && !this.stopped) {
-      const r = hart.run(profile ? 997 : SLICE);
-      if (profile) samples.set(hart.pc, (samples.get(hart.pc) ?? 0) + 1);
-      if (r === HartExit.Sbi) {
-        board.sbiCall(hart);
-        continue;
-      }
-      board.pollDevices();
-      if (r === HartExit.Wfi) {
-        if (hart.interruptPending()) continue;
-        const now = board.nowTicks();
-        const cmp = hart.timecmp;
-        let waitMs = 100;
-        if (cmp !== 0xffff_ffff_ffff_ffffn) waitMs = Math.min(waitMs, (Number(cmp) - now) / (TIMEBASE_HZ / 1000));
-        if (waitMs > 0.05) await this.sleep(Math.max(0, Math.floor(waitMs)));
-        lastYield = performance.now();
-        continue;
-      }
-      const t = performance.now();
-      if (t - lastYield > YIELD_MS) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        lastYield = performance.now();
-      }
+    const n = this.opts.harts;
+    const { words, args } = this.ctl.buffers();
+    this.ctl.startArgs[0] = BigInt(this.board.boot.entry);
+    this.ctl.startArgs[1] = BigInt(this.board.boot.fdt);
+    for (let i = 0; i < n; i++) {
+      this.ctl.set(i, H_HSM, i === 0 ? HSM_STARTED : HSM_STOPPED);
+      this.ctl.set(i, H_PARKED, i === 0 ? 0 : 1);
     }
-    board.flushDisks();
-    if (profile) {
-      const { writeFileSync } = await import('node:fs');
-      writeFileSync(profile, [...samples].map(([pc, n]) => `${pc.toString(16)} ${n}`).join('\n') + '\n');
+    const started = performance.now();
+    const exits: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) {
+      const data: HartWorkerData = {
+        id: i, harts: n, ramBytes: this.opts.ramBytes, module: this.opts.engine,
+        memory: this.board.wasmMemory, ctlWords: words, ctlArgs: args, t0Ms: this.t0Ms,
+      };
+      const worker = new Worker(new URL('./hart-worker.js', import.meta.url), { workerData: data });
+      this.workers.push(worker);
+      exits.push(new Promise<void>((resolve) => {
+        worker.on('message', (m: HartWorkerMessage) => {
+          if (m.type === 'console') this.board.consoleWrite(m.bytes);
+          else if (m.type === 'reset') this.board.systemReset(m.kind);
+          else if (m.type === 'exit') { this.instret[m.id] = BigInt(m.instret); if (process.env.TSVISOR_STATS) process.stderr.write(`tsvisor: hart ${m.id} stopped at pc ${m.pc}\n`); resolve(); }
+          else if (m.type === 'error') { this.fatal = `hart ${m.id}: ${m.message}`; this.stopHarts(); resolve(); }
+        });
+        worker.on('error', (e) => { this.fatal = `hart ${i}: ${e.message}`; this.stopHarts(); resolve(); });
+        worker.on('exit', () => resolve());
+      }));
     }
-    if (typeof process !== 'undefined' && process.env?.TSVISOR_STATS) {
+    const allExited = Promise.all(exits);
+    let done = false;
+    void allExited.then(() => { done = true; Atomics.add(this.ctl.words, W_DOORBELL, 1); Atomics.notify(this.ctl.words, W_DOORBELL); });
+    const poll = setInterval(() => this.board.pollDevices(), POLL_MS);
+    try {
+      // serve MMIO whenever a hart rings the doorbell
+      while (!done) {
+        const seen = Atomics.load(this.ctl.words, W_DOORBELL);
+        this.serveMmio();
+        const r = Atomics.waitAsync(this.ctl.words, W_DOORBELL, seen, 50);
+        if (r.async) await r.value;
+        if (Atomics.load(this.ctl.words, W_STOP) && !done) {
+          this.serveMmio();
+        }
+      }
+    } finally {
+      clearInterval(poll);
+      await Promise.all(this.workers.map((w) => w.terminate()));
+    }
+    this.board.flushDisks();
+    const total = this.instret.reduce((a, b) => a + (b ?? 0n), 0n);
+    if (process.env.TSVISOR_STATS) {
       const secs = (performance.now() - started) / 1000;
-      const n = Number(hart.instret);
-      process.stderr.write(`tsvisor: ${n} instructions in ${secs.toFixed(2)} s (${(n / secs / 1e6).toFixed(1)} MIPS)\n`);
+      process.stderr.write(`tsvisor: ${total} instructions in ${secs.toFixed(2)} s (${(Number(total) / secs / 1e6).toFixed(1)} MIPS)\n`);
     }
-    return board.powerEvent;
+    if (this.fatal) throw new Error(`VM failed: ${this.fatal}`);
+    return this.stopped ? null : this.board.powerEvent;
   }
 }

@@ -74,8 +74,13 @@ function buildProgram(name: string): string {
   if (inputs.every((f) => statSync(f).mtimeMs <= built)) return bin;
   requireToolchain();
   mkdirSync(OUT_DIR, { recursive: true });
-  execFileSync(CC, [...CFLAGS, '-I', SRC_DIR, '-T', join(SRC_DIR, 'link.ld'), '-o', elf, src], { stdio: ['ignore', 'inherit', 'inherit'] });
-  execFileSync(OBJCOPY, ['-O', 'binary', elf, bin]);
+  try {
+    execFileSync(CC, [...CFLAGS, '-I', SRC_DIR, '-T', join(SRC_DIR, 'link.ld'), '-o', elf, src], { stdio: 'pipe' });
+    execFileSync(OBJCOPY, ['-O', 'binary', elf, bin], { stdio: 'pipe' });
+  } catch (e) {
+    const err = e as { stderr?: Buffer; message: string };
+    throw new Error(`assembling ${name}.S failed:\n${err.stderr?.toString() || err.message}`);
+  }
   return bin;
 }
 
@@ -139,7 +144,7 @@ async function runProgram(image: Uint8Array): Promise<Outcome> {
 function describe(hart: Hart): string {
   const h = (v: bigint): string => `0x${v.toString(16)}`;
   return `pc=${h(hart.pc)} priv=${hart.priv} scause=${h(hart.readCsr(0x142))} sepc=${h(hart.readCsr(0x141))} ` +
-    `stval=${h(hart.readCsr(0x143))} gp=${hart.getX(3)}`;
+    `stval=${h(hart.readCsr(0x143))} gp=${hart.getX(3)} a0=${h(hart.getX(10))} a1=${h(hart.getX(11))} t6=${h(hart.getX(31))}`;
 }
 
 const only = process.env.ISA_ONLY;

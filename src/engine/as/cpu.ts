@@ -38,7 +38,6 @@ let sSPP: u32 = 0;
 /** sstatus.FS: 0 off, 1 initial, 2 clean, 3 dirty. */
 let sFS: u32 = 0;
 let sieReg: u64 = 0;
-let sipSoft: u64 = 0; // SSIP written by software
 let stvec: u64 = 0;
 let sscratch: u64 = 0;
 let sepc: u64 = 0;
@@ -51,8 +50,10 @@ let stimecmp: u64 = 0xffffffffffffffff;
 let frm: u32 = 0;
 let fflags: u32 = 0;
 
-/** Retired instructions (also cycle). */
+/** Retired instructions (also cycle), up to the start of the current run() chunk. */
 let instret: u64 = 0;
+/** Instructions retired in the current run() chunk before the executing one; set around csrRead (cycle/instret). */
+let chunkRetired: u64 = 0;
 let exitRequested: bool = false;
 let stop: bool = false;
 let exitReason: i32 = 0;
@@ -70,7 +71,9 @@ const SEIP: u64 = 1 << 9;
 
 /** Pending interrupts (sip view, privileged spec 4.1.3). */
 function pendingBits(): u64 {
-  let p = sipSoft | <u64><u32>atomic.load<i32>(irqWord);
+  // SSIP and SEIP live in the shared interrupt-request word: other harts (SBI IPI) and
+  // the PLIC set them, the guest clears SSIP through sip
+  let p = <u64><u32>atomic.load<i32>(irqWord);
   if (stimecmp != 0xffffffffffffffff && nowTicks() >= stimecmp) p |= STIP;
   return p;
 }
@@ -79,6 +82,11 @@ function pendingBits(): u64 {
 
 /** Enter the S-mode trap handler (privileged spec 4.1.1, 4.1.9-4.1.11). */
 function takeTrap(cause: u64, tval: u64, isInterrupt: bool): void {
+  // stval of an illegal compressed instruction is its 16 bits, not the expansion (4.1.9)
+  if (cause == CAUSE_ILLEGAL && !isInterrupt && (pc >> 12) == mmu.fetchVpn) {
+    const parcel = <u64>load<u16>(mmu.fetchHost + (<u32>pc & 0xfff));
+    if ((parcel & 3) != 3) tval = parcel;
+  }
   scause = isInterrupt ? (cause | 0x8000000000000000) : cause;
   sepc = pc;
   stval = tval;
@@ -136,7 +144,7 @@ function csrRead(csr: u32, insn: u32): u64 {
     case 0x003: if (sFS == 0) break; return <u64>((frm << 5) | fflags);
     case 0xc00: case 0xc01: case 0xc02: {
       if (priv == 0 && ((scounteren >> <u64>(csr - 0xc00)) & 1) == 0) break;
-      return csr == 0xc01 ? nowTicks() : instret;
+      return csr == 0xc01 ? nowTicks() : instret + chunkRetired;
     }
     default: break;
   }
@@ -179,7 +187,7 @@ function csrWrite(csr: u32, v: u64, insn: u32): void {
     case 0x141: sepc = v & ~<u64>1; return;
     case 0x142: scause = v; return;
     case 0x143: stval = v; return;
-    case 0x144: sipSoft = v & SSIP; stop = true; return;
+    case 0x144: setSsip((v & SSIP) != 0); stop = true; return;
     case 0x14d: stimecmp = v; stop = true; return;
     case 0x180: {
       const mode = <u32>(v >> 60);
@@ -233,7 +241,8 @@ function mulhsu(a: u64, b: u64): u64 {
 }
 
 @inline function takeFlags(): void {
-  if (fpu.fpFlags != 0) { fflags |= fpu.fpFlags; fpu.fpFlags = 0; }
+  // accrued flags change fcsr: FS becomes Dirty even when no f register was written (priv 3.1.6.6)
+  if (fpu.fpFlags != 0) { fflags |= fpu.fpFlags; fpu.fpFlags = 0; sFS = 3; }
 }
 
 // ---------------------------------------------------------------- host interface
@@ -254,14 +263,17 @@ export function setTimecmp(v: u64): void { stimecmp = v; }
 export function getTimecmp(): u64 { return stimecmp; }
 export function requestExit(): void { exitRequested = true; }
 /** Set or clear SSIP (SBI IPI delivery on this hart's own thread). */
-export function setSoftwareInterrupt(on: bool): void { sipSoft = on ? sipSoft | SSIP : sipSoft & ~SSIP; }
+export function setSoftwareInterrupt(on: bool): void { setSsip(on); }
+function setSsip(on: bool): void {
+  if (on) atomic.or<i32>(irqWord, <i32>SSIP); else atomic.and<i32>(irqWord, ~<i32>SSIP);
+}
 /** Enter S-mode at `entry` with interrupts disabled and paging off (SBI HSM hart_start / boot). */
 export function resetHart(entry: u64): void {
   setPriv(1);
   mmu.satpMode = 0; mmu.satpPpn = 0; mmu.satpAsid = 0;
   sSIE = false; sSPIE = false; sSPP = 0; sFS = 0;
   setSumMxr(false, false);
-  sieReg = 0; sipSoft = 0; stvec = 0; sepc = 0; scause = 0; stval = 0; sscratch = 0;
+  sieReg = 0; setSsip(false); stvec = 0; sepc = 0; scause = 0; stval = 0; sscratch = 0;
   stimecmp = 0xffffffffffffffff;
   tlbFlush();
   mmu.pc = entry;
@@ -294,7 +306,7 @@ export function run(budget: i32): i32 {
     stop = false;
     while (n > 0 && !stop) {
       n--;
-      step();
+      step(start - n);
       if (excPending) {
         mmu.excPending = false;
         if (excCause == 0xff) { // ecall from S: served by the hypervisor
@@ -310,8 +322,8 @@ export function run(budget: i32): i32 {
   return EXIT_BUDGET;
 }
 
-/** Execute one instruction at pc. */
-@inline function step(): void {
+/** Execute one instruction at pc; `begun` counts the instructions begun in this run() chunk, this one included. */
+@inline function step(begun: i32): void {
   const p = pc;
   let insn = fetch16(p);
   if (excPending) return;
@@ -323,7 +335,7 @@ export function run(budget: i32): i32 {
     insn = e;
   } else {
     const hi = fetch16(p + 2);
-    if (excPending) { mmu.excTval = p; return; }
+    if (excPending) return; // sepc = p, stval = p + 2: the part that faulted (privileged 4.1.9)
     insn |= hi << 16;
   }
   const rd = (insn >> 7) & 31;
@@ -564,7 +576,9 @@ export function run(budget: i32): i32 {
       const needRead = !(op == 1 && rd == 0);
       let old: u64 = 0;
       if (needRead || op != 1) {
+        chunkRetired = <u64>(begun - 1); // live cycle/instret (Zicntr): instret is summed per chunk
         old = csrRead(csr, insn);
+        chunkRetired = 0;
         if (excPending) return;
       }
       if (writes) {
@@ -644,6 +658,8 @@ export function run(budget: i32): i32 {
 /** The A extension (unprivileged spec ch. 8): LR/SC and AMOs, atomic across harts. */
 function execAmo(insn: u32, rd: u32, rs1: u32, rs2: u32, f3: u32): void {
   const f5 = insn >> 27;
+  // an undefined funct5 is illegal whatever the address (exception priority, privileged spec 3.7)
+  if (((0x1111111f >> f5) & 1) == 0) { illegal(insn); return; }
   const a = getX(rs1);
   if (f3 == 2) {
     if (f5 == 2) { // LR.W

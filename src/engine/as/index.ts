@@ -4,4 +4,4 @@ export {
   setSoftwareInterrupt, resetHart, interruptPending, readCsr,
   EXIT_BUDGET, EXIT_WFI, EXIT_SBI, EXIT_HALT,
 } from './cpu';
-export { debugTranslate } from './mmu';
+export { debugTranslate, tlbFlush } from './mmu';

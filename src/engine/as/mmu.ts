@@ -280,7 +280,7 @@ export function loadSlow(va: u64, size: u32): u64 {
     let v: u64 = 0;
     for (let i: u32 = 0; i < size; i++) {
       const b = loadSlow(va + i, 1);
-      if (excPending) { excTval = va; return 0; }
+      if (excPending) return 0; // stval = va + i: the part that faulted (privileged 4.1.9)
       v |= b << (8 * <u64>i);
     }
     return v;
@@ -297,7 +297,7 @@ export function storeSlow(va: u64, size: u32, v: u64): void {
     translate(va, ACC_W);
     if (excPending) return;
     translate(va + size - 1, ACC_W);
-    if (excPending) { excTval = va; return; }
+    if (excPending) { excTval = (va + size - 1) & ~<u64>0xfff; return; } // the part that faulted (4.1.9)
     for (let i: u32 = 0; i < size; i++) {
       storeSlow(va + i, 1, v >> (8 * <u64>i));
       if (excPending) return;

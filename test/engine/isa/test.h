@@ -11,15 +11,20 @@
  * Register conventions:
  *   gp       current sub-test number
  *   t6       scratch of the CHECK macros
- *   s8-s11   owned by trap_handler: s9 = scause, s10 = sepc, s11 = stval of the
- *            last trap; s8 scratch. Tests must not keep values in s8-s11.
+ *   s6-s11   owned by trap_handler: s6 = sstatus on entry to the handler (any trap),
+ *            s7 = sepc of the last ecall from U-mode, s9 = scause, s10 = sepc,
+ *            s11 = stval of the last other trap; s8 scratch. Tests must not keep
+ *            values in s6-s11.
  *
  * Expected exceptions: TRAP_BEGIN(n) stores the resume address (label 9 of the
  * TRAP_END that follows) in sscratch; the handler records the trap and returns
- * there (in the privilege the trap came from, except that an ecall from U-mode
- * returns to S-mode). A trap while sscratch is 0 is unexpected: the handler turns
- * paging off and fails the current sub-test. Interrupts are recorded (s9) and
- * counted in s7 only when the test enables them and installs its own handler.
+ * there, in the privilege the trap came from. An ecall from U-mode is the way
+ * back to S-mode: the handler returns to S-mode after the ecall, or at `u_return`
+ * when that is nonzero (for U code that runs elsewhere; sscratch is not needed).
+ * Any other trap while sscratch is 0 is unexpected: the handler turns paging off
+ * and fails the current sub-test. Tests of interrupts install their own handler.
+ *
+ * The macros use the local labels 5-9 (TRAP_*: 8, 9); tests mostly use 1-4.
  */
 #define TESTDEV 0x100000
 
@@ -35,6 +40,21 @@
 /* Expect the code between TRAP_BEGIN and TRAP_END to trap with `cause` (s9/s10/s11 hold scause/sepc/stval after). */
 #define TRAP_BEGIN(n) li gp, n; li s9, -1; la t6, 9f; csrw sscratch, t6
 #define TRAP_END(cause) 9: csrw sscratch, zero; li t6, cause; beq s9, t6, 8f; j fail; 8:
+
+/* stval (s11) must hold the bits of the instruction at label 7 (16 of them if compressed) */
+#define CHECK_TVAL_INSN \
+  la t6, 7b; lhu s8, 0(t6); andi s8, s8, 3; addi s8, s8, -3; \
+  beqz s8, 6f; lhu t6, 0(t6); j 5f; 6: lwu t6, 0(t6); 5: beq s11, t6, 8f; j fail; 8:
+/* Expect `insn` (at label 7) to raise illegal instruction with stval = its bits. */
+#define ILLEGAL(n, insn...) TRAP_BEGIN(n); 7: insn; TRAP_END(2); CHECK_TVAL_INSN
+
+/* Drop to U-mode at `label` (sstatus.SPP = U, sret). */
+#define ENTER_U(label) li t0, 0x100; csrc sstatus, t0; la t0, label; csrw sepc, t0; sret
+/* Run `insn` (label 7) in U-mode and expect a trap with `cause`; back in S-mode after. */
+#define U_TRAP(n, cause, insn...) \
+  li gp, n; li s9, -1; la t6, 9f; csrw sscratch, t6; ENTER_U(7f); 7: insn; 9: ecall; \
+  csrw sscratch, zero; li t6, cause; beq s9, t6, 8f; j fail; 8:
+#define U_ILLEGAL(n, insn...) U_TRAP(n, 2, insn); CHECK_TVAL_INSN
 
 #define PASS j pass
 
@@ -53,17 +73,27 @@ _start:
   .align 2
   .globl trap_handler
 trap_handler:
+  csrr s6, sstatus
+  csrr s8, scause
+  addi s8, s8, -8
+  bnez s8, 1f
+  csrr s7, sepc            /* ecall from U: back to S-mode at u_return, or after the ecall */
+  la s8, u_return
+  ld s8, 0(s8)
+  bnez s8, 2f
+  addi s8, s7, 4
+2:
+  csrw sepc, s8
+  li s8, 0x100
+  csrs sstatus, s8
+  sret
+1:
   csrr s9, scause
   csrr s10, sepc
   csrr s11, stval
   csrrw s8, sscratch, zero
   beqz s8, unexpected_trap
   csrw sepc, s8
-  li s8, 8
-  bne s9, s8, 1f
-  li s8, 0x100             /* ecall from U: return to S-mode */
-  csrs sstatus, s8
-1:
   sret
 
 unexpected_trap:
@@ -91,6 +121,10 @@ pass:
   j 1b
 
   .pushsection .bss
+  .align 3
+  .globl u_return
+u_return:                  /* where an ecall from U-mode returns to when nonzero */
+  .zero 8
   .align 12
 stack:
   .zero 4096

@@ -1,0 +1,166 @@
+/**
+ * A hart's worker thread: runs one engine instance over the VM's shared
+ * memory. MMIO goes to the VM's main thread through the control block (a
+ * synchronous request: the hart waits for the answer); SBI is served here,
+ * with the other harts reached through shared memory; WFI parks the thread
+ * with Atomics.wait until an interrupt or the timer is due.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Hart, HartExit, HartSignals, SIP_SSIP } from '../engine/hart.js';
+import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ } from '../engine/layout.js';
+import { GuestMemory } from '../devices/guest-memory.js';
+import { handleSbiCall, type SbiPlatform, SBI_SUCCESS, SBI_ERR_INVALID_PARAM, SBI_ERR_ALREADY_AVAILABLE } from '../machine/sbi.js';
+import {
+  SmpControl, W_DOORBELL, W_STOP, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED, H_FLUSH,
+  HSM_STARTED, HSM_STOPPED, HSM_START_PENDING,
+} from './smp.js';
+
+/** What the main thread passes to a hart worker. */
+export interface HartWorkerData {
+  id: number;
+  harts: number;
+  ramBytes: number;
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  ctlWords: SharedArrayBuffer;
+  ctlArgs: SharedArrayBuffer;
+  /** performance.timeOrigin + performance.now() of the board's time zero, in ms. */
+  t0Ms: number;
+}
+
+/** Messages from a hart worker to the main thread. */
+export type HartWorkerMessage =
+  | { type: 'console'; bytes: Uint8Array }
+  | { type: 'reset'; kind: 'shutdown' | 'reboot' }
+  | { type: 'exit'; id: number; instret: string; pc: string }
+  | { type: 'error'; id: number; message: string };
+
+/** Instructions per run() slice: bounds the latency of remote fences and stop requests. */
+const SLICE = 50_000;
+
+async function main(d: HartWorkerData): Promise<void> {
+  const ctl = new SmpControl(d.harts, d.ctlWords, d.ctlArgs);
+  const words = ctl.words;
+  const id = d.id;
+  const post = (m: HartWorkerMessage) => parentPort!.postMessage(m);
+  const nowTicks = () => (performance.timeOrigin + performance.now() - d.t0Ms) * (TIMEBASE_HZ / 1000);
+  const slot = (w: number) => ctl.at(id, w);
+
+  const mmio = (op: number, pa: number, size: number, value: number): number | undefined => {
+    words[slot(H_OP)] = op;
+    words[slot(H_ADDR)] = pa | 0;
+    words[slot(H_SIZE)] = size;
+    words[slot(H_VALUE)] = value | 0;
+    Atomics.store(words, slot(H_MMIO), 1);
+    Atomics.add(words, W_DOORBELL, 1);
+    Atomics.notify(words, W_DOORBELL);
+    while (Atomics.load(words, slot(H_MMIO)) === 1) Atomics.wait(words, slot(H_MMIO), 1, 1000);
+    Atomics.store(words, slot(H_MMIO), 0);
+    if (words[slot(H_FAULT)]) return undefined;
+    return words[slot(H_VALUE)] >>> 0;
+  };
+
+  const hart = await Hart.create(d.module, d.memory, id, d.ramBytes, {
+    mmioRead: (pa, size) => mmio(0, pa, size, 0),
+    mmioWrite: (pa, size, value) => mmio(1, pa, size, value) !== undefined,
+    nowTicks,
+  });
+  const signals = Array.from({ length: d.harts }, (_, i) => new HartSignals(d.memory, i));
+  const memory = new GuestMemory(new Uint8Array(d.memory.buffer, RAM_OFFSET, d.ramBytes), RAM_BASE);
+
+  const serveFlush = () => {
+    if (Atomics.load(words, slot(H_FLUSH)) !== 0) {
+      hart.flushTlb();
+      Atomics.store(words, slot(H_FLUSH), 0);
+      Atomics.notify(words, slot(H_FLUSH));
+    }
+  };
+
+  const platform: SbiPlatform = {
+    memory,
+    hartCount: d.harts,
+    setSoftwareInterrupt: (target, level) => signals[target].setPending(SIP_SSIP, level),
+    consoleWrite: (bytes) => post({ type: 'console', bytes: bytes.slice() }),
+    consoleRead: () => -1,
+    systemReset: (kind) => {
+      post({ type: 'reset', kind: kind === 'shutdown' ? 'shutdown' : 'reboot' });
+      Atomics.store(words, W_STOP, 1);
+    },
+    hartStart: (target, start, opaque) => {
+      if (target < 0 || target >= d.harts) return SBI_ERR_INVALID_PARAM;
+      if (Atomics.compareExchange(words, ctl.at(target, H_HSM), HSM_STOPPED, HSM_START_PENDING) !== HSM_STOPPED) {
+        return SBI_ERR_ALREADY_AVAILABLE;
+      }
+      ctl.startArgs[2 * target] = BigInt.asIntN(64, start);
+      ctl.startArgs[2 * target + 1] = BigInt.asIntN(64, opaque);
+      ctl.notify(target, H_HSM);
+      return SBI_SUCCESS;
+    },
+    hartStop: () => { ctl.set(id, H_HSM, HSM_STOPPED); return SBI_SUCCESS; },
+    hartStatus: (target) => (target < 0 || target >= d.harts ? -1 : ctl.get(target, H_HSM)),
+    remoteFence: (ids) => {
+      for (const t of ids) {
+        if (t === id) { hart.flushTlb(); continue; }
+        ctl.set(t, H_FLUSH, 1);
+        signals[t].wake();
+      }
+      // wait until every running target has flushed; parked or stopped harts flush when they wake
+      for (const t of ids) {
+        if (t === id) continue;
+        while (Atomics.load(words, ctl.at(t, H_FLUSH)) !== 0 && ctl.get(t, H_PARKED) === 0 && Atomics.load(words, W_STOP) === 0) {
+          serveFlush(); // two harts fencing each other must not deadlock
+          Atomics.wait(words, ctl.at(t, H_FLUSH), 1, 1);
+        }
+      }
+    },
+  };
+
+  const waitForStart = (): boolean => {
+    ctl.set(id, H_PARKED, 1);
+    while (ctl.get(id, H_HSM) !== HSM_START_PENDING) {
+      if (Atomics.load(words, W_STOP)) return false;
+      Atomics.wait(words, slot(H_HSM), ctl.get(id, H_HSM), 200);
+    }
+    hart.reset(BigInt.asUintN(64, ctl.startArgs[2 * id]), BigInt.asUintN(64, ctl.startArgs[2 * id + 1]));
+    ctl.set(id, H_HSM, HSM_STARTED);
+    ctl.set(id, H_PARKED, 0);
+    return true;
+  };
+
+  if (ctl.get(id, H_HSM) !== HSM_STARTED && !waitForStart()) return finish();
+  if (ctl.get(id, H_HSM) === HSM_STARTED && id === 0) {
+    hart.reset(BigInt.asUintN(64, ctl.startArgs[0]), BigInt.asUintN(64, ctl.startArgs[1]));
+  }
+
+  while (!Atomics.load(words, W_STOP)) {
+    serveFlush();
+    const r = hart.run(SLICE);
+    if (r === HartExit.Sbi) {
+      handleSbiCall(hart, platform);
+      if (ctl.get(id, H_HSM) === HSM_STOPPED && !waitForStart()) break;
+      continue;
+    }
+    if (r === HartExit.Wfi) {
+      const seq = hart.wakeSeq();
+      if (hart.interruptPending()) continue;
+      const cmp = hart.timecmp;
+      let waitMs = 1000;
+      if (cmp !== 0xffff_ffff_ffff_ffffn) waitMs = Math.min(waitMs, (Number(cmp) - nowTicks()) / (TIMEBASE_HZ / 1000));
+      if (waitMs > 0.02) {
+        ctl.set(id, H_PARKED, 1);
+        if (Atomics.load(words, slot(H_FLUSH)) === 0) hart.park(seq, waitMs);
+        ctl.set(id, H_PARKED, 0);
+      }
+    }
+  }
+  finish();
+
+  function finish(): void {
+    ctl.set(id, H_PARKED, 1);
+    post({ type: 'exit', id, instret: hart.instret.toString(), pc: hart.pc.toString(16) });
+  }
+}
+
+main(workerData as HartWorkerData).catch((e: unknown) => {
+  parentPort!.postMessage({ type: 'error', id: (workerData as HartWorkerData).id, message: e instanceof Error ? e.message : String(e) });
+});

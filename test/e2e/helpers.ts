@@ -1,0 +1,143 @@
+/**
+ * Helpers of the end-to-end tests: run `bin/tsvisor.js` as a user would, find host
+ * tools, make deterministic test data.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (this file runs as dist/test/e2e/helpers.js). */
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/** The `tsvisor` executable as installed by npm (`bin` of package.json). */
+export const TSVISOR_BIN = join(REPO_ROOT, 'bin', 'tsvisor.js');
+
+/** Outcome of one `tsvisor` process. */
+export interface RunResult {
+  /** Exit status, or null when killed by a signal. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** Wall-clock seconds from spawn to exit. */
+  seconds: number;
+  /** True when the process was killed because it exceeded its time limit. */
+  timedOut: boolean;
+}
+
+/** Options of {@link tsvisor}. */
+export interface TsvisorOptions {
+  /** Kill the process (SIGKILL) after this many ms (default 5 minutes). */
+  timeoutMs?: number;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+}
+
+/** Run `node bin/tsvisor.js ARGS...` with stdin closed and collect its output. */
+export function tsvisor(args: readonly string[], opts: TsvisorOptions = {}): Promise<RunResult> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [TSVISOR_BIN, ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs ?? 5 * 60_000);
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({
+        code, signal, timedOut,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        seconds: (performance.now() - t0) / 1000,
+      });
+    });
+  });
+}
+
+/** A one-paragraph description of a run for assertion messages. */
+export function describeRun(what: string, r: RunResult): string {
+  const tail = (s: string) => (s.length > 3000 ? '...' + s.slice(-3000) : s);
+  return `${what}: exit ${r.code}${r.signal ? ` (signal ${r.signal})` : ''}${r.timedOut ? ' (killed: time limit exceeded)' : ''}`
+    + ` after ${r.seconds.toFixed(1)} s\n--- stdout ---\n${tail(r.stdout)}\n--- stderr ---\n${tail(r.stderr)}`;
+}
+
+/** The absolute path of host command `name` (also looks in /sbin and /usr/sbin), or null. */
+export function findTool(name: string): string | null {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+  for (const d of dirs) {
+    if (!d) continue;
+    const p = join(d, name);
+    try { accessSync(p, constants.X_OK); return p; } catch { /* next */ }
+  }
+  return null;
+}
+
+/** Run a host command synchronously; throws with its stderr when it fails. Returns stdout. */
+export function host(cmd: string, args: readonly string[], input?: string | Uint8Array): Buffer {
+  const r = spawnSync(cmd, args, {
+    input, maxBuffer: 256 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' },
+  });
+  if (r.error) throw r.error;
+  if (r.status !== 0) {
+    throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status}): ${r.stderr.toString().trim()}`);
+  }
+  return r.stdout;
+}
+
+/** Hex digest of a file's bytes. */
+export function fileHash(path: string, algo: 'md5' | 'sha256' = 'sha256'): string {
+  return createHash(algo).update(readFileSync(path)).digest('hex');
+}
+
+/** Hex digest of bytes. */
+export function bytesHash(data: Uint8Array | string, algo: 'md5' | 'sha256' = 'sha256'): string {
+  return createHash(algo).update(data).digest('hex');
+}
+
+/** A deterministic xorshift32 generator (never returns the same stream for different seeds). */
+export function xorshift32(seed: number): () => number {
+  let s = (seed >>> 0) || 0x9e3779b9;
+  return () => {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    return s;
+  };
+}
+
+/**
+ * `size` bytes of deterministic pseudo-random data, in 4 KiB blocks that are either
+ * random bytes or random text (letters, digits, spaces, newlines), so that deflate
+ * has both incompressible runs and Huffman-coded matches to produce.
+ */
+export function pseudoRandomBytes(size: number, seed: number): Buffer {
+  const r = xorshift32(seed);
+  const alphabet = Buffer.from('abcdefghijklmnopqrstuvwxyz0123456789 \n');
+  const b = Buffer.alloc(size);
+  for (let i = 0; i < size; i += 4096) {
+    const end = Math.min(size, i + 4096);
+    const text = (r() & 1) === 0;
+    for (let j = i; j < end; j++) b[j] = text ? alphabet[r() % alphabet.length] : r() & 0xff;
+  }
+  return b;
+}
+
+/** `lines` lines of deterministic CSV: name,integer,signed decimal,base-36 token. */
+export function pseudoRandomCsv(lines: number, seed: number): string {
+  const r = xorshift32(seed);
+  const names = ['ada', 'bob', 'cyd', 'dee', 'eve', 'fay', 'gus', 'hal', 'ivy', 'jon'];
+  const out: string[] = [];
+  for (let i = 0; i < lines; i++) {
+    const dec = ((r() % 2_000_000) - 1_000_000) / 1000;
+    out.push(`${names[r() % names.length]}${r() % 100},${r() % 100_000},${dec},${r().toString(36)}\n`);
+  }
+  return out.join('');
+}
