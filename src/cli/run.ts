@@ -145,7 +145,7 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
       for (const b of d) {
         if (escape) {
           escape = false;
-          if (b === 0x78 /* x */) { stdout.write('\r\nQEMU-style exit (Ctrl-A x)\r\n'); theVm.stop(); return; }
+          if (b === 0x78 /* x */) { stdout.write('\r\ntsvisor: terminated (Ctrl-A x)\r\n'); theVm.stop(); return; }
           if (b === 0x01) pass.push(0x01);
           continue;
         }
