@@ -1,0 +1,37 @@
+/**
+ * The control channel of one VM process: HTTP/1.1 over the Unix socket
+ * `<vmDir>/vm.sock` (owner-only), JSON bodies. The host daemon is its client.
+ * Nothing here knows that more than one VM exists.
+ *
+ *   GET  /status                 -> VmProcessStatus
+ *   POST /stop    {timeoutMs?}   -> 202; asks the guest to power off (guest agent), forces after timeoutMs (default 30000)
+ *   POST /kill                   -> 202; exits at once
+ *   POST /pause                  -> 200; all harts park, guest time stops advancing for the harts
+ *   POST /resume                 -> 200
+ *   GET  /console                -> HTTP upgrade ("Upgrade: tsvisor-console"): raw byte stream both ways;
+ *                                   the server first sends the scrollback (last 64 KiB of console.log)
+ *   POST /exec    {argv: string[], stdin?: string (base64)}
+ *                                -> 200, body = newline-delimited JSON ExecEvent objects, streamed as they come
+ *
+ * Errors are JSON `{ "error": { "code": string, "message": string } }` with a 4xx/5xx status.
+ */
+
+/** `GET /status`. Sizes in bytes, times in ms since the Unix epoch. */
+export interface VmProcessStatus {
+  name: string;
+  pid: number;
+  state: 'booting' | 'running' | 'paused' | 'stopping';
+  vcpus: number;
+  memoryBytes: number;
+  startedAt: number;
+  /** Guest agent answering (exec available). */
+  agent: boolean;
+  /** Per disk, bytes the guest read and wrote. */
+  disks: Array<{ path: string; readBytes: number; writtenBytes: number }>;
+}
+
+/** One line of a `POST /exec` response body. `data` is base64. */
+export type ExecEvent =
+  | { stream: 'stdout' | 'stderr'; data: string }
+  | { exit: number }
+  | { error: string };
