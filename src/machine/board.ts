@@ -230,9 +230,9 @@ export class Board {
       const cpu = cpus.child(`cpu@${i}`);
       cpu.prop('phandle', [cpuPh]).prop('device_type', 'cpu').prop('reg', [i]).prop('status', 'okay')
         .prop('compatible', 'riscv')
-        .prop('riscv,isa', 'rv64imafdc_zicntr_zicsr_zifencei')
+        .prop('riscv,isa', 'rv64imafdc_zicntr_zicsr_zifencei_sstc')
         .prop('riscv,isa-base', 'rv64i')
-        .prop('riscv,isa-extensions', ['i', 'm', 'a', 'f', 'd', 'c', 'zicntr', 'zicsr', 'zifencei'])
+        .prop('riscv,isa-extensions', ['i', 'm', 'a', 'f', 'd', 'c', 'zicntr', 'zicsr', 'zifencei', 'sstc'])
         .prop('mmu-type', 'riscv,sv48');
       cpu.child('interrupt-controller')
         .prop('#interrupt-cells', [1]).prop('interrupt-controller', null)

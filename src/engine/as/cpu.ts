@@ -70,11 +70,17 @@ const SEIP: u64 = 1 << 9;
 @inline function nowTicks(): u64 { return <u64>hostNowTicks(); }
 
 /** Pending interrupts (sip view, privileged spec 4.1.3). */
+/** STIP as of the last refreshTimer(): sampled once per run() chunk and on stimecmp writes, so hot paths make no host call. */
+let timerPending: bool = false;
+function refreshTimer(): void {
+  timerPending = stimecmp != 0xffffffffffffffff && nowTicks() >= stimecmp;
+}
+
 function pendingBits(): u64 {
   // SSIP and SEIP live in the shared interrupt-request word: other harts (SBI IPI) and
   // the PLIC set them, the guest clears SSIP through sip
   let p = <u64><u32>atomic.load<i32>(irqWord);
-  if (stimecmp != 0xffffffffffffffff && nowTicks() >= stimecmp) p |= STIP;
+  if (timerPending) p |= STIP;
   return p;
 }
 
@@ -159,7 +165,7 @@ function csrRead(csr: u32, insn: u32): u64 {
     case 0x141: return sepc;
     case 0x142: return scause;
     case 0x143: return stval;
-    case 0x144: return pendingBits() & (SSIP | STIP | SEIP);
+    case 0x144: refreshTimer(); return pendingBits() & (SSIP | STIP | SEIP);
     case 0x14d: return stimecmp;
     case 0x180: return (<u64>satpMode << 60) | (satpAsid << 44) | satpPpn;
     default: break;
@@ -188,7 +194,7 @@ function csrWrite(csr: u32, v: u64, insn: u32): void {
     case 0x142: scause = v; return;
     case 0x143: stval = v; return;
     case 0x144: setSsip((v & SSIP) != 0); stop = true; return;
-    case 0x14d: stimecmp = v; stop = true; return;
+    case 0x14d: stimecmp = v; refreshTimer(); stop = true; return;
     case 0x180: {
       const mode = <u32>(v >> 60);
       if (mode != 0 && mode != 8 && mode != 9) return; // unsupported mode: no effect (4.1.11)
@@ -259,7 +265,7 @@ export function getPc(): u64 { return pc; }
 export function setPc(v: u64): void { mmu.pc = v; }
 export function getPriv(): u32 { return priv; }
 export function getInstret(): u64 { return instret; }
-export function setTimecmp(v: u64): void { stimecmp = v; }
+export function setTimecmp(v: u64): void { stimecmp = v; refreshTimer(); }
 export function getTimecmp(): u64 { return stimecmp; }
 export function requestExit(): void { exitRequested = true; }
 /** Set or clear SSIP (SBI IPI delivery on this hart's own thread). */
@@ -275,11 +281,12 @@ export function resetHart(entry: u64): void {
   setSumMxr(false, false);
   sieReg = 0; setSsip(false); stvec = 0; sepc = 0; scause = 0; stval = 0; sscratch = 0;
   stimecmp = 0xffffffffffffffff;
+  timerPending = false;
   tlbFlush();
   mmu.pc = entry;
 }
 /** True when an interrupt is pending and enabled in sie (WFI wake-up condition, 3.3.3). */
-export function interruptPending(): bool { return (pendingBits() & sieReg) != 0; }
+export function interruptPending(): bool { refreshTimer(); return (pendingBits() & sieReg) != 0; }
 /** For diagnostics. */
 export function readCsr(csr: u32): u64 {
   const saved = priv; mmu.priv = 1;
@@ -302,6 +309,7 @@ export function run(budget: i32): i32 {
   while (n > 0) {
     const start = n;
     if (exitRequested) { exitRequested = false; return EXIT_HALT; }
+    refreshTimer();
     checkInterrupts();
     stop = false;
     while (n > 0 && !stop) {
@@ -555,6 +563,7 @@ export function run(budget: i32): i32 {
         }
         if (insn == 0x10500073) { // WFI
           if (priv == 0) { illegal(insn); return; }
+          refreshTimer();
           if ((pendingBits() & sieReg) == 0) { exitReason = EXIT_WFI; stop = true; }
           break;
         }
