@@ -105,7 +105,13 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
   let kernel: Uint8Array;
   let initrd: Uint8Array | undefined;
   // open disks first: a bad path fails before anything is downloaded or written
-  const disks: BlockBackend[] = diskSpecs.map((d) => new FileBlockBackend(d.path, { readonly: d.readonly }));
+  const disks: BlockBackend[] = diskSpecs.map((d) => {
+    try {
+      return new FileBlockBackend(d.path, { readonly: d.readonly });
+    } catch (e) {
+      throw new UsageError((e as Error).message); // a bad --disk is the user's input: exit status 2
+    }
+  });
   if (opts.kernel) {
     kernel = readInput(opts.kernel, 'kernel');
     if (opts.initrd) initrd = readInput(opts.initrd, 'initrd');
