@@ -90,6 +90,7 @@ export class Hart {
   private readonly x: BigUint64Array;
   private readonly f: BigUint64Array;
   private readonly irq: Int32Array;
+  private readonly signals: HartSignals;
 
   private constructor(id: number, memory: WebAssembly.Memory, ex: EngineExports) {
     this.id = id;
@@ -99,6 +100,7 @@ export class Hart {
     this.x = new BigUint64Array(memory.buffer, this.base + HS_X, 32);
     this.f = new BigUint64Array(memory.buffer, this.base + HS_F, 32);
     this.irq = new Int32Array(memory.buffer, this.base + HS_IRQ, 2);
+    this.signals = new HartSignals(memory, id);
   }
 
   /**
@@ -154,18 +156,10 @@ export class Hart {
     this.setX(10, BigInt(this.id));
     this.setX(11, a1);
   }
-  /**
-   * Raise or lower an interrupt-pending bit (SIP_*) from any thread; wakes a parked hart.
-   */
-  setPending(bit: number, level: boolean): void {
-    if (level) Atomics.or(this.irq, 0, bit); else Atomics.and(this.irq, 0, ~bit);
-    this.wake();
-  }
+  /** Raise or lower an interrupt-pending bit (SIP_*); wakes the hart if it is parked. */
+  setPending(bit: number, level: boolean): void { this.signals.setPending(bit, level); }
   /** Wake the hart if it is parked in WFI. */
-  wake(): void {
-    Atomics.add(this.irq, 1, 1);
-    Atomics.notify(this.irq, 1);
-  }
+  wake(): void { this.signals.wake(); }
   /** Value of the wake counter; pass it to `park()`. */
   wakeSeq(): number { return Atomics.load(this.irq, 1); }
   /** Block the calling thread until woken or `timeoutMs` passes (worker threads only). */
