@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { describeError } from './errors.js';
 import { runCommand, type RunOptions } from './run.js';
 import { ensureDefaultImage } from '../images/index.js';
+import { registerHostCommands } from './host-commands.js';
 
 function buildProgram(): Command {
   const program = new Command();
@@ -32,6 +33,7 @@ function buildProgram(): Command {
       const img = await ensureDefaultImage({ refresh: !!opts.refresh });
       process.stdout.write(`kernel ${img.kernelVersion}\n  ${img.kernel}\n  ${img.initrd}\n`);
     });
+  registerHostCommands(program);
   return program;
 }
 

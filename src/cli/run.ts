@@ -13,8 +13,12 @@ import { loadEngineModule } from '../engine/node/module.js';
 import { MAX_RAM_BYTES, MAX_HARTS } from '../engine/layout.js';
 import { FileBlockBackend } from '../devices/node/file-block.js';
 import { ensureDefaultImage } from '../images/index.js';
-import { cpioNewc, cpioDir, cpioFile } from '../images/cpio.js';
+import { kernelBootargs, initrdWithCommand } from '../vmm/boot-config.js';
 import type { BlockBackend } from '../devices/bus.js';
+
+// The command line and initrd assembly live in src/vmm (shared with the VM process);
+// re-exported for the benchmarks and tests that import them from here.
+export { kernelBootargs, initrdWithCommand, shellQuote } from '../vmm/boot-config.js';
 
 /** Options of `tsvisor run` as given on the command line. */
 export interface RunOptions {
@@ -43,11 +47,6 @@ export function parseDiskSpec(spec: string): DiskSpec {
   return { path, readonly: ro };
 }
 
-/** Quote `args` for a POSIX shell. */
-export function shellQuote(args: readonly string[]): string {
-  return args.map((a) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-}
-
 function readInput(path: string, what: string): Uint8Array {
   try {
     const st = statSync(path);
@@ -58,31 +57,6 @@ function readInput(path: string, what: string): Uint8Array {
     const code = (e as NodeJS.ErrnoException).code;
     throw new UsageError(`${what} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message}`);
   }
-}
-
-/**
- * The kernel command line `tsvisor run` boots with (the `tsvisor.*` parameters are read
- * by the default image's /init, see src/images/initramfs.ts). Exported for the benchmarks,
- * which boot QEMU with the same command line.
- */
-export function kernelBootargs(opts: { verbose?: boolean; append?: string } = {}): string {
-  const quiet = opts.verbose ? '' : ' quiet loglevel=1';
-  return `console=ttyS0 panic=-1 no4lvl cryptomgr.notests${quiet} tsvisor.hostname=tsvisor${opts.verbose ? ' tsvisor.verbose' : ''}${opts.append ? ' ' + opts.append : ''}`;
-}
-
-/**
- * `initrd` followed by a second newc archive holding `tsvisor/cmd` (the shell-quoted
- * `command`), which the default image's /init runs (the kernel unpacks concatenated
- * archives in order; the second starts 4-byte aligned).
- */
-export function initrdWithCommand(initrd: Uint8Array | undefined, command: readonly string[]): Uint8Array {
-  const extra = cpioNewc([cpioDir('tsvisor'), cpioFile('tsvisor/cmd', shellQuote(command) + '\n')]);
-  const base = initrd ?? new Uint8Array(0);
-  const pad = (4 - (base.length % 4)) % 4;
-  const joined = new Uint8Array(base.length + pad + extra.length);
-  joined.set(base, 0);
-  joined.set(extra, base.length + pad);
-  return joined;
 }
 
 /** Validate `--memory` against the engine's limit and the host's RAM. */

@@ -22,7 +22,7 @@ export {
 } from './modules.js';
 export type { ModInfo, ModuleSource, ModuleOrder } from './modules.js';
 export {
-  buildInitramfs, initramfsEntries, initScript, busyboxApplets, collectModules, DEFAULT_GUEST_MODULES, OPTIONAL_GUEST_MODULES,
+  buildInitramfs, initramfsEntries, initScript, agentScript, AGENT_PORT_NAME, busyboxApplets, collectModules, DEFAULT_GUEST_MODULES, OPTIONAL_GUEST_MODULES,
   INITRAMFS_BUILDER_VERSION, FALLBACK_APPLETS,
 } from './initramfs.js';
 export type { InitramfsInputs, InitramfsModule } from './initramfs.js';

@@ -27,6 +27,14 @@
  *    (`setsid cttyhack sh -l`); when it exits, sync and power off. The optional
  *    `tsvisor.cols=`/`tsvisor.rows=` set the console's window size first.
  *
+ * Before step 4 or 5, if the board has a virtio-console device (a `device` file under
+ * `/sys/bus/virtio/devices/` reads `0x0003`), /init starts the guest agent
+ * `/bin/tsvisor-agent` in the background, in its own session, stdin /dev/null, output
+ * to `/run/tsvisor-agent.log` (never the console), and restarts it a second after it
+ * exits. The agent waits (up to 30 s) for the virtio port named `org.tsvisor.agent`
+ * (`/sys/class/virtio-ports/vportNpM/name`), opens `/dev/vportNpM` and serves the line
+ * protocol documented in src/vmm/agent.ts (see {@link agentScript}).
+ *
  * There is no init daemon, so busybox's `poweroff`/`reboot`/`halt` (which signal pid 1)
  * would do nothing: in login shells they are shell functions (from /etc/profile), and
  * as programs in /bin small scripts, that sync and call busybox's forced variant
@@ -43,7 +51,7 @@ import { resolveModuleOrder, stripModuleSignature } from './modules.js';
  * Version of the initramfs layout and /init script; part of the image cache key, so
  * bump it whenever the built initramfs would change for the same inputs.
  */
-export const INITRAMFS_BUILDER_VERSION = 2;
+export const INITRAMFS_BUILDER_VERSION = 3;
 
 /**
  * Modules the default guest loads (names as the kernel knows them), in the order they
@@ -195,6 +203,10 @@ cd /root
 export HOME=/root
 export TERM="$tsv_term"
 
+if [ -x /bin/tsvisor-agent ] && grep -qs '^0x0003$' /sys/bus/virtio/devices/*/device; then
+  setsid sh -c 'while :; do /bin/tsvisor-agent; sleep 1; done' < /dev/null > /run/tsvisor-agent.log 2>&1 &
+fi
+
 if [ -f /tsvisor/cmd ]; then
   [ -n "$tsv_verbose" ] || echo 1 > /proc/sys/kernel/printk
   stty -F /dev/console raw -echo 2>/dev/null
@@ -213,6 +225,108 @@ sync
 poweroff -f
 echo o > /proc/sysrq-trigger 2>/dev/null
 while :; do sleep 3600; done
+`;
+}
+
+/** Name of the virtio-console port the agent serves (the board's AGENT_PORT_NAME). */
+export const AGENT_PORT_NAME = 'org.tsvisor.agent';
+
+/**
+ * `/bin/tsvisor-agent`, the guest agent (busybox ash). It finds the virtio port named
+ * {@link AGENT_PORT_NAME}, opens it read-write on fd 3, says `H ok`, then serves one
+ * request per line (the host side and the full protocol: src/vmm/agent.ts):
+ *
+ * - `H` → `H ok` (hello / readiness).
+ * - `E <id> <base64 of a shell command line>` → runs `sh -c CMD` in /root (stdin
+ *   /dev/null) in the background; its stdout and stderr go through two FIFOs to pumps
+ *   that send `O <id> <base64>` / `R <id> <base64>` lines, one per read() of at most
+ *   22 KiB (so output streams while the command runs), then `X <id> <status>`.
+ * - `P` → `sync; poweroff -f`.
+ *
+ * Every line is written with a single write() of at most 32 KiB (busybox's `echo` builds
+ * the whole line first; output lines are written by `dd bs=32768` from a file), and
+ * Linux's virtio port turns each such write() into one buffer, so lines of concurrent
+ * execs never interleave. A read() returning end of
+ * file (the host end not connected) is retried every second.
+ */
+export function agentScript(): string {
+  return `#!/bin/sh
+# tsvisor guest agent (builder ${INITRAMFS_BUILDER_VERSION}); protocol in tsvisor src/vmm/agent.ts
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root
+umask 022
+tsa_run=/run/tsvisor-agent
+mkdir -p "$tsa_run" || exit 1
+
+# /dev/vportNpM of the port named ${AGENT_PORT_NAME}, or fail
+tsa_find() {
+  for tsa_f in /sys/class/virtio-ports/*/name; do
+    [ -r "$tsa_f" ] || continue
+    tsa_name=
+    read -r tsa_name < "$tsa_f" 2>/dev/null
+    [ "$tsa_name" = ${AGENT_PORT_NAME} ] || continue
+    tsa_f=\${tsa_f%/name}
+    echo "/dev/\${tsa_f##*/}"
+    return 0
+  done
+  return 1
+}
+
+# tsa_pump TAG ID < FIFO: one line per read() of at most 22 KiB, until end of file. The
+# line is built in a file and written by dd with one write() (lines of concurrent execs
+# must not interleave); a shell variable would be slower for 30 KB strings.
+tsa_pump() {
+  tsa_p=$tsa_d/$1
+  while dd bs=22528 count=1 of="$tsa_p.raw" 2>/dev/null && [ -s "$tsa_p.raw" ]; do
+    { printf '%s %s ' "$1" "$2"; base64 -w 0 "$tsa_p.raw"; echo; } > "$tsa_p.line"
+    dd if="$tsa_p.line" bs=32768 2>/dev/null >&3
+  done
+}
+
+# tsa_exec ID BASE64-COMMAND-LINE
+tsa_exec() {
+  tsa_d=$tsa_run/$1
+  if ! mkdir "$tsa_d" 2>/dev/null || ! mkfifo "$tsa_d/o" "$tsa_d/e"; then
+    echo "R $1 $(echo "tsvisor-agent: cannot start exec $1" | base64 -w 0)" >&3
+    echo "X $1 255" >&3
+    return
+  fi
+  tsa_pump O "$1" < "$tsa_d/o" &
+  tsa_pump R "$1" < "$tsa_d/e" &
+  tsa_cmd=$(echo "$2" | base64 -d 2>/dev/null)
+  (cd /root 2>/dev/null; exec sh -c "$tsa_cmd") > "$tsa_d/o" 2> "$tsa_d/e" < /dev/null 3>&-
+  tsa_st=$?
+  wait
+  rm -rf "$tsa_d"
+  echo "X $1 $tsa_st" >&3
+}
+
+tsa_i=0
+until tsa_dev=$(tsa_find) && [ -c "$tsa_dev" ]; do
+  tsa_i=$((tsa_i + 1))
+  if [ "$tsa_i" -gt 300 ]; then echo "tsvisor-agent: no virtio port named ${AGENT_PORT_NAME}" >&2; exit 1; fi
+  usleep 100000
+done
+exec 3<> "$tsa_dev" || exit 1
+echo "H ok" >&3
+while :; do
+  if ! IFS= read -r tsa_line <&3; then
+    [ -c "$tsa_dev" ] || exit 1
+    sleep 1
+    continue
+  fi
+  set -f
+  set -- $tsa_line
+  set +f
+  case "$1" in
+    H) echo "H ok" >&3 ;;
+    E)
+      case "$2" in ''|*[!0-9]*) continue ;; esac
+      # double fork: the exec is reparented to init, this shell keeps no job entry
+      (tsa_exec "$2" "$3" &) ;;
+    P) sync; poweroff -f ;;
+  esac
+done
 `;
 }
 
@@ -323,6 +437,7 @@ export function initramfsEntries(inputs: InitramfsInputs): CpioEntry[] {
   for (const a of SHUTDOWN_APPLETS) file(`bin/${a}`, shutdownScript(a), 0o755);
 
   file('init', initScript(), 0o755);
+  file('bin/tsvisor-agent', agentScript(), 0o755);
   file('etc/profile', profileScript(), 0o644);
   file('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644);
   file('etc/group', 'root:x:0:\ntty:x:5:\n', 0o644);

@@ -21,6 +21,7 @@ import { GoldfishRtc } from '../devices/goldfish-rtc.js';
 import { Syscon, type PowerEvent } from '../devices/syscon.js';
 import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
+import { VirtioConsole, type VirtioConsolePort } from '../devices/virtio/console.js';
 import { FdtNode, buildFdt, cells64 } from './fdt.js';
 import { parseKernelImage, layoutBoot, BootError } from './boot.js';
 
@@ -47,6 +48,17 @@ export interface DiskConfig {
   serial?: string;
 }
 
+/** Name of the virtio-console port the guest agent serves (see src/vmm/agent.ts). */
+export const AGENT_PORT_NAME = 'org.tsvisor.agent';
+
+/** Host end of the guest-agent channel: a virtio-console port named {@link AGENT_PORT_NAME}. */
+export interface AgentChannelConfig {
+  /** Bytes the guest agent wrote (one call per virtio buffer; the array is the callee's). */
+  onData(bytes: Uint8Array): void;
+  /** The guest opened (true) or closed (false) the port. */
+  onOpen?(open: boolean): void;
+}
+
 /** Everything needed to build a board. Sizes in bytes. */
 export interface BoardConfig {
   ramBytes: number;
@@ -58,6 +70,11 @@ export interface BoardConfig {
   /** Kernel command line (/chosen/bootargs). */
   bootargs: string;
   disks: DiskConfig[];
+  /**
+   * Guest-agent channel: adds a virtio-console (port 0 a console, port 1 named
+   * {@link AGENT_PORT_NAME}) in the virtio slot after the disks. Send with `board.agent.write()`.
+   */
+  agent?: AgentChannelConfig;
   console: CharBackend;
   clock: WallClock;
   /** Monotonic time source in ns (performance.now()*1e6 on Node). */
@@ -89,6 +106,8 @@ export class Board {
   readonly syscon: Syscon;
   readonly virtio: VirtioMmioTransport[] = [];
   readonly disks: VirtioBlk[] = [];
+  /** Host end of the guest-agent port (write() sends to the guest), or null without `cfg.agent`. */
+  readonly agent: VirtioConsolePort | null = null;
   private readonly windows: Window[] = [];
   private readonly cfg: BoardConfig;
   private readonly t0: number;
@@ -120,6 +139,14 @@ export class Board {
       this.disks.push(blk);
       this.virtio.push(mmio);
     });
+    if (cfg.agent) {
+      const slot = this.virtio.length;
+      if (slot >= VIRTIO_SLOTS) throw new BootError(`too many disks: at most ${VIRTIO_SLOTS - 1} with the agent channel`);
+      const ch = cfg.agent;
+      const con = new VirtioConsole({ ports: [{ console: true }, { name: AGENT_PORT_NAME, onData: (b) => ch.onData(b), onOpen: (o) => ch.onOpen?.(o) }] });
+      this.virtio.push(new VirtioMmioTransport(con, this.memory, this.plic.line(VIRTIO_IRQ0 + slot)));
+      this.agent = con.ports[1];
+    }
     for (let i = 0; i < VIRTIO_SLOTS; i++) {
       const base = VIRTIO_BASE + i * VIRTIO_STRIDE;
       if (i < this.virtio.length) this.map(base, this.virtio[i]);

@@ -11,7 +11,7 @@ import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ } from '../engine/layout.js';
 import { GuestMemory } from '../devices/guest-memory.js';
 import { handleSbiCall, type SbiPlatform, SBI_SUCCESS, SBI_ERR_INVALID_PARAM, SBI_ERR_ALREADY_AVAILABLE } from '../machine/sbi.js';
 import {
-  SmpControl, W_DOORBELL, W_STOP, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED, H_FLUSH,
+  SmpControl, W_DOORBELL, W_STOP, W_PAUSE, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED, H_FLUSH,
   HSM_STARTED, HSM_STOPPED, HSM_START_PENDING,
 } from './smp.js';
 
@@ -24,6 +24,7 @@ export interface HartWorkerData {
   memory: WebAssembly.Memory;
   ctlWords: SharedArrayBuffer;
   ctlArgs: SharedArrayBuffer;
+  ctlClock: SharedArrayBuffer;
   /** performance.timeOrigin + performance.now() of the board's time zero, in ms. */
   t0Ms: number;
 }
@@ -39,11 +40,13 @@ export type HartWorkerMessage =
 const SLICE = 50_000;
 
 async function main(d: HartWorkerData): Promise<void> {
-  const ctl = new SmpControl(d.harts, d.ctlWords, d.ctlArgs);
+  const ctl = new SmpControl(d.harts, d.ctlWords, d.ctlArgs, d.ctlClock);
+  const pausedMs = ctl.clock;
   const words = ctl.words;
   const id = d.id;
   const post = (m: HartWorkerMessage) => parentPort!.postMessage(m);
-  const nowTicks = () => (performance.timeOrigin + performance.now() - d.t0Ms) * (TIMEBASE_HZ / 1000);
+  // guest time stands still while the VM is paused (smp.ts)
+  const nowTicks = () => (performance.timeOrigin + performance.now() - d.t0Ms - pausedMs[0]) * (TIMEBASE_HZ / 1000);
   const slot = (w: number) => ctl.at(id, w);
 
   const mmio = (op: number, pa: number, size: number, value: number): number | undefined => {
@@ -132,7 +135,18 @@ async function main(d: HartWorkerData): Promise<void> {
     hart.reset(BigInt.asUintN(64, ctl.startArgs[0]), BigInt.asUintN(64, ctl.startArgs[1]));
   }
 
+  /** Park while the VM is paused (smp.ts); returns at once when it is not. */
+  const pausePoint = () => {
+    if (Atomics.load(words, W_PAUSE) === 0) return;
+    ctl.set(id, H_PARKED, 1);
+    while (Atomics.load(words, W_PAUSE) !== 0 && Atomics.load(words, W_STOP) === 0) {
+      Atomics.wait(words, W_PAUSE, 1, 1000);
+    }
+    ctl.set(id, H_PARKED, 0);
+  };
+
   while (!Atomics.load(words, W_STOP)) {
+    pausePoint();
     serveFlush();
     const r = hart.run(SLICE);
     if (r === HartExit.Sbi) {

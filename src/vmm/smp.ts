@@ -5,6 +5,7 @@
  *
  *   word 0             doorbell: bumped by a hart that posted an MMIO request
  *   word 1             stop: non-zero asks every hart to leave its run loop
+ *   word 2             pause: non-zero asks every hart to park between slices (see below)
  *   per hart i, at HART_WORDS * (i + 1):
  *     +0 mmio state    0 idle, 1 request posted, 2 answered
  *     +1 op            0 read, 1 write
@@ -16,10 +17,23 @@
  *     +7 parked        1 while the hart sleeps in WFI or is stopped
  *     +8 flush         1 while a remote sfence.vma is pending for this hart
  *   start arguments (BigInt64 pairs): entry, opaque for HSM hart_start.
+ *   clock (one Float64): ms of host time the VM spent paused; subtracted from the
+ *     guest's time base by every hart and by the board.
+ *
+ * Pausing: the VM thread sets the pause word; each hart checks it before every run
+ * slice and, while it is set, parks (H_PARKED = 1) in Atomics.wait on it. A hart
+ * already parked in WFI or stopped (HSM) stays where it is and checks the word when it
+ * wakes. Once every hart is parked the VM thread notes the host time; on resume it
+ * adds the time spent paused to the clock word before clearing the pause word. So the
+ * guest's time base (the `time` CSR, stimecmp, CLINT mtime) stands still while the VM
+ * is paused: no timer interrupts pile up and the guest sees no jump (its wall-clock
+ * time then lags the host's by the pause, as with QEMU's stop/cont). The goldfish RTC
+ * reads the host's wall clock and is not held back.
  */
 export const HART_WORDS = 16;
 export const W_DOORBELL = 0;
 export const W_STOP = 1;
+export const W_PAUSE = 2;
 export const H_MMIO = 0;
 export const H_OP = 1;
 export const H_ADDR = 2;
@@ -39,9 +53,12 @@ export const HSM_START_PENDING = 2;
 export class SmpControl {
   readonly words: Int32Array;
   readonly startArgs: BigInt64Array;
-  constructor(readonly harts: number, words?: SharedArrayBuffer, args?: SharedArrayBuffer) {
+  /** [0]: ms the VM has spent paused (written by the VM thread only while every hart is parked). */
+  readonly clock: Float64Array;
+  constructor(readonly harts: number, words?: SharedArrayBuffer, args?: SharedArrayBuffer, clock?: SharedArrayBuffer) {
     this.words = new Int32Array(words ?? new SharedArrayBuffer(4 * HART_WORDS * (harts + 1)));
     this.startArgs = new BigInt64Array(args ?? new SharedArrayBuffer(16 * harts));
+    this.clock = new Float64Array(clock ?? new SharedArrayBuffer(8));
   }
   /** Index of word `w` of hart `id`. */
   at(id: number, w: number): number { return HART_WORDS * (id + 1) + w; }
@@ -49,7 +66,16 @@ export class SmpControl {
   set(id: number, w: number, v: number): void { Atomics.store(this.words, this.at(id, w), v); }
   notify(id: number, w: number): void { Atomics.notify(this.words, this.at(id, w)); }
   /** The buffers to send to a worker. */
-  buffers(): { words: SharedArrayBuffer; args: SharedArrayBuffer } {
-    return { words: this.words.buffer as SharedArrayBuffer, args: this.startArgs.buffer as SharedArrayBuffer };
+  buffers(): { words: SharedArrayBuffer; args: SharedArrayBuffer; clock: SharedArrayBuffer } {
+    return {
+      words: this.words.buffer as SharedArrayBuffer,
+      args: this.startArgs.buffer as SharedArrayBuffer,
+      clock: this.clock.buffer as SharedArrayBuffer,
+    };
+  }
+  /** True when every hart is parked (WFI, HSM-stopped, paused or exited). */
+  allParked(): boolean {
+    for (let i = 0; i < this.harts; i++) if (this.get(i, H_PARKED) === 0) return false;
+    return true;
   }
 }

@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { Board, type BoardConfig } from '../machine/board.js';
 import type { PowerEvent } from '../devices/syscon.js';
 import {
-  SmpControl, W_DOORBELL, W_STOP, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED,
+  SmpControl, W_DOORBELL, W_STOP, W_PAUSE, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED,
   HSM_STARTED, HSM_STOPPED,
 } from './smp.js';
 import type { HartWorkerData, HartWorkerMessage } from './hart-worker.js';
@@ -32,6 +32,10 @@ export class Vm {
   private workers: Worker[] = [];
   private stopped = false;
   private fatal: string | null = null;
+  /** Host time (performance.now()) when every hart had parked for a pause; null when not paused. */
+  private pausedAt: number | null = null;
+  /** The pause in progress or done (resume() waits for it). */
+  private pausing: Promise<void> | null = null;
   /** Instructions retired per hart, filled in when the harts exit. */
   readonly instret: bigint[] = [];
 
@@ -46,7 +50,9 @@ export class Vm {
   static async create(opts: VmOptions): Promise<Vm> {
     let vm: Vm | null = null;
     const t0Ms = performance.timeOrigin + performance.now();
-    const board = Board.create({ ...opts, monotonicNs: () => (performance.timeOrigin + performance.now() - t0Ms) * 1e6, onPower: () => vm?.stopHarts() });
+    // guest time stands still while the VM is paused (see smp.ts)
+    const monotonicNs = () => (performance.timeOrigin + performance.now() - t0Ms - (vm ? vm.ctl.clock[0] : 0)) * 1e6;
+    const board = Board.create({ ...opts, monotonicNs, onPower: () => vm?.stopHarts() });
     vm = new Vm(board, opts, t0Ms);
     return vm;
   }
@@ -60,8 +66,42 @@ export class Vm {
     this.stopHarts();
   }
 
+  /** True between pause() and resume(). */
+  get paused(): boolean { return this.pausing !== null; }
+
+  /**
+   * Park every hart between two run slices and stop the guest's time base (smp.ts).
+   * Resolves once all harts are parked (or after 5 s, if one does not answer). Device
+   * models keep running: console input is queued in the UART until resume().
+   */
+  pause(): Promise<void> {
+    if (this.pausing) return this.pausing;
+    Atomics.store(this.ctl.words, W_PAUSE, 1);
+    this.pausing = (async () => {
+      const deadline = performance.now() + 5000;
+      while (!this.ctl.allParked() && performance.now() < deadline && !Atomics.load(this.ctl.words, W_STOP)) {
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      // no hart reads the time base after this: guest time resumes from here
+      this.pausedAt = performance.now();
+    })();
+    return this.pausing;
+  }
+
+  /** Undo pause(): add the paused time to the guest clock offset and wake the harts. */
+  async resume(): Promise<void> {
+    if (!this.pausing) return;
+    await this.pausing;
+    if (this.pausedAt !== null) this.ctl.clock[0] += performance.now() - this.pausedAt;
+    this.pausedAt = null;
+    this.pausing = null;
+    Atomics.store(this.ctl.words, W_PAUSE, 0); // publishes the clock write (seq-cst)
+    Atomics.notify(this.ctl.words, W_PAUSE);
+  }
+
   private stopHarts(): void {
     Atomics.store(this.ctl.words, W_STOP, 1);
+    Atomics.notify(this.ctl.words, W_PAUSE);
     for (let i = 0; i < this.opts.harts; i++) {
       this.board.signals[i].wake();
       this.ctl.notify(i, H_HSM);
@@ -97,7 +137,7 @@ export class Vm {
   /** Run until the guest powers off or resets (or stop() is called). Returns the power event (null if stopped). */
   async run(): Promise<PowerEvent | null> {
     const n = this.opts.harts;
-    const { words, args } = this.ctl.buffers();
+    const { words, args, clock } = this.ctl.buffers();
     this.ctl.startArgs[0] = BigInt(this.board.boot.entry);
     this.ctl.startArgs[1] = BigInt(this.board.boot.fdt);
     for (let i = 0; i < n; i++) {
@@ -109,7 +149,7 @@ export class Vm {
     for (let i = 0; i < n; i++) {
       const data: HartWorkerData = {
         id: i, harts: n, ramBytes: this.opts.ramBytes, module: this.opts.engine,
-        memory: this.board.wasmMemory, ctlWords: words, ctlArgs: args, t0Ms: this.t0Ms,
+        memory: this.board.wasmMemory, ctlWords: words, ctlArgs: args, ctlClock: clock, t0Ms: this.t0Ms,
       };
       const worker = new Worker(new URL('./hart-worker.js', import.meta.url), { workerData: data });
       this.workers.push(worker);

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
-  FALLBACK_APPLETS, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, buildInitramfs, busyboxApplets, initScript, initramfsEntries,
+  FALLBACK_APPLETS, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, agentScript, buildInitramfs, busyboxApplets, initScript, initramfsEntries,
 } from '../../src/images/index.js';
 import type { InitramfsInputs } from '../../src/images/index.js';
 import { hasCommand, syntheticModule, tempDir } from './helpers.js';
@@ -107,6 +107,32 @@ test('/init keeps its contract', (t) => {
   t.after(cleanup);
   writeFileSync(join(dir, 'init'), s);
   const r = spawnSync(shell, ['-n', join(dir, 'init')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+});
+
+test('the guest agent is in the image and /init starts it', (t) => {
+  const byPath = new Map(initramfsEntries(inputs()).map((e) => [e.path, e]));
+  const agent = byPath.get('bin/tsvisor-agent');
+  assert.ok(agent);
+  assert.equal(agent.mode & S_IFMT, S_IFREG);
+  assert.equal(agent.mode & 0o777, 0o755);
+  const s = agentScript();
+  assert.equal(dec.decode(agent.data), s);
+  for (const needle of ['org.tsvisor.agent', '/sys/class/virtio-ports/', 'H ok', 'base64 -w 0', 'base64 -d', 'mkfifo', 'poweroff -f', 'bs=32768']) {
+    assert.ok(s.includes(needle), `agent contains ${needle}`);
+  }
+  const init = initScript();
+  assert.ok(init.includes('/bin/tsvisor-agent; sleep 1; done'), 'started and restarted');
+  assert.ok(init.indexOf('/bin/tsvisor-agent') < init.indexOf('if [ -f /tsvisor/cmd ]'), 'started before the command or the shell');
+  const shell = ['dash', 'sh'].find((c) => hasCommand(c, ['-c', 'true']));
+  if (!shell) {
+    t.diagnostic('no host sh: syntax not checked');
+    return;
+  }
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  writeFileSync(join(dir, 'agent'), s);
+  const r = spawnSync(shell, ['-n', join(dir, 'agent')], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
 });
 

@@ -282,6 +282,10 @@ export function resetHart(entry: u64): void {
   sieReg = 0; setSsip(false); stvec = 0; sepc = 0; scause = 0; stval = 0; sscratch = 0;
   stimecmp = 0xffffffffffffffff;
   timerPending = false;
+  // U-mode may read cycle, time and instret (the vDSO's clock_gettime reads `time`):
+  // the SBI firmware leaves scounteren = CY|TM|IR, as OpenSBI does (mstatus_init), and
+  // Linux's legacy PMU (no SBI PMU extension) never writes it
+  scounteren = 7;
   tlbFlush();
   mmu.pc = entry;
 }

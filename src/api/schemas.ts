@@ -1,0 +1,162 @@
+/**
+ * The REST API's request and response shapes, as zod schemas: request bodies are
+ * validated with them, and the OpenAPI document (openapi.ts) is generated from them,
+ * so the two cannot drift apart.
+ */
+import { z } from 'zod';
+import { MAX_HARTS, MAX_RAM_BYTES } from '../engine/layout.js';
+
+const MiB = 1024 * 1024;
+
+/** A VM name (also the guest's host name). */
+export const VmName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'use 1-63 of a-z, 0-9 and -, starting with a letter or digit')
+  .meta({ description: 'VM name, also the guest host name', example: 'web-1' });
+
+const RestartPolicy = z.enum(['no', 'on-failure', 'always'])
+  .meta({ description: 'restart when the VM process ends by itself: never, after a crash, or always' });
+
+const Disk = z.strictObject({
+  path: z.string().min(1).meta({ description: 'raw disk image on the host (absolute path)' }),
+  readonly: z.boolean().optional(),
+});
+
+const memoryBytes = z.number().int().positive('must be positive').min(64 * MiB, 'at least 64 MiB is needed to boot Linux')
+  .max(MAX_RAM_BYTES).refine((n) => n % MiB === 0, 'must be a whole number of MiB')
+  .meta({ description: 'guest RAM in bytes (a multiple of 1 MiB)', example: 268435456 });
+const vcpus = z.number().int().min(1).max(MAX_HARTS).meta({ description: 'number of vCPUs (harts)' });
+const cpuWeight = z.number().int().min(1).max(10000).meta({ description: 'relative CPU weight (default 100), kernel-enforced' });
+const cpuCap = z.number().int().min(0).meta({ description: 'CPU cap in percent of one host core; 0 = none' });
+
+/** `POST /v1/vms`. */
+export const VmCreateBody = z.strictObject({
+  name: VmName,
+  vcpus: vcpus.optional(),
+  memoryBytes: memoryBytes.optional(),
+  disks: z.array(Disk).max(7).optional(),
+  cdrom: z.string().min(1).optional().meta({ description: 'ISO 9660 image, attached read-only after the disks' }),
+  kernel: z.string().min(1).optional().meta({ description: 'RISC-V Linux Image; default: the default image' }),
+  initrd: z.string().min(1).optional(),
+  append: z.string().optional().meta({ description: 'extra kernel command-line arguments' }),
+  cpuWeight: cpuWeight.optional(),
+  cpuCap: cpuCap.optional(),
+  restart: RestartPolicy.optional(),
+}).meta({ id: 'VmCreate' });
+
+/** `PATCH /v1/vms/{name}`: `null` removes an optional field. */
+export const VmPatchBody = z.strictObject({
+  vcpus: vcpus.optional(),
+  memoryBytes: memoryBytes.optional(),
+  disks: z.array(Disk).max(7).optional(),
+  cdrom: z.string().min(1).nullable().optional(),
+  kernel: z.string().min(1).nullable().optional(),
+  initrd: z.string().min(1).nullable().optional(),
+  append: z.string().nullable().optional(),
+  cpuWeight: cpuWeight.optional(),
+  cpuCap: cpuCap.optional(),
+  restart: RestartPolicy.optional(),
+}).meta({ id: 'VmPatch', description: 'CPU weight and cap apply to a running VM at once; the rest at its next start' });
+
+/** `POST /v1/vms/{name}/stop` and `/restart` (body optional). */
+export const StopBody = z.strictObject({
+  timeoutMs: z.number().int().min(0).max(3_600_000).optional()
+    .meta({ description: 'graceful shutdown time before the VM process is killed (default 30000)' }),
+}).meta({ id: 'StopOptions' });
+
+/** `POST /v1/vms/{name}/exec`. */
+export const ExecBody = z.strictObject({
+  argv: z.array(z.string()).min(1).meta({ description: 'program and arguments', example: ['uname', '-n'] }),
+  stdin: z.string().optional().meta({ description: 'standard input, base64' }),
+}).meta({ id: 'ExecRequest' });
+
+// ------------------------------------------------------------------ responses (documentation)
+
+const VmDefinition = z.object({
+  name: VmName, vcpus: z.number().int(), memoryBytes: z.number().int(),
+  disks: z.array(z.object({ path: z.string(), readonly: z.boolean() })),
+  cdrom: z.string().optional(), kernel: z.string().optional(), initrd: z.string().optional(), append: z.string().optional(),
+  cpuWeight: z.number().int(), cpuCap: z.number().int(), restart: RestartPolicy,
+  createdAt: z.number().meta({ description: 'ms since the Unix epoch' }),
+}).meta({ id: 'VmDefinition' });
+
+const VmState = z.enum(['stopped', 'starting', 'running', 'paused', 'stopping', 'crashed']).meta({ id: 'VmState' });
+
+const UsageTotals = z.object({
+  cpuSeconds: z.number(), memoryGiBSeconds: z.number(), diskReadBytes: z.number(), diskWrittenBytes: z.number(),
+});
+
+/** A VM (`GET /v1/vms/{name}`). */
+export const VmInfoSchema = z.object({
+  name: VmName,
+  state: VmState,
+  definition: VmDefinition,
+  pid: z.number().int().nullable(),
+  startedAt: z.number().nullable(),
+  uptimeSeconds: z.number().nullable(),
+  allocatedMemoryBytes: z.number(),
+  restarts: z.number().int(),
+  lastExit: z.object({
+    at: z.number(), code: z.number().int().nullable(), signal: z.string().nullable(),
+    reason: z.enum(['poweroff', 'requested', 'crash']),
+  }).nullable(),
+  cgroup: z.string().nullable(),
+  guest: z.object({ state: z.string(), agent: z.boolean() }).nullable(),
+  usage: UsageTotals,
+  log: z.string().meta({ description: 'the VM process log file' }),
+}).meta({ id: 'Vm' });
+
+/** `GET /v1/host`. */
+export const HostInfoSchema = z.object({
+  cores: z.number().int(),
+  memoryBytes: z.number(),
+  overcommit: z.number(),
+  memory: z.object({
+    capacityBytes: z.number(), overcommit: z.number(), limitBytes: z.number(), allocatedBytes: z.number(), freeBytes: z.number(),
+  }),
+  vcpusAllocated: z.number().int(),
+  vms: z.object({ defined: z.number().int(), running: z.number().int() }),
+  cgroup: z.object({ version: z.enum(['v1', 'v2', 'none']), root: z.string(), warning: z.string().nullable() }),
+  warnings: z.array(z.string()),
+  daemon: z.object({ pid: z.number().int(), startedAt: z.number(), home: z.string() }),
+}).meta({ id: 'Host' });
+
+/** `GET /v1/usage`. */
+export const UsageReportSchema = z.object({
+  at: z.number(),
+  vms: z.array(UsageTotals.extend({ name: z.string(), deleted: z.boolean(), since: z.number(), updatedAt: z.number() })),
+}).meta({ id: 'Usage' });
+
+/** `GET /v1/top`. */
+export const TopSchema = z.object({
+  at: z.number(),
+  vms: z.array(z.object({
+    name: z.string(), state: VmState, pid: z.number().int().nullable(), vcpus: z.number().int(),
+    cpuPercent: z.number().meta({ description: 'percent of one host core, over the last ~3 s' }),
+    memoryBytes: z.number(), rssBytes: z.number().nullable(),
+    diskReadBytesPerSec: z.number(), diskWrittenBytesPerSec: z.number(), cpuSeconds: z.number(),
+  })),
+}).meta({ id: 'Top' });
+
+/** Every error answer. */
+export const ErrorSchema = z.object({
+  error: z.object({
+    code: z.string().meta({ example: 'not_found' }),
+    message: z.string().meta({ example: 'no VM named web-1' }),
+    details: z.record(z.string(), z.unknown()).optional(),
+  }),
+}).meta({ id: 'Error' });
+
+/** One line of the exec stream (newline-delimited JSON). */
+export const ExecEventSchema = z.union([
+  z.object({ stream: z.enum(['stdout', 'stderr']), data: z.string().meta({ description: 'base64' }) }),
+  z.object({ exit: z.number().int() }),
+  z.object({ error: z.string() }),
+]).meta({ id: 'ExecEvent' });
+
+/** A one-line description of the first problem zod found. */
+export function describeZodError(err: z.ZodError): string {
+  const issue = err.issues[0];
+  if (!issue) return 'invalid request body';
+  const where = issue.path.length ? issue.path.join('.') : 'body';
+  if (issue.code === 'unrecognized_keys') return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+  return `${where}: ${issue.message}`;
+}

@@ -1,0 +1,241 @@
+/**
+ * The REST API over HTTP/1.1 (node:http): routes each request to the host layer,
+ * validates bodies with zod, answers JSON, and proxies exec (streamed NDJSON) and the
+ * console (HTTP upgrade) to the VM process. The same handler serves the owner-only Unix
+ * socket (no credentials) and the optional TCP listener (bearer token required).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { z } from 'zod';
+import { HOST_ERROR_STATUS, HostError } from '../host/errors.js';
+import type { Host } from '../host/host.js';
+import { openApiDocument } from './openapi.js';
+import { ExecBody, StopBody, VmCreateBody, VmPatchBody, describeZodError } from './schemas.js';
+
+/** An error answer: HTTP status, code, message. */
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+/** Options of {@link createApiServer}. */
+export interface ApiServerOptions {
+  /** Required bearer token (TCP listener); undefined: none (Unix socket). */
+  token?: string;
+  /** Called for `POST /v1/daemon/shutdown` after the answer is sent. */
+  onShutdown?: () => void;
+  /** Log sink. */
+  log?: (line: string) => void;
+}
+
+const MAX_BODY = 1024 * 1024;
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const data = Buffer.from(JSON.stringify(body) + '\n');
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': data.length, 'cache-control': 'no-store' });
+  res.end(data);
+}
+
+/** The JSON error body and status for any thrown value. */
+export function errorAnswer(e: unknown): { status: number; body: { error: { code: string; message: string; details?: Record<string, unknown> } } } {
+  if (e instanceof ApiError) return { status: e.status, body: { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } } };
+  if (e instanceof HostError) {
+    return { status: HOST_ERROR_STATUS[e.code], body: { error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } } };
+  }
+  return { status: 500, body: { error: { code: 'internal', message: (e as Error)?.message?.split('\n')[0] || String(e) } } };
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) throw new ApiError(413, 'payload_too_large', `request body larger than ${MAX_BODY} bytes`);
+    chunks.push(c as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ApiError(400, 'invalid_json', `malformed JSON body: ${(e as Error).message}`);
+  }
+}
+
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new ApiError(400, 'invalid_argument', describeZodError(r.error));
+  return r.data;
+}
+
+/** Whether `req` carries `Authorization: Bearer <token>`. */
+export function authorized(req: IncomingMessage, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  if (!m) return false;
+  const a = Buffer.from(m[1]);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+const VM_ACTIONS = new Set(['start', 'stop', 'kill', 'pause', 'resume', 'restart', 'exec', 'console']);
+
+/** Create the API server for `host` (not listening yet). */
+export function createApiServer(host: Host, opts: ApiServerOptions = {}): Server {
+  const log = opts.log ?? (() => {});
+  const server = createServer((req, res) => {
+    handle(host, opts, req, res).catch((e) => {
+      const { status, body } = errorAnswer(e);
+      if (status >= 500) log(`${req.method} ${req.url}: ${status} ${body.error.message}`);
+      if (res.headersSent) { res.destroy(); return; }
+      sendJson(res, status, body);
+    });
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgrade(host, opts, req, socket, head).catch((e) => {
+      const { status, body } = errorAnswer(e);
+      rawAnswer(socket, status, body);
+    });
+  });
+  server.on('clientError', (_e, socket) => {
+    if (socket.writable) rawAnswer(socket, 400, { error: { code: 'bad_request', message: 'malformed HTTP request' } });
+    else socket.destroy();
+  });
+  return server;
+}
+
+function rawAnswer(socket: Duplex, status: number, body: unknown): void {
+  const data = JSON.stringify(body) + '\n';
+  socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(data)}\r\nconnection: close\r\n\r\n${data}`);
+}
+
+async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://tsvisor');
+  const method = req.method ?? 'GET';
+  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  if (url.pathname === '/openapi.json' && method === 'GET') { sendJson(res, 200, openApiDocument()); return; }
+  if (!authorized(req, opts.token)) {
+    res.setHeader('www-authenticate', 'Bearer realm="tsvisor"');
+    throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token (see $TSVISOR_HOME/token)');
+  }
+  const notAllowed = () => new ApiError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`);
+  if (parts[0] !== 'v1') throw new ApiError(404, 'not_found', `no route ${url.pathname}`);
+
+  if (parts.length === 2 && parts[1] === 'host') {
+    if (method !== 'GET') throw notAllowed();
+    sendJson(res, 200, host.info());
+    return;
+  }
+  if (parts.length === 2 && parts[1] === 'usage') {
+    if (method !== 'GET') throw notAllowed();
+    sendJson(res, 200, host.usage());
+    return;
+  }
+  if (parts.length === 2 && parts[1] === 'top') {
+    if (method !== 'GET') throw notAllowed();
+    sendJson(res, 200, { at: Date.now(), vms: host.top() });
+    return;
+  }
+  if (parts.length === 3 && parts[1] === 'daemon' && parts[2] === 'shutdown') {
+    if (method !== 'POST') throw notAllowed();
+    sendJson(res, 202, { shuttingDown: true, pid: process.pid });
+    res.on('finish', () => opts.onShutdown?.());
+    return;
+  }
+  if (parts[1] !== 'vms' || parts.length > 4) throw new ApiError(404, 'not_found', `no route ${url.pathname}`);
+
+  if (parts.length === 2) {
+    if (method === 'GET') { sendJson(res, 200, { vms: host.list() }); return; }
+    if (method === 'POST') {
+      const body = parse(VmCreateBody, await readBody(req));
+      sendJson(res, 201, host.create(body));
+      return;
+    }
+    throw notAllowed();
+  }
+  const name = parts[2];
+  if (parts.length === 3) {
+    if (method === 'GET') { sendJson(res, 200, host.get(name)); return; }
+    if (method === 'PATCH') {
+      const body = parse(VmPatchBody, await readBody(req) ?? {});
+      host.get(name); // 404 before anything else
+      sendJson(res, 200, await host.update(name, body));
+      return;
+    }
+    if (method === 'DELETE') {
+      const force = ['1', 'true', 'yes'].includes(url.searchParams.get('force') ?? '');
+      await host.delete(name, { force });
+      sendJson(res, 200, { deleted: name });
+      return;
+    }
+    throw notAllowed();
+  }
+  const action = parts[3];
+  if (!VM_ACTIONS.has(action)) throw new ApiError(404, 'not_found', `no route ${url.pathname}`);
+  if (action === 'console') {
+    host.get(name);
+    throw new ApiError(426, 'upgrade_required', 'the console needs an HTTP upgrade: "Connection: Upgrade", "Upgrade: tsvisor-console"');
+  }
+  if (method !== 'POST') throw notAllowed();
+  switch (action) {
+    case 'start': await readBody(req); sendJson(res, 200, await host.start(name)); return;
+    case 'stop': {
+      const body = parse(StopBody, await readBody(req) ?? {});
+      sendJson(res, 200, await host.stop(name, body));
+      return;
+    }
+    case 'restart': {
+      const body = parse(StopBody, await readBody(req) ?? {});
+      sendJson(res, 200, await host.restart(name, body));
+      return;
+    }
+    case 'kill': await readBody(req); sendJson(res, 200, await host.kill(name)); return;
+    case 'pause': await readBody(req); sendJson(res, 200, await host.pause(name)); return;
+    case 'resume': await readBody(req); sendJson(res, 200, await host.resume(name)); return;
+    case 'exec': {
+      const body = parse(ExecBody, await readBody(req));
+      const vmRes = await host.openExec(name, body);
+      const status = vmRes.statusCode ?? 502;
+      res.writeHead(status, {
+        'content-type': vmRes.headers['content-type'] ?? (status === 200 ? 'application/x-ndjson' : 'application/json'),
+        'cache-control': 'no-store',
+      });
+      res.flushHeaders();
+      vmRes.pipe(res);
+      res.on('close', () => { if (!vmRes.complete) vmRes.destroy(); });
+      return;
+    }
+  }
+}
+
+async function upgrade(host: Host, opts: ApiServerOptions, req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://tsvisor');
+  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  if (!authorized(req, opts.token)) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token (see $TSVISOR_HOME/token)');
+  if (!(parts.length === 4 && parts[0] === 'v1' && parts[1] === 'vms' && parts[3] === 'console') || req.method !== 'GET') {
+    throw new ApiError(404, 'not_found', `no upgrade route ${url.pathname}`);
+  }
+  const vm = await host.openConsole(parts[2]);
+  if ('response' in vm) {
+    // the VM process answered without upgrading: relay its answer
+    const chunks: Buffer[] = [];
+    for await (const c of vm.response) chunks.push(c as Buffer);
+    let body: unknown;
+    try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { body = { error: { code: 'not_supported', message: `VM process answered HTTP ${vm.response.statusCode} to GET /console` } }; }
+    rawAnswer(client, vm.response.statusCode === 200 ? 502 : vm.response.statusCode ?? 502, body);
+    return;
+  }
+  client.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: tsvisor-console\r\n\r\n');
+  if (vm.head.length) client.write(vm.head);
+  if (head.length) vm.socket.write(head);
+  vm.socket.pipe(client);
+  client.pipe(vm.socket);
+  const end = () => { vm.socket.destroy(); client.destroy(); };
+  vm.socket.on('close', end);
+  client.on('close', end);
+  vm.socket.on('error', end);
+  client.on('error', end);
+}

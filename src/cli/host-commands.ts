@@ -1,0 +1,501 @@
+/**
+ * The CLI of the host daemon: `tsvisor vm ...`, `host info`, `usage`, `top` and
+ * `daemon start|stop|status`. Every command is a call of the REST API; the daemon is
+ * started on first use when none answers on the local socket.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, Option } from 'commander';
+import { ApiClient, ApiClientError, apiTarget, readJsonAnswer } from '../api/client.js';
+import { pingSocket, runDaemon } from '../api/daemon.js';
+import type { HostInfo, TopRow, UsageReport, VmInfo } from '../host/host.js';
+import { hostPaths, type HostPaths } from '../host/paths.js';
+import type { RestartPolicy } from '../host/types.js';
+import { UsageError } from './errors.js';
+import { parseDiskSpec } from './run.js';
+import { formatSize, parseSize } from './size.js';
+
+/** `bin/tsvisor.js` (this file runs as dist/src/cli/host-commands.js). */
+const TSVISOR_BIN = fileURLToPath(new URL('../../../bin/tsvisor.js', import.meta.url));
+
+const out = (s: string) => process.stdout.write(s);
+
+// ------------------------------------------------------------------ connection
+
+/**
+ * Start a daemon in the background (`tsvisor daemon start --foreground ARGS`, output
+ * appended to `$TSVISOR_HOME/daemon.log`) and wait until it answers on its socket.
+ */
+export async function spawnDaemon(paths: HostPaths, args: string[] = [], timeoutMs = 20_000): Promise<void> {
+  mkdirSync(paths.home, { recursive: true, mode: 0o700 });
+  const fd = openSync(paths.daemonLog, 'a', 0o600);
+  const child = spawn(process.execPath, [TSVISOR_BIN, 'daemon', 'start', '--foreground', ...args], {
+    detached: true, stdio: ['ignore', fd, fd], env: process.env, cwd: paths.home,
+  });
+  closeSync(fd);
+  let exited: number | null = null;
+  child.on('exit', (code) => { exited = code ?? -1; });
+  child.unref();
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await pingSocket(paths.socket, 1000)) return;
+    if (exited !== null) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (await pingSocket(paths.socket, 1000)) return; // another daemon won the race
+  let tail = '';
+  try {
+    const lines = readFileSync(paths.daemonLog, 'utf8').trim().split('\n');
+    tail = lines[lines.length - 1] ?? '';
+  } catch { /* no log */ }
+  throw new Error(`the tsvisor daemon did not start${exited !== null ? ` (exit status ${exited})` : ''}${tail ? `: ${tail.replace(/^\S+Z /, '')}` : ''} (log: ${paths.daemonLog})`);
+}
+
+/** An API client; on the local socket, starts the daemon first if none answers. */
+export async function connect(autostart = true): Promise<ApiClient> {
+  const paths = hostPaths();
+  const target = apiTarget(paths);
+  if ('socket' in target && !(await pingSocket(target.socket))) {
+    if (!autostart) throw new Error(`the tsvisor daemon is not running (socket ${target.socket})`);
+    await spawnDaemon(paths);
+  }
+  return new ApiClient(target);
+}
+
+async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const c = await connect();
+  try {
+    return await c.call<T>(method, path, body);
+  } catch (e) {
+    if (e instanceof ApiClientError) throw e;
+    throw new Error(`cannot reach the tsvisor daemon: ${(e as Error).message}`);
+  }
+}
+
+const vmPath = (name: string, action?: string) => `/v1/vms/${encodeURIComponent(name)}${action ? `/${action}` : ''}`;
+
+// ------------------------------------------------------------------ formatting
+
+function table(header: string[], rows: string[][]): string {
+  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join('  ').trimEnd() + '\n';
+  return line(header) + rows.map(line).join('');
+}
+
+function duration(s: number | null): string {
+  if (s === null) return '-';
+  const t = Math.floor(s);
+  if (t < 60) return `${t}s`;
+  if (t < 3600) return `${Math.floor(t / 60)}m${String(t % 60).padStart(2, '0')}s`;
+  return `${Math.floor(t / 3600)}h${String(Math.floor((t % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/** `tsvisor vm info` text. */
+export function formatVmInfo(v: VmInfo): string {
+  const d = v.definition;
+  const lines: Array<[string, string]> = [
+    ['name', v.name],
+    ['state', v.state + (v.guest ? ` (guest ${v.guest.state}${v.guest.agent ? ', agent' : ''})` : '')],
+    ['pid', v.pid === null ? '-' : String(v.pid)],
+    ['uptime', duration(v.uptimeSeconds)],
+    ['vcpus', String(d.vcpus)],
+    ['memory', formatSize(d.memoryBytes)],
+    ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
+    ...(d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
+    ['kernel', d.kernel ?? 'default image'],
+    ...(d.initrd ? [['initrd', d.initrd] as [string, string]] : []),
+    ...(d.append ? [['append', d.append] as [string, string]] : []),
+    ['cpu weight', String(d.cpuWeight)],
+    ['cpu cap', d.cpuCap ? `${d.cpuCap}%` : 'none'],
+    ['restart', d.restart + (v.restarts ? ` (${v.restarts} automatic restarts)` : '')],
+    ['cgroup', v.cgroup ?? '-'],
+    ['last exit', v.lastExit ? `${new Date(v.lastExit.at).toISOString()} ${v.lastExit.reason}${v.lastExit.signal ? ` (signal ${v.lastExit.signal})` : v.lastExit.code !== null ? ` (exit status ${v.lastExit.code})` : ''}` : '-'],
+    ['cpu seconds', v.usage.cpuSeconds.toFixed(2)],
+    ['memory GiB·s', v.usage.memoryGiBSeconds.toFixed(1)],
+    ['disk read', formatSize(v.usage.diskReadBytes)],
+    ['disk written', formatSize(v.usage.diskWrittenBytes)],
+    ['log', v.log],
+  ];
+  return lines.map(([k, val]) => `${(k + ':').padEnd(14)}${val}\n`).join('');
+}
+
+/** `tsvisor vm list` text. */
+export function formatVmList(vms: VmInfo[]): string {
+  if (vms.length === 0) return 'no VMs (create one: tsvisor vm create NAME)\n';
+  return table(['NAME', 'STATE', 'VCPUS', 'MEMORY', 'PID', 'UPTIME', 'CPU-S', 'WEIGHT', 'CAP'], vms.map((v) => [
+    v.name, v.state, String(v.definition.vcpus), formatSize(v.definition.memoryBytes), v.pid === null ? '-' : String(v.pid),
+    duration(v.uptimeSeconds), v.usage.cpuSeconds.toFixed(1), String(v.definition.cpuWeight), v.definition.cpuCap ? `${v.definition.cpuCap}%` : '-',
+  ]));
+}
+
+/** `tsvisor host info` text. */
+export function formatHostInfo(h: HostInfo): string {
+  const m = h.memory;
+  return [
+    `cores:          ${h.cores}`,
+    `memory:         ${formatSize(h.memoryBytes)}`,
+    `overcommit:     ${h.overcommit}`,
+    `memory limit:   ${formatSize(m.limitBytes)} (capacity × overcommit)`,
+    `allocated:      ${formatSize(m.allocatedBytes)}`,
+    `free:           ${formatSize(m.freeBytes)}`,
+    `vcpus in use:   ${h.vcpusAllocated}`,
+    `VMs:            ${h.vms.running} running, ${h.vms.defined} defined`,
+    `cgroup:         ${h.cgroup.version === 'none' ? 'none' : `${h.cgroup.version} (${h.cgroup.root})`}`,
+    `daemon:         pid ${h.daemon.pid}, home ${h.daemon.home}`,
+    ...h.warnings.map((w) => `warning: ${w}`),
+  ].join('\n') + '\n';
+}
+
+/** `tsvisor usage` text. */
+export function formatUsage(u: UsageReport): string {
+  if (u.vms.length === 0) return 'no usage recorded yet\n';
+  return table(['NAME', 'CPU-SECONDS', 'MEMORY-GiB·s', 'DISK-READ', 'DISK-WRITTEN', 'SINCE'], u.vms.map((v) => [
+    v.name + (v.deleted ? ' (deleted)' : ''), v.cpuSeconds.toFixed(2), v.memoryGiBSeconds.toFixed(1),
+    formatSize(v.diskReadBytes), formatSize(v.diskWrittenBytes), new Date(v.since).toISOString().replace(/\.\d+Z$/, 'Z'),
+  ]));
+}
+
+/** `tsvisor top` text. */
+export function formatTop(rows: TopRow[], host?: HostInfo): string {
+  const head = host ? `tsvisor top — ${host.vms.running}/${host.vms.defined} VMs running, memory ${formatSize(host.memory.allocatedBytes)} of ${formatSize(host.memory.limitBytes)} allocated, ${host.cores} cores\n\n` : '';
+  if (rows.length === 0) return head + 'no VMs\n';
+  return head + table(['NAME', 'STATE', 'PID', 'VCPUS', 'CPU%', 'MEMORY', 'RSS', 'READ/s', 'WRITE/s', 'CPU-S'], rows.map((r) => [
+    r.name, r.state, r.pid === null ? '-' : String(r.pid), String(r.vcpus), r.cpuPercent.toFixed(1),
+    r.memoryBytes ? formatSize(r.memoryBytes) : '-', r.rssBytes === null ? '-' : formatSize(r.rssBytes),
+    formatSize(Math.round(r.diskReadBytesPerSec)), formatSize(Math.round(r.diskWrittenBytesPerSec)), r.cpuSeconds.toFixed(1),
+  ]));
+}
+
+// ------------------------------------------------------------------ option parsing
+
+function intOption(text: string | undefined, what: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(`invalid ${what} "${text}": expected a whole number from ${min}${max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : ''}`);
+  }
+  return Number(text);
+}
+
+function restartOption(text: string | undefined): RestartPolicy | undefined {
+  if (text === undefined) return undefined;
+  if (text === 'no' || text === 'on-failure' || text === 'always') return text;
+  throw new UsageError(`invalid --restart "${text}": expected no, on-failure or always`);
+}
+
+function capOption(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  if (text === 'none') return 0;
+  return intOption(text.replace(/%$/, ''), '--cpu-cap', 0);
+}
+
+function memoryOption(text: string | undefined): number | undefined {
+  return text === undefined ? undefined : parseSize(text, '--memory');
+}
+
+interface VmOpts {
+  cpus?: string; memory?: string; disk?: string[]; cdrom?: string; kernel?: string; initrd?: string; append?: string;
+  cpuWeight?: string; cpuCap?: string; restart?: string;
+}
+
+function definitionFields(o: VmOpts): Record<string, unknown> {
+  const f: Record<string, unknown> = {
+    vcpus: intOption(o.cpus, '--cpus', 1),
+    memoryBytes: memoryOption(o.memory),
+    disks: o.disk && o.disk.length ? o.disk.map(parseDiskSpec).map((d) => ({ path: resolvePath(d.path), readonly: d.readonly })) : undefined,
+    cdrom: o.cdrom === undefined ? undefined : resolvePath(o.cdrom),
+    kernel: o.kernel === undefined ? undefined : resolvePath(o.kernel),
+    initrd: o.initrd === undefined ? undefined : resolvePath(o.initrd),
+    append: o.append,
+    cpuWeight: intOption(o.cpuWeight, '--cpu-weight', 1, 10000),
+    cpuCap: capOption(o.cpuCap),
+    restart: restartOption(o.restart),
+  };
+  for (const k of Object.keys(f)) if (f[k] === undefined) delete f[k];
+  return f;
+}
+
+function resolvePath(p: string): string {
+  return resolve(p);
+}
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+
+function addDefinitionOptions(cmd: Command): Command {
+  return cmd
+    .option('--cpus <n>', 'number of vCPUs')
+    .option('-m, --memory <size>', 'guest RAM (K, M, G suffixes)')
+    .option('--disk <path[,readonly]>', 'attach a raw disk image (repeatable)', collect, [] as string[])
+    .option('--cdrom <iso>', 'attach an ISO 9660 image read-only')
+    .option('--kernel <file>', 'boot this RISC-V Linux Image instead of the default image')
+    .option('--initrd <file>', 'initramfs to use with --kernel')
+    .option('--append <args>', 'extra kernel command-line arguments')
+    .option('--cpu-weight <n>', 'relative CPU weight, 1..10000 (default 100)')
+    .option('--cpu-cap <percent>', 'CPU cap in percent of one host core (0 or "none": no cap)')
+    .option('--restart <policy>', 'restart policy: no, on-failure, always');
+}
+
+// ------------------------------------------------------------------ console and exec
+
+async function attachConsole(name: string): Promise<number> {
+  const c = await connect();
+  const { socket, head } = await c.upgrade(vmPath(name, 'console'), 'tsvisor-console');
+  const stdin = process.stdin;
+  const stdout = process.stdout;
+  const raw = stdin.isTTY;
+  process.stderr.write(`[attached to the console of ${name}; Ctrl-A x detaches, the VM keeps running]\r\n`);
+  if (head.length) stdout.write(head);
+  socket.on('data', (b: Buffer) => stdout.write(b));
+  if (raw) stdin.setRawMode(true);
+  let escape = false;
+  let detached = false;
+  return new Promise<number>((resolve) => {
+    const finish = (code: number, msg: string) => {
+      stdin.off('data', onData);
+      stdin.pause();
+      if (raw) stdin.setRawMode(false);
+      process.stderr.write(msg);
+      socket.destroy();
+      resolve(code);
+    };
+    const onData = (d: Buffer) => {
+      const pass: number[] = [];
+      for (const b of d) {
+        if (escape) {
+          escape = false;
+          if (b === 0x78 /* x */) { detached = true; socket.write(Uint8Array.from(pass)); finish(0, '\r\n[detached; the VM keeps running]\r\n'); return; }
+          if (b === 0x01) pass.push(0x01);
+          continue;
+        }
+        if (b === 0x01) { escape = true; continue; }
+        pass.push(b);
+      }
+      if (pass.length) socket.write(Uint8Array.from(pass));
+    };
+    stdin.on('data', onData);
+    stdin.on('end', () => { if (!raw && !detached) { /* input ended: keep showing output until the VM closes */ } });
+    stdin.resume();
+    socket.on('close', () => { if (!detached) finish(0, '\r\n[console closed]\r\n'); });
+    socket.on('error', () => undefined);
+  });
+}
+
+async function readAllStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function execCommand(name: string, argv: string[], opts: { stdin?: boolean }): Promise<number> {
+  if (argv.length === 0) throw new UsageError('vm exec: missing command (tsvisor vm exec NAME -- CMD [ARG...])');
+  const body: { argv: string[]; stdin?: string } = { argv };
+  if (opts.stdin) body.stdin = (await readAllStdin()).toString('base64');
+  const c = await connect();
+  const res = await c.open('POST', vmPath(name, 'exec'), body);
+  if (res.statusCode !== 200) {
+    await readJsonAnswer(res); // throws with the API's message
+    throw new Error(`exec: HTTP ${res.statusCode}`);
+  }
+  let buf = '';
+  let exit: number | null = null;
+  const handle = async (line: string) => {
+    if (!line.trim()) return;
+    let ev: { stream?: string; data?: string; exit?: number; error?: string };
+    try { ev = JSON.parse(line); } catch { return; }
+    if (typeof ev.exit === 'number') exit = ev.exit;
+    else if (ev.error) { process.stderr.write(`tsvisor: exec: ${ev.error}\n`); exit = exit ?? 255; }
+    else if (ev.data !== undefined) {
+      const stream = ev.stream === 'stderr' ? process.stderr : process.stdout;
+      const bytes = Buffer.from(ev.data, 'base64');
+      if (!stream.write(bytes)) await new Promise((r) => stream.once('drain', r));
+    }
+  };
+  for await (const chunk of res) {
+    buf += (chunk as Buffer).toString('utf8');
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      await handle(line);
+    }
+  }
+  await handle(buf);
+  await new Promise<void>((r) => process.stdout.write('', () => r()));
+  if (exit === null) {
+    process.stderr.write('tsvisor: exec: the stream ended without an exit status\n');
+    return 255;
+  }
+  return exit;
+}
+
+// ------------------------------------------------------------------ commands
+
+async function printVm(v: VmInfo, json: boolean | undefined, verb?: string): Promise<void> {
+  if (json) out(JSON.stringify(v, null, 2) + '\n');
+  else if (verb) out(`${v.name} ${verb} (${v.state}${v.pid ? `, pid ${v.pid}` : ''})\n`);
+  else out(formatVmInfo(v));
+}
+
+/** Add `vm`, `host`, `usage`, `top` and `daemon` to the program. */
+export function registerHostCommands(program: Command): void {
+  const vm = program.command('vm').description('manage VMs through the host daemon (started on first use)');
+
+  addDefinitionOptions(vm.command('create').description('define a VM').argument('<name>', 'VM name (also the guest host name)'))
+    .option('--start', 'start it right away')
+    .option('--json', 'print the VM as JSON')
+    .action(async (name: string, o: VmOpts & { start?: boolean; json?: boolean }) => {
+      let v = await api<VmInfo>('POST', '/v1/vms', { name, ...definitionFields(o) });
+      if (o.start) v = await api<VmInfo>('POST', vmPath(name, 'start'));
+      await printVm(v, o.json, o.start ? 'created and started' : 'created');
+    });
+
+  const simple: Array<[string, string, string]> = [
+    ['start', 'start a VM', 'started'],
+    ['kill', 'kill a VM process at once', 'killed'],
+    ['pause', 'pause a VM', 'paused'],
+    ['resume', 'resume a paused VM', 'resumed'],
+  ];
+  for (const [action, desc, verb] of simple) {
+    vm.command(action).description(desc).argument('<name>').option('--json', 'print the VM as JSON')
+      .action(async (name: string, o: { json?: boolean }) => printVm(await api<VmInfo>('POST', vmPath(name, action)), o.json, verb));
+  }
+  for (const [action, verb] of [['stop', 'stopped'], ['restart', 'restarted']] as const) {
+    vm.command(action).description(action === 'stop' ? 'stop a VM gracefully (guest power-off), forced after the timeout' : 'stop (gracefully) and start a VM')
+      .argument('<name>').option('-t, --timeout <seconds>', 'seconds before the VM process is killed', '30').option('--json', 'print the VM as JSON')
+      .action(async (name: string, o: { timeout: string; json?: boolean }) => {
+        const s = Number(o.timeout);
+        if (!Number.isFinite(s) || s < 0) throw new UsageError(`invalid --timeout "${o.timeout}": expected seconds`);
+        await printVm(await api<VmInfo>('POST', vmPath(name, action), { timeoutMs: Math.round(s * 1000) }), o.json, verb);
+      });
+  }
+  vm.command('delete').description('delete a VM (its usage totals are kept)').argument('<name>')
+    .option('-f, --force', 'kill it first if it is running')
+    .action(async (name: string, o: { force?: boolean }) => {
+      await api('DELETE', vmPath(name) + (o.force ? '?force=true' : ''));
+      out(`${name} deleted\n`);
+    });
+  vm.command('info').description('show a VM').argument('<name>').option('--json', 'as JSON')
+    .action(async (name: string, o: { json?: boolean }) => printVm(await api<VmInfo>('GET', vmPath(name)), o.json));
+  vm.command('list').alias('ls').description('list VMs').option('--json', 'as JSON')
+    .action(async (o: { json?: boolean }) => {
+      const r = await api<{ vms: VmInfo[] }>('GET', '/v1/vms');
+      out(o.json ? JSON.stringify(r.vms, null, 2) + '\n' : formatVmList(r.vms));
+    });
+  addDefinitionOptions(vm.command('set').description('change a VM: CPU weight and cap apply at once, the rest at the next start').argument('<name>'))
+    .option('--no-cdrom', 'detach the CD-ROM')
+    .option('--json', 'print the VM as JSON')
+    .action(async (name: string, o: Omit<VmOpts, 'cdrom'> & { json?: boolean; cdrom?: string | boolean }) => {
+      const fields = definitionFields({ ...o, cdrom: typeof o.cdrom === 'string' ? o.cdrom : undefined });
+      if (o.cdrom === false) fields.cdrom = null;
+      if (Object.keys(fields).length === 0) throw new UsageError('vm set: nothing to change (see tsvisor vm set --help)');
+      await printVm(await api<VmInfo>('PATCH', vmPath(name), fields), o.json, 'updated');
+    });
+  vm.command('console').description('attach to the serial console (Ctrl-A x detaches, the VM keeps running)').argument('<name>')
+    .action(async (name: string) => { process.exitCode = await attachConsole(name); });
+  vm.command('exec').description('run a command in the guest; exits with its status').usage('[options] <name> -- <command...>')
+    .argument('<name>').argument('<command...>')
+    .option('-i, --stdin', 'send standard input to the command')
+    .action(async (name: string, command: string[], o: { stdin?: boolean }) => { process.exitCode = await execCommand(name, command, o); });
+
+  const host = program.command('host').description('the host');
+  host.command('info').description('capacity, allocation, policy, warnings').option('--json', 'as JSON')
+    .action(async (o: { json?: boolean }) => {
+      const h = await api<HostInfo>('GET', '/v1/host');
+      out(o.json ? JSON.stringify(h, null, 2) + '\n' : formatHostInfo(h));
+    });
+
+  program.command('usage').description('metering report: CPU-seconds, memory GiB·s, disk bytes per VM').option('--json', 'as JSON')
+    .action(async (o: { json?: boolean }) => {
+      const u = await api<UsageReport>('GET', '/v1/usage');
+      out(o.json ? JSON.stringify(u, null, 2) + '\n' : formatUsage(u));
+    });
+
+  program.command('top').description('live CPU %, memory and disk I/O per VM')
+    .option('--once', 'print one snapshot and exit')
+    .option('-n, --interval <seconds>', 'refresh interval', '1')
+    .option('--json', 'with --once: as JSON')
+    .action(async (o: { once?: boolean; interval: string; json?: boolean }) => {
+      const interval = Math.max(0.2, Number(o.interval) || 1) * 1000;
+      const snapshot = async () => {
+        const [t, h] = await Promise.all([api<{ at: number; vms: TopRow[] }>('GET', '/v1/top'), api<HostInfo>('GET', '/v1/host')]);
+        return { t, h };
+      };
+      if (o.once) {
+        const { t, h } = await snapshot();
+        out(o.json ? JSON.stringify(t, null, 2) + '\n' : formatTop(t.vms, h));
+        return;
+      }
+      let stop = false;
+      const onSig = () => { stop = true; };
+      process.once('SIGINT', onSig);
+      try {
+        while (!stop) {
+          const { t, h } = await snapshot();
+          out('\x1b[H\x1b[2J' + formatTop(t.vms, h) + '\n(Ctrl-C quits)\n');
+          await new Promise((r) => setTimeout(r, interval));
+        }
+      } finally {
+        process.off('SIGINT', onSig);
+      }
+    });
+
+  const daemon = program.command('daemon').description('the host daemon');
+  daemon.command('start').description('start the host daemon in the background (VMs it finds running are re-adopted)')
+    .option('--listen <host:port>', 'also listen on TCP (bearer token from $TSVISOR_HOME/token)')
+    .addOption(new Option('--overcommit <ratio>', 'memory overcommit ratio (default: host.json, else 1.0)'))
+    .option('--foreground', 'run in the foreground (log to stdout)')
+    .action(async (o: { listen?: string; overcommit?: string; foreground?: boolean }) => {
+      let overcommit: number | undefined;
+      if (o.overcommit !== undefined) {
+        overcommit = Number(o.overcommit);
+        if (!(overcommit > 0) || !Number.isFinite(overcommit)) throw new UsageError(`invalid --overcommit "${o.overcommit}": expected a positive number`);
+      }
+      const paths = hostPaths();
+      if (o.foreground) {
+        const d = await runDaemon({ paths, listen: o.listen, overcommit });
+        const onSig = () => void d.close();
+        process.on('SIGTERM', onSig);
+        process.on('SIGINT', onSig);
+        await d.closed;
+        process.off('SIGTERM', onSig);
+        process.off('SIGINT', onSig);
+        return;
+      }
+      if (await pingSocket(paths.socket)) {
+        let pid = '?';
+        try { pid = readFileSync(paths.daemonPid, 'utf8').trim(); } catch { /* unknown */ }
+        out(`tsvisor daemon already running (pid ${pid})\n`);
+        return;
+      }
+      const args = [...(o.listen ? ['--listen', o.listen] : []), ...(overcommit !== undefined ? ['--overcommit', String(overcommit)] : [])];
+      await spawnDaemon(paths, args);
+      const pid = readFileSync(paths.daemonPid, 'utf8').trim();
+      out(`tsvisor daemon started (pid ${pid}, socket ${paths.socket}, log ${paths.daemonLog})\n`);
+    });
+  daemon.command('stop').description('stop the host daemon (VMs keep running)')
+    .action(async () => {
+      const paths = hostPaths();
+      if (!(await pingSocket(paths.socket))) { out('tsvisor daemon is not running\n'); return; }
+      let pid = 0;
+      try { pid = Number(readFileSync(paths.daemonPid, 'utf8').trim()); } catch { /* unknown */ }
+      await new ApiClient({ socket: paths.socket }).call('POST', '/v1/daemon/shutdown');
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline && pid > 0) {
+        try { process.kill(pid, 0); } catch { break; }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      out(`tsvisor daemon stopped${pid ? ` (pid ${pid})` : ''}\n`);
+    });
+  daemon.command('status').description('is the daemon running? (exit status 3 if not)')
+    .action(async () => {
+      const paths = hostPaths();
+      if (!(await pingSocket(paths.socket))) {
+        out(`tsvisor daemon is not running (socket ${paths.socket})\n`);
+        process.exitCode = 3;
+        return;
+      }
+      const h = await new ApiClient({ socket: paths.socket }).call<HostInfo>('GET', '/v1/host');
+      out(`tsvisor daemon running: pid ${h.daemon.pid}, socket ${paths.socket}, ${h.vms.running} of ${h.vms.defined} VMs running\n`);
+    });
+}

@@ -1,0 +1,934 @@
+/**
+ * The hypervisor proper: the VM registry, admission control, CPU policy, metering and
+ * the supervision of VM processes.
+ *
+ * Each VM runs as its own OS process (`node dist/src/vmm/main.js <vmDir>`), spawned
+ * detached with its output in `<vmDir>/vm.log`, so a crash or `kill -9` of one VM
+ * touches nothing else and the VMs outlive the daemon. The daemon notices a VM process
+ * ending (its own children: the exit event; adopted ones: pid liveness every `pollMs`),
+ * records `stopped` (guest power-off, or stop/kill asked for) or `crashed` (anything
+ * else), and restarts it as its restart policy says. A new daemon re-adopts the VM
+ * processes still alive (pid + /proc starttime from `state.json`, control socket
+ * answering `GET /status`).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { ensureDefaultImage } from '../images/index.js';
+import type { VmProcessStatus } from '../vmm/control-api.js';
+import { admitMemory, hostCapacity, memoryBudget, type HostCapacity, type MemoryBudget } from './admission.js';
+import { writeFileAtomic, readJsonFile } from './atomic.js';
+import { detectCgroups, type CgroupDriver, type CgroupVersion } from './cgroups.js';
+import { HostError } from './errors.js';
+import { runCpuSeconds, UsageLedger, type VmUsage } from './metering.js';
+import type { HostPaths } from './paths.js';
+import { processAlive, processCpuSeconds, processRssBytes, readProcStat } from './procfs.js';
+import {
+  DEFAULT_CPU_WEIGHT, VmStore, checkVmName, validateDefinition, type VmExit, type VmRuntime,
+} from './store.js';
+import type { RestartPolicy, VmDefinition, VmState } from './types.js';
+import { VmChannel } from './vm-channel.js';
+
+/** The VM process entry point next to this module (dist/src/vmm/main.js). */
+export const DEFAULT_VMM_ENTRY = fileURLToPath(new URL('../vmm/main.js', import.meta.url));
+
+/** Options of {@link Host.open}. */
+export interface HostOptions {
+  paths: HostPaths;
+  /** Memory overcommit ratio; default: `overcommit` of host.json, else 1.0. */
+  overcommit?: number;
+  /** Cgroup driver (default: {@link detectCgroups} on `cgroupRoot`). */
+  cgroups?: CgroupDriver;
+  /** Cgroup file system root (default /sys/fs/cgroup). */
+  cgroupRoot?: string;
+  /** Script run as the VM process (default `$TSVISOR_VMM`, else {@link DEFAULT_VMM_ENTRY}). */
+  vmmEntry?: string;
+  /** Liveness and CPU sampling period (default 500 ms). */
+  pollMs?: number;
+  /** Ledger flush period (default 5000 ms). */
+  flushMs?: number;
+  /** How long a start waits for the control socket (default 60 s). */
+  startTimeoutMs?: number;
+  /** Host capacity (default: this machine's). */
+  capacity?: HostCapacity;
+  /** Make sure the default image is built before starting a VM that uses it (default true). */
+  ensureImage?: boolean;
+  /** Environment of VM processes (default process.env; TSVISOR_HOME is always set). */
+  env?: NodeJS.ProcessEnv;
+  /** Log sink (one line per call, no trailing newline). */
+  log?: (line: string) => void;
+}
+
+/** `host.json`: host policy. */
+export interface HostConfigFile {
+  overcommit?: number;
+}
+
+/** Fields of a new VM; omitted ones get defaults (1 vCPU, 512 MiB, weight 100, no cap, restart `no`). */
+export interface VmCreateInput {
+  name: string;
+  vcpus?: number;
+  memoryBytes?: number;
+  disks?: Array<{ path: string; readonly?: boolean }>;
+  cdrom?: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  cpuWeight?: number;
+  cpuCap?: number;
+  restart?: RestartPolicy;
+}
+
+/** Changes to a VM (`PATCH`): `null` removes an optional field. CPU weight and cap apply at once. */
+export interface VmPatch {
+  vcpus?: number;
+  memoryBytes?: number;
+  disks?: Array<{ path: string; readonly?: boolean }>;
+  cdrom?: string | null;
+  kernel?: string | null;
+  initrd?: string | null;
+  append?: string | null;
+  cpuWeight?: number;
+  cpuCap?: number;
+  restart?: RestartPolicy;
+}
+
+/** A VM as the API shows it. */
+export interface VmInfo {
+  name: string;
+  state: VmState;
+  definition: VmDefinition;
+  pid: number | null;
+  startedAt: number | null;
+  uptimeSeconds: number | null;
+  /** RAM promised to the running process (0 when not running). */
+  allocatedMemoryBytes: number;
+  restarts: number;
+  lastExit: VmExit | null;
+  /** The VM's cgroup folder, when enforced. */
+  cgroup: string | null;
+  /** What the VM process said last (`GET /status`). */
+  guest: { state: string; agent: boolean } | null;
+  usage: { cpuSeconds: number; memoryGiBSeconds: number; diskReadBytes: number; diskWrittenBytes: number };
+  log: string;
+}
+
+/** `GET /v1/host`. */
+export interface HostInfo {
+  cores: number;
+  memoryBytes: number;
+  overcommit: number;
+  memory: MemoryBudget;
+  vcpusAllocated: number;
+  vms: { defined: number; running: number };
+  cgroup: { version: CgroupVersion; root: string; warning: string | null };
+  warnings: string[];
+  daemon: { pid: number; startedAt: number; home: string };
+}
+
+/** One row of `tsvisor top`. Rates are averaged over the last few seconds. */
+export interface TopRow {
+  name: string;
+  state: VmState;
+  pid: number | null;
+  vcpus: number;
+  /** CPU use in percent of one host core. */
+  cpuPercent: number;
+  memoryBytes: number;
+  rssBytes: number | null;
+  diskReadBytesPerSec: number;
+  diskWrittenBytesPerSec: number;
+  cpuSeconds: number;
+}
+
+/** `GET /v1/usage`. */
+export interface UsageReport {
+  at: number;
+  vms: Array<{ name: string; deleted: boolean; since: number; updatedAt: number; cpuSeconds: number; memoryGiBSeconds: number; diskReadBytes: number; diskWrittenBytes: number }>;
+}
+
+interface Sample { at: number; cpu: number; read: number; written: number }
+
+interface Entry {
+  def: VmDefinition;
+  rt: VmRuntime;
+  child?: ChildProcess;
+  /** What the user asked of the current process. */
+  intent?: 'stop' | 'kill';
+  lock: Promise<unknown>;
+  guest?: { state: string; agent: boolean; at: number };
+  samples: Sample[];
+  statusBusy: boolean;
+  restartTimer?: NodeJS.Timeout;
+  crashes: number;
+  waiters: Array<() => void>;
+  /** Poll ticks the pid of an own child has looked dead (the exit event normally comes first). */
+  deadTicks: number;
+}
+
+const ALIVE: readonly VmState[] = ['starting', 'running', 'paused', 'stopping'];
+const SAMPLE_WINDOW_MS = 3000;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Read `host.json` (overcommit ratio); invalid values are ignored. */
+export function readHostConfig(path: string): HostConfigFile {
+  const c = readJsonFile<HostConfigFile>(path) ?? {};
+  return typeof c.overcommit === 'number' && c.overcommit > 0 && Number.isFinite(c.overcommit) ? { overcommit: c.overcommit } : {};
+}
+
+/** Seconds of delay before the n-th consecutive automatic restart (0.5 s doubling to 30 s). */
+export function restartDelayMs(consecutive: number): number {
+  return Math.min(30_000, 500 * 2 ** Math.max(0, consecutive));
+}
+
+/** Whether a VM whose process ended for `reason` is restarted under `policy`. */
+export function shouldRestart(policy: RestartPolicy, reason: VmExit['reason']): boolean {
+  if (reason === 'requested') return false;
+  if (policy === 'always') return true;
+  return policy === 'on-failure' && reason === 'crash';
+}
+
+/** The supervisor of all VMs of one tsvisor home. */
+export class Host {
+  readonly paths: HostPaths;
+  readonly store: VmStore;
+  readonly cgroups: CgroupDriver;
+  readonly ledger: UsageLedger;
+  readonly capacity: HostCapacity;
+  readonly overcommit: number;
+  readonly startedAt = Date.now();
+  private readonly opts: HostOptions;
+  private readonly vmm: string;
+  private readonly entries = new Map<string, Entry>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private ticks = 0;
+  private closed = false;
+  private readonly logLine: (line: string) => void;
+
+  private constructor(opts: HostOptions) {
+    this.opts = opts;
+    this.paths = opts.paths;
+    this.logLine = opts.log ?? (() => {});
+    mkdirSync(this.paths.vms, { recursive: true, mode: 0o700 });
+    this.store = new VmStore(this.paths.vms);
+    this.cgroups = opts.cgroups ?? detectCgroups(opts.cgroupRoot);
+    this.ledger = new UsageLedger(this.paths.usage);
+    this.capacity = opts.capacity ?? hostCapacity();
+    const ratio = opts.overcommit ?? readHostConfig(this.paths.hostConfig).overcommit ?? 1;
+    if (!(ratio > 0) || !Number.isFinite(ratio)) throw new HostError('invalid_argument', `overcommit ${ratio}: must be a positive number`);
+    this.overcommit = ratio;
+    this.vmm = opts.vmmEntry ?? opts.env?.TSVISOR_VMM ?? process.env.TSVISOR_VMM ?? DEFAULT_VMM_ENTRY;
+  }
+
+  /**
+   * Open the registry under `opts.paths`, re-adopt the VM processes still running,
+   * mark the others that died while no daemon watched (and restart them as their
+   * policy says), and start supervising.
+   */
+  static async open(opts: HostOptions): Promise<Host> {
+    const h = new Host(opts);
+    if (h.cgroups.warning) h.log(`warning: ${h.cgroups.warning}`);
+    else h.log(`cgroup ${h.cgroups.version} at ${h.cgroups.root}`);
+    h.log(`capacity ${h.capacity.cores} cores, ${h.capacity.memoryBytes} bytes; overcommit ${h.overcommit}; VM process ${h.vmm}`);
+    for (const name of h.store.names()) {
+      const def = h.store.load(name);
+      if (!def) continue;
+      const e: Entry = { def, rt: h.store.loadRuntime(name), lock: Promise.resolve(), samples: [], statusBusy: false, crashes: 0, waiters: [], deadTicks: 0 };
+      h.entries.set(name, e);
+      await h.adopt(name, e);
+    }
+    const poll = opts.pollMs ?? 500;
+    h.timers.push(setInterval(() => h.tick(), poll));
+    h.timers.push(setInterval(() => h.flush(), opts.flushMs ?? 5000));
+    for (const t of h.timers) t.unref();
+    h.flush();
+    return h;
+  }
+
+  private log(line: string): void { this.logLine(line); }
+
+  /** Stop supervising (the VM processes keep running) and write the ledger. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const e of this.entries.values()) if (e.restartTimer) clearTimeout(e.restartTimer);
+    for (const [name, e] of this.entries) if (e.rt.pid) this.sampleCpu(name, e);
+    this.flush(true);
+    for (const e of this.entries.values()) {
+      if (e.child) { e.child.removeAllListeners('exit'); e.child.unref(); }
+    }
+  }
+
+  /** Write the metering ledger (if changed). */
+  flush(force = false): void {
+    try {
+      this.ledger.flush(force);
+    } catch (e) {
+      this.log(`cannot write ${this.paths.usage}: ${(e as Error).message}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  private entry(name: string): Entry {
+    checkVmName(name);
+    const e = this.entries.get(name);
+    if (!e) throw new HostError('not_found', `no VM named ${name}`);
+    return e;
+  }
+
+  /** Run `fn` with VM `name`'s operation lock (operations on one VM never overlap). */
+  private locked<T>(name: string, fn: (e: Entry) => Promise<T>): Promise<T> {
+    const e = this.entry(name);
+    const run = e.lock.then(() => fn(this.entry(name)));
+    e.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** RAM promised to VM processes that are alive. */
+  allocatedBytes(): number {
+    let sum = 0;
+    for (const e of this.entries.values()) if (ALIVE.includes(e.rt.state)) sum += e.rt.memoryBytes ?? e.def.memoryBytes;
+    return sum;
+  }
+
+  /** The memory budget now. */
+  budget(): MemoryBudget {
+    return memoryBudget(this.capacity.memoryBytes, this.overcommit, this.allocatedBytes());
+  }
+
+  /** `GET /v1/host`. */
+  info(): HostInfo {
+    let running = 0;
+    let vcpus = 0;
+    for (const e of this.entries.values()) {
+      if (ALIVE.includes(e.rt.state)) { running++; vcpus += e.def.vcpus; }
+    }
+    const warning = this.cgroups.warning ?? null;
+    return {
+      cores: this.capacity.cores,
+      memoryBytes: this.capacity.memoryBytes,
+      overcommit: this.overcommit,
+      memory: this.budget(),
+      vcpusAllocated: vcpus,
+      vms: { defined: this.entries.size, running },
+      cgroup: { version: this.cgroups.version, root: this.cgroups.root, warning },
+      warnings: warning ? [warning] : [],
+      daemon: { pid: process.pid, startedAt: this.startedAt, home: this.paths.home },
+    };
+  }
+
+  private vmInfo(name: string, e: Entry): VmInfo {
+    const u = this.ledger.get(name);
+    const alive = ALIVE.includes(e.rt.state);
+    return {
+      name,
+      state: e.rt.state,
+      definition: e.def,
+      pid: alive ? e.rt.pid ?? null : null,
+      startedAt: alive ? e.rt.startedAt ?? null : null,
+      uptimeSeconds: alive && e.rt.startedAt ? Math.max(0, (Date.now() - e.rt.startedAt) / 1000) : null,
+      allocatedMemoryBytes: alive ? e.rt.memoryBytes ?? e.def.memoryBytes : 0,
+      restarts: e.rt.restarts,
+      lastExit: e.rt.lastExit ?? null,
+      cgroup: alive && this.cgroups.version !== 'none' ? this.cgroups.path(name) ?? null : null,
+      guest: alive && e.guest ? { state: e.guest.state, agent: e.guest.agent } : null,
+      usage: { cpuSeconds: u.cpuSeconds, memoryGiBSeconds: u.memoryGiBSeconds, diskReadBytes: u.diskReadBytes, diskWrittenBytes: u.diskWrittenBytes },
+      log: this.store.paths(name).log,
+    };
+  }
+
+  /** All VMs, sorted by name. */
+  list(): VmInfo[] {
+    return [...this.entries.keys()].sort().map((n) => this.vmInfo(n, this.entries.get(n)!));
+  }
+
+  /** One VM; throws HostError('not_found'). */
+  get(name: string): VmInfo {
+    return this.vmInfo(name, this.entry(name));
+  }
+
+  // ---------------------------------------------------------------- definitions
+
+  /** Define a new VM (validated first: a refused request writes nothing). */
+  create(input: VmCreateInput): VmInfo {
+    checkVmName(input.name);
+    if (this.entries.has(input.name) || this.store.has(input.name)) throw new HostError('already_exists', `VM ${input.name} already exists`);
+    const def: VmDefinition = {
+      name: input.name,
+      vcpus: input.vcpus ?? 1,
+      memoryBytes: input.memoryBytes ?? 512 * 1024 * 1024,
+      disks: (input.disks ?? []).map((d) => ({ path: d.path, readonly: !!d.readonly })),
+      ...(input.cdrom ? { cdrom: input.cdrom } : {}),
+      ...(input.kernel ? { kernel: input.kernel } : {}),
+      ...(input.initrd ? { initrd: input.initrd } : {}),
+      ...(input.append ? { append: input.append } : {}),
+      cpuWeight: input.cpuWeight ?? DEFAULT_CPU_WEIGHT,
+      cpuCap: input.cpuCap ?? 0,
+      restart: input.restart ?? 'no',
+      createdAt: Date.now(),
+    };
+    validateDefinition(def, { cores: this.capacity.cores });
+    this.store.create(def);
+    this.entries.set(def.name, { def, rt: { state: 'stopped', restarts: 0 }, lock: Promise.resolve(), samples: [], statusBusy: false, crashes: 0, waiters: [], deadTicks: 0 });
+    this.log(`created ${def.name}`);
+    return this.get(def.name);
+  }
+
+  /** Change a VM's definition. CPU weight and cap apply to a running VM at once; the rest at its next start. */
+  update(name: string, patch: VmPatch): Promise<VmInfo> {
+    return this.locked(name, async (e) => {
+      const next: VmDefinition = { ...e.def };
+      for (const [k, v] of Object.entries(patch) as Array<[keyof VmPatch, unknown]>) {
+        if (v === undefined) continue;
+        if (v === null) delete (next as unknown as Record<string, unknown>)[k];
+        else if (k === 'disks') next.disks = (v as Array<{ path: string; readonly?: boolean }>).map((d) => ({ path: d.path, readonly: !!d.readonly }));
+        else (next as unknown as Record<string, unknown>)[k] = v;
+      }
+      validateDefinition(next, { cores: this.capacity.cores });
+      const cpuChanged = next.cpuWeight !== e.def.cpuWeight || next.cpuCap !== e.def.cpuCap;
+      if (cpuChanged && ALIVE.includes(e.rt.state) && this.cgroups.version !== 'none') {
+        try {
+          this.cgroups.apply(name, next.cpuWeight, next.cpuCap);
+        } catch (err) {
+          throw new HostError('internal', `cannot apply CPU weight/cap to ${name}: ${(err as Error).message}`);
+        }
+      }
+      this.store.saveDefinition(next);
+      e.def = next;
+      this.log(`updated ${name}: ${JSON.stringify(patch)}`);
+      return this.get(name);
+    });
+  }
+
+  /** Delete a VM (its folder, cgroup; usage totals are kept). A VM whose process is alive needs `force`. */
+  delete(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    return this.locked(name, async (e) => {
+      if (ALIVE.includes(e.rt.state)) {
+        if (!opts.force) throw new HostError('conflict', `VM ${name} is ${e.rt.state}: stop it first (or delete with force)`);
+        await this.killLocked(name, e);
+      }
+      if (e.restartTimer) clearTimeout(e.restartTimer);
+      this.cgroups.remove(name);
+      this.store.remove(name);
+      this.ledger.markDeleted(name);
+      this.entries.delete(name);
+      this.flush();
+      this.log(`deleted ${name}`);
+    });
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  private save(name: string, e: Entry): void {
+    try {
+      this.store.saveRuntime(name, e.rt);
+    } catch (err) {
+      this.log(`cannot write state of ${name}: ${(err as Error).message}`);
+    }
+  }
+
+  private setState(name: string, e: Entry, state: VmState): void {
+    if (e.rt.state === state) return;
+    e.rt.state = state;
+    this.save(name, e);
+  }
+
+  /** Start VM `name`: admission control, cgroup, spawn, wait for its control socket. */
+  start(name: string): Promise<VmInfo> {
+    return this.locked(name, (e) => this.startLocked(name, e, false));
+  }
+
+  private async startLocked(name: string, e: Entry, auto: boolean): Promise<VmInfo> {
+    if (this.closed) throw new HostError('unavailable', 'the daemon is shutting down');
+    if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
+    if (e.restartTimer) { clearTimeout(e.restartTimer); e.restartTimer = undefined; }
+    if (!auto) e.crashes = 0;
+    validateDefinition(e.def, { cores: this.capacity.cores });
+    if (!e.def.kernel && this.opts.ensureImage !== false) {
+      try {
+        await ensureDefaultImage({
+          home: this.paths.home, quiet: true,
+          onProgress: (ev) => { if (ev.kind === 'warning') this.log(`image: ${ev.message}`); },
+        });
+      } catch (err) {
+        throw new HostError('unavailable', `cannot start ${name}: the default image is not available: ${(err as Error).message.split('\n')[0]}`);
+      }
+    }
+    if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
+    // admission and reservation in one synchronous step: two starts cannot both pass on the same free memory
+    admitMemory(name, e.def.memoryBytes, this.budget());
+    const p = this.store.paths(name);
+    e.intent = undefined;
+    e.guest = undefined;
+    e.samples = [];
+    e.deadTicks = 0;
+    e.rt = { ...e.rt, state: 'starting', memoryBytes: e.def.memoryBytes, startedAt: Date.now(), pid: undefined, starttime: undefined };
+    this.save(name, e);
+
+    let cgroupOk = false;
+    if (this.cgroups.version !== 'none') {
+      try {
+        this.cgroups.create(name);
+        this.cgroups.apply(name, e.def.cpuWeight, e.def.cpuCap);
+        cgroupOk = true;
+      } catch (err) {
+        this.log(`warning: ${name}: cannot prepare cgroup ${this.cgroups.path(name)}: ${(err as Error).message}; CPU weight/cap not enforced`);
+      }
+    }
+
+    rmSync(p.sock, { force: true });
+    rmSync(p.exit, { force: true });
+    let child: ChildProcess;
+    const logFd = openSync(p.log, 'a', 0o600);
+    try {
+      child = spawn(process.execPath, [this.vmm, p.dir], {
+        detached: true,
+        cwd: p.dir,
+        stdio: ['ignore', logFd, logFd],
+        env: { ...(this.opts.env ?? process.env), TSVISOR_HOME: this.paths.home },
+      });
+    } catch (err) {
+      closeSync(logFd);
+      e.rt.state = 'stopped';
+      this.save(name, e);
+      throw new HostError('internal', `cannot start ${name}: ${(err as Error).message}`);
+    }
+    closeSync(logFd);
+    const pid = child.pid;
+    if (pid === undefined) {
+      const err = await new Promise<Error>((r) => child.once('error', r));
+      e.rt.state = 'stopped';
+      this.save(name, e);
+      throw new HostError('internal', `cannot start ${name}: ${err.message}`);
+    }
+    child.unref();
+    e.child = child;
+    child.once('exit', (code, signal) => this.onGone(name, pid, code, signal));
+    child.on('error', (err) => this.log(`${name}: process error: ${err.message}`));
+
+    // into the cgroup before the VM process creates its vCPU threads
+    let cgroupBaseNs: number | null = null;
+    if (cgroupOk) {
+      try {
+        this.cgroups.attach(name, pid);
+        cgroupBaseNs = this.cgroups.usageNs(name) ?? null;
+      } catch (err) {
+        this.log(`warning: ${name}: cannot move pid ${pid} into ${this.cgroups.path(name)}: ${(err as Error).message}`);
+      }
+    }
+    const stat = readProcStat(pid);
+    const cpuBase = stat ? processCpuSeconds(pid) ?? 0 : 0;
+    e.rt.pid = pid;
+    e.rt.starttime = stat?.starttime ?? 0;
+    this.ledger.beginRun(name, { pid, starttime: e.rt.starttime, memoryBytes: e.def.memoryBytes, cpuBaseSeconds: cgroupBaseNs === null ? 0 : cpuBase, cgroupBaseNs });
+    try { writeFileAtomic(p.pid, `${pid}\n`, 0o644); } catch { /* the VM folder vanished */ }
+    this.save(name, e);
+    this.log(`started ${name}: pid ${pid}${auto ? ` (automatic restart ${e.rt.restarts})` : ''}`);
+
+    // wait for the control channel
+    const deadline = Date.now() + (this.opts.startTimeoutMs ?? 60_000);
+    const channel = new VmChannel(p.sock);
+    while (Date.now() < deadline) {
+      if (e.rt.pid !== pid || !ALIVE.includes(e.rt.state)) {
+        throw new HostError('internal', `VM ${name} exited while starting${e.rt.lastExit ? ` (${describeExit(e.rt.lastExit)})` : ''}${logTail(p.log)}`);
+      }
+      if (existsSync(p.sock)) {
+        try {
+          const st = await channel.status(1000);
+          this.noteStatus(name, e, st);
+          if (e.rt.state === 'starting') this.setState(name, e, st.state === 'paused' ? 'paused' : 'running');
+          return this.get(name);
+        } catch { /* not listening yet */ }
+      }
+      await sleep(100);
+    }
+    this.log(`warning: ${name}: control socket ${p.sock} did not answer within the start time limit`);
+    return this.get(name);
+  }
+
+  private noteStatus(name: string, e: Entry, st: VmProcessStatus): void {
+    e.guest = { state: st.state, agent: !!st.agent, at: Date.now() };
+    if (Array.isArray(st.disks)) {
+      let r = 0;
+      let w = 0;
+      for (const d of st.disks) { r += Number(d.readBytes) || 0; w += Number(d.writtenBytes) || 0; }
+      this.ledger.sampleDisk(name, r, w);
+    }
+    if (e.rt.state === 'running' && st.state === 'paused') this.setState(name, e, 'paused');
+    else if (e.rt.state === 'paused' && st.state !== 'paused' && st.state !== 'stopping') this.setState(name, e, 'running');
+  }
+
+  /** Resolve when the process of `e` is gone, or after `ms` (false). */
+  private waitGone(e: Entry, pid: number, ms: number): Promise<boolean> {
+    if (e.rt.pid !== pid || !ALIVE.includes(e.rt.state)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(t); resolve(true); };
+      const t = setTimeout(() => {
+        e.waiters = e.waiters.filter((w) => w !== done);
+        resolve(!processAlive(pid, e.rt.starttime || undefined));
+      }, ms);
+      e.waiters.push(done);
+    });
+  }
+
+  private signal(pid: number, sig: NodeJS.Signals): void {
+    try { process.kill(pid, sig); } catch { /* gone */ }
+  }
+
+  /** Gracefully stop VM `name` (guest power-off), forced (SIGKILL) after `timeoutMs` (default 30 s). */
+  stop(name: string, opts: { timeoutMs?: number } = {}): Promise<VmInfo> {
+    return this.locked(name, async (e) => {
+      this.cancelRestart(e);
+      if (!ALIVE.includes(e.rt.state) || !e.rt.pid) throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
+      const pid = e.rt.pid;
+      const timeoutMs = opts.timeoutMs ?? 30_000;
+      e.intent = 'stop';
+      const wasPaused = e.rt.state === 'paused';
+      this.setState(name, e, 'stopping');
+      const ch = new VmChannel(this.store.paths(name).sock);
+      if (wasPaused) await ch.post('/resume', {}, 2000).catch(() => undefined);
+      let asked = true;
+      try {
+        await ch.post('/stop', { timeoutMs }, 5000);
+      } catch (err) {
+        asked = false;
+        this.log(`${name}: POST /stop failed (${(err as Error).message}); sending SIGTERM`);
+        this.signal(pid, 'SIGTERM');
+      }
+      if (!(await this.waitGone(e, pid, timeoutMs + (asked ? 5000 : 0)))) {
+        this.log(`${name}: did not stop within ${timeoutMs} ms; killing pid ${pid}`);
+        this.signal(pid, 'SIGKILL');
+        await this.waitGone(e, pid, 5000);
+      }
+      await this.reapIfNeeded(name, e, pid);
+      return this.get(name);
+    });
+  }
+
+  /** Kill VM `name` at once (POST /kill, then SIGKILL). */
+  kill(name: string): Promise<VmInfo> {
+    return this.locked(name, async (e) => {
+      this.cancelRestart(e);
+      if (!ALIVE.includes(e.rt.state) || !e.rt.pid) throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
+      await this.killLocked(name, e);
+      return this.get(name);
+    });
+  }
+
+  private async killLocked(name: string, e: Entry): Promise<void> {
+    const pid = e.rt.pid;
+    if (!pid) { this.setState(name, e, 'stopped'); return; }
+    e.intent = 'kill';
+    await new VmChannel(this.store.paths(name).sock).post('/kill', {}, 1000).catch(() => undefined);
+    if (!(await this.waitGone(e, pid, 2000))) {
+      this.signal(pid, 'SIGKILL');
+      await this.waitGone(e, pid, 5000);
+    }
+    await this.reapIfNeeded(name, e, pid);
+  }
+
+  /** The process is gone but no exit was recorded yet (adopted process, poll not yet run): record it now. */
+  private async reapIfNeeded(name: string, e: Entry, pid: number): Promise<void> {
+    if (e.rt.pid === pid && ALIVE.includes(e.rt.state) && !processAlive(pid, e.rt.starttime || undefined)) {
+      if (e.child && e.child.exitCode === null && e.child.signalCode === null) await sleep(50); // let the exit event in
+      if (e.rt.pid === pid && ALIVE.includes(e.rt.state)) this.onGone(name, pid, null, null);
+    }
+  }
+
+  /** Pause VM `name` (all harts park). */
+  pause(name: string): Promise<VmInfo> {
+    return this.locked(name, async (e) => {
+      if (e.rt.state === 'paused') return this.get(name);
+      if (e.rt.state !== 'running') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
+      await new VmChannel(this.store.paths(name).sock).post('/pause', {}, 5000);
+      this.setState(name, e, 'paused');
+      return this.get(name);
+    });
+  }
+
+  /** Resume a paused VM. */
+  resume(name: string): Promise<VmInfo> {
+    return this.locked(name, async (e) => {
+      if (e.rt.state === 'running') return this.get(name);
+      if (e.rt.state !== 'paused') throw new HostError('conflict', `VM ${name} is not paused (${e.rt.state})`);
+      await new VmChannel(this.store.paths(name).sock).post('/resume', {}, 5000);
+      this.setState(name, e, 'running');
+      return this.get(name);
+    });
+  }
+
+  /** Stop VM `name` if it runs (gracefully, then forced), then start it. */
+  async restart(name: string, opts: { timeoutMs?: number } = {}): Promise<VmInfo> {
+    const e = this.entry(name);
+    if (ALIVE.includes(e.rt.state)) await this.stop(name, opts);
+    return this.start(name);
+  }
+
+  private cancelRestart(e: Entry): void {
+    if (e.restartTimer) { clearTimeout(e.restartTimer); e.restartTimer = undefined; }
+  }
+
+  // ---------------------------------------------------------------- exec and console
+
+  /** `POST /exec` on the VM process: the raw streamed response (status and NDJSON body). */
+  async openExec(name: string, body: { argv: string[]; stdin?: string }): Promise<IncomingMessage> {
+    const e = this.entry(name);
+    if (e.rt.state !== 'running') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
+    try {
+      return await new VmChannel(this.store.paths(name).sock).open('POST', '/exec', body, 30_000);
+    } catch (err) {
+      throw new HostError('unavailable', `VM ${name} does not answer: ${(err as Error).message}`);
+    }
+  }
+
+  /** Open the VM's console (`GET /console` upgrade on the VM process). */
+  async openConsole(name: string): Promise<{ socket: Duplex; head: Buffer } | { response: IncomingMessage }> {
+    const e = this.entry(name);
+    if (!ALIVE.includes(e.rt.state) || e.rt.state === 'stopping') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
+    try {
+      return await new VmChannel(this.store.paths(name).sock).upgradeConsole(5000);
+    } catch (err) {
+      throw new HostError('unavailable', `VM ${name} does not answer: ${(err as Error).message}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- metering
+
+  /** `GET /v1/usage`: totals per VM (running VMs sampled now). */
+  usage(): UsageReport {
+    for (const [name, e] of this.entries) if (ALIVE.includes(e.rt.state)) { this.sampleCpu(name, e); this.ledger.tickMemory(name); }
+    const all = this.ledger.all();
+    return {
+      at: Date.now(),
+      vms: Object.keys(all).sort().map((name) => {
+        const u: VmUsage = all[name];
+        return {
+          name, deleted: !!u.deleted, since: u.since, updatedAt: u.updatedAt,
+          cpuSeconds: u.cpuSeconds, memoryGiBSeconds: u.memoryGiBSeconds,
+          diskReadBytes: u.diskReadBytes, diskWrittenBytes: u.diskWrittenBytes,
+        };
+      }),
+    };
+  }
+
+  /** `GET /v1/top`: live CPU %, memory and disk rates per VM. */
+  top(): TopRow[] {
+    return [...this.entries.keys()].sort().map((name) => {
+      const e = this.entries.get(name)!;
+      const alive = ALIVE.includes(e.rt.state);
+      const s = e.samples;
+      let cpu = 0;
+      let rd = 0;
+      let wr = 0;
+      if (alive && s.length >= 2) {
+        const a = s[0];
+        const b = s[s.length - 1];
+        const dt = (b.at - a.at) / 1000;
+        if (dt > 0) {
+          cpu = Math.max(0, ((b.cpu - a.cpu) / dt) * 100);
+          rd = Math.max(0, (b.read - a.read) / dt);
+          wr = Math.max(0, (b.written - a.written) / dt);
+        }
+      }
+      return {
+        name, state: e.rt.state, pid: alive ? e.rt.pid ?? null : null, vcpus: e.def.vcpus,
+        cpuPercent: cpu,
+        memoryBytes: alive ? e.rt.memoryBytes ?? e.def.memoryBytes : 0,
+        rssBytes: alive && e.rt.pid ? processRssBytes(e.rt.pid) ?? null : null,
+        diskReadBytesPerSec: rd, diskWrittenBytesPerSec: wr,
+        cpuSeconds: this.ledger.get(name).cpuSeconds,
+      };
+    });
+  }
+
+  private sampleCpu(name: string, e: Entry): void {
+    const run = this.ledger.run(name);
+    if (!run || run.pid !== e.rt.pid) return;
+    const cg = run.cgroupBaseNs !== null ? this.cgroups.usageNs(name) : undefined;
+    const proc = run.cgroupBaseNs === null && e.rt.pid ? processCpuSeconds(e.rt.pid) : undefined;
+    this.ledger.sampleCpu(name, runCpuSeconds(run, cg, proc));
+  }
+
+  // ---------------------------------------------------------------- supervision
+
+  /** Adopt the process of a VM found on disk, or record that it ended while no daemon watched. */
+  private async adopt(name: string, e: Entry): Promise<void> {
+    const p = this.store.paths(name);
+    let pid = e.rt.pid;
+    if (!pid) {
+      const n = Number.parseInt(safeRead(p.pid), 10);
+      if (Number.isInteger(n) && n > 0) pid = n;
+    }
+    const wasAlive = ALIVE.includes(e.rt.state);
+    if (pid && processAlive(pid, e.rt.starttime || undefined)) {
+      let st: VmProcessStatus | undefined;
+      try { st = await new VmChannel(p.sock).status(2000); } catch { /* booting, or busy */ }
+      if (st && typeof st.pid === 'number' && st.pid !== pid) st = undefined;
+      if (st || (e.rt.pid === pid && e.rt.starttime)) {
+        const stat = readProcStat(pid);
+        e.rt.pid = pid;
+        e.rt.starttime = stat?.starttime ?? e.rt.starttime ?? 0;
+        e.rt.memoryBytes = e.rt.memoryBytes ?? (st?.memoryBytes || e.def.memoryBytes);
+        e.rt.startedAt = e.rt.startedAt ?? st?.startedAt ?? Date.now();
+        e.rt.state = st ? (st.state === 'paused' ? 'paused' : 'running') : e.rt.state === 'stopping' ? 'running' : (wasAlive ? e.rt.state : 'running');
+        let cgroupBaseNs: number | null = null;
+        if (this.cgroups.version !== 'none') {
+          try {
+            this.cgroups.create(name);
+            this.cgroups.apply(name, e.def.cpuWeight, e.def.cpuCap);
+            this.cgroups.attach(name, pid); // a no-op if it is there already
+            cgroupBaseNs = this.cgroups.usageNs(name) ?? null;
+          } catch (err) {
+            this.log(`warning: ${name}: cannot re-attach pid ${pid} to its cgroup: ${(err as Error).message}`);
+          }
+        }
+        const existing = this.ledger.run(name);
+        if (!(existing && existing.pid === pid && existing.starttime === e.rt.starttime)) {
+          // never metered by a daemon (ledger lost): count the process's whole CPU time so far
+          this.ledger.beginRun(name, {
+            pid, starttime: e.rt.starttime, memoryBytes: e.rt.memoryBytes,
+            cpuBaseSeconds: cgroupBaseNs === null ? 0 : processCpuSeconds(pid) ?? 0, cgroupBaseNs,
+          });
+        }
+        if (st) this.noteStatus(name, e, st);
+        this.save(name, e);
+        this.log(`adopted ${name}: pid ${pid} (${e.rt.state})`);
+        return;
+      }
+    }
+    if (wasAlive) {
+      // it ended while no daemon was watching
+      const code = pid ? this.exitFileCode(name, pid) : null;
+      const reason: VmExit['reason'] = e.rt.state === 'stopping' ? 'requested' : code === 0 ? 'poweroff' : 'crash';
+      this.recordExit(name, e, { at: Date.now(), code, signal: null, reason });
+      this.maybeRestart(name, e, reason);
+    }
+  }
+
+  /** The VM process `pid` of `name` ended. Idempotent. */
+  private onGone(name: string, pid: number, code: number | null, signal: NodeJS.Signals | null): void {
+    const e = this.entries.get(name);
+    if (!e || e.rt.pid !== pid || !ALIVE.includes(e.rt.state)) {
+      if (e && e.child?.pid === pid) e.child = undefined;
+      return;
+    }
+    if (e.child?.pid === pid) e.child = undefined;
+    if (code === null && signal === null) code = this.exitFileCode(name, pid);
+    const reason: VmExit['reason'] = e.intent ? 'requested' : code === 0 ? 'poweroff' : 'crash';
+    this.recordExit(name, e, { at: Date.now(), code, signal, reason });
+    this.maybeRestart(name, e, reason);
+  }
+
+  /**
+   * The exit status the VM process left in `<vmDir>/vm.exit` (`{code, reason, pid, at}`,
+   * written just before it exits), if that file is about process `pid`; else null
+   * (killed by a signal: no file, or an older one).
+   */
+  private exitFileCode(name: string, pid: number): number | null {
+    const x = readJsonFile<{ code?: unknown; pid?: unknown }>(this.store.paths(name).exit);
+    return x && x.pid === pid && typeof x.code === 'number' ? x.code : null;
+  }
+
+  private recordExit(name: string, e: Entry, exit: VmExit): void {
+    if (e.rt.pid) this.sampleCpu(name, e); // the cgroup still counts the last moments
+    this.ledger.endRun(name);
+    const ranMs = e.rt.startedAt ? exit.at - e.rt.startedAt : 0;
+    e.rt = { state: exit.reason === 'crash' ? 'crashed' : 'stopped', restarts: e.rt.restarts, lastExit: exit };
+    e.intent = undefined;
+    e.guest = undefined;
+    e.samples = [];
+    if (exit.reason === 'crash') e.crashes = ranMs > 30_000 ? 1 : e.crashes + 1;
+    else e.crashes = 0;
+    const p = this.store.paths(name);
+    rmSync(p.pid, { force: true });
+    this.cgroups.remove(name);
+    this.save(name, e);
+    this.flush();
+    this.log(`${name} ${e.rt.state}: ${describeExit(exit)}`);
+    const w = e.waiters;
+    e.waiters = [];
+    for (const f of w) f();
+  }
+
+  private maybeRestart(name: string, e: Entry, reason: VmExit['reason']): void {
+    if (this.closed || !shouldRestart(e.def.restart, reason)) return;
+    const delay = restartDelayMs(Math.max(0, e.crashes - 1));
+    this.log(`${name}: restart policy ${e.def.restart}: restarting in ${delay} ms`);
+    this.cancelRestart(e);
+    e.restartTimer = setTimeout(() => {
+      e.restartTimer = undefined;
+      if (!this.entries.has(name) || this.closed) return;
+      this.locked(name, async (cur) => {
+        if (ALIVE.includes(cur.rt.state)) return;
+        cur.rt.restarts++;
+        await this.startLocked(name, cur, true);
+      }).catch((err) => this.log(`${name}: automatic restart failed: ${(err as Error).message}`));
+    }, delay);
+    e.restartTimer.unref();
+  }
+
+  /** One supervision tick: liveness, CPU and memory metering, and (every 4th) the VM's /status. */
+  private tick(): void {
+    if (this.closed) return;
+    this.ticks++;
+    const now = Date.now();
+    for (const [name, e] of this.entries) {
+      if (!ALIVE.includes(e.rt.state) || !e.rt.pid) continue;
+      const pid = e.rt.pid;
+      if (!processAlive(pid, e.rt.starttime || undefined)) {
+        // own children report through their exit event (with the exit status); give it a moment
+        if (e.child?.pid === pid && ++e.deadTicks < 3) continue;
+        this.onGone(name, pid, null, null);
+        continue;
+      }
+      this.sampleCpu(name, e);
+      this.ledger.tickMemory(name);
+      const u = this.ledger.get(name);
+      e.samples.push({ at: now, cpu: u.cpuSeconds, read: u.diskReadBytes, written: u.diskWrittenBytes });
+      while (e.samples.length > 2 && now - e.samples[0].at > SAMPLE_WINDOW_MS) e.samples.shift();
+      if ((this.ticks % 4 === 0 || e.rt.state === 'starting') && !e.statusBusy) {
+        e.statusBusy = true;
+        new VmChannel(this.store.paths(name).sock).status(1500).then((st) => {
+          if (e.rt.pid !== pid || !ALIVE.includes(e.rt.state)) return;
+          this.noteStatus(name, e, st);
+          if (e.rt.state === 'starting') this.setState(name, e, st.state === 'paused' ? 'paused' : 'running');
+        }, () => undefined).finally(() => { e.statusBusy = false; });
+      }
+    }
+  }
+}
+
+function safeRead(path: string): string {
+  try { return readFileSync(path, 'utf8'); } catch { return ''; }
+}
+
+/** "exit status 3", "signal SIGKILL", "guest powered off", ... */
+export function describeExit(x: VmExit): string {
+  const how = x.signal ? `signal ${x.signal}` : x.code !== null ? `exit status ${x.code}` : 'exit status unknown';
+  const why = x.reason === 'poweroff' ? 'guest powered off' : x.reason === 'requested' ? 'stopped on request' : 'crashed';
+  return `${why} (${how})`;
+}
+
+/** The last non-empty line of a VM's log, as ": line", or "". */
+function logTail(path: string): string {
+  try {
+    const st = statSync(path);
+    const fd = openSync(path, 'r');
+    try {
+      const len = Math.min(st.size, 4096);
+      const b = Buffer.alloc(len);
+      readSync(fd, b, 0, len, st.size - len);
+      const lines = b.toString('utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+      return lines.length ? `: ${lines[lines.length - 1]} (see ${path})` : '';
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}

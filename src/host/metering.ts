@@ -1,0 +1,185 @@
+/**
+ * Metering: what each VM used, kept durably in `$TSVISOR_HOME/usage.json`.
+ *
+ * - CPU-seconds: the kernel's accounting of the VM process. With a cgroup, the process's
+ *   own user+system time when it was moved into its cgroup (/proc/<pid>/stat) plus the
+ *   cgroup's usage since then (cpuacct.usage / cpu.stat usage_usec), which also counts
+ *   the last moments of a process that has exited; without one, /proc/<pid>/stat alone.
+ * - Memory-seconds: GiB·s of RAM promised to the VM while its process is alive.
+ * - Disk bytes read and written, from the VM process's `GET /status`.
+ *
+ * The counters the kernel and the VM process report restart at 0 with each VM process
+ * ("run"), so the ledger keeps, per VM, the run's last sample and adds only increases.
+ * The run record is persisted with the totals: a daemon that restarts and re-adopts a
+ * running VM continues where it left off, without counting anything twice.
+ */
+import { readJsonFile, writeJsonAtomic } from './atomic.js';
+
+const GIB = 1024 ** 3;
+
+/** The sampling state of one VM process. */
+export interface RunMeter {
+  pid: number;
+  /** /proc starttime of the process (identifies it across pid reuse). */
+  starttime: number;
+  memoryBytes: number;
+  /** Process CPU seconds when it was moved into its cgroup (0 without cgroup). */
+  cpuBaseSeconds: number;
+  /** Cgroup usage (ns) when the process was moved into it; null: no cgroup accounting. */
+  cgroupBaseNs: number | null;
+  /** Last cumulative values seen for this run. */
+  lastCpuSeconds: number;
+  lastDiskReadBytes: number;
+  lastDiskWrittenBytes: number;
+  /** When memory-seconds were last accumulated (ms since the epoch). */
+  lastMemoryAt: number;
+}
+
+/** Totals of one VM (`GET /v1/usage`). */
+export interface VmUsage {
+  cpuSeconds: number;
+  memoryGiBSeconds: number;
+  diskReadBytes: number;
+  diskWrittenBytes: number;
+  /** First and last accounting time (ms since the epoch). */
+  since: number;
+  updatedAt: number;
+  /** The VM has been deleted; its totals are kept. */
+  deleted?: boolean;
+  /** The live process being sampled, if any. */
+  run?: RunMeter;
+}
+
+interface LedgerFile { version: 1; vms: Record<string, VmUsage> }
+
+/**
+ * The CPU seconds of a run so far: `cpuBase + (cgroupNow − cgroupBase)` when the run is
+ * accounted by a cgroup and `cgroupNowNs` is known, else `procNowSeconds`, else the last value.
+ */
+export function runCpuSeconds(run: RunMeter, cgroupNowNs: number | undefined, procNowSeconds: number | undefined): number {
+  if (run.cgroupBaseNs !== null && cgroupNowNs !== undefined && cgroupNowNs >= run.cgroupBaseNs) {
+    return run.cpuBaseSeconds + (cgroupNowNs - run.cgroupBaseNs) / 1e9;
+  }
+  if (run.cgroupBaseNs === null && procNowSeconds !== undefined) return procNowSeconds;
+  return run.lastCpuSeconds;
+}
+
+/** The metering ledger. Not thread-safe; one per daemon. */
+export class UsageLedger {
+  private vms: Record<string, VmUsage> = {};
+  private dirty = false;
+
+  /** A ledger persisted at `path` (loaded now if it exists); `now` is the clock (ms). */
+  constructor(readonly path: string, private readonly now: () => number = Date.now) {
+    const f = readJsonFile<LedgerFile>(path);
+    if (f && f.version === 1 && f.vms && typeof f.vms === 'object') this.vms = f.vms;
+  }
+
+  private entry(name: string): VmUsage {
+    let u = this.vms[name];
+    if (!u) {
+      const t = this.now();
+      u = this.vms[name] = { cpuSeconds: 0, memoryGiBSeconds: 0, diskReadBytes: 0, diskWrittenBytes: 0, since: t, updatedAt: t };
+      this.dirty = true;
+    }
+    return u;
+  }
+
+  /** The current run of VM `name`, if one is being metered. */
+  run(name: string): RunMeter | undefined { return this.vms[name]?.run; }
+
+  /**
+   * A new VM process: start metering it. If a run of the same process (pid and
+   * starttime) is already recorded (daemon restarted), it is kept.
+   */
+  beginRun(name: string, r: { pid: number; starttime: number; memoryBytes: number; cpuBaseSeconds: number; cgroupBaseNs: number | null }): RunMeter {
+    const u = this.entry(name);
+    delete u.deleted;
+    if (u.run && u.run.pid === r.pid && u.run.starttime === r.starttime) return u.run;
+    if (u.run) this.endRun(name);
+    u.run = {
+      ...r, lastCpuSeconds: r.cgroupBaseNs === null ? 0 : r.cpuBaseSeconds,
+      lastDiskReadBytes: 0, lastDiskWrittenBytes: 0, lastMemoryAt: this.now(),
+    };
+    // CPU used before the move into the cgroup counts too
+    u.cpuSeconds += u.run.lastCpuSeconds;
+    u.updatedAt = this.now();
+    this.dirty = true;
+    return u.run;
+  }
+
+  /** The run's cumulative CPU seconds are now `cpuSeconds`: add the increase. */
+  sampleCpu(name: string, cpuSeconds: number): void {
+    const u = this.vms[name];
+    if (!u?.run) return;
+    const d = cpuSeconds - u.run.lastCpuSeconds;
+    if (d > 0) {
+      u.cpuSeconds += d;
+      u.run.lastCpuSeconds = cpuSeconds;
+      u.updatedAt = this.now();
+      this.dirty = true;
+    }
+  }
+
+  /** The run's cumulative disk counters are now `readBytes`/`writtenBytes`: add the increases. */
+  sampleDisk(name: string, readBytes: number, writtenBytes: number): void {
+    const u = this.vms[name];
+    if (!u?.run) return;
+    const dr = readBytes - u.run.lastDiskReadBytes;
+    const dw = writtenBytes - u.run.lastDiskWrittenBytes;
+    if (dr > 0) { u.diskReadBytes += dr; u.run.lastDiskReadBytes = readBytes; }
+    if (dw > 0) { u.diskWrittenBytes += dw; u.run.lastDiskWrittenBytes = writtenBytes; }
+    if (dr > 0 || dw > 0) { u.updatedAt = this.now(); this.dirty = true; }
+  }
+
+  /** Accumulate memory-seconds of the run up to now. */
+  tickMemory(name: string): void {
+    const u = this.vms[name];
+    if (!u?.run) return;
+    const t = this.now();
+    const dt = (t - u.run.lastMemoryAt) / 1000;
+    if (dt > 0) {
+      u.memoryGiBSeconds += (u.run.memoryBytes / GIB) * dt;
+      u.run.lastMemoryAt = t;
+      u.updatedAt = t;
+      this.dirty = true;
+    }
+  }
+
+  /** The VM process is gone: account memory up to now and stop metering it. */
+  endRun(name: string): void {
+    const u = this.vms[name];
+    if (!u?.run) return;
+    this.tickMemory(name);
+    delete u.run;
+    u.updatedAt = this.now();
+    this.dirty = true;
+  }
+
+  /** The VM was deleted: keep its totals, flagged. */
+  markDeleted(name: string): void {
+    const u = this.vms[name];
+    if (!u) return;
+    this.endRun(name);
+    u.deleted = true;
+    this.dirty = true;
+  }
+
+  /** Totals of VM `name` (zeros if never metered). */
+  get(name: string): VmUsage {
+    const u = this.vms[name];
+    if (u) return u;
+    const t = this.now();
+    return { cpuSeconds: 0, memoryGiBSeconds: 0, diskReadBytes: 0, diskWrittenBytes: 0, since: t, updatedAt: t };
+  }
+
+  /** All VMs' totals, by name. */
+  all(): Record<string, VmUsage> { return this.vms; }
+
+  /** Write the ledger if it changed (atomically). */
+  flush(force = false): void {
+    if (!this.dirty && !force) return;
+    writeJsonAtomic(this.path, { version: 1, vms: this.vms } satisfies LedgerFile);
+    this.dirty = false;
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Client of a VM process's control channel (control-api.ts): HTTP/1.1 over the Unix
+ * socket `<vmDir>/vm.sock`, with node:http. Used by the host daemon.
+ *
+ * Every function rejects with {@link ControlError}: `code` is the server's error code,
+ * or `not_running` when nothing listens on the socket (no socket file, connection
+ * refused), or `protocol` for an answer that does not follow the contract.
+ */
+import { request as httpRequest, type IncomingMessage, type ClientRequest } from 'node:http';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ExecEvent, VmProcessStatus } from './control-api.js';
+
+/** The control socket of the VM whose folder is `vmDir`. */
+export function socketPath(vmDir: string): string {
+  return join(vmDir, 'vm.sock');
+}
+
+/** A failed control request. */
+export class ControlError extends Error {
+  constructor(
+    /** Error code: the server's (`bad_request`, `agent_unavailable`, ...), or `not_running`, `protocol`. */
+    readonly code: string,
+    message: string,
+    /** HTTP status when the server answered. */
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'ControlError';
+  }
+}
+
+/** Options of the request functions. */
+export interface RequestOptions {
+  /** Give up after this many ms without an answer (default 15000; exec and console: none). */
+  timeoutMs?: number;
+}
+
+function connectionError(vmDir: string, e: NodeJS.ErrnoException): ControlError {
+  if (e instanceof ControlError) return e;
+  if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
+    return new ControlError('not_running', `no VM process serves ${socketPath(vmDir)} (${e.code})`);
+  }
+  return new ControlError(e.code ?? 'io', `control channel ${socketPath(vmDir)}: ${e.message}`);
+}
+
+function startRequest(vmDir: string, method: string, path: string, body: unknown, timeoutMs: number | undefined,
+  headers: Record<string, string> = {}): ClientRequest {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  const req = httpRequest({
+    socketPath: socketPath(vmDir), method, path, agent: false,
+    headers: { host: 'vm', ...(text ? { 'content-type': 'application/json' } : {}), 'content-length': Buffer.byteLength(text), ...headers },
+  });
+  if (timeoutMs) req.setTimeout(timeoutMs, () => req.destroy(new ControlError('timeout', `${method} ${path}: no answer within ${timeoutMs} ms`)));
+  req.end(text);
+  return req;
+}
+
+/** Read a whole response body. */
+function readBody(res: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    res.on('data', (d: Buffer) => parts.push(d));
+    res.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+    res.on('error', reject);
+  });
+}
+
+function errorFromBody(status: number, text: string): ControlError {
+  try {
+    const v = JSON.parse(text) as { error?: { code?: string; message?: string } };
+    if (v.error?.code) return new ControlError(v.error.code, v.error.message ?? v.error.code, status);
+  } catch { /* not JSON */ }
+  return new ControlError('protocol', `HTTP ${status}: ${text.slice(0, 200)}`, status);
+}
+
+/** One JSON request/response exchange; resolves with the parsed body of a 2xx answer. */
+async function call(vmDir: string, method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = startRequest(vmDir, method, path, body, opts.timeoutMs ?? 15_000);
+    req.on('error', (e) => reject(connectionError(vmDir, e)));
+    req.on('response', (res) => {
+      readBody(res).then((text) => {
+        const status = res.statusCode ?? 0;
+        if (status < 200 || status >= 300) { reject(errorFromBody(status, text)); return; }
+        try { resolve(text.trim() ? JSON.parse(text) : {}); } catch { reject(new ControlError('protocol', `${method} ${path}: answer is not JSON`, status)); }
+      }, (e: NodeJS.ErrnoException) => reject(connectionError(vmDir, e)));
+    });
+  });
+}
+
+/** `GET /status`: the VM process's state, sizes and counters. */
+export async function status(vmDir: string, opts?: RequestOptions): Promise<VmProcessStatus> {
+  return await call(vmDir, 'GET', '/status', undefined, opts) as VmProcessStatus;
+}
+
+/**
+ * `POST /stop`: ask the guest to power off (through its agent), forcing the stop after
+ * `timeoutMs` (server default 30 s). Resolves when the request was accepted, not when the
+ * process has exited (watch `vm.pid`/the process for that).
+ */
+export async function stop(vmDir: string, timeoutMs?: number, opts?: RequestOptions): Promise<void> {
+  await call(vmDir, 'POST', '/stop', timeoutMs === undefined ? {} : { timeoutMs }, opts);
+}
+
+/** `POST /kill`: the VM process exits at once (disks are flushed, the guest is not asked). */
+export async function kill(vmDir: string, opts?: RequestOptions): Promise<void> {
+  try {
+    await call(vmDir, 'POST', '/kill', {}, opts);
+  } catch (e) {
+    // the process may be gone before the answer is read: that is success
+    if (e instanceof ControlError && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) return;
+    throw e;
+  }
+}
+
+/** `POST /pause`: resolves once every vCPU is parked; guest time stands still until resume. */
+export async function pause(vmDir: string, opts?: RequestOptions): Promise<VmProcessStatus> {
+  return await call(vmDir, 'POST', '/pause', {}, opts) as VmProcessStatus;
+}
+
+/** `POST /resume`: the vCPUs run again. */
+export async function resume(vmDir: string, opts?: RequestOptions): Promise<VmProcessStatus> {
+  return await call(vmDir, 'POST', '/resume', {}, opts) as VmProcessStatus;
+}
+
+/**
+ * `GET /console` with `Upgrade: tsvisor-console`: a raw byte stream to the VM's serial
+ * console. Reading gives the scrollback (up to 64 KiB) and then live output; writing
+ * types into the console. Ending or destroying the stream detaches (the VM keeps running);
+ * it ends when the VM process exits.
+ */
+export function attachConsole(vmDir: string, opts: RequestOptions = {}): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const req = startRequest(vmDir, 'GET', '/console', undefined, opts.timeoutMs ?? 15_000,
+      { connection: 'Upgrade', upgrade: 'tsvisor-console' });
+    req.on('error', (e) => reject(connectionError(vmDir, e)));
+    req.on('upgrade', (_res: IncomingMessage, socket: Socket, head: Buffer) => {
+      socket.setTimeout(0);
+      if (head.length) socket.unshift(head);
+      resolve(socket);
+    });
+    req.on('response', (res) => {
+      readBody(res).then((text) => reject(errorFromBody(res.statusCode ?? 0, text)), reject);
+    });
+  });
+}
+
+/** Callbacks and input of {@link exec}. */
+export interface ExecHandlers {
+  stdout?: (data: Uint8Array) => void;
+  stderr?: (data: Uint8Array) => void;
+  /** Bytes for the command's standard input (sent with the request). */
+  stdin?: Uint8Array;
+}
+
+/**
+ * `POST /exec`: run `argv` in the guest through its agent, streaming its output to the
+ * handlers; resolves with its exit status. Rejects with ControlError (`agent_unavailable`
+ * when the guest agent does not answer, `exec_failed` when the agent reported an error).
+ */
+export function exec(vmDir: string, argv: readonly string[], handlers: ExecHandlers = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const body: { argv: string[]; stdin?: string } = { argv: [...argv] };
+    if (handlers.stdin) body.stdin = Buffer.from(handlers.stdin).toString('base64');
+    const req = startRequest(vmDir, 'POST', '/exec', body, undefined);
+    let settled = false;
+    const settle = (f: () => void) => { if (!settled) { settled = true; f(); } };
+    req.on('error', (e) => settle(() => reject(connectionError(vmDir, e))));
+    req.on('response', (res) => {
+      const status = res.statusCode ?? 0;
+      if (status !== 200) {
+        readBody(res).then((text) => settle(() => reject(errorFromBody(status, text))), (e) => settle(() => reject(e)));
+        return;
+      }
+      let buf = '';
+      const line = (l: string) => {
+        if (!l.trim()) return;
+        let ev: ExecEvent;
+        try { ev = JSON.parse(l) as ExecEvent; } catch { settle(() => reject(new ControlError('protocol', `exec: bad event line: ${l.slice(0, 100)}`))); return; }
+        if ('stream' in ev) {
+          const data = Buffer.from(ev.data, 'base64');
+          (ev.stream === 'stdout' ? handlers.stdout : handlers.stderr)?.(new Uint8Array(data.buffer, data.byteOffset, data.length));
+        } else if ('exit' in ev) settle(() => resolve(ev.exit));
+        else if ('error' in ev) settle(() => reject(new ControlError('exec_failed', ev.error)));
+      };
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        buf += d;
+        let i: number;
+        while ((i = buf.indexOf('\n')) >= 0) { line(buf.slice(0, i)); buf = buf.slice(i + 1); }
+      });
+      res.on('end', () => {
+        line(buf);
+        settle(() => reject(new ControlError('protocol', 'exec: the answer ended without an exit status')));
+      });
+      res.on('error', (e: NodeJS.ErrnoException) => settle(() => reject(connectionError(vmDir, e))));
+    });
+  });
+}

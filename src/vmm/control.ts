@@ -1,0 +1,249 @@
+/**
+ * The server side of a VM process's control channel: HTTP/1.1 over a Unix socket,
+ * as specified in control-api.ts. The routes call a {@link ControlTarget} (the VM
+ * process, or a fake one in tests); this file knows nothing about harts or devices.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import type { ExecEvent, VmProcessStatus } from './control-api.js';
+
+/** Default of `POST /stop`'s `timeoutMs`. */
+export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
+/** Largest request body accepted (an exec's stdin is carried in it). */
+const MAX_BODY_BYTES = 16 << 20;
+
+/** An error with its HTTP status and a machine-readable code (control-api.ts error body). */
+export class ControlHttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+    this.name = 'ControlHttpError';
+  }
+}
+
+/** Output callbacks of an exec. */
+export interface ExecOutput {
+  stdout(data: Uint8Array): void;
+  stderr(data: Uint8Array): void;
+}
+
+/** What the control channel drives. Methods may throw {@link ControlHttpError}. */
+export interface ControlTarget {
+  /** `GET /status`. */
+  status(): VmProcessStatus;
+  /** `POST /stop`: begin a graceful stop, forced after `timeoutMs`. Returns at once. */
+  stop(timeoutMs: number): void;
+  /** `POST /kill`: end the VM process now (called after the 202 was sent). */
+  kill(): void;
+  /** `POST /pause`: resolves once the harts are parked. */
+  pause(): Promise<void>;
+  /** `POST /resume`. */
+  resume(): Promise<void>;
+  /** `GET /console` upgrade: attach the raw stream as a console viewer. */
+  attachConsole(stream: Duplex): void;
+  /**
+   * `POST /exec`: run `argv` in the guest through its agent; resolves with the exit
+   * status. Throw ControlHttpError(409, 'agent_unavailable', ...) before any output when
+   * the agent cannot run it.
+   */
+  exec(argv: string[], stdin: Uint8Array | undefined, out: ExecOutput): Promise<number>;
+}
+
+/** True when something accepts connections on the Unix socket `path`. */
+export function probeSocket(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    const done = (ok: boolean) => { clearTimeout(t); s.destroy(); resolve(ok); };
+    const t = setTimeout(() => done(false), timeoutMs);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, e: unknown): void {
+  const err = e instanceof ControlHttpError ? e : new ControlHttpError(500, 'internal', e instanceof Error ? e.message : String(e));
+  if (res.headersSent) { res.destroy(); return; }
+  sendJson(res, err.status, { error: { code: err.code, message: err.message } });
+}
+
+/** Read and parse a JSON request body; an empty body is `{}`. */
+function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size > MAX_BODY_BYTES) { reject(new ControlHttpError(413, 'too_large', `request body over ${MAX_BODY_BYTES} bytes`)); req.destroy(); return; }
+      parts.push(d);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      const text = Buffer.concat(parts).toString('utf8').trim();
+      if (!text) { resolve({}); return; }
+      try {
+        const v: unknown = JSON.parse(text);
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+        resolve(v as Record<string, unknown>);
+      } catch (e) {
+        reject(new ControlHttpError(400, 'bad_request', `request body is not a JSON object: ${(e as Error).message}`));
+      }
+    });
+  });
+}
+
+const ROUTES: Record<string, string> = {
+  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/console': 'GET', '/exec': 'POST',
+};
+
+/** The HTTP server of the control channel. */
+export class ControlServer {
+  private readonly server: Server;
+  private path: string | null = null;
+
+  constructor(private readonly target: ControlTarget) {
+    this.server = createServer((req, res) => { void this.handle(req, res); });
+    this.server.requestTimeout = 0; // exec responses stream for as long as the command runs
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+  }
+
+  /**
+   * Listen on the Unix socket `path` with mode 0600. A socket file left by a dead
+   * process is removed first; if a live server answers there, this throws
+   * ControlHttpError(409, 'already_running').
+   */
+  async listen(path: string): Promise<void> {
+    let exists = false;
+    try { exists = lstatSync(path).isSocket(); } catch { /* none */ }
+    if (exists) {
+      if (await probeSocket(path)) throw new ControlHttpError(409, 'already_running', `${path}: another process is serving this VM`);
+      unlinkSync(path);
+    }
+    const oldMask = process.umask(0o177); // the socket is created 0600: no window where others may connect
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server.once('error', reject);
+        this.server.listen(path, () => { this.server.off('error', reject); resolve(); });
+      });
+    } finally {
+      process.umask(oldMask);
+    }
+    chmodSync(path, 0o600);
+    this.path = path;
+  }
+
+  /** Stop accepting connections, drop open ones and remove the socket file. */
+  async close(): Promise<void> {
+    if (this.path) { try { unlinkSync(this.path); } catch { /* gone */ } this.path = null; }
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://vm');
+      const route = url.pathname;
+      const method = ROUTES[route];
+      if (!method) throw new ControlHttpError(404, 'not_found', `no route ${route}`);
+      if (req.method !== method) {
+        res.setHeader('allow', method);
+        throw new ControlHttpError(405, 'method_not_allowed', `${route} takes ${method}`);
+      }
+      switch (route) {
+        case '/status':
+          sendJson(res, 200, this.target.status());
+          return;
+        case '/stop': {
+          const body = await readJson(req);
+          const t = body.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;
+          if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw new ControlHttpError(400, 'bad_request', 'timeoutMs must be a number >= 0');
+          this.target.stop(t);
+          sendJson(res, 202, this.target.status());
+          return;
+        }
+        case '/kill':
+          await readJson(req).catch(() => ({}));
+          res.on('finish', () => this.target.kill());
+          sendJson(res, 202, {});
+          return;
+        case '/pause':
+          await readJson(req);
+          await this.target.pause();
+          sendJson(res, 200, this.target.status());
+          return;
+        case '/resume':
+          await readJson(req);
+          await this.target.resume();
+          sendJson(res, 200, this.target.status());
+          return;
+        case '/console':
+          throw new ControlHttpError(426, 'upgrade_required', 'GET /console needs "Connection: Upgrade" and "Upgrade: tsvisor-console"');
+        case '/exec':
+          await this.exec(await readJson(req), res);
+          return;
+      }
+    } catch (e) {
+      sendError(res, e);
+    }
+  }
+
+  private async exec(body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+    const argv = body.argv;
+    if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
+      throw new ControlHttpError(400, 'bad_request', 'argv must be a non-empty array of strings');
+    }
+    let stdin: Uint8Array | undefined;
+    if (body.stdin !== undefined) {
+      if (typeof body.stdin !== 'string') throw new ControlHttpError(400, 'bad_request', 'stdin must be a base64 string');
+      stdin = Buffer.from(body.stdin, 'base64');
+    }
+    let started = false;
+    const emit = (ev: ExecEvent) => {
+      if (!started) {
+        started = true;
+        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+      }
+      if (!res.destroyed) res.write(JSON.stringify(ev) + '\n');
+    };
+    const b64 = (d: Uint8Array) => Buffer.from(d.buffer, d.byteOffset, d.length).toString('base64');
+    try {
+      const code = await this.target.exec(argv as string[], stdin, {
+        stdout: (d) => { if (d.length) emit({ stream: 'stdout', data: b64(d) }); },
+        stderr: (d) => { if (d.length) emit({ stream: 'stderr', data: b64(d) }); },
+      });
+      emit({ exit: code });
+    } catch (e) {
+      if (!started) throw e; // still time for a proper error status
+      emit({ error: e instanceof Error ? e.message : String(e) });
+    }
+    res.end();
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const reject = (status: number, code: string, message: string) => {
+      const text = JSON.stringify({ error: { code, message } }) + '\n';
+      socket.end(`HTTP/1.1 ${status} ${code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+    };
+    socket.on('error', () => socket.destroy());
+    const path = new URL(req.url ?? '/', 'http://vm').pathname;
+    if (path !== '/console' || req.method !== 'GET') { reject(404, 'not_found', `no upgrade on ${req.method} ${path}`); return; }
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'tsvisor-console') {
+      reject(400, 'bad_request', 'expected "Upgrade: tsvisor-console"');
+      return;
+    }
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: tsvisor-console\r\nConnection: Upgrade\r\n\r\n');
+    if (head.length) socket.unshift(head); // input that came with the request
+    try {
+      this.target.attachConsole(socket);
+    } catch (e) {
+      socket.destroy(e as Error);
+    }
+  }
+}

@@ -1,0 +1,379 @@
+/**
+ * The VM process: `node dist/src/vmm/main.js <vmDir>`, one OS process per VM, started
+ * detached by the host daemon (it outlives the daemon and keeps serving).
+ *
+ * Files in `<vmDir>`:
+ *
+ *   config.json     read: the VmDefinition (only its machine part is used, vm-config.ts)
+ *   vm.sock         written: the control channel (control-api.ts), mode 0600; a stale
+ *                   one is removed at start, a live one makes this process refuse to start
+ *   vm.pid          written atomically once the socket listens; removed at exit
+ *   console.log     all serial console output, appended; rotated at 1 MiB to console.log.1
+ *   vm.log          lifecycle events, one timestamped line each; the last line says why
+ *                   the process exited (the daemon may also point stdout/stderr here:
+ *                   open it in append mode)
+ *   vm.exit         written at exit: JSON `{ code, reason, pid, at }` (at: ms since the epoch)
+ *
+ * Exit status: 0 when the guest powered off, or after a stop or kill asked by the host
+ * (POST /stop, POST /kill, SIGTERM, SIGINT); 1 when the VM failed (bad configuration,
+ * unreadable disk or image, a device model or engine error, the guest reporting failure
+ * through the test device); 2 for a bad command line. A guest reboot restarts the guest
+ * in the same process (the state goes back to `booting`).
+ *
+ * The guest runs its login shell on the serial console (no command archive). The
+ * control channel's console viewers see and type into it.
+ */
+import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { Vm } from './vm.js';
+import { ConsoleHub } from './console-hub.js';
+import { ControlServer, ControlHttpError, type ControlTarget, type ExecOutput, DEFAULT_STOP_TIMEOUT_MS } from './control.js';
+import type { VmProcessStatus } from './control-api.js';
+import { readVmConfig, vmDirPaths, VmConfigError, type VmDirPaths, type VmProcessConfig } from './vm-config.js';
+import { kernelBootargs, shellQuote } from './boot-config.js';
+import { AgentClient } from './agent.js';
+import { StdioCharBackend } from '../devices/node/stdio-char.js';
+import { FileBlockBackend } from '../devices/node/file-block.js';
+import { loadEngineModule } from '../engine/node/module.js';
+import { ensureDefaultImage } from '../images/index.js';
+import type { PowerEvent } from '../devices/syscon.js';
+
+/** Write `text` to `path` atomically: a temporary file, fsync, rename. */
+function writeFileAtomic(path: string, text: string): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w', 0o644);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+/**
+ * Largest exec stdin: the agent runs one `sh -c` command line, which Linux limits to
+ * 128 KiB (MAX_ARG_STRLEN), and stdin travels in it as base64.
+ */
+const MAX_EXEC_STDIN = 64 * 1024;
+
+/** The machine-independent state of the process, across guest reboots. */
+class VmProcess implements ControlTarget {
+  private readonly paths: VmDirPaths;
+  private cfg: VmProcessConfig | null = null;
+  private state: VmProcessStatus['state'] = 'booting';
+  private readonly startedAt = Date.now();
+  private vm: Vm | null = null;
+  private agent: AgentClient | null = null;
+  private agentReady = false;
+  private disks: FileBlockBackend[] = [];
+  private diskPaths: string[] = [];
+  /** Disk counters of earlier boots (guest reboots) of this process. */
+  private diskBase: Array<{ readBytes: number; writtenBytes: number }> = [];
+  private hub: ConsoleHub | null = null;
+  private console: StdioCharBackend | null = null;
+  private server: ControlServer | null = null;
+  private stopTimer: NodeJS.Timeout | null = null;
+  private stopDeadline = Infinity;
+  private stopRequested = false;
+  private finishing = false;
+  private ownsPidFile = false;
+  /** Another live process serves this folder: touch none of its files. */
+  private foreign = false;
+  /** Serializes pause/resume. */
+  private ops: Promise<unknown> = Promise.resolve();
+
+  constructor(vmDir: string) {
+    this.paths = vmDirPaths(vmDir);
+  }
+
+  /** Append a timestamped line to vm.log (never throws). */
+  log(message: string): void {
+    try { appendFileSync(this.paths.log, `${new Date().toISOString()} ${message}\n`); } catch { /* nowhere to report */ }
+  }
+
+  /** Run the process; never returns (exits). */
+  async main(): Promise<never> {
+    this.log(`vm process ${process.pid} starting (node ${process.version})`);
+    try {
+      this.cfg = readVmConfig(this.paths.dir);
+    } catch (e) {
+      return this.finish(1, e instanceof VmConfigError ? `bad configuration: ${e.message}` : `cannot start: ${(e as Error).message}`);
+    }
+    const cfg = this.cfg;
+    this.server = new ControlServer(this);
+    try {
+      await this.server.listen(this.paths.sock);
+    } catch (e) {
+      this.server = null;
+      if (e instanceof ControlHttpError && e.code === 'already_running') {
+        // the folder belongs to a live process: leave its socket, vm.pid and vm.exit alone
+        this.foreign = true;
+        return this.finish(1, `another VM process is already running for ${this.paths.dir}`);
+      }
+      return this.finish(1, `cannot listen on ${this.paths.sock}: ${(e as Error).message}`);
+    }
+    writeFileAtomic(this.paths.pid, `${process.pid}\n`);
+    this.ownsPidFile = true;
+    this.hub = new ConsoleHub({
+      logPath: this.paths.consoleLog,
+      onInput: (b) => this.console?.push(b),
+      onLogError: (e) => this.log(`console.log: ${e.message}`),
+    });
+    this.console = new StdioCharBackend((bytes) => this.hub!.output(bytes), { onInput: () => this.vm?.kick() });
+    this.log(`listening on ${this.paths.sock}; ${cfg.vcpus} vCPU(s), ${cfg.memoryBytes / (1024 * 1024)} MiB`);
+
+    // boot images and disks
+    let kernel: Uint8Array;
+    let initrd: Uint8Array | undefined;
+    try {
+      this.diskPaths = cfg.disks.map((d) => d.path);
+      this.disks = cfg.disks.map((d) => new FileBlockBackend(d.path, { readonly: d.readonly }));
+      if (cfg.cdrom) {
+        this.diskPaths.push(cfg.cdrom);
+        this.disks.push(new FileBlockBackend(cfg.cdrom, { readonly: true }));
+      }
+      this.diskBase = this.disks.map(() => ({ readBytes: 0, writtenBytes: 0 }));
+      if (cfg.kernel) {
+        kernel = readFileSync(cfg.kernel);
+        if (cfg.initrd) initrd = readFileSync(cfg.initrd);
+      } else {
+        const img = await ensureDefaultImage({
+          quiet: true,
+          onProgress: (ev) => { if (ev.kind === 'warning' || ev.kind === 'step') this.log(`image: ${ev.message}`); },
+        });
+        kernel = readFileSync(img.kernel);
+        initrd = readFileSync(img.initrd);
+      }
+    } catch (e) {
+      return this.finish(1, `cannot boot: ${(e as Error).message}`);
+    }
+    if (this.stopRequested) return this.finish(0, 'stopped before the guest started');
+    const bootargs = kernelBootargs({ hostname: cfg.name, append: cfg.append });
+    const engine = loadEngineModule();
+
+    for (;;) {
+      let ev: PowerEvent | null;
+      try {
+        this.vm = await Vm.create({
+          ramBytes: cfg.memoryBytes, harts: cfg.vcpus, engine, kernel, initrd, bootargs,
+          disks: this.disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
+          console: this.console,
+          clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
+          agent: {
+            onData: (b) => this.agent?.receive(b),
+            onOpen: (open) => { if (!open) this.newAgent('the guest agent closed its port'); },
+          },
+        });
+        this.newAgent(null);
+        if (this.stopRequested) this.vm.stop(); // asked while the board was being built
+        else this.state = 'running';
+        this.log('guest started');
+        ev = await this.vm.run();
+      } catch (e) {
+        return this.finish(1, (e as Error).message.startsWith('VM failed') ? (e as Error).message : `VM failed: ${(e as Error).message}`);
+      }
+      this.addDiskBase();
+      this.closeAgent('the guest stopped');
+      this.vm = null;
+      if (ev?.kind === 'reset' && !this.stopRequested) {
+        this.state = 'booting';
+        this.log('guest rebooted');
+        continue;
+      }
+      if (ev === null) return this.finish(0, 'stopped (forced)');
+      if (ev.kind === 'fail') return this.finish(1, `VM failed: the guest reported failure (code ${ev.code})`);
+      return this.finish(0, ev.kind === 'reset' ? 'guest rebooted while stopping' : 'guest powered off');
+    }
+  }
+
+  /** Start talking to the guest agent of the current board afresh (after boot, or when the agent went away). */
+  private newAgent(why: string | null): void {
+    if (why) this.log(why);
+    this.closeAgent(why ?? 'replaced');
+    const port = this.vm?.board.agent;
+    if (!port) return;
+    const client = new AgentClient(port);
+    this.agent = client;
+    client.ready().then(() => {
+      if (this.agent !== client) return;
+      this.agentReady = true;
+      this.log('guest agent ready');
+      if (this.stopRequested) {
+        this.log('asking the guest agent to power off');
+        client.poweroff();
+      }
+    }, () => { /* closed before it answered */ });
+  }
+
+  private closeAgent(reason: string): void {
+    this.agent?.close(reason);
+    this.agent = null;
+    this.agentReady = false;
+  }
+
+  private addDiskBase(): void {
+    const blk = this.vm?.board.disks ?? [];
+    blk.forEach((d, i) => {
+      this.diskBase[i].readBytes += d.metrics.readBytes;
+      this.diskBase[i].writtenBytes += d.metrics.writeBytes;
+    });
+  }
+
+  // ------------------------------------------------------------ ControlTarget
+
+  /** {@link ControlTarget.status}. */
+  status(): VmProcessStatus {
+    const cfg = this.cfg!;
+    const blk = this.vm?.board.disks ?? [];
+    return {
+      name: cfg.name,
+      pid: process.pid,
+      state: this.state === 'running' && this.vm?.paused ? 'paused' : this.state,
+      vcpus: cfg.vcpus,
+      memoryBytes: cfg.memoryBytes,
+      startedAt: this.startedAt,
+      agent: this.agentReady,
+      disks: this.diskPaths.map((path, i) => ({
+        path,
+        readBytes: (this.diskBase[i]?.readBytes ?? 0) + (blk[i]?.metrics.readBytes ?? 0),
+        writtenBytes: (this.diskBase[i]?.writtenBytes ?? 0) + (blk[i]?.metrics.writeBytes ?? 0),
+      })),
+    };
+  }
+
+  /** {@link ControlTarget.stop}: agent poweroff, or force after `timeoutMs`. A repeated stop may shorten the deadline. */
+  stop(timeoutMs: number): void {
+    const deadline = Date.now() + timeoutMs;
+    if (!this.stopRequested) {
+      this.stopRequested = true;
+      this.state = 'stopping';
+      this.log(`stop requested (force after ${timeoutMs} ms)`);
+      if (this.vm?.paused) void this.vm.resume();
+      if (!this.vm) {
+        // still preparing the boot: nothing runs yet, main() exits once it gets here
+        this.stopDeadline = deadline;
+        this.stopTimer = setTimeout(() => void this.finish(0, 'stopped before the guest started'), timeoutMs);
+        return;
+      }
+      if (this.agent && this.agentReady) {
+        this.log('asking the guest agent to power off');
+        this.agent.poweroff();
+      } else {
+        this.log('guest agent not ready: waiting for it or for the deadline');
+      }
+    }
+    if (deadline < this.stopDeadline) {
+      this.stopDeadline = deadline;
+      if (this.stopTimer) clearTimeout(this.stopTimer);
+      this.stopTimer = setTimeout(() => {
+        this.log(`stop: the guest did not power off within ${timeoutMs} ms; forcing`);
+        if (this.vm) this.vm.stop(); else void this.finish(0, 'stopped before the guest started');
+      }, timeoutMs);
+      this.stopTimer.unref();
+    }
+  }
+
+  /** {@link ControlTarget.kill}: exit now (disks flushed). */
+  kill(): void {
+    this.log('kill requested');
+    void this.finish(0, 'killed');
+  }
+
+  /** {@link ControlTarget.pause}. */
+  pause(): Promise<void> {
+    return this.serialize(async () => {
+      if (this.state !== 'running' || !this.vm) throw new ControlHttpError(409, 'invalid_state', `cannot pause a VM that is ${this.state}`);
+      if (this.vm.paused) return;
+      await this.vm.pause();
+      this.log('paused');
+    });
+  }
+
+  /** {@link ControlTarget.resume}. */
+  resume(): Promise<void> {
+    return this.serialize(async () => {
+      if (!this.vm?.paused) return;
+      await this.vm.resume();
+      this.log('resumed');
+    });
+  }
+
+  /** {@link ControlTarget.attachConsole}. */
+  attachConsole(stream: Duplex): void {
+    if (!this.hub || this.finishing) throw new ControlHttpError(409, 'invalid_state', 'the VM is exiting');
+    this.hub.attach(stream);
+  }
+
+  /** {@link ControlTarget.exec}. */
+  async exec(argv: string[], stdin: Uint8Array | undefined, out: ExecOutput): Promise<number> {
+    if (!this.agent || !this.agentReady) throw new ControlHttpError(409, 'agent_unavailable', 'the guest agent is not answering');
+    if (this.state !== 'running') throw new ControlHttpError(409, 'invalid_state', `the VM is ${this.state}`);
+    if (this.vm?.paused) throw new ControlHttpError(409, 'invalid_state', 'the VM is paused');
+    const handlers = { stdout: out.stdout, stderr: out.stderr };
+    if (!stdin || stdin.length === 0) return this.agent.exec(argv, handlers);
+    // the agent runs commands with stdin /dev/null: carry small inputs in the command line
+    if (stdin.length > MAX_EXEC_STDIN) throw new ControlHttpError(413, 'too_large', `exec stdin is limited to ${MAX_EXEC_STDIN} bytes`);
+    const b64 = Buffer.from(stdin).toString('base64');
+    return this.agent.execShell(`printf %s ${b64} | base64 -d | ${shellQuote(argv)}`, handlers);
+  }
+
+  private serialize<T>(op: () => Promise<T>): Promise<T> {
+    const p = this.ops.then(op, op);
+    this.ops = p.catch(() => undefined);
+    return p;
+  }
+
+  // ------------------------------------------------------------ exit
+
+  /** Clean up and exit with `code`; logs `reason`. Only the first call counts. */
+  async finish(code: number, reason: string): Promise<never> {
+    if (this.finishing) return new Promise<never>(() => {});
+    this.finishing = true;
+    this.log(`exit ${code}: ${reason}`);
+    if (this.stopTimer) clearTimeout(this.stopTimer);
+    this.closeAgent('the VM process is exiting');
+    try { this.vm?.board.flushDisks(); } catch { /* best effort */ }
+    for (const d of this.disks) { try { d.close(); } catch { /* already closed */ } }
+    // let viewers see the last output and the end of the stream, briefly
+    const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+    if (this.hub) await Promise.race([this.hub.close(), sleep(300)]);
+    if (this.server) {
+      const server = this.server;
+      this.server = null;
+      await Promise.race([server.close(), sleep(300)]);
+    }
+    if (this.ownsPidFile) {
+      try {
+        if (readFileSync(this.paths.pid, 'utf8').trim() === String(process.pid)) unlinkSync(this.paths.pid);
+      } catch { /* gone */ }
+    }
+    if (!this.foreign) try {
+      writeFileAtomic(this.paths.exit, JSON.stringify({ code, reason, pid: process.pid, at: Date.now() }) + '\n');
+    } catch { /* best effort */ }
+    process.exit(code);
+  }
+}
+
+/** Entry point: `main.js <vmDir>`. */
+async function run(argv: string[]): Promise<void> {
+  // stdout/stderr may be a pipe of a daemon that died: never let a write to them kill the VM
+  process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
+  if (argv.length !== 1 || argv[0].startsWith('-')) {
+    process.stderr.write('usage: node dist/src/vmm/main.js <vmDir>\n');
+    process.exit(2);
+  }
+  const p = new VmProcess(argv[0]);
+  const fatal = (what: string) => (e: unknown) => {
+    void p.finish(1, `VM failed: ${what}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
+  };
+  process.on('uncaughtException', fatal('uncaught exception'));
+  process.on('unhandledRejection', fatal('unhandled rejection'));
+  process.on('SIGTERM', () => { p.log('SIGTERM'); p.stop(DEFAULT_STOP_TIMEOUT_MS); });
+  process.on('SIGINT', () => { p.log('SIGINT'); p.stop(DEFAULT_STOP_TIMEOUT_MS); });
+  process.on('SIGHUP', () => { p.log('SIGHUP ignored'); });
+  await p.main();
+}
+
+void run(process.argv.slice(2));

@@ -1,0 +1,129 @@
+/**
+ * Reading a VM process's configuration: `<vmDir>/config.json`, a VmDefinition
+ * (src/host/types.ts) written by the host daemon. The VM process reads only the part
+ * of it that describes the machine ({@link VmProcessConfig}; every VmDefinition is
+ * one, and `vmm/` does not import from the layer above it). Only that part is checked
+ * here (the daemon validated the rest); a bad file is a VM failure.
+ */
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { MAX_HARTS, MAX_RAM_BYTES } from '../engine/layout.js';
+
+/** The machine part of a VmDefinition (same field names and meaning). Sizes in bytes. */
+export interface VmProcessConfig {
+  /** Also the guest's host name. */
+  name: string;
+  vcpus: number;
+  memoryBytes: number;
+  disks: Array<{ path: string; readonly: boolean }>;
+  /** ISO 9660 image attached read-only after the disks. */
+  cdrom?: string;
+  /** Own kernel/initrd; absent = the default image. */
+  kernel?: string;
+  initrd?: string;
+  /** Extra kernel command-line arguments. */
+  append?: string;
+}
+
+/** A configuration that cannot be booted. */
+export class VmConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'VmConfigError';
+  }
+}
+
+/** Guest names: also host names and folder names. */
+export const VM_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+const MIB = 1024 * 1024;
+/** Disks a VM process can attach (the CD-ROM included): 8 virtio-mmio slots, one taken by the agent channel. */
+export const MAX_DISKS = 7;
+
+/**
+ * Check a parsed VmDefinition for what booting needs: name, vcpus (1..MAX_HARTS),
+ * memoryBytes (whole MiB, 64 MiB..MAX_RAM_BYTES), disk/cdrom/kernel/initrd paths,
+ * append. Relative paths are resolved against `baseDir`. Throws VmConfigError.
+ */
+export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new VmConfigError('config is not a JSON object');
+  const d = v as Record<string, unknown>;
+  const str = (k: string): string | undefined => {
+    const x = d[k];
+    if (x === undefined || x === null) return undefined;
+    if (typeof x !== 'string' || !x) throw new VmConfigError(`${k} must be a non-empty string`);
+    return x;
+  };
+  const path = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const name = str('name');
+  if (!name || !VM_NAME_RE.test(name)) throw new VmConfigError(`name ${JSON.stringify(d.name)} is not a valid VM name ([a-z0-9][a-z0-9-]{0,62})`);
+  const vcpus = d.vcpus;
+  if (typeof vcpus !== 'number' || !Number.isInteger(vcpus) || vcpus < 1 || vcpus > MAX_HARTS) {
+    throw new VmConfigError(`vcpus must be a whole number from 1 to ${MAX_HARTS}`);
+  }
+  const mem = d.memoryBytes;
+  if (typeof mem !== 'number' || !Number.isInteger(mem) || mem % MIB !== 0 || mem < 64 * MIB || mem > MAX_RAM_BYTES) {
+    throw new VmConfigError(`memoryBytes must be a whole number of MiB from 64 MiB to ${Math.floor(MAX_RAM_BYTES / MIB)} MiB`);
+  }
+  const disksIn = d.disks ?? [];
+  if (!Array.isArray(disksIn)) throw new VmConfigError('disks must be an array');
+  const disks = disksIn.map((x: unknown, i) => {
+    const e = x as { path?: unknown; readonly?: unknown } | null;
+    if (!e || typeof e.path !== 'string' || !e.path) throw new VmConfigError(`disks[${i}].path must be a non-empty string`);
+    if (e.readonly !== undefined && typeof e.readonly !== 'boolean') throw new VmConfigError(`disks[${i}].readonly must be a boolean`);
+    return { path: path(e.path), readonly: e.readonly === true };
+  });
+  const cdrom = str('cdrom');
+  const kernel = str('kernel');
+  const initrd = str('initrd');
+  if (initrd && !kernel) throw new VmConfigError('initrd needs kernel (the default image brings its own)');
+  const append = d.append === undefined || d.append === null ? undefined : d.append;
+  if (append !== undefined && typeof append !== 'string') throw new VmConfigError('append must be a string');
+  if (disks.length + (cdrom ? 1 : 0) > MAX_DISKS) throw new VmConfigError(`at most ${MAX_DISKS} disks, the CD-ROM included`);
+  return {
+    name, vcpus, memoryBytes: mem, disks,
+    cdrom: cdrom ? path(cdrom) : undefined,
+    kernel: kernel ? path(kernel) : undefined,
+    initrd: initrd ? path(initrd) : undefined,
+    append: append || undefined,
+  };
+}
+
+/** Read and check `<vmDir>/config.json`. Throws VmConfigError. */
+export function readVmConfig(vmDir: string): VmProcessConfig {
+  const file = resolve(vmDir, 'config.json');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new VmConfigError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let v: unknown;
+  try { v = JSON.parse(text); } catch (e) { throw new VmConfigError(`${file}: not JSON: ${(e as Error).message}`); }
+  return checkVmConfig(v, resolve(vmDir));
+}
+
+/** Files of a VM process's folder (their roles: see main.ts). */
+export interface VmDirPaths {
+  dir: string;
+  config: string;
+  sock: string;
+  pid: string;
+  consoleLog: string;
+  log: string;
+  exit: string;
+}
+
+/** The files of `vmDir`, absolute. */
+export function vmDirPaths(vmDir: string): VmDirPaths {
+  const dir = resolve(vmDir);
+  return {
+    dir,
+    config: join(dir, 'config.json'),
+    sock: join(dir, 'vm.sock'),
+    pid: join(dir, 'vm.pid'),
+    consoleLog: join(dir, 'console.log'),
+    log: join(dir, 'vm.log'),
+    exit: join(dir, 'vm.exit'),
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * A stand-in VM process for the host daemon's tests: speaks the control-channel contract
+ * (src/vmm/control-api.ts) on `<vmDir>/vm.sock` without booting anything.
+ *
+ *   node dist/test/host/fake-vmm.js <vmDir>
+ *
+ * Environment: FAKE_VMM_BUSY=1 burns CPU on one worker thread per vCPU (like harts);
+ * FAKE_VMM_CRASH_MS=N exits with status 3 after N ms, leaving its socket behind;
+ * FAKE_VMM_DISK_RATE=N pretends the guest reads and writes N bytes/s on each disk.
+ * Run without arguments (as the test runner does with every file), it does nothing.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+const vmDir = process.argv[2];
+if (vmDir) main(vmDir);
+
+function main(dir: string): void {
+  const def = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as {
+    name: string; vcpus: number; memoryBytes: number; disks: Array<{ path: string }>;
+  };
+  const sock = join(dir, 'vm.sock');
+  const startedAt = Date.now();
+  const diskRate = Number(process.env.FAKE_VMM_DISK_RATE ?? 0);
+  let state: 'booting' | 'running' | 'paused' | 'stopping' = 'running';
+  const workers: Worker[] = [];
+  if (process.env.FAKE_VMM_BUSY === '1') {
+    for (let i = 0; i < Math.max(1, def.vcpus); i++) {
+      workers.push(new Worker('let x = 0; for (;;) { x = (x * 1103515245 + 12345) | 0; }', { eval: true }));
+    }
+  }
+  const exit = (code: number) => {
+    rmSync(sock, { force: true });
+    for (const w of workers) void w.terminate();
+    process.exit(code);
+  };
+  const server = createServer((req, res) => {
+    const json = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
+      const t = (Date.now() - startedAt) / 1000;
+      switch (`${req.method} ${req.url}`) {
+        case 'GET /status':
+          return json(200, {
+            name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes: def.memoryBytes, startedAt, agent: true,
+            disks: def.disks.map((d) => ({ path: d.path, readBytes: Math.floor(t * diskRate), writtenBytes: Math.floor(t * diskRate / 2) })),
+          });
+        case 'POST /stop':
+          state = 'stopping';
+          json(202, {});
+          setTimeout(() => exit(0), 100);
+          return;
+        case 'POST /kill':
+          json(202, {});
+          setTimeout(() => exit(0), 10);
+          return;
+        case 'POST /pause': state = 'paused'; return json(200, {});
+        case 'POST /resume': state = 'running'; return json(200, {});
+        case 'POST /exec': {
+          const argv: string[] = body.argv ?? [];
+          res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+          const line = (o: unknown) => res.write(JSON.stringify(o) + '\n');
+          if (argv[0] === 'uname' && argv[1] === '-n') line({ stream: 'stdout', data: Buffer.from(def.name + '\n').toString('base64') });
+          else if (argv[0] === 'echo') line({ stream: 'stdout', data: Buffer.from(argv.slice(1).join(' ') + '\n').toString('base64') });
+          const m = argv[0] === 'sh' && argv[1] === '-c' ? /^exit (\d+)$/.exec(argv[2] ?? '') : null;
+          line({ exit: m ? Number(m[1]) : 0 });
+          res.end();
+          return;
+        }
+        default:
+          return json(404, { error: { code: 'not_found', message: `no route ${req.method} ${req.url}` } });
+      }
+    });
+  });
+  server.on('upgrade', (req, socket) => {
+    if (req.url !== '/console') { socket.destroy(); return; }
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: tsvisor-console\r\n\r\n');
+    socket.write(`${def.name} login: `);
+    socket.on('data', (b: Buffer) => socket.write(b)); // echo, like a terminal
+  });
+  rmSync(sock, { force: true });
+  server.listen(sock);
+  process.on('SIGTERM', () => exit(0));
+  const crash = Number(process.env.FAKE_VMM_CRASH_MS ?? 0);
+  if (crash > 0) setTimeout(() => process.exit(3), crash);
+}

@@ -1,0 +1,218 @@
+/**
+ * The supervisor against the fake VM process: lifecycle, admission, crash detection and
+ * restart policy, re-adoption by a new Host, metering from /proc, CPU policy through a
+ * fake cgroup root.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { detectCgroups, noCgroups } from '../../src/host/cgroups.js';
+import { HostError } from '../../src/host/errors.js';
+import { Host, restartDelayMs, shouldRestart, type HostOptions } from '../../src/host/host.js';
+import { processCpuSeconds } from '../../src/host/procfs.js';
+import { FAKE_VMM, tempHome, waitFor } from './helpers.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const { root, paths } = tempHome();
+const hosts: Host[] = [];
+const pids: number[] = [];
+
+after(async () => {
+  for (const h of hosts) await h.close();
+  for (const p of pids) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
+  rmSync(root, { recursive: true, force: true });
+});
+
+async function open(extra: Partial<HostOptions> = {}): Promise<Host> {
+  const h = await Host.open({
+    paths, vmmEntry: FAKE_VMM, cgroups: noCgroups('/nonexistent', 'test: no cgroups'), ensureImage: false,
+    pollMs: 100, flushMs: 500, capacity: { cores: 2, memoryBytes: 4 * GiB }, ...extra,
+  });
+  hosts.push(h);
+  return h;
+}
+
+async function closeHost(h: Host): Promise<void> {
+  await h.close();
+  hosts.splice(hosts.indexOf(h), 1);
+}
+
+test('restart policy decisions and backoff', () => {
+  assert.equal(shouldRestart('no', 'crash'), false);
+  assert.equal(shouldRestart('on-failure', 'crash'), true);
+  assert.equal(shouldRestart('on-failure', 'poweroff'), false);
+  assert.equal(shouldRestart('always', 'poweroff'), true);
+  assert.equal(shouldRestart('always', 'requested'), false);
+  assert.equal(restartDelayMs(0), 500);
+  assert.equal(restartDelayMs(3), 4000);
+  assert.equal(restartDelayMs(20), 30_000);
+});
+
+describe('Host with the fake VM process', () => {
+  let h: Host;
+
+  test('create validates and persists; duplicates and bad values are refused', async () => {
+    h = await open();
+    const v = h.create({ name: 'alpha', memoryBytes: 1 * GiB, cpuWeight: 200 });
+    assert.equal(v.state, 'stopped');
+    assert.equal(v.definition.vcpus, 1);
+    assert.equal(v.definition.restart, 'no');
+    const onDisk = JSON.parse(readFileSync(join(paths.vms, 'alpha', 'config.json'), 'utf8'));
+    assert.equal(onDisk.memoryBytes, GiB);
+    assert.equal(onDisk.cpuWeight, 200);
+    assert.throws(() => h.create({ name: 'alpha' }), (e: unknown) => e instanceof HostError && e.code === 'already_exists');
+    assert.throws(() => h.create({ name: 'Bad_Name' }), (e: unknown) => e instanceof HostError && e.code === 'invalid_argument');
+    assert.throws(() => h.create({ name: 'neg', memoryBytes: -1 }), (e: unknown) => e instanceof HostError && e.code === 'invalid_argument');
+    assert.throws(() => h.create({ name: 'nodisk', disks: [{ path: '/nonexistent/disk.img' }] }), /no such file/);
+    assert.ok(!existsSync(join(paths.vms, 'neg')));
+    assert.ok(!existsSync(join(paths.vms, 'nodisk')));
+  });
+
+  test('start, status, pause/resume, stop', async () => {
+    const v = await h.start('alpha');
+    assert.equal(v.state, 'running');
+    assert.ok(v.pid && v.pid > 0);
+    pids.push(v.pid!);
+    assert.equal(readFileSync(join(paths.vms, 'alpha', 'vm.pid'), 'utf8').trim(), String(v.pid));
+    assert.equal(h.info().memory.allocatedBytes, GiB);
+    await assert.rejects(h.start('alpha'), (e: unknown) => e instanceof HostError && e.code === 'conflict');
+    assert.equal((await h.pause('alpha')).state, 'paused');
+    assert.equal((await h.resume('alpha')).state, 'running');
+    const s = await h.stop('alpha', { timeoutMs: 5000 });
+    assert.equal(s.state, 'stopped');
+    assert.equal(s.lastExit?.reason, 'requested');
+    assert.equal(h.info().memory.allocatedBytes, 0);
+    await assert.rejects(h.stop('alpha'), (e: unknown) => e instanceof HostError && e.code === 'conflict');
+  });
+
+  test('admission control refuses what the overcommit ratio cannot guarantee', async () => {
+    h.create({ name: 'big', memoryBytes: 3 * GiB });
+    await h.start('alpha'); // 1 GiB
+    pids.push(h.get('alpha').pid!);
+    await h.start('big'); // 4 GiB of 4 GiB
+    pids.push(h.get('big').pid!);
+    h.create({ name: 'extra', memoryBytes: 64 * MiB });
+    await assert.rejects(h.start('extra'), (e: unknown) => {
+      assert.ok(e instanceof HostError);
+      assert.equal(e.code, 'insufficient_resources');
+      assert.match(e.message, /requested 64 MiB.*allocated 4 GiB.*limit 4 GiB.*capacity 4 GiB × overcommit 1/);
+      return true;
+    });
+    assert.equal(h.get('extra').state, 'stopped');
+    await h.kill('big');
+    assert.equal(h.get('big').state, 'stopped');
+    await h.start('extra');
+    pids.push(h.get('extra').pid!);
+    await h.kill('extra');
+  });
+
+  test('kill -9 of one VM process: the other keeps running, this one is recorded crashed', async () => {
+    h.create({ name: 'beta', memoryBytes: 128 * MiB });
+    const b = await h.start('beta');
+    pids.push(b.pid!);
+    process.kill(b.pid!, 'SIGKILL');
+    await waitFor(() => h.get('beta').state === 'crashed', 5000, 'beta crashed');
+    const info = h.get('beta');
+    assert.equal(info.lastExit?.reason, 'crash');
+    assert.equal(info.lastExit?.signal, 'SIGKILL');
+    assert.equal(h.get('alpha').state, 'running');
+    assert.ok(!existsSync(join(paths.vms, 'beta', 'vm.pid')));
+  });
+
+  test('restart policy on-failure restarts a crashed VM process', async () => {
+    h.create({ name: 'flaky', memoryBytes: 64 * MiB, restart: 'on-failure' });
+    const env = { ...process.env, FAKE_VMM_CRASH_MS: '300' };
+    await closeHost(h);
+    h = await open({ env });
+    const first = await h.start('flaky');
+    pids.push(first.pid!);
+    await waitFor(() => h.get('flaky').restarts >= 1 && h.get('flaky').state === 'running', 8000, 'automatic restart');
+    pids.push(h.get('flaky').pid!);
+    assert.notEqual(h.get('flaky').pid, first.pid);
+    assert.equal(h.get('flaky').lastExit?.code, 3);
+    // stop it for good (a requested stop is never restarted)
+    await waitFor(() => h.get('flaky').state === 'running', 8000, 'running again');
+    await h.kill('flaky').catch(() => undefined);
+    await h.update('flaky', { restart: 'no' });
+    await waitFor(() => h.get('flaky').state !== 'running' && h.get('flaky').state !== 'starting', 8000, 'flaky down');
+  });
+
+  test('a new Host re-adopts running VM processes and notices those that died meanwhile', async () => {
+    const pid = h.get('alpha').pid!;
+    assert.equal(h.get('alpha').state, 'running');
+    await closeHost(h);
+    h = await open();
+    assert.equal(h.get('alpha').state, 'running');
+    assert.equal(h.get('alpha').pid, pid);
+    // gone while no daemon watched: crashed
+    await closeHost(h);
+    process.kill(pid, 'SIGKILL');
+    await waitFor(() => { try { process.kill(pid, 0); return false; } catch { return true; } }, 5000, 'process gone');
+    h = await open();
+    assert.equal(h.get('alpha').state, 'crashed');
+  });
+
+  test('CPU metering follows the kernel\'s accounting of the process', async () => {
+    await closeHost(h);
+    h = await open({ env: { ...process.env, FAKE_VMM_BUSY: '1', FAKE_VMM_DISK_RATE: '100000' } });
+    h.create({ name: 'busy', memoryBytes: 256 * MiB, disks: [{ path: FAKE_VMM }] });
+    const v = await h.start('busy');
+    pids.push(v.pid!);
+    await new Promise((r) => setTimeout(r, 2500));
+    const before = processCpuSeconds(v.pid!)!;
+    const u = h.usage().vms.find((x) => x.name === 'busy')!;
+    const afterK = processCpuSeconds(v.pid!)!;
+    assert.ok(before > 1, `busy process used ${before} s`);
+    assert.ok(u.cpuSeconds >= before * 0.95 && u.cpuSeconds <= afterK * 1.05, `metered ${u.cpuSeconds} s, kernel ${before}..${afterK} s`);
+    assert.ok(u.memoryGiBSeconds > 0.5 && u.memoryGiBSeconds < 1, `memory GiB·s ${u.memoryGiBSeconds}`);
+    await waitFor(() => h.usage().vms.find((x) => x.name === 'busy')!.diskReadBytes > 0, 5000, 'disk bytes');
+    const top = h.top().find((r) => r.name === 'busy')!;
+    assert.ok(top.cpuPercent > 5, `top cpu ${top.cpuPercent}%`);
+    assert.ok(top.rssBytes && top.rssBytes > 0);
+    await h.kill('busy');
+    const total = h.usage().vms.find((x) => x.name === 'busy')!.cpuSeconds;
+    assert.ok(total >= u.cpuSeconds);
+    // persisted
+    h.flush(true);
+    const ledger = JSON.parse(readFileSync(paths.usage, 'utf8'));
+    assert.equal(ledger.vms.busy.cpuSeconds, total);
+  });
+
+  test('delete needs the VM stopped unless forced; usage totals are kept', async () => {
+    const v = await h.start('beta');
+    pids.push(v.pid!);
+    await assert.rejects(h.delete('beta'), (e: unknown) => e instanceof HostError && e.code === 'conflict');
+    await h.delete('beta', { force: true });
+    assert.throws(() => h.get('beta'), (e: unknown) => e instanceof HostError && e.code === 'not_found');
+    assert.ok(!existsSync(join(paths.vms, 'beta')));
+    assert.equal(h.usage().vms.find((x) => x.name === 'beta')?.deleted, true);
+  });
+});
+
+describe('Host with a fake cgroup v1 root', () => {
+  test('the VM process is put in tsvisor/<name> with its weight and cap; vm set changes them live', async () => {
+    const cgRoot = join(root, 'cgroup');
+    mkdirSync(join(cgRoot, 'cpu'), { recursive: true });
+    mkdirSync(join(cgRoot, 'cpuacct'), { recursive: true });
+    writeFileSync(join(cgRoot, 'cpu', 'cpu.shares'), '1024\n');
+    writeFileSync(join(cgRoot, 'cpuacct', 'cpuacct.usage'), '0\n');
+    const h = await open({ cgroups: detectCgroups(cgRoot) });
+    h.create({ name: 'capped', memoryBytes: 64 * MiB, cpuWeight: 200, cpuCap: 50 });
+    const v = await h.start('capped');
+    pids.push(v.pid!);
+    const dir = join(cgRoot, 'cpu', 'tsvisor', 'capped');
+    assert.equal(v.cgroup, dir);
+    assert.equal(readFileSync(join(dir, 'cpu.shares'), 'utf8').trim(), '2048');
+    assert.equal(readFileSync(join(dir, 'cpu.cfs_quota_us'), 'utf8').trim(), '50000');
+    assert.equal(readFileSync(join(dir, 'cgroup.procs'), 'utf8').trim(), String(v.pid));
+    assert.equal(readFileSync(join(cgRoot, 'cpuacct', 'tsvisor', 'capped', 'cgroup.procs'), 'utf8').trim(), String(v.pid));
+    await h.update('capped', { cpuWeight: 300, cpuCap: 0 });
+    assert.equal(readFileSync(join(dir, 'cpu.shares'), 'utf8').trim(), '3072');
+    assert.equal(readFileSync(join(dir, 'cpu.cfs_quota_us'), 'utf8').trim(), '-1');
+    assert.equal(h.info().cgroup.version, 'v1');
+    await h.kill('capped');
+    await closeHost(h);
+  });
+});

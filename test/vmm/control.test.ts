@@ -1,0 +1,269 @@
+/**
+ * The VM process's control channel (control-api.ts) against a fake VM: the HTTP routes
+ * of ControlServer, the client library, the console hub (scrollback, several viewers,
+ * input, log rotation) and the configuration reader.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { ControlServer, ControlHttpError, type ControlTarget, type ExecOutput } from '../../src/vmm/control.js';
+import { ConsoleHub } from '../../src/vmm/console-hub.js';
+import * as client from '../../src/vmm/control-client.js';
+import type { VmProcessStatus } from '../../src/vmm/control-api.js';
+import { checkVmConfig, VmConfigError } from '../../src/vmm/vm-config.js';
+
+/** A VM that only records what it was asked. */
+class FakeVm implements ControlTarget {
+  state: VmProcessStatus['state'] = 'running';
+  agent = true;
+  stops: number[] = [];
+  kills = 0;
+  input: string[] = [];
+  readonly hub: ConsoleHub;
+  constructor(logPath?: string) {
+    this.hub = new ConsoleHub({ logPath, onInput: (b) => this.input.push(Buffer.from(b).toString()) });
+  }
+  status(): VmProcessStatus {
+    return {
+      name: 'fake', pid: process.pid, state: this.state, vcpus: 1, memoryBytes: 256 << 20, startedAt: 1,
+      agent: this.agent, disks: [{ path: '/x.img', readBytes: 512, writtenBytes: 0 }],
+    };
+  }
+  stop(timeoutMs: number): void { this.stops.push(timeoutMs); this.state = 'stopping'; }
+  kill(): void { this.kills++; }
+  async pause(): Promise<void> {
+    if (this.state !== 'running' && this.state !== 'paused') throw new ControlHttpError(409, 'invalid_state', 'no');
+    this.state = 'paused';
+  }
+  async resume(): Promise<void> { if (this.state === 'paused') this.state = 'running'; }
+  attachConsole(stream: Duplex): void { this.hub.attach(stream); }
+  async exec(argv: string[], stdin: Uint8Array | undefined, out: ExecOutput): Promise<number> {
+    if (!this.agent) throw new ControlHttpError(409, 'agent_unavailable', 'no agent');
+    if (argv[0] === 'boom') throw new Error('agent lost');
+    out.stdout(Buffer.from(`ran ${argv.join(' ')}\n`));
+    if (stdin) out.stdout(stdin);
+    out.stderr(Buffer.from('warn\n'));
+    if (argv[0] === 'late-boom') throw new Error('agent lost late');
+    return 3;
+  }
+}
+
+/** Collects a stream's bytes; `until(s)` resolves once the text contains `s`. */
+function collect(s: Duplex): { text: () => string; until: (needle: string, ms?: number) => Promise<void> } {
+  let buf = '';
+  const waiters: Array<() => void> = [];
+  s.on('data', (d: Buffer) => { buf += d.toString('latin1'); waiters.forEach((w) => w()); });
+  return {
+    text: () => buf,
+    until: (needle, ms = 3000) => new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`timed out waiting for ${JSON.stringify(needle)}; got ${JSON.stringify(buf.slice(-300))}`)), ms);
+      const check = () => { if (buf.includes(needle)) { clearTimeout(t); resolve(); } };
+      waiters.push(check);
+      check();
+    }),
+  };
+}
+
+/** A raw request on the socket (for what the client library never sends). */
+function raw(sock: string, method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: sock, method, path, headers }, (res) => {
+      let b = '';
+      res.on('data', (d) => { b += d; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('control channel', () => {
+  let dir = '';
+  let sock = '';
+  let vm: FakeVm;
+  let server: ControlServer;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tsvisor-control-'));
+    sock = join(dir, 'vm.sock');
+    vm = new FakeVm(join(dir, 'console.log'));
+    server = new ControlServer(vm);
+    await server.listen(sock);
+  });
+  after(async () => {
+    await server.close();
+    await vm.hub.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the socket is owner-only', () => {
+    assert.equal(statSync(sock).mode & 0o777, 0o600);
+  });
+
+  test('GET /status', async () => {
+    const s = await client.status(dir);
+    assert.equal(s.name, 'fake');
+    assert.equal(s.state, 'running');
+    assert.deepEqual(s.disks, [{ path: '/x.img', readBytes: 512, writtenBytes: 0 }]);
+  });
+
+  test('pause and resume', async () => {
+    assert.equal((await client.pause(dir)).state, 'paused');
+    assert.equal((await client.status(dir)).state, 'paused');
+    assert.equal((await client.resume(dir)).state, 'running');
+  });
+
+  test('errors: unknown route, wrong method, bad JSON, bad timeout, target errors', async () => {
+    let r = await raw(sock, 'GET', '/nope');
+    assert.equal(r.status, 404);
+    assert.equal(JSON.parse(r.body).error.code, 'not_found');
+    r = await raw(sock, 'POST', '/status');
+    assert.equal(r.status, 405);
+    r = await raw(sock, 'POST', '/exec', '{not json');
+    assert.equal(r.status, 400);
+    assert.equal(JSON.parse(r.body).error.code, 'bad_request');
+    r = await raw(sock, 'POST', '/stop', '{"timeoutMs": -1}');
+    assert.equal(r.status, 400);
+    r = await raw(sock, 'GET', '/console');
+    assert.equal(r.status, 426);
+    await assert.rejects(client.exec(dir, []), (e: client.ControlError) => e.code === 'bad_request' && e.status === 400);
+    vm.state = 'booting';
+    await assert.rejects(client.pause(dir), (e: client.ControlError) => e.code === 'invalid_state' && e.status === 409);
+    vm.state = 'running';
+  });
+
+  test('POST /exec streams output and the exit status', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await client.exec(dir, ['echo', 'a b'], {
+      stdout: (d) => out.push(Buffer.from(d).toString()),
+      stderr: (d) => err.push(Buffer.from(d).toString()),
+      stdin: Buffer.from('input\n'),
+    });
+    assert.equal(code, 3);
+    assert.equal(out.join(''), 'ran echo a b\ninput\n');
+    assert.equal(err.join(''), 'warn\n');
+    // the wire format: one JSON event a line
+    const r = await raw(sock, 'POST', '/exec', JSON.stringify({ argv: ['x'] }));
+    const lines = r.body.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(lines.at(-1), { exit: 3 });
+    assert.deepEqual(lines[0], { stream: 'stdout', data: Buffer.from('ran x\n').toString('base64') });
+  });
+
+  test('POST /exec errors: agent unavailable (409), agent failing before or after output', async () => {
+    vm.agent = false;
+    await assert.rejects(client.exec(dir, ['true']), (e: client.ControlError) => e.code === 'agent_unavailable' && e.status === 409);
+    vm.agent = true;
+    await assert.rejects(client.exec(dir, ['boom']), (e: client.ControlError) => e.status === 500 && /agent lost/.test(e.message));
+    const out: string[] = [];
+    await assert.rejects(client.exec(dir, ['late-boom'], { stdout: (d) => out.push(Buffer.from(d).toString()) }),
+      (e: client.ControlError) => e.code === 'exec_failed' && /late/.test(e.message));
+    assert.equal(out.join(''), 'ran late-boom\n');
+  });
+
+  test('console: scrollback, then live output to several viewers; their input reaches the guest', async () => {
+    vm.hub.output(Buffer.from('boot messages\r\nroot@fake:~# '));
+    const a = await client.attachConsole(dir);
+    const ca = collect(a);
+    await ca.until('root@fake:~# ');
+    const b = await client.attachConsole(dir);
+    const cb = collect(b);
+    await cb.until('boot messages\r\nroot@fake:~# ');
+    a.write('echo hi\r');
+    for (let i = 0; i < 100 && vm.input.join('') !== 'echo hi\r'; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(vm.input.join(''), 'echo hi\r');
+    vm.hub.output(Buffer.from('echo hi\r\nhi\r\n'));
+    await Promise.all([ca.until('hi\r\nhi\r\n'), cb.until('hi\r\nhi\r\n')]);
+    // a viewer leaving does not disturb the others
+    a.destroy();
+    await new Promise((r) => setTimeout(r, 50));
+    vm.hub.output(Buffer.from('more\r\n'));
+    await cb.until('more\r\n');
+    assert.equal(vm.hub.viewers, 1);
+    b.end();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(vm.hub.viewers, 0);
+    assert.match(readFileSync(join(dir, 'console.log'), 'utf8'), /boot messages[\s\S]*hi\r\nmore/);
+  });
+
+  test('POST /stop and POST /kill', async () => {
+    await client.stop(dir, 1234);
+    await client.stop(dir);
+    assert.deepEqual(vm.stops, [1234, 30000]);
+    await client.kill(dir);
+    for (let i = 0; i < 100 && vm.kills === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(vm.kills, 1);
+  });
+
+  test('a second server on the same socket refuses to start', async () => {
+    const other = new ControlServer(new FakeVm());
+    await assert.rejects(other.listen(sock), (e: ControlHttpError) => e.code === 'already_running');
+    assert.ok(existsSync(sock), 'the live socket stays');
+  });
+});
+
+test('a stale socket is replaced; a missing one means not_running', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsvisor-control-'));
+  try {
+    await assert.rejects(client.status(dir), (e: client.ControlError) => e.code === 'not_running');
+    const sock = join(dir, 'vm.sock');
+    // a process that dies by SIGKILL leaves its socket file behind
+    spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(sock)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+    assert.ok(statSync(sock).isSocket());
+    await assert.rejects(client.status(dir), (e: client.ControlError) => e.code === 'not_running');
+    const server = new ControlServer(new FakeVm());
+    await server.listen(sock);
+    assert.equal((await client.status(dir)).name, 'fake');
+    await server.close();
+    assert.ok(!existsSync(sock), 'close() removes the socket');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('console hub: scrollback keeps the last 64 KiB; the log rotates at its limit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsvisor-hub-'));
+  try {
+    const log = join(dir, 'console.log');
+    writeFileSync(log, 'x'.repeat(900));
+    const hub = new ConsoleHub({ logPath: log, maxLogBytes: 1000, scrollbackBytes: 64 << 10 });
+    hub.output(Buffer.from('a'.repeat(200)));
+    hub.flush();
+    assert.equal(readFileSync(log, 'utf8'), 'a'.repeat(200));
+    assert.equal(readFileSync(log + '.1', 'utf8'), 'x'.repeat(900));
+    for (let i = 0; i < 100; i++) hub.output(Buffer.from(String(i % 10).repeat(1024)));
+    const sb = hub.scrollback();
+    assert.equal(sb.length, 64 << 10);
+    assert.equal(sb.subarray(-1024).toString(), '9'.repeat(1024));
+    assert.ok(statSync(log).size <= 1000 + 1024 * 100);
+    await hub.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('VM configuration: a VmDefinition is accepted; bad ones are refused with a reason', () => {
+  const good = {
+    name: 'web-1', vcpus: 2, memoryBytes: 256 << 20, disks: [{ path: 'd.img', readonly: false }], cdrom: '/iso/x.iso',
+    cpuWeight: 100, cpuCap: 0, restart: 'no', createdAt: 1,
+  };
+  const c = checkVmConfig(good, '/vms/web-1');
+  assert.equal(c.name, 'web-1');
+  assert.deepEqual(c.disks, [{ path: '/vms/web-1/d.img', readonly: false }]);
+  assert.equal(c.cdrom, '/iso/x.iso');
+  assert.equal(c.kernel, undefined);
+  for (const [bad, why] of [
+    [{ ...good, name: 'Web' }, /name/],
+    [{ ...good, vcpus: 0 }, /vcpus/],
+    [{ ...good, memoryBytes: 1000 }, /memoryBytes/],
+    [{ ...good, disks: [{ path: 3 }] }, /disks\[0\]/],
+    [{ ...good, initrd: '/i' }, /initrd needs kernel/],
+  ] as const) {
+    assert.throws(() => checkVmConfig(bad, '/'), (e: Error) => e instanceof VmConfigError && why.test(e.message));
+  }
+});
