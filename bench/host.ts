@@ -1,13 +1,15 @@
 /**
- * `node dist/bench/host.js`: the host daemon's resource policy, measured on real VMs
- * (each its own process, booting the default image).
+ * Bench section `host`: the host daemon's resource policy, measured on real VMs (each
+ * its own process, booting the default image).
  *
  *   (a) four 1 GiB VMs started at once: all admitted and running; seconds to start,
  *       memory allocated, host RSS of the four processes;
  *   (b) CPU weight: two VMs with weights 200 and 100, both spinning (`while :; do :; done`
  *       in the guest), all their threads pinned to host core 0 (`taskset -a`): the CPU
  *       time the kernel charged to each over 30 s should be 2:1 (within 10%);
- *   (c) CPU cap: a VM capped at 50% of a core, spinning: it should use at most 55%.
+ *   (c) CPU cap: a VM capped at 50% of a core, spinning: it should use at most 55%;
+ *   (d) metering: the CPU-seconds `tsvisor usage` reports for that VM against the
+ *       kernel's figure for its process (/proc/<pid>/stat): within 5%.
  *
  * Needs a writable cgroup cpu controller (v1 or v2) and `taskset`. Runs the daemon in
  * this process (socket and home in a temporary folder; the image cache is borrowed from
@@ -21,12 +23,12 @@ import { join } from 'node:path';
 import { runDaemon, type Daemon } from '../src/api/daemon.js';
 import { hostPaths } from '../src/host/paths.js';
 import { processCpuSeconds, processRssBytes } from '../src/host/procfs.js';
+import { log as progress } from './common.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const WINDOW_S = Number(process.env.BENCH_SECONDS ?? 30);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const log = (s: string) => process.stdout.write(s + '\n');
 
 function findImageCache(): string | undefined {
   const c = ['/tmp/tsvisor-home-images/cache'];
@@ -76,7 +78,10 @@ function pin(pid: number): void {
   if (r.status !== 0) throw new Error(`taskset -a -cp 0 ${pid}: ${r.stderr || r.error}`);
 }
 
-async function main(): Promise<void> {
+/** Run the section; returns the report lines. */
+export async function benchHost(): Promise<string[]> {
+  const out: string[] = ['== host daemon: admission, CPU weight and cap (cgroups), metering'];
+  const log = (s: string) => { out.push(s); progress(s); };
   const root = mkdtempSync(join(tmpdir(), 'tsvisor-bench-host-'));
   const env = { TSVISOR_HOME: join(root, 'home'), XDG_RUNTIME_DIR: join(root, 'run') };
   mkdirSync(env.TSVISOR_HOME, { recursive: true });
@@ -120,7 +125,7 @@ async function main(): Promise<void> {
 
     if (info.cgroup.version === 'none') {
       log('(b), (c) skipped: no writable cgroup cpu controller');
-      return;
+      return out;
     }
 
     // (b) weights 200:100 on one core
@@ -156,17 +161,23 @@ async function main(): Promise<void> {
     const dtc = (performance.now() - tc) / 1000;
     const pct = ((cpuOf(d, capped) - c0) / dtc) * 100;
     log(`(c) cap 50% (busy via ${howC}), ${dtc.toFixed(1)} s: used ${pct.toFixed(1)}% of a core (limit 55%): ${pct <= 55 ? 'PASS' : 'FAIL'}`);
+    const pid = d.host.get(capped).pid!;
+    const kernel = processCpuSeconds(pid) ?? NaN;
+    const metered = d.host.usage().vms.find((v) => v.name === capped)?.cpuSeconds ?? NaN;
+    const diff = Math.abs(metered / kernel - 1) * 100;
+    log(`(d) metering of ${capped}: tsvisor usage ${metered.toFixed(2)} CPU-s, kernel (/proc/${pid}/stat) ${kernel.toFixed(2)} CPU-s, `
+      + `difference ${diff.toFixed(2)}% (limit 5%): ${diff <= 5 ? 'PASS' : 'FAIL'}`);
     await d.host.kill(capped);
+    return out;
   } finally {
     await cleanup();
     cleanup = undefined;
   }
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { cleanup?.().finally(() => process.exit(130)); });
 let cleanup: (() => Promise<void>) | undefined;
 
-main().catch((e) => {
-  process.stderr.write(`bench/host: ${(e as Error).stack ?? e}\n`);
-  process.exitCode = 1;
-});
+/** Remove the section's VMs and temporary home (on SIGINT/SIGTERM). */
+export async function cleanupHostBench(): Promise<void> {
+  await cleanup?.();
+}

@@ -213,6 +213,18 @@ export class Board {
     this.cfg.onPower(ev);
   }
 
+  /**
+   * Milliseconds until {@link pollDevices} must run again by itself (the RTC alarm), or
+   * null when nothing is due: console input calls it through the backend's input hook,
+   * so an idle board needs no periodic wake-up.
+   */
+  nextPollMs(): number | null {
+    const at = this.rtc.nextAlarmWallNs();
+    if (at === null) return null;
+    const ms = Number(at - this.cfg.clock.nowNs()) / 1e6;
+    return ms > 0 ? ms : 0;
+  }
+
   /** Poll devices whose input arrives asynchronously (console input, RTC alarm). */
   pollDevices(): void {
     this.uart.poll();

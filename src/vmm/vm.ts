@@ -21,8 +21,10 @@ export interface VmOptions extends Omit<BoardConfig, 'onPower' | 'monotonicNs'> 
   engine: WebAssembly.Module;
 }
 
-/** How often devices with lazy timers (UART input, RTC alarm) are polled, in ms. */
-const POLL_MS = 10;
+/** Longest sleep of the MMIO loop between doorbells (a safety net; harts ring when they post), in ms. */
+const DOORBELL_WAIT_MS = 1000;
+/** Longest setTimeout delay Node accepts (2^31 - 1 ms); later alarms are re-armed when it fires. */
+const MAX_TIMER_MS = 0x7fffffff;
 
 export class Vm {
   readonly board: Board;
@@ -58,7 +60,34 @@ export class Vm {
   }
 
   /** Console input arrived: let the UART pull it now. */
-  kick(): void { this.board.pollDevices(); }
+  kick(): void { this.pollDevices(); }
+
+  private pollTimer: ReturnType<typeof setTimeout> | null = null;
+  private pollDue = Infinity;
+
+  /**
+   * Poll the devices with lazy timers and arm one host timer for the next device
+   * deadline (the RTC alarm). Called after every batch of MMIO (the guest may have set
+   * an alarm) and on console input: an idle VM wakes for nothing else.
+   */
+  private pollDevices(): void {
+    this.board.pollDevices();
+    this.armPollTimer();
+  }
+
+  private armPollTimer(): void {
+    const ms = this.board.nextPollMs();
+    if (ms === null || this.stopped) return;
+    const due = performance.now() + ms;
+    if (this.pollTimer && due >= this.pollDue) return; // an earlier wake-up is armed already
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollDue = due;
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = null;
+      this.pollDue = Infinity;
+      this.pollDevices();
+    }, Math.min(Math.ceil(ms), MAX_TIMER_MS));
+  }
 
   /** Stop the VM from the host side (the run ends as if powered off). */
   stop(): void {
@@ -110,11 +139,14 @@ export class Vm {
   }
 
   /** Answer every posted MMIO request. */
-  private serveMmio(): void {
+  /** Answer every posted MMIO request; true when there was at least one. */
+  private serveMmio(): boolean {
     const c = this.ctl;
     const w = c.words;
+    let served = false;
     for (let i = 0; i < this.opts.harts; i++) {
       if (Atomics.load(w, c.at(i, H_MMIO)) !== 1) continue;
+      served = true;
       const pa = w[c.at(i, H_ADDR)] >>> 0;
       const size = w[c.at(i, H_SIZE)];
       let fault = 0;
@@ -132,6 +164,7 @@ export class Vm {
       Atomics.store(w, c.at(i, H_MMIO), 2);
       c.notify(i, H_MMIO);
     }
+    return served;
   }
 
   /** Run until the guest powers off or resets (or stop() is called). Returns the power event (null if stopped). */
@@ -167,20 +200,21 @@ export class Vm {
     const allExited = Promise.all(exits);
     let done = false;
     void allExited.then(() => { done = true; Atomics.add(this.ctl.words, W_DOORBELL, 1); Atomics.notify(this.ctl.words, W_DOORBELL); });
-    const poll = setInterval(() => this.board.pollDevices(), POLL_MS);
+    this.pollDevices();
     try {
       // serve MMIO whenever a hart rings the doorbell
       while (!done) {
         const seen = Atomics.load(this.ctl.words, W_DOORBELL);
-        this.serveMmio();
-        const r = Atomics.waitAsync(this.ctl.words, W_DOORBELL, seen, 50);
+        if (this.serveMmio()) this.armPollTimer();
+        const r = Atomics.waitAsync(this.ctl.words, W_DOORBELL, seen, DOORBELL_WAIT_MS);
         if (r.async) await r.value;
         if (Atomics.load(this.ctl.words, W_STOP) && !done) {
           this.serveMmio();
         }
       }
     } finally {
-      clearInterval(poll);
+      if (this.pollTimer) clearTimeout(this.pollTimer);
+      this.pollTimer = null;
       await Promise.all(this.workers.map((w) => w.terminate()));
     }
     this.board.flushDisks();
