@@ -21,9 +21,9 @@ const Disk = z.strictObject({
 });
 
 const memoryBytes = z.number().int().positive('must be positive').min(64 * MiB, 'at least 64 MiB is needed to boot Linux')
-  .max(MAX_RAM_BYTES).refine((n) => n % MiB === 0, 'must be a whole number of MiB')
+  .max(MAX_RAM_BYTES, `at most ${Math.floor(MAX_RAM_BYTES / MiB)} MiB per VM (guest RAM lives in one 32-bit WebAssembly memory)`).refine((n) => n % MiB === 0, 'must be a whole number of MiB')
   .meta({ description: 'guest RAM in bytes (a multiple of 1 MiB)', example: 268435456 });
-const vcpus = z.number().int().min(1).max(MAX_HARTS).meta({ description: 'number of vCPUs (harts)' });
+const vcpus = z.number().int().min(1, 'at least 1').max(MAX_HARTS, `at most ${MAX_HARTS}`).meta({ description: 'number of vCPUs (harts)' });
 const cpuWeight = z.number().int().min(1).max(10000).meta({ description: 'relative CPU weight (default 100), kernel-enforced' });
 const cpuCap = z.number().int().min(0).meta({ description: 'CPU cap in percent of one host core; 0 = none' });
 

@@ -4,8 +4,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AGENT_PORT_NAME, Board, VIRTIO_BASE, VIRTIO_SLOTS, VIRTIO_STRIDE, type BoardConfig } from '../../src/machine/board.js';
+import { AGENT_PORT_NAME, Board, RTC_BASE, VIRTIO_BASE, VIRTIO_SLOTS, VIRTIO_STRIDE, type BoardConfig } from '../../src/machine/board.js';
 import { BootError } from '../../src/machine/boot.js';
+import { RTC_ALARM_HIGH, RTC_ALARM_LOW } from '../../src/devices/goldfish-rtc.js';
 import { AGENT_PORT_NAME as IMAGE_AGENT_PORT_NAME } from '../../src/images/initramfs.js';
 import { MemBlock, MemChar } from '../devices/helpers.js';
 
@@ -54,4 +55,18 @@ test('no agent channel unless asked; the name matches the image; slots run out',
   assert.equal(AGENT_PORT_NAME, IMAGE_AGENT_PORT_NAME);
   assert.doesNotThrow(() => Board.create(config(VIRTIO_SLOTS - 1, { onData: () => {} })));
   assert.throws(() => Board.create(config(VIRTIO_SLOTS, { onData: () => {} })), BootError);
+});
+
+test('nextPollMs: null while no RTC alarm is armed, then the time left until it', () => {
+  let now = 1_000_000_000n; // ns
+  const board = Board.create({ ...config(0), clock: { nowNs: () => now } });
+  assert.equal(board.nextPollMs(), null, 'an idle board needs no wake-up');
+  const at = now + 250_000_000n; // 250 ms from now
+  board.mmioWrite(RTC_BASE + RTC_ALARM_HIGH, 4, Number(at >> 32n));
+  board.mmioWrite(RTC_BASE + RTC_ALARM_LOW, 4, Number(at & 0xffffffffn)); // arms it
+  assert.equal(board.nextPollMs(), 250);
+  now += 300_000_000n;
+  assert.equal(board.nextPollMs(), 0, 'overdue: poll at once');
+  board.pollDevices();
+  assert.equal(board.nextPollMs(), null, 'fired: nothing left');
 });
