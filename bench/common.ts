@@ -28,19 +28,8 @@ export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** Deterministic data: 4 KiB blocks of either random bytes or random text (as the e2e tests). */
-export function pseudoRandomBytes(size: number, seed: number): Buffer {
-  let s = seed >>> 0;
-  const r = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s; };
-  const alphabet = Buffer.from('abcdefghijklmnopqrstuvwxyz0123456789 \n');
-  const b = Buffer.alloc(size);
-  for (let i = 0; i < size; i += 4096) {
-    const end = Math.min(size, i + 4096);
-    const text = (r() & 1) === 0;
-    for (let j = i; j < end; j++) b[j] = text ? alphabet[r() % alphabet.length] : r() & 0xff;
-  }
-  return b;
-}
+/** Deterministic test data (4 KiB blocks of random bytes or text), as the e2e tests make it. */
+export { pseudoRandomBytes } from '../test/e2e/helpers.js';
 
 /** A guest run as seen from the host. */
 export interface Outcome {

@@ -4,23 +4,17 @@
  * write a temporary file, fsync, rename).
  */
 
+import type { VmProcessConfig } from '../vmm/vm-config.js';
+
 /** Restart policy, as in Docker/Podman: never, on a crash only, or always when it stops by itself. */
 export type RestartPolicy = 'no' | 'on-failure' | 'always';
 
-/** A VM definition (`tsvisor vm create`). Sizes in bytes. */
-export interface VmDefinition {
-  /** [a-z0-9][a-z0-9-]{0,62}; also the guest's host name. */
-  name: string;
-  vcpus: number;
-  memoryBytes: number;
-  disks: Array<{ path: string; readonly: boolean }>;
-  /** ISO 9660 image attached read-only after the disks (optional). */
-  cdrom?: string;
-  /** Own kernel/initrd; absent = the default image. */
-  kernel?: string;
-  initrd?: string;
-  /** Extra kernel command-line arguments. */
-  append?: string;
+/**
+ * A VM definition (`tsvisor vm create`): the machine (name, vcpus, memoryBytes, disks,
+ * cdrom, kernel, initrd, append; see VmProcessConfig, what the VM process reads) plus
+ * the host's policy for it. Sizes in bytes. `name` is [a-z0-9][a-z0-9-]{0,62}.
+ */
+export interface VmDefinition extends VmProcessConfig {
   /** Relative CPU weight, 1..10000 (default 100), enforced by the kernel (cgroup cpu.weight / cpu.shares). */
   cpuWeight: number;
   /** CPU cap in percent of one host core (1..100*cores), or 0 for none (cgroup cpu.max / cfs_quota). */

@@ -200,7 +200,7 @@ export class Board {
   }
 
   /** Guest console output that did not come through the UART (SBI DBCN, legacy putchar). */
-  consoleWrite(bytes: Uint8Array): void { this.cfg.console.write(bytes); }
+  consoleWrite(bytes: Uint8Array): boolean { this.cfg.console.write(bytes); return true; }
 
   /** Power event raised outside the syscon device (SBI SRST). */
   systemReset(kind: 'shutdown' | 'reboot'): void {

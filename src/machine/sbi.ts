@@ -28,6 +28,9 @@ export const EID_HSM = 0x48534d;
 export const EID_SRST = 0x53525354;
 export const EID_DBCN = 0x4442434e;
 
+/** Most bytes one DBCN console_write/console_read moves (a guest cannot make the host copy its whole RAM per call). */
+export const DBCN_MAX_BYTES = 4096;
+
 /** The SBI implementation ID we report (not a registered one: an experimental value). */
 export const SBI_IMPL_ID = 0x7473;
 export const SBI_IMPL_VERSION = 1;
@@ -53,8 +56,14 @@ export interface SbiPlatform {
   readonly hartCount: number;
   /** Raise (or, with `false`, clear) the supervisor software interrupt of hart `id`. */
   setSoftwareInterrupt(id: number, level: boolean): void;
-  /** Write bytes to the debug console (the same stream as the UART). */
-  consoleWrite(bytes: Uint8Array): void;
+  /**
+   * Write bytes to the debug console (the same stream as the UART). `bytes` may be a
+   * view of guest RAM, valid only during the call: copy it to keep it. At most
+   * {@link DBCN_MAX_BYTES} per call.
+   * @returns false when the console cannot take more now (output backs up on the host):
+   *   nothing was written and DBCN reports a write of 0 bytes, which the guest retries.
+   */
+  consoleWrite(bytes: Uint8Array): boolean;
   /** Read one console byte, or -1 when none is waiting. */
   consoleRead(): number;
   /** Power the machine off (`reset`: reboot instead). */
@@ -170,10 +179,14 @@ export function handleSbiCall(hart: SbiHart, p: SbiPlatform): void {
       else err = SBI_ERR_INVALID_PARAM;
       break;
     case EID_DBCN: {
-      const n = Number(a0);
-      const addr = Number(a1) + Number(a2) * 0x1_0000_0000;
+      // §12: base_addr_hi holds the upper XLEN bits of the physical address, so on RV64
+      // it must be 0 here; each call moves at most DBCN_MAX_BYTES (a short write or read
+      // is allowed: the return value says how many bytes were moved)
+      const n = Number(a0 > BigInt(DBCN_MAX_BYTES) ? BigInt(DBCN_MAX_BYTES) : a0);
+      const addr = Number(a1);
+      if ((fid === 0 || fid === 1) && a2 !== 0n) { err = SBI_ERR_INVALID_PARAM; break; }
       if (fid === 0) { // console_write(num_bytes, base_lo, base_hi)
-        try { p.consoleWrite(p.memory.slice(addr, n).slice()); value = BigInt(n); }
+        try { value = p.consoleWrite(p.memory.slice(addr, n)) ? BigInt(n) : 0n; }
         catch { err = SBI_ERR_INVALID_PARAM; }
       } else if (fid === 1) { // console_read
         try {

@@ -33,7 +33,11 @@
 
 /** Where the client writes: the host end of the agent port (e.g. `board.agent`, a VirtioConsolePort). */
 export interface AgentTransport {
-  /** Send bytes to the guest agent (buffered by the transport until the guest takes them). */
+  /**
+   * Send bytes to the guest agent (buffered by the transport until the guest takes them).
+   * Returns false when the transport dropped them (its buffer is full: the guest is not
+   * reading); anything else means they were queued whole.
+   */
   write(bytes: Uint8Array): unknown;
 }
 
@@ -172,7 +176,10 @@ export class AgentClient {
     const id = this.nextId++;
     return new Promise<number>((resolve, reject) => {
       this.execs.set(id, { handlers, resolve, reject });
-      this.send(`E ${id} ${Buffer.from(commandLine, 'utf8').toString('base64')}\n`);
+      if (!this.send(`E ${id} ${Buffer.from(commandLine, 'utf8').toString('base64')}\n`)) {
+        this.execs.delete(id);
+        reject(new AgentError('the guest agent is not reading its port (host buffer full)'));
+      }
     });
   }
 
@@ -212,8 +219,9 @@ export class AgentClient {
 
   // ---- internals ----
 
-  private send(text: string): void {
-    this.transport.write(new TextEncoder().encode(text));
+  /** False when the transport dropped the line. */
+  private send(text: string): boolean {
+    return this.transport.write(new TextEncoder().encode(text)) !== false;
   }
 
   private keep(part: Uint8Array): void {

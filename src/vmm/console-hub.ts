@@ -21,6 +21,8 @@ export interface ConsoleHubOptions {
   scrollbackBytes?: number;
   /** A viewer's unsent output above which it is dropped as too slow (default 4 MiB). */
   maxViewerBacklog?: number;
+  /** Output batched in one event-loop turn above which more is dropped (default 1 MiB). */
+  maxPendingBytes?: number;
   /** Input typed by a viewer, for the guest. */
   onInput?: (bytes: Uint8Array) => void;
   /** A log write failed (reported once per kind of failure; output keeps flowing to viewers). */
@@ -38,18 +40,23 @@ export class ConsoleHub {
   private fd: number | null = null;
   private logSize = 0;
   private logFailed = false;
+  private readonly maxPendingBytes: number;
   private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private scheduled = false;
   private ring: Buffer = Buffer.alloc(0);
   private readonly viewerSet = new Set<Duplex>();
   /** Total output bytes seen. */
   bytesOut = 0;
+  /** Output bytes dropped because more than `maxPendingBytes` came in one event-loop turn. */
+  droppedBytes = 0;
 
   constructor(opts: ConsoleHubOptions = {}) {
     this.logPath = opts.logPath;
     this.maxLogBytes = opts.maxLogBytes ?? 1 << 20;
     this.scrollbackBytes = opts.scrollbackBytes ?? 64 << 10;
     this.maxViewerBacklog = opts.maxViewerBacklog ?? 4 << 20;
+    this.maxPendingBytes = opts.maxPendingBytes ?? 1 << 20;
     this.onInput = opts.onInput;
     this.onLogError = opts.onLogError;
     if (this.logPath) this.openLog();
@@ -58,11 +65,21 @@ export class ConsoleHub {
   /** Number of attached viewers. */
   get viewers(): number { return this.viewerSet.size; }
 
-  /** Guest output (copied; sent on the next event-loop turn, or by {@link flush}). */
+  /**
+   * Guest output (copied; sent on the next event-loop turn, or by {@link flush}). What
+   * does not fit in `maxPendingBytes` of one turn's batch is dropped and counted.
+   */
   output(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
-    this.pending.push(Buffer.from(bytes));
     this.bytesOut += bytes.length;
+    const room = this.maxPendingBytes - this.pendingBytes;
+    if (bytes.length > room) {
+      this.droppedBytes += bytes.length - Math.max(0, room);
+      if (room <= 0) return;
+      bytes = bytes.subarray(0, room);
+    }
+    this.pending.push(Buffer.from(bytes));
+    this.pendingBytes += bytes.length;
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
@@ -91,6 +108,7 @@ export class ConsoleHub {
     if (this.pending.length === 0) return;
     const chunk = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
     this.pending = [];
+    this.pendingBytes = 0;
     this.writeLog(chunk);
     const keep = this.scrollbackBytes;
     if (chunk.length >= keep) this.ring = Buffer.from(chunk.subarray(chunk.length - keep));
@@ -130,6 +148,8 @@ export class ConsoleHub {
 
   private writeLog(chunk: Buffer): void {
     if (!this.logPath) return;
+    // the log is bounded: of a chunk larger than the whole log, only its end is kept
+    if (chunk.length > this.maxLogBytes) chunk = chunk.subarray(chunk.length - this.maxLogBytes);
     if (this.fd === null) { this.openLog(); if (this.fd === null) return; }
     try {
       if (this.logSize > 0 && this.logSize + chunk.length > this.maxLogBytes) {

@@ -11,7 +11,7 @@ import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ } from '../engine/layout.js';
 import { GuestMemory } from '../devices/guest-memory.js';
 import { handleSbiCall, type SbiPlatform, SBI_SUCCESS, SBI_ERR_INVALID_PARAM, SBI_ERR_ALREADY_AVAILABLE } from '../machine/sbi.js';
 import {
-  SmpControl, W_DOORBELL, W_STOP, W_PAUSE, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED, H_FLUSH,
+  SmpControl, W_DOORBELL, W_STOP, W_PAUSE, W_CONSOLE_INFLIGHT, CONSOLE_INFLIGHT_MAX, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED, H_FLUSH,
   HSM_STARTED, HSM_STOPPED, HSM_START_PENDING,
 } from './smp.js';
 
@@ -83,7 +83,12 @@ async function main(d: HartWorkerData): Promise<void> {
     memory,
     hartCount: d.harts,
     setSoftwareInterrupt: (target, level) => signals[target].setPending(SIP_SSIP, level),
-    consoleWrite: (bytes) => post({ type: 'console', bytes: bytes.slice() }),
+    consoleWrite: (bytes) => {
+      if (Atomics.load(words, W_CONSOLE_INFLIGHT) > CONSOLE_INFLIGHT_MAX) return false;
+      Atomics.add(words, W_CONSOLE_INFLIGHT, bytes.length);
+      post({ type: 'console', bytes: bytes.slice() });
+      return true;
+    },
     consoleRead: () => -1,
     systemReset: (kind) => {
       post({ type: 'reset', kind: kind === 'shutdown' ? 'shutdown' : 'reboot' });

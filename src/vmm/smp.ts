@@ -6,6 +6,9 @@
  *   word 0             doorbell: bumped by a hart that posted an MMIO request
  *   word 1             stop: non-zero asks every hart to leave its run loop
  *   word 2             pause: non-zero asks every hart to park between slices (see below)
+ *   word 3             console bytes posted by harts (SBI DBCN) that the VM thread has
+ *                      not taken yet; past CONSOLE_INFLIGHT_MAX a DBCN write returns 0
+ *                      (the guest retries), so a guest cannot queue unbounded output
  *   per hart i, at HART_WORDS * (i + 1):
  *     +0 mmio state    0 idle, 1 request posted, 2 answered
  *     +1 op            0 read, 1 write
@@ -34,6 +37,9 @@ export const HART_WORDS = 16;
 export const W_DOORBELL = 0;
 export const W_STOP = 1;
 export const W_PAUSE = 2;
+export const W_CONSOLE_INFLIGHT = 3;
+/** Most SBI console bytes in flight from the harts to the VM thread. */
+export const CONSOLE_INFLIGHT_MAX = 1 << 20;
 export const H_MMIO = 0;
 export const H_OP = 1;
 export const H_ADDR = 2;

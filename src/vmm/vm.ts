@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { Board, type BoardConfig } from '../machine/board.js';
 import type { PowerEvent } from '../devices/syscon.js';
 import {
-  SmpControl, W_DOORBELL, W_STOP, W_PAUSE, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED,
+  SmpControl, W_DOORBELL, W_STOP, W_PAUSE, W_CONSOLE_INFLIGHT, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED,
   HSM_STARTED, HSM_STOPPED,
 } from './smp.js';
 import type { HartWorkerData, HartWorkerMessage } from './hart-worker.js';
@@ -188,7 +188,10 @@ export class Vm {
       this.workers.push(worker);
       exits.push(new Promise<void>((resolve) => {
         worker.on('message', (m: HartWorkerMessage) => {
-          if (m.type === 'console') this.board.consoleWrite(m.bytes);
+          if (m.type === 'console') {
+            Atomics.sub(this.ctl.words, W_CONSOLE_INFLIGHT, m.bytes.length);
+            this.board.consoleWrite(m.bytes);
+          }
           else if (m.type === 'reset') this.board.systemReset(m.kind);
           else if (m.type === 'exit') { this.instret[m.id] = BigInt(m.instret); if (process.env.TSVISOR_STATS) process.stderr.write(`tsvisor: hart ${m.id} stopped at pc ${m.pc}\n`); resolve(); }
           else if (m.type === 'error') { this.fatal = `hart ${m.id}: ${m.message}`; this.stopHarts(); resolve(); }

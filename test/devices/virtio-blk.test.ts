@@ -117,6 +117,22 @@ test('DRIVER_OK without FEATURES_OK puts the device in DEVICE_NEEDS_RESET', () =
   assert.equal(dev.read(VIRTIO_MMIO_INTERRUPT_STATUS, 4), VIRTIO_MMIO_INT_CONFIG);
 });
 
+test('status bits cannot be cleared except by a reset (§2.1.2): DRIVER_OK stays set', () => {
+  const { dev, drv, disk } = setup();
+  drv.init();
+  const st = dev.read(VIRTIO_MMIO_STATUS, 4);
+  assert.notEqual(st & VIRTIO_STATUS_DRIVER_OK, 0);
+  drv.w(VIRTIO_MMIO_STATUS, st & ~VIRTIO_STATUS_DRIVER_OK);
+  assert.equal(dev.read(VIRTIO_MMIO_STATUS, 4), st, 'the clear is ignored');
+  drv.w(VIRTIO_MMIO_STATUS, st);
+  const r = request(drv, VIRTIO_BLK_T_IN, 1, 512);
+  drv.publish(drv.chain(r.bufs));
+  drv.kick();
+  assert.equal(statusOf(drv, r.status), VIRTIO_BLK_S_OK, 'still served, once');
+  assert.deepEqual(drv.takeUsed().length, 1);
+  assert.equal(disk.reads, 1);
+});
+
 test('read request: bytes, status, used ring and interrupt', () => {
   const { drv, disk, irq, blk, dev } = setup();
   drv.init();
@@ -222,6 +238,31 @@ test('indirect descriptor table', () => {
   assert.equal(statusOf(drv, r.status), VIRTIO_BLK_S_OK);
   assert.deepEqual(drv.mem.slice(r.data, 512), disk.data.subarray(5 * 512, 6 * 512));
   assert.deepEqual(drv.takeUsed(), [{ id: head, len: 513 }]);
+});
+
+test('a request over seg_max data segments fails with IOERR; one within it is served', () => {
+  const { drv, disk, blk } = setup();
+  drv.init();
+  // the device advertises seg_max = 254 (QueueNumMax 256 minus header and status)
+  assert.equal(drv.dev.read(VIRTIO_MMIO_CONFIG + 12, 4), 254);
+  const split = (segments: number, table: number) => {
+    const r = request(drv, VIRTIO_BLK_T_IN, 0, 4096);
+    const step = 4096 / segments;
+    const bufs: Buf[] = [r.bufs[0]];
+    for (let k = 0; k < segments; k++) bufs.push({ addr: r.data + k * step, len: step, write: true });
+    bufs.push(r.bufs[2]);
+    const head = drv.indirectChain(bufs, table);
+    drv.publish(head);
+    drv.kick();
+    return r;
+  };
+  const over = split(256, INDIRECT_ADDR); // 258 descriptors
+  assert.equal(statusOf(drv, over.status), VIRTIO_BLK_S_IOERR);
+  assert.equal(disk.reads, 0, 'refused before any backend access');
+  const within = split(128, drv.alloc(16 * 130));
+  assert.equal(statusOf(drv, within.status), VIRTIO_BLK_S_OK);
+  assert.deepEqual(drv.mem.slice(within.data, 4096), disk.data.subarray(0, 4096));
+  assert.equal(blk.metrics.ioErrors, 1);
 });
 
 test('out-of-range sectors and partial sectors fail with IOERR and touch nothing', () => {

@@ -483,13 +483,30 @@ test('a broken ring puts the device in DEVICE_NEEDS_RESET; write() never throws'
   assert.equal(text(concat(drv.receive(4))), 'xy', 'after a reset the waiting bytes flow again');
 });
 
-test('maxBuffered: excess host bytes are dropped and reported', () => {
+test('maxBuffered: a write that does not fit is dropped whole and reported', () => {
   const con = new VirtioConsole({ ports: [{}, { name: AGENT, maxBuffered: 10 }] });
   const p = con.ports[1];
-  assert.equal(p.write('0123456789'), true);
-  assert.equal(p.write('abc'), false);
+  assert.equal(p.write('0123456'), true);
+  assert.equal(p.write('abcd'), false, 'never cut in two: 3 bytes of room, 4 asked');
+  assert.equal(p.buffered, 7);
+  assert.equal(p.metrics.droppedBytes, 4);
+  assert.equal(p.write('abc'), true);
   assert.equal(p.buffered, 10);
-  assert.equal(p.metrics.droppedBytes, 3);
+});
+
+test('a driver repeating DEVICE_READY without control receive buffers cannot grow the host queue', () => {
+  const { drv, con } = setup();
+  drv.probe();
+  for (let i = 0; i < 5000; i++) drv.sendControl(VIRTIO_CONSOLE_BAD_ID, VIRTIO_CONSOLE_DEVICE_READY, 1);
+  assert.ok(con.metrics.droppedControl >= 5000 * 2 - 64, `dropped ${con.metrics.droppedControl}`);
+  drv.fill(2, 8);
+  let got = 0;
+  for (let round = 0; round < 20; round++) {
+    const n = drv.control().length;
+    if (n === 0) break;
+    got += n;
+  }
+  assert.ok(got > 0 && got <= 16 + 8 * 2, `${got} control messages were kept`);
 });
 
 test('device reset closes the ports (onOpen(false)); waiting bytes survive for the next driver', () => {

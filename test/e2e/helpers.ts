@@ -141,3 +141,23 @@ export function pseudoRandomCsv(lines: number, seed: number): string {
   }
   return out.join('');
 }
+
+/** `@@ key value...` lines of a guest script's output (the run's stdout) -> key -> value. */
+export function results(r: RunResult): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const raw of r.stdout.split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    const i = line.indexOf('@@ ');
+    if (i < 0) continue;
+    const rest = line.slice(i + 3);
+    const sp = rest.indexOf(' ');
+    m.set(sp < 0 ? rest : rest.slice(0, sp), sp < 0 ? '' : rest.slice(sp + 1));
+  }
+  return m;
+}
+
+/** Starts `fn` once; later calls get the same promise (so boots can overlap tests). */
+export function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined;
+  return () => (p ??= fn());
+}

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   bytesHash, describeRun, fileHash, findTool, host, pseudoRandomBytes, pseudoRandomCsv, tsvisor, type RunResult,
+  once, results,
 } from './helpers.js';
 
 const BOOT_TIMEOUT_MS = 4 * 60_000; // a trivial command: a boot takes up to ~60 s on a loaded machine
@@ -60,26 +61,6 @@ function debugfsDump(img: string, path: string, dest: string): Buffer {
   rmSync(dest, { force: true });
   host(tool('debugfs'), ['-R', `dump ${path} ${dest}`, img]);
   try { return readFileSync(dest); } catch { throw new Error(`${path} is not on ${img} (debugfs dump made nothing)`); }
-}
-
-/** `@@ name value...` lines of a guest script's output. */
-function results(r: RunResult): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const raw of r.stdout.split('\n')) {
-    const line = raw.replace(/\r$/, '');
-    const i = line.indexOf('@@ ');
-    if (i < 0) continue;
-    const rest = line.slice(i + 3);
-    const sp = rest.indexOf(' ');
-    m.set(sp < 0 ? rest : rest.slice(0, sp), sp < 0 ? '' : rest.slice(sp + 1));
-  }
-  return m;
-}
-
-/** Starts `fn` once; later calls get the same promise (so boots can overlap tests). */
-function once<T>(fn: () => Promise<T>): () => Promise<T> {
-  let p: Promise<T> | undefined;
-  return () => (p ??= fn());
 }
 
 // ---------------------------------------------------------------------------------------

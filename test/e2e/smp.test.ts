@@ -21,7 +21,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { REPO_ROOT, describeRun, findTool, host, tsvisor, type RunResult } from './helpers.js';
+import { REPO_ROOT, describeRun, findTool, host, once, results, tsvisor } from './helpers.js';
 
 const CC = 'riscv64-linux-gnu-gcc';
 const SOURCE = join(REPO_ROOT, 'test', 'e2e', 'guest', 'atomics.c');
@@ -61,20 +61,6 @@ function guestScript(cpus: number): string {
   return lines.join('\n') + '\n';
 }
 
-/** `@@ key value...` lines -> key -> value. */
-function results(r: RunResult): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const raw of r.stdout.split('\n')) {
-    const line = raw.replace(/\r$/, '');
-    const i = line.indexOf('@@ ');
-    if (i < 0) continue;
-    const rest = line.slice(i + 3);
-    const sp = rest.indexOf(' ');
-    m.set(sp < 0 ? rest : rest.slice(0, sp), sp < 0 ? '' : rest.slice(sp + 1));
-  }
-  return m;
-}
-
 /** Check one `@@ atomics... atomic=N mutex=N STATUS` line. */
 function checkAtomics(m: Map<string, string>, key: string, what: string): void {
   const v = m.get(key);
@@ -84,12 +70,6 @@ function checkAtomics(m: Map<string, string>, key: string, what: string): void {
   assert.equal(Number(f[1]), EXPECTED, `${what}: atomic counter (AMOADD) lost updates: ${v}`);
   assert.equal(Number(f[2]), EXPECTED, `${what}: mutex-protected counter lost updates: ${v}`);
   assert.equal(f[3], '0', `${what}: the program's exit status`);
-}
-
-/** Starts `fn` once; later calls get the same promise. */
-function once<T>(fn: () => Promise<T>): () => Promise<T> {
-  let p: Promise<T> | undefined;
-  return () => (p ??= fn());
 }
 
 describe('tsvisor run --cpus N (SMP end to end)', { timeout: 15 * 60_000 }, () => {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FdtNode, buildFdt, cells64 } from '../../src/machine/fdt.js';
 import { parseKernelImage, layoutBoot, BootError } from '../../src/machine/boot.js';
-import { handleSbiCall, EID_BASE, EID_TIME, EID_IPI, EID_HSM, EID_SRST, EID_DBCN, SBI_ERR_NOT_SUPPORTED, SBI_ERR_INVALID_PARAM, type SbiHart, type SbiPlatform } from '../../src/machine/sbi.js';
+import { handleSbiCall, EID_BASE, EID_TIME, EID_IPI, EID_HSM, EID_SRST, EID_DBCN, SBI_ERR_NOT_SUPPORTED, SBI_ERR_INVALID_PARAM, DBCN_MAX_BYTES, type SbiHart, type SbiPlatform } from '../../src/machine/sbi.js';
 import { GuestMemory } from '../../src/devices/guest-memory.js';
 
 /** Minimal flattened-device-tree reader, enough to check what buildFdt wrote. */
@@ -102,7 +102,7 @@ function platform() {
   const p: SbiPlatform = {
     memory: mem, hartCount: 2,
     setSoftwareInterrupt: (id, l) => log.push(`ssip ${id} ${l}`),
-    consoleWrite: (b) => out.push(...b),
+    consoleWrite: (b) => { out.push(...b); return true; },
     consoleRead: () => -1,
     systemReset: (k) => log.push(`reset ${k}`),
     hartStart: (id, s, o) => { log.push(`start ${id} ${s.toString(16)} ${o}`); return 0; },
@@ -139,9 +139,16 @@ test('SBI: base, time, IPI masks, HSM, SRST, DBCN and unknown extensions', () =>
   assert.equal(h.value, 5n); assert.equal(new TextDecoder().decode(Uint8Array.from(out)), 'hello');
   handleSbiCall(h.call(EID_DBCN, 0, 100n, 0x8000_0ff0n, 0n), p); // runs past the end of RAM
   assert.equal(h.err, BigInt(SBI_ERR_INVALID_PARAM));
+  handleSbiCall(h.call(EID_DBCN, 0, 5n, 0x8000_0010n, 1n), p); // base_addr_hi: bits 64 and up
+  assert.equal(h.err, BigInt(SBI_ERR_INVALID_PARAM), 'an address above 2^64 is refused');
+  out.length = 0;
+  handleSbiCall(h.call(EID_DBCN, 0, -1n, 0x8000_0000n, 0n), p); // num_bytes 2^64-1
+  assert.equal(h.err, 0n);
+  assert.equal(h.value, BigInt(DBCN_MAX_BYTES), 'a short write: at most DBCN_MAX_BYTES per call');
+  assert.equal(out.length, DBCN_MAX_BYTES);
   handleSbiCall(h.call(0x0a000000, 0), p);
   assert.equal(h.err, BigInt(SBI_ERR_NOT_SUPPORTED));
   handleSbiCall(h.call(EID_SRST, 0, 0n, 0n), p);
   assert.deepEqual(log.splice(0), ['reset shutdown']);
-  assert.equal(h.skipped, 13);
+  assert.equal(h.skipped, 15);
 });

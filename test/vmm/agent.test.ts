@@ -134,3 +134,17 @@ test('shellQuoteArgv round-trips through sh -c', (t) => {
   }
   assert.equal(r.stdout, args.map((a) => `[${a}]`).join(''));
 });
+
+test('an exec the port cannot take (guest not reading) is refused, not sent in part', async () => {
+  let full = false;
+  const sent: string[] = [];
+  const c = new AgentClient({ write: (b: Uint8Array) => { if (full) return false; sent.push(Buffer.from(b).toString()); return true; } });
+  full = true;
+  await assert.rejects(c.exec(['rm', '-rf', '/tmp/x/y'], collector().h), /not reading/);
+  assert.equal(c.running, 0, 'nothing left pending');
+  full = false;
+  const p = c.exec(['true'], collector().h);
+  assert.equal(sent.length, 1);
+  c.receive(Buffer.from('X 2 0\n'));
+  assert.equal(await p, 0);
+});

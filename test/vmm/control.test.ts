@@ -226,7 +226,7 @@ test('a stale socket is replaced; a missing one means not_running', async () => 
   }
 });
 
-test('console hub: scrollback keeps the last 64 KiB; the log rotates at its limit', async () => {
+test('console hub: scrollback keeps the last 64 KiB; the log rotates at its limit; floods are capped', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tsvisor-hub-'));
   try {
     const log = join(dir, 'console.log');
@@ -240,8 +240,19 @@ test('console hub: scrollback keeps the last 64 KiB; the log rotates at its limi
     const sb = hub.scrollback();
     assert.equal(sb.length, 64 << 10);
     assert.equal(sb.subarray(-1024).toString(), '9'.repeat(1024));
-    assert.ok(statSync(log).size <= 1000 + 1024 * 100);
+    assert.equal(statSync(log).size, 1000, 'a batch larger than the log keeps only its end');
+    assert.equal(readFileSync(log, 'utf8'), '9'.repeat(1000));
     await hub.close();
+    // a flood within one event-loop turn is capped, the overflow counted
+    const small = new ConsoleHub({ maxPendingBytes: 4096, scrollbackBytes: 1 << 20 });
+    for (let i = 0; i < 10; i++) small.output(Buffer.alloc(1000, 0x41 + i));
+    assert.equal(small.droppedBytes, 10_000 - 4096);
+    const kept = small.scrollback();
+    assert.equal(kept.length, 4096);
+    assert.equal(kept.subarray(0, 1000).toString(), 'A'.repeat(1000), 'the oldest output is kept, the overflow dropped');
+    small.output(Buffer.from('after'));
+    assert.equal(small.scrollback().subarray(-5).toString(), 'after', 'the next turn has room again');
+    await small.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -14,8 +14,10 @@
  * device-writable part. Supported types: IN, OUT, FLUSH, GET_ID; others get
  * UNSUPP. Errors:
  *
- * - IN/OUT with a data length that is not a multiple of 512, or reaching past
- *   the capacity: IOERR.
+ * - IN/OUT with a data length that is not a multiple of 512, reaching past
+ *   the capacity, or over VIRTIO_BLK_MAX_REQUEST_BYTES: IOERR.
+ * - A request of more than seg_max + 2 descriptors (the advertised seg_max data
+ *   segments plus header and status; indirect tables count by their entries): IOERR.
  * - OUT on a readonly backend: IOERR, the backend is not called (§5.2.6.2).
  * - A header shorter than 16 bytes or any buffer outside guest RAM: IOERR,
  *   checked before any backend access, so a malformed request never writes to
@@ -63,6 +65,12 @@ export const VIRTIO_BLK_ID_BYTES = 20;
 
 const CONFIG_SIZE = 72;
 const HEADER_SIZE = 16;
+/**
+ * Largest data transfer of one IN/OUT request, in bytes. Linux sends at most
+ * max_sectors_kb (1280 KiB by default); the cap stops a hostile driver from making
+ * one request move the whole disk while this VM's device thread waits.
+ */
+export const VIRTIO_BLK_MAX_REQUEST_BYTES = 64 << 20;
 
 /** I/O counters for metering. Bytes count only successful transfers. */
 export interface VirtioBlkMetrics {
@@ -265,6 +273,7 @@ export class VirtioBlk implements VirtioDevice {
 
   private execute(vq: Virtqueue, chain: DescriptorChain): Outcome {
     const mem = vq.mem;
+    if (chain.readable.length + chain.writable.length > this.queueSize) return IOERR; // over seg_max + 2
     const hdrSegs = vq.checkBuffers(chain.readable, 0, HEADER_SIZE);
     if (!hdrSegs) return IOERR;
     const hdr = new Uint8Array(HEADER_SIZE);
@@ -331,9 +340,12 @@ export class VirtioBlk implements VirtioDevice {
     }
   }
 
-  /** Byte offset of `sector` if `len` bytes from there fit the disk and len is a whole number of sectors; else -1. */
+  /**
+   * Byte offset of `sector` if `len` bytes from there fit the disk, len is a whole
+   * number of sectors and at most VIRTIO_BLK_MAX_REQUEST_BYTES; else -1.
+   */
   private checkRange(sector: bigint, len: number): number {
-    if (len < 0 || len % VIRTIO_BLK_SECTOR_SIZE !== 0) return -1;
+    if (len < 0 || len % VIRTIO_BLK_SECTOR_SIZE !== 0 || len > VIRTIO_BLK_MAX_REQUEST_BYTES) return -1;
     const start = sector * BigInt(VIRTIO_BLK_SECTOR_SIZE);
     if (start + BigInt(len) > BigInt(this.capacityBytes)) return -1;
     return Number(start);

@@ -232,23 +232,22 @@ export class VirtioConsolePort {
    * Send bytes to the guest (§5.3.6: they fill the port's receiveq buffers).
    * Strings are UTF-8 encoded; bytes are copied. Delivered at once if the guest
    * has the port open and buffers posted, else kept (in order) until it has.
-   * @returns false if some bytes were dropped because `maxBuffered` bytes are already waiting.
+   * All or nothing: a write that does not fit in what is left of `maxBuffered` is
+   * dropped whole (a message is never cut in two, e.g. an agent command line).
+   * @returns false if the bytes were dropped because too many are already waiting.
    */
   write(bytes: Uint8Array | string): boolean {
-    let b = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes.slice();
-    const room = Math.max(0, this.maxBuffered - this.count);
-    let ok = true;
-    if (b.length > room) {
-      this.metrics.droppedBytes += b.length - room;
-      b = b.subarray(0, room);
-      ok = false;
+    const b = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes.slice();
+    if (b.length > this.maxBuffered - this.count) {
+      this.metrics.droppedBytes += b.length;
+      return false;
     }
     if (b.length > 0) {
       this.chunks.push(b);
       this.count += b.length;
       this.kick(this);
     }
-    return ok;
+    return true;
   }
 
   /** @internal Drop everything waiting. */
@@ -456,7 +455,19 @@ export class VirtioConsole implements VirtioDevice {
     v.setUint16(4, event, true);
     v.setUint16(6, value, true);
     if (extra) m.set(extra, VIRTIO_CONSOLE_CONTROL_SIZE);
+    // A driver that keeps sending DEVICE_READY/PORT_READY without posting control
+    // receiveq buffers would grow this queue without bound: past the cap (every port's
+    // whole set-up, several times over) new messages are dropped and counted.
+    if (this.control.length >= this.maxControl) {
+      this.metrics.droppedControl++;
+      return;
+    }
     this.control.push(m);
+  }
+
+  /** Most control messages kept waiting for receiveq buffers. */
+  private get maxControl(): number {
+    return 16 + 8 * this.ports.length;
   }
 
   /** Fill control receiveq buffers with waiting messages, one message per buffer. */

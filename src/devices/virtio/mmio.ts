@@ -360,8 +360,10 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
       return;
     }
     const old = this.status;
-    // DEVICE_NEEDS_RESET is owned by the device.
-    let next = (v & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET) | (old & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    // DEVICE_NEEDS_RESET is owned by the device. §2.1.2: the driver MUST NOT clear a
+    // status bit (only a reset does), so a write that tries keeps the bit: DRIVER_OK
+    // cannot go 1 -> 0 -> 1 and activate the device twice with two feature sets.
+    let next = ((v | old) & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET) | (old & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
     if ((next & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK)) {
       // §3.1.1 step 6 / §2.2: accept only offered features, and (for a modern
       // transport) only if VIRTIO_F_VERSION_1 was accepted; otherwise leave
@@ -375,7 +377,7 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
         this.enterNeedsReset('DRIVER_OK set without FEATURES_OK');
         return;
       }
-      if (!(next & VIRTIO_STATUS_DEVICE_NEEDS_RESET)) this.activate();
+      if (!(next & VIRTIO_STATUS_DEVICE_NEEDS_RESET) && !this.activated) this.activate();
     }
   }
 
