@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../host/atomic.js';
 import { Host, type HostOptions } from '../host/host.js';
 import { hostPaths, type HostPaths } from '../host/paths.js';
 import { withFileLock } from '../images/lock.js';
-import { createApiServer } from './server.js';
+import { createApiServer, type ApiServer } from './server.js';
 
 /** Options of {@link runDaemon}. */
 export interface DaemonOptions {
@@ -93,7 +93,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   chmodSync(paths.runDir, 0o700);
 
   let host: Host | undefined;
-  const servers: Server[] = [];
+  const servers: ApiServer[] = [];
   let tcp: { host: string; port: number } | undefined;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((r) => { resolveClosed = r; });
@@ -101,7 +101,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const close = (): Promise<void> => {
     closing ??= (async () => {
       log('shutting down (VMs keep running)');
-      for (const s of servers) { s.close(); s.closeAllConnections?.(); }
+      for (const s of servers) { s.close(); s.closeAllConnections?.(); s.destroyUpgraded(); }
       await host?.close();
       rmSync(paths.socket, { force: true });
       try {

@@ -83,9 +83,16 @@ export function authorized(req: IncomingMessage, token: string | undefined): boo
 
 const VM_ACTIONS = new Set(['start', 'stop', 'kill', 'pause', 'resume', 'restart', 'exec', 'console']);
 
+/** The API's HTTP server, plus a way to end the console sessions it upgraded. */
+export interface ApiServer extends Server {
+  /** Destroy every upgraded (console) connection: `closeAllConnections()` does not see them. */
+  destroyUpgraded(): void;
+}
+
 /** Create the API server for `host` (not listening yet). */
-export function createApiServer(host: Host, opts: ApiServerOptions = {}): Server {
+export function createApiServer(host: Host, opts: ApiServerOptions = {}): ApiServer {
   const log = opts.log ?? (() => {});
+  const consoles = new Set<Duplex>();
   const server = createServer((req, res) => {
     handle(host, opts, req, res).catch((e) => {
       const { status, body } = errorAnswer(e);
@@ -95,6 +102,10 @@ export function createApiServer(host: Host, opts: ApiServerOptions = {}): Server
     });
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // before anything can fail: a client resetting the connection must not take the daemon down
+    socket.on('error', () => socket.destroy());
+    consoles.add(socket);
+    socket.on('close', () => consoles.delete(socket));
     upgrade(host, opts, req, socket, head).catch((e) => {
       const { status, body } = errorAnswer(e);
       rawAnswer(socket, status, body);
@@ -104,7 +115,21 @@ export function createApiServer(host: Host, opts: ApiServerOptions = {}): Server
     if (socket.writable) rawAnswer(socket, 400, { error: { code: 'bad_request', message: 'malformed HTTP request' } });
     else socket.destroy();
   });
-  return server;
+  return Object.assign(server, {
+    destroyUpgraded(): void {
+      for (const c of consoles) c.destroy();
+      consoles.clear();
+    },
+  });
+}
+
+/** The decoded segments of the URL's path; malformed percent-encoding is a 400. */
+function pathParts(url: URL): string[] {
+  try {
+    return url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    throw new ApiError(400, 'bad_request', `malformed percent-encoding in ${url.pathname}`);
+  }
 }
 
 function rawAnswer(socket: Duplex, status: number, body: unknown): void {
@@ -115,7 +140,7 @@ function rawAnswer(socket: Duplex, status: number, body: unknown): void {
 async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://tsvisor');
   const method = req.method ?? 'GET';
-  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = pathParts(url);
   if (url.pathname === '/openapi.json' && method === 'GET') { sendJson(res, 200, openApiDocument()); return; }
   if (!authorized(req, opts.token)) {
     res.setHeader('www-authenticate', 'Bearer realm="tsvisor"');
@@ -213,7 +238,7 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
 
 async function upgrade(host: Host, opts: ApiServerOptions, req: IncomingMessage, client: Duplex, head: Buffer): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://tsvisor');
-  const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = pathParts(url);
   if (!authorized(req, opts.token)) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token (see $TSVISOR_HOME/token)');
   if (!(parts.length === 4 && parts[0] === 'v1' && parts[1] === 'vms' && parts[3] === 'console') || req.method !== 'GET') {
     throw new ApiError(404, 'not_found', `no upgrade route ${url.pathname}`);

@@ -162,11 +162,13 @@ interface Entry {
   samples: Sample[];
   statusBusy: boolean;
   restartTimer?: NodeJS.Timeout;
-  crashes: number;
   waiters: Array<() => void>;
   /** Poll ticks the pid of an own child has looked dead (the exit event normally comes first). */
   deadTicks: number;
 }
+
+/** Longest Unix socket path Linux takes (sun_path is 108 bytes with its NUL). */
+const MAX_UNIX_SOCKET_PATH = 107;
 
 const ALIVE: readonly VmState[] = ['starting', 'running', 'paused', 'stopping'];
 const SAMPLE_WINDOW_MS = 3000;
@@ -233,13 +235,13 @@ export class Host {
     if (h.cgroups.warning) h.log(`warning: ${h.cgroups.warning}`);
     else h.log(`cgroup ${h.cgroups.version} at ${h.cgroups.root}`);
     h.log(`capacity ${h.capacity.cores} cores, ${h.capacity.memoryBytes} bytes; overcommit ${h.overcommit}; VM process ${h.vmm}`);
+    // every VM first (so admission counts them all), then adopt or record each
     for (const name of h.store.names()) {
       const def = h.store.load(name);
       if (!def) continue;
-      const e: Entry = { def, rt: h.store.loadRuntime(name), lock: Promise.resolve(), samples: [], statusBusy: false, crashes: 0, waiters: [], deadTicks: 0 };
-      h.entries.set(name, e);
-      await h.adopt(name, e);
+      h.entries.set(name, { def, rt: h.store.loadRuntime(name), lock: Promise.resolve(), samples: [], statusBusy: false, waiters: [], deadTicks: 0 });
     }
+    for (const [name, e] of h.entries) await h.adopt(name, e);
     const poll = opts.pollMs ?? 500;
     h.timers.push(setInterval(() => h.tick(), poll));
     h.timers.push(setInterval(() => h.flush(), opts.flushMs ?? 5000));
@@ -373,8 +375,12 @@ export class Host {
       createdAt: Date.now(),
     };
     validateDefinition(def, { cores: this.capacity.cores });
+    const sock = this.store.paths(def.name).sock;
+    if (Buffer.byteLength(sock) > MAX_UNIX_SOCKET_PATH) {
+      throw new HostError('invalid_argument', `VM name ${def.name} is too long for this TSVISOR_HOME: its control socket ${sock} would pass the ${MAX_UNIX_SOCKET_PATH}-byte limit of Unix socket paths`);
+    }
     this.store.create(def);
-    this.entries.set(def.name, { def, rt: { state: 'stopped', restarts: 0 }, lock: Promise.resolve(), samples: [], statusBusy: false, crashes: 0, waiters: [], deadTicks: 0 });
+    this.entries.set(def.name, { def, rt: { state: 'stopped', restarts: 0 }, lock: Promise.resolve(), samples: [], statusBusy: false, waiters: [], deadTicks: 0 });
     this.log(`created ${def.name}`);
     return this.get(def.name);
   }
@@ -447,7 +453,7 @@ export class Host {
     if (this.closed) throw new HostError('unavailable', 'the daemon is shutting down');
     if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
     if (e.restartTimer) { clearTimeout(e.restartTimer); e.restartTimer = undefined; }
-    if (!auto) e.crashes = 0;
+    if (!auto) e.rt.shortRuns = 0;
     validateDefinition(e.def, { cores: this.capacity.cores });
     if (!e.def.kernel && this.opts.ensureImage !== false) {
       try {
@@ -484,7 +490,14 @@ export class Host {
     rmSync(p.sock, { force: true });
     rmSync(p.exit, { force: true });
     let child: ChildProcess;
-    const logFd = openSync(p.log, 'a', 0o600);
+    let logFd: number;
+    try {
+      logFd = openSync(p.log, 'a', 0o600);
+    } catch (err) {
+      e.rt.state = 'stopped';
+      this.save(name, e);
+      throw new HostError('internal', `cannot start ${name}: ${(err as Error).message}`);
+    }
     try {
       child = spawn(process.execPath, [this.vmm, p.dir], {
         detached: true,
@@ -775,7 +788,13 @@ export class Host {
         e.rt.starttime = stat?.starttime ?? e.rt.starttime ?? 0;
         e.rt.memoryBytes = e.rt.memoryBytes ?? (st?.memoryBytes || e.def.memoryBytes);
         e.rt.startedAt = e.rt.startedAt ?? st?.startedAt ?? Date.now();
-        e.rt.state = st ? (st.state === 'paused' ? 'paused' : 'running') : e.rt.state === 'stopping' ? 'running' : (wasAlive ? e.rt.state : 'running');
+        if (e.rt.state === 'stopping' || st?.state === 'stopping') {
+          // a stop was asked before the daemon restarted: it is still a stop (no restart after it)
+          e.rt.state = 'stopping';
+          e.intent = 'stop';
+        } else {
+          e.rt.state = st ? (st.state === 'paused' ? 'paused' : 'running') : (wasAlive && e.rt.state !== 'starting' ? e.rt.state : 'running');
+        }
         let cgroupBaseNs: number | null = null;
         if (this.cgroups.version !== 'none') {
           try {
@@ -803,10 +822,14 @@ export class Host {
     }
     if (wasAlive) {
       // it ended while no daemon was watching
-      const code = pid ? this.exitFileCode(name, pid) : null;
+      const x = pid ? this.exitFile(name, pid) : null;
+      const code = x?.code ?? null;
       const reason: VmExit['reason'] = e.rt.state === 'stopping' ? 'requested' : code === 0 ? 'poweroff' : 'crash';
-      this.recordExit(name, e, { at: Date.now(), code, signal: null, reason });
+      this.recordExit(name, e, { at: x?.at ?? Date.now(), code, signal: null, reason });
       this.maybeRestart(name, e, reason);
+    } else if (e.rt.lastExit && (e.rt.state === 'crashed' || e.rt.state === 'stopped')) {
+      // an automatic restart that was waiting out its backoff when the last daemon stopped
+      this.maybeRestart(name, e, e.rt.lastExit.reason);
     }
   }
 
@@ -818,7 +841,7 @@ export class Host {
       return;
     }
     if (e.child?.pid === pid) e.child = undefined;
-    if (code === null && signal === null) code = this.exitFileCode(name, pid);
+    if (code === null && signal === null) code = this.exitFile(name, pid)?.code ?? null;
     const reason: VmExit['reason'] = e.intent ? 'requested' : code === 0 ? 'poweroff' : 'crash';
     this.recordExit(name, e, { at: Date.now(), code, signal, reason });
     this.maybeRestart(name, e, reason);
@@ -829,21 +852,22 @@ export class Host {
    * written just before it exits), if that file is about process `pid`; else null
    * (killed by a signal: no file, or an older one).
    */
-  private exitFileCode(name: string, pid: number): number | null {
-    const x = readJsonFile<{ code?: unknown; pid?: unknown }>(this.store.paths(name).exit);
-    return x && x.pid === pid && typeof x.code === 'number' ? x.code : null;
+  private exitFile(name: string, pid: number): { code: number; at: number | undefined } | null {
+    const x = readJsonFile<{ code?: unknown; pid?: unknown; at?: unknown }>(this.store.paths(name).exit);
+    if (!x || x.pid !== pid || typeof x.code !== 'number') return null;
+    return { code: x.code, at: typeof x.at === 'number' && Number.isFinite(x.at) ? x.at : undefined };
   }
 
   private recordExit(name: string, e: Entry, exit: VmExit): void {
     if (e.rt.pid) this.sampleCpu(name, e); // the cgroup still counts the last moments
-    this.ledger.endRun(name);
+    this.ledger.endRun(name, exit.at);
     const ranMs = e.rt.startedAt ? exit.at - e.rt.startedAt : 0;
-    e.rt = { state: exit.reason === 'crash' ? 'crashed' : 'stopped', restarts: e.rt.restarts, lastExit: exit };
+    // a run that ended by itself soon after its start makes the next automatic restart wait longer
+    const shortRuns = exit.reason === 'requested' ? 0 : ranMs > 30_000 ? 1 : (e.rt.shortRuns ?? 0) + 1;
+    e.rt = { state: exit.reason === 'crash' ? 'crashed' : 'stopped', restarts: e.rt.restarts, lastExit: exit, shortRuns };
     e.intent = undefined;
     e.guest = undefined;
     e.samples = [];
-    if (exit.reason === 'crash') e.crashes = ranMs > 30_000 ? 1 : e.crashes + 1;
-    else e.crashes = 0;
     const p = this.store.paths(name);
     rmSync(p.pid, { force: true });
     this.cgroups.remove(name);
@@ -857,7 +881,7 @@ export class Host {
 
   private maybeRestart(name: string, e: Entry, reason: VmExit['reason']): void {
     if (this.closed || !shouldRestart(e.def.restart, reason)) return;
-    const delay = restartDelayMs(Math.max(0, e.crashes - 1));
+    const delay = restartDelayMs(Math.max(0, (e.rt.shortRuns ?? 0) - 1));
     this.log(`${name}: restart policy ${e.def.restart}: restarting in ${delay} ms`);
     this.cancelRestart(e);
     e.restartTimer = setTimeout(() => {

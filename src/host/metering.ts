@@ -132,11 +132,11 @@ export class UsageLedger {
     if (dr > 0 || dw > 0) { u.updatedAt = this.now(); this.dirty = true; }
   }
 
-  /** Accumulate memory-seconds of the run up to now. */
-  tickMemory(name: string): void {
+  /** Accumulate memory-seconds of the run up to now (or up to `until`, ms since the epoch). */
+  tickMemory(name: string, until?: number): void {
     const u = this.vms[name];
     if (!u?.run) return;
-    const t = this.now();
+    const t = until === undefined ? this.now() : Math.min(until, this.now());
     const dt = (t - u.run.lastMemoryAt) / 1000;
     if (dt > 0) {
       u.memoryGiBSeconds += (u.run.memoryBytes / GIB) * dt;
@@ -146,11 +146,15 @@ export class UsageLedger {
     }
   }
 
-  /** The VM process is gone: account memory up to now and stop metering it. */
-  endRun(name: string): void {
+  /**
+   * The VM process is gone: account memory up to `endedAt` (ms since the epoch; default
+   * now, e.g. the time the process recorded in vm.exit when no daemon saw it end) and stop
+   * metering it.
+   */
+  endRun(name: string, endedAt?: number): void {
     const u = this.vms[name];
     if (!u?.run) return;
-    this.tickMemory(name);
+    this.tickMemory(name, endedAt);
     delete u.run;
     u.updatedAt = this.now();
     this.dirty = true;

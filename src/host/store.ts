@@ -46,6 +46,8 @@ export interface VmRuntime {
   lastExit?: VmExit;
   /** Automatic restarts done by the restart policy so far. */
   restarts: number;
+  /** Consecutive runs that ended within 30 s of their start (the restart backoff's step). */
+  shortRuns?: number;
 }
 
 /** Check a VM name; throws HostError('invalid_argument'). */

@@ -214,10 +214,22 @@ export class ControlServer {
     };
     const b64 = (d: Uint8Array) => Buffer.from(d.buffer, d.byteOffset, d.length).toString('base64');
     try {
-      const code = await this.target.exec(argv as string[], stdin, {
+      const run = this.target.exec(argv as string[], stdin, {
         stdout: (d) => { if (d.length) emit({ stream: 'stdout', data: b64(d) }); },
         stderr: (d) => { if (d.length) emit({ stream: 'stderr', data: b64(d) }); },
       });
+      // A refusal (agent not answering, VM paused, ...) comes at once and still gets its
+      // own HTTP status; otherwise the 200 goes out now, so a caller waiting for headers
+      // does not mistake a silent command (`sleep 60`) for a VM that does not answer.
+      let settled = false;
+      run.then(() => { settled = true; }, () => { settled = true; });
+      await new Promise<void>((r) => setImmediate(r));
+      if (!settled && !started) {
+        started = true;
+        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' });
+        res.flushHeaders();
+      }
+      const code = await run;
       emit({ exit: code });
     } catch (e) {
       if (!started) throw e; // still time for a proper error status

@@ -138,7 +138,6 @@ export class Vm {
     Atomics.notify(this.ctl.words, W_DOORBELL);
   }
 
-  /** Answer every posted MMIO request. */
   /** Answer every posted MMIO request; true when there was at least one. */
   private serveMmio(): boolean {
     const c = this.ctl;

@@ -136,6 +136,27 @@ describe('errors: JSON {error:{code,message}}, proper status, nothing written', 
     unchanged();
   });
 
+  test('malformed percent-encoding in the path: 400', async () => {
+    assertError(await call('GET', '/v1/vms/%E0'), 400, 'bad_request', /percent-encoding/);
+    unchanged();
+  });
+
+  test('a client resetting an unauthorized upgrade does not take the daemon down', async () => {
+    for (let i = 0; i < 3; i++) {
+      await new Promise<void>((resolve) => {
+        const s = connect(daemon.tcp!.port, daemon.tcp!.host, () => {
+          s.write('GET /v1/vms/web/console HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tsvisor-console\r\n\r\n');
+          setTimeout(() => { s.resetAndDestroy(); resolve(); }, 20 * i);
+        });
+        s.on('error', () => resolve());
+      });
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    const ok = await call('GET', '/v1/host');
+    assert.equal(ok.status, 200, 'the daemon still answers');
+    unchanged();
+  });
+
   test('malformed JSON: 400', async () => {
     assertError(await call('POST', '/v1/vms', '{"name": "x", '), 400, 'invalid_json', /malformed JSON/);
     assertError(await call('PATCH', '/v1/vms/web', 'not json'), 400, 'invalid_json');

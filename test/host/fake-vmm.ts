@@ -6,7 +6,9 @@
  *
  * Environment: FAKE_VMM_BUSY=1 burns CPU on one worker thread per vCPU (like harts);
  * FAKE_VMM_CRASH_MS=N exits with status 3 after N ms, leaving its socket behind;
- * FAKE_VMM_DISK_RATE=N pretends the guest reads and writes N bytes/s on each disk.
+ * FAKE_VMM_DISK_RATE=N pretends the guest reads and writes N bytes/s on each disk;
+ * FAKE_VMM_POWEROFF_MS=N exits with status 0 after N ms (the guest powered off by itself);
+ * FAKE_VMM_STOP_MS=N takes N ms (default 100) to power off after POST /stop.
  * Run without arguments (as the test runner does with every file), it does nothing.
  */
 import { readFileSync, rmSync } from 'node:fs';
@@ -55,7 +57,7 @@ function main(dir: string): void {
         case 'POST /stop':
           state = 'stopping';
           json(202, {});
-          setTimeout(() => exit(0), 100);
+          setTimeout(() => exit(0), Number(process.env.FAKE_VMM_STOP_MS ?? 100));
           return;
         case 'POST /kill':
           json(202, {});
@@ -90,4 +92,6 @@ function main(dir: string): void {
   process.on('SIGTERM', () => exit(0));
   const crash = Number(process.env.FAKE_VMM_CRASH_MS ?? 0);
   if (crash > 0) setTimeout(() => process.exit(3), crash);
+  const poweroff = Number(process.env.FAKE_VMM_POWEROFF_MS ?? 0);
+  if (poweroff > 0) setTimeout(() => exit(0), poweroff);
 }

@@ -180,6 +180,75 @@ describe('Host with the fake VM process', () => {
     assert.equal(ledger.vms.busy.cpuSeconds, total);
   });
 
+  test('a stop asked before the daemon restarted stays a stop (no restart under restart=always)', async () => {
+    await closeHost(h);
+    h = await open({ env: { ...process.env, FAKE_VMM_STOP_MS: '1500' } });
+    h.create({ name: 'gamma', memoryBytes: 64 * MiB, restart: 'always' });
+    const v = await h.start('gamma');
+    pids.push(v.pid!);
+    const stopping = h.stop('gamma', { timeoutMs: 10_000 }).catch(() => undefined);
+    await waitFor(() => h.get('gamma').state === 'stopping', 5000, 'stopping');
+    await closeHost(h);
+    h = await open();
+    assert.equal(h.get('gamma').state, 'stopping', 'the new daemon knows the stop is under way');
+    await waitFor(() => h.get('gamma').state === 'stopped', 8000, 'stopped');
+    assert.equal(h.get('gamma').lastExit?.reason, 'requested');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(h.get('gamma').state, 'stopped', 'not restarted');
+    assert.equal(h.get('gamma').restarts, 0);
+    await stopping;
+  });
+
+  test('an automatic restart waiting out its backoff is done by the next daemon', async () => {
+    await closeHost(h);
+    h = await open({ env: { ...process.env, FAKE_VMM_CRASH_MS: '200' } });
+    h.create({ name: 'delta', memoryBytes: 64 * MiB, restart: 'on-failure' });
+    pids.push((await h.start('delta')).pid!);
+    await waitFor(() => h.get('delta').state === 'crashed', 5000, 'crashed');
+    await closeHost(h); // before the 0.5 s backoff ends
+    h = await open();
+    await waitFor(() => h.get('delta').state === 'running', 8000, 'restarted by the new daemon');
+    pids.push(h.get('delta').pid!);
+    assert.equal(h.get('delta').restarts, 1);
+    await h.update('delta', { restart: 'no' });
+    await h.kill('delta');
+  });
+
+  test('restart=always backs off for a guest that keeps powering off at once', async () => {
+    await closeHost(h);
+    const lines: string[] = [];
+    h = await open({ env: { ...process.env, FAKE_VMM_POWEROFF_MS: '100' }, log: (l) => lines.push(l) });
+    h.create({ name: 'eps', memoryBytes: 64 * MiB, restart: 'always' });
+    pids.push((await h.start('eps')).pid!);
+    await waitFor(() => h.get('eps').restarts >= 2 && h.get('eps').state === 'stopped', 10_000, 'two automatic restarts');
+    const delays = lines.map((l) => /^eps: restart policy always: restarting in (\d+) ms$/.exec(l)).filter((m) => m).map((m) => Number(m![1]));
+    assert.deepEqual(delays.slice(0, 3), [500, 1000, 2000]);
+    assert.equal(h.get('eps').lastExit?.reason, 'poweroff');
+    await h.update('eps', { restart: 'no' });
+  });
+
+  test('a VM that ended while no daemon ran is metered up to the time it ended', async () => {
+    await closeHost(h);
+    h = await open();
+    h.create({ name: 'zeta', memoryBytes: 1 * GiB });
+    const v = await h.start('zeta');
+    pids.push(v.pid!);
+    await closeHost(h);
+    const before = JSON.parse(readFileSync(paths.usage, 'utf8')).vms.zeta.memoryGiBSeconds as number;
+    process.kill(v.pid!, 'SIGKILL');
+    await waitFor(() => { try { process.kill(v.pid!, 0); return false; } catch { return true; } }, 5000, 'process gone');
+    const at = Date.now();
+    writeFileSync(join(paths.vms, 'zeta', 'vm.exit'), JSON.stringify({ code: 0, reason: 'guest powered off', pid: v.pid, at }) + '\n');
+    await new Promise((r) => setTimeout(r, 2000)); // no daemon: not the VM's time
+    h = await open();
+    const info = h.get('zeta');
+    assert.equal(info.state, 'stopped');
+    assert.equal(info.lastExit?.reason, 'poweroff');
+    assert.equal(info.lastExit?.at, at);
+    const after = h.usage().vms.find((x) => x.name === 'zeta')!.memoryGiBSeconds;
+    assert.ok(after - before < 1, `charged ${after - before} GiB·s for a VM that had ended (2 s of 1 GiB would be 2)`);
+  });
+
   test('delete needs the VM stopped unless forced; usage totals are kept', async () => {
     const v = await h.start('beta');
     pids.push(v.pid!);

@@ -24,6 +24,8 @@ class FakeVm implements ControlTarget {
   stops: number[] = [];
   kills = 0;
   input: string[] = [];
+  /** What a `silent` exec waits for before it ends (no output meanwhile). */
+  silence: Promise<void> = Promise.resolve();
   readonly hub: ConsoleHub;
   constructor(logPath?: string) {
     this.hub = new ConsoleHub({ logPath, onInput: (b) => this.input.push(Buffer.from(b).toString()) });
@@ -45,6 +47,7 @@ class FakeVm implements ControlTarget {
   async exec(argv: string[], stdin: Uint8Array | undefined, out: ExecOutput): Promise<number> {
     if (!this.agent) throw new ControlHttpError(409, 'agent_unavailable', 'no agent');
     if (argv[0] === 'boom') throw new Error('agent lost');
+    if (argv[0] === 'silent') { await this.silence; return 0; }
     out.stdout(Buffer.from(`ran ${argv.join(' ')}\n`));
     if (stdin) out.stdout(stdin);
     out.stderr(Buffer.from('warn\n'));
@@ -164,6 +167,25 @@ describe('control channel', () => {
     await assert.rejects(client.exec(dir, ['late-boom'], { stdout: (d) => out.push(Buffer.from(d).toString()) }),
       (e: client.ControlError) => e.code === 'exec_failed' && /late/.test(e.message));
     assert.equal(out.join(''), 'ran late-boom\n');
+  });
+
+  test('POST /exec of a silent command answers 200 at once, the exit status when it ends', async () => {
+    let end!: () => void;
+    vm.silence = new Promise((r) => { end = r; });
+    const t0 = Date.now();
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      const req = request({ socketPath: sock, method: 'POST', path: '/exec', headers: { 'content-type': 'application/json' } }, resolve);
+      req.on('error', reject);
+      req.end(JSON.stringify({ argv: ['silent'] }));
+    });
+    assert.equal(res.statusCode, 200, 'headers come while the command still runs');
+    assert.ok(Date.now() - t0 < 2000);
+    let body = '';
+    res.on('data', (d) => { body += d; });
+    const ended = new Promise((r) => res.on('end', r));
+    end();
+    await ended;
+    assert.deepEqual(JSON.parse(body.trim()), { exit: 0 });
   });
 
   test('console: scrollback, then live output to several viewers; their input reaches the guest', async () => {
