@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { request, type Server } from 'node:http';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../host/atomic.js';
+import { writeFileAtomic } from '../vmm/atomic.js';
 import { Host, type HostOptions } from '../host/host.js';
 import { hostPaths, type HostPaths } from '../host/paths.js';
 import { withFileLock } from '../images/lock.js';

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureDefaultImage } from '../images/index.js';
 import type { VmProcessStatus } from '../vmm/control-api.js';
 import { admitMemory, hostCapacity, memoryBudget, type HostCapacity, type MemoryBudget } from './admission.js';
-import { writeFileAtomic, readJsonFile } from './atomic.js';
+import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
 import { detectCgroups, type CgroupDriver, type CgroupVersion } from './cgroups.js';
 import { HostError } from './errors.js';
 import { runCpuSeconds, UsageLedger, type VmUsage } from './metering.js';
@@ -251,6 +251,11 @@ export class Host {
   }
 
   private log(line: string): void { this.logLine(line); }
+
+  /** The control channel of VM `name`'s process. */
+  private channel(name: string): VmChannel {
+    return new VmChannel(this.store.paths(name).dir);
+  }
 
   /** Stop supervising (the VM processes keep running) and write the ledger. */
   async close(): Promise<void> {
@@ -545,7 +550,7 @@ export class Host {
 
     // wait for the control channel
     const deadline = Date.now() + (this.opts.startTimeoutMs ?? 60_000);
-    const channel = new VmChannel(p.sock);
+    const channel = this.channel(name);
     while (Date.now() < deadline) {
       if (e.rt.pid !== pid || !ALIVE.includes(e.rt.state)) {
         throw new HostError('internal', `VM ${name} exited while starting${e.rt.lastExit ? ` (${describeExit(e.rt.lastExit)})` : ''}${logTail(p.log)}`);
@@ -603,7 +608,7 @@ export class Host {
       e.intent = 'stop';
       const wasPaused = e.rt.state === 'paused';
       this.setState(name, e, 'stopping');
-      const ch = new VmChannel(this.store.paths(name).sock);
+      const ch = this.channel(name);
       if (wasPaused) await ch.post('/resume', {}, 2000).catch(() => undefined);
       let asked = true;
       try {
@@ -637,7 +642,7 @@ export class Host {
     const pid = e.rt.pid;
     if (!pid) { this.setState(name, e, 'stopped'); return; }
     e.intent = 'kill';
-    await new VmChannel(this.store.paths(name).sock).post('/kill', {}, 1000).catch(() => undefined);
+    await this.channel(name).post('/kill', {}, 1000).catch(() => undefined);
     if (!(await this.waitGone(e, pid, 2000))) {
       this.signal(pid, 'SIGKILL');
       await this.waitGone(e, pid, 5000);
@@ -658,7 +663,7 @@ export class Host {
     return this.locked(name, async (e) => {
       if (e.rt.state === 'paused') return this.get(name);
       if (e.rt.state !== 'running') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
-      await new VmChannel(this.store.paths(name).sock).post('/pause', {}, 5000);
+      await this.channel(name).post('/pause', {}, 5000);
       this.setState(name, e, 'paused');
       return this.get(name);
     });
@@ -669,7 +674,7 @@ export class Host {
     return this.locked(name, async (e) => {
       if (e.rt.state === 'running') return this.get(name);
       if (e.rt.state !== 'paused') throw new HostError('conflict', `VM ${name} is not paused (${e.rt.state})`);
-      await new VmChannel(this.store.paths(name).sock).post('/resume', {}, 5000);
+      await this.channel(name).post('/resume', {}, 5000);
       this.setState(name, e, 'running');
       return this.get(name);
     });
@@ -693,7 +698,7 @@ export class Host {
     const e = this.entry(name);
     if (e.rt.state !== 'running') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
     try {
-      return await new VmChannel(this.store.paths(name).sock).open('POST', '/exec', body, 30_000);
+      return await this.channel(name).open('POST', '/exec', body, 30_000);
     } catch (err) {
       throw new HostError('unavailable', `VM ${name} does not answer: ${(err as Error).message}`);
     }
@@ -704,7 +709,7 @@ export class Host {
     const e = this.entry(name);
     if (!ALIVE.includes(e.rt.state) || e.rt.state === 'stopping') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
     try {
-      return await new VmChannel(this.store.paths(name).sock).upgradeConsole(5000);
+      return await this.channel(name).upgradeConsole(5000);
     } catch (err) {
       throw new HostError('unavailable', `VM ${name} does not answer: ${(err as Error).message}`);
     }
@@ -780,7 +785,7 @@ export class Host {
     const wasAlive = ALIVE.includes(e.rt.state);
     if (pid && processAlive(pid, e.rt.starttime || undefined)) {
       let st: VmProcessStatus | undefined;
-      try { st = await new VmChannel(p.sock).status(2000); } catch { /* booting, or busy */ }
+      try { st = await this.channel(name).status(2000); } catch { /* booting, or busy */ }
       if (st && typeof st.pid === 'number' && st.pid !== pid) st = undefined;
       if (st || (e.rt.pid === pid && e.rt.starttime)) {
         const stat = readProcStat(pid);
@@ -917,7 +922,7 @@ export class Host {
       while (e.samples.length > 2 && now - e.samples[0].at > SAMPLE_WINDOW_MS) e.samples.shift();
       if ((this.ticks % 4 === 0 || e.rt.state === 'starting') && !e.statusBusy) {
         e.statusBusy = true;
-        new VmChannel(this.store.paths(name).sock).status(1500).then((st) => {
+        this.channel(name).status(1500).then((st) => {
           if (e.rt.pid !== pid || !ALIVE.includes(e.rt.state)) return;
           this.noteStatus(name, e, st);
           if (e.rt.state === 'starting') this.setState(name, e, st.state === 'paused' ? 'paused' : 'running');

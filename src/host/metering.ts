@@ -13,7 +13,7 @@
  * The run record is persisted with the totals: a daemon that restarts and re-adopts a
  * running VM continues where it left off, without counting anything twice.
  */
-import { readJsonFile, writeJsonAtomic } from './atomic.js';
+import { readJsonFile, writeJsonAtomic } from '../vmm/atomic.js';
 
 const GIB = 1024 ** 3;
 

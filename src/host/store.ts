@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { MAX_HARTS, MAX_RAM_BYTES } from '../engine/layout.js';
-import { readJsonFile, writeJsonAtomic } from './atomic.js';
+import { readJsonFile, writeJsonAtomic } from '../vmm/atomic.js';
 import { HostError } from './errors.js';
 import { vmPaths, type VmPaths } from './paths.js';
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';

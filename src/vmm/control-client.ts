@@ -1,6 +1,6 @@
 /**
  * Client of a VM process's control channel (control-api.ts): HTTP/1.1 over the Unix
- * socket `<vmDir>/vm.sock`, with node:http. Used by the host daemon.
+ * socket `<vmDir>/vm.sock`, with node:http. The host daemon's VmChannel is built on it.
  *
  * Every function rejects with {@link ControlError}: `code` is the server's error code,
  * or `not_running` when nothing listens on the socket (no socket file, connection
@@ -75,19 +75,44 @@ function errorFromBody(status: number, text: string): ControlError {
   return new ControlError('protocol', `HTTP ${status}: ${text.slice(0, 200)}`, status);
 }
 
-/** One JSON request/response exchange; resolves with the parsed body of a 2xx answer. */
-async function call(vmDir: string, method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<unknown> {
+/**
+ * Send a request and resolve with the raw response once its head arrives (the body is
+ * not read: the caller streams it). `opts.timeoutMs` (default 15000) limits the wait for
+ * the head only. Rejects with ControlError (`not_running`, `timeout`, ...) when there is
+ * no answer.
+ */
+export function request(vmDir: string, method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = startRequest(vmDir, method, path, body, opts.timeoutMs ?? 15_000);
     req.on('error', (e) => reject(connectionError(vmDir, e)));
     req.on('response', (res) => {
-      readBody(res).then((text) => {
-        const status = res.statusCode ?? 0;
-        if (status < 200 || status >= 300) { reject(errorFromBody(status, text)); return; }
-        try { resolve(text.trim() ? JSON.parse(text) : {}); } catch { reject(new ControlError('protocol', `${method} ${path}: answer is not JSON`, status)); }
-      }, (e: NodeJS.ErrnoException) => reject(connectionError(vmDir, e)));
+      req.setTimeout(0); // the answer came: a long, quiet body (exec) is not a timeout
+      resolve(res);
     });
   });
+}
+
+/**
+ * One JSON request/response exchange; resolves with the parsed body of a 2xx answer.
+ * Rejects with ControlError: with `status` set when the VM process answered otherwise.
+ */
+export async function call(vmDir: string, method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<unknown> {
+  const res = await request(vmDir, method, path, body, opts);
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  res.setTimeout(timeoutMs, () => res.destroy(new ControlError('timeout', `${method} ${path}: the answer stalled for ${timeoutMs} ms`)));
+  let text: string;
+  try {
+    text = await readBody(res);
+  } catch (e) {
+    throw connectionError(vmDir, e as NodeJS.ErrnoException);
+  }
+  const status = res.statusCode ?? 0;
+  if (status < 200 || status >= 300) throw errorFromBody(status, text);
+  try {
+    return text.trim() ? JSON.parse(text) : {};
+  } catch {
+    throw new ControlError('protocol', `${method} ${path}: answer is not JSON`, status);
+  }
 }
 
 /** `GET /status`: the VM process's state, sizes and counters. */
@@ -126,25 +151,37 @@ export async function resume(vmDir: string, opts?: RequestOptions): Promise<VmPr
 }
 
 /**
- * `GET /console` with `Upgrade: tsvisor-console`: a raw byte stream to the VM's serial
- * console. Reading gives the scrollback (up to 64 KiB) and then live output; writing
- * types into the console. Ending or destroying the stream detaches (the VM keeps running);
- * it ends when the VM process exits.
+ * `GET /console` with `Upgrade: tsvisor-console`, as it comes: the upgraded socket and
+ * the bytes that arrived with the 101 answer, or the plain response when the VM process
+ * did not upgrade. Rejects with ControlError when there is no answer.
  */
-export function attachConsole(vmDir: string, opts: RequestOptions = {}): Promise<Duplex> {
+export function upgradeConsole(vmDir: string, opts: RequestOptions = {}): Promise<{ socket: Socket; head: Buffer } | { response: IncomingMessage }> {
   return new Promise((resolve, reject) => {
     const req = startRequest(vmDir, 'GET', '/console', undefined, opts.timeoutMs ?? 15_000,
       { connection: 'Upgrade', upgrade: 'tsvisor-console' });
     req.on('error', (e) => reject(connectionError(vmDir, e)));
     req.on('upgrade', (_res: IncomingMessage, socket: Socket, head: Buffer) => {
       socket.setTimeout(0);
-      if (head.length) socket.unshift(head);
-      resolve(socket);
+      resolve({ socket, head });
     });
-    req.on('response', (res) => {
-      readBody(res).then((text) => reject(errorFromBody(res.statusCode ?? 0, text)), reject);
+    req.on('response', (response) => {
+      req.setTimeout(0);
+      resolve({ response });
     });
   });
+}
+
+/**
+ * `GET /console` with `Upgrade: tsvisor-console`: a raw byte stream to the VM's serial
+ * console. Reading gives the scrollback (up to 64 KiB) and then live output; writing
+ * types into the console. Ending or destroying the stream detaches (the VM keeps running);
+ * it ends when the VM process exits.
+ */
+export async function attachConsole(vmDir: string, opts: RequestOptions = {}): Promise<Duplex> {
+  const r = await upgradeConsole(vmDir, opts);
+  if ('response' in r) throw errorFromBody(r.response.statusCode ?? 0, await readBody(r.response));
+  if (r.head.length) r.socket.unshift(r.head);
+  return r.socket;
 }
 
 /** Callbacks and input of {@link exec}. */

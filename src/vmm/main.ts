@@ -23,7 +23,8 @@
  * The guest runs its login shell on the serial console (no command archive). The
  * control channel's console viewers see and type into it.
  */
-import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { appendFileSync, readFileSync, unlinkSync } from 'node:fs';
+import { writeFileAtomic } from './atomic.js';
 import type { Duplex } from 'node:stream';
 import { Vm } from './vm.js';
 import { ConsoleHub } from './console-hub.js';
@@ -37,19 +38,6 @@ import { FileBlockBackend } from '../devices/node/file-block.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { ensureDefaultImage } from '../images/index.js';
 import type { PowerEvent } from '../devices/syscon.js';
-
-/** Write `text` to `path` atomically: a temporary file, fsync, rename. */
-function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
 
 /**
  * Largest exec stdin: the agent runs one `sh -c` command line, which Linux limits to
@@ -113,7 +101,7 @@ class VmProcess implements ControlTarget {
       }
       return this.finish(1, `cannot listen on ${this.paths.sock}: ${(e as Error).message}`);
     }
-    writeFileAtomic(this.paths.pid, `${process.pid}\n`);
+    writeFileAtomic(this.paths.pid, `${process.pid}\n`, 0o644);
     this.ownsPidFile = true;
     this.hub = new ConsoleHub({
       logPath: this.paths.consoleLog,
@@ -349,7 +337,7 @@ class VmProcess implements ControlTarget {
       } catch { /* gone */ }
     }
     if (!this.foreign) try {
-      writeFileAtomic(this.paths.exit, JSON.stringify({ code, reason, pid: process.pid, at: Date.now() }) + '\n');
+      writeFileAtomic(this.paths.exit, JSON.stringify({ code, reason, pid: process.pid, at: Date.now() }) + '\n', 0o644);
     } catch { /* best effort */ }
     process.exit(code);
   }
