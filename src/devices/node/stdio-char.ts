@@ -4,6 +4,7 @@
  * `process.stdin` 'data' events) and buffered until the UART pulls it.
  */
 import type { CharBackend } from '../bus.js';
+import { ByteQueue } from '../byte-queue.js';
 
 /** Options for {@link StdioCharBackend}. */
 export interface StdioCharOptions {
@@ -15,9 +16,7 @@ export interface StdioCharOptions {
 
 /** Buffered console backend. */
 export class StdioCharBackend implements CharBackend {
-  private chunks: Uint8Array[] = [];
-  private head = 0; // bytes already consumed from chunks[0]
-  private count = 0;
+  private readonly input = new ByteQueue();
   private readonly maxBuffered: number;
   private readonly onInput?: () => void;
   /** Input bytes dropped because the buffer was full. */
@@ -32,14 +31,13 @@ export class StdioCharBackend implements CharBackend {
   /** Queue host input for the guest. Strings are encoded as UTF-8. The bytes are copied. */
   push(bytes: Uint8Array | string): void {
     let b = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes.slice();
-    const room = this.maxBuffered - this.count;
+    const room = this.maxBuffered - this.input.length;
     if (b.length > room) {
       this.dropped += b.length - Math.max(room, 0);
       b = b.subarray(0, Math.max(room, 0));
     }
     if (b.length === 0) return;
-    this.chunks.push(b);
-    this.count += b.length;
+    this.input.push(b);
     this.onInput?.();
   }
 
@@ -50,26 +48,11 @@ export class StdioCharBackend implements CharBackend {
 
   /** Take up to `max` input bytes (oldest first); empty when none. */
   read(max: number): Uint8Array {
-    const n = Math.min(Math.max(0, Math.floor(max)), this.count);
-    const out = new Uint8Array(n);
-    let done = 0;
-    while (done < n) {
-      const c = this.chunks[0];
-      const take = Math.min(c.length - this.head, n - done);
-      out.set(c.subarray(this.head, this.head + take), done);
-      done += take;
-      this.head += take;
-      if (this.head === c.length) {
-        this.chunks.shift();
-        this.head = 0;
-      }
-    }
-    this.count -= n;
-    return out;
+    return this.input.take(max);
   }
 
   /** Number of input bytes waiting. */
   pending(): number {
-    return this.count;
+    return this.input.length;
   }
 }

@@ -274,14 +274,8 @@ export class VirtioBlk implements VirtioDevice {
   private execute(vq: Virtqueue, chain: DescriptorChain): Outcome {
     const mem = vq.mem;
     if (chain.readable.length + chain.writable.length > this.queueSize) return IOERR; // over seg_max + 2
-    const hdrSegs = vq.checkBuffers(chain.readable, 0, HEADER_SIZE);
-    if (!hdrSegs) return IOERR;
-    const hdr = new Uint8Array(HEADER_SIZE);
-    let p = 0;
-    for (const s of hdrSegs) {
-      hdr.set(mem.slice(s.addr, s.len), p);
-      p += s.len;
-    }
+    const hdr = vq.readBuffers(chain.readable, 0, HEADER_SIZE);
+    if (!hdr) return IOERR;
     const hv = new DataView(hdr.buffer);
     const type = hv.getUint32(0, true);
     const sector = hv.getBigUint64(8, true);
@@ -326,13 +320,7 @@ export class VirtioBlk implements VirtioDevice {
         return { status: VIRTIO_BLK_S_OK, written: 0 };
       case VIRTIO_BLK_T_GET_ID: {
         const n = Math.min(VIRTIO_BLK_ID_BYTES, writableData);
-        const segs = vq.checkBuffers(chain.writable, 0, n);
-        if (!segs) return IOERR;
-        let from = 0;
-        for (const s of segs) {
-          mem.slice(s.addr, s.len).set(this.serial.subarray(from, from + s.len));
-          from += s.len;
-        }
+        if (!vq.writeBuffers(chain.writable, this.serial.subarray(0, n))) return IOERR;
         return { status: VIRTIO_BLK_S_OK, written: n };
       }
       default:

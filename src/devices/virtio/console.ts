@@ -50,6 +50,7 @@
 import type { MmioWidth } from '../bus.js';
 import { VIRTIO_ID_CONSOLE, type VirtioDevice, type VirtioDeviceContext } from './device.js';
 import type { DescriptorChain, Virtqueue } from './queue.js';
+import { ByteQueue } from '../byte-queue.js';
 
 /** Feature bits (§5.3.3), as masks. */
 export const VIRTIO_CONSOLE_F_SIZE = 1n << 0n;
@@ -196,12 +197,8 @@ export class VirtioConsolePort {
   onOpen: ((open: boolean) => void) | null;
   /** Live counters. */
   readonly metrics: VirtioConsolePortMetrics = newPortMetrics();
-  /** @internal Bytes waiting for the guest (oldest first); `head` bytes of chunks[0] are consumed. */
-  chunks: Uint8Array[] = [];
-  /** @internal */
-  head = 0;
-  /** @internal */
-  count = 0;
+  /** @internal Bytes waiting for the guest, oldest first. */
+  readonly pending = new ByteQueue();
   /** @internal The driver sent PORT_READY(1) since the last reset. */
   readyFlag = false;
   /** @internal The driver reports the port open. */
@@ -225,7 +222,7 @@ export class VirtioConsolePort {
 
   /** Host bytes waiting to be delivered to the guest. */
   get buffered(): number {
-    return this.count;
+    return this.pending.length;
   }
 
   /**
@@ -238,35 +235,15 @@ export class VirtioConsolePort {
    */
   write(bytes: Uint8Array | string): boolean {
     const b = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes.slice();
-    if (b.length > this.maxBuffered - this.count) {
+    if (b.length > this.maxBuffered - this.pending.length) {
       this.metrics.droppedBytes += b.length;
       return false;
     }
     if (b.length > 0) {
-      this.chunks.push(b);
-      this.count += b.length;
+      this.pending.push(b);
       this.kick(this);
     }
     return true;
-  }
-
-  /** @internal Drop everything waiting. */
-  clearPending(): void {
-    this.chunks = [];
-    this.head = 0;
-    this.count = 0;
-  }
-
-  /** @internal The waiting bytes as one array (for save()). */
-  pendingBytes(): Uint8Array {
-    const out = new Uint8Array(this.count);
-    let p = 0;
-    this.chunks.forEach((c, i) => {
-      const part = i === 0 ? c.subarray(this.head) : c;
-      out.set(part, p);
-      p += part.length;
-    });
-    return out;
   }
 }
 
@@ -379,7 +356,7 @@ export class VirtioConsole implements VirtioDevice {
   /** Serializable state (see {@link VirtioConsoleState}). */
   save(): VirtioConsoleState {
     return {
-      ports: this.ports.map((p) => ({ ready: p.readyFlag, guestOpen: p.openFlag, pending: toBase64(p.pendingBytes()), metrics: { ...p.metrics } })),
+      ports: this.ports.map((p) => ({ ready: p.readyFlag, guestOpen: p.openFlag, pending: toBase64(p.pending.peekAll()), metrics: { ...p.metrics } })),
       control: this.control.map(toBase64),
       metrics: { ...this.metrics },
     };
@@ -393,12 +370,8 @@ export class VirtioConsole implements VirtioDevice {
       const ps = ports[i] as Partial<VirtioConsolePortState> | undefined;
       p.readyFlag = ps?.ready === true;
       p.openFlag = ps?.guestOpen === true;
-      p.clearPending();
-      const data = fromBase64(ps?.pending);
-      if (data.length) {
-        p.chunks.push(data);
-        p.count = data.length;
-      }
+      p.pending.clear();
+      p.pending.push(fromBase64(ps?.pending));
       Object.assign(p.metrics, numbers(newPortMetrics(), ps?.metrics));
     });
     this.control = Array.isArray(s?.control) ? s!.control.map(fromBase64).filter((m) => m.length >= VIRTIO_CONSOLE_CONTROL_SIZE) : [];
@@ -434,7 +407,7 @@ export class VirtioConsole implements VirtioDevice {
     if (!ctx || this.broken) return;
     try {
       if (this.multiport) this.deliverControl(ctx);
-      for (const p of this.ports) if (p.count > 0 && p.guestOpen) this.deliverPort(ctx, p);
+      for (const p of this.ports) if (p.pending.length > 0 && p.guestOpen) this.deliverPort(ctx, p);
     } catch (e) {
       this.fail(ctx, e);
     }
@@ -480,14 +453,12 @@ export class VirtioConsole implements VirtioDevice {
       const chain = vq.pop();
       if (!chain) break;
       const msg = this.control.shift()!;
-      const segs = chain.writableLength >= msg.length ? vq.checkBuffers(chain.writable, 0, msg.length) : null;
-      if (!segs) {
+      if (vq.writeBuffers(chain.writable, msg)) {
+        vq.pushUsed(chain.head, msg.length);
+      } else {
         // too small or outside RAM: the message is lost, the buffer goes back empty
         this.metrics.droppedControl++;
         vq.pushUsed(chain.head, 0);
-      } else {
-        copyIn(vq, segs, msg);
-        vq.pushUsed(chain.head, msg.length);
       }
       pushed = true;
     }
@@ -500,10 +471,10 @@ export class VirtioConsole implements VirtioDevice {
     const vq = ctx.queue(qi);
     if (!vq) return;
     let pushed = false;
-    while (p.count > 0) {
+    while (p.pending.length > 0) {
       const chain = vq.pop();
       if (!chain) break;
-      const n = Math.min(chain.writableLength, p.count);
+      const n = Math.min(chain.writableLength, p.pending.length);
       const segs = n > 0 ? vq.checkBuffers(chain.writable, 0, n) : null;
       if (!segs) {
         // no writable space or outside RAM: return the buffer unused, keep the bytes
@@ -511,8 +482,7 @@ export class VirtioConsole implements VirtioDevice {
         pushed = true;
         continue;
       }
-      const data = takeBytes(p, n);
-      copyIn(vq, segs, data);
+      vq.copyToSegments(segs, p.pending.take(n));
       p.metrics.rxBytes += n;
       vq.pushUsed(chain.head, n);
       pushed = true;
@@ -522,6 +492,40 @@ export class VirtioConsole implements VirtioDevice {
 
   /** Consume a port's transmitq: each buffer's bytes go to `onData`. */
   private serveTx(ctx: VirtioDeviceContext, qi: number, p: VirtioConsolePort): void {
+    this.drain(ctx, qi, readChain, (data) => {
+      if (!data) {
+        p.metrics.badBuffers++;
+        return;
+      }
+      if (data.length === 0) return;
+      p.metrics.txBytes += data.length;
+      try {
+        p.onData?.(data);
+      } catch {
+        // a host callback bug is not the guest's fault
+      }
+    });
+  }
+
+  /** Consume the control transmitq (§5.3.6.2), answering each message. */
+  private serveControlTx(ctx: VirtioDeviceContext): void {
+    this.drain(ctx, 3, (vq, chain) => vq.readBuffers(chain.readable, 0, VIRTIO_CONSOLE_CONTROL_SIZE), (msg) => {
+      if (!msg) {
+        this.metrics.badControl++;
+        return;
+      }
+      const v = new DataView(msg.buffer);
+      this.handleControl(v.getUint32(0, true), v.getUint16(4, true), v.getUint16(6, true));
+    });
+  }
+
+  /**
+   * Take every available buffer of the device-readable queue `qi`: `read` copies what
+   * is needed out of it, the buffer goes back to the used ring at once (nothing is
+   * written into it), then `handle` gets the copy (null: `read` refused the buffer).
+   * One used-buffer notification at the end; a structural ring error fails the device.
+   */
+  private drain<T>(ctx: VirtioDeviceContext, qi: number, read: (vq: Virtqueue, chain: DescriptorChain) => T | null, handle: (data: T | null) => void): void {
     const vq = ctx.queue(qi);
     if (!vq) return;
     let pushed = false;
@@ -529,20 +533,10 @@ export class VirtioConsole implements VirtioDevice {
       for (;;) {
         const chain = vq.pop();
         if (!chain) break;
-        const data = readChain(vq, chain);
+        const data = read(vq, chain);
         vq.pushUsed(chain.head, 0);
         pushed = true;
-        if (!data) {
-          p.metrics.badBuffers++;
-          continue;
-        }
-        if (data.length === 0) continue;
-        p.metrics.txBytes += data.length;
-        try {
-          p.onData?.(data);
-        } catch {
-          // a host callback bug is not the guest's fault
-        }
+        handle(data);
       }
     } catch (e) {
       if (pushed) ctx.usedBuffers(qi);
@@ -550,42 +544,6 @@ export class VirtioConsole implements VirtioDevice {
       return;
     }
     if (pushed) ctx.usedBuffers(qi);
-  }
-
-  /** Consume the control transmitq (§5.3.6.2), answering each message. */
-  private serveControlTx(ctx: VirtioDeviceContext): void {
-    const vq = ctx.queue(3);
-    if (!vq) return;
-    let pushed = false;
-    try {
-      for (;;) {
-        const chain = vq.pop();
-        if (!chain) break;
-        const segs = chain.readableLength >= VIRTIO_CONSOLE_CONTROL_SIZE ? vq.checkBuffers(chain.readable, 0, VIRTIO_CONSOLE_CONTROL_SIZE) : null;
-        let msg: Uint8Array | null = null;
-        if (segs) {
-          msg = new Uint8Array(VIRTIO_CONSOLE_CONTROL_SIZE);
-          let at = 0;
-          for (const s of segs) {
-            msg.set(vq.mem.slice(s.addr, s.len), at);
-            at += s.len;
-          }
-        }
-        vq.pushUsed(chain.head, 0);
-        pushed = true;
-        if (!msg) {
-          this.metrics.badControl++;
-          continue;
-        }
-        const v = new DataView(msg.buffer);
-        this.handleControl(v.getUint32(0, true), v.getUint16(4, true), v.getUint16(6, true));
-      }
-    } catch (e) {
-      if (pushed) ctx.usedBuffers(3);
-      this.fail(ctx, e);
-      return;
-    }
-    if (pushed) ctx.usedBuffers(3);
   }
 
   /** One control message from the driver (§5.3.6.2; QEMU's virtio-serial-bus handle_control_message). */
@@ -639,46 +597,10 @@ export class VirtioConsole implements VirtioDevice {
   }
 }
 
-/** Copy `data` into the segments (which together are exactly data.length bytes). */
-function copyIn(vq: Virtqueue, segs: { addr: number; len: number }[], data: Uint8Array): void {
-  let from = 0;
-  for (const s of segs) {
-    vq.mem.slice(s.addr, s.len).set(data.subarray(from, from + s.len));
-    from += s.len;
-  }
-}
-
 /** The readable bytes of a chain (a copy), or null if it is larger than the cap or reaches outside RAM. */
 function readChain(vq: Virtqueue, chain: DescriptorChain): Uint8Array | null {
   if (chain.readableLength > VIRTIO_CONSOLE_MAX_TX_CHAIN) return null;
-  const segs = vq.checkBuffers(chain.readable, 0, chain.readableLength);
-  if (!segs) return null;
-  const out = new Uint8Array(chain.readableLength);
-  let at = 0;
-  for (const s of segs) {
-    out.set(vq.mem.slice(s.addr, s.len), at);
-    at += s.len;
-  }
-  return out;
-}
-
-/** Remove and return the first `n` waiting bytes of a port (n <= p.count). */
-function takeBytes(p: VirtioConsolePort, n: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let done = 0;
-  while (done < n) {
-    const c = p.chunks[0];
-    const take = Math.min(c.length - p.head, n - done);
-    out.set(c.subarray(p.head, p.head + take), done);
-    done += take;
-    p.head += take;
-    if (p.head === c.length) {
-      p.chunks.shift();
-      p.head = 0;
-    }
-  }
-  p.count -= n;
-  return out;
+  return vq.readBuffers(chain.readable, 0, chain.readableLength);
 }
 
 /** `defaults` with every finite number of `from` copied over. */

@@ -256,6 +256,43 @@ export class Virtqueue {
     return remaining === 0 ? out : null;
   }
 
+  /**
+   * Copy `len` bytes starting `skip` bytes into the concatenation of `descs` out of
+   * guest RAM.
+   * @returns the bytes, or null when {@link checkBuffers} refuses the range.
+   */
+  readBuffers(descs: readonly Descriptor[], skip: number, len: number): Uint8Array | null {
+    const segs = this.checkBuffers(descs, skip, len);
+    if (!segs) return null;
+    const out = new Uint8Array(len);
+    let at = 0;
+    for (const s of segs) {
+      out.set(this.mem.slice(s.addr, s.len), at);
+      at += s.len;
+    }
+    return out;
+  }
+
+  /** Copy `data` into guest RAM over `segs` (from {@link checkBuffers}; together exactly data.length bytes). */
+  copyToSegments(segs: readonly Segment[], data: Uint8Array): void {
+    let from = 0;
+    for (const s of segs) {
+      this.mem.slice(s.addr, s.len).set(data.subarray(from, from + s.len));
+      from += s.len;
+    }
+  }
+
+  /**
+   * Copy `data` into the concatenation of `descs` from its start.
+   * @returns false (nothing written) when {@link checkBuffers} refuses the range.
+   */
+  writeBuffers(descs: readonly Descriptor[], data: Uint8Array): boolean {
+    const segs = this.checkBuffers(descs, 0, data.length);
+    if (!segs) return false;
+    this.copyToSegments(segs, data);
+    return true;
+  }
+
   // ---- internals ----
 
   private checkArea(what: string, addr: number, len: number): void {
