@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import {
   FALLBACK_APPLETS, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, agentScript, buildInitramfs, busyboxApplets, initScript, initramfsEntries,
 } from '../../src/images/index.js';
@@ -81,6 +81,20 @@ test('initramfs layout', () => {
   assert.match(dec.decode(byPath.get('etc/profile')!.data), /poweroff\(\)/);
 });
 
+/** Syntax-check `script` with the host's POSIX shell (`sh -n`); noted, not failed, without one. */
+function checkShellSyntax(t: TestContext, name: string, script: string): void {
+  const shell = ['dash', 'sh'].find((c) => hasCommand(c, ['-c', 'true']));
+  if (!shell) {
+    t.diagnostic('no host sh: syntax not checked');
+    return;
+  }
+  const { dir, cleanup } = tempDir();
+  t.after(cleanup);
+  writeFileSync(join(dir, name), script);
+  const r = spawnSync(shell, ['-n', join(dir, name)], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+}
+
 test('/init keeps its contract', (t) => {
   const s = initScript();
   assert.ok(s.startsWith('#!/bin/sh\n'));
@@ -97,17 +111,7 @@ test('/init keeps its contract', (t) => {
   // The marker comes after the command and before power-off.
   assert.ok(s.indexOf('sh /tsvisor/cmd < /dev/null') < s.indexOf('TSVISOR-EXIT'));
   assert.ok(s.indexOf('TSVISOR-EXIT') < s.lastIndexOf('poweroff -f'));
-  // Syntax check with the host's POSIX shell.
-  const shell = ['dash', 'sh'].find((c) => hasCommand(c, ['-c', 'true']));
-  if (!shell) {
-    t.diagnostic('no host sh: syntax not checked');
-    return;
-  }
-  const { dir, cleanup } = tempDir();
-  t.after(cleanup);
-  writeFileSync(join(dir, 'init'), s);
-  const r = spawnSync(shell, ['-n', join(dir, 'init')], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
+  checkShellSyntax(t, 'init', s);
 });
 
 test('the guest agent is in the image and /init starts it', (t) => {
@@ -124,16 +128,7 @@ test('the guest agent is in the image and /init starts it', (t) => {
   const init = initScript();
   assert.ok(init.includes('/bin/tsvisor-agent; sleep 1; done'), 'started and restarted');
   assert.ok(init.indexOf('/bin/tsvisor-agent') < init.indexOf('if [ -f /tsvisor/cmd ]'), 'started before the command or the shell');
-  const shell = ['dash', 'sh'].find((c) => hasCommand(c, ['-c', 'true']));
-  if (!shell) {
-    t.diagnostic('no host sh: syntax not checked');
-    return;
-  }
-  const { dir, cleanup } = tempDir();
-  t.after(cleanup);
-  writeFileSync(join(dir, 'agent'), s);
-  const r = spawnSync(shell, ['-n', join(dir, 'agent')], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
+  checkShellSyntax(t, 'agent', s);
 });
 
 test('the archive lists with the host cpio', (t) => {
