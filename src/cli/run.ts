@@ -138,14 +138,18 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
     stdin.resume();
   }
   const onSignal = () => theVm.stop();
+  // SIGUSR1 prints each hart's state (pc, privilege, interrupts, parked) to stderr
+  const onReport = () => process.stderr.write(`tsvisor: hart report\n${theVm.hartReport().join('\n')}\n`);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGUSR1', onReport);
   let ev;
   try {
     ev = await theVm.run();
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGUSR1', onReport);
     if (onData) { stdin.off('data', onData); stdin.pause(); }
     if (rawMode) stdin.setRawMode(false);
   }

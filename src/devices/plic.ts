@@ -99,6 +99,14 @@ export class Plic implements MmioDevice, Persistable<PlicState> {
     this.ctxLevel = new Uint8Array(numContexts);
   }
 
+  /** A one-line summary for diagnostics: raised, pending and claimed sources, and each context's output level. */
+  describe(): string {
+    const list = (a: ArrayLike<number>) => Array.from({ length: this.numSources }, (_, i) => i).filter((i) => a[i]).join(',') || '-';
+    const pend: number[] = [];
+    for (let i = 1; i < this.numSources; i++) if ((this.pending[i >>> 5] >>> (i & 31)) & 1) pend.push(i);
+    return `level ${list(this.level)} pending ${pend.join(',') || '-'} claimed ${list(this.claimed)} contexts ${Array.from(this.ctxLevel).join('')}`;
+  }
+
   /**
    * The input line of interrupt source `src` (1..numSources-1), level-triggered.
    * @throws RangeError for source 0 or out-of-range IDs (a board wiring error).

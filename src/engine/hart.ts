@@ -3,7 +3,7 @@
  * VM's shared memory. The engine imports nothing from Node; the caller supplies
  * the compiled module and the host callbacks (MMIO and clock).
  */
-import { HART_STATE_BASE, HART_STATE_SIZE, HS_IRQ, HS_WAKE, HS_X, HS_F, RAM_OFFSET } from './layout.js';
+import { HART_STATE_BASE, HART_STATE_SIZE, HS_IRQ, HS_MIRROR, HS_X, HS_F, RAM_OFFSET } from './layout.js';
 
 /** Why `Hart.run()` returned (values of the engine's EXIT_* constants). */
 export const enum HartExit {
@@ -80,6 +80,45 @@ export class HartSignals {
     Atomics.add(this.irq, 1, 1);
     Atomics.notify(this.irq, 1);
   }
+}
+
+/**
+ * A hart's architectural state as of its last exit from `run()` (at most one run slice
+ * old), readable from any thread: for reporting a guest that stopped making progress.
+ * CSR values follow the privileged spec's S-mode layouts (4.1).
+ */
+export interface HartSnapshot {
+  pc: bigint;
+  /** 0 = U, 1 = S. */
+  priv: number;
+  sstatus: bigint;
+  sie: bigint;
+  /** Pending bits (sip view: SSIP, STIP, SEIP) including the shared interrupt-request word. */
+  sip: bigint;
+  /** Interrupt-request word as other threads set it now (SSIP, SEIP). */
+  irqNow: number;
+  /** Wake counter of the hart's parking word. */
+  wakeSeq: number;
+  stimecmp: bigint;
+  instret: bigint;
+  scause: bigint;
+  sepc: bigint;
+  stvec: bigint;
+  satp: bigint;
+  /** Number of returns from run() so far: unchanged between two snapshots means the thread did not come back. */
+  exits: bigint;
+}
+
+/** Read hart `id`'s diagnostic mirror from the VM's shared memory (any thread). */
+export function readHartSnapshot(memory: WebAssembly.Memory, id: number): HartSnapshot {
+  const base = HART_STATE_BASE + id * HART_STATE_SIZE;
+  const m = new BigUint64Array(memory.buffer, base + HS_MIRROR, 12);
+  const irq = new Int32Array(memory.buffer, base + HS_IRQ, 2);
+  return {
+    pc: m[0], priv: Number(m[1]), sstatus: m[2], sie: m[3], sip: m[4], stimecmp: m[5], instret: m[6],
+    scause: m[7], sepc: m[8], stvec: m[9], satp: m[10], exits: Atomics.load(m, 11),
+    irqNow: Atomics.load(irq, 0), wakeSeq: Atomics.load(irq, 1),
+  };
 }
 
 export class Hart {

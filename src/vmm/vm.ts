@@ -7,10 +7,11 @@
  * Idle harts sleep in Atomics.wait, so an idle VM costs (almost) nothing.
  */
 import { Worker } from 'node:worker_threads';
+import { readHartSnapshot } from '../engine/hart.js';
 import { Board, type BoardConfig } from '../machine/board.js';
 import type { PowerEvent } from '../devices/syscon.js';
 import {
-  SmpControl, W_DOORBELL, W_STOP, W_PAUSE, W_CONSOLE_INFLIGHT, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED,
+  SmpControl, W_DOORBELL, W_STOP, W_PAUSE, W_CONSOLE_INFLIGHT, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED, H_FLUSH,
   HSM_STARTED, HSM_STOPPED,
 } from './smp.js';
 import type { HartWorkerData, HartWorkerMessage } from './hart-worker.js';
@@ -126,6 +127,29 @@ export class Vm {
     this.pausing = null;
     Atomics.store(this.ctl.words, W_PAUSE, 0); // publishes the clock write (seq-cst)
     Atomics.notify(this.ctl.words, W_PAUSE);
+  }
+
+  /**
+   * The state of every hart, one line each, for reporting a guest that stopped making
+   * progress: pc, privilege, sstatus, sie, sip (as of the hart's last exit from a run
+   * slice), the interrupt-request word now, HSM state, whether its thread is parked,
+   * a posted MMIO request or remote fence, and how many run slices it has finished.
+   */
+  hartReport(): string[] {
+    const hex = (v: bigint) => v.toString(16);
+    const hsm = ['started', 'stopped', 'start-pending'];
+    const lines: string[] = [];
+    for (let i = 0; i < this.opts.harts; i++) {
+      const s = readHartSnapshot(this.board.wasmMemory, i);
+      lines.push(
+        `hart ${i}: pc ${hex(s.pc)} priv ${s.priv === 1 ? 'S' : 'U'} sstatus ${hex(s.sstatus)} sie ${hex(s.sie)} sip ${hex(s.sip)}` +
+        ` irq ${s.irqNow.toString(16)} stimecmp ${hex(s.stimecmp)} scause ${hex(s.scause)} sepc ${hex(s.sepc)}` +
+        ` hsm ${hsm[this.ctl.get(i, H_HSM)] ?? this.ctl.get(i, H_HSM)} parked ${this.ctl.get(i, H_PARKED)}` +
+        ` mmio ${this.ctl.get(i, H_MMIO)} flush ${this.ctl.get(i, H_FLUSH)} instret ${s.instret} slices ${s.exits} wake ${s.wakeSeq}`,
+      );
+    }
+    lines.push(`time ${Math.floor(this.board.nowTicks())} ticks; plic ${this.board.plic.describe()}`);
+    return lines;
   }
 
   private stopHarts(): void {

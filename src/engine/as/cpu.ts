@@ -16,7 +16,7 @@ import {
   CAUSE_ILLEGAL, CAUSE_BREAKPOINT, CAUSE_ECALL_U,
 } from './mmu';
 import * as mmu from './mmu';
-import { HS_FENCE, RVC_TABLE } from './layout';
+import { HS_FENCE, HS_PC, RVC_TABLE } from './layout';
 import * as fpu from './fpu';
 import { expandRvc } from './rvc';
 
@@ -256,10 +256,13 @@ function mulhsu(a: u64, b: u64): u64 {
 /** Initialise this instance as hart `id` whose state block is at `base`; RAM is `ramBytes` at linear offset `ramOffset`. */
 export function init(base: u32, id: u32, ramOffset: u32, ramBytes: u64): void {
   mmu.initState(base, <u64>id, ramOffset, ramBytes);
-  // every hart writes the same table; the writes are idempotent
-  if (load<u32>(RVC_TABLE + 4 * 0x0001) == 0) {
-    for (let c: u32 = 0; c < 65536; c++) store<u32>(RVC_TABLE + (c << 2), (c & 3) == 3 ? 0 : expandRvc(c));
-  }
+  // Every hart fills the whole shared table before it runs. The stores are idempotent
+  // (every hart writes the same values, as aligned u32s), so a hart that is already
+  // running reads the same entry before and after another hart's store. A hart must not
+  // skip the fill because some entry is already set: another hart may still be filling
+  // the rest, and an entry read as 0 decodes as an illegal instruction (this was the
+  // intermittent boot hang: hart 0 trapped to stvec = 0 and looped on fetch faults).
+  for (let c: u32 = 0; c < 65536; c++) store<u32>(RVC_TABLE + (c << 2), (c & 3) == 3 ? 0 : expandRvc(c));
 }
 export function getPc(): u64 { return pc; }
 export function setPc(v: u64): void { mmu.pc = v; }
@@ -303,11 +306,39 @@ export function readCsr(csr: u32): u64 {
 // ---------------------------------------------------------------- the interpreter
 
 /**
+ * Publish the hart's architectural state to the diagnostic mirror at HS_PC of its state
+ * block (u64 each: pc, priv, sstatus, sie, sip, stimecmp, instret, scause, sepc, stvec,
+ * satp, exits from run()), so another thread can report a hart that stopped making
+ * progress. Called at every exit from run().
+ */
+function publish(): void {
+  const m = hartBase + HS_PC;
+  store<u64>(m, pc);
+  store<u64>(m + 8, <u64>priv);
+  store<u64>(m + 16, sstatusRead());
+  store<u64>(m + 24, sieReg);
+  store<u64>(m + 32, pendingBits());
+  store<u64>(m + 40, stimecmp);
+  store<u64>(m + 48, instret);
+  store<u64>(m + 56, scause);
+  store<u64>(m + 64, sepc);
+  store<u64>(m + 72, stvec);
+  store<u64>(m + 80, (<u64>satpMode << 60) | (satpAsid << 44) | satpPpn);
+  atomic.add<u64>(m + 88, 1);
+}
+
+/**
  * Run up to `budget` instructions. Returns an EXIT_* reason.
  * Traps are taken internally; interrupts are checked at entry and after
  * instructions that can enable one.
  */
 export function run(budget: i32): i32 {
+  const r = runSlice(budget);
+  publish();
+  return r;
+}
+
+function runSlice(budget: i32): i32 {
   exitReason = EXIT_BUDGET;
   let n = budget;
   while (n > 0) {
