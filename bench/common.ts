@@ -122,6 +122,13 @@ export interface GuestSpec {
   disks?: string[];
   command: string[];
   hooks?: RunHooks;
+  /** Host CPUs to pin the whole VM process to (`taskset -c LIST`), e.g. `0`; default: free. */
+  pin?: string;
+}
+
+/** `[cmd, args]` prefixed with `taskset -c pin` when `pin` is given. */
+function pinned(pin: string | undefined, cmd: string, args: string[]): [string, string[]] {
+  return pin === undefined ? [cmd, args] : ['taskset', ['-c', pin, cmd, ...args]];
 }
 
 /** Launches the same guest under tsvisor and under QEMU. */
@@ -148,10 +155,10 @@ export class Guests {
 
   /** `tsvisor run` as a user runs it (TSVISOR_STATS=1: the instruction count on stderr). */
   tsvisor(g: GuestSpec): Promise<Outcome> {
-    return runGuest(process.execPath, [
+    return runGuest(...pinned(g.pin, process.execPath, [
       TSVISOR_BIN, 'run', '--memory', g.memory, '--cpus', String(g.cpus),
       ...(g.disks ?? []).flatMap((d) => ['--disk', `${d},readonly`]), '--', ...g.command,
-    ], { env: { TSVISOR_STATS: '1' }, filterMarker: false, hooks: g.hooks });
+    ]), { env: { TSVISOR_STATS: '1' }, filterMarker: false, hooks: g.hooks });
   }
 
   /** QEMU TCG on the same kernel, initramfs + the same command archive, same command line. */
@@ -164,11 +171,11 @@ export class Guests {
       ...(g.disks ?? []).flatMap((d, i) => ['-drive', `file=${d},format=raw,if=none,id=vd${i},readonly=on`, '-device', `virtio-blk-device,drive=vd${i}`]),
     ];
     try {
-      let o = await runGuest(QEMU, args(this.qemuCpu), { filterMarker: true, hooks: g.hooks });
+      let o = await runGuest(...pinned(g.pin, QEMU, args(this.qemuCpu)), { filterMarker: true, hooks: g.hooks });
       if (o.exitCode === null && /property|not found|unsupported/i.test(o.stderr) && this.qemuCpu !== 'rv64') {
         log(`QEMU rejected -cpu ${this.qemuCpu} (${o.stderr.trim().split('\n')[0]}); using -cpu rv64`);
         this.qemuCpu = 'rv64';
-        o = await runGuest(QEMU, args(this.qemuCpu), { filterMarker: true, hooks: g.hooks });
+        o = await runGuest(...pinned(g.pin, QEMU, args(this.qemuCpu)), { filterMarker: true, hooks: g.hooks });
       }
       return o;
     } finally {

@@ -4,6 +4,7 @@
  *
  *   boot   seconds to userspace and single-vCPU in-guest work (qemu.ts)
  *   smp    speed-up of a 2-process CPU-bound workload at 2 vCPUs over 1 (smp.ts)
+ *   overcommit  4 vCPUs on one host core against 1 vCPU, a lock-heavy program (overcommit.ts)
  *   idle   host CPU used by an idle 4-vCPU VM (idle.ts)
  *   host   the daemon: four 1 GiB VMs, CPU weight 2:1, CPU cap 50%, metering (host.ts)
  *
@@ -18,9 +19,10 @@ import { Guests } from './common.js';
 import { benchBoot } from './qemu.js';
 import { benchSmp } from './smp.js';
 import { benchIdle } from './idle.js';
+import { benchOvercommit } from './overcommit.js';
 import { benchHost, cleanupHostBench } from './host.js';
 
-const SECTIONS = ['boot', 'smp', 'idle', 'host'] as const;
+const SECTIONS = ['boot', 'smp', 'overcommit', 'idle', 'host'] as const;
 type Section = (typeof SECTIONS)[number];
 
 async function main(argv: string[]): Promise<number> {
@@ -36,6 +38,7 @@ async function main(argv: string[]): Promise<number> {
     for (const s of chosen) {
       const lines = s === 'boot' ? await benchBoot(guests!, work)
         : s === 'smp' ? await benchSmp(guests!)
+          : s === 'overcommit' ? await benchOvercommit(guests!, work)
           : s === 'idle' ? await benchIdle(guests!)
             : await benchHost();
       process.stdout.write(lines.join('\n') + '\n\n');

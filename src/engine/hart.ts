@@ -15,6 +15,11 @@ export const enum HartExit {
   Sbi = 2,
   /** `requestExit()` was called. */
   Halt = 3,
+  /**
+   * The guest spins in a loop of PAUSE hints (a lock held elsewhere): yield the host
+   * thread for a moment, then run on (pause-loop exiting, as KVM's kvm_vcpu_on_spin).
+   */
+  Pause = 4,
 }
 
 /** Interrupt-pending bits of `sip` (privileged spec 4.1.3). */

@@ -38,6 +38,9 @@ export type HartWorkerMessage =
 
 /** Instructions per run() slice: bounds the latency of remote fences and stop requests. */
 const SLICE = 50_000;
+/** First and longest host-thread sleep after a pause-loop exit (HartExit.Pause), in ms. */
+const PAUSE_SLEEP_MIN_MS = 0.05;
+const PAUSE_SLEEP_MAX_MS = 1;
 
 async function main(d: HartWorkerData): Promise<void> {
   const ctl = new SmpControl(d.harts, d.ctlWords, d.ctlArgs, d.ctlClock);
@@ -150,6 +153,7 @@ async function main(d: HartWorkerData): Promise<void> {
     ctl.set(id, H_PARKED, 0);
   };
 
+  let pauseSleepMs = PAUSE_SLEEP_MIN_MS;
   while (!Atomics.load(words, W_STOP)) {
     pausePoint();
     serveFlush();
@@ -159,6 +163,16 @@ async function main(d: HartWorkerData): Promise<void> {
       if (ctl.get(id, H_HSM) === HSM_STOPPED && !waitForStart()) break;
       continue;
     }
+    if (r === HartExit.Pause) {
+      // pause-loop exit: the guest spins on a lock (or a flag) that another vCPU must
+      // release. Give the host core to the other threads for a moment; an interrupt for
+      // this hart ends the sleep early. Spins that go on sleep longer, up to 1 ms.
+      const seq = hart.wakeSeq();
+      if (!hart.interruptPending() && Atomics.load(words, slot(H_FLUSH)) === 0) hart.park(seq, pauseSleepMs);
+      pauseSleepMs = Math.min(pauseSleepMs * 2, PAUSE_SLEEP_MAX_MS);
+      continue;
+    }
+    pauseSleepMs = PAUSE_SLEEP_MIN_MS;
     if (r === HartExit.Wfi) {
       const seq = hart.wakeSeq();
       if (hart.interruptPending()) continue;

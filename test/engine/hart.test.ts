@@ -42,3 +42,33 @@ test('the diagnostic snapshot shows where a hart stopped and counts its run slic
   assert.equal(s.exits, 1n);
   assert.equal(s.stimecmp, 0xffff_ffff_ffff_ffffn);
 });
+
+/** Write 32-bit instructions at the start of guest RAM. */
+function program(memory: WebAssembly.Memory, insns: number[]): void {
+  new Uint32Array(memory.buffer, RAM_OFFSET, insns.length).set(insns);
+}
+const PAUSE = 0x0100000f;
+const NOP = 0x00000013;
+/** `jal x0, -4 * back`: jump back `back` instructions. */
+const jumpBack = (back: number) => {
+  const imm = (-4 * back) & 0x1fffff;
+  return (((imm >> 20) & 1) << 31) | (((imm >> 1) & 0x3ff) << 21) | (((imm >> 11) & 1) << 20) | (((imm >> 12) & 0xff) << 12) | 0x6f;
+};
+
+test('a spin loop of PAUSE hints leaves run() with HartExit.Pause (pause-loop exiting)', async () => {
+  const memory = createGuestMemory(RAM_BYTES);
+  program(memory, [PAUSE, jumpBack(1)]);
+  const hart = await Hart.create(loadEngineModule(), memory, 0, RAM_BYTES, host);
+  hart.reset(BigInt(RAM_BASE), 0n);
+  assert.equal(hart.run(1_000_000), HartExit.Pause);
+  assert.ok(hart.instret < 1000n, `left after a short spin, not the whole budget (${hart.instret} instructions)`);
+  assert.equal(hart.run(1_000_000), HartExit.Pause, 'and again when the spin goes on');
+});
+
+test('PAUSE hints far apart are not a spin loop', async () => {
+  const memory = createGuestMemory(RAM_BYTES);
+  program(memory, [...Array(300).fill(NOP), PAUSE, jumpBack(301)]);
+  const hart = await Hart.create(loadEngineModule(), memory, 0, RAM_BYTES, host);
+  hart.reset(BigInt(RAM_BASE), 0n);
+  assert.equal(hart.run(1_000_000), HartExit.Budget);
+});

@@ -29,6 +29,18 @@ export const EXIT_BUDGET: i32 = 0;   // instruction budget used up
 export const EXIT_WFI: i32 = 1;      // WFI with nothing pending: park until an interrupt
 export const EXIT_SBI: i32 = 2;      // ecall from S-mode: the host serves SBI, then sets pc += 4
 export const EXIT_HALT: i32 = 3;     // the host asked the hart to stop (see requestExit)
+export const EXIT_PAUSE: i32 = 4;    // a spin loop of PAUSE hints: let another host thread run (pause-loop exiting)
+
+// Pause-loop exiting, as VT-x's PLE_Gap/PLE_Window: a PAUSE (Zihintpause, Linux's
+// cpu_relax()) within PAUSE_GAP instructions of the previous one continues a spin loop;
+// PAUSE_WINDOW of them in a row leave run() with EXIT_PAUSE, so that a vCPU waiting for a
+// lock held by a vCPU the host has descheduled gives up its host core instead of
+// spinning through its time slice.
+const PAUSE_GAP: u64 = 200;
+const PAUSE_WINDOW: u32 = 64;
+/** Instruction count at the last PAUSE, and the length of the current run of them. */
+let lastPause: u64 = 0;
+let pauseRun: u32 = 0;
 
 // ---------------------------------------------------------------- CSR state
 // sstatus fields
@@ -573,8 +585,15 @@ function runSlice(budget: i32): i32 {
       break;
     }
     case 0x0f: // MISC-MEM: FENCE, FENCE.I (code is fetched straight from RAM: nothing to flush)
-      if (f3 == 0) atomic.add<i32>(hartBase + HS_FENCE, 0); // a seq-cst RMW is a full barrier
-      else if (f3 != 1) { illegal(insn); return; }
+      if (f3 == 0) {
+        atomic.add<i32>(hartBase + HS_FENCE, 0); // a seq-cst RMW is a full barrier
+        if (insn == 0x0100000f) { // PAUSE (FENCE pred=W succ=0): a spin-loop hint
+          const now = instret + <u64>begun;
+          pauseRun = now - lastPause <= PAUSE_GAP ? pauseRun + 1 : 1;
+          lastPause = now;
+          if (pauseRun >= PAUSE_WINDOW) { pauseRun = 0; exitReason = EXIT_PAUSE; stop = true; }
+        }
+      } else if (f3 != 1) { illegal(insn); return; }
       break;
     case 0x73: { // SYSTEM
       if (f3 == 0) {

@@ -2,6 +2,6 @@
 export {
   init, run, getPc, setPc, getPriv, getInstret, setTimecmp, getTimecmp, requestExit,
   setSoftwareInterrupt, resetHart, interruptPending, readCsr,
-  EXIT_BUDGET, EXIT_WFI, EXIT_SBI, EXIT_HALT,
+  EXIT_BUDGET, EXIT_WFI, EXIT_SBI, EXIT_HALT, EXIT_PAUSE,
 } from './cpu';
 export { debugTranslate, tlbFlush } from './mmu';
