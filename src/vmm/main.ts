@@ -80,6 +80,12 @@ class VmProcess implements ControlTarget {
     try { appendFileSync(this.paths.log, `${new Date().toISOString()} ${message}\n`); } catch { /* nowhere to report */ }
   }
 
+  /** Append the running guest's hart report (Vm.hartReport()) to vm.log, for a guest that seems stuck. */
+  logHartReport(): void {
+    if (!this.vm) { this.log('hart report: no guest is running'); return; }
+    for (const line of this.vm.hartReport()) this.log(`hart report: ${line}`);
+  }
+
   /** Run the process; never returns (exits). */
   async main(): Promise<never> {
     this.log(`vm process ${process.pid} starting (node ${process.version})`);
@@ -361,6 +367,8 @@ async function run(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => { p.log('SIGTERM'); p.stop(DEFAULT_STOP_TIMEOUT_MS); });
   process.on('SIGINT', () => { p.log('SIGINT'); p.stop(DEFAULT_STOP_TIMEOUT_MS); });
   process.on('SIGHUP', () => { p.log('SIGHUP ignored'); });
+  // SIGUSR1: each hart's state (pc, privilege, interrupts, parked) into vm.log
+  process.on('SIGUSR1', () => { p.logHartReport(); });
   await p.main();
 }
 
