@@ -131,8 +131,8 @@ export class Vm {
 
   /**
    * The state of every hart, one line each, for reporting a guest that stopped making
-   * progress: pc, privilege, sstatus, sie, sip (as of the hart's last exit from a run
-   * slice), the interrupt-request word now, HSM state, whether its thread is parked,
+   * progress: pc, privilege, sstatus, sie, sip, scause, sepc, stvec, satp (as of the hart's
+   * last exit from a run slice), the interrupt-request word now, HSM state, whether its thread is parked,
    * a posted MMIO request or remote fence, and how many run slices it has finished.
    */
   hartReport(): string[] {
@@ -143,7 +143,7 @@ export class Vm {
       const s = readHartSnapshot(this.board.wasmMemory, i);
       lines.push(
         `hart ${i}: pc ${hex(s.pc)} priv ${s.priv === 1 ? 'S' : 'U'} sstatus ${hex(s.sstatus)} sie ${hex(s.sie)} sip ${hex(s.sip)}` +
-        ` irq ${s.irqNow.toString(16)} stimecmp ${hex(s.stimecmp)} scause ${hex(s.scause)} sepc ${hex(s.sepc)}` +
+        ` irq ${s.irqNow.toString(16)} stimecmp ${hex(s.stimecmp)} scause ${hex(s.scause)} sepc ${hex(s.sepc)} stvec ${hex(s.stvec)} satp ${hex(s.satp)}` +
         ` hsm ${hsm[this.ctl.get(i, H_HSM)] ?? this.ctl.get(i, H_HSM)} parked ${this.ctl.get(i, H_PARKED)}` +
         ` mmio ${this.ctl.get(i, H_MMIO)} flush ${this.ctl.get(i, H_FLUSH)} instret ${s.instret} slices ${s.exits} wake ${s.wakeSeq}`,
       );

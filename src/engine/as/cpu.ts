@@ -16,7 +16,7 @@ import {
   CAUSE_ILLEGAL, CAUSE_BREAKPOINT, CAUSE_ECALL_U,
 } from './mmu';
 import * as mmu from './mmu';
-import { HS_FENCE, HS_PC, RVC_TABLE } from './layout';
+import { HS_FENCE, HS_MIRROR, RVC_TABLE } from './layout';
 import * as fpu from './fpu';
 import { expandRvc } from './rvc';
 
@@ -318,13 +318,13 @@ export function readCsr(csr: u32): u64 {
 // ---------------------------------------------------------------- the interpreter
 
 /**
- * Publish the hart's architectural state to the diagnostic mirror at HS_PC of its state
+ * Publish the hart's architectural state to the diagnostic mirror at HS_MIRROR of its state
  * block (u64 each: pc, priv, sstatus, sie, sip, stimecmp, instret, scause, sepc, stvec,
  * satp, exits from run()), so another thread can report a hart that stopped making
  * progress. Called at every exit from run().
  */
 function publish(): void {
-  const m = hartBase + HS_PC;
+  const m = hartBase + HS_MIRROR;
   store<u64>(m, pc);
   store<u64>(m + 8, <u64>priv);
   store<u64>(m + 16, sstatusRead());

@@ -14,8 +14,8 @@ export const HS_IRQ: u32 = 512;
 export const HS_WAKE: u32 = 516;
 /** Offset of a word used only as the target of full-barrier RMWs (FENCE). */
 export const HS_FENCE: u32 = 520;
-/** Offset of the exported CSR mirror (u64 each): pc, priv, ... written at exit from run(). */
-export const HS_PC: u32 = 528;
+/** Offset of the diagnostic mirror of the hart's CSRs (u64 each, see publish() in cpu.ts), written at every exit from run(). */
+export const HS_MIRROR: u32 = 528;
 /** Offset of the TLB: 6 tables (S/U x read/write/exec) x 256 entries x 16 bytes. */
 export const HS_TLB: u32 = 1024;
 export const TLB_ENTRIES: u32 = 256;
