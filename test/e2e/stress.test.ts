@@ -1,5 +1,5 @@
 /**
- * A bounded run of the boot stress harness (test/stress/harness.ts; `npm run stress` is the
+ * A bounded run of the boot stress harness (stress/harness.ts; `npm run stress` is the
  * long one): six boots of the default image that together take every value of every
  * stress dimension — 1, 2, 4 and 8 vCPUs, free or all harts on one host core (`taskset
  * -c 0`), with or without a CPU hog, quiet or verbose console, a command or the guest
@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { ensureDefaultImage } from '../../src/images/index.js';
-import { bootOnce, describeFailure, haveTaskset, variantName, type Variant } from '../stress/harness.js';
+import { bootOnce, describeFailure, haveTaskset, variantName, type Variant } from '../../stress/harness.js';
 
 const VARIANTS: Variant[] = [
   { cpus: 1, pinned: false, hog: false, verbose: false, agent: true },

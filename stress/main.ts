@@ -1,11 +1,11 @@
 /**
  * `npm run stress [-- --boots N] [--timeout SECONDS] [--cpus 1,2,4,8]`: boot the default
- * image N times (default 200) across the stress variants (test/stress/harness.ts), one
+ * image N times (default 200) across the stress variants (stress/harness.ts), one
  * line per boot, then a summary; any boot that does not reach userspace and power off is
  * printed with its hart reports, and the exit status is 1.
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { ensureDefaultImage } from '../../src/images/index.js';
+import { ensureDefaultImage } from '../src/images/index.js';
 import { allVariants, describeFailure, haveTaskset, runStress, variantName, type StressResult } from './harness.js';
 
 function positiveInt(v: string): number {
@@ -19,6 +19,7 @@ async function main(): Promise<number> {
     .option('--timeout <seconds>', 'per-boot limit before the harts are reported', positiveInt, 150)
     .option('--cpus <list>', 'vCPU counts to use (comma-separated)', '1,2,4,8')
     .exitOverride()
+    .configureOutput({ writeErr: () => {} }) // errors are printed once, below
     .parse(process.argv);
   const o = cmd.opts<{ boots: number; timeout: number; cpus: string }>();
   const cpus = o.cpus.split(',').map(Number);

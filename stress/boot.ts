@@ -1,5 +1,5 @@
 /**
- * One boot of the stress harness (test/stress/harness.ts), as its own process so that the
+ * One boot of the stress harness (stress/harness.ts), as its own process so that the
  * parent can pin it with `taskset` and kill it: boots the default image in a VM built
  * here (src/vmm/vm.ts), waits until the guest reaches userspace, powers it off, and
  * prints one JSON line ({@link BootOutcome}) on stdout.
@@ -14,15 +14,15 @@
  * reports (Vm.hartReport(), 2 s apart: what moved between them tells a spinning hart from
  * a parked one) and the tail of the guest console.
  *
- * Usage: node dist/test/stress/boot.js '{"cpus":2,"verbose":false,"agent":true,"timeoutMs":150000}'
+ * Usage: node dist/stress/boot.js '{"cpus":2,"verbose":false,"agent":true,"timeoutMs":150000}'
  */
 import { readFileSync } from 'node:fs';
-import { Vm } from '../../src/vmm/vm.js';
-import { AgentClient } from '../../src/vmm/agent.js';
-import { StdioCharBackend } from '../../src/devices/node/stdio-char.js';
-import { loadEngineModule } from '../../src/engine/node/module.js';
-import { ensureDefaultImage } from '../../src/images/index.js';
-import { initrdWithCommand, kernelBootargs } from '../../src/vmm/boot-config.js';
+import { Vm } from '../src/vmm/vm.js';
+import { AgentClient } from '../src/vmm/agent.js';
+import { StdioCharBackend } from '../src/devices/node/stdio-char.js';
+import { loadEngineModule } from '../src/engine/node/module.js';
+import { ensureDefaultImage } from '../src/images/index.js';
+import { initrdWithCommand, kernelBootargs } from '../src/vmm/boot-config.js';
 
 /** What the parent asks for. */
 export interface BootRequest {

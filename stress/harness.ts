@@ -1,7 +1,7 @@
 /**
  * The boot stress harness: boots the default image many times across the variants that
  * once made a guest hang (issue: "a VM that sometimes never comes up"), each boot a child
- * process (test/stress/boot.ts) that must reach userspace and power off:
+ * process (stress/boot.ts) that must reach userspace and power off:
  *
  *   vCPUs      1, 2, 4, 8
  *   host load  none, or a CPU hog (a busy process per host core)
@@ -11,7 +11,7 @@
  *
  * A boot that does not power off in time is reported with each hart's state (pc,
  * privilege, sstatus, sie/sip, parked, ...) and the console tail. Used by `npm run stress`
- * (test/stress/main.ts) for long runs and by test/e2e/stress.test.ts for a bounded one.
+ * (stress/main.ts) for long runs and by test/e2e/stress.test.ts for a bounded one.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
