@@ -69,11 +69,14 @@ export function haveTaskset(): boolean {
   return spawnSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' }).status === 0;
 }
 
-/** Start one busy process per host core; returns a function that stops them. */
-function startHog(): () => void {
+/**
+ * Start one busy process per host core for at most `ms` (each ends by itself then, so none
+ * outlives a harness that was killed); returns a function that stops them sooner.
+ */
+function startHog(ms: number): () => void {
   const hogs: ChildProcess[] = [];
   for (let i = 0; i < availableParallelism(); i++) {
-    hogs.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+    hogs.push(spawn(process.execPath, ['-e', `const end = Date.now() + ${Math.ceil(ms)}; while (Date.now() < end) {}`], { stdio: 'ignore' }));
   }
   return () => { for (const h of hogs) h.kill('SIGKILL'); };
 }
@@ -83,7 +86,7 @@ export function bootOnce(v: Variant, timeoutMs: number): Promise<BootOutcome> {
   const req: BootRequest = { cpus: v.cpus, verbose: v.verbose, agent: v.agent, timeoutMs };
   const argv = [BOOT_SCRIPT, JSON.stringify(req)];
   const [cmd, args] = v.pinned ? ['taskset', ['-c', '0', process.execPath, ...argv]] : [process.execPath, argv];
-  const stopHog = v.hog ? startHog() : () => {};
+  const stopHog = v.hog ? startHog(timeoutMs + 60_000) : () => {};
   return new Promise<BootOutcome>((resolve) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
