@@ -10,9 +10,8 @@
  *
  * Needs riscv64-linux-gnu-gcc with the riscv64 libc, mke2fs and taskset.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { findTool, host, REPO_ROOT as TEST_ROOT } from '../test/e2e/helpers.js';
+import { buildAtomicsDisk, findTool } from '../test/e2e/helpers.js';
 import { Guests, TIMED_SHELL_FN, check, log, median, parseTimes, table } from './common.js';
 
 const MEMORY = '512M';
@@ -25,23 +24,10 @@ function script(): string {
   return lines.join('\n') + '\n';
 }
 
-/** Build the guest program onto a read-only ext4 image in `work`; returns its path. */
-function buildDisk(work: string): string {
-  const cc = findTool('riscv64-linux-gnu-gcc');
-  const mke2fs = findTool('mke2fs');
-  if (!cc || !mke2fs) throw new Error('the overcommit section needs riscv64-linux-gnu-gcc and mke2fs (npm run test:deps)');
-  if (!findTool('taskset')) throw new Error('the overcommit section needs taskset (util-linux)');
-  const dir = join(work, 'overcommit-disk');
-  mkdirSync(dir, { recursive: true });
-  host(cc, ['-O2', '-static', '-pthread', '-o', join(dir, 'atomics'), join(TEST_ROOT, 'test', 'e2e', 'guest', 'atomics.c')]);
-  const img = join(work, 'overcommit.img');
-  host(mke2fs, ['-q', '-t', 'ext4', '-F', '-d', dir, img, '32M']);
-  return img;
-}
-
 /** Run the section; returns the report lines. */
 export async function benchOvercommit(g: Guests, work: string): Promise<string[]> {
-  const img = buildDisk(work);
+  if (!findTool('taskset')) throw new Error('the overcommit section needs taskset (util-linux)');
+  const img = buildAtomicsDisk(join(work, 'overcommit'), 'the overcommit section');
   const times = new Map<string, number | undefined>();
   const medianOf = (t: Map<string, number>) => {
     const xs = Array.from({ length: ROUNDS }, (_, r) => t.get(`atomics${r}`)).filter((x): x is number => x !== undefined);

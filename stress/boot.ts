@@ -81,7 +81,7 @@ async function boot(req: BootRequest): Promise<BootOutcome> {
     const port = vm.board.agent!;
     client = new AgentClient(port, { pingIntervalMs: 1 });
     // besides ready()'s own back-off, a hello every 5 ms while the guest boots
-    probe = setInterval(() => port.write(new TextEncoder().encode('H\n')), 5);
+    probe = setInterval(() => port.write('H\n'), 5);
     const c = client;
     void c.ready().then(async () => {
       clearInterval(probe);

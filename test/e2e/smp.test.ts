@@ -17,14 +17,12 @@
  * libc6-dev-riscv64-cross; see scripts/test-deps.sh).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { REPO_ROOT, describeRun, findTool, host, once, results, tsvisor } from './helpers.js';
+import { buildAtomicsDisk, describeRun, once, results, tsvisor } from './helpers.js';
 
-const CC = 'riscv64-linux-gnu-gcc';
-const SOURCE = join(REPO_ROOT, 'test', 'e2e', 'guest', 'atomics.c');
 const EXPECTED = 4 * 1_000_000;
 const RUNS = 3;
 /** A boot plus a few runs of the program; ~30-60 s here, more on a loaded machine. */
@@ -74,20 +72,12 @@ function checkAtomics(m: Map<string, string>, key: string, what: string): void {
 
 describe('tsvisor run --cpus N (SMP end to end)', { timeout: 15 * 60_000 }, () => {
   before(async () => {
-    const mke2fs = findTool('mke2fs');
-    if (!mke2fs) throw new Error('the SMP e2e test needs mke2fs (apt-get install e2fsprogs)');
-    const cc = findTool(CC);
-    if (!cc) throw new Error(`the SMP e2e test needs ${CC} (apt-get install gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)`);
     const pull = await tsvisor(['image', 'pull'], { timeoutMs: 20 * 60_000 });
     if (pull.code !== 0) {
       throw new Error(`the SMP e2e test needs the default image; \`tsvisor image pull\` failed.\n${describeRun('tsvisor image pull', pull)}`);
     }
     work = mkdtempSync(join(tmpdir(), 'tsvisor-smp-'));
-    const dir = join(work, 'disk');
-    mkdirSync(dir);
-    host(cc, ['-O2', '-static', '-pthread', '-o', join(dir, 'atomics'), SOURCE]);
-    img = join(work, 'atomics.img');
-    host(mke2fs, ['-q', '-t', 'ext4', '-F', '-d', dir, img, '32M']);
+    img = buildAtomicsDisk(work, 'the SMP e2e test');
   }, { timeout: 25 * 60_000 });
 
   after(() => {
