@@ -23,7 +23,7 @@ import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
 import { VirtioConsole, type VirtioConsolePort } from '../devices/virtio/console.js';
 import { FdtNode, buildFdt, cells64 } from './fdt.js';
-import { parseKernelImage, layoutBoot, BootError } from './boot.js';
+import { parseKernelImage, layoutBoot, isElf, parseElfExecutable, layoutElfBoot, BootError, type BootLayout } from './boot.js';
 
 export const SYSCON_BASE = 0x10_0000;
 export const RTC_BASE = 0x10_1000;
@@ -38,6 +38,15 @@ export const RTC_IRQ = 11;
 export const VIRTIO_IRQ0 = 1;
 /** PLIC sources (QEMU virt: VIRT_IRQCHIP_NUM_SOURCES). */
 export const PLIC_SOURCES = 96;
+/**
+ * Free space at the end of the device tree blob, in bytes. S-mode U-Boot (Debian's
+ * qemu-riscv64_smode, 2025.01) keeps the blob it was handed as its control DT, copied
+ * into a reservation of exactly `totalsize` bytes just below its global data, and with
+ * `fdt_high=0xffffffffffffffff` edits that copy in place when it boots Linux (bootargs,
+ * initrd, boot-hartid): without room inside `totalsize` those edits overwrite its
+ * global data (seen: a load access fault after "No RNG device" with a 110-byte append).
+ */
+const FDT_FREE_BYTES = 8192;
 /** UART input clock in Hz (as QEMU virt). */
 const UART_CLOCK_HZ = 3_686_400;
 
@@ -64,11 +73,22 @@ export interface BoardConfig {
   ramBytes: number;
   /** Number of harts (1..64). */
   harts: number;
-  /** Linux RISC-V `Image`. */
+  /**
+   * What hart 0 starts in S-mode (a0 = hart id, a1 = device tree): a Linux RISC-V `Image`,
+   * or an ELF64 RISC-V executable (e.g. S-mode U-Boot), told apart by the ELF magic.
+   */
   kernel: Uint8Array;
   initrd?: Uint8Array;
   /** Kernel command line (/chosen/bootargs). */
   bootargs: string;
+  /**
+   * U-Boot's autoboot delay in seconds, written as `/config/bootdelay` (U-Boot reads it
+   * in common/autoboot.c bootdelay_process() and prefers it to its environment's
+   * `bootdelay`; -1 stops at the prompt; a key already waiting at the check stops
+   * autoboot even at 0). Default: 0 when `kernel` is an ELF executable (Debian's
+   * S-mode U-Boot would otherwise wait 2 s), no /config node otherwise.
+   */
+  bootDelay?: number;
   disks: DiskConfig[];
   /**
    * Guest-agent channel: adds a virtio-console (port 0 a console, port 1 named
@@ -113,6 +133,8 @@ export class Board {
   private readonly t0: number;
   /** Set once the guest asked for poweroff/reset. */
   powerEvent: PowerEvent | null = null;
+  /** `/config/bootdelay` of the device tree (see {@link BoardConfig.bootDelay}), or undefined for none. */
+  private bootDelay: number | undefined;
 
   private constructor(cfg: BoardConfig) {
     this.cfg = cfg;
@@ -158,11 +180,29 @@ export class Board {
     if (!Number.isInteger(cfg.harts) || cfg.harts < 1 || cfg.harts > MAX_HARTS) {
       throw new BootError(`harts must be 1..${MAX_HARTS}`);
     }
-    const info = parseKernelImage(cfg.kernel);
-    const board = new Board(cfg);
+    if (cfg.bootDelay !== undefined && (!Number.isInteger(cfg.bootDelay) || cfg.bootDelay < -1)) {
+      throw new BootError(`bootDelay ${cfg.bootDelay}: expected a whole number of seconds, or -1`);
+    }
     const initrdBytes = cfg.initrd?.length ?? 0;
-    const layout = layoutBoot(RAM_BASE, cfg.ramBytes, info, initrdBytes);
-    board.memory.slice(layout.kernelAddr, cfg.kernel.length).set(cfg.kernel);
+    let layout: BootLayout;
+    let load: (board: Board) => void;
+    if (isElf(cfg.kernel)) {
+      const elf = parseElfExecutable(cfg.kernel);
+      layout = layoutElfBoot(RAM_BASE, cfg.ramBytes, elf, initrdBytes);
+      load = (board) => {
+        for (const s of elf.segments) {
+          const dst = board.memory.slice(s.paddr, s.memSize);
+          dst.set(cfg.kernel.subarray(s.offset, s.offset + s.fileSize));
+          dst.fill(0, s.fileSize);
+        }
+      };
+    } else {
+      layout = layoutBoot(RAM_BASE, cfg.ramBytes, parseKernelImage(cfg.kernel), initrdBytes);
+      load = (board) => board.memory.slice(layout.kernelAddr, cfg.kernel.length).set(cfg.kernel);
+    }
+    const board = new Board(cfg);
+    board.bootDelay = cfg.bootDelay ?? (isElf(cfg.kernel) ? 0 : undefined);
+    load(board);
     if (cfg.initrd) board.memory.slice(layout.initrdAddr, initrdBytes).set(cfg.initrd);
     const fdt = board.deviceTree(cfg.initrd ? layout : null);
     board.memory.slice(layout.fdtAddr, fdt.length).set(fdt);
@@ -254,6 +294,7 @@ export class Board {
     const seed = new Uint8Array(32);
     globalThis.crypto.getRandomValues(seed);
     chosen.prop('rng-seed', seed);
+    if (this.bootDelay !== undefined) root.child('config').prop('bootdelay', [this.bootDelay]);
     root.child(`memory@${RAM_BASE.toString(16)}`)
       .prop('device_type', 'memory')
       .prop('reg', [...cells64(RAM_BASE), ...cells64(this.cfg.ramBytes)]);
@@ -316,7 +357,7 @@ export class Board {
       .prop('interrupts-extended', clintIrqs)
       .prop('reg', [...cells64(CLINT_BASE), 0, 0x10000])
       .prop('compatible', ['sifive,clint0', 'riscv,clint0']);
-    return buildFdt(root);
+    return buildFdt(root, 0, FDT_FREE_BYTES);
   }
 }
 

@@ -50,8 +50,13 @@ function encodeValue(v: FdtValue): Uint8Array {
   return out;
 }
 
-/** Serialise `root` into a DTB (version 17, last compatible 16). `bootCpu` is the boot hart id. */
-export function buildFdt(root: FdtNode, bootCpu = 0): Uint8Array {
+/**
+ * Serialise `root` into a DTB (version 17, last compatible 16). `bootCpu` is the boot
+ * hart id. `freeBytes` of zeroes follow the strings block inside `totalsize` (as
+ * `dtc -p`): room for a boot loader to add properties in place (§5.1: the blob may have
+ * free space after its blocks).
+ */
+export function buildFdt(root: FdtNode, bootCpu = 0, freeBytes = 0): Uint8Array {
   const struct: number[] = [];
   const strings: number[] = [];
   const stringOffsets = new Map<string, number>();
@@ -90,7 +95,7 @@ export function buildFdt(root: FdtNode, bootCpu = 0): Uint8Array {
   const structOff = rsvmapOff + rsvmapSize;
   const stringsOff = structOff + struct.length;
   const total = stringsOff + strings.length;
-  const out = new Uint8Array((total + 7) & ~7);
+  const out = new Uint8Array((total + freeBytes + 7) & ~7);
   const dv = new DataView(out.buffer);
   dv.setUint32(0, FDT_MAGIC);
   dv.setUint32(4, out.length);

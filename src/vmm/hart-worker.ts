@@ -5,6 +5,7 @@
  * with the other harts reached through shared memory; WFI parks the thread
  * with Atomics.wait until an interrupt or the timer is due.
  */
+import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Hart, HartExit, HartSignals, SIP_SSIP } from '../engine/hart.js';
 import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ } from '../engine/layout.js';
@@ -153,13 +154,19 @@ async function main(d: HartWorkerData): Promise<void> {
     ctl.set(id, H_PARKED, 0);
   };
 
+  /** TSVISOR_SBI_TRACE=1: log every SBI call except timer programming to stderr. */
+  const sbiTrace = !!process.env.TSVISOR_SBI_TRACE;
   let pauseSleepMs = PAUSE_SLEEP_MIN_MS;
   while (!Atomics.load(words, W_STOP)) {
     pausePoint();
     serveFlush();
     const r = hart.run(SLICE);
     if (r === HartExit.Sbi) {
-      handleSbiCall(hart, platform);
+      if (sbiTrace) {
+        const eid = hart.getX(17), fid = hart.getX(16), a0 = hart.getX(10), a1 = hart.getX(11);
+        handleSbiCall(hart, platform);
+        if (eid !== 0x54494d45n && eid !== 0n) writeSync(2, `tsvisor: hart ${id} sbi eid 0x${eid.toString(16)} fid ${fid} a0 0x${a0.toString(16)} a1 0x${a1.toString(16)} -> err ${BigInt.asIntN(64, hart.getX(10))} value 0x${hart.getX(11).toString(16)}\n`);
+      } else handleSbiCall(hart, platform);
       if (ctl.get(id, H_HSM) === HSM_STOPPED && !waitForStart()) break;
       continue;
     }
