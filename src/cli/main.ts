@@ -4,7 +4,10 @@
 import { Command, CommanderError, Option } from 'commander';
 import { describeError } from './errors.js';
 import { runCommand, type RunOptions } from './run.js';
-import { ensureDefaultImage } from '../images/index.js';
+import { DEBIAN_IMAGE_NAME, cachePaths, ensureDefaultImage, listImages } from '../images/index.js';
+import { ensureDebianImage } from '../vmm/debian-build.js';
+import { UsageError } from './errors.js';
+import { formatSize } from './size.js';
 import { registerHostCommands } from './host-commands.js';
 
 function buildProgram(): Command {
@@ -21,17 +24,48 @@ function buildProgram(): Command {
     .option('--initrd <file>', 'initramfs to use with --kernel')
     .option('--append <args>', 'extra kernel command-line arguments')
     .option('-v, --verbose', 'show boot messages')
+    .option('--image <name>', 'boot a whole system image from its own disk (debian), on a throwaway copy-on-write overlay')
+    .option('--disk-size <size>', 'with --image: size of the system disk (default: the image\'s)')
     .argument('[command...]', 'command to run in the guest')
     .action(async (command: string[], opts: RunOptions) => {
       process.exitCode = await runCommand(opts, command);
     });
   const image = program.command('image').description('manage guest images');
   image.command('pull')
-    .description('download the default image (Debian trixie riscv64 kernel + busybox) and build its initramfs')
-    .option('--refresh', 'download again even if cached')
-    .action(async (opts: { refresh?: boolean }) => {
-      const img = await ensureDefaultImage({ refresh: !!opts.refresh });
-      process.stdout.write(`kernel ${img.kernelVersion}\n  ${img.kernel}\n  ${img.initrd}\n`);
+    .description('download and build an image: "default" (kernel + busybox initramfs) or "debian" (a whole Debian system disk)')
+    .argument('[name]', 'default or debian', 'default')
+    .option('--packages <a,b,c>', 'debian: extra packages to install')
+    .option('--refresh', 'update the package lists now (and rebuild if versions changed)')
+    .option('-v, --verbose', 'debian: show the console of the VM that configures the packages')
+    .action(async (name: string, opts: { refresh?: boolean; packages?: string; verbose?: boolean }) => {
+      if (name === 'default') {
+        if (opts.packages) throw new UsageError('--packages applies to the debian image only');
+        const img = await ensureDefaultImage({ refresh: !!opts.refresh });
+        process.stdout.write(`kernel ${img.kernelVersion}\n  ${img.kernel}\n  ${img.initrd}\n`);
+        return;
+      }
+      if (name !== DEBIAN_IMAGE_NAME) throw new UsageError(`unknown image "${name}" (known: default, ${DEBIAN_IMAGE_NAME})`);
+      const packages = opts.packages ? opts.packages.split(',').map((p) => p.trim()).filter((p) => p !== '') : [];
+      const img = await ensureDebianImage({
+        refresh: !!opts.refresh, packages,
+        onConsole: opts.verbose ? (b) => process.stderr.write(b) : undefined,
+      });
+      process.stdout.write(`${img.name} (kernel ${img.kernelVersion}, ${Object.keys(img.packages).length} packages)\n  ${img.disk}\n`);
+    });
+  image.command('list')
+    .description('list the images built in the cache')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) => {
+      const list = listImages(cachePaths());
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(list.map((i) => ({ name: i.name, path: i.path, size: i.size, created: i.created, current: i.current })), null, 2)}\n`);
+        return;
+      }
+      const rows = [['NAME', 'SIZE', 'CREATED', 'PATH'], ...list.map((i) => [
+        i.current ? i.name : `${i.name} (old)`, formatSize(i.size), i.created.replace(/\.\d+Z$/, 'Z'), i.path,
+      ])];
+      const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+      for (const r of rows) process.stdout.write(`${r.map((x, c) => (c === r.length - 1 ? x : x.padEnd(w[c]!))).join('  ')}\n`);
     });
   registerHostCommands(program);
   return program;

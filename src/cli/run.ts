@@ -12,6 +12,8 @@ import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { MAX_RAM_BYTES, MAX_HARTS } from '../engine/layout.js';
 import { FileBlockBackend } from '../devices/node/file-block.js';
+import { runImage } from './run-image.js';
+import type { DiskImage } from '../devices/node/disk.js';
 import { ensureDefaultImage } from '../images/index.js';
 import { kernelBootargs, initrdWithCommand } from '../vmm/boot-config.js';
 import type { BlockBackend } from '../devices/bus.js';
@@ -29,6 +31,10 @@ export interface RunOptions {
   initrd?: string;
   append?: string;
   verbose?: boolean;
+  /** `--image NAME`: boot a system image (debian) from its own disk. */
+  image?: string;
+  /** `--disk-size SIZE` with `--image`. */
+  diskSize?: string;
 }
 
 /** A `--disk PATH[,readonly]` argument. */
@@ -76,6 +82,11 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
   if (!/^\d+$/.test(opts.cpus) || cpus < 1) throw new UsageError(`--cpus ${opts.cpus}: expected a whole number from 1 to ${MAX_HARTS}`);
   if (cpus > MAX_HARTS) throw new UsageError(`--cpus ${opts.cpus}: at most ${MAX_HARTS} vCPUs per VM`);
   const diskSpecs = opts.disk.map(parseDiskSpec);
+  if (opts.image !== undefined) {
+    if (opts.kernel || opts.initrd || opts.append) throw new UsageError('--image boots the kernel installed in the image: --kernel, --initrd and --append do not apply');
+  } else if (opts.diskSize !== undefined) {
+    throw new UsageError('--disk-size needs --image');
+  }
   let kernel: Uint8Array;
   let initrd: Uint8Array | undefined;
   // open disks first: a bad path fails before anything is downloaded or written
@@ -86,6 +97,9 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
       throw new UsageError((e as Error).message); // a bad --disk is the user's input: exit status 2
     }
   });
+  if (opts.image !== undefined) {
+    return runImage({ image: opts.image, ramBytes, cpus, disks: disks as DiskImage[], diskSize: opts.diskSize, verbose: opts.verbose }, command);
+  }
   if (opts.kernel) {
     kernel = readInput(opts.kernel, 'kernel');
     if (opts.initrd) initrd = readInput(opts.initrd, 'initrd');

@@ -46,6 +46,15 @@ export interface PackageRecord {
   [field: string]: string;
 }
 
+/** One package of an installation plan ({@link PrivateApt.resolveInstall}). */
+export interface ResolvedPackage {
+  name: string;
+  /** Debian version, with its epoch (`1:2.0-1`). */
+  version: string;
+  /** `riscv64` or `all`. */
+  arch: string;
+}
+
 /** One file `apt-get download --print-uris` would fetch. */
 export interface DownloadTarget {
   /** Full URI (never stored in a file by tsvisor). */
@@ -278,6 +287,47 @@ export class PrivateApt {
   }
 
   /**
+   * Names of the packages of `Priority: required` in the private lists (what debootstrap's
+   * `--variant=minbase` starts from), sorted.
+   * @throws ImageError when apt-cache fails.
+   */
+  async requiredPackages(): Promise<string[]> {
+    const r = await run('apt-cache', [...this.aptOptions(), 'dumpavail'], {
+      env: this.env(), purpose: 'resolve Debian packages', providedBy: 'apt',
+    });
+    if (r.code !== 0) throw new ImageError(`apt-cache dumpavail failed: ${lastErrorLine(r)}`);
+    const names = new Set<string>();
+    for (const rec of parseControlStanzas(r.stdout.toString('utf8'))) {
+      if (rec.Priority === 'required') names.add(rec.Package);
+    }
+    if (names.size === 0) throw new ImageError(`no package of priority required in ${this.suite}/${this.arch}: are the package lists complete?`);
+    return [...names].sort();
+  }
+
+  /**
+   * The whole set of packages an installation of `names` (and their dependencies, without
+   * Recommends) needs on an empty system, in apt's installation order (Pre-Depends first),
+   * from `apt-get --simulate install`.
+   * @throws ImageError naming the package when one is unknown or cannot be installed.
+   */
+  async resolveInstall(names: readonly string[]): Promise<ResolvedPackage[]> {
+    const r = await this.aptGet(['--simulate', '--no-install-recommends', 'install', ...names]);
+    const text = r.stdout.toString('utf8') + r.stderr.toString('utf8');
+    if (r.code !== 0) {
+      const unknown = /Unable to locate package (\S+)/.exec(text) ?? /Package '?([^' ]+)'? has no installation candidate/.exec(text);
+      if (unknown) throw new ImageError(`unknown package in the image recipe: ${unknown[1]} (not in ${this.suite}/${this.arch})`);
+      throw new ImageError(`cannot resolve the packages ${names.join(' ')}: ${lastErrorLine(r)}`);
+    }
+    const out: ResolvedPackage[] = [];
+    for (const line of text.split('\n')) {
+      const m = /^Inst (\S+) (?:\[[^\]]*\] )?\((\S+) .*\[([a-z0-9-]+)\]\)/.exec(line);
+      if (m) out.push({ name: m[1]!, version: m[2]!, arch: m[3]! });
+    }
+    if (out.length === 0) throw new ImageError(`apt-get --simulate install ${names.join(' ')} listed no package to install`);
+    return out;
+  }
+
+  /**
    * What `apt-get download` would fetch for `specs` (`name` or `name=version`).
    * @throws ImageError when a spec cannot be resolved.
    */
@@ -315,7 +365,7 @@ export class PrivateApt {
     for (const t of missing) rmSync(join(partial, t.fileName), { force: true });
     const total = missing.reduce((s, t) => s + t.size, 0);
     const names = missing.map((t) => t.fileName.split('_')[0]).join(', ');
-    const label = names;
+    const label = missing.length > 3 ? `${missing.length} packages` : names;
     const missingSpecs = missing.map((t) => specs[targets.indexOf(t)]!);
     const poll = (): number => missing.reduce((s, t) => s + (fileSize(join(partial, t.fileName)) ?? 0), 0);
     this.onProgress({ kind: 'bytes', label, done: 0, total });

@@ -32,3 +32,12 @@ export {
 export type { DefaultImage, EnsureDefaultImageOptions, RiscvImageHeader } from './default-image.js';
 export { stderrProgress, formatBytes } from './progress.js';
 export type { ProgressEvent, ProgressListener } from './progress.js';
+export {
+  DEBIAN_IMAGE_NAME, DEBIAN_PACKAGES, DEBIAN_SUITE, DEBIAN_ROOT_LABEL, STAGE2_SCRIPT, planDebianImage, buildDebianStage1,
+  finishDebianImage, findDebianImage, debianImageDir, listImages, stage2Script,
+} from './debian-image.js';
+export type { DebianPlan, DebianImage, ImageListEntry, Stage1Options, Stage1Result } from './debian-image.js';
+export type { ResolvedPackage } from './apt.js';
+export { withFileLock } from './lock.js';
+export { UBOOT_PACKAGE, UBOOT_SMODE_PATH, ensureUbootFirmware } from './firmware.js';
+export type { Firmware } from './firmware.js';

@@ -241,7 +241,7 @@ export const AGENT_PORT_NAME = 'org.tsvisor.agent';
  *   /dev/null) in the background; its stdout and stderr go through two FIFOs to pumps
  *   that send `O <id> <base64>` / `R <id> <base64>` lines, one per read() of at most
  *   22 KiB (so output streams while the command runs), then `X <id> <status>`.
- * - `P` → `sync; poweroff -f`.
+ * - `P` → `sync; poweroff -f` (with `systemd`: `systemctl --no-block poweroff`, a clean shutdown).
  *
  * Every line is written with a single write() of at most 32 KiB (busybox's `echo` builds
  * the whole line first; output lines are written by `dd bs=32768` from a file), and
@@ -249,7 +249,11 @@ export const AGENT_PORT_NAME = 'org.tsvisor.agent';
  * execs never interleave. A read() returning end of
  * file (the host end not connected) is retried every second.
  */
-export function agentScript(): string {
+export function agentScript(opts: { systemd?: boolean } = {}): string {
+  // On a systemd system (the Debian image) `P` asks systemd for a clean shutdown, and
+  // coreutils' sleep replaces busybox's usleep; the busybox flavour is unchanged.
+  const nap = opts.systemd ? 'sleep 0.1' : 'usleep 100000';
+  const poweroff = opts.systemd ? 'systemctl --no-block poweroff' : 'sync; poweroff -f';
   return `#!/bin/sh
 # tsvisor guest agent (builder ${INITRAMFS_BUILDER_VERSION}); protocol in tsvisor src/vmm/agent.ts
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -305,7 +309,7 @@ tsa_i=0
 until tsa_dev=$(tsa_find) && [ -c "$tsa_dev" ]; do
   tsa_i=$((tsa_i + 1))
   if [ "$tsa_i" -gt 300 ]; then echo "tsvisor-agent: no virtio port named ${AGENT_PORT_NAME}" >&2; exit 1; fi
-  usleep 100000
+  ${nap}
 done
 exec 3<> "$tsa_dev" || exit 1
 echo "H ok" >&3
@@ -324,7 +328,7 @@ while :; do
       case "$2" in ''|*[!0-9]*) continue ;; esac
       # double fork: the exec is reparented to init, this shell keeps no job entry
       (tsa_exec "$2" "$3" &) ;;
-    P) sync; poweroff -f ;;
+    P) ${poweroff} ;;
   esac
 done
 `;

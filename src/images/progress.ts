@@ -7,7 +7,9 @@ export type ProgressEvent =
   /** A step starts (e.g. "updating package lists"). */
   | { kind: 'step'; message: string }
   /** A download advanced: `done` of `total` bytes of `label` (total 0 when unknown). */
-  | { kind: 'bytes'; label: string; done: number; total: number }
+  | { kind: 'bytes'; label: string; done: number; total: number; items?: false }
+  /** A step over countable things advanced: `done` of `total` items (e.g. packages unpacked). */
+  | { kind: 'bytes'; label: string; done: number; total: number; items: true }
   /** A step finished. */
   | { kind: 'done'; message: string }
   /** Something the user should know (e.g. package signatures could not be verified). */
@@ -57,12 +59,14 @@ export function stderrProgress(opts: { quiet?: boolean; stream?: NodeJS.WriteStr
     if (!current || current.label !== ev.label) {
       endLine();
       current = { label: ev.label, start: now, last: 0, finished: false };
-      if (!tty) stream.write(`tsvisor: downloading ${ev.label}${ev.total ? ` (${formatBytes(ev.total)})` : ''}\n`);
+      if (!tty && ev.items) stream.write(`tsvisor: ${ev.label} (${ev.total})\n`);
+      else if (!tty) stream.write(`tsvisor: downloading ${ev.label}${ev.total ? ` (${formatBytes(ev.total)})` : ''}\n`);
     }
     const finished = ev.total > 0 && ev.done >= ev.total;
     if (finished) current.finished = true;
     const secs = Math.max((now - current.start) / 1000, 0.001);
-    const rate = `${formatBytes(Math.round(ev.done / secs))}/s`;
+    const fmt = ev.items ? (n: number) => String(n) : formatBytes;
+    const rate = ev.items ? `${(ev.done / secs).toFixed(1)}/s` : `${formatBytes(Math.round(ev.done / secs))}/s`;
     if (tty) {
       if (!finished && now - current.last < 100) return;
       current.last = now;
@@ -70,12 +74,13 @@ export function stderrProgress(opts: { quiet?: boolean; stream?: NodeJS.WriteStr
       const width = 24;
       const filled = ev.total ? Math.round((width * Math.min(ev.done, ev.total)) / ev.total) : 0;
       const bar = ev.total ? `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ` : '';
-      const of = ev.total ? ` / ${formatBytes(ev.total)}` : '';
-      stream.write(`\r\x1b[K${ev.label} ${bar}${pct}${formatBytes(ev.done)}${of}  ${rate}`);
+      const of = ev.total ? ` / ${fmt(ev.total)}` : '';
+      stream.write(`\r\x1b[K${ev.label} ${bar}${pct}${fmt(ev.done)}${of}  ${rate}`);
       lineOpen = true;
       if (finished) endLine();
     } else if (finished) {
-      stream.write(`tsvisor: downloaded ${ev.label} (${formatBytes(ev.done)} in ${secs.toFixed(1)} s, ${rate})\n`);
+      if (ev.items) stream.write(`tsvisor: ${ev.label}: ${ev.done} in ${secs.toFixed(1)} s\n`);
+      else stream.write(`tsvisor: downloaded ${ev.label} (${formatBytes(ev.done)} in ${secs.toFixed(1)} s, ${rate})\n`);
     }
   };
 }

@@ -1,0 +1,169 @@
+/**
+ * `tsvisor run --image debian [-- COMMAND...]`: boots the Debian image on a throwaway
+ * qcow2 overlay (the base image is never written), through its firmware (S-mode U-Boot,
+ * which boots the kernel and initrd in the guest's own /boot). With a command, runs it as
+ * root through the guest agent, prints its output, powers the guest off (a clean systemd
+ * shutdown) and exits with the command's status; without one, the serial console (a login
+ * prompt: `root`, no password). `reboot` in the guest restarts the VM; `poweroff` ends it.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UsageError } from './errors.js';
+import { parseSize } from './size.js';
+import { Vm } from '../vmm/vm.js';
+import { AgentClient } from '../vmm/agent.js';
+import { ensureDebianImage } from '../vmm/debian-build.js';
+import { StdioCharBackend } from '../devices/node/stdio-char.js';
+import { createDisk, openDisk } from '../devices/node/disk.js';
+import type { DiskImage } from '../devices/node/disk.js';
+import { loadEngineModule } from '../engine/node/module.js';
+import { DEBIAN_IMAGE_NAME } from '../images/index.js';
+import type { PowerEvent } from '../machine/board.js';
+
+/** How long a command run waits for the guest agent after power-on (ms). */
+const AGENT_TIMEOUT_MS = 10 * 60 * 1000;
+/** How long a clean shutdown may take before the VM is stopped (ms). */
+const SHUTDOWN_TIMEOUT_MS = 120 * 1000;
+
+/** What {@link runImage} needs from `tsvisor run`'s options. */
+export interface RunImageOptions {
+  image: string;
+  ramBytes: number;
+  cpus: number;
+  /** Extra disks (already opened), after the system disk: /dev/vdb, ... */
+  disks: DiskImage[];
+  /** `--disk-size`: the overlay's size (default: the base image's). */
+  diskSize?: string;
+  verbose?: boolean;
+}
+
+/**
+ * Runs the image. Returns the process exit status (the command's, with a command).
+ * @throws UsageError for an unknown image or a bad size; ImageError when the image
+ *   cannot be built.
+ */
+export async function runImage(opts: RunImageOptions, command: string[]): Promise<number> {
+  if (opts.image !== DEBIAN_IMAGE_NAME) throw new UsageError(`unknown image "${opts.image}" (known: ${DEBIAN_IMAGE_NAME})`);
+  const size = opts.diskSize ? parseSize(opts.diskSize, '--disk-size') : undefined;
+  const img = await ensureDebianImage({ quiet: !process.stderr.isTTY && !opts.verbose });
+  if (size !== undefined && (size < img.diskSize || size % 512 !== 0)) {
+    throw new UsageError(`--disk-size ${opts.diskSize}: must be a multiple of 512 bytes and at least the image's ${img.diskSize} bytes`);
+  }
+  const tmp = mkdtempSync(join(tmpdir(), 'tsvisor-run-'));
+  const overlayPath = join(tmp, 'system.qcow2');
+  let system: DiskImage | undefined;
+  try {
+    createDisk(overlayPath, { format: 'qcow2', backing: img.disk, backingFormat: 'raw', size: size ?? img.diskSize });
+    system = openDisk(overlayPath);
+    return await boot(opts, command, readFileSync(img.firmware), [system, ...opts.disks]);
+  } finally {
+    system?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Array, disks: DiskImage[]): Promise<number> {
+  const engine = loadEngineModule();
+  const stdout = process.stdout;
+  const interactive = command.length === 0;
+  let vm: Vm | null = null;
+  let agent: AgentClient | null = null;
+  const console = new StdioCharBackend((bytes) => {
+    if (interactive) stdout.write(bytes);
+    else if (opts.verbose) process.stderr.write(bytes);
+  }, { onInput: () => vm?.kick() });
+
+  const stdin = process.stdin;
+  let rawMode = false;
+  let onData: ((d: Buffer) => void) | null = null;
+  if (interactive) {
+    if (stdin.isTTY) { stdin.setRawMode(true); rawMode = true; }
+    let escape = false;
+    onData = (d: Buffer) => {
+      const pass: number[] = [];
+      for (const b of d) {
+        if (escape) {
+          escape = false;
+          if (b === 0x78 /* x */) { stdout.write('\r\ntsvisor: terminated (Ctrl-A x)\r\n'); vm?.stop(); return; }
+          if (b === 0x01) pass.push(0x01);
+          continue;
+        }
+        if (b === 0x01) { escape = true; continue; }
+        pass.push(b);
+      }
+      console.push(Uint8Array.from(pass));
+    };
+    stdin.on('data', onData);
+    stdin.resume();
+  }
+  let stopping = false;
+  const onSignal = (): void => {
+    if (stopping || !agent) vm?.stop();
+    else { stopping = true; agent.poweroff(); }
+  };
+  const onReport = (): void => { if (vm) process.stderr.write(`tsvisor: hart report\n${vm.hartReport().join('\n')}\n`); };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGUSR1', onReport);
+
+  let status: number | null = null;
+  let commandDone: Promise<void> | null = null;
+  try {
+    for (;;) {
+      vm = await Vm.create({
+        ramBytes: opts.ramBytes, harts: opts.cpus, engine, kernel: firmware, bootargs: '',
+        disks: disks.map((backend, i) => ({ backend, serial: i === 0 ? 'system' : `disk${i}` })),
+        console,
+        clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
+        agent: { onData: (b) => agent?.receive(b) },
+      });
+      const theVm = vm;
+      agent = new AgentClient(theVm.board.agent!);
+      const client = agent;
+      if (!interactive && commandDone === null) {
+        commandDone = runThroughAgent(client, command, theVm).then((st) => { status = st; });
+        commandDone.catch(() => {});
+      }
+      const ev: PowerEvent | null = await theVm.run();
+      client.close('the guest stopped');
+      if (ev?.kind === 'reset' && interactive) {
+        process.stderr.write('\r\ntsvisor: the guest rebooted\r\n');
+        continue;
+      }
+      break;
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGUSR1', onReport);
+    if (onData) { stdin.off('data', onData); stdin.pause(); }
+    if (rawMode) stdin.setRawMode(false);
+  }
+  await new Promise<void>((resolve) => stdout.write('', () => resolve()));
+  if (interactive) return 0;
+  if (status === null) {
+    process.stderr.write('tsvisor: the guest stopped (or rebooted) before the command finished\n');
+    return 255;
+  }
+  return status;
+}
+
+/** Waits for the agent, runs `command`, then asks for a clean shutdown (forced after a timeout). */
+async function runThroughAgent(agent: AgentClient, command: string[], vm: Vm): Promise<number> {
+  try {
+    await agent.ready(AGENT_TIMEOUT_MS);
+  } catch (e) {
+    process.stderr.write(`tsvisor: the guest agent did not answer: ${(e as Error).message}\n`);
+    vm.stop();
+    throw e;
+  }
+  const status = await agent.exec(command, {
+    stdout: (b) => process.stdout.write(b),
+    stderr: (b) => process.stderr.write(b),
+  });
+  agent.poweroff();
+  const t = setTimeout(() => vm.stop(), SHUTDOWN_TIMEOUT_MS);
+  t.unref();
+  return status;
+}
