@@ -6,6 +6,7 @@ import { describeError } from './errors.js';
 import { runCommand, type RunOptions } from './run.js';
 import { ensureDefaultImage } from '../images/index.js';
 import { registerHostCommands } from './host-commands.js';
+import { registerDiskCommands } from './disk.js';
 
 function buildProgram(): Command {
   const program = new Command();
@@ -16,7 +17,7 @@ function buildProgram(): Command {
     .usage('[options] [-- COMMAND [ARG...]]')
     .addOption(new Option('-m, --memory <size>', 'guest RAM (K, M, G suffixes)').default('512M'))
     .addOption(new Option('--cpus <n>', 'number of vCPUs').default('1'))
-    .option('--disk <path[,readonly]>', 'attach a raw disk image (repeatable: /dev/vda, /dev/vdb, ...)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--disk <path[,readonly]>', 'attach a disk image, raw or qcow2 (detected; repeatable: /dev/vda, /dev/vdb, ...)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--kernel <file>', 'Linux RISC-V Image to boot instead of the default image')
     .option('--initrd <file>', 'initramfs to use with --kernel')
     .option('--append <args>', 'extra kernel command-line arguments')
@@ -33,6 +34,7 @@ function buildProgram(): Command {
       const img = await ensureDefaultImage({ refresh: !!opts.refresh });
       process.stdout.write(`kernel ${img.kernelVersion}\n  ${img.kernel}\n  ${img.initrd}\n`);
     });
+  registerDiskCommands(program);
   registerHostCommands(program);
   return program;
 }
