@@ -16,7 +16,7 @@ const RestartPolicy = z.enum(['no', 'on-failure', 'always'])
   .meta({ description: 'restart when the VM process ends by itself: never, after a crash, or always' });
 
 const Disk = z.strictObject({
-  path: z.string().min(1).meta({ description: 'raw disk image on the host (absolute path)' }),
+  path: z.string().min(1).meta({ description: 'disk image on the host, raw or qcow2 (format detected; absolute path)' }),
   readonly: z.boolean().optional(),
 });
 

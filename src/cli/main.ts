@@ -9,6 +9,7 @@ import { ensureDebianImage } from '../vmm/debian-build.js';
 import { UsageError } from './errors.js';
 import { formatSize } from './size.js';
 import { registerHostCommands } from './host-commands.js';
+import { registerDiskCommands } from './disk.js';
 
 function buildProgram(): Command {
   const program = new Command();
@@ -19,7 +20,7 @@ function buildProgram(): Command {
     .usage('[options] [-- COMMAND [ARG...]]')
     .addOption(new Option('-m, --memory <size>', 'guest RAM (K, M, G suffixes)').default('512M'))
     .addOption(new Option('--cpus <n>', 'number of vCPUs').default('1'))
-    .option('--disk <path[,readonly]>', 'attach a raw disk image (repeatable: /dev/vda, /dev/vdb, ...)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--disk <path[,readonly]>', 'attach a disk image, raw or qcow2 (detected; repeatable: /dev/vda, /dev/vdb, ...)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--kernel <file>', 'Linux RISC-V Image to boot instead of the default image')
     .option('--initrd <file>', 'initramfs to use with --kernel')
     .option('--append <args>', 'extra kernel command-line arguments')
@@ -67,6 +68,7 @@ function buildProgram(): Command {
       const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
       for (const r of rows) process.stdout.write(`${r.map((x, c) => (c === r.length - 1 ? x : x.padEnd(w[c]!))).join('  ')}\n`);
     });
+  registerDiskCommands(program);
   registerHostCommands(program);
   return program;
 }

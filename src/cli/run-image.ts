@@ -19,7 +19,7 @@ import { createDisk, openDisk } from '../devices/node/disk.js';
 import type { DiskImage } from '../devices/node/disk.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { DEBIAN_IMAGE_NAME } from '../images/index.js';
-import type { PowerEvent } from '../machine/board.js';
+import type { PowerEvent } from '../devices/syscon.js';
 
 /** How long a command run waits for the guest agent after power-on (ms). */
 const AGENT_TIMEOUT_MS = 10 * 60 * 1000;

@@ -11,12 +11,10 @@ import { ExitMarkerFilter } from '../vmm/console.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { MAX_RAM_BYTES, MAX_HARTS } from '../engine/layout.js';
-import { FileBlockBackend } from '../devices/node/file-block.js';
+import { openDisk, type DiskImage } from '../devices/node/disk.js';
 import { runImage } from './run-image.js';
-import type { DiskImage } from '../devices/node/disk.js';
 import { ensureDefaultImage } from '../images/index.js';
 import { kernelBootargs, initrdWithCommand } from '../vmm/boot-config.js';
-import type { BlockBackend } from '../devices/bus.js';
 
 // The command line and initrd assembly live in src/vmm (shared with the VM process);
 // re-exported for the benchmarks and tests that import them from here.
@@ -87,19 +85,28 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
   } else if (opts.diskSize !== undefined) {
     throw new UsageError('--disk-size needs --image');
   }
+  // open disks first: a bad path fails before anything is downloaded or written
+  const disks: DiskImage[] = [];
+  try {
+    for (const d of diskSpecs) {
+      try {
+        disks.push(openDisk(d.path, { readonly: d.readonly })); // raw or qcow2 (with its backing chain)
+      } catch (e) {
+        throw new UsageError((e as Error).message); // a bad --disk is the user's input: exit status 2
+      }
+    }
+    if (opts.image !== undefined) {
+      return await runImage({ image: opts.image, ramBytes, cpus, disks, diskSize: opts.diskSize, verbose: opts.verbose }, command);
+    }
+    return await runWithDisks(opts, command, ramBytes, cpus, disks);
+  } finally {
+    for (const d of disks) { try { d.close(); } catch { /* already closed */ } }
+  }
+}
+
+async function runWithDisks(opts: RunOptions, command: string[], ramBytes: number, cpus: number, disks: DiskImage[]): Promise<number> {
   let kernel: Uint8Array;
   let initrd: Uint8Array | undefined;
-  // open disks first: a bad path fails before anything is downloaded or written
-  const disks: BlockBackend[] = diskSpecs.map((d) => {
-    try {
-      return new FileBlockBackend(d.path, { readonly: d.readonly });
-    } catch (e) {
-      throw new UsageError((e as Error).message); // a bad --disk is the user's input: exit status 2
-    }
-  });
-  if (opts.image !== undefined) {
-    return runImage({ image: opts.image, ramBytes, cpus, disks: disks as DiskImage[], diskSize: opts.diskSize, verbose: opts.verbose }, command);
-  }
   if (opts.kernel) {
     kernel = readInput(opts.kernel, 'kernel');
     if (opts.initrd) initrd = readInput(opts.initrd, 'initrd');

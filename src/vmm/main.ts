@@ -34,7 +34,7 @@ import { readVmConfig, vmDirPaths, VmConfigError, type VmDirPaths, type VmProces
 import { kernelBootargs, shellQuote } from './boot-config.js';
 import { AgentClient } from './agent.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
-import { FileBlockBackend } from '../devices/node/file-block.js';
+import { openDisk, type DiskImage } from '../devices/node/disk.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { ensureDefaultImage } from '../images/index.js';
 import type { PowerEvent } from '../devices/syscon.js';
@@ -54,7 +54,7 @@ class VmProcess implements ControlTarget {
   private vm: Vm | null = null;
   private agent: AgentClient | null = null;
   private agentReady = false;
-  private disks: FileBlockBackend[] = [];
+  private disks: DiskImage[] = [];
   private diskPaths: string[] = [];
   /** Disk counters of earlier boots (guest reboots) of this process. */
   private diskBase: Array<{ readBytes: number; writtenBytes: number }> = [];
@@ -122,10 +122,11 @@ class VmProcess implements ControlTarget {
     let initrd: Uint8Array | undefined;
     try {
       this.diskPaths = cfg.disks.map((d) => d.path);
-      this.disks = cfg.disks.map((d) => new FileBlockBackend(d.path, { readonly: d.readonly }));
+      // raw or qcow2 (detected), each with its backing chain; closed (chain included) in finish()
+      for (const d of cfg.disks) this.disks.push(openDisk(d.path, { readonly: d.readonly }));
       if (cfg.cdrom) {
         this.diskPaths.push(cfg.cdrom);
-        this.disks.push(new FileBlockBackend(cfg.cdrom, { readonly: true }));
+        this.disks.push(openDisk(cfg.cdrom, { readonly: true, format: 'raw' })); // an ISO 9660 image
       }
       this.diskBase = this.disks.map(() => ({ readBytes: 0, writtenBytes: 0 }));
       if (cfg.kernel) {

@@ -1,0 +1,102 @@
+/**
+ * The raw disk format: the file's bytes are the disk's bytes.
+ *
+ * Size: the capacity is the file size rounded *down* to a multiple of 512 bytes
+ * (virtio-blk counts 512-byte sectors); a trailing partial sector is neither readable
+ * nor writable, and {@link RawBackend.ignoredBytes} tells how many bytes were dropped.
+ *
+ * A raw image whose format was *detected* (not named by the user or an overlay header)
+ * refuses a write that would make its first bytes the qcow2 magic: otherwise a guest
+ * could turn its disk into a qcow2 header naming any host file as backing file, which
+ * the next detection would open (QEMU refuses the same for probed raw images).
+ */
+import { BlockError } from './errors.js';
+import type { RandomAccessFile } from './file.js';
+import type { DiskImage, ImageDescription } from './image.js';
+import { QCOW2_MAGIC } from './qcow2-header.js';
+
+/** Options of {@link RawBackend}. */
+export interface RawOptions {
+  /** Refuse writes (the file may still be writable). Default: the file's own `readonly`. */
+  readonly?: boolean;
+  /** The format was detected, not given: refuse writing the qcow2 magic at offset 0. */
+  probed?: boolean;
+}
+
+/** A raw image as a block device. */
+export class RawBackend implements DiskImage {
+  readonly format = 'raw' as const;
+  readonly backing = null;
+  readonly size: number;
+  readonly readonly: boolean;
+  /** Bytes at the end of the file beyond the last whole 512-byte sector (0..511), not exposed. */
+  readonly ignoredBytes: number;
+  private readonly probed: boolean;
+  private closed = false;
+
+  /** @param file the image; closed by {@link close}. */
+  constructor(private readonly file: RandomAccessFile, options: RawOptions = {}) {
+    this.readonly = options.readonly ?? file.readonly;
+    this.probed = options.probed ?? false;
+    const bytes = file.size();
+    this.size = bytes - (bytes % 512);
+    this.ignoredBytes = bytes % 512;
+  }
+
+  get name(): string {
+    return this.file.name;
+  }
+
+  /**
+   * Fill `buf` from byte `offset`.
+   * @throws RangeError if the range is outside the disk; BlockError if closed or the file shrank.
+   */
+  read(buf: Uint8Array, offset: number): void {
+    this.check(buf, offset);
+    const n = this.file.read(buf, offset);
+    if (n < buf.length) throw new BlockError(`disk image ${this.name}: unexpected end of file at ${offset + n}`);
+  }
+
+  /**
+   * Write `buf` at byte `offset`.
+   * @throws BlockError when readonly, closed, or (detected format) the write would
+   *   create a qcow2 header; RangeError if the range is outside the disk.
+   */
+  write(buf: Uint8Array, offset: number): void {
+    if (this.readonly) throw new BlockError(`disk image ${this.name} is readonly`);
+    this.check(buf, offset);
+    if (this.probed && offset < 4 && buf.length > 0) {
+      const head = new Uint8Array(4);
+      this.file.read(head, 0);
+      head.set(buf.subarray(0, 4 - offset), offset);
+      if ((((head[0] << 24) | (head[1] << 16) | (head[2] << 8) | head[3]) >>> 0) === QCOW2_MAGIC) {
+        throw new BlockError(`disk image ${this.name}: refused a write that makes this raw image (format detected) look like qcow2; name the format explicitly to allow it`);
+      }
+    }
+    this.file.write(buf, offset);
+  }
+
+  /** fsync the file (nothing to do when readonly). @throws BlockError when closed or on I/O error. */
+  flush(): void {
+    if (this.closed) throw new BlockError(`disk image ${this.name} is closed`);
+    if (!this.readonly) this.file.sync();
+  }
+
+  describe(): ImageDescription {
+    return { format: 'raw', virtualSize: this.size };
+  }
+
+  /** Close the file; later accesses throw. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.file.close();
+  }
+
+  private check(buf: Uint8Array, offset: number): void {
+    if (this.closed) throw new BlockError(`disk image ${this.name} is closed`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + buf.length > this.size) {
+      throw new RangeError(`disk image ${this.name}: access ${offset}+${buf.length} outside ${this.size} bytes`);
+    }
+  }
+}
