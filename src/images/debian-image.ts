@@ -44,7 +44,7 @@ import type { ProgressListener } from './progress.js';
 /** Name of the image in `tsvisor image list` and `--image`. */
 export const DEBIAN_IMAGE_NAME = 'debian';
 /** Bump when the recipe or the build steps change: the image key changes with it. */
-export const DEBIAN_BUILDER_VERSION = 1;
+export const DEBIAN_BUILDER_VERSION = 2;
 /** Debian suite and version the image is built from. */
 export const DEBIAN_SUITE = 'trixie';
 
@@ -445,6 +445,12 @@ function writeTsvisorFiles(root: string, plan: DebianPlan, order: string[], mirr
     'exec /usr/sbin/depmod "$@"',
     '',
   ].join('\n'), 0o755);
+  // placeholders: openssh-server's postinst then skips generating host keys (an RSA key
+  // takes minutes on an emulated CPU); stage 2 removes them, and each VM makes its own
+  for (const t of ['rsa', 'ecdsa', 'ed25519']) {
+    put(`etc/ssh/ssh_host_${t}_key`, '', 0o600);
+    put(`etc/ssh/ssh_host_${t}_key.pub`, '');
+  }
   put('var/lib/tsvisor/preinst-order', `${order.join('\n')}\n`);
   put(STAGE2_SCRIPT.slice(1), stage2Script(plan.kernelVersion), 0o755);
 }
@@ -480,6 +486,7 @@ u-boot-update || exit 1
 [ -s /boot/extlinux/extlinux.conf ] || { echo "tsvisor-stage2: no /boot/extlinux/extlinux.conf"; exit 1; }
 echo "tsvisor-stage2: finishing"
 systemctl enable tsvisor-ssh-keygen.service >/dev/null 2>&1 || true
+systemctl set-default multi-user.target >/dev/null 2>&1 || true
 passwd -d root >/dev/null
 rm -f /etc/ssh/ssh_host_*
 : > /etc/machine-id
