@@ -299,8 +299,8 @@ export class Qcow2Backend implements DiskImage {
    */
   private checkCluster(off: number, what: string, data: boolean): void {
     const cs = this.cs;
-    if (off % cs !== 0) this.bad(`${what} offset ${hex(off)} not aligned to a cluster`);
     if (off < cs) this.bad(`${what} offset ${hex(off)} inside the header`);
+    if (off % cs !== 0) this.bad(`${what} offset ${hex(off)} not aligned to a cluster`);
     const l1 = this.header.l1TableOffset;
     if (this.l1Bytes > 0 && off + cs > l1 && off < l1 + this.l1Bytes) this.bad(`${what} offset ${hex(off)} inside the L1 table`);
     if (this.refcounts) {
@@ -353,9 +353,9 @@ export class Qcow2Backend implements DiskImage {
     const cs = this.cs;
     const l1i = Math.floor(v / (cs * this.l2Entries));
     let l2off = this.l1Offset(l1i);
-    if (l2off !== 0 && !(this.l1[2 * l1i] & COPIED)) {
-      this.requireOwned(l2off, 'L2 table');
-      this.writeL1(l1i, l2off);
+    if (l2off !== 0) {
+      this.requireOwned(l2off, 'L2 table'); // whatever QCOW_OFLAG_COPIED claims
+      if (!(this.l1[2 * l1i] & COPIED)) this.writeL1(l1i, l2off);
     }
     const l2 = l2off !== 0 ? this.l2Table(l2off) : null;
     const g0 = Math.floor(v / cs), g1 = Math.floor((v + data.length - 1) / cs);
@@ -365,7 +365,8 @@ export class Qcow2Backend implements DiskImage {
     for (let g = g0; g <= g1; g++) {
       const m = l2 ? this.decode(l2, g % this.l2Entries, g) : UNALLOCATED;
       if (m.kind !== Kind.Normal) { alloc.push({ g, m }); continue; }
-      if (!m.copied) { this.requireOwned(m.host, 'data cluster'); fixCopied.push(g); }
+      this.requireOwned(m.host, 'data cluster');
+      if (!m.copied) fixCopied.push(g);
       const s = Math.max(v, g * cs), e = Math.min(v + data.length, (g + 1) * cs);
       const host = m.host + (s - g * cs);
       const last = inPlace[inPlace.length - 1];
