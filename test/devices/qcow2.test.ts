@@ -147,9 +147,9 @@ describe('qcow2 round trip against a byte model', () => {
     fs.add('r', new Uint8Array(64 * KiB));
     const magic = new Uint8Array([0x51, 0x46, 0x49, 0xfb]);
     const d = openImage('r', fs);
-    assert.throws(() => d.write(magic, 0), (e: Error) => e instanceof BlockError && /look like qcow2/.test(e.message));
+    assert.throws(() => d.write(magic, 0), (e: Error) => e instanceof BlockError && /look like a qcow2 image/.test(e.message));
     d.write(new Uint8Array([0x51, 0x46]), 0); // harmless halves are fine
-    assert.throws(() => d.write(new Uint8Array([0x49, 0xfb]), 2), /look like qcow2/);
+    assert.throws(() => d.write(new Uint8Array([0x49, 0xfb]), 2), /look like a qcow2 image/);
     d.close();
     assert.equal(detectFormat(fs.files.get('r')!), 'raw');
     const named = openImage('r', fs, { format: 'raw' }); // named explicitly: allowed
