@@ -413,8 +413,8 @@ export class Qcow2Backend implements DiskImage {
     // 3. the L2 entries (4. a new L2 table's L1 entry)
     if (entries.size > 0) {
       if (l2) {
-        const idx = [...entries.keys()].map((g) => g % this.l2Entries);
-        const lo = Math.min(...idx), hi = Math.max(...idx);
+        let lo = this.l2Entries, hi = -1;
+        for (const g of entries.keys()) { lo = Math.min(lo, g % this.l2Entries); hi = Math.max(hi, g % this.l2Entries); }
         const slice = l2.slice(lo * 8, (hi + 1) * 8);
         for (const [g, host] of entries) setEntry(slice, (g % this.l2Entries) - lo, host);
         this.file.write(slice, l2off + lo * 8);
