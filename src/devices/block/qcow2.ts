@@ -7,7 +7,10 @@
  * Metadata is written through at once, never cached dirty, in the order data cluster ->
  * refcount -> L2 entry -> L1 entry (see qcow2-refcount.ts), so a process killed at any
  * moment leaves an image that `qemu-img check` finds consistent, with at worst leaked
- * clusters; `flush()` is one fsync. L2 tables and refcount blocks are cached for reads.
+ * clusters; `flush()` is one fsync. (No fsync orders the writes between two flushes: after
+ * an OS crash or power loss, metadata written since the last flush may have reached the
+ * disk out of order and the image may need `qemu-img check -r all`.) L2 tables and
+ * refcount blocks are cached for reads.
  *
  * Every table entry is checked before use: offsets cluster-aligned, past the header,
  * outside the L1 and refcount tables, not aliasing refcount blocks or (data clusters)
@@ -17,7 +20,9 @@
  * Not supported: encryption, external data files, extended L2 entries, non-zlib
  * compression (all refused at open); writing images with internal snapshots, a dirty or
  * corrupt bit (opened read-only only); writing shared clusters (refcount > 1, which
- * only snapshots create); discard. Written clusters are never compressed.
+ * only snapshots create); discard. Written clusters are never compressed, and clusters
+ * freed by overwriting compressed or preallocated zero clusters are not reused (the file
+ * only grows; `qemu-img convert` compacts it).
  */
 import { BlockError } from './errors.js';
 import { checkRange, type RandomAccessFile } from './file.js';
