@@ -226,7 +226,7 @@ function addDefinitionOptions(cmd: Command): Command {
   return cmd
     .option('--cpus <n>', 'number of vCPUs')
     .option('-m, --memory <size>', 'guest RAM (K, M, G suffixes)')
-    .option('--disk <path[,readonly]>', 'attach a raw disk image (repeatable)', collect, [] as string[])
+    .option('--disk <path[,readonly]>', 'attach a disk image, raw or qcow2 (repeatable)', collect, [] as string[])
     .option('--cdrom <iso>', 'attach an ISO 9660 image read-only')
     .option('--kernel <file>', 'boot this RISC-V Linux Image instead of the default image')
     .option('--initrd <file>', 'initramfs to use with --kernel')

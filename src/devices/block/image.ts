@@ -105,7 +105,7 @@ export function openImage(name: string, locator: ImageLocator, opts: OpenImageOp
       opened = locator.open(n, parent ? parent.location : null, readonly);
     } catch (e) {
       if (!parent) throw e;
-      throw new BlockError(`${parent.name}: cannot open its backing file ${n}: ${(e as Error).message}`, { cause: e });
+      throw new BlockError(`qcow2 image ${parent.name}: cannot open its backing file ${n}: ${(e as Error).message}`, { cause: e });
     }
     const { file, location, id } = opened;
     try {

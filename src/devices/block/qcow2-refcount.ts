@@ -202,14 +202,7 @@ export class Qcow2Refcounts {
       this.file.write(blk, off);
       newBlocks.set(t, { off, blk });
     });
-    // 2. new clusters covered by existing blocks
-    for (let c = c0; c < c0 + count;) {
-      const t = Math.floor(c / this.perBlock);
-      const k = Math.min(c0 + count - c, (t + 1) * this.perBlock - c);
-      if (!newBlocks.has(t)) this.setRange(c, k, 1);
-      c += k;
-    }
-    // 3. the new table
+    // 2. the new table
     const table = old.slice();
     table.length = (n * cs) / 8;
     table.fill(0, old.length);
@@ -218,6 +211,13 @@ export class Qcow2Refcounts {
     const v = new DataView(raw.buffer);
     table.forEach((off, i) => { if (off) { v.setUint32(i * 8, Math.floor(off / 2 ** 32)); v.setUint32(i * 8 + 4, off >>> 0); } });
     this.file.write(raw, at);
+    // 3. new clusters covered by existing blocks (the file now covers them all)
+    for (let c = c0; c < c0 + count;) {
+      const t = Math.floor(c / this.perBlock);
+      const k = Math.min(c0 + count - c, (t + 1) * this.perBlock - c);
+      if (!newBlocks.has(t)) this.setRange(c, k, 1);
+      c += k;
+    }
     // 4. the header: refcount_table_offset (48..55) and refcount_table_clusters (56..59)
     const h = new Uint8Array(12);
     const hv = new DataView(h.buffer);

@@ -7,7 +7,10 @@
  * Metadata is written through at once, never cached dirty, in the order data cluster ->
  * refcount -> L2 entry -> L1 entry (see qcow2-refcount.ts), so a process killed at any
  * moment leaves an image that `qemu-img check` finds consistent, with at worst leaked
- * clusters; `flush()` is one fsync. L2 tables and refcount blocks are cached for reads.
+ * clusters; `flush()` is one fsync. (No fsync orders the writes between two flushes: after
+ * an OS crash or power loss, metadata written since the last flush may have reached the
+ * disk out of order and the image may need `qemu-img check -r all`.) L2 tables and
+ * refcount blocks are cached for reads.
  *
  * Every table entry is checked before use: offsets cluster-aligned, past the header,
  * outside the L1 and refcount tables, not aliasing refcount blocks or (data clusters)
@@ -17,7 +20,9 @@
  * Not supported: encryption, external data files, extended L2 entries, non-zlib
  * compression (all refused at open); writing images with internal snapshots, a dirty or
  * corrupt bit (opened read-only only); writing shared clusters (refcount > 1, which
- * only snapshots create); discard. Written clusters are never compressed.
+ * only snapshots create); discard. Written clusters are never compressed, and clusters
+ * freed by overwriting compressed or preallocated zero clusters are not reused (the file
+ * only grows; `qemu-img convert` compacts it).
  */
 import { BlockError } from './errors.js';
 import { checkRange, type RandomAccessFile } from './file.js';
@@ -299,8 +304,8 @@ export class Qcow2Backend implements DiskImage {
    */
   private checkCluster(off: number, what: string, data: boolean): void {
     const cs = this.cs;
-    if (off % cs !== 0) this.bad(`${what} offset ${hex(off)} not aligned to a cluster`);
     if (off < cs) this.bad(`${what} offset ${hex(off)} inside the header`);
+    if (off % cs !== 0) this.bad(`${what} offset ${hex(off)} not aligned to a cluster`);
     const l1 = this.header.l1TableOffset;
     if (this.l1Bytes > 0 && off + cs > l1 && off < l1 + this.l1Bytes) this.bad(`${what} offset ${hex(off)} inside the L1 table`);
     if (this.refcounts) {
@@ -353,9 +358,9 @@ export class Qcow2Backend implements DiskImage {
     const cs = this.cs;
     const l1i = Math.floor(v / (cs * this.l2Entries));
     let l2off = this.l1Offset(l1i);
-    if (l2off !== 0 && !(this.l1[2 * l1i] & COPIED)) {
-      this.requireOwned(l2off, 'L2 table');
-      this.writeL1(l1i, l2off);
+    if (l2off !== 0) {
+      this.requireOwned(l2off, 'L2 table'); // whatever QCOW_OFLAG_COPIED claims
+      if (!(this.l1[2 * l1i] & COPIED)) this.writeL1(l1i, l2off);
     }
     const l2 = l2off !== 0 ? this.l2Table(l2off) : null;
     const g0 = Math.floor(v / cs), g1 = Math.floor((v + data.length - 1) / cs);
@@ -365,7 +370,8 @@ export class Qcow2Backend implements DiskImage {
     for (let g = g0; g <= g1; g++) {
       const m = l2 ? this.decode(l2, g % this.l2Entries, g) : UNALLOCATED;
       if (m.kind !== Kind.Normal) { alloc.push({ g, m }); continue; }
-      if (!m.copied) { this.requireOwned(m.host, 'data cluster'); fixCopied.push(g); }
+      this.requireOwned(m.host, 'data cluster');
+      if (!m.copied) fixCopied.push(g);
       const s = Math.max(v, g * cs), e = Math.min(v + data.length, (g + 1) * cs);
       const host = m.host + (s - g * cs);
       const last = inPlace[inPlace.length - 1];
@@ -412,8 +418,8 @@ export class Qcow2Backend implements DiskImage {
     // 3. the L2 entries (4. a new L2 table's L1 entry)
     if (entries.size > 0) {
       if (l2) {
-        const idx = [...entries.keys()].map((g) => g % this.l2Entries);
-        const lo = Math.min(...idx), hi = Math.max(...idx);
+        let lo = this.l2Entries, hi = -1;
+        for (const g of entries.keys()) { lo = Math.min(lo, g % this.l2Entries); hi = Math.max(hi, g % this.l2Entries); }
         const slice = l2.slice(lo * 8, (hi + 1) * 8);
         for (const [g, host] of entries) setEntry(slice, (g % this.l2Entries) - lo, host);
         this.file.write(slice, l2off + lo * 8);

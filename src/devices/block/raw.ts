@@ -70,7 +70,7 @@ export class RawBackend implements DiskImage {
       this.file.read(head, 0);
       head.set(buf.subarray(0, 4 - offset), offset);
       if ((((head[0] << 24) | (head[1] << 16) | (head[2] << 8) | head[3]) >>> 0) === QCOW2_MAGIC) {
-        throw new BlockError(`disk image ${this.name}: refused a write that makes this raw image (format detected) look like qcow2; name the format explicitly to allow it`);
+        throw new BlockError(`disk image ${this.name}: refused a write that would make this raw image (format detected, not named) look like a qcow2 image`);
       }
     }
     this.file.write(buf, offset);
