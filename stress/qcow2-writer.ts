@@ -10,16 +10,7 @@ import { writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { openDisk } from '../src/devices/node/disk.js';
 
-/** A deterministic xorshift32 generator. */
-function rng(seed: number): () => number {
-  let s = (seed >>> 0) || 0x9e3779b9;
-  return () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s;
-  };
-}
+import { xorshift32 as rng } from '../test/e2e/helpers.js';
 
 /**
  * Guest write number `i` of seed `seed` on a disk of `size` bytes: 1 byte to `maxLen`

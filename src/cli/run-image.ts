@@ -15,6 +15,7 @@ import { Vm } from '../vmm/vm.js';
 import { AgentClient } from '../vmm/agent.js';
 import { ensureDebianImage } from '../vmm/debian-build.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
+import { attachTerminal } from './terminal.js';
 import { createDisk, openDisk } from '../devices/node/disk.js';
 import type { DiskImage } from '../devices/node/disk.js';
 import { loadEngineModule } from '../engine/node/module.js';
@@ -74,29 +75,7 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
     else if (opts.verbose) process.stderr.write(bytes);
   }, { onInput: () => vm?.kick() });
 
-  const stdin = process.stdin;
-  let rawMode = false;
-  let onData: ((d: Buffer) => void) | null = null;
-  if (interactive) {
-    if (stdin.isTTY) { stdin.setRawMode(true); rawMode = true; }
-    let escape = false;
-    onData = (d: Buffer) => {
-      const pass: number[] = [];
-      for (const b of d) {
-        if (escape) {
-          escape = false;
-          if (b === 0x78 /* x */) { stdout.write('\r\ntsvisor: terminated (Ctrl-A x)\r\n'); vm?.stop(); return; }
-          if (b === 0x01) pass.push(0x01);
-          continue;
-        }
-        if (b === 0x01) { escape = true; continue; }
-        pass.push(b);
-      }
-      console.push(Uint8Array.from(pass));
-    };
-    stdin.on('data', onData);
-    stdin.resume();
-  }
+  const detachTerminal = interactive ? attachTerminal(console, () => vm?.stop()) : null;
   let stopping = false;
   const onSignal = (): void => {
     if (stopping || !agent) vm?.stop();
@@ -137,8 +116,7 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGUSR1', onReport);
-    if (onData) { stdin.off('data', onData); stdin.pause(); }
-    if (rawMode) stdin.setRawMode(false);
+    detachTerminal?.();
   }
   await new Promise<void>((resolve) => stdout.write('', () => resolve()));
   if (interactive) return 0;

@@ -9,6 +9,7 @@ import { parseSize, formatSize } from './size.js';
 import { Vm } from '../vmm/vm.js';
 import { ExitMarkerFilter } from '../vmm/console.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
+import { attachTerminal } from './terminal.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { MAX_RAM_BYTES, MAX_HARTS } from '../engine/layout.js';
 import { openDisk, type DiskImage } from '../devices/node/disk.js';
@@ -135,29 +136,7 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
   const theVm = vm;
 
   // console input: interactive shell gets the terminal; Ctrl-A x quits (as QEMU)
-  const stdin = process.stdin;
-  let rawMode = false;
-  let onData: ((d: Buffer) => void) | null = null;
-  if (command.length === 0) {
-    if (stdin.isTTY) { stdin.setRawMode(true); rawMode = true; }
-    let escape = false;
-    onData = (d: Buffer) => {
-      const pass: number[] = [];
-      for (const b of d) {
-        if (escape) {
-          escape = false;
-          if (b === 0x78 /* x */) { stdout.write('\r\ntsvisor: terminated (Ctrl-A x)\r\n'); theVm.stop(); return; }
-          if (b === 0x01) pass.push(0x01);
-          continue;
-        }
-        if (b === 0x01) { escape = true; continue; }
-        pass.push(b);
-      }
-      console.push(Uint8Array.from(pass));
-    };
-    stdin.on('data', onData);
-    stdin.resume();
-  }
+  const detachTerminal = command.length === 0 ? attachTerminal(console, () => theVm.stop()) : null;
   const onSignal = () => theVm.stop();
   // SIGUSR1 prints each hart's state (pc, privilege, interrupts, parked) to stderr
   const onReport = () => process.stderr.write(`tsvisor: hart report\n${theVm.hartReport().join('\n')}\n`);
@@ -171,8 +150,7 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGUSR1', onReport);
-    if (onData) { stdin.off('data', onData); stdin.pause(); }
-    if (rawMode) stdin.setRawMode(false);
+    detachTerminal?.();
   }
   await new Promise<void>((resolve) => stdout.write('', () => resolve()));
   if (filter) {

@@ -14,16 +14,9 @@ import { BlockError } from '../../src/devices/block/errors.js';
 import { MemoryFile, type RandomAccessFile } from '../../src/devices/block/file.js';
 import type { ImageLocator } from '../../src/devices/block/image.js';
 
-/** A deterministic xorshift32 generator. */
-export function rng(seed: number): () => number {
-  let s = (seed >>> 0) || 0x9e3779b9;
-  return () => {
-    s ^= s << 13; s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
-    return s;
-  };
-}
+import { xorshift32 as rng } from '../e2e/helpers.js';
+
+export { rng };
 
 /** One guest write: `data` at byte `offset`. */
 export interface WriteOp { offset: number; data: Uint8Array }
