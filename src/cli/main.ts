@@ -46,7 +46,7 @@ function buildProgram(): Command {
         return;
       }
       if (name !== DEBIAN_IMAGE_NAME) throw new UsageError(`unknown image "${name}" (known: default, ${DEBIAN_IMAGE_NAME})`);
-      const packages = opts.packages ? opts.packages.split(',').map((p) => p.trim()).filter((p) => p !== '') : [];
+      const packages = opts.packages ? opts.packages.split(',').map((p) => p.trim()).filter((p) => p !== '') : undefined;
       const img = await ensureDebianImage({
         refresh: !!opts.refresh, packages,
         onConsole: opts.verbose ? (b) => process.stderr.write(b) : undefined,

@@ -33,7 +33,7 @@ export type { DefaultImage, EnsureDefaultImageOptions, RiscvImageHeader } from '
 export { stderrProgress, formatBytes } from './progress.js';
 export type { ProgressEvent, ProgressListener } from './progress.js';
 export {
-  DEBIAN_IMAGE_NAME, DEBIAN_PACKAGES, DEBIAN_SUITE, DEBIAN_ROOT_LABEL, STAGE2_SCRIPT, planDebianImage, buildDebianStage1,
+  DEBIAN_IMAGE_NAME, DEBIAN_BUILDER_VERSION, DEBIAN_PACKAGES, DEBIAN_SUITE, DEBIAN_ROOT_LABEL, STAGE2_SCRIPT, planDebianImage, buildDebianStage1,
   finishDebianImage, findDebianImage, debianImageDir, listImages, stage2Script,
 } from './debian-image.js';
 export type { DebianPlan, DebianImage, ImageListEntry, Stage1Options, Stage1Result } from './debian-image.js';

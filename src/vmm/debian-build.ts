@@ -29,7 +29,7 @@ const STAGE2_RAM = 1024 * 1024 * 1024;
 /** Options of {@link ensureDebianImage}. */
 export interface EnsureDebianImageOptions {
   home?: string;
-  /** Extra packages (`--packages`). */
+  /** Extra packages (`--packages`); undefined: the current build, whatever it was built with. */
   packages?: string[];
   /** Update the package lists now and rebuild if the versions changed. */
   refresh?: boolean;
@@ -51,10 +51,11 @@ export async function ensureDebianImage(opts: EnsureDebianImageOptions = {}): Pr
   const paths = cachePaths(opts.home ?? tsvisorHome(opts.env));
   const progress = opts.onProgress ?? stderrProgress({ quiet: opts.quiet });
   const extra = opts.packages ?? [];
+  // without `packages`, any current build will do (e.g. one pulled with --packages)
   const quick = (): DebianImage | undefined => {
     if (opts.refresh) return undefined;
     const img = findDebianImage(paths);
-    return img && sameExtra(img.extra, extra) ? img : undefined;
+    return img && (opts.packages === undefined || sameExtra(img.extra, extra)) ? img : undefined;
   };
   const have = quick();
   if (have) return have;
