@@ -40,6 +40,8 @@ export const VmCreateBody = z.strictObject({
   cpuWeight: cpuWeight.optional(),
   cpuCap: cpuCap.optional(),
   restart: RestartPolicy.optional(),
+  image: z.enum(['debian']).optional().meta({ description: 'make the VM from a system image: its own copy-on-write overlay of the image is its first disk, booted through its firmware' }),
+  diskSizeBytes: z.number().int().positive().optional().meta({ description: 'with image: size of the system disk in bytes (default: the image\'s); the guest grows its root file system to fill it' }),
 }).meta({ id: 'VmCreate' });
 
 /** `PATCH /v1/vms/{name}`: `null` removes an optional field. */

@@ -176,7 +176,12 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
     if (method === 'GET') { sendJson(res, 200, { vms: host.list() }); return; }
     if (method === 'POST') {
       const body = parse(VmCreateBody, await readBody(req));
-      sendJson(res, 201, host.create(body));
+      if (body.image !== undefined) {
+        sendJson(res, 201, await host.createFromImage({ ...body, image: body.image }));
+      } else {
+        if (body.diskSizeBytes !== undefined) throw new ApiError(400, 'invalid_argument', 'diskSizeBytes needs image');
+        sendJson(res, 201, host.create(body));
+      }
       return;
     }
     throw notAllowed();

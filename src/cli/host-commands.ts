@@ -16,6 +16,8 @@ import type { RestartPolicy } from '../host/types.js';
 import { UsageError } from './errors.js';
 import { parseDiskSpec } from './run.js';
 import { formatSize, parseSize } from './size.js';
+import { DEBIAN_IMAGE_NAME } from '../images/index.js';
+import { ensureDebianImage } from '../vmm/debian-build.js';
 
 /** `bin/tsvisor.js` (this file runs as dist/src/cli/host-commands.js). */
 const TSVISOR_BIN = fileURLToPath(new URL('../../../bin/tsvisor.js', import.meta.url));
@@ -104,7 +106,7 @@ export function formatVmInfo(v: VmInfo): string {
     ['memory', formatSize(d.memoryBytes)],
     ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
     ...(d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
-    ['kernel', d.kernel ?? 'default image'],
+    ...(d.image ? [['image', `${d.image.name} (${d.image.key}), booted through ${d.kernel}`] as [string, string]] : [['kernel', d.kernel ?? 'default image'] as [string, string]]),
     ...(d.initrd ? [['initrd', d.initrd] as [string, string]] : []),
     ...(d.append ? [['append', d.append] as [string, string]] : []),
     ['cpu weight', String(d.cpuWeight)],
@@ -342,10 +344,21 @@ export function registerHostCommands(program: Command): void {
   const vm = program.command('vm').description('manage VMs through the host daemon (started on first use)');
 
   addDefinitionOptions(vm.command('create').description('define a VM').argument('<name>', 'VM name (also the guest host name)'))
+    .option('--image <name>', 'make it from a system image (debian): its own copy-on-write overlay of the image is /dev/vda')
+    .option('--disk-size <size>', 'with --image: size of its system disk (default: the image\'s); the guest grows into it')
     .option('--start', 'start it right away')
     .option('--json', 'print the VM as JSON')
-    .action(async (name: string, o: VmOpts & { start?: boolean; json?: boolean }) => {
-      let v = await api<VmInfo>('POST', '/v1/vms', { name, ...definitionFields(o) });
+    .action(async (name: string, o: VmOpts & { start?: boolean; json?: boolean; image?: string; diskSize?: string }) => {
+      const fromImage: Record<string, unknown> = {};
+      if (o.image !== undefined) {
+        fromImage.image = o.image;
+        if (o.diskSize !== undefined) fromImage.diskSizeBytes = parseSize(o.diskSize, '--disk-size');
+        // build the image here, with progress, when the daemon is local (it shares the cache)
+        if (o.image === DEBIAN_IMAGE_NAME && !process.env.TSVISOR_URL) await ensureDebianImage({});
+      } else if (o.diskSize !== undefined) {
+        throw new UsageError('--disk-size needs --image');
+      }
+      let v = await api<VmInfo>('POST', '/v1/vms', { name, ...definitionFields(o), ...fromImage });
       if (o.start) v = await api<VmInfo>('POST', vmPath(name, 'start'));
       await printVm(v, o.json, o.start ? 'created and started' : 'created');
     });

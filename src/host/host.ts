@@ -16,7 +16,10 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmS
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { ensureDefaultImage } from '../images/index.js';
+import { join } from 'node:path';
+import { DEBIAN_IMAGE_NAME, ensureDefaultImage } from '../images/index.js';
+import { createDisk } from '../devices/node/disk.js';
+import { ensureDebianImage } from '../vmm/debian-build.js';
 import type { VmProcessStatus } from '../vmm/control-api.js';
 import { admitMemory, hostCapacity, memoryBudget, type HostCapacity, type MemoryBudget } from './admission.js';
 import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
@@ -362,7 +365,7 @@ export class Host {
   // ---------------------------------------------------------------- definitions
 
   /** Define a new VM (validated first: a refused request writes nothing). */
-  create(input: VmCreateInput): VmInfo {
+  create(input: VmCreateInput, image?: { name: string; key: string }): VmInfo {
     checkVmName(input.name);
     if (this.entries.has(input.name) || this.store.has(input.name)) throw new HostError('already_exists', `VM ${input.name} already exists`);
     const def: VmDefinition = {
@@ -378,6 +381,7 @@ export class Host {
       cpuCap: input.cpuCap ?? 0,
       restart: input.restart ?? 'no',
       createdAt: Date.now(),
+      ...(image ? { image } : {}),
     };
     validateDefinition(def, { cores: this.capacity.cores });
     const sock = this.store.paths(def.name).sock;
@@ -388,6 +392,49 @@ export class Host {
     this.entries.set(def.name, { def, rt: { state: 'stopped', restarts: 0 }, lock: Promise.resolve(), samples: [], statusBusy: false, waiters: [], deadTicks: 0 });
     this.log(`created ${def.name}`);
     return this.get(def.name);
+  }
+
+  /**
+   * Define a VM from a system image (`vm create NAME --image debian [--disk-size]`): gets
+   * (building on first use) the image, makes the VM's own qcow2 overlay over its base
+   * disk in the VM's folder (`system.qcow2`, `diskSizeBytes` or the base's size: the guest
+   * grows its root file system to fill it at boot), and defines the VM with that overlay
+   * as its first disk and the image's firmware as what it boots. The base is never written.
+   * @throws HostError: invalid_argument (unknown image, size below the base's), already_exists,
+   *   unavailable (the image cannot be built); whatever {@link create} throws.
+   */
+  async createFromImage(input: VmCreateInput & { image: string; diskSizeBytes?: number }): Promise<VmInfo> {
+    checkVmName(input.name);
+    if (this.entries.has(input.name) || this.store.has(input.name)) throw new HostError('already_exists', `VM ${input.name} already exists`);
+    if (input.kernel || input.initrd || input.append) {
+      throw new HostError('invalid_argument', 'a VM made from an image boots the kernel installed in it: kernel, initrd and append do not apply');
+    }
+    if (input.image !== DEBIAN_IMAGE_NAME) throw new HostError('invalid_argument', `unknown image "${input.image}" (known: ${DEBIAN_IMAGE_NAME})`);
+    let img;
+    try {
+      img = await ensureDebianImage({
+        home: this.paths.home, quiet: true,
+        onProgress: (ev) => { if (ev.kind !== 'bytes') this.log(`image: ${ev.message}`); },
+      });
+    } catch (err) {
+      throw new HostError('unavailable', `the ${input.image} image is not available: ${(err as Error).message.split('\n')[0]}`);
+    }
+    const size = input.diskSizeBytes ?? img.diskSize;
+    if (size < img.diskSize || size % 512 !== 0) {
+      throw new HostError('invalid_argument', `disk size ${size}: must be a multiple of 512 bytes and at least the image's ${img.diskSize} bytes`);
+    }
+    if (this.entries.has(input.name) || this.store.has(input.name)) throw new HostError('already_exists', `VM ${input.name} already exists`);
+    const dir = this.store.paths(input.name).dir;
+    const overlay = join(dir, 'system.qcow2');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    try {
+      createDisk(overlay, { format: 'qcow2', backing: img.disk, backingFormat: 'raw', size });
+      const { image: _image, diskSizeBytes: _size, ...rest } = input;
+      return this.create({ ...rest, disks: [{ path: overlay }, ...(input.disks ?? [])], kernel: img.firmware }, { name: img.name, key: img.key });
+    } catch (err) {
+      if (!this.store.has(input.name)) rmSync(dir, { recursive: true, force: true });
+      throw err instanceof HostError ? err : new HostError('invalid_argument', (err as Error).message);
+    }
   }
 
   /** Change a VM's definition. CPU weight and cap apply to a running VM at once; the rest at its next start. */

@@ -54,6 +54,8 @@ class VmProcess implements ControlTarget {
   private vm: Vm | null = null;
   private agent: AgentClient | null = null;
   private agentReady = false;
+  /** The VM name, when it boots a system image (the host name is set through the agent). */
+  private get imageHostname(): string | null { return this.cfg?.image ? this.cfg.name : null; }
   private disks: DiskImage[] = [];
   private diskPaths: string[] = [];
   /** Disk counters of earlier boots (guest reboots) of this process. */
@@ -194,11 +196,23 @@ class VmProcess implements ControlTarget {
       if (this.agent !== client) return;
       this.agentReady = true;
       this.log('guest agent ready');
+      if (this.imageHostname) this.setGuestHostname(client, this.imageHostname);
       if (this.stopRequested) {
         this.log('asking the guest agent to power off');
         client.poweroff();
       }
     }, () => { /* closed before it answered */ });
+  }
+
+  /**
+   * A VM made from a system image boots the command line in its own /boot, so its host
+   * name comes through the agent: `/etc/hostname` (kept on its disk) and the running name.
+   */
+  private setGuestHostname(client: AgentClient, name: string): void {
+    const line = `[ "$(cat /etc/hostname 2>/dev/null)" = ${name} ] || { echo ${name} > /etc/hostname; sed -i 's/^127\\.0\\.1\\.1\\s.*/127.0.1.1\\t${name}/' /etc/hosts; };`
+      + ` [ "$(hostname)" = ${name} ] || hostname ${name}`;
+    client.execShell(line, { stdout: () => {}, stderr: (b) => this.log(`hostname: ${Buffer.from(b).toString('utf8').trim()}`) })
+      .then((st) => { if (st !== 0) this.log(`setting the guest's host name failed (status ${st})`); }, () => { /* agent went away */ });
   }
 
   private closeAgent(reason: string): void {

@@ -23,6 +23,12 @@ export interface VmProcessConfig {
   initrd?: string;
   /** Extra kernel command-line arguments. */
   append?: string;
+  /**
+   * The system image the VM was made from (`vm create --image`): its first disk is the
+   * VM's own qcow2 overlay over the image's base disk, and `kernel` is the image's
+   * firmware (S-mode U-Boot), which boots the guest's own /boot.
+   */
+  image?: { name: string; key: string };
 }
 
 /** A configuration that cannot be booted. */
@@ -80,7 +86,17 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
   const append = d.append === undefined || d.append === null ? undefined : d.append;
   if (append !== undefined && typeof append !== 'string') throw new VmConfigError('append must be a string');
   if (disks.length + (cdrom ? 1 : 0) > MAX_DISKS) throw new VmConfigError(`at most ${MAX_DISKS} disks, the CD-ROM included`);
+  let image: { name: string; key: string } | undefined;
+  if (d.image !== undefined && d.image !== null) {
+    const im = d.image as { name?: unknown; key?: unknown };
+    if (typeof im !== 'object' || typeof im.name !== 'string' || typeof im.key !== 'string' || !/^[a-z0-9-]+$/.test(im.name) || !/^[0-9a-f]+$/.test(im.key)) {
+      throw new VmConfigError('image must be { name, key }');
+    }
+    if (!kernel || disks.length === 0) throw new VmConfigError('a VM made from an image needs its firmware (kernel) and its system disk');
+    image = { name: im.name, key: im.key };
+  }
   return {
+    ...(image ? { image } : {}),
     name, vcpus, memoryBytes: mem, disks,
     cdrom: cdrom ? path(cdrom) : undefined,
     kernel: kernel ? path(kernel) : undefined,
