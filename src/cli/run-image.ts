@@ -15,7 +15,7 @@ import { Vm } from '../vmm/vm.js';
 import { AgentClient } from '../vmm/agent.js';
 import { ensureDebianImage } from '../vmm/debian-build.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
-import { attachTerminal } from './terminal.js';
+import { attachTerminal, handleVmSignals } from './terminal.js';
 import { createDisk, openDisk } from '../devices/node/disk.js';
 import type { DiskImage } from '../devices/node/disk.js';
 import { loadEngineModule } from '../engine/node/module.js';
@@ -81,13 +81,9 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
     if (stopping || !agent) vm?.stop();
     else { stopping = true; agent.poweroff(); }
   };
-  const onReport = (): void => { if (vm) process.stderr.write(`tsvisor: hart report\n${vm.hartReport().join('\n')}\n`); };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGUSR1', onReport);
+  const removeSignals = handleVmSignals(onSignal, () => vm?.hartReport() ?? null);
 
   let status: number | null = null;
-  let commandDone: Promise<void> | null = null;
   try {
     for (;;) {
       vm = await Vm.create({
@@ -100,10 +96,8 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
       const theVm = vm;
       agent = new AgentClient(theVm.board.agent!);
       const client = agent;
-      if (!interactive && commandDone === null) {
-        commandDone = runThroughAgent(client, command, theVm).then((st) => { status = st; });
-        commandDone.catch(() => {});
-      }
+      // with a command the loop ends at the first power event, so this runs once
+      if (!interactive) runThroughAgent(client, command, theVm).then((st) => { status = st; }, () => {});
       const ev: PowerEvent | null = await theVm.run();
       client.close('the guest stopped');
       if (ev?.kind === 'reset' && interactive) {
@@ -113,9 +107,7 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
       break;
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off('SIGUSR1', onReport);
+    removeSignals();
     detachTerminal?.();
   }
   await new Promise<void>((resolve) => stdout.write('', () => resolve()));

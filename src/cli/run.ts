@@ -9,7 +9,7 @@ import { parseSize, formatSize } from './size.js';
 import { Vm } from '../vmm/vm.js';
 import { ExitMarkerFilter } from '../vmm/console.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
-import { attachTerminal } from './terminal.js';
+import { attachTerminal, handleVmSignals } from './terminal.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { MAX_RAM_BYTES, MAX_HARTS } from '../engine/layout.js';
 import { openDisk, type DiskImage } from '../devices/node/disk.js';
@@ -137,19 +137,13 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
 
   // console input: interactive shell gets the terminal; Ctrl-A x quits (as QEMU)
   const detachTerminal = command.length === 0 ? attachTerminal(console, () => theVm.stop()) : null;
-  const onSignal = () => theVm.stop();
   // SIGUSR1 prints each hart's state (pc, privilege, interrupts, parked) to stderr
-  const onReport = () => process.stderr.write(`tsvisor: hart report\n${theVm.hartReport().join('\n')}\n`);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGUSR1', onReport);
+  const removeSignals = handleVmSignals(() => theVm.stop(), () => theVm.hartReport());
   let ev;
   try {
     ev = await theVm.run();
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off('SIGUSR1', onReport);
+    removeSignals();
     detachTerminal?.();
   }
   await new Promise<void>((resolve) => stdout.write('', () => resolve()));

@@ -1,9 +1,29 @@
 /**
  * The user's terminal as a VM's serial console (`tsvisor run` without a command): raw
  * mode on a TTY, every byte passed to the guest, and QEMU's escape `Ctrl-A x` to quit
- * (`Ctrl-A Ctrl-A` sends one Ctrl-A).
+ * (`Ctrl-A Ctrl-A` sends one Ctrl-A); and the signals a foreground VM answers.
  */
 import type { StdioCharBackend } from '../devices/node/stdio-char.js';
+
+/**
+ * Installs the foreground VM's signal handlers: SIGINT and SIGTERM call `onStop`, SIGUSR1
+ * writes `report()` (each hart's state, see Vm.hartReport) to stderr under a header.
+ * @returns a function that removes them.
+ */
+export function handleVmSignals(onStop: () => void, report: () => string[] | null): () => void {
+  const onReport = (): void => {
+    const lines = report();
+    if (lines) process.stderr.write(`tsvisor: hart report\n${lines.join('\n')}\n`);
+  };
+  process.on('SIGINT', onStop);
+  process.on('SIGTERM', onStop);
+  process.on('SIGUSR1', onReport);
+  return () => {
+    process.off('SIGINT', onStop);
+    process.off('SIGTERM', onStop);
+    process.off('SIGUSR1', onReport);
+  };
+}
 
 /**
  * Connects stdin to `console`. `onQuit` runs on `Ctrl-A x`.

@@ -35,6 +35,7 @@ import {
 import { join } from 'node:path';
 import type { PrivateApt, ResolvedPackage } from './apt.js';
 import { ImageError } from './errors.js';
+import { isFile, readJson } from './files.js';
 import { run } from './exec.js';
 import { AGENT_PORT_NAME, agentScript } from './initramfs.js';
 import type { CachePaths } from './paths.js';
@@ -404,7 +405,6 @@ function writeTsvisorFiles(root: string, plan: DebianPlan, order: string[], mirr
   put('etc/systemd/system/tsvisor-agent.service', [
     '[Unit]',
     'Description=tsvisor guest agent',
-    'Documentation=https://www.npmjs.com/package/tsvisor',
     `BindsTo=dev-virtio\\x2dports-${AGENT_PORT_NAME}.device`,
     `After=dev-virtio\\x2dports-${AGENT_PORT_NAME}.device`,
     'DefaultDependencies=no',
@@ -559,18 +559,3 @@ function exists(p: string): boolean {
   }
 }
 
-function isFile(p: string): boolean {
-  try {
-    return statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function readJson<T>(path: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}

@@ -21,6 +21,7 @@ import {
 import { dirname, join } from 'node:path';
 import { PrivateApt, dependsNames } from './apt.js';
 import { ImageError } from './errors.js';
+import { isFile, readJson } from './files.js';
 import { runChecked } from './exec.js';
 import {
   DEFAULT_GUEST_MODULES, INITRAMFS_BUILDER_VERSION, OPTIONAL_GUEST_MODULES, buildInitramfs, collectModules,
@@ -128,22 +129,6 @@ function readHead(path: string, n: number): Uint8Array {
     return buf.subarray(0, got);
   } finally {
     closeSync(fd);
-  }
-}
-
-function readJson<T>(path: string): T | undefined {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
   }
 }
 

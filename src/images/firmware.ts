@@ -6,10 +6,10 @@
  * riscv64 systems boot on real boards. Kept on the host, as a board's flash would be.
  */
 import { join } from 'node:path';
-import { statSync } from 'node:fs';
 import type { PrivateApt } from './apt.js';
 import { extractDeb } from './default-image.js';
 import { ImageError } from './errors.js';
+import { isFile } from './files.js';
 import type { CachePaths } from './paths.js';
 
 /** Debian package that ships the firmware. */
@@ -35,10 +35,6 @@ export async function ensureUbootFirmware(apt: PrivateApt, paths: CachePaths): P
   const [deb] = await apt.download([spec], paths.debs);
   const dir = await extractDeb(deb!, join(paths.extract, `${UBOOT_PACKAGE}_${rec.Version.replace(/:/g, '%3a')}`));
   const path = join(dir, UBOOT_SMODE_PATH);
-  try {
-    if (!statSync(path).isFile()) throw new Error('not a file');
-  } catch {
-    throw new ImageError(`${spec} has no ${UBOOT_SMODE_PATH}`);
-  }
+  if (!isFile(path)) throw new ImageError(`${spec} has no ${UBOOT_SMODE_PATH}`);
   return { path, package: spec };
 }
