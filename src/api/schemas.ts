@@ -42,6 +42,7 @@ export const VmCreateBody = z.strictObject({
   restart: RestartPolicy.optional(),
   image: z.enum(['debian']).optional().meta({ description: 'make the VM from a system image: its own copy-on-write overlay of the image is its first disk, booted through its firmware' }),
   diskSizeBytes: z.number().int().positive().optional().meta({ description: 'with image: size of the system disk in bytes (default: the image\'s); the guest grows its root file system to fill it' }),
+  bootDisk: z.string().min(1).optional().meta({ description: 'the VM\'s own system disk on the host (raw or qcow2, absolute path, written in place): its first disk, booted through the firmware from the kernel in its /boot' }),
 }).meta({ id: 'VmCreate' });
 
 /** `PATCH /v1/vms/{name}`: `null` removes an optional field. */

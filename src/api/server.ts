@@ -176,8 +176,12 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
     if (method === 'GET') { sendJson(res, 200, { vms: host.list() }); return; }
     if (method === 'POST') {
       const body = parse(VmCreateBody, await readBody(req));
+      if (body.image !== undefined && body.bootDisk !== undefined) throw new ApiError(400, 'invalid_argument', 'image and bootDisk are two system disks: give one');
       if (body.image !== undefined) {
         sendJson(res, 201, await host.createFromImage({ ...body, image: body.image }));
+      } else if (body.bootDisk !== undefined) {
+        if (body.diskSizeBytes !== undefined) throw new ApiError(400, 'invalid_argument', 'diskSizeBytes needs image');
+        sendJson(res, 201, await host.createFromBootDisk({ ...body, bootDisk: body.bootDisk }));
       } else {
         if (body.diskSizeBytes !== undefined) throw new ApiError(400, 'invalid_argument', 'diskSizeBytes needs image');
         sendJson(res, 201, host.create(body));
@@ -234,7 +238,14 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
         'cache-control': 'no-store',
       });
       res.flushHeaders();
-      vmRes.pipe(res);
+      vmRes.pipe(res, { end: false });
+      vmRes.on('error', () => { /* reported at close */ });
+      vmRes.on('close', () => {
+        if (res.writableEnded) return;
+        // a VM process that dies mid-command (crash, kill -9) cuts the stream: say so, then end it
+        if (!vmRes.complete) res.write(`${JSON.stringify({ error: `the VM process of ${name} ended during the command` })}\n`);
+        res.end();
+      });
       res.on('close', () => { if (!vmRes.complete) vmRes.destroy(); });
       return;
     }

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { ApiClient, ApiClientError, apiTarget, readJsonAnswer } from '../api/client.js';
 import { pingSocket, runDaemon } from '../api/daemon.js';
-import type { HostInfo, TopRow, UsageReport, VmInfo } from '../host/host.js';
+import type { HostInfo, TopRow, UsageReport, VmInfo } from '../host/api-types.js';
 import { hostPaths, type HostPaths } from '../host/paths.js';
 import type { RestartPolicy } from '../host/types.js';
 import { UsageError } from './errors.js';
@@ -346,11 +346,16 @@ export function registerHostCommands(program: Command): void {
   addDefinitionOptions(vm.command('create').description('define a VM').argument('<name>', 'VM name (also the guest host name)'))
     .option('--image <name>', 'make it from a system image (debian): its own copy-on-write overlay of the image is /dev/vda')
     .option('--disk-size <size>', 'with --image: size of its system disk (default: the image\'s); the guest grows into it')
+    .option('--boot-disk <file>', 'boot its own system disk (raw or qcow2, written in place) through the firmware, from the kernel in its /boot')
     .option('--start', 'start it right away')
     .option('--json', 'print the VM as JSON')
-    .action(async (name: string, o: VmOpts & { start?: boolean; json?: boolean; image?: string; diskSize?: string }) => {
+    .action(async (name: string, o: VmOpts & { start?: boolean; json?: boolean; image?: string; diskSize?: string; bootDisk?: string }) => {
       const fromImage: Record<string, unknown> = {};
-      if (o.image !== undefined) {
+      if (o.image !== undefined && o.bootDisk !== undefined) throw new UsageError('--image and --boot-disk are two system disks: give one');
+      if (o.bootDisk !== undefined) {
+        if (o.diskSize !== undefined) throw new UsageError('--disk-size needs --image');
+        fromImage.bootDisk = resolvePath(o.bootDisk);
+      } else if (o.image !== undefined) {
         fromImage.image = o.image;
         if (o.diskSize !== undefined) fromImage.diskSizeBytes = parseSize(o.diskSize, '--disk-size');
         // build the image here, with progress, when the daemon is local (it shares the cache)

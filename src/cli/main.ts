@@ -27,6 +27,7 @@ function buildProgram(): Command {
     .option('-v, --verbose', 'show boot messages')
     .option('--image <name>', 'boot a whole system image from its own disk (debian), on a throwaway copy-on-write overlay')
     .option('--disk-size <size>', 'with --image: size of the system disk (default: the image\'s)')
+    .option('--boot-disk <file>', 'boot this system disk (raw or qcow2, written in place) through the firmware, from the kernel in its /boot')
     .argument('[command...]', 'command to run in the guest')
     .action(async (command: string[], opts: RunOptions) => {
       process.exitCode = await runCommand(opts, command);

@@ -1,7 +1,8 @@
 /**
  * `tsvisor run --image debian [-- COMMAND...]`: boots the Debian image on a throwaway
  * qcow2 overlay (the base image is never written), through its firmware (S-mode U-Boot,
- * which boots the kernel and initrd in the guest's own /boot). With a command, runs it as
+ * which boots the kernel and initrd in the guest's own /boot). `tsvisor run --boot-disk
+ * FILE` boots a user's own system disk (raw or qcow2, written in place) the same way. With a command, runs it as
  * root through the guest agent, prints its output, powers the guest off (a clean systemd
  * shutdown) and exits with the command's status; without one, the serial console (a login
  * prompt: `root`, no password). `reboot` in the guest restarts the VM; `poweroff` ends it.
@@ -13,7 +14,7 @@ import { UsageError } from './errors.js';
 import { parseSize } from './size.js';
 import { Vm } from '../vmm/vm.js';
 import { AgentClient } from '../vmm/agent.js';
-import { ensureDebianImage } from '../vmm/debian-build.js';
+import { ensureBootFirmware, ensureDebianImage } from '../vmm/debian-build.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { attachTerminal, handleVmSignals } from './terminal.js';
 import { createDisk, openDisk } from '../devices/node/disk.js';
@@ -29,7 +30,10 @@ const SHUTDOWN_TIMEOUT_MS = 120 * 1000;
 
 /** What {@link runImage} needs from `tsvisor run`'s options. */
 export interface RunImageOptions {
-  image: string;
+  /** `--image NAME`: a throwaway overlay of this image is the system disk. */
+  image?: string;
+  /** `--boot-disk`: this disk (already opened) is the system disk, instead of an image. */
+  bootDisk?: DiskImage;
   ramBytes: number;
   cpus: number;
   /** Extra disks (already opened), after the system disk: /dev/vdb, ... */
@@ -45,6 +49,10 @@ export interface RunImageOptions {
  *   cannot be built.
  */
 export async function runImage(opts: RunImageOptions, command: string[]): Promise<number> {
+  if (opts.bootDisk) {
+    const firmware = await ensureBootFirmware({ quiet: !process.stderr.isTTY && !opts.verbose });
+    return boot(opts, command, readFileSync(firmware), [opts.bootDisk, ...opts.disks]);
+  }
   if (opts.image !== DEBIAN_IMAGE_NAME) throw new UsageError(`unknown image "${opts.image}" (known: ${DEBIAN_IMAGE_NAME})`);
   const size = opts.diskSize ? parseSize(opts.diskSize, '--disk-size') : undefined;
   const img = await ensureDebianImage({ quiet: !process.stderr.isTTY && !opts.verbose });

@@ -34,6 +34,8 @@ export interface RunOptions {
   image?: string;
   /** `--disk-size SIZE` with `--image`. */
   diskSize?: string;
+  /** `--boot-disk FILE`: boot this system disk (raw or qcow2) through the firmware. */
+  bootDisk?: string;
 }
 
 /** A `--disk PATH[,readonly]` argument. */
@@ -81,20 +83,33 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
   if (!/^\d+$/.test(opts.cpus) || cpus < 1) throw new UsageError(`--cpus ${opts.cpus}: expected a whole number from 1 to ${MAX_HARTS}`);
   if (cpus > MAX_HARTS) throw new UsageError(`--cpus ${opts.cpus}: at most ${MAX_HARTS} vCPUs per VM`);
   const diskSpecs = opts.disk.map(parseDiskSpec);
-  if (opts.image !== undefined) {
-    if (opts.kernel || opts.initrd || opts.append) throw new UsageError('--image boots the kernel installed in the image: --kernel, --initrd and --append do not apply');
-  } else if (opts.diskSize !== undefined) {
+  if (opts.image !== undefined && opts.bootDisk !== undefined) throw new UsageError('--image and --boot-disk are two system disks: give one');
+  if (opts.image !== undefined || opts.bootDisk !== undefined) {
+    const flag = opts.image !== undefined ? '--image' : '--boot-disk';
+    if (opts.kernel || opts.initrd || opts.append) throw new UsageError(`${flag} boots the kernel installed on its disk: --kernel, --initrd and --append do not apply`);
+  }
+  if (opts.image === undefined && opts.diskSize !== undefined) {
     throw new UsageError('--disk-size needs --image');
   }
   // open disks first: a bad path fails before anything is downloaded or written
   const disks: DiskImage[] = [];
   try {
+    if (opts.bootDisk !== undefined) {
+      try {
+        disks.push(openDisk(opts.bootDisk)); // the guest's own system disk, written in place
+      } catch (e) {
+        throw new UsageError(`--boot-disk: ${(e as Error).message}`);
+      }
+    }
     for (const d of diskSpecs) {
       try {
         disks.push(openDisk(d.path, { readonly: d.readonly })); // raw or qcow2 (with its backing chain)
       } catch (e) {
         throw new UsageError((e as Error).message); // a bad --disk is the user's input: exit status 2
       }
+    }
+    if (opts.bootDisk !== undefined) {
+      return await runImage({ bootDisk: disks[0], ramBytes, cpus, disks: disks.slice(1), verbose: opts.verbose }, command);
     }
     if (opts.image !== undefined) {
       return await runImage({ image: opts.image, ramBytes, cpus, disks, diskSize: opts.diskSize, verbose: opts.verbose }, command);

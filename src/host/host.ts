@@ -17,21 +17,21 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { DEBIAN_IMAGE_NAME, ensureDefaultImage } from '../images/index.js';
-import { createDisk } from '../devices/node/disk.js';
-import { ensureDebianImage } from '../vmm/debian-build.js';
+import { ensureDefaultImage } from '../images/index.js';
+import { bootDiskFirmware, createImageOverlay, resolveImage } from './system-disk.js';
 import type { VmProcessStatus } from '../vmm/control-api.js';
 import { admitMemory, hostCapacity, memoryBudget, type HostCapacity, type MemoryBudget } from './admission.js';
 import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
 import { detectCgroups, type CgroupDriver, type CgroupVersion } from './cgroups.js';
 import { HostError } from './errors.js';
-import { runCpuSeconds, UsageLedger, type VmUsage } from './metering.js';
+import { runCpuSeconds, sampleRates, UsageLedger, type UsageSample, type VmUsage } from './metering.js';
 import type { HostPaths } from './paths.js';
 import { processAlive, processCpuSeconds, processRssBytes, readProcStat } from './procfs.js';
 import {
   DEFAULT_CPU_WEIGHT, VmStore, checkVmName, validateDefinition, type VmExit, type VmRuntime,
 } from './store.js';
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';
+import type { HostInfo, TopRow, UsageReport, VmCreateInput, VmInfo, VmPatch } from './api-types.js';
 import { VmChannel } from './vm-channel.js';
 
 /** The VM process entry point next to this module (dist/src/vmm/main.js). */
@@ -69,91 +69,6 @@ export interface HostConfigFile {
   overcommit?: number;
 }
 
-/** Fields of a new VM; omitted ones get defaults (1 vCPU, 512 MiB, weight 100, no cap, restart `no`). */
-export interface VmCreateInput {
-  name: string;
-  vcpus?: number;
-  memoryBytes?: number;
-  disks?: Array<{ path: string; readonly?: boolean }>;
-  cdrom?: string;
-  kernel?: string;
-  initrd?: string;
-  append?: string;
-  cpuWeight?: number;
-  cpuCap?: number;
-  restart?: RestartPolicy;
-}
-
-/** Changes to a VM (`PATCH`): `null` removes an optional field. CPU weight and cap apply at once. */
-export interface VmPatch {
-  vcpus?: number;
-  memoryBytes?: number;
-  disks?: Array<{ path: string; readonly?: boolean }>;
-  cdrom?: string | null;
-  kernel?: string | null;
-  initrd?: string | null;
-  append?: string | null;
-  cpuWeight?: number;
-  cpuCap?: number;
-  restart?: RestartPolicy;
-}
-
-/** A VM as the API shows it. */
-export interface VmInfo {
-  name: string;
-  state: VmState;
-  definition: VmDefinition;
-  pid: number | null;
-  startedAt: number | null;
-  uptimeSeconds: number | null;
-  /** RAM promised to the running process (0 when not running). */
-  allocatedMemoryBytes: number;
-  restarts: number;
-  lastExit: VmExit | null;
-  /** The VM's cgroup folder, when enforced. */
-  cgroup: string | null;
-  /** What the VM process said last (`GET /status`). */
-  guest: { state: string; agent: boolean } | null;
-  usage: { cpuSeconds: number; memoryGiBSeconds: number; diskReadBytes: number; diskWrittenBytes: number };
-  log: string;
-}
-
-/** `GET /v1/host`. */
-export interface HostInfo {
-  cores: number;
-  memoryBytes: number;
-  overcommit: number;
-  memory: MemoryBudget;
-  vcpusAllocated: number;
-  vms: { defined: number; running: number };
-  cgroup: { version: CgroupVersion; root: string; warning: string | null };
-  warnings: string[];
-  daemon: { pid: number; startedAt: number; home: string };
-}
-
-/** One row of `tsvisor top`. Rates are averaged over the last few seconds. */
-export interface TopRow {
-  name: string;
-  state: VmState;
-  pid: number | null;
-  vcpus: number;
-  /** CPU use in percent of one host core. */
-  cpuPercent: number;
-  memoryBytes: number;
-  rssBytes: number | null;
-  diskReadBytesPerSec: number;
-  diskWrittenBytesPerSec: number;
-  cpuSeconds: number;
-}
-
-/** `GET /v1/usage`. */
-export interface UsageReport {
-  at: number;
-  vms: Array<{ name: string; deleted: boolean; since: number; updatedAt: number; cpuSeconds: number; memoryGiBSeconds: number; diskReadBytes: number; diskWrittenBytes: number }>;
-}
-
-interface Sample { at: number; cpu: number; read: number; written: number }
-
 interface Entry {
   def: VmDefinition;
   rt: VmRuntime;
@@ -162,7 +77,7 @@ interface Entry {
   intent?: 'stop' | 'kill';
   lock: Promise<unknown>;
   guest?: { state: string; agent: boolean; at: number };
-  samples: Sample[];
+  samples: UsageSample[];
   statusBusy: boolean;
   restartTimer?: NodeJS.Timeout;
   waiters: Array<() => void>;
@@ -367,7 +282,7 @@ export class Host {
   /** Define a new VM (validated first: a refused request writes nothing). */
   create(input: VmCreateInput, image?: { name: string; key: string }): VmInfo {
     checkVmName(input.name);
-    if (this.entries.has(input.name) || this.store.has(input.name)) throw new HostError('already_exists', `VM ${input.name} already exists`);
+    this.checkNew(input.name);
     const def: VmDefinition = {
       name: input.name,
       vcpus: input.vcpus ?? 1,
@@ -395,46 +310,47 @@ export class Host {
   }
 
   /**
-   * Define a VM from a system image (`vm create NAME --image debian [--disk-size]`): gets
-   * (building on first use) the image, makes the VM's own qcow2 overlay over its base
-   * disk in the VM's folder (`system.qcow2`, `diskSizeBytes` or the base's size: the guest
-   * grows its root file system to fill it at boot), and defines the VM with that overlay
-   * as its first disk and the image's firmware as what it boots. The base is never written.
+   * Define a VM from a system image (`vm create NAME --image debian [--disk-size]`): its own
+   * qcow2 overlay of the image's base disk in the VM's folder (`system.qcow2`) is its first
+   * disk, booted through the image's firmware. The base is never written.
    * @throws HostError: invalid_argument (unknown image, size below the base's), already_exists,
    *   unavailable (the image cannot be built); whatever {@link create} throws.
    */
   async createFromImage(input: VmCreateInput & { image: string; diskSizeBytes?: number }): Promise<VmInfo> {
     checkVmName(input.name);
-    if (this.entries.has(input.name) || this.store.has(input.name)) throw new HostError('already_exists', `VM ${input.name} already exists`);
-    if (input.kernel || input.initrd || input.append) {
-      throw new HostError('invalid_argument', 'a VM made from an image boots the kernel installed in it: kernel, initrd and append do not apply');
-    }
-    if (input.image !== DEBIAN_IMAGE_NAME) throw new HostError('invalid_argument', `unknown image "${input.image}" (known: ${DEBIAN_IMAGE_NAME})`);
-    let img;
-    try {
-      img = await ensureDebianImage({
-        home: this.paths.home, quiet: true,
-        onProgress: (ev) => { if (ev.kind !== 'bytes') this.log(`image: ${ev.message}`); },
-      });
-    } catch (err) {
-      throw new HostError('unavailable', `the ${input.image} image is not available: ${(err as Error).message.split('\n')[0]}`);
-    }
-    const size = input.diskSizeBytes ?? img.diskSize;
-    if (size < img.diskSize || size % 512 !== 0) {
-      throw new HostError('invalid_argument', `disk size ${size}: must be a multiple of 512 bytes and at least the image's ${img.diskSize} bytes`);
-    }
-    if (this.entries.has(input.name) || this.store.has(input.name)) throw new HostError('already_exists', `VM ${input.name} already exists`);
+    this.checkNew(input.name);
+    const img = await resolveImage({ home: this.paths.home, ...input, log: (l) => this.log(l) });
+    this.checkNew(input.name); // the build may have taken minutes
     const dir = this.store.paths(input.name).dir;
     const overlay = join(dir, 'system.qcow2');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     try {
-      createDisk(overlay, { format: 'qcow2', backing: img.disk, backingFormat: 'raw', size });
+      createImageOverlay(img, overlay, input.diskSizeBytes);
       const { image: _image, diskSizeBytes: _size, ...rest } = input;
       return this.create({ ...rest, disks: [{ path: overlay }, ...(input.disks ?? [])], kernel: img.firmware }, { name: img.name, key: img.key });
     } catch (err) {
       if (!this.store.has(input.name)) rmSync(dir, { recursive: true, force: true });
       throw err instanceof HostError ? err : new HostError('invalid_argument', (err as Error).message);
     }
+  }
+
+  /**
+   * Define a VM that boots a user's own system disk (`vm create NAME --boot-disk FILE`):
+   * FILE (raw or qcow2, absolute path; written in place, as QEMU's `-drive` does) is its
+   * first disk, and the firmware boots the kernel and initrd in the disk's /boot.
+   * @throws HostError: invalid_argument (not a readable raw or qcow2 disk; kernel, initrd
+   *   or append given), unavailable (no firmware); whatever {@link create} throws.
+   */
+  async createFromBootDisk(input: VmCreateInput & { bootDisk: string }): Promise<VmInfo> {
+    checkVmName(input.name);
+    this.checkNew(input.name);
+    const firmware = await bootDiskFirmware({ home: this.paths.home, ...input, log: (l) => this.log(l) });
+    const { bootDisk, ...rest } = input;
+    return this.create({ ...rest, disks: [{ path: bootDisk }, ...(input.disks ?? [])], kernel: firmware });
+  }
+
+  private checkNew(name: string): void {
+    if (this.entries.has(name) || this.store.has(name)) throw new HostError('already_exists', `VM ${name} already exists`);
   }
 
   /** Change a VM's definition. CPU weight and cap apply to a running VM at once; the rest at its next start. */
@@ -786,20 +702,7 @@ export class Host {
     return [...this.entries.keys()].sort().map((name) => {
       const e = this.entries.get(name)!;
       const alive = ALIVE.includes(e.rt.state);
-      const s = e.samples;
-      let cpu = 0;
-      let rd = 0;
-      let wr = 0;
-      if (alive && s.length >= 2) {
-        const a = s[0];
-        const b = s[s.length - 1];
-        const dt = (b.at - a.at) / 1000;
-        if (dt > 0) {
-          cpu = Math.max(0, ((b.cpu - a.cpu) / dt) * 100);
-          rd = Math.max(0, (b.read - a.read) / dt);
-          wr = Math.max(0, (b.written - a.written) / dt);
-        }
-      }
+      const { cpu, rd, wr } = alive ? sampleRates(e.samples) : { cpu: 0, rd: 0, wr: 0 };
       return {
         name, state: e.rt.state, pid: alive ? e.rt.pid ?? null : null, vcpus: e.def.vcpus,
         cpuPercent: cpu,

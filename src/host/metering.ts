@@ -187,3 +187,31 @@ export class UsageLedger {
     this.dirty = false;
   }
 }
+
+/** A VM's cumulative counters at one moment (for `top`'s rates). */
+export interface UsageSample {
+  /** ms since the epoch */
+  at: number;
+  /** CPU seconds used so far */
+  cpu: number;
+  /** disk bytes read and written so far */
+  read: number;
+  written: number;
+}
+
+/**
+ * Rates between the first and last of `samples` (oldest first): CPU in percent of one
+ * host core, disk in bytes per second. Zero with fewer than two samples.
+ */
+export function sampleRates(samples: readonly UsageSample[]): { cpu: number; rd: number; wr: number } {
+  if (samples.length < 2) return { cpu: 0, rd: 0, wr: 0 };
+  const a = samples[0];
+  const b = samples[samples.length - 1];
+  const dt = (b.at - a.at) / 1000;
+  if (dt <= 0) return { cpu: 0, rd: 0, wr: 0 };
+  return {
+    cpu: Math.max(0, ((b.cpu - a.cpu) / dt) * 100),
+    rd: Math.max(0, (b.read - a.read) / dt),
+    wr: Math.max(0, (b.written - a.written) / dt),
+  };
+}

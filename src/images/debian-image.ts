@@ -117,6 +117,8 @@ export interface DebianImage {
   builder: number;
   /** The firmware that boots it (Debian's S-mode U-Boot, see firmware.ts). */
   firmware: string;
+  /** Seconds stage 1 and stage 2 took (downloads excluded); absent in older builds. */
+  buildSeconds?: number;
 }
 
 /** A guest image as `tsvisor image list` shows it. */
@@ -314,7 +316,7 @@ export async function buildDebianStage1(plan: DebianPlan, opts: Stage1Options): 
  * Moves a configured stage-1 build into place as the current, read-only base image.
  * @returns the image.
  */
-export function finishDebianImage(paths: CachePaths, s: Stage1Result, firmware: string): DebianImage {
+export function finishDebianImage(paths: CachePaths, s: Stage1Result, firmware: string, buildSeconds?: number): DebianImage {
   const dir = debianImageDir(paths, s.plan.key);
   const image: DebianImage = {
     name: DEBIAN_IMAGE_NAME,
@@ -329,6 +331,7 @@ export function finishDebianImage(paths: CachePaths, s: Stage1Result, firmware: 
     created: new Date().toISOString(),
     builder: DEBIAN_BUILDER_VERSION,
     firmware,
+    ...(buildSeconds !== undefined ? { buildSeconds } : {}),
   };
   chmodSync(s.disk, 0o444);
   writeFileSync(join(s.dir, 'manifest.json'), `${JSON.stringify(image, null, 2)}\n`);

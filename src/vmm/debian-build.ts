@@ -82,10 +82,34 @@ export async function ensureDebianImage(opts: EnsureDebianImageOptions = {}): Pr
     const s1 = await buildDebianStage1(plan, { paths, debs, mirrorUri: mirror.uri, progress });
     progress({ kind: 'step', message: `configuring the packages inside a tsvisor VM (stage 2; this takes several minutes)` });
     await runStage2(s1, opts, progress);
-    const img = finishDebianImage(paths, s1, firmware.path);
-    progress({ kind: 'done', message: `Debian image ready in ${Math.round((Date.now() - t0) / 1000)} s: ${img.disk}` });
+    const seconds = Math.round((Date.now() - t0) / 1000);
+    const img = finishDebianImage(paths, s1, firmware.path, seconds);
+    progress({ kind: 'done', message: `Debian image ready in ${seconds} s: ${img.disk}` });
     return img;
   }, { onWait: (pid) => progress({ kind: 'step', message: `waiting for tsvisor process ${pid} to finish building the Debian image` }) });
+}
+
+/**
+ * The firmware that boots a guest's own disk (`--boot-disk`, or an image's overlay):
+ * Debian's S-mode U-Boot, which extlinux-boots the kernel and initrd in the disk's /boot.
+ * Takes the current Debian image's copy when one is built; otherwise downloads
+ * `u-boot-qemu` once through the private apt (mirror from the host's apt sources).
+ * @returns the absolute path of `uboot.elf`.
+ * @throws ImageError when the package cannot be fetched.
+ */
+export async function ensureBootFirmware(opts: Pick<EnsureDebianImageOptions, 'home' | 'quiet' | 'onProgress' | 'env'> = {}): Promise<string> {
+  const paths = cachePaths(opts.home ?? tsvisorHome(opts.env));
+  const img = findDebianImage(paths);
+  if (img) return img.firmware;
+  const progress = opts.onProgress ?? stderrProgress({ quiet: opts.quiet });
+  mkdirSync(paths.cache, { recursive: true });
+  return withFileLock(join(paths.cache, 'debian-image.lock'), async () => {
+    const apt = new PrivateApt({ dir: paths.apt, mirror: findDebianMirror({ env: opts.env }), onProgress: progress });
+    apt.prepare();
+    const age = apt.listsAge();
+    if (age === undefined || age > MAX_LIST_AGE_MS) await apt.update();
+    return (await ensureUbootFirmware(apt, paths)).path;
+  }, { onWait: (pid) => progress({ kind: 'step', message: `waiting for tsvisor process ${pid} to finish with the image cache` }) });
 }
 
 function sameExtra(a: string[], b: string[]): boolean {

@@ -130,6 +130,10 @@ describe('errors: JSON {error:{code,message}}, proper status, nothing written', 
     assertError(await call('POST', '/v1/vms', { name: 'x', restart: 'sometimes' }), 400, 'invalid_argument', /restart/);
     assertError(await call('POST', '/v1/vms', { name: 'x', disks: [{ path: '/nonexistent.img' }] }), 400, 'invalid_argument', /no such file/);
     assertError(await call('POST', '/v1/vms'), 400, 'invalid_argument');
+    assertError(await call('POST', '/v1/vms', { name: 'bd', bootDisk: 'relative.qcow2' }), 400, 'invalid_argument', /absolute/);
+    assertError(await call('POST', '/v1/vms', { name: 'bd', bootDisk: '/nonexistent-boot.qcow2' }), 400, 'invalid_argument', /nonexistent-boot\.qcow2/);
+    assertError(await call('POST', '/v1/vms', { name: 'bd', bootDisk: '/x.qcow2', image: 'debian' }), 400, 'invalid_argument', /image and bootDisk/);
+    assertError(await call('POST', '/v1/vms', { name: 'bd', bootDisk: '/x.qcow2', kernel: '/k' }), 400, 'invalid_argument', /boot disk/);
     assertError(await call('PATCH', '/v1/vms/web', { memoryBytes: -5 }), 400, 'invalid_argument', /memoryBytes/);
     assertError(await call('PATCH', '/v1/vms/web', { cpuCap: 100_000 }), 400, 'invalid_argument', /cpuCap/);
     assertError(await call('POST', '/v1/vms/web/stop', { timeoutMs: 'soon' }), 400, 'invalid_argument', /timeoutMs/);
@@ -252,6 +256,16 @@ describe('operations through the API', () => {
     assert.equal((await call('POST', '/v1/vms/web/kill')).body.state, 'stopped');
     assert.equal((await call('DELETE', '/v1/vms/web')).status, 200);
     assertError(await call('GET', '/v1/vms/web'), 404, 'not_found');
+  });
+
+  test('exec ends with an error event when the VM process dies during the command', async () => {
+    assert.equal((await call('POST', '/v1/vms', { name: 'dying', memoryBytes: 128 * MiB })).status, 201);
+    assert.equal((await call('POST', '/v1/vms/dying/start')).status, 200);
+    const a = await call('POST', '/v1/vms/dying/exec', { argv: ['die'] }); // the fake VM process exits mid-stream
+    assert.equal(a.status, 200);
+    const events = a.text.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(Buffer.from(events[0].data, 'base64').toString(), 'dying\n');
+    assert.match(events[events.length - 1].error, /VM process .*ended/);
   });
 });
 

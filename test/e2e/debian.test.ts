@@ -10,7 +10,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describeRun, findTool, tsvisor } from './helpers.js';
@@ -24,11 +24,57 @@ function sha256File(path: string): Promise<string> {
   });
 }
 
+const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+
+/** Runs a host tool; throws with its output when it fails. */
+function host(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+}
+
+function qemuImgCheck(file: string): void {
+  const qemuImg = findTool('qemu-img');
+  if (!qemuImg) return;
+  const check = spawnSync(qemuImg, ['check', file], { encoding: 'utf8' });
+  assert.equal(check.status, 0, `qemu-img check ${file}: ${check.stdout}${check.stderr}`);
+}
+
+/** Runs a shell line in a daemon VM once its agent answers (polls while it boots); its stdout. */
+async function waitExec(env: Record<string, string>, vm: string, line: string): Promise<string> {
+  let last = '';
+  for (let i = 0; i < 90; i++) {
+    const r = await tsvisor(['vm', 'exec', vm, '--', 'sh', '-c', line], { env, timeoutMs: 20 * 60_000 });
+    if (r.code === 0) return r.stdout;
+    last = describeRun(`vm exec ${vm}`, r);
+    await sleep(10_000);
+  }
+  throw new Error(`the agent of ${vm} never ran the command: ${last}`);
+}
+
 describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
   let image: ListedImage;
   let baseHash: string;
   let root: string | undefined;
   let env: Record<string, string> = {};
+  let home = '';
+
+  /** A daemon of its own (started by the first command), sharing the image cache. */
+  const daemonHome = () => {
+    if (!root) {
+      root = mkdtempSync(join(tmpdir(), 'tsvisor-e2e-debian-'));
+      home = join(root, 'home');
+      mkdirSync(home);
+      mkdirSync(join(root, 'run'), { mode: 0o700 });
+      symlinkSync(dirname(dirname(dirname(image.path))), join(home, 'cache'));
+      env = { TSVISOR_HOME: home, XDG_RUNTIME_DIR: join(root, 'run') };
+    }
+    const cli = async (args: string[], timeoutMs = 60_000) => {
+      const r = await tsvisor(args, { env, timeoutMs });
+      assert.equal(r.code, 0, describeRun(`tsvisor ${args.join(' ')}`, r));
+      return r.stdout;
+    };
+    return { home, cli };
+  };
 
   after(async () => {
     if (!root) return;
@@ -73,49 +119,110 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
     assert.equal(lines.filter((l) => l.includes('failed')).length, 0, r.stdout);
   });
 
-  it('vm create --image: a VM of its own on a qcow2 overlay, named, grown, and keeping its changes across a restart', async () => {
-    // a daemon of its own, sharing the image cache
-    root = mkdtempSync(join(tmpdir(), 'tsvisor-e2e-debian-'));
-    const home = join(root, 'home');
-    mkdirSync(home);
-    mkdirSync(join(root, 'run'), { mode: 0o700 });
-    symlinkSync(dirname(dirname(dirname(image.path))), join(home, 'cache'));
-    env = { TSVISOR_HOME: home, XDG_RUNTIME_DIR: join(root, 'run') };
-    const cli = async (args: string[], timeoutMs = 60_000) => {
-      const r = await tsvisor(args, { env, timeoutMs });
-      assert.equal(r.code, 0, describeRun(`tsvisor ${args.join(' ')}`, r));
-      return r.stdout;
-    };
-    await cli(['vm', 'create', 'web', '--image', 'debian', '--disk-size', '3G', '--memory', '1G', '--start']);
+  it('vm create --image: its own overlay, named and grown; dpkg -i and an initramfs hook kept across a guest reboot and vm restart', async () => {
+    const { home, cli } = daemonHome();
+    // a package for the guest, handed in on a second disk (an ext4 file system built on the host)
+    const pkg = join(root!, 'pkg');
+    mkdirSync(join(pkg, 'DEBIAN'), { recursive: true });
+    mkdirSync(join(pkg, 'usr', 'bin'), { recursive: true });
+    writeFileSync(join(pkg, 'DEBIAN', 'control'), 'Package: tsvisor-hello\nVersion: 1.0\nArchitecture: all\nMaintainer: tsvisor tests <tests@tsvisor.invalid>\nDescription: test package\n');
+    writeFileSync(join(pkg, 'usr', 'bin', 'tsvisor-hello'), '#!/bin/sh\necho hello from a package\n', { mode: 0o755 });
+    const debDir = join(root!, 'debs');
+    mkdirSync(debDir);
+    host('dpkg-deb', ['--root-owner-group', '--build', pkg, join(debDir, 'tsvisor-hello_1.0_all.deb')]);
+    const debDisk = join(root!, 'debs.img');
+    host('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', debDir, debDisk, '16M']);
+
+    await cli(['vm', 'create', 'web', '--image', 'debian', '--disk-size', '3G', '--memory', '1G', '--disk', `${debDisk},readonly`, '--start']);
     const overlay = join(home, 'vms', 'web', 'system.qcow2');
     assert.ok(statSync(overlay).isFile(), 'the VM has its own overlay');
-    // the agent answers once systemd started it
-    let out = '';
-    for (let i = 0; i < 90 && !out; i++) {
-      const r = await tsvisor(['vm', 'exec', 'web', '--', 'sh', '-c', 'systemctl is-system-running --wait; hostname; df -B1M --output=size / | tail -1; echo kept > /root/marker; sync'], { env, timeoutMs: 10 * 60_000 });
-      if (r.code === 0) out = r.stdout;
-      else await new Promise((res) => setTimeout(res, 10_000));
-    }
-    const [state, hostname, sizeMiB] = out.trim().split('\n').map((l) => l.trim());
-    assert.equal(state, 'running', out);
-    assert.equal(hostname, 'web', out);
+    const hook = [
+      'mkdir -p /etc/initramfs-tools/scripts/init-bottom',
+      // a hook (build time) puts a file into the initrd; a boot script (run time; klibc tools, no cp) leaves it in /run
+      "printf '#!/bin/sh\\n[ \"$1\" = prereqs ] && exit 0\\necho hook-$(date +%%s) > $DESTDIR/etc/tsvisor-hook\\n' > /etc/initramfs-tools/hooks/tsvisor-mark",
+      "printf '#!/bin/sh\\n[ \"$1\" = prereqs ] && exit 0\\ncat /etc/tsvisor-hook > /run/tsvisor-hook\\n' > /etc/initramfs-tools/scripts/init-bottom/tsvisor-mark",
+      'chmod +x /etc/initramfs-tools/hooks/tsvisor-mark /etc/initramfs-tools/scripts/init-bottom/tsvisor-mark',
+      'update-initramfs -u >/dev/null 2>&1 || echo update-initramfs failed',
+    ].join('; ');
+    const first = await waitExec(env, 'web', [
+      'systemctl is-system-running --wait; hostname; df -B1M --output=size / | tail -1',
+      'mount -o ro /dev/vdb /mnt && dpkg -i /mnt/tsvisor-hello_1.0_all.deb >/dev/null && umount /mnt',
+      hook, 'echo kept > /root/marker; cat /proc/sys/kernel/random/boot_id; sync',
+    ].join('; '));
+    const [state, hostname, sizeMiB, bootId] = first.trim().split('\n').map((l) => l.trim());
+    assert.equal(state, 'running', first);
+    assert.equal(hostname, 'web', first);
     assert.ok(Number(sizeMiB) > 2800, `the root file system grew to the 3G disk: ${sizeMiB} MiB`);
+    assert.match(bootId ?? '', /^[0-9a-f-]{36}$/, first);
+
+    // `reboot` inside the guest: the VM comes back through its firmware, with the new initrd from its /boot
+    await tsvisor(['vm', 'exec', 'web', '--', 'systemctl', '--no-block', 'reboot'], { env, timeoutMs: 60_000 });
+    const check = 'cat /proc/sys/kernel/random/boot_id; cat /run/tsvisor-hook; tsvisor-hello; cat /root/marker; hostname';
+    let afterReboot = '';
+    for (let i = 0; i < 90; i++) {
+      afterReboot = await waitExec(env, 'web', check);
+      if (!afterReboot.startsWith(bootId!)) break;
+      await sleep(10_000); // still the first boot, shutting down
+    }
+    const lines = afterReboot.trim().split('\n');
+    assert.notEqual(lines[0], bootId, 'the guest rebooted');
+    assert.match(lines[1] ?? '', /^hook-\d+$/, `the initrd built inside the guest booted: ${afterReboot}`);
+    assert.deepEqual(lines.slice(2), ['hello from a package', 'kept', 'web'], afterReboot);
+    const vmInfo = JSON.parse(await cli(['vm', 'info', 'web', '--json'])) as { state: string };
+    assert.equal(vmInfo.state, 'running', 'a guest reboot keeps the VM running');
+
     await cli(['vm', 'restart', 'web', '--timeout', '300'], 6 * 60_000);
-    let after2 = '';
-    for (let i = 0; i < 90 && !after2; i++) {
-      const r = await tsvisor(['vm', 'exec', 'web', '--', 'sh', '-c', 'cat /root/marker; hostname'], { env, timeoutMs: 10 * 60_000 });
-      if (r.code === 0) after2 = r.stdout;
-      else await new Promise((res) => setTimeout(res, 10_000));
-    }
-    assert.equal(after2.trim(), 'kept\nweb');
+    const afterRestart = await waitExec(env, 'web', 'dpkg-query -W -f "${Status}\\n" tsvisor-hello; tsvisor-hello; cat /root/marker; hostname');
+    assert.equal(afterRestart.trim(), 'install ok installed\nhello from a package\nkept\nweb');
     await cli(['vm', 'stop', 'web', '--timeout', '300'], 6 * 60_000);
-    const qemuImg = findTool('qemu-img');
-    if (qemuImg) {
-      const check = spawnSync(qemuImg, ['check', overlay], { encoding: 'utf8' });
-      assert.equal(check.status, 0, `qemu-img check ${overlay}: ${check.stdout}${check.stderr}`);
-    }
-    assert.ok(statSync(overlay).blocks * 512 < 200 * 1024 * 1024, 'the overlay holds only the VM\'s changes');
+    qemuImgCheck(overlay);
+    assert.ok(statSync(overlay).blocks * 512 < 300 * 1024 * 1024, 'the overlay holds only the VM\'s changes');
     await cli(['vm', 'delete', 'web']);
+  });
+
+  it('vm create --boot-disk: a qcow2 overlay made by qemu-img boots; kill -9 in a 200 MiB write leaves a consistent qcow2; ENOSPC in the guest', async (t) => {
+    const qemuImg = findTool('qemu-img');
+    if (!qemuImg) { t.skip('qemu-img is not installed (npm run test:deps)'); return; }
+    const { cli } = daemonHome();
+    const bootDisk = join(root!, 'own.qcow2');
+    host(qemuImg, ['create', '-q', '-f', 'qcow2', '-b', image.path, '-F', 'raw', bootDisk]);
+    const scratch = join(root!, 'scratch.qcow2');
+    await cli(['disk', 'create', scratch, '64M']);
+    await cli(['vm', 'create', 'own', '--boot-disk', bootDisk, '--disk', scratch, '--memory', '1G', '--start']);
+    // bytes the guest writes to a tsvisor qcow2 are the bytes qemu-img reads back
+    const seen = await waitExec(env, 'own', 'systemctl is-system-running --wait >/dev/null; yes tsvisor-scratch | head -c 41943040 | dd of=/dev/vdb bs=1M iflag=fullblock oflag=direct 2>/dev/null; head -c 67108864 /dev/vdb | sha256sum');
+    // kill -9 of the VM process in the middle of a 200 MiB write
+    const info = JSON.parse(await cli(['vm', 'info', 'own', '--json'])) as { pid: number };
+    const before = statSync(bootDisk).size;
+    const writer = tsvisor(['vm', 'exec', 'own', '--', 'sh', '-c', 'yes tsvisor-data | head -c 209715200 | dd of=/big bs=1M iflag=fullblock oflag=direct'], { env, timeoutMs: 20 * 60_000 });
+    for (let i = 0; i < 600 && statSync(bootDisk).size < before + 48 * 1024 * 1024; i++) await sleep(500);
+    assert.ok(statSync(bootDisk).size >= before + 48 * 1024 * 1024, 'the guest is writing');
+    process.kill(info.pid, 'SIGKILL');
+    await writer;
+    for (let i = 0; i < 60; i++) {
+      const v = JSON.parse(await cli(['vm', 'info', 'own', '--json'])) as { state: string };
+      if (v.state !== 'running') break;
+      await sleep(1000);
+    }
+    qemuImgCheck(bootDisk);
+    qemuImgCheck(scratch);
+    const raw = join(root!, 'scratch.raw');
+    host(qemuImg, ['convert', '-O', 'raw', scratch, raw]);
+    assert.equal(`${await sha256File(raw)}  -`, seen.trim(), 'qemu-img convert reads what the guest saw');
+    // it boots again after the kill (the journal replays), and fills its disk
+    await cli(['vm', 'start', 'own']);
+    await waitExec(env, 'own', 'systemctl is-system-running --wait');
+    // the guest fills its root file system: ENOSPC inside, the host carries on
+    const fill = await tsvisor(['vm', 'exec', 'own', '--', 'sh', '-c', 'dd if=/dev/zero of=/fill bs=1M 2>&1; echo status=$?; rm -f /fill; sync'], { env, timeoutMs: 20 * 60_000 });
+    assert.equal(fill.code, 0, describeRun('fill the disk', fill));
+    assert.match(fill.stdout, /No space left on device/, fill.stdout);
+    assert.match(fill.stdout, /status=1/, fill.stdout);
+    const list = JSON.parse(await cli(['vm', 'list', '--json'])) as Array<{ name: string; state: string }>;
+    assert.equal(list.find((v) => v.name === 'own')?.state, 'running');
+
+    await cli(['vm', 'stop', 'own', '--timeout', '300'], 6 * 60_000);
+    qemuImgCheck(bootDisk);
+    await cli(['vm', 'delete', 'own']);
   });
 
   it('never writes the base image', async () => {

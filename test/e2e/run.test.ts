@@ -210,6 +210,22 @@ describe('tsvisor run (end to end)', { timeout: 20 * 60_000 }, () => {
     test('--memory 100T (more than the host has)', async () => {
       await expectUsageError(['--disk', good, '--memory', '100T', '--', 'true'], /100T/);
     });
+    test('missing --boot-disk file', async () => {
+      await expectUsageError(['--boot-disk', join(work, 'no-such-boot.qcow2'), '--', 'true'], /no-such-boot\.qcow2/);
+    });
+    test('--boot-disk with --image, or with --kernel', async () => {
+      await expectUsageError(['--boot-disk', good, '--image', 'debian', '--', 'true'], /--image and --boot-disk/);
+      await expectUsageError(['--boot-disk', good, '--kernel', kernelPath, '--', 'true'], /--kernel/);
+    });
+    test('a corrupt qcow2 as --boot-disk is named and left untouched', async () => {
+      const bad = join(work, 'bad-version.qcow2');
+      const header = Buffer.alloc(512);
+      header.write('QFI\xfb', 0, 'latin1');
+      header.writeUInt32BE(9, 4); // version 9
+      writeFileSync(bad, header);
+      await expectUsageError(['--boot-disk', bad, '--', 'true'], /qcow2.*version|version.*9/i);
+      assert.deepEqual(readFileSync(bad), header, 'the corrupt image was written');
+    });
   });
 
   test('run -- uname -m prints riscv64', { timeout: BIG_TIMEOUT_MS + BOOT_TIMEOUT_MS }, async (t) => {

@@ -69,6 +69,11 @@ function main(dir: string): void {
           const argv: string[] = body.argv ?? [];
           res.writeHead(200, { 'content-type': 'application/x-ndjson' });
           const line = (o: unknown) => res.write(JSON.stringify(o) + '\n');
+          if (argv[0] === 'die') { // the VM process dies in the middle of a command (kill -9)
+            line({ stream: 'stdout', data: Buffer.from('dying\n').toString('base64') });
+            setTimeout(() => process.exit(9), 50);
+            return;
+          }
           if (argv[0] === 'uname' && argv[1] === '-n') line({ stream: 'stdout', data: Buffer.from(def.name + '\n').toString('base64') });
           else if (argv[0] === 'echo') line({ stream: 'stdout', data: Buffer.from(argv.slice(1).join(' ') + '\n').toString('base64') });
           const m = argv[0] === 'sh' && argv[1] === '-c' ? /^exit (\d+)$/.exec(argv[2] ?? '') : null;

@@ -1,0 +1,92 @@
+/**
+ * The shapes the host daemon takes and returns (`/v1/...`): what a new VM or a change
+ * names, and the VM, host, usage and top reports. Sizes in bytes, times in ms since the
+ * epoch unless named otherwise. Validated at the API edge by src/api/schemas.ts.
+ */
+import type { MemoryBudget } from './admission.js';
+import type { CgroupVersion } from './cgroups.js';
+import type { VmExit } from './store.js';
+import type { RestartPolicy, VmDefinition, VmState } from './types.js';
+
+/** Fields of a new VM; omitted ones get defaults (1 vCPU, 512 MiB, weight 100, no cap, restart `no`). */
+export interface VmCreateInput {
+  name: string;
+  vcpus?: number;
+  memoryBytes?: number;
+  disks?: Array<{ path: string; readonly?: boolean }>;
+  cdrom?: string;
+  kernel?: string;
+  initrd?: string;
+  append?: string;
+  cpuWeight?: number;
+  cpuCap?: number;
+  restart?: RestartPolicy;
+}
+
+/** Changes to a VM (`PATCH`): `null` removes an optional field. CPU weight and cap apply at once. */
+export interface VmPatch {
+  vcpus?: number;
+  memoryBytes?: number;
+  disks?: Array<{ path: string; readonly?: boolean }>;
+  cdrom?: string | null;
+  kernel?: string | null;
+  initrd?: string | null;
+  append?: string | null;
+  cpuWeight?: number;
+  cpuCap?: number;
+  restart?: RestartPolicy;
+}
+
+/** A VM as the API shows it. */
+export interface VmInfo {
+  name: string;
+  state: VmState;
+  definition: VmDefinition;
+  pid: number | null;
+  startedAt: number | null;
+  uptimeSeconds: number | null;
+  /** RAM promised to the running process (0 when not running). */
+  allocatedMemoryBytes: number;
+  restarts: number;
+  lastExit: VmExit | null;
+  /** The VM's cgroup folder, when enforced. */
+  cgroup: string | null;
+  /** What the VM process said last (`GET /status`). */
+  guest: { state: string; agent: boolean } | null;
+  usage: { cpuSeconds: number; memoryGiBSeconds: number; diskReadBytes: number; diskWrittenBytes: number };
+  log: string;
+}
+
+/** `GET /v1/host`. */
+export interface HostInfo {
+  cores: number;
+  memoryBytes: number;
+  overcommit: number;
+  memory: MemoryBudget;
+  vcpusAllocated: number;
+  vms: { defined: number; running: number };
+  cgroup: { version: CgroupVersion; root: string; warning: string | null };
+  warnings: string[];
+  daemon: { pid: number; startedAt: number; home: string };
+}
+
+/** One row of `tsvisor top`. Rates are averaged over the last few seconds. */
+export interface TopRow {
+  name: string;
+  state: VmState;
+  pid: number | null;
+  vcpus: number;
+  /** CPU use in percent of one host core. */
+  cpuPercent: number;
+  memoryBytes: number;
+  rssBytes: number | null;
+  diskReadBytesPerSec: number;
+  diskWrittenBytesPerSec: number;
+  cpuSeconds: number;
+}
+
+/** `GET /v1/usage`. */
+export interface UsageReport {
+  at: number;
+  vms: Array<{ name: string; deleted: boolean; since: number; updatedAt: number; cpuSeconds: number; memoryGiBSeconds: number; diskReadBytes: number; diskWrittenBytes: number }>;
+}
