@@ -2,10 +2,10 @@
  * `tsvisor run --image debian [-- COMMAND...]`: boots the Debian image on a throwaway
  * qcow2 overlay (the base image is never written), through its firmware (S-mode U-Boot,
  * which boots the kernel and initrd in the guest's own /boot). `tsvisor run --boot-disk
- * FILE` boots a user's own system disk (raw or qcow2, written in place) the same way. With a command, runs it as
- * root through the guest agent, prints its output, powers the guest off (a clean systemd
- * shutdown) and exits with the command's status; without one, the serial console (a login
- * prompt: `root`, no password). `reboot` in the guest restarts the VM; `poweroff` ends it.
+ * FILE` boots a user's own system disk (raw or qcow2, written in place) the same way.
+ * With a command, runs it as root through the guest agent, prints its output, powers the
+ * guest off (a clean systemd shutdown) and exits with the command's status; without one,
+ * the serial console (a login prompt: `root`, no password). `reboot` in the guest restarts the VM; `poweroff` ends it.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
