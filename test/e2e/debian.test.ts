@@ -78,6 +78,8 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
 
   after(async () => {
     if (!root) return;
+    // VMs outlive their daemon by design: a failed test must not leave its guests running
+    for (const vm of ['web', 'own']) await tsvisor(['vm', 'kill', vm], { env, timeoutMs: 60_000 }).catch(() => undefined);
     await tsvisor(['daemon', 'stop'], { env, timeoutMs: 60_000 }).catch(() => undefined);
     rmSync(root, { recursive: true, force: true });
   });
