@@ -27,6 +27,7 @@ import { ensureDebianImage } from '../src/vmm/debian-build.js';
 import { cachePaths, tsvisorHome } from '../src/images/index.js';
 import type { DebianImage } from '../src/images/debian-image.js';
 import { Guests, QEMU, TSVISOR_BIN, log, median, sleep, table } from './common.js';
+import { tsvisor } from '../test/e2e/helpers.js';
 
 const MEMORY = '1G';
 const TIMEOUT_MS = 20 * 60_000;
@@ -133,25 +134,15 @@ async function bootQemu(g: Guests, img: DebianImage, work: string): Promise<Boot
   }
 }
 
-/** A tsvisor CLI call against the scratch daemon; rejects with its output unless it exits 0. */
-function cli(env: NodeJS.ProcessEnv, args: string[], timeoutMs = 10 * 60_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TSVISOR_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
-    child.stderr.on('data', (b: Buffer) => { err += b.toString(); });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`tsvisor ${args.join(' ')}: exit ${code}: ${err.trim().split('\n').pop()}`));
-    });
-  });
+/** A tsvisor CLI call against the scratch daemon; rejects with its last stderr line unless it exits 0. */
+async function cli(env: Record<string, string>, args: string[], timeoutMs = 10 * 60_000): Promise<string> {
+  const r = await tsvisor(args, { env, timeoutMs });
+  if (r.code !== 0) throw new Error(`tsvisor ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
+  return r.stdout;
 }
 
 /** A scratch TSVISOR_HOME whose cache is the user's (or only its downloads, with `shareDownloads`). */
-function scratchHome(work: string, name: string, opts: { shareDownloads?: boolean } = {}): NodeJS.ProcessEnv {
+function scratchHome(work: string, name: string, opts: { shareDownloads?: boolean } = {}): Record<string, string> {
   const root = join(work, name);
   const home = join(root, 'home');
   mkdirSync(home, { recursive: true });

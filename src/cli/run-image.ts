@@ -5,7 +5,8 @@
  * FILE` boots a user's own system disk (raw or qcow2, written in place) the same way.
  * With a command, runs it as root through the guest agent, prints its output, powers the
  * guest off (a clean systemd shutdown) and exits with the command's status; without one,
- * the serial console (a login prompt: `root`, no password). `reboot` in the guest restarts the VM; `poweroff` ends it.
+ * the serial console (a login prompt: `root`, no password). `reboot` in the guest
+ * restarts the VM; `poweroff` ends it.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { describeRun, findTool, tsvisor } from './helpers.js';
+import { describeRun, findTool, host, tsvisor } from './helpers.js';
 
 interface ListedImage { name: string; path: string; size: number; created: string; current: boolean }
 
@@ -25,12 +25,6 @@ function sha256File(path: string): Promise<string> {
 }
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
-
-/** Runs a host tool; throws with its output when it fails. */
-function host(cmd: string, args: string[]): void {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stdout}${r.stderr}`);
-}
 
 function qemuImgCheck(file: string): void {
   const qemuImg = findTool('qemu-img');
