@@ -66,6 +66,42 @@ export interface BlockBackend {
   flush(): void;
 }
 
+/**
+ * The device side of a network link, handed to {@link NetBackend.attach} by a NIC model.
+ */
+export interface NetPort {
+  /**
+   * One frame from the network (whole Ethernet frame, no FCS; the array is the callee's).
+   * Returns false when the guest has no room for it now: the backend keeps this frame,
+   * delivers nothing more and stops reading its source until {@link NetBackend.resume}.
+   */
+  receive(frame: Uint8Array): boolean;
+  /** The link takes frames again after {@link NetBackend.send} returned false. */
+  writable(): void;
+}
+
+/**
+ * A host network link (a `passt` socket, the host's virtual switch, a tap device):
+ * whole Ethernet frames each way, destination MAC first, no FCS, no virtio header.
+ * Flow control both ways: the backend stops reading from the network while the guest
+ * has no receive buffers, and the device stops taking frames from the guest while the
+ * link is congested.
+ */
+export interface NetBackend {
+  /** Start delivering frames to `port` (one port per backend). */
+  attach(port: NetPort): void;
+  /**
+   * Send one frame (the callee may keep the array). Returns false when the link is
+   * congested: the frame was taken, but the device should send nothing more until
+   * {@link NetPort.writable}.
+   */
+  send(frame: Uint8Array): boolean;
+  /** The guest posted receive buffers: deliver the held frame, then read on. */
+  resume(): void;
+  /** Close the link (no more calls to the port). */
+  close(): void;
+}
+
 /** Wall-clock source, in nanoseconds since the Unix epoch (goldfish RTC). */
 export interface WallClock {
   nowNs(): bigint;

@@ -49,59 +49,12 @@ import {
   VIRTIO_CONSOLE_RESIZE,
   type VirtioConsoleOptions,
 } from '../../src/devices/virtio/console.js';
-import { VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../src/devices/virtio/queue.js';
 import type { GuestMemory } from '../../src/devices/guest-memory.js';
-import { FakeIrq, RAM_BASE, makeRam } from './helpers.js';
+import { FakeIrq, RAM_BASE, Ring, makeRam, type Buf } from './helpers.js';
 
 const RAM_SIZE = 4 << 20;
 const PAGE = 4096;
 const AGENT = 'org.tsvisor.agent';
-
-interface Buf { addr: number; len: number; write?: boolean }
-
-/** One split virtqueue, driver side (virtio_ring's producer, no EVENT_IDX, no indirect). */
-class Ring {
-  private nextDesc = 0;
-  private availIdx = 0;
-  private lastUsed = 0;
-  constructor(readonly mem: GuestMemory, readonly index: number, readonly size: number, readonly desc: number, readonly avail: number, readonly used: number) {}
-
-  /** Put a chain in the descriptor table and the available ring; returns its head. */
-  add(bufs: Buf[]): number {
-    const head = this.nextDesc;
-    bufs.forEach((b, k) => {
-      const i = (head + k) % this.size;
-      const last = k === bufs.length - 1;
-      const a = this.desc + 16 * i;
-      this.mem.writeU32(a, b.addr % 2 ** 32);
-      this.mem.writeU32(a + 4, Math.floor(b.addr / 2 ** 32));
-      this.mem.writeU32(a + 8, b.len);
-      this.mem.writeU16(a + 12, (b.write ? VIRTQ_DESC_F_WRITE : 0) | (last ? 0 : VIRTQ_DESC_F_NEXT));
-      this.mem.writeU16(a + 14, last ? 0 : (i + 1) % this.size);
-    });
-    this.nextDesc = (head + bufs.length) % this.size;
-    this.mem.writeU16(this.avail + 4 + 2 * (this.availIdx % this.size), head);
-    this.availIdx = (this.availIdx + 1) & 0xffff;
-    this.mem.writeU16(this.avail + 2, this.availIdx);
-    return head;
-  }
-
-  /** Publish a raw avail.idx (to break the ring on purpose). */
-  setAvailIdx(v: number): void {
-    this.mem.writeU16(this.avail + 2, v);
-  }
-
-  takeUsed(): { id: number; len: number }[] {
-    const idx = this.mem.readU16(this.used + 2);
-    const out: { id: number; len: number }[] = [];
-    while (this.lastUsed !== idx) {
-      const e = this.used + 4 + 8 * (this.lastUsed % this.size);
-      out.push({ id: this.mem.readU32(e), len: this.mem.readU32(e + 4) });
-      this.lastUsed = (this.lastUsed + 1) & 0xffff;
-    }
-    return out;
-  }
-}
 
 interface Ctl { id: number; event: number; value: number; extra: Uint8Array }
 

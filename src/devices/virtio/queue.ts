@@ -187,6 +187,28 @@ export class Virtqueue {
   }
 
   /**
+   * Put the last `count` popped chains back as not yet taken (QEMU's virtqueue_rewind):
+   * for a device that found too few buffers for a whole packet. With EVENT_IDX,
+   * `avail_event` is set to the driver's current avail.idx, so that the next buffer the
+   * driver adds is notified.
+   * @returns true when the driver added buffers while this ran (the caller should retry
+   *   rather than wait for a notification that may not come).
+   * @throws VirtqueueError if `count` is more than were popped, or on a malformed ring.
+   */
+  rewind(count: number): boolean {
+    try {
+      if (!Number.isInteger(count) || count < 0 || count > this.size) throw new VirtqueueError(`cannot rewind ${count} chains`);
+      this.lastAvail = (this.lastAvail - count) & 0xffff;
+      const idxAt = this.layout.driver + 2;
+      const idx = this.loadU16(idxAt);
+      if (this.features.eventIdx) this.storeU16(this.layout.device + 4 + 8 * this.size, idx);
+      return this.loadU16(idxAt) !== idx || ((idx - this.lastAvail) & 0xffff) > count;
+    } catch (e) {
+      throw toQueueError(e);
+    }
+  }
+
+  /**
    * Return a chain to the driver (§2.7.8): write `{id: head, len}` into the used
    * ring, then publish the new used.idx.
    * @param len bytes the device wrote into the chain's writable buffers.
