@@ -43,6 +43,8 @@ export const VmCreateBody = z.strictObject({
   image: z.enum(['debian']).optional().meta({ description: 'make the VM from a system image: its own copy-on-write overlay of the image is its first disk, booted through its firmware' }),
   diskSizeBytes: z.number().int().positive().optional().meta({ description: 'with image: size of the system disk in bytes (default: the image\'s); the guest grows its root file system to fill it' }),
   bootDisk: z.string().min(1).optional().meta({ description: 'the VM\'s own system disk on the host (raw or qcow2, absolute path, written in place): its first disk, booted through the firmware from the kernel in its /boot' }),
+  networks: z.array(z.string().min(1)).max(7).optional().meta({ description: 'network cards: "user" (NAT through passt, no root needed) or "none" alone; default one "user" card', example: ['user'] }),
+  publish: z.array(z.string().min(1)).max(64).optional().meta({ description: 'host ports forwarded into the guest through its user-mode card, as docker -p: [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]', example: ['8080:80'] }),
 }).meta({ id: 'VmCreate' });
 
 /** `PATCH /v1/vms/{name}`: `null` removes an optional field. */
@@ -57,6 +59,8 @@ export const VmPatchBody = z.strictObject({
   cpuWeight: cpuWeight.optional(),
   cpuCap: cpuCap.optional(),
   restart: RestartPolicy.optional(),
+  networks: z.array(z.string().min(1)).max(7).optional().meta({ description: 'network cards: "user" (NAT through passt, no root needed) or "none" alone; default one "user" card', example: ['user'] }),
+  publish: z.array(z.string().min(1)).max(64).optional().meta({ description: 'host ports forwarded into the guest through its user-mode card, as docker -p: [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]', example: ['8080:80'] }),
 }).meta({ id: 'VmPatch', description: 'CPU weight and cap apply to a running VM at once; the rest at its next start' });
 
 /** `POST /v1/vms/{name}/stop` and `/restart` (body optional). */
@@ -78,6 +82,8 @@ const VmDefinition = z.object({
   disks: z.array(z.object({ path: z.string(), readonly: z.boolean() })),
   cdrom: z.string().optional(), kernel: z.string().optional(), initrd: z.string().optional(), append: z.string().optional(),
   cpuWeight: z.number().int(), cpuCap: z.number().int(), restart: RestartPolicy,
+  nics: z.array(z.object({ kind: z.enum(['user']), mac: z.string() })).optional().meta({ description: 'network cards, in order (eth0, eth1, ...)' }),
+  publish: z.array(z.object({ hostIp: z.string().optional(), hostPort: z.number().int(), guestPort: z.number().int(), protocol: z.enum(['tcp', 'udp']) })).optional(),
   createdAt: z.number().meta({ description: 'ms since the Unix epoch' }),
 }).meta({ id: 'VmDefinition' });
 

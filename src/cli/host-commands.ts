@@ -3,6 +3,7 @@
  * `daemon start|stop|status`. Every command is a call of the REST API; the daemon is
  * started on first use when none answers on the local socket.
  */
+import { formatPublish } from '../vmm/network.js';
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -106,6 +107,8 @@ export function formatVmInfo(v: VmInfo): string {
     ['memory', formatSize(d.memoryBytes)],
     ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
     ...(d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
+    ...(d.nics ?? []).map((n, i): [string, string] => [`network ${i}`, `${n.kind} (eth${i}, ${n.mac})`]),
+    ...(d.publish?.length ? [['published', d.publish.map((p) => `${formatPublish(p)}`).join(', ')] as [string, string]] : []),
     ...(d.image ? [['image', `${d.image.name} (${d.image.key}), booted through ${d.kernel}`] as [string, string]] : [['kernel', d.kernel ?? 'default image'] as [string, string]]),
     ...(d.initrd ? [['initrd', d.initrd] as [string, string]] : []),
     ...(d.append ? [['append', d.append] as [string, string]] : []),
@@ -198,7 +201,7 @@ function memoryOption(text: string | undefined): number | undefined {
 
 interface VmOpts {
   cpus?: string; memory?: string; disk?: string[]; cdrom?: string; kernel?: string; initrd?: string; append?: string;
-  cpuWeight?: string; cpuCap?: string; restart?: string;
+  cpuWeight?: string; cpuCap?: string; restart?: string; network?: string[]; publish?: string[];
 }
 
 function definitionFields(o: VmOpts): Record<string, unknown> {
@@ -213,6 +216,8 @@ function definitionFields(o: VmOpts): Record<string, unknown> {
     cpuWeight: intOption(o.cpuWeight, '--cpu-weight', 1, 10000),
     cpuCap: capOption(o.cpuCap),
     restart: restartOption(o.restart),
+    networks: o.network && o.network.length ? o.network : undefined,
+    publish: o.publish && o.publish.length ? o.publish : undefined,
   };
   for (const k of Object.keys(f)) if (f[k] === undefined) delete f[k];
   return f;
@@ -235,7 +240,9 @@ function addDefinitionOptions(cmd: Command): Command {
     .option('--append <args>', 'extra kernel command-line arguments')
     .option('--cpu-weight <n>', 'relative CPU weight, 1..10000 (default 100)')
     .option('--cpu-cap <percent>', 'CPU cap in percent of one host core (0 or "none": no cap)')
-    .option('--restart <policy>', 'restart policy: no, on-failure, always');
+    .option('--restart <policy>', 'restart policy: no, on-failure, always')
+    .option('--network <net>', 'network card: user (NAT through passt, the default) or none (repeatable; replaces the cards)', collect, [] as string[])
+    .option('-p, --publish <[ip:]hostport:guestport[/udp]>', 'forward a host port into the guest, as docker -p (repeatable; replaces the published ports)', collect, [] as string[]);
 }
 
 // ------------------------------------------------------------------ console and exec

@@ -8,6 +8,7 @@
  * the serial console (a login prompt: `root`, no password). `reboot` in the guest
  * restarts the VM; `poweroff` ends it.
  */
+import type { NicConfig } from '../machine/board.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +40,8 @@ export interface RunImageOptions {
   cpus: number;
   /** Extra disks (already opened), after the system disk: /dev/vdb, ... */
   disks: DiskImage[];
+  /** Network cards (their backends already started). */
+  nics?: NicConfig[];
   /** `--disk-size`: the overlay's size (default: the base image's). */
   diskSize?: string;
   verbose?: boolean;
@@ -98,6 +101,7 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
       vm = await Vm.create({
         ramBytes: opts.ramBytes, harts: opts.cpus, engine, kernel: firmware, bootargs: '',
         disks: disks.map((backend, i) => ({ backend, serial: i === 0 ? 'system' : `disk${i}` })),
+        nics: opts.nics,
         console,
         clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
         agent: { onData: (b) => agent?.receive(b) },

@@ -16,6 +16,10 @@ import { openDisk, type DiskImage } from '../devices/node/disk.js';
 import { runImage } from './run-image.js';
 import { ensureDefaultImage } from '../images/index.js';
 import { kernelBootargs, initrdWithCommand } from '../vmm/boot-config.js';
+import { networkDefinition, NetworkConfigError, type NicDefinition, type PublishedPort } from '../vmm/network.js';
+import { startUserLinks, type PasstLink } from '../vmm/passt.js';
+import { parseMac } from '../devices/net/frame.js';
+import type { NicConfig } from '../machine/board.js';
 
 // The command line and initrd assembly live in src/vmm (shared with the VM process);
 // re-exported for the benchmarks and tests that import them from here.
@@ -36,6 +40,38 @@ export interface RunOptions {
   diskSize?: string;
   /** `--boot-disk FILE`: boot this system disk (raw or qcow2) through the firmware. */
   bootDisk?: string;
+  /** `--network user|none` (repeatable; default one `user` card). */
+  network?: string[];
+  /** `--publish [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]` (repeatable). */
+  publish?: string[];
+}
+
+/**
+ * The network cards of `tsvisor run` from `--network` (`user`, the default, or `none`) and `--publish`.
+ * @throws UsageError for an unknown network, `none` with others, or a bad `--publish`.
+ */
+export function runNetworks(opts: Pick<RunOptions, 'network' | 'publish'>): { nics: NicDefinition[]; publish: PublishedPort[] } {
+  try {
+    return networkDefinition('tsvisor-run', opts.network, opts.publish);
+  } catch (e) {
+    if (e instanceof NetworkConfigError) throw new UsageError(`${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * Starts the cards' backends (one passt each).
+ * @throws UsageError (exit status 1) when passt is missing or a port cannot be published.
+ */
+export async function startRunNetworks(net: { nics: NicDefinition[]; publish: PublishedPort[] }, verbose?: boolean): Promise<{ nics: NicConfig[]; links: PasstLink[] }> {
+  let links: PasstLink[];
+  try {
+    links = await startUserLinks(net.nics, net.publish, (line) => { if (verbose) process.stderr.write(`tsvisor: ${line}\n`); });
+  } catch (e) {
+    if (e instanceof NetworkConfigError) throw new Error(`cannot start networking: ${e.message}`);
+    throw e;
+  }
+  return { links, nics: links.map((l, i) => ({ backend: l.backend, mac: parseMac(net.nics[i].mac) })) };
 }
 
 /** A `--disk PATH[,readonly]` argument. */
@@ -91,8 +127,10 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
   if (opts.image === undefined && opts.diskSize !== undefined) {
     throw new UsageError('--disk-size needs --image');
   }
+  const net = runNetworks(opts);
   // open disks first: a bad path fails before anything is downloaded or written
   const disks: DiskImage[] = [];
+  let links: PasstLink[] = [];
   try {
     if (opts.bootDisk !== undefined) {
       try {
@@ -108,19 +146,23 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
         throw new UsageError((e as Error).message); // a bad --disk is the user's input: exit status 2
       }
     }
+    const started = await startRunNetworks(net, opts.verbose);
+    links = started.links;
+    const nics = started.nics;
     if (opts.bootDisk !== undefined) {
-      return await runImage({ bootDisk: disks[0], ramBytes, cpus, disks: disks.slice(1), verbose: opts.verbose }, command);
+      return await runImage({ bootDisk: disks[0], ramBytes, cpus, disks: disks.slice(1), nics, verbose: opts.verbose }, command);
     }
     if (opts.image !== undefined) {
-      return await runImage({ image: opts.image, ramBytes, cpus, disks, diskSize: opts.diskSize, verbose: opts.verbose }, command);
+      return await runImage({ image: opts.image, ramBytes, cpus, disks, nics, diskSize: opts.diskSize, verbose: opts.verbose }, command);
     }
-    return await runWithDisks(opts, command, ramBytes, cpus, disks);
+    return await runWithDisks(opts, command, ramBytes, cpus, disks, nics);
   } finally {
     for (const d of disks) { try { d.close(); } catch { /* already closed */ } }
+    for (const l of links) l.stop();
   }
 }
 
-async function runWithDisks(opts: RunOptions, command: string[], ramBytes: number, cpus: number, disks: DiskImage[]): Promise<number> {
+async function runWithDisks(opts: RunOptions, command: string[], ramBytes: number, cpus: number, disks: DiskImage[], nics: NicConfig[]): Promise<number> {
   let kernel: Uint8Array;
   let initrd: Uint8Array | undefined;
   if (opts.kernel) {
@@ -145,6 +187,7 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
   vm = await Vm.create({
     ramBytes, harts: cpus, engine: loadEngineModule(), kernel, initrd, bootargs,
     disks: disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
+    nics,
     console,
     clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
   });

@@ -21,6 +21,10 @@ export interface VmCreateInput {
   cpuWeight?: number;
   cpuCap?: number;
   restart?: RestartPolicy;
+  /** Network cards: `user` (NAT through passt) or `none` alone; default one `user` card. */
+  networks?: string[];
+  /** Host ports forwarded into the guest, `[HOST_IP:]HOST_PORT:GUEST_PORT[/udp]` each. */
+  publish?: string[];
 }
 
 /** Changes to a VM (`PATCH`): `null` removes an optional field. CPU weight and cap apply at once. */
@@ -35,6 +39,10 @@ export interface VmPatch {
   cpuWeight?: number;
   cpuCap?: number;
   restart?: RestartPolicy;
+  /** As in {@link VmCreateInput}; replaces the cards (their MACs stay those of the VM's name). */
+  networks?: string[];
+  /** As in {@link VmCreateInput}; replaces the published ports. */
+  publish?: string[];
 }
 
 /** A VM as the API shows it. */

@@ -28,8 +28,9 @@ import { runCpuSeconds, sampleRates, UsageLedger, type UsageSample, type VmUsage
 import type { HostPaths } from './paths.js';
 import { processAlive, processCpuSeconds, processRssBytes, readProcStat } from './procfs.js';
 import {
-  DEFAULT_CPU_WEIGHT, VmStore, checkVmName, validateDefinition, type VmExit, type VmRuntime,
+  DEFAULT_CPU_WEIGHT, VmStore, checkVmName, networkFields, validateDefinition, type VmExit, type VmRuntime,
 } from './store.js';
+import { NetworkConfigError, checkPortsFree, formatPublish } from '../vmm/network.js';
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';
 import type { HostInfo, TopRow, UsageReport, VmCreateInput, VmInfo, VmPatch } from './api-types.js';
 import { VmChannel } from './vm-channel.js';
@@ -283,6 +284,7 @@ export class Host {
   create(input: VmCreateInput, image?: { name: string; key: string }): VmInfo {
     checkVmName(input.name);
     this.checkNew(input.name);
+    const net = networkFields(input.name, input.networks, input.publish);
     const def: VmDefinition = {
       name: input.name,
       vcpus: input.vcpus ?? 1,
@@ -295,6 +297,7 @@ export class Host {
       cpuWeight: input.cpuWeight ?? DEFAULT_CPU_WEIGHT,
       cpuCap: input.cpuCap ?? 0,
       restart: input.restart ?? 'no',
+      ...net,
       createdAt: Date.now(),
       ...(image ? { image } : {}),
     };
@@ -358,10 +361,18 @@ export class Host {
     return this.locked(name, async (e) => {
       const next: VmDefinition = { ...e.def };
       for (const [k, v] of Object.entries(patch) as Array<[keyof VmPatch, unknown]>) {
-        if (v === undefined) continue;
+        if (v === undefined || k === 'networks' || k === 'publish') continue;
         if (v === null) delete (next as unknown as Record<string, unknown>)[k];
         else if (k === 'disks') next.disks = (v as Array<{ path: string; readonly?: boolean }>).map((d) => ({ path: d.path, readonly: !!d.readonly }));
         else (next as unknown as Record<string, unknown>)[k] = v;
+      }
+      if (patch.networks !== undefined || patch.publish !== undefined) {
+        delete next.nics;
+        delete next.publish;
+        // unchanged halves are taken from the definition, in the words the user would give
+        const networks = patch.networks ?? (e.def.nics?.length ? e.def.nics.map((n) => n.kind) : ['none']);
+        const publish = patch.publish ?? (e.def.publish ?? []).map(formatPublish);
+        Object.assign(next, networkFields(name, networks, publish));
       }
       validateDefinition(next, { cores: this.capacity.cores });
       const cpuChanged = next.cpuWeight !== e.def.cpuWeight || next.cpuCap !== e.def.cpuCap;
@@ -432,6 +443,14 @@ export class Host {
       } catch (err) {
         throw new HostError('unavailable', `cannot start ${name}: the default image is not available: ${(err as Error).message.split('\n')[0]}`);
       }
+    }
+    if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
+    // a published port in use fails the start here, with nothing started
+    try {
+      await checkPortsFree(e.def.publish ?? []);
+    } catch (err) {
+      if (err instanceof NetworkConfigError) throw new HostError('conflict', `cannot start ${name}: ${err.message}`);
+      throw err;
     }
     if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
     // admission and reservation in one synchronous step: two starts cannot both pass on the same free memory

@@ -12,6 +12,8 @@ import { readJsonFile, writeJsonAtomic } from '../vmm/atomic.js';
 import { HostError } from './errors.js';
 import { vmPaths, type VmPaths } from './paths.js';
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';
+import { MAX_DEVICES, VmConfigError, checkNetworkConfig } from '../vmm/vm-config.js';
+import { NetworkConfigError, networkDefinition, type NicDefinition, type PublishedPort } from '../vmm/network.js';
 
 /** Allowed VM names: also the guest's host name. */
 export const VM_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -19,8 +21,6 @@ export const VM_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const MIN_MEMORY_BYTES = 64 * 1024 * 1024;
 /** Default CPU weight (as cgroup v2's default). */
 export const DEFAULT_CPU_WEIGHT = 100;
-/** Disks a VM can have, the CD-ROM included (the VM process's virtio-mmio slots; see src/vmm/vm-config.ts). */
-export const MAX_DISKS = 7;
 /** Restart policies. */
 export const RESTART_POLICIES: readonly RestartPolicy[] = ['no', 'on-failure', 'always'];
 
@@ -85,13 +85,35 @@ export function validateDefinition(d: VmDefinition, opts: { checkFiles?: boolean
   if (!Number.isInteger(d.cpuWeight) || d.cpuWeight < 1 || d.cpuWeight > 10000) bad(`cpuWeight ${d.cpuWeight}: expected 1..10000`);
   if (!Number.isInteger(d.cpuCap) || d.cpuCap < 0 || d.cpuCap > 100 * cores) bad(`cpuCap ${d.cpuCap}: expected 0 (none) or 1..${100 * cores} (% of one core)`);
   if (!RESTART_POLICIES.includes(d.restart)) bad(`restart ${JSON.stringify(d.restart)}: expected one of ${RESTART_POLICIES.join(', ')}`);
-  if (!Array.isArray(d.disks) || d.disks.length + (d.cdrom ? 1 : 0) > MAX_DISKS) bad(`at most ${MAX_DISKS} disks, the CD-ROM included`);
+  if (!Array.isArray(d.disks)) bad('disks must be an array');
+  try {
+    checkNetworkConfig(d.nics, d.publish);
+  } catch (e) {
+    bad((e as VmConfigError).message);
+  }
+  const devices = d.disks.length + (d.cdrom ? 1 : 0) + (d.nics?.length ?? 0);
+  if (devices > MAX_DEVICES) bad(`at most ${MAX_DEVICES} disks and network cards together (the CD-ROM included), not ${devices}`);
   if (d.initrd && !d.kernel) bad('initrd needs kernel (the default image brings its own)');
   if (opts.checkFiles !== false) {
     d.disks.forEach((disk, i) => checkFile(disk.path, `disk ${i}`));
     if (d.cdrom) checkFile(d.cdrom, 'cdrom');
     if (d.kernel) checkFile(d.kernel, 'kernel');
     if (d.initrd) checkFile(d.initrd, 'initrd');
+  }
+}
+
+/**
+ * The `nics` and `publish` of a definition from the API's `networks` and `publish` (see
+ * {@link networkDefinition}); empty lists are left out.
+ * @throws HostError('invalid_argument') with the one-line reason.
+ */
+export function networkFields(vmName: string, networks: readonly string[] | undefined, publish: readonly string[] | undefined): { nics?: NicDefinition[]; publish?: PublishedPort[] } {
+  try {
+    const n = networkDefinition(vmName, networks, publish);
+    return { ...(n.nics.length ? { nics: n.nics } : {}), ...(n.publish.length ? { publish: n.publish } : {}) };
+  } catch (e) {
+    if (e instanceof NetworkConfigError) throw new HostError('invalid_argument', e.message);
+    throw e;
   }
 }
 

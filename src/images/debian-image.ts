@@ -45,7 +45,7 @@ import type { ProgressListener } from './progress.js';
 /** Name of the image in `tsvisor image list` and `--image`. */
 export const DEBIAN_IMAGE_NAME = 'debian';
 /** Bump when the recipe or the build steps change: the image key changes with it. */
-export const DEBIAN_BUILDER_VERSION = 2;
+export const DEBIAN_BUILDER_VERSION = 3;
 /** Debian suite and version the image is built from. */
 export const DEBIAN_SUITE = 'trixie';
 
@@ -57,6 +57,7 @@ export const DEBIAN_SUITE = 'trixie';
 export const DEBIAN_PACKAGES: readonly string[] = [
   'systemd-sysv', 'udev', 'dbus', 'linux-image-riscv64', 'initramfs-tools', 'zstd', 'openssh-server', 'sudo',
   'ca-certificates', 'iproute2', 'iputils-ping', 'procps', 'less', 'e2fsprogs', 'u-boot-menu', 'systemd-repart',
+  'systemd-resolved',
 ];
 
 /**
@@ -436,6 +437,20 @@ function writeTsvisorFiles(root: string, plan: DebianPlan, order: string[], mirr
     'WantedBy=multi-user.target',
     '',
   ].join('\n'));
+  // every Ethernet card by DHCP (systemd-networkd; names and DNS through systemd-resolved)
+  put('etc/systemd/network/80-tsvisor-dhcp.network', [
+    '# tsvisor: every Ethernet card gets its address, route, MTU and DNS by DHCP',
+    '[Match]',
+    'Type=ether',
+    '',
+    '[Network]',
+    'DHCP=yes',
+    '',
+    '[DHCPv4]',
+    'UseDomains=yes',
+    'UseMTU=yes',
+    '',
+  ].join('\n'));
   put('etc/kernel/cmdline', `${DEBIAN_KERNEL_CMDLINE}\n`);
   // first boot: the root partition grows to the end of the disk (systemd-repart), then
   // its file system (x-systemd.growfs in fstab)
@@ -489,6 +504,8 @@ u-boot-update || exit 1
 [ -s /boot/extlinux/extlinux.conf ] || { echo "tsvisor-stage2: no /boot/extlinux/extlinux.conf"; exit 1; }
 echo "tsvisor-stage2: finishing"
 systemctl enable tsvisor-ssh-keygen.service >/dev/null 2>&1 || true
+systemctl enable systemd-networkd.service systemd-resolved.service >/dev/null 2>&1 || echo "tsvisor-stage2: warning: cannot enable systemd-networkd"
+ln -sf ../run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
 systemctl set-default multi-user.target >/dev/null 2>&1 || true
 passwd -d root >/dev/null
 rm -f /etc/ssh/ssh_host_*

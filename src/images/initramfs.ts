@@ -10,6 +10,9 @@
  * 2. `insmod`s every module listed in `/etc/tsvisor/modules` (load order, dependencies
  *    first), silently; failures are printed only when the command line has
  *    `tsvisor.verbose`.
+ *    Then every network card (`eth*`) is brought up by DHCP (busybox `udhcpc`, at most
+ *    ~5 s each; the lease script /etc/tsvisor/udhcpc.script sets address, MTU, default
+ *    route and /etc/resolv.conf), so the command in step 4 starts with a network.
  * 3. If `/tsvisor/mounts` exists, mounts each line `DEVICE MOUNTPOINT [FSTYPE [OPTIONS]]`
  *    (mountpoint created first; `/dev/...` devices are awaited up to 5 s; FSTYPE `-` or
  *    `auto` means "let mount guess"; `9p` defaults to `trans=virtio,version=9p2000.L`).
@@ -51,7 +54,7 @@ import { resolveModuleOrder, stripModuleSignature } from './modules.js';
  * Version of the initramfs layout and /init script; part of the image cache key, so
  * bump it whenever the built initramfs would change for the same inputs.
  */
-export const INITRAMFS_BUILDER_VERSION = 3;
+export const INITRAMFS_BUILDER_VERSION = 4;
 
 /**
  * Modules the default guest loads (names as the kernel knows them), in the order they
@@ -178,6 +181,16 @@ if [ -f /etc/tsvisor/modules ]; then
     fi
   done < /etc/tsvisor/modules
 fi
+
+# network cards (virtio-net): address, route and DNS by DHCP before anything runs
+for tsv_if in /sys/class/net/eth*; do
+  [ -e "$tsv_if" ] || continue
+  tsv_if=\${tsv_if##*/}
+  ip link set "$tsv_if" up 2>/dev/null
+  if ! udhcpc -i "$tsv_if" -f -q -n -t 5 -T 1 -O mtu -s /etc/tsvisor/udhcpc.script >/dev/null 2>&1; then
+    [ -z "$tsv_verbose" ] || echo "tsvisor-init: no DHCP answer on $tsv_if" >&2
+  fi
+done
 
 if [ -f /tsvisor/mounts ]; then
   while read -r tsv_dev tsv_mp tsv_fs tsv_opts tsv_rest; do
@@ -334,6 +347,35 @@ done
 `;
 }
 
+/**
+ * The script busybox `udhcpc` runs on lease events (`$1` deconfig/bound/renew, lease
+ * fields in the environment: ip, mask, router, dns, domain, mtu): sets the address, the
+ * MTU (passt offers 65520, so the emulated guest handles far fewer frames), the default
+ * route and /etc/resolv.conf.
+ */
+export function udhcpcScript(): string {
+  return `#!/bin/sh
+# tsvisor: udhcpc lease script
+case "$1" in
+  deconfig)
+    ip -4 addr flush dev "$interface" 2>/dev/null
+    ip link set "$interface" up
+    ;;
+  bound|renew)
+    ip -4 addr flush dev "$interface" 2>/dev/null
+    ip addr add "$ip/\${mask:-24}" dev "$interface"
+    [ -z "$mtu" ] || ip link set "$interface" mtu "$mtu"
+    for r in $router; do ip route add default via "$r" dev "$interface" 2>/dev/null && break; done
+    {
+      [ -z "$domain" ] || echo "search $domain"
+      for d in $dns; do echo "nameserver $d"; done
+    } > /etc/resolv.conf.new && mv /etc/resolv.conf.new /etc/resolv.conf
+    ;;
+esac
+exit 0
+`;
+}
+
 /** `/etc/profile` of the guest's login shell. */
 export function profileScript(): string {
   return `# tsvisor guest /etc/profile
@@ -443,6 +485,7 @@ export function initramfsEntries(inputs: InitramfsInputs): CpioEntry[] {
   file('init', initScript(), 0o755);
   file('bin/tsvisor-agent', agentScript(), 0o755);
   file('etc/profile', profileScript(), 0o644);
+  file('etc/tsvisor/udhcpc.script', udhcpcScript(), 0o755);
   file('etc/passwd', 'root:x:0:0:root:/root:/bin/sh\n', 0o644);
   file('etc/group', 'root:x:0:\ntty:x:5:\n', 0o644);
   file('etc/shells', '/bin/sh\n/bin/ash\n', 0o644);

@@ -12,7 +12,7 @@
  */
 import { HartSignals, SIP_SEIP, createGuestMemory } from '../engine/hart.js';
 import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ, MAX_HARTS } from '../engine/layout.js';
-import type { MmioDevice, CharBackend, BlockBackend, WallClock, MmioWidth } from '../devices/bus.js';
+import type { MmioDevice, CharBackend, BlockBackend, NetBackend, WallClock, MmioWidth } from '../devices/bus.js';
 import { GuestMemory } from '../devices/guest-memory.js';
 import { Plic } from '../devices/plic.js';
 import { Uart16550 } from '../devices/uart16550.js';
@@ -22,6 +22,7 @@ import { Syscon, type PowerEvent } from '../devices/syscon.js';
 import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
 import { VirtioConsole, type VirtioConsolePort } from '../devices/virtio/console.js';
+import { VirtioNet } from '../devices/virtio/net.js';
 import { FdtNode, buildFdt, cells64 } from './fdt.js';
 import { parseKernelImage, layoutBoot, isElf, parseElfExecutable, layoutElfBoot, BootError, type BootLayout } from './boot.js';
 
@@ -57,6 +58,13 @@ export interface DiskConfig {
   serial?: string;
 }
 
+/** One network card of the board (virtio-net). */
+export interface NicConfig {
+  backend: NetBackend;
+  /** MAC address, 6 bytes. */
+  mac: Uint8Array;
+}
+
 /** Name of the virtio-console port the guest agent serves (see src/vmm/agent.ts). */
 export const AGENT_PORT_NAME = 'org.tsvisor.agent';
 
@@ -90,9 +98,11 @@ export interface BoardConfig {
    */
   bootDelay?: number;
   disks: DiskConfig[];
+  /** Network cards, in the virtio slots after the disks (the guest's eth0, eth1, ... in this order). */
+  nics?: NicConfig[];
   /**
    * Guest-agent channel: adds a virtio-console (port 0 a console, port 1 named
-   * {@link AGENT_PORT_NAME}) in the virtio slot after the disks. Send with `board.agent.write()`.
+   * {@link AGENT_PORT_NAME}) in the virtio slot after the disks and network cards. Send with `board.agent.write()`.
    */
   agent?: AgentChannelConfig;
   console: CharBackend;
@@ -126,6 +136,7 @@ export class Board {
   readonly syscon: Syscon;
   readonly virtio: VirtioMmioTransport[] = [];
   readonly disks: VirtioBlk[] = [];
+  readonly nics: VirtioNet[] = [];
   /** Host end of the guest-agent port (write() sends to the guest), or null without `cfg.agent`. */
   readonly agent: VirtioConsolePort | null = null;
   private readonly windows: Window[] = [];
@@ -154,16 +165,23 @@ export class Board {
     this.map(CLINT_BASE, this.clint);
     this.map(PLIC_BASE, this.plic);
     this.map(UART_BASE, this.uart);
+    const slots = cfg.disks.length + (cfg.nics?.length ?? 0) + (cfg.agent ? 1 : 0);
+    if (slots > VIRTIO_SLOTS) {
+      throw new BootError(`too many devices: ${cfg.disks.length} disks, ${cfg.nics?.length ?? 0} network cards${cfg.agent ? ' and the agent channel' : ''} need ${slots} virtio slots, the board has ${VIRTIO_SLOTS}`);
+    }
     cfg.disks.forEach((d, i) => {
-      if (i >= VIRTIO_SLOTS) throw new BootError(`too many disks: at most ${VIRTIO_SLOTS} virtio devices`);
       const blk = new VirtioBlk(d.backend, { serial: d.serial ?? `tsvisor-disk${i}` });
       const mmio = new VirtioMmioTransport(blk, this.memory, this.plic.line(VIRTIO_IRQ0 + i));
       this.disks.push(blk);
       this.virtio.push(mmio);
     });
+    for (const n of cfg.nics ?? []) {
+      const nic = new VirtioNet(n.backend, { mac: n.mac });
+      this.virtio.push(new VirtioMmioTransport(nic, this.memory, this.plic.line(VIRTIO_IRQ0 + this.virtio.length)));
+      this.nics.push(nic);
+    }
     if (cfg.agent) {
       const slot = this.virtio.length;
-      if (slot >= VIRTIO_SLOTS) throw new BootError(`too many disks: at most ${VIRTIO_SLOTS - 1} with the agent channel`);
       const ch = cfg.agent;
       const con = new VirtioConsole({ ports: [{ console: true }, { name: AGENT_PORT_NAME, onData: (b) => ch.onData(b), onOpen: (o) => ch.onOpen?.(o) }] });
       this.virtio.push(new VirtioMmioTransport(con, this.memory, this.plic.line(VIRTIO_IRQ0 + slot)));

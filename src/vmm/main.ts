@@ -38,6 +38,8 @@ import { openDisk, type DiskImage } from '../devices/node/disk.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { ensureDefaultImage } from '../images/index.js';
 import type { PowerEvent } from '../devices/syscon.js';
+import { parseMac } from '../devices/net/frame.js';
+import { startUserLinks, type PasstLink } from './passt.js';
 
 /**
  * Largest exec stdin: the agent runs one `sh -c` command line, which Linux limits to
@@ -58,6 +60,8 @@ class VmProcess implements ControlTarget {
   private get imageHostname(): string | null { return this.cfg?.image ? this.cfg.name : null; }
   private disks: DiskImage[] = [];
   private diskPaths: string[] = [];
+  /** One passt per user-mode network card, in card order. */
+  private links: PasstLink[] = [];
   /** Disk counters of earlier boots (guest reboots) of this process. */
   private diskBase: Array<{ readBytes: number; writtenBytes: number }> = [];
   private hub: ConsoleHub | null = null;
@@ -97,6 +101,14 @@ class VmProcess implements ControlTarget {
       return this.finish(1, e instanceof VmConfigError ? `bad configuration: ${e.message}` : `cannot start: ${(e as Error).message}`);
     }
     const cfg = this.cfg;
+    // networking first: a published port that cannot be bound fails the start before the
+    // control socket exists, so the daemon reports it as this VM's start error
+    try {
+      this.links = await startUserLinks(cfg.nics ?? [], cfg.publish ?? [], (line) => this.log(line));
+    } catch (e) {
+      return this.finish(1, `cannot start networking: ${(e as Error).message}`);
+    }
+    if (cfg.publish?.length) this.log(`published ports: ${cfg.publish.map((p) => `${p.hostIp ?? '*'}:${p.hostPort}->${p.guestPort}/${p.protocol}`).join(', ')}`);
     this.server = new ControlServer(this);
     try {
       await this.server.listen(this.paths.sock);
@@ -155,6 +167,7 @@ class VmProcess implements ControlTarget {
         this.vm = await Vm.create({
           ramBytes: cfg.memoryBytes, harts: cfg.vcpus, engine, kernel, initrd, bootargs,
           disks: this.disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
+          nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
           console: this.console,
           clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
           agent: {
@@ -344,6 +357,7 @@ class VmProcess implements ControlTarget {
     this.closeAgent('the VM process is exiting');
     try { this.vm?.board.flushDisks(); } catch { /* best effort */ }
     for (const d of this.disks) { try { d.close(); } catch { /* already closed */ } }
+    for (const l of this.links) l.stop();
     // let viewers see the last output and the end of the stream, briefly
     const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
     if (this.hub) await Promise.race([this.hub.close(), sleep(300)]);

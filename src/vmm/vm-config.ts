@@ -8,6 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { MAX_HARTS, MAX_RAM_BYTES } from '../engine/layout.js';
+import { NetworkConfigError, checkPublishList, parsePublish, formatPublish, type NicDefinition, type PublishedPort } from './network.js';
+import { parseMac } from '../devices/net/frame.js';
 
 /** The machine part of a VmDefinition (same field names and meaning). Sizes in bytes. */
 export interface VmProcessConfig {
@@ -29,6 +31,10 @@ export interface VmProcessConfig {
    * firmware (S-mode U-Boot), which boots the guest's own /boot.
    */
   image?: { name: string; key: string };
+  /** Network cards, in order (the guest's eth0, eth1, ...). Absent or empty: no network. */
+  nics?: NicDefinition[];
+  /** Host ports forwarded into the guest through its user-mode card (needs one `user` card). */
+  publish?: PublishedPort[];
 }
 
 /** A configuration that cannot be booted. */
@@ -43,8 +49,39 @@ export class VmConfigError extends Error {
 export const VM_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 const MIB = 1024 * 1024;
-/** Disks a VM process can attach (the CD-ROM included): 8 virtio-mmio slots, one taken by the agent channel. */
-export const MAX_DISKS = 7;
+/** virtio-mmio slots for disks (the CD-ROM included) and network cards: 8 on the board, one taken by the agent channel. */
+export const MAX_DEVICES = 7;
+
+/**
+ * Checks `nics` and `publish` of a definition.
+ * @throws VmConfigError (one line) for a bad MAC, an unknown kind, a bad or doubled port, or ports without a `user` card.
+ */
+export function checkNetworkConfig(nicsIn: unknown, publishIn: unknown): { nics: NicDefinition[]; publish: PublishedPort[] } {
+  if (nicsIn !== undefined && nicsIn !== null && !Array.isArray(nicsIn)) throw new VmConfigError('nics must be an array');
+  if (publishIn !== undefined && publishIn !== null && !Array.isArray(publishIn)) throw new VmConfigError('publish must be an array');
+  const nics = ((nicsIn ?? []) as unknown[]).map((x, i): NicDefinition => {
+    const n = x as { kind?: unknown; mac?: unknown } | null;
+    if (!n || n.kind !== 'user') throw new VmConfigError(`nics[${i}].kind must be "user"`);
+    if (typeof n.mac !== 'string') throw new VmConfigError(`nics[${i}].mac must be a MAC address`);
+    let mac: Uint8Array;
+    try { mac = parseMac(n.mac); } catch (e) { throw new VmConfigError(`nics[${i}]: ${(e as Error).message}`); }
+    if (mac[0] & 1) throw new VmConfigError(`nics[${i}].mac ${n.mac} is a multicast address`);
+    return { kind: 'user', mac: n.mac.toLowerCase() };
+  });
+  const publish = ((publishIn ?? []) as unknown[]).map((x, i): PublishedPort => {
+    const p = x as Partial<PublishedPort> | null;
+    try {
+      if (!p || typeof p !== 'object') throw new NetworkConfigError('not an object');
+      // round-trip through the parser: one set of rules for the CLI, the API and config files
+      return parsePublish(formatPublish(p as PublishedPort));
+    } catch (e) {
+      throw new VmConfigError(`publish[${i}]: ${(e as Error).message}`);
+    }
+  });
+  try { checkPublishList(publish); } catch (e) { throw new VmConfigError((e as Error).message); }
+  if (publish.length > 0 && !nics.some((n) => n.kind === 'user')) throw new VmConfigError('published ports need a user-mode network card (--network user)');
+  return { nics, publish };
+}
 
 /**
  * Check a parsed VmDefinition for what booting needs: name, vcpus (1..MAX_HARTS),
@@ -85,7 +122,10 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
   if (initrd && !kernel) throw new VmConfigError('initrd needs kernel (the default image brings its own)');
   const append = d.append === undefined || d.append === null ? undefined : d.append;
   if (append !== undefined && typeof append !== 'string') throw new VmConfigError('append must be a string');
-  if (disks.length + (cdrom ? 1 : 0) > MAX_DISKS) throw new VmConfigError(`at most ${MAX_DISKS} disks, the CD-ROM included`);
+  const { nics, publish } = checkNetworkConfig(d.nics, d.publish);
+  if (disks.length + (cdrom ? 1 : 0) + nics.length > MAX_DEVICES) {
+    throw new VmConfigError(`at most ${MAX_DEVICES} disks and network cards together (the CD-ROM included): ${disks.length + (cdrom ? 1 : 0)} disks and ${nics.length} network cards asked`);
+  }
   let image: { name: string; key: string } | undefined;
   if (d.image !== undefined && d.image !== null) {
     const im = d.image as { name?: unknown; key?: unknown };
@@ -102,6 +142,8 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
     kernel: kernel ? path(kernel) : undefined,
     initrd: initrd ? path(initrd) : undefined,
     append: append || undefined,
+    ...(nics.length ? { nics } : {}),
+    ...(publish.length ? { publish } : {}),
   };
 }
 

@@ -5,6 +5,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { FileBlockBackend } from '../../src/devices/node/file-block.js';
 import { StdioCharBackend } from '../../src/devices/node/stdio-char.js';
+import { createServer as createNetServer, connect as netConnect, type Socket as NetSocket } from 'node:net';
+import { StreamNetBackend } from '../../src/devices/node/stream-net.js';
+import type { NetPort } from '../../src/devices/bus.js';
 
 function tmpFile(bytes: Uint8Array): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-blk-'));
@@ -73,4 +76,84 @@ test('stdio char backend buffers pushed input and forwards output', () => {
   assert.equal(c.dropped, 2);
   c.write(new Uint8Array([0x68, 0x69]));
   assert.deepEqual(out, [0x68, 0x69]);
+});
+
+// ------------------------------------------------------------ StreamNetBackend
+
+
+/** A connected pair of Unix stream sockets (as passt's --fd socket pair). */
+async function socketPair(): Promise<[NetSocket, NetSocket]> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-net-'));
+  const p = path.join(dir, 's');
+  const srv = createNetServer();
+  await new Promise<void>((r) => srv.listen(p, () => r()));
+  const accepted = new Promise<NetSocket>((r) => srv.once('connection', r));
+  const a = netConnect(p);
+  const b = await accepted;
+  srv.close();
+  await new Promise<void>((r) => (a.connecting ? a.once('connect', () => r()) : r()));
+  a.unref();
+  b.unref();
+  return [a, b];
+}
+
+const lenPrefixed = (frames: Uint8Array[]) => Buffer.concat(frames.map((f) => { const h = Buffer.alloc(4); h.writeUInt32BE(f.length); return Buffer.concat([h, f]); }));
+const until = async (cond: () => boolean, ms = 2000) => { const t = Date.now(); while (!cond()) { if (Date.now() - t > ms) throw new Error('timeout'); await new Promise((r) => setTimeout(r, 5)); } };
+
+test('stream net backend: 4-byte big-endian framing both ways, frames split across reads', async () => {
+  const [a, peer] = await socketPair();
+  const got: Uint8Array[] = [];
+  const backend = new StreamNetBackend(a);
+  backend.attach({ receive: (f) => { got.push(new Uint8Array(f)); return true; }, writable: () => {} });
+  const frames = [new Uint8Array(60).fill(1), new Uint8Array(9000).fill(2), new Uint8Array(14).fill(3)];
+  const bytes = lenPrefixed(frames);
+  peer.write(bytes.subarray(0, 7));
+  await new Promise((r) => setTimeout(r, 20));
+  peer.write(bytes.subarray(7));
+  await until(() => got.length === 3);
+  assert.deepEqual(got, frames);
+  const echoed: Buffer[] = [];
+  peer.on('data', (d: Buffer) => echoed.push(d));
+  backend.send(new Uint8Array(15).fill(9));
+  await until(() => Buffer.concat(echoed).length === 19);
+  assert.deepEqual(Buffer.concat(echoed), lenPrefixed([new Uint8Array(15).fill(9)]));
+  backend.close();
+  peer.destroy();
+});
+
+test('stream net backend: a refused frame is held and the socket paused until resume()', async () => {
+  const [a, peer] = await socketPair();
+  const got: number[] = [];
+  let room = 1;
+  const port: NetPort = { receive: (f) => { if (room === 0) return false; room--; got.push(f[0]); return true; }, writable: () => {} };
+  const backend = new StreamNetBackend(a);
+  backend.attach(port);
+  peer.write(lenPrefixed([1, 2, 3].map((n) => new Uint8Array(20).fill(n))));
+  await until(() => got.length === 1);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.deepEqual(got, [1], 'frame 2 held');
+  room = 5;
+  backend.resume();
+  await until(() => got.length === 3);
+  assert.deepEqual(got, [1, 2, 3], 'in order, nothing lost');
+  backend.close();
+  peer.destroy();
+});
+
+test('stream net backend: runts are dropped and counted; an impossible length ends the link with an error', async () => {
+  const [a, peer] = await socketPair();
+  const got: Uint8Array[] = [];
+  const errors: string[] = [];
+  const backend = new StreamNetBackend(a, { onError: (m) => errors.push(m) });
+  backend.attach({ receive: (f) => { got.push(f); return true; }, writable: () => {} });
+  peer.write(lenPrefixed([new Uint8Array(5), new Uint8Array(20)]));
+  await until(() => got.length === 1);
+  assert.equal(backend.metrics.rxRunt, 1);
+  const bad = Buffer.alloc(4);
+  bad.writeUInt32BE(0x7fffffff);
+  peer.write(bad);
+  await until(() => errors.length === 1);
+  assert.match(errors[0], /frame length of 2147483647/);
+  assert.equal(backend.send(new Uint8Array(20)), true, 'a dead link swallows frames');
+  peer.destroy();
 });

@@ -43,15 +43,27 @@ export class StreamNetBackend implements NetBackend {
     stream.on('error', (e) => this.fail(`network link: ${e.message}`));
     stream.on('close', () => this.fail('network link closed by the peer'));
     stream.on('drain', () => this.port?.writable());
-  }
-
-  /** Start delivering frames to `port`. */
-  attach(port: NetPort): void {
-    this.port = port;
-    this.stream.on('data', (chunk: Buffer) => {
+    stream.on('data', (chunk: Buffer) => {
       this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
       this.deliver();
     });
+  }
+
+  /**
+   * Deliver frames to `port` from now on (a new board after a guest reboot attaches its
+   * new card; until then the stream is paused and frames wait in the socket).
+   */
+  attach(port: NetPort): void {
+    this.port = port;
+    this.paused = false;
+    this.held = null; // a frame meant for the old card: lost, as on a link that went down
+    this.deliver();
+  }
+
+  /** Stop delivering (the board is going away); frames wait in the socket. */
+  detach(): void {
+    this.port = null;
+    this.stream.pause();
   }
 
   /** Send one frame; false once the socket buffer is over its high-water mark. */
@@ -80,7 +92,11 @@ export class StreamNetBackend implements NetBackend {
   /** Hand parsed frames to the port until it refuses one. */
   private deliver(): void {
     const port = this.port;
-    if (!port || this.closed) return;
+    if (this.closed) return;
+    if (!port) {
+      this.stream.pause();
+      return;
+    }
     if (this.held) {
       if (!port.receive(this.held)) return this.pause();
       this.held = null;

@@ -1,0 +1,175 @@
+/**
+ * Networking end to end, as a user drives it, with the guest's own Linux virtio_net
+ * driver and a real passt on the host:
+ *
+ *   - `tsvisor run -p 127.0.0.1:P:80 -- ...`: busybox httpd in the guest answers on the
+ *     host's port P; the guest fetches 1 MiB from a host server on 127.0.0.1 through its
+ *     gateway address (sha256 compared) and resolves the Debian mirror's host name (a name
+ *     the host resolves through DNS); it got its address, route and MTU by DHCP at boot;
+ *   - bad input: a published port already in use, a malformed `--publish`, `--network none`;
+ *   - the daemon: `vm create -p` with a port in use fails to start with one line naming the
+ *     port and leaves the VM stopped; with a free port the guest's server answers.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isIP } from 'node:net';
+import { bytesHash, describeRun, pseudoRandomBytes, results, tsvisor, type RunResult } from './helpers.js';
+import { findDebianMirror } from '../../src/images/sources.js';
+
+const T = 5 * 60_000;
+let root = '';
+let env: Record<string, string> = {};
+const BLOB = pseudoRandomBytes(1 << 20, 7);
+
+/** A TCP port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const s = createTcpServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const p = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return p;
+}
+
+/** GET http://127.0.0.1:port/ until it answers `want` (passt accepts before the guest listens). */
+async function pollPage(port: number, want: RegExp, ms: number, stop?: AbortSignal): Promise<string> {
+  const deadline = Date.now() + ms;
+  let last = '';
+  while (Date.now() < deadline && !stop?.aborted) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5000) });
+      last = await r.text();
+      if (want.test(last)) return last;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`http://127.0.0.1:${port}/ did not answer ${want} in ${ms} ms (last: ${last})`);
+}
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'tsvisor-e2e-net-'));
+  const home = join(root, 'home');
+  mkdirSync(home);
+  mkdirSync(join(root, 'run'), { mode: 0o700 });
+  const cache = [process.env.TSVISOR_HOME ? join(process.env.TSVISOR_HOME, 'cache') : '', join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'tsvisor', 'cache')]
+    .find((c) => c && existsSync(join(c, 'images')));
+  if (cache) symlinkSync(cache, join(home, 'cache'));
+  env = { TSVISOR_HOME: home, XDG_RUNTIME_DIR: join(root, 'run') };
+});
+
+after(async () => {
+  await tsvisor(['daemon', 'stop'], { env, timeoutMs: T }).catch(() => undefined);
+  rmSync(root, { recursive: true, force: true });
+});
+
+test('run -p: the guest serves the host, fetches from the host through its gateway, resolves names', { timeout: 2 * T }, async () => {
+  let pageSeen: () => void = () => {};
+  const seen = new Promise<void>((r) => { pageSeen = r; });
+  const server: Server = createServer((req, res) => {
+    if (req.url === '/blob') { res.end(BLOB); return; }
+    if (req.url === '/go') {
+      // long poll: answers once the host has read the guest's page through the published port
+      void Promise.race([seen.then(() => 'go'), new Promise((r) => setTimeout(() => r('timeout'), 240_000).unref())]).then((v) => res.end(String(v)));
+      return;
+    }
+    res.statusCode = 404;
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const hostPort = (server.address() as { port: number }).port;
+  const published = await freePort();
+  const name = new URL(findDebianMirror().uri).hostname;
+  const script = [
+    'mkdir -p /www; echo "page-from-$(hostname)" > /www/index.html; httpd -p 80 -h /www',
+    'gw=$(ip route | awk \'/^default/ {print $3; exit}\')',
+    'echo "@@ gw $gw"',
+    'echo "@@ addr $(ip -4 -o addr show dev eth0 | awk \'{print $4}\')"',
+    'echo "@@ mtu $(cat /sys/class/net/eth0/mtu)"',
+    `wget -q -O /tmp/blob http://$gw:${hostPort}/blob && echo "@@ blob $(sha256sum /tmp/blob | cut -d' ' -f1)"`,
+    `if nslookup ${name} > /tmp/ns 2>&1; then echo "@@ dns ok"; else echo "@@ dns fail $(tr '\\n' ' ' < /tmp/ns)"; fi`,
+    `echo "@@ go $(wget -q -O - http://$gw:${hostPort}/go)"`,
+  ].join('\n');
+  try {
+    const run = tsvisor(['run', '-p', `127.0.0.1:${published}:80`, '--', 'sh', '-c', script], { timeoutMs: 2 * T });
+    const ended = new AbortController();
+    const page = await Promise.race([
+      pollPage(published, /^page-from-/, 2 * T - 30_000, ended.signal),
+      run.then((r) => { ended.abort(); throw new Error(describeRun('run ended before the page was served', r)); }),
+    ]);
+    assert.equal(page.trim(), 'page-from-tsvisor');
+    pageSeen();
+    const r: RunResult = await run;
+    assert.equal(r.code, 0, describeRun('run', r));
+    const m = results(r);
+    assert.match(m.get('gw') ?? '', /^\d+\.\d+\.\d+\.\d+$/, describeRun('gateway by DHCP', r));
+    assert.match(m.get('addr') ?? '', /^\d+\.\d+\.\d+\.\d+\/\d+$/, 'address by DHCP');
+    assert.equal(m.get('mtu'), '65520', 'MTU from passt\'s DHCP answer');
+    assert.equal(m.get('blob'), bytesHash(BLOB), 'the bytes the host served');
+    if (isIP(name) === 0) assert.equal(m.get('dns'), 'ok', `${name} resolves in the guest`);
+    assert.equal(m.get('go'), 'go');
+  } finally {
+    server.close();
+  }
+});
+
+test('run: a published port in use, a bad --publish, --network none', { timeout: T }, async () => {
+  const busy = createTcpServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+  const port = (busy.address() as { port: number }).port;
+  try {
+    const r = await tsvisor(['run', '-p', `127.0.0.1:${port}:80`, '--', 'true'], { timeoutMs: T });
+    assert.equal(r.code, 1, describeRun('run with a busy port', r));
+    assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    assert.match(r.stderr, new RegExp(`port 127.0.0.1:${port}/tcp is already in use`));
+  } finally {
+    busy.close();
+  }
+  const bad = await tsvisor(['run', '-p', '80', '--', 'true'], { timeoutMs: T });
+  assert.equal(bad.code, 2, describeRun('bad --publish', bad));
+  assert.match(bad.stderr, /expected \[HOST_IP:\]HOST_PORT:GUEST_PORT/);
+  const none = await tsvisor(['run', '--network', 'none', '--', 'sh', '-c', 'echo "@@ ifs $(ls /sys/class/net | tr \'\\n\' \' \')"'], { timeoutMs: T });
+  assert.equal(none.code, 0, describeRun('--network none', none));
+  assert.equal(results(none).get('ifs')?.trim(), 'lo');
+});
+
+test('daemon: vm create -p with a port in use fails to start and stays stopped; a free port serves the guest', { timeout: 3 * T }, async () => {
+  const busy = createTcpServer();
+  await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+  const port = (busy.address() as { port: number }).port;
+  try {
+    const r = await tsvisor(['vm', 'create', 'web', '--memory', '256M', '-p', `127.0.0.1:${port}:80`, '--start'], { env, timeoutMs: T });
+    assert.equal(r.code, 1, describeRun('create --start with a busy port', r));
+    assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    assert.match(r.stderr, new RegExp(`port 127.0.0.1:${port}/tcp is already in use`));
+    const info = JSON.parse((await tsvisor(['vm', 'info', 'web', '--json'], { env })).stdout);
+    assert.equal(info.state, 'stopped');
+    assert.equal(info.pid, null);
+  } finally {
+    busy.close();
+  }
+  const free = await freePort();
+  const set = await tsvisor(['vm', 'set', 'web', '-p', `127.0.0.1:${free}:80`], { env });
+  assert.equal(set.code, 0, describeRun('vm set -p', set));
+  const st = await tsvisor(['vm', 'start', 'web'], { env, timeoutMs: T });
+  assert.equal(st.code, 0, describeRun('vm start', st));
+  const info = (await tsvisor(['vm', 'info', 'web'], { env })).stdout;
+  assert.match(info, /network 0:\s+user \(eth0, 52:54:00:/);
+  assert.match(info, new RegExp(`published:\\s+127\\.0\\.0\\.1:${free}:80`));
+  let ex: RunResult | undefined;
+  const deadline = Date.now() + 2 * T;
+  while (Date.now() < deadline) {
+    ex = await tsvisor(['vm', 'exec', 'web', '--', 'sh', '-c', 'mkdir -p /www; echo "page-from-$(hostname)" > /www/index.html; httpd -p 80 -h /www'], { env, timeoutMs: T });
+    if (ex.code === 0 || !/agent/.test(ex.stderr)) break;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  assert.equal(ex?.code, 0, describeRun('vm exec httpd', ex!));
+  assert.equal((await pollPage(free, /^page-from-/, T)).trim(), 'page-from-web');
+  const stop = await tsvisor(['vm', 'stop', 'web'], { env, timeoutMs: T });
+  assert.equal(stop.code, 0, describeRun('vm stop', stop));
+});
