@@ -19,6 +19,7 @@ const ERROR_TEXT: Record<number, string> = {
   503: 'the VM process does not answer',
 };
 
+const netParam = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,30}$' } };
 const nameParam = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' } };
 
 function action(summary: string, extra: Record<string, unknown> = {}) {
@@ -104,6 +105,17 @@ export function openApiDocument(version = '0.1.0'): Record<string, unknown> {
           parameters: [nameParam, { name: 'Upgrade', in: 'header', required: true, schema: { type: 'string', const: 'tsvisor-console' } }],
           responses: { 101: { description: 'switching protocols' }, ...errors(401, 404, 409, 503) },
         },
+      },
+      '/v1/networks': {
+        get: { summary: 'list virtual networks with their connected cards', responses: { 200: json({ type: 'object', properties: { networks: { type: 'array', items: ref('Network') } }, required: ['networks'] }, 'all networks'), ...errors(401) } },
+        post: {
+          summary: 'define a virtual network (a learning switch with DHCP and DNS)', requestBody: { required: true, content: { 'application/json': { schema: ref('NetworkCreate') } } },
+          responses: { 201: json(ref('Network'), 'the new network'), ...errors(400, 401, 409) },
+        },
+      },
+      '/v1/networks/{name}': {
+        get: { summary: 'one network', parameters: [netParam], responses: { 200: json(ref('Network'), 'the network'), ...errors(401, 404) } },
+        delete: { summary: 'delete a network no VM has a card on', parameters: [netParam], responses: { 200: json({ type: 'object', properties: { deleted: { type: 'string' } } }, 'deleted'), ...errors(401, 404, 409) } },
       },
       '/v1/usage': { get: { summary: 'metering: CPU-seconds, memory GiB-seconds, disk bytes per VM', responses: { 200: json(ref('Usage'), 'usage report'), ...errors(401) } } },
       '/v1/top': { get: { summary: 'live CPU %, memory and disk rates per VM', responses: { 200: json(ref('Top'), 'snapshot'), ...errors(401) } } },

@@ -63,6 +63,22 @@ export const VmPatchBody = z.strictObject({
   publish: z.array(z.string().min(1)).max(64).optional().meta({ description: 'host ports forwarded into the guest through its user-mode card, as docker -p: [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]', example: ['8080:80'] }),
 }).meta({ id: 'VmPatch', description: 'CPU weight and cap apply to a running VM at once; the rest at its next start' });
 
+/** `POST /v1/networks`. */
+export const NetworkCreateBody = z.strictObject({
+  name: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'use 1-31 of a-z, 0-9 and -, starting with a letter').meta({ description: 'network name, also its DNS domain', example: 'lan' }),
+  subnet: z.string().optional().meta({ description: 'IPv4 subnet in CIDR notation, prefix 16-29 (default: the first free 10.97.N.0/24)', example: '10.97.0.0/24' }),
+}).meta({ id: 'NetworkCreate' });
+
+/** A network (`GET /v1/networks/{name}`). */
+export const NetworkSchema = z.object({
+  name: z.string(), subnet: z.string(), createdAt: z.number(),
+  address: z.string().meta({ description: 'the network\'s own address: its DHCP and DNS server' }),
+  ports: z.array(z.object({
+    vm: z.string(), mac: z.string(), rxFrames: z.number(), rxBytes: z.number(), txFrames: z.number(), txBytes: z.number(),
+    droppedSpoofed: z.number(), droppedFlood: z.number(), droppedCongested: z.number(), droppedOther: z.number(),
+  })).meta({ description: 'connected cards; rx is from the VM, tx to it' }),
+}).meta({ id: 'Network' });
+
 /** `POST /v1/vms/{name}/stop` and `/restart` (body optional). */
 export const StopBody = z.strictObject({
   timeoutMs: z.number().int().min(0).max(3_600_000).optional()
@@ -82,7 +98,7 @@ const VmDefinition = z.object({
   disks: z.array(z.object({ path: z.string(), readonly: z.boolean() })),
   cdrom: z.string().optional(), kernel: z.string().optional(), initrd: z.string().optional(), append: z.string().optional(),
   cpuWeight: z.number().int(), cpuCap: z.number().int(), restart: RestartPolicy,
-  nics: z.array(z.object({ kind: z.enum(['user']), mac: z.string() })).optional().meta({ description: 'network cards, in order (eth0, eth1, ...)' }),
+  nics: z.array(z.object({ kind: z.enum(['user', 'network']), mac: z.string(), network: z.string().optional() })).optional().meta({ description: 'network cards, in order (eth0, eth1, ...)' }),
   publish: z.array(z.object({ hostIp: z.string().optional(), hostPort: z.number().int(), guestPort: z.number().int(), protocol: z.enum(['tcp', 'udp']) })).optional(),
   createdAt: z.number().meta({ description: 'ms since the Unix epoch' }),
 }).meta({ id: 'VmDefinition' });

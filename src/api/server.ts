@@ -11,7 +11,7 @@ import type { z } from 'zod';
 import { HOST_ERROR_STATUS, HostError } from '../host/errors.js';
 import type { Host } from '../host/host.js';
 import { openApiDocument } from './openapi.js';
-import { ExecBody, StopBody, VmCreateBody, VmPatchBody, describeZodError } from './schemas.js';
+import { ExecBody, NetworkCreateBody, StopBody, VmCreateBody, VmPatchBody, describeZodError } from './schemas.js';
 
 /** An error answer: HTTP status, code, message. */
 export class ApiError extends Error {
@@ -169,6 +169,20 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
     sendJson(res, 202, { shuttingDown: true, pid: process.pid });
     res.on('finish', () => opts.onShutdown?.());
     return;
+  }
+  if (parts[1] === 'networks' && parts.length <= 3) {
+    if (parts.length === 2) {
+      if (method === 'GET') { sendJson(res, 200, { networks: host.networks.list() }); return; }
+      if (method === 'POST') {
+        const body = parse(NetworkCreateBody, await readBody(req));
+        sendJson(res, 201, await host.networks.create(body.name, body.subnet));
+        return;
+      }
+      throw notAllowed();
+    }
+    if (method === 'GET') { sendJson(res, 200, host.networks.get(parts[2])); return; }
+    if (method === 'DELETE') { host.deleteNetwork(parts[2]); sendJson(res, 200, { deleted: parts[2] }); return; }
+    throw notAllowed();
   }
   if (parts[1] !== 'vms' || parts.length > 4) throw new ApiError(404, 'not_found', `no route ${url.pathname}`);
 

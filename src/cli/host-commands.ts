@@ -3,6 +3,7 @@
  * `daemon start|stop|status`. Every command is a call of the REST API; the daemon is
  * started on first use when none answers on the local socket.
  */
+import type { NetworkInfo } from '../host/network-manager.js';
 import { formatPublish } from '../vmm/network.js';
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
@@ -107,7 +108,7 @@ export function formatVmInfo(v: VmInfo): string {
     ['memory', formatSize(d.memoryBytes)],
     ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
     ...(d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
-    ...(d.nics ?? []).map((n, i): [string, string] => [`network ${i}`, `${n.kind} (eth${i}, ${n.mac})`]),
+    ...(d.nics ?? []).map((n, i): [string, string] => [`network ${i}`, `${n.kind === 'user' ? 'user' : n.network} (eth${i}, ${n.mac})`]),
     ...(d.publish?.length ? [['published', d.publish.map((p) => `${formatPublish(p)}`).join(', ')] as [string, string]] : []),
     ...(d.image ? [['image', `${d.image.name} (${d.image.key}), booted through ${d.kernel}`] as [string, string]] : [['kernel', d.kernel ?? 'default image'] as [string, string]]),
     ...(d.initrd ? [['initrd', d.initrd] as [string, string]] : []),
@@ -241,7 +242,7 @@ function addDefinitionOptions(cmd: Command): Command {
     .option('--cpu-weight <n>', 'relative CPU weight, 1..10000 (default 100)')
     .option('--cpu-cap <percent>', 'CPU cap in percent of one host core (0 or "none": no cap)')
     .option('--restart <policy>', 'restart policy: no, on-failure, always')
-    .option('--network <net>', 'network card: user (NAT through passt, the default) or none (repeatable; replaces the cards)', collect, [] as string[])
+    .option('--network <net>', 'network card: user (NAT through passt, the default), a network\'s name (tsvisor network create), or none (repeatable; replaces the cards)', collect, [] as string[])
     .option('-p, --publish <[ip:]hostport:guestport[/udp]>', 'forward a host port into the guest, as docker -p (repeatable; replaces the published ports)', collect, [] as string[]);
 }
 
@@ -428,6 +429,34 @@ export function registerHostCommands(program: Command): void {
     .action(async (o: { json?: boolean }) => {
       const h = await api<HostInfo>('GET', '/v1/host');
       out(o.json ? JSON.stringify(h, null, 2) + '\n' : formatHostInfo(h));
+    });
+
+  const network = program.command('network').description('virtual networks between VMs (a switch with DHCP and DNS, in the daemon)');
+  network.command('create').description('define a network; VMs join it with vm create --network NAME').argument('<name>', 'network name, also its DNS domain')
+    .option('--subnet <cidr>', 'IPv4 subnet, prefix 16-29 (default: the first free 10.97.N.0/24)')
+    .option('--json', 'as JSON')
+    .action(async (name: string, o: { subnet?: string; json?: boolean }) => {
+      const n = await api<NetworkInfo>('POST', '/v1/networks', { name, ...(o.subnet ? { subnet: o.subnet } : {}) });
+      out(o.json ? JSON.stringify(n, null, 2) + '\n' : `${n.name} created (${n.subnet}; DHCP and DNS at ${n.address})\n`);
+    });
+  network.command('list').alias('ls').description('list networks').option('--json', 'as JSON')
+    .action(async (o: { json?: boolean }) => {
+      const r = await api<{ networks: NetworkInfo[] }>('GET', '/v1/networks');
+      if (o.json) { out(JSON.stringify(r.networks, null, 2) + '\n'); return; }
+      const rows = r.networks.map((n) => [n.name, n.subnet, n.address, n.ports.map((p) => p.vm).join(',') || '-']);
+      out([['NAME', 'SUBNET', 'ADDRESS', 'CONNECTED'], ...rows].map((c) => `${c[0].padEnd(16)}${c[1].padEnd(20)}${c[2].padEnd(16)}${c[3]}`).join('\n') + '\n');
+    });
+  network.command('info').description('show a network and the counters of its connected cards').argument('<name>').option('--json', 'as JSON')
+    .action(async (name: string, o: { json?: boolean }) => {
+      const n = await api<NetworkInfo>('GET', `/v1/networks/${encodeURIComponent(name)}`);
+      if (o.json) { out(JSON.stringify(n, null, 2) + '\n'); return; }
+      out(`name:     ${n.name}\nsubnet:   ${n.subnet}\naddress:  ${n.address} (DHCP, DNS)\n` + n.ports.map((p) =>
+        `port:     ${p.vm} ${p.mac}: from it ${p.rxFrames} frames/${formatSize(p.rxBytes)}, to it ${p.txFrames} frames/${formatSize(p.txBytes)}; dropped: ${p.droppedSpoofed} spoofed, ${p.droppedFlood} flood, ${p.droppedCongested} congested, ${p.droppedOther} other\n`).join(''));
+    });
+  network.command('delete').alias('rm').description('delete a network no VM has a card on').argument('<name>')
+    .action(async (name: string) => {
+      await api('DELETE', `/v1/networks/${encodeURIComponent(name)}`);
+      out(`${name} deleted\n`);
     });
 
   program.command('usage').description('metering report: CPU-seconds, memory GiB·s, disk bytes per VM').option('--json', 'as JSON')

@@ -17,7 +17,7 @@ import { runImage } from './run-image.js';
 import { ensureDefaultImage } from '../images/index.js';
 import { kernelBootargs, initrdWithCommand } from '../vmm/boot-config.js';
 import { networkDefinition, NetworkConfigError, type NicDefinition, type PublishedPort } from '../vmm/network.js';
-import { startUserLinks, type PasstLink } from '../vmm/passt.js';
+import { startNetLinks, type NetLink } from '../vmm/net-links.js';
 import { parseMac } from '../devices/net/frame.js';
 import type { NicConfig } from '../machine/board.js';
 
@@ -52,7 +52,10 @@ export interface RunOptions {
  */
 export function runNetworks(opts: Pick<RunOptions, 'network' | 'publish'>): { nics: NicDefinition[]; publish: PublishedPort[] } {
   try {
-    return networkDefinition('tsvisor-run', opts.network, opts.publish);
+    const net = networkDefinition('tsvisor-run', opts.network, opts.publish);
+    const virtual = net.nics.find((n) => n.kind === 'network');
+    if (virtual) throw new UsageError(`--network ${opts.network?.find((n) => n !== 'user')}: tsvisor run knows "user" and "none"; virtual networks are for VMs of the daemon (vm create --network)`);
+    return net;
   } catch (e) {
     if (e instanceof NetworkConfigError) throw new UsageError(`${e.message}`);
     throw e;
@@ -63,10 +66,10 @@ export function runNetworks(opts: Pick<RunOptions, 'network' | 'publish'>): { ni
  * Starts the cards' backends (one passt each).
  * @throws UsageError (exit status 1) when passt is missing or a port cannot be published.
  */
-export async function startRunNetworks(net: { nics: NicDefinition[]; publish: PublishedPort[] }, verbose?: boolean): Promise<{ nics: NicConfig[]; links: PasstLink[] }> {
-  let links: PasstLink[];
+export async function startRunNetworks(net: { nics: NicDefinition[]; publish: PublishedPort[] }, verbose?: boolean): Promise<{ nics: NicConfig[]; links: NetLink[] }> {
+  let links: NetLink[];
   try {
-    links = await startUserLinks(net.nics, net.publish, (line) => { if (verbose) process.stderr.write(`tsvisor: ${line}\n`); });
+    links = await startNetLinks('tsvisor', net.nics, net.publish, (line) => { if (verbose) process.stderr.write(`tsvisor: ${line}\n`); });
   } catch (e) {
     if (e instanceof NetworkConfigError) throw new Error(`cannot start networking: ${e.message}`);
     throw e;
@@ -130,7 +133,7 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
   const net = runNetworks(opts);
   // open disks first: a bad path fails before anything is downloaded or written
   const disks: DiskImage[] = [];
-  let links: PasstLink[] = [];
+  let links: NetLink[] = [];
   try {
     if (opts.bootDisk !== undefined) {
       try {

@@ -34,6 +34,7 @@ import { NetworkConfigError, checkPortsFree, formatPublish } from '../vmm/networ
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';
 import type { HostInfo, TopRow, UsageReport, VmCreateInput, VmInfo, VmPatch } from './api-types.js';
 import { VmChannel } from './vm-channel.js';
+import { NetworkManager } from './network-manager.js';
 
 /** The VM process entry point next to this module (dist/src/vmm/main.js). */
 export const DEFAULT_VMM_ENTRY = fileURLToPath(new URL('../vmm/main.js', import.meta.url));
@@ -129,12 +130,21 @@ export class Host {
   private closed = false;
   private readonly logLine: (line: string) => void;
 
+  /** The virtual networks and their switches. */
+  readonly networks: NetworkManager;
+
   private constructor(opts: HostOptions) {
     this.opts = opts;
     this.paths = opts.paths;
     this.logLine = opts.log ?? (() => {});
     mkdirSync(this.paths.vms, { recursive: true, mode: 0o700 });
     this.store = new VmStore(this.paths.vms);
+    this.networks = new NetworkManager({
+      dir: join(this.paths.home, 'networks'),
+      socketDir: this.switchDir,
+      allowed: (vm, mac, network) => this.entries.get(vm)?.def.nics?.some((n) => n.kind === 'network' && n.network === network && n.mac === mac) ?? false,
+      log: (l) => this.log(l),
+    });
     this.cgroups = opts.cgroups ?? detectCgroups(opts.cgroupRoot);
     this.ledger = new UsageLedger(this.paths.usage);
     this.capacity = opts.capacity ?? hostCapacity();
@@ -160,6 +170,7 @@ export class Host {
       if (!def) continue;
       h.entries.set(name, { def, rt: h.store.loadRuntime(name), lock: Promise.resolve(), samples: [], statusBusy: false, waiters: [], deadTicks: 0 });
     }
+    await h.networks.open(); // before adopting: running VMs reconnect their cards
     for (const [name, e] of h.entries) await h.adopt(name, e);
     const poll = opts.pollMs ?? 500;
     h.timers.push(setInterval(() => h.tick(), poll));
@@ -170,6 +181,27 @@ export class Host {
   }
 
   private log(line: string): void { this.logLine(line); }
+
+  /** Folder of the virtual networks' switch sockets (VM processes get it as TSVISOR_SWITCH_DIR). */
+  private get switchDir(): string { return join(this.paths.runDir, 'net'); }
+
+  /** Every virtual network a definition names must exist. @throws HostError('invalid_argument'). */
+  private checkNetworksExist(def: VmDefinition): void {
+    for (const n of def.nics ?? []) {
+      if (n.kind === 'network' && !this.networks.has(n.network)) throw new HostError('invalid_argument', `no network ${n.network} (tsvisor network create ${n.network})`);
+    }
+  }
+
+  /**
+   * Deletes virtual network `name`.
+   * @throws HostError: not_found; conflict while a VM definition has a card on it.
+   */
+  deleteNetwork(name: string): void {
+    this.networks.get(name);
+    const users = [...this.entries].filter(([, e]) => e.def.nics?.some((n) => n.kind === 'network' && n.network === name)).map(([n]) => n);
+    if (users.length) throw new HostError('conflict', `network ${name} is used by ${users.join(', ')}: remove their cards first (vm set NAME --network ...)`);
+    this.networks.delete(name);
+  }
 
   /** The control channel of VM `name`'s process. */
   private channel(name: string): VmChannel {
@@ -187,6 +219,7 @@ export class Host {
     for (const e of this.entries.values()) {
       if (e.child) { e.child.removeAllListeners('exit'); e.child.unref(); }
     }
+    this.networks.close();
   }
 
   /** Write the metering ledger (if changed). */
@@ -302,6 +335,7 @@ export class Host {
       ...(image ? { image } : {}),
     };
     validateDefinition(def, { cores: this.capacity.cores });
+    this.checkNetworksExist(def);
     const sock = this.store.paths(def.name).sock;
     if (Buffer.byteLength(sock) > MAX_UNIX_SOCKET_PATH) {
       throw new HostError('invalid_argument', `VM name ${def.name} is too long for this TSVISOR_HOME: its control socket ${sock} would pass the ${MAX_UNIX_SOCKET_PATH}-byte limit of Unix socket paths`);
@@ -370,11 +404,12 @@ export class Host {
         delete next.nics;
         delete next.publish;
         // unchanged halves are taken from the definition, in the words the user would give
-        const networks = patch.networks ?? (e.def.nics?.length ? e.def.nics.map((n) => n.kind) : ['none']);
+        const networks = patch.networks ?? (e.def.nics?.length ? e.def.nics.map((n) => (n.kind === 'user' ? 'user' : n.network)) : ['none']);
         const publish = patch.publish ?? (e.def.publish ?? []).map(formatPublish);
         Object.assign(next, networkFields(name, networks, publish));
       }
       validateDefinition(next, { cores: this.capacity.cores });
+      this.checkNetworksExist(next);
       const cpuChanged = next.cpuWeight !== e.def.cpuWeight || next.cpuCap !== e.def.cpuCap;
       if (cpuChanged && ALIVE.includes(e.rt.state) && this.cgroups.version !== 'none') {
         try {
@@ -434,6 +469,7 @@ export class Host {
     if (e.restartTimer) { clearTimeout(e.restartTimer); e.restartTimer = undefined; }
     if (!auto) e.rt.shortRuns = 0;
     validateDefinition(e.def, { cores: this.capacity.cores });
+    this.checkNetworksExist(e.def);
     if (!e.def.kernel && this.opts.ensureImage !== false) {
       try {
         await ensureDefaultImage({
@@ -490,7 +526,7 @@ export class Host {
         detached: true,
         cwd: p.dir,
         stdio: ['ignore', logFd, logFd],
-        env: { ...(this.opts.env ?? process.env), TSVISOR_HOME: this.paths.home },
+        env: { ...(this.opts.env ?? process.env), TSVISOR_HOME: this.paths.home, TSVISOR_SWITCH_DIR: this.switchDir },
       });
     } catch (err) {
       closeSync(logFd);

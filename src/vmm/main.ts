@@ -39,7 +39,7 @@ import { loadEngineModule } from '../engine/node/module.js';
 import { ensureDefaultImage } from '../images/index.js';
 import type { PowerEvent } from '../devices/syscon.js';
 import { parseMac } from '../devices/net/frame.js';
-import { startUserLinks, type PasstLink } from './passt.js';
+import { startNetLinks, type NetLink } from './net-links.js';
 
 /**
  * Largest exec stdin: the agent runs one `sh -c` command line, which Linux limits to
@@ -60,8 +60,8 @@ class VmProcess implements ControlTarget {
   private get imageHostname(): string | null { return this.cfg?.image ? this.cfg.name : null; }
   private disks: DiskImage[] = [];
   private diskPaths: string[] = [];
-  /** One passt per user-mode network card, in card order. */
-  private links: PasstLink[] = [];
+  /** The host side of each network card, in card order. */
+  private links: NetLink[] = [];
   /** Disk counters of earlier boots (guest reboots) of this process. */
   private diskBase: Array<{ readBytes: number; writtenBytes: number }> = [];
   private hub: ConsoleHub | null = null;
@@ -104,7 +104,7 @@ class VmProcess implements ControlTarget {
     // networking first: a published port that cannot be bound fails the start before the
     // control socket exists, so the daemon reports it as this VM's start error
     try {
-      this.links = await startUserLinks(cfg.nics ?? [], cfg.publish ?? [], (line) => this.log(line));
+      this.links = await startNetLinks(cfg.name, cfg.nics ?? [], cfg.publish ?? [], (line) => this.log(line), process.env.TSVISOR_SWITCH_DIR);
     } catch (e) {
       return this.finish(1, `cannot start networking: ${(e as Error).message}`);
     }

@@ -19,13 +19,15 @@ export interface PublishedPort {
 
 /**
  * One network card: `user` is user-mode NAT through a per-VM `passt` (no root needed;
- * the only kind that can publish ports).
+ * the only kind that can publish ports); `network` a port on a virtual network.
  */
-export interface NicDefinition {
-  kind: 'user';
-  /** `aa:bb:cc:dd:ee:ff`. */
-  mac: string;
-}
+export type NicDefinition =
+  | { kind: 'user'; /** `aa:bb:cc:dd:ee:ff`. */ mac: string }
+  /** A port on the host daemon's virtual network `network` (`tsvisor network create`). */
+  | { kind: 'network'; mac: string; network: string };
+
+/** Virtual network names (host/networks.ts checks them in full). */
+export const NETWORK_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}$/;
 
 /** A bad network setting (one line, for the user). */
 export class NetworkConfigError extends Error {
@@ -128,7 +130,8 @@ export async function checkPortsFree(ports: readonly PublishedPort[]): Promise<v
 
 /**
  * The cards and published ports of VM `vmName` from the user's words: `networks` as
- * `--network` gives them (`user`, or `none` alone; default one `user` card) and
+ * `--network` gives them (`user`, a virtual network's name, or `none` alone; default one
+ * `user` card) and
  * `publish` as `--publish` gives them. MACs come from {@link defaultMac}.
  * @throws NetworkConfigError (one line) for an unknown network, `none` with others, a bad
  *   or doubled port, or ports without a `user` card.
@@ -143,8 +146,11 @@ export function networkDefinition(vmName: string, networks: readonly string[] | 
     return { nics: [], publish };
   }
   const nics = names.map((n, i): NicDefinition => {
-    if (n !== 'user') throw new NetworkConfigError(`unknown network ${JSON.stringify(n)}: known are "user" (NAT through passt) and "none"`);
-    return { kind: 'user', mac: defaultMac(vmName, i) };
+    if (n === 'user') return { kind: 'user', mac: defaultMac(vmName, i) };
+    if (!NETWORK_NAME_PATTERN.test(n)) throw new NetworkConfigError(`unknown network ${JSON.stringify(n)}: give "user" (NAT through passt), "none", or the name of a network (tsvisor network list)`);
+    return { kind: 'network', network: n, mac: defaultMac(vmName, i) };
   });
+  const virtual = names.filter((n) => n !== 'user');
+  if (new Set(virtual).size !== virtual.length) throw new NetworkConfigError('a VM can have one card on each virtual network');
   return { nics, publish };
 }

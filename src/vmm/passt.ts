@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { StreamNetBackend } from '../devices/node/stream-net.js';
-import { NetworkConfigError, checkPortsFree, formatPublish, type NicDefinition, type PublishedPort } from './network.js';
+import { NetworkConfigError, checkPortsFree, formatPublish, type PublishedPort } from './network.js';
 
 /** The passt binary: `TSVISOR_PASST`, else `passt` on the PATH. */
 export function passtBinary(): string {
@@ -110,28 +110,6 @@ function passtFailure(lines: string[], publish: readonly PublishedPort[]): strin
     return p ? `host port ${p.hostPort}/${p.protocol} (--publish ${formatPublish(p)}) cannot be bound: it is in use or not allowed` : `passt: ${bind}`;
   }
   return `passt exited at start${lines.length ? `: ${lines[lines.length - 1]}` : ''}`;
-}
-
-/**
- * Starts passt for every `user` card of `nics` (the ports go to the first card); on
- * failure, the ones already started are stopped.
- * @throws NetworkConfigError as {@link startPasst}.
- */
-export async function startUserLinks(nics: readonly NicDefinition[], publish: readonly PublishedPort[], log: (line: string) => void): Promise<PasstLink[]> {
-  const links: PasstLink[] = [];
-  try {
-    for (const [i, nic] of nics.entries()) {
-      links.push(await startPasst({
-        publish: i === 0 ? publish : [],
-        onLog: (line) => log(`passt (${nic.mac}): ${line}`),
-        onError: (m) => log(`network card ${nic.mac}: ${m}`),
-      }));
-    }
-  } catch (e) {
-    for (const l of links) l.stop();
-    throw e;
-  }
-  return links;
 }
 
 /**

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { MAX_HARTS, MAX_RAM_BYTES } from '../engine/layout.js';
-import { NetworkConfigError, checkPublishList, parsePublish, formatPublish, type NicDefinition, type PublishedPort } from './network.js';
+import { NETWORK_NAME_PATTERN, NetworkConfigError, checkPublishList, parsePublish, formatPublish, type NicDefinition, type PublishedPort } from './network.js';
 import { parseMac } from '../devices/net/frame.js';
 
 /** The machine part of a VmDefinition (same field names and meaning). Sizes in bytes. */
@@ -60,13 +60,15 @@ export function checkNetworkConfig(nicsIn: unknown, publishIn: unknown): { nics:
   if (nicsIn !== undefined && nicsIn !== null && !Array.isArray(nicsIn)) throw new VmConfigError('nics must be an array');
   if (publishIn !== undefined && publishIn !== null && !Array.isArray(publishIn)) throw new VmConfigError('publish must be an array');
   const nics = ((nicsIn ?? []) as unknown[]).map((x, i): NicDefinition => {
-    const n = x as { kind?: unknown; mac?: unknown } | null;
-    if (!n || n.kind !== 'user') throw new VmConfigError(`nics[${i}].kind must be "user"`);
+    const n = x as { kind?: unknown; mac?: unknown; network?: unknown } | null;
+    if (!n || (n.kind !== 'user' && n.kind !== 'network')) throw new VmConfigError(`nics[${i}].kind must be "user" or "network"`);
     if (typeof n.mac !== 'string') throw new VmConfigError(`nics[${i}].mac must be a MAC address`);
     let mac: Uint8Array;
     try { mac = parseMac(n.mac); } catch (e) { throw new VmConfigError(`nics[${i}]: ${(e as Error).message}`); }
     if (mac[0] & 1) throw new VmConfigError(`nics[${i}].mac ${n.mac} is a multicast address`);
-    return { kind: 'user', mac: n.mac.toLowerCase() };
+    if (n.kind === 'user') return { kind: 'user', mac: n.mac.toLowerCase() };
+    if (typeof n.network !== 'string' || !NETWORK_NAME_PATTERN.test(n.network)) throw new VmConfigError(`nics[${i}].network must be a network name`);
+    return { kind: 'network', network: n.network, mac: n.mac.toLowerCase() };
   });
   const publish = ((publishIn ?? []) as unknown[]).map((x, i): PublishedPort => {
     const p = x as Partial<PublishedPort> | null;

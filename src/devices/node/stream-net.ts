@@ -75,6 +75,11 @@ export class StreamNetBackend implements NetBackend {
     return this.stream.write(out);
   }
 
+  /** Bytes written and not yet taken by the peer (the socket's write queue). */
+  get queuedBytes(): number {
+    return this.stream.writableLength;
+  }
+
   /** The device has receive buffers again. */
   resume(): void {
     if (!this.paused || this.closed) return;
