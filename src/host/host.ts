@@ -198,7 +198,7 @@ export class Host {
    */
   deleteNetwork(name: string): void {
     this.networks.get(name);
-    const users = [...this.entries].filter(([, e]) => e.def.nics?.some((n) => n.kind === 'network' && n.network === name)).map(([n]) => n);
+    const users = [...this.entries].filter(([, e]) => e.def.nics?.some((n) => n.kind === 'network' && n.network === name)).map(([n]) => n).sort();
     if (users.length) throw new HostError('conflict', `network ${name} is used by ${users.join(', ')}: remove their cards first (vm set NAME --network ...)`);
     this.networks.delete(name);
   }

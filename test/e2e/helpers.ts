@@ -163,21 +163,26 @@ export function once<T>(fn: () => Promise<T>): () => Promise<T> {
 }
 
 /**
- * Build test/e2e/guest/atomics.c (4 threads of AMO and mutex increments) with Debian's
- * cross compiler onto a 32 MiB ext4 image, `atomics` at its root: `work/atomics.img`,
- * with the program's folder `work/disk`. Returns the image path.
+ * Build test/e2e/guest/`program`.c statically with Debian's cross compiler onto a 32 MiB
+ * ext4 image, the program at its root: `work/<program>.img`, with the program's folder
+ * `work/<program>-disk`. Returns the image path.
  * @throws Error naming the Debian package when riscv64-linux-gnu-gcc or mke2fs is missing
  *   (`what` names the caller in that message), or when a build step fails.
  */
-export function buildAtomicsDisk(work: string, what: string): string {
+export function buildGuestProgramDisk(work: string, program: string, what: string): string {
   const mke2fs = findTool('mke2fs');
   if (!mke2fs) throw new Error(`${what} needs mke2fs (apt-get install e2fsprogs)`);
   const cc = findTool('riscv64-linux-gnu-gcc');
   if (!cc) throw new Error(`${what} needs riscv64-linux-gnu-gcc (apt-get install gcc-riscv64-linux-gnu libc6-dev-riscv64-cross)`);
-  const dir = join(work, 'disk');
+  const dir = join(work, `${program}-disk`);
   mkdirSync(dir, { recursive: true });
-  host(cc, ['-O2', '-static', '-pthread', '-o', join(dir, 'atomics'), join(REPO_ROOT, 'test', 'e2e', 'guest', 'atomics.c')]);
-  const img = join(work, 'atomics.img');
+  host(cc, ['-O2', '-static', '-pthread', '-o', join(dir, program), join(REPO_ROOT, 'test', 'e2e', 'guest', `${program}.c`)]);
+  const img = join(work, `${program}.img`);
   host(mke2fs, ['-q', '-t', 'ext4', '-F', '-d', dir, img, '32M']);
   return img;
+}
+
+/** {@link buildGuestProgramDisk} of atomics.c (4 threads of AMO and mutex increments). */
+export function buildAtomicsDisk(work: string, what: string): string {
+  return buildGuestProgramDisk(work, 'atomics', what);
 }

@@ -8,17 +8,23 @@
  *     the host resolves through DNS); it got its address, route and MTU by DHCP at boot;
  *   - bad input: a published port already in use, a malformed `--publish`, `--network none`;
  *   - the daemon: `vm create -p` with a port in use fails to start with one line naming the
- *     port and leaves the VM stopped; with a free port the guest's server answers.
+ *     port and leaves the VM stopped; with a free port the guest's server answers;
+ *   - virtual networks: on `network create lan`, VM b fetches 100 MiB from VM a by name
+ *     (sha256 of what b wrote to its disk) while VM d, a hostile guest, sends frames with a
+ *     forged source MAC, a broadcast flood and 65000-byte frames; the drops are counted and
+ *     the transfer completes; VM c on another network reaches neither, even with an address
+ *     in lan's subnet; after a daemon restart the VMs reconnect and reach each other again.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
-import { bytesHash, describeRun, pseudoRandomBytes, results, tsvisor, type RunResult } from './helpers.js';
+import { buildGuestProgramDisk, bytesHash, describeRun, pseudoRandomBytes, results, tsvisor, type RunResult } from './helpers.js';
 import { findDebianMirror } from '../../src/images/sources.js';
 
 const T = 5 * 60_000;
@@ -64,6 +70,11 @@ before(() => {
 });
 
 after(async () => {
+  // VMs outlive the daemon: kill what a failed test left running
+  const list = await tsvisor(['vm', 'list', '--json'], { env, timeoutMs: T }).catch(() => undefined);
+  for (const v of list?.code === 0 ? JSON.parse(list.stdout) as Array<{ name: string; pid: number | null }> : []) {
+    if (v.pid) await tsvisor(['vm', 'kill', v.name], { env, timeoutMs: T }).catch(() => undefined);
+  }
   await tsvisor(['daemon', 'stop'], { env, timeoutMs: T }).catch(() => undefined);
   rmSync(root, { recursive: true, force: true });
 });
@@ -172,4 +183,103 @@ test('daemon: vm create -p with a port in use fails to start and stays stopped; 
   assert.equal((await pollPage(free, /^page-from-/, T)).trim(), 'page-from-web');
   const stop = await tsvisor(['vm', 'stop', 'web'], { env, timeoutMs: T });
   assert.equal(stop.code, 0, describeRun('vm stop', stop));
+});
+
+/** Runs `sh -c script` in VM `vm` through the daemon, retrying while its agent is not up yet. */
+async function execIn(vm: string, script: string, timeoutMs = T): Promise<RunResult> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await tsvisor(['vm', 'exec', vm, '--', 'sh', '-c', script], { env, timeoutMs });
+    if (r.code === 0 || !/agent is not answering/.test(r.stderr) || Date.now() > deadline) return r;
+    await new Promise((res) => setTimeout(res, 2000));
+  }
+}
+
+/** sha256 of the first `bytes` bytes of a file. */
+function headHash(path: string, bytes: number): string {
+  const h = createHash('sha256');
+  const fd = openSync(path, 'r');
+  const buf = Buffer.alloc(1 << 20);
+  try {
+    for (let at = 0; at < bytes;) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
+      if (n <= 0) break;
+      h.update(buf.subarray(0, n));
+      at += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+test('virtual networks: transfer by name under a hostile neighbour, isolation, daemon restart', { timeout: 6 * T }, async () => {
+  const ok = (what: string, r: RunResult) => { assert.equal(r.code, 0, describeRun(what, r)); return r; };
+  const SIZE = 100 << 20;
+  const blob = join(root, 'blob.img');
+  const sink = join(root, 'sink.img');
+  const h = createHash('sha256');
+  const fd = openSync(blob, 'w');
+  for (let i = 0; i < SIZE / (1 << 20); i++) {
+    const chunk = pseudoRandomBytes(1 << 20, 1000 + i);
+    h.update(chunk);
+    writeFileSync(fd, chunk);
+  }
+  closeSync(fd);
+  const blobHash = h.digest('hex');
+  writeFileSync(sink, '');
+  truncateSync(sink, SIZE);
+  const flood = buildGuestProgramDisk(root, 'netflood', 'the network e2e test');
+
+  ok('network create lan', await tsvisor(['network', 'create', 'lan'], { env }));
+  ok('network create other', await tsvisor(['network', 'create', 'other', '--subnet', '10.98.0.0/24'], { env }));
+  const dup = await tsvisor(['network', 'create', 'lan'], { env });
+  assert.equal(dup.code, 1);
+  assert.match(dup.stderr, /network lan already exists/);
+  const overlap = await tsvisor(['network', 'create', 'x', '--subnet', '10.98.0.0/16'], { env });
+  assert.match(overlap.stderr, /overlaps network other/);
+  const missing = await tsvisor(['vm', 'create', 'z', '--network', 'nowhere'], { env });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /no network nowhere/);
+
+  await Promise.all([
+    tsvisor(['vm', 'create', 'a', '--memory', '384M', '--network', 'lan', '--disk', `${blob},readonly`, '--start'], { env, timeoutMs: T }).then((r) => ok('create a', r)),
+    tsvisor(['vm', 'create', 'b', '--memory', '256M', '--network', 'lan', '--disk', sink, '--start'], { env, timeoutMs: T }).then((r) => ok('create b', r)),
+    tsvisor(['vm', 'create', 'd', '--memory', '256M', '--network', 'lan', '--disk', `${flood},readonly`, '--start'], { env, timeoutMs: T }).then((r) => ok('create d', r)),
+    tsvisor(['vm', 'create', 'c', '--memory', '256M', '--network', 'other', '--start'], { env, timeoutMs: T }).then((r) => ok('create c', r)),
+  ]);
+  ok('a serves the blob', await execIn('a', 'mkdir -p /www && cat /dev/vda > /www/blob && httpd -p 80 -h /www'));
+  ok('d mounts its tools', await execIn('d', 'mkdir -p /mnt/t && mount -o ro /dev/vda /mnt/t'));
+  const named = ok('b resolves a', await execIn('b', 'nslookup a; ping -c 1 -W 5 a >/dev/null && echo "@@ ping ok"'));
+  const aAddr = /^Address:\s+(10\.97\.0\.\d+)\s*$/m.exec(named.stdout)?.[1];
+  assert.ok(aAddr && aAddr !== '10.97.0.1', describeRun('a has an address in lan', named));
+  assert.equal(results(named).get('ping'), 'ok');
+
+  // b fetches 100 MiB from a by name while d attacks the network
+  const transfer = execIn('b', 'wget -q -O /dev/vda http://a/blob && sync && echo "@@ fetched"', 3 * T);
+  const attack = execIn('d', 'for m in spoof bcast big bcast; do /mnt/t/netflood eth0 $m 3000; done', 3 * T);
+  const [tr, at] = await Promise.all([transfer, attack]);
+  ok('the hostile guest', at);
+  ok('the transfer under attack', tr);
+  assert.equal(results(tr).get('fetched'), '', describeRun('fetched', tr));
+  const lan = JSON.parse(ok('network info', await tsvisor(['network', 'info', 'lan', '--json'], { env })).stdout) as { ports: Array<{ vm: string; droppedSpoofed: number; droppedFlood: number }> };
+  const d = lan.ports.find((p) => p.vm === 'd')!;
+  assert.ok(d.droppedSpoofed >= 3000, `spoofed frames dropped and counted: ${JSON.stringify(d)}`);
+  assert.ok(d.droppedFlood > 0, `broadcast flood limited: ${JSON.stringify(d)}`);
+
+  // another network: no way to lan, even from inside its subnet
+  const iso = await execIn('c', `ip addr add 10.97.0.250/24 dev eth0; if ping -c 2 -W 1 ${aAddr} >/dev/null 2>&1; then echo "@@ reach yes"; else echo "@@ reach no"; fi; if nslookup a >/dev/null 2>&1; then echo "@@ name yes"; else echo "@@ name no"; fi`);
+  assert.equal(results(iso).get('reach'), 'no', describeRun('isolation', iso));
+  assert.equal(results(iso).get('name'), 'no');
+  const del = await tsvisor(['network', 'delete', 'lan'], { env });
+  assert.equal(del.code, 1);
+  assert.match(del.stderr, /network lan is used by a, b, d/);
+
+  // the daemon restarts: the VMs keep running and their cards reconnect
+  ok('daemon stop', await tsvisor(['daemon', 'stop'], { env, timeoutMs: T }));
+  const again = await execIn('b', 'for i in 1 2 3 4 5 6 7 8 9 10; do ping -c 1 -W 2 a >/dev/null 2>&1 && { echo "@@ ping ok"; break; }; sleep 1; done');
+  assert.equal(results(again).get('ping'), 'ok', describeRun('after the daemon restart', again));
+
+  await Promise.all(['a', 'b', 'c', 'd'].map((n) => tsvisor(['vm', 'stop', n], { env, timeoutMs: T })));
+  assert.equal(headHash(sink, SIZE), blobHash, 'b wrote the 100 MiB it fetched from a');
 });
