@@ -26,6 +26,12 @@ export interface ServicesContext {
   lease(mac: string): number | null;
   /** The address of the running VM called `name` on this network, or null. */
   addressOf(name: string): number | null;
+  /**
+   * Resolves a name that is not a VM's through the host's resolver: IPv4 (`A`) or IPv6
+   * (`AAAA`) addresses as text, or null when the name does not exist. Rejects on other
+   * failures (answered SERVFAIL). Without it, other names get NXDOMAIN.
+   */
+  resolveUpstream?: (name: string, type: 'A' | 'AAAA') => Promise<string[] | null>;
 }
 
 /** The network's own address: the first host of the subnet. */
@@ -41,9 +47,10 @@ const put16 = (b: Uint8Array, at: number, v: number) => { b[at] = (v >>> 8) & 25
 /**
  * Answers the frame `frame` from a VM if it is for the services (ARP for the service
  * address, DHCP to port 67, DNS to the service address on port 53).
- * @returns the reply frames (empty when the frame is not for the services or is malformed).
+ * @returns the reply frames (empty when the frame is not for the services or is malformed);
+ *   a DNS answer that needs the host's resolver comes as a promise.
  */
-export function serve(ctx: ServicesContext, frame: Uint8Array): Uint8Array[] {
+export function serve(ctx: ServicesContext, frame: Uint8Array): Array<Uint8Array | Promise<Uint8Array | null>> {
   if (frame.length < ETH_HLEN + 28) return [];
   const type = (frame[12] << 8) | frame[13];
   if (type === ETHERTYPE_ARP) return arp(ctx, frame);
@@ -68,7 +75,9 @@ export function serve(ctx: ServicesContext, frame: Uint8Array): Uint8Array[] {
   }
   if (dport === 53 && dst === me) {
     const reply = dns(ctx, payload);
-    return reply ? [udpFrame(ctx, frame.subarray(6, 12), src, 53, sport, reply)] : [];
+    const to = frame.slice(6, 12);
+    if (reply instanceof Promise) return [reply.then((r) => (r ? udpFrame(ctx, to, src, 53, sport, r) : null))];
+    return reply ? [udpFrame(ctx, to, src, 53, sport, reply)] : [];
   }
   return [];
 }
@@ -179,11 +188,12 @@ function be32(v: number): number[] {
 }
 
 /**
- * One DNS query (one question, no compression) -> an authoritative answer: the VM's
- * address for A, no data for other types of a known name, NXDOMAIN for unknown names
- * (REFUSED for anything but a standard query).
+ * One DNS query (one question, no compression) -> an answer: for a VM's name (`web`,
+ * `web.<network>`) its address for A and no data for other types, authoritatively; any
+ * other A or AAAA name through the host's resolver (NXDOMAIN, or SERVFAIL when it fails);
+ * NXDOMAIN for other types; FORMERR/NOTIMP for anything but one standard query.
  */
-function dns(ctx: ServicesContext, q: Uint8Array): Uint8Array | null {
+function dns(ctx: ServicesContext, q: Uint8Array): Uint8Array | Promise<Uint8Array> | null {
   if (q.length < 12 || (q[2] & 0x80) !== 0) return null; // not a query
   const opcode = (q[2] >> 3) & 15;
   const qd = (q[4] << 8) | q[5];
@@ -215,7 +225,28 @@ function dns(ctx: ServicesContext, q: Uint8Array): Uint8Array | null {
   let name = labels.join('.');
   if (name.endsWith(`.${ctx.name}`)) name = name.slice(0, -ctx.name.length - 1);
   const addr = name.includes('.') || qclass !== 1 ? null : ctx.addressOf(name);
-  if (addr === null) return concat(head(3, 0), question); // NXDOMAIN
+  if (addr === null) {
+    const full = labels.join('.');
+    if (qclass !== 1 || (qtype !== 1 && qtype !== 28) || !ctx.resolveUpstream || !full.includes('.') || full.endsWith(`.${ctx.name}`)) {
+      return concat(head(3, 0), question); // NXDOMAIN
+    }
+    return ctx.resolveUpstream(full, qtype === 1 ? 'A' : 'AAAA').then((addrs) => {
+      if (addrs === null) return concat(head(3, 0), question);
+      const records = addrs.map((a) => {
+        const rdata = qtype === 1 ? Uint8Array.from(a.split('.').map(Number)) : ipv6Bytes(a);
+        const r = new Uint8Array(12 + rdata.length);
+        r.set([0xc0, 12, 0, qtype, 0, 1], 0);
+        put32(r, 6, DNS_TTL);
+        put16(r, 10, rdata.length);
+        r.set(rdata, 12);
+        return r;
+      }).slice(0, 16);
+      const h = head(0, records.length);
+      h[2] &= ~0x04; // not authoritative
+      h[3] = 0x80; // RA
+      return concat(h, question, ...records);
+    }, () => concat(head(2, 0), question)); // SERVFAIL
+  }
   if (qtype !== 1) return concat(head(0, 0), question);
   const answer = new Uint8Array(16);
   answer.set([0xc0, 12, 0, 1, 0, 1], 0);
@@ -232,3 +263,14 @@ function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** 16 bytes of an IPv6 address in text (`::` allowed; no embedded IPv4). */
+function ipv6Bytes(a: string): Uint8Array {
+  const [l, r] = a.split('::');
+  const words = (x: string | undefined) => (x ? x.split(':').map((w) => parseInt(w, 16) & 0xffff) : []);
+  const left = words(l);
+  const right = a.includes('::') ? words(r) : [];
+  const all = [...left, ...new Array(Math.max(0, 8 - left.length - right.length)).fill(0), ...right].slice(0, 8);
+  const out = new Uint8Array(16);
+  all.forEach((w, i) => put16(out, 2 * i, w));
+  return out;
+}

@@ -10,6 +10,7 @@
  * Every drop is counted per port.
  */
 import { createHash } from 'node:crypto';
+import { promises as dnsPromises } from 'node:dns';
 import type { Duplex } from 'node:stream';
 import { StreamNetBackend } from '../devices/node/stream-net.js';
 import { ETH_HLEN, MAX_FRAME_BYTES, formatMac, isMulticastMac } from '../devices/net/frame.js';
@@ -145,8 +146,14 @@ export class VirtualSwitch {
   }
 
   private answer(to: Port, frame: Uint8Array): void {
-    const replies = serve({ name: this.def.name, subnet: this.subnet, mac: this.mac, lease: (m) => this.lease(m), addressOf: (n) => this.addressOf(n) }, frame);
-    for (const r of replies) this.deliver(to, r);
+    const replies = serve({
+      name: this.def.name, subnet: this.subnet, mac: this.mac, lease: (m) => this.lease(m), addressOf: (n) => this.addressOf(n),
+      resolveUpstream: (name, type) => resolveHost(name, type),
+    }, frame);
+    for (const r of replies) {
+      if (r instanceof Promise) void r.then((f) => { if (f && this.ports.has(to)) this.deliver(to, f); });
+      else this.deliver(to, r);
+    }
   }
 
   private deliver(to: Port, frame: Uint8Array): void {
@@ -163,5 +170,24 @@ export class VirtualSwitch {
     if (p.tokens < 1) return false;
     p.tokens--;
     return true;
+  }
+}
+
+/** At most this many host-resolver lookups run at once (a guest flooding queries waits, then gets SERVFAIL). */
+const MAX_LOOKUPS = 32;
+let lookups = 0;
+
+/** A or AAAA records of `name` from the host's resolver; null for a name that does not exist. */
+async function resolveHost(name: string, type: 'A' | 'AAAA'): Promise<string[] | null> {
+  if (lookups >= MAX_LOOKUPS) throw new Error('too many lookups');
+  lookups++;
+  try {
+    return type === 'A' ? await dnsPromises.resolve4(name) : await dnsPromises.resolve6(name);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTFOUND' || code === 'ENODATA') return code === 'ENODATA' ? [] : null;
+    throw e;
+  } finally {
+    lookups--;
   }
 }

@@ -54,7 +54,7 @@ import { resolveModuleOrder, stripModuleSignature } from './modules.js';
  * Version of the initramfs layout and /init script; part of the image cache key, so
  * bump it whenever the built initramfs would change for the same inputs.
  */
-export const INITRAMFS_BUILDER_VERSION = 4;
+export const INITRAMFS_BUILDER_VERSION = 5;
 
 /**
  * Modules the default guest loads (names as the kernel knows them), in the order they
@@ -369,6 +369,15 @@ case "$1" in
     {
       [ -z "$domain" ] || echo "search $domain"
       for d in $dns; do echo "nameserver $d"; done
+    } > /run/resolv.conf.tmp
+    # every card's servers and domains; a virtual network's (no router) first: its server
+    # answers its VMs' names and passes other names on, a NAT card's server knows only the latter
+    rm -f /run/resolv.conf.?."$interface"
+    mv /run/resolv.conf.tmp "/run/resolv.conf.$([ -n "$router" ] && echo 1 || echo 0).$interface"
+    {
+      s=$(sed -n 's/^search //p' /run/resolv.conf.?.* | tr '\\n' ' ')
+      [ -z "$s" ] || echo "search $s"
+      grep -h '^nameserver' $(ls /run/resolv.conf.?.* | sort)
     } > /etc/resolv.conf.new && mv /etc/resolv.conf.new /etc/resolv.conf
     ;;
 esac

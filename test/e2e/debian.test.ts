@@ -6,6 +6,8 @@
  * Then boots it as a user would: through its firmware (S-mode U-Boot) and the kernel and
  * initrd in its own /boot, systemd as PID 1, the command through the guest agent.
  */
+import { findDebianMirror } from '../../src/images/sources.js';
+import { isIP } from 'node:net';
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -97,8 +99,12 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
   });
 
   it('run --image debian: a real Debian 13, systemd as PID 1 running with no failed unit, the kernel from its own /boot; exits with the command\'s status', async () => {
+    const mirrorHost = new URL(findDebianMirror().uri).hostname;
     const cmd = '. /etc/os-release; echo $ID $VERSION_ID; systemctl is-system-running --wait; echo pid1=$(cat /proc/1/comm); echo kernel=$(uname -r);'
-      + ' ls /boot/vmlinux-$(uname -r) /boot/initrd.img-$(uname -r); systemctl --failed --no-legend --plain; exit 3';
+      + ' ls /boot/vmlinux-$(uname -r) /boot/initrd.img-$(uname -r); systemctl --failed --no-legend --plain;'
+      // networking: an address by DHCP (systemd-networkd) and a name the host resolves (systemd-resolved through passt)
+      + ' for i in $(seq 30); do ip -4 -o addr show scope global | grep -q inet && break; sleep 1; done; echo addresses=$(ip -4 -o addr show scope global | wc -l);'
+      + ` if getent hosts ${mirrorHost} >/dev/null; then echo dns=ok; else echo dns=fail; fi; exit 3`;
     const r = await tsvisor(['run', '--image', 'debian', '--memory', '1G', '--', 'sh', '-c', cmd], { timeoutMs: 15 * 60_000 });
     assert.equal(r.code, 3, describeRun('run --image debian', r));
     const lines = r.stdout.trim().split('\n');
@@ -108,6 +114,8 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
     const kver = lines.find((l) => l.startsWith('kernel='))!.slice('kernel='.length);
     assert.ok(lines.includes(`/boot/vmlinux-${kver}`) && lines.includes(`/boot/initrd.img-${kver}`), r.stdout);
     assert.equal(lines.filter((l) => l.includes('failed')).length, 0, r.stdout);
+    assert.ok(lines.includes('addresses=1'), describeRun('an address by DHCP', r));
+    if (isIP(mirrorHost) === 0) assert.ok(lines.includes('dns=ok'), describeRun(`${mirrorHost} resolves in the guest`, r));
   });
 
   it('vm create --image: its own overlay, named and grown; dpkg -i and an initramfs hook kept across a guest reboot and vm restart', async () => {
