@@ -42,13 +42,18 @@ test('MACs: stable per VM name and card, locally unique, unicast', () => {
   assert.match(defaultMac('web', 0), /^52:54:00(:[0-9a-f]{2}){3}$/);
 });
 
-test('--network words: user by default, none alone, nothing else yet', () => {
+test('--network words: user by default, virtual networks by name, none alone', () => {
   assert.deepEqual(networkDefinition('web', undefined, undefined).nics.map((n) => n.kind), ['user']);
   assert.deepEqual(networkDefinition('web', ['user', 'user'], ['80:80']).nics.length, 2);
+  assert.deepEqual(networkDefinition('web', ['user', 'lan'], []).nics, [
+    { kind: 'user', mac: defaultMac('web', 0) },
+    { kind: 'network', network: 'lan', mac: defaultMac('web', 1) },
+  ]);
   assert.deepEqual(networkDefinition('web', ['none'], []).nics, []);
   assert.throws(() => networkDefinition('web', ['none', 'user'], []), /cannot be combined/);
   assert.throws(() => networkDefinition('web', ['none'], ['80:80']), /needs a network card/);
-  assert.throws(() => networkDefinition('web', ['lan'], []), /unknown network "lan"/);
+  assert.throws(() => networkDefinition('web', ['lan', 'lan'], []), /one card on each virtual network/);
+  assert.throws(() => networkDefinition('web', ['Bad_Name'], []), /unknown network "Bad_Name"/);
 });
 
 test('checkPortsFree: a port in use is named; a free one passes', async () => {
