@@ -323,3 +323,80 @@ export class Ring {
     return out;
   }
 }
+
+/**
+ * The driver side shared by the tests of devices with several queues, as Linux's
+ * virtio_mmio probe does it: a bump allocator over guest RAM, register access, feature
+ * negotiation, and the queues laid out one after another from 0x8000_1000.
+ */
+export class MultiQueueDriver {
+  private heap = RAM_BASE + 0x10_0000;
+  rings: Ring[] = [];
+
+  constructor(readonly dev: VirtioMmio, readonly mem: GuestMemory, readonly queueSize: number) {}
+
+  r(off: number): number { return this.dev.read(off, 4); }
+  w(off: number, v: number): void { this.dev.write(off, 4, v); }
+
+  /** `len` zeroed bytes of guest RAM (16-aligned). */
+  alloc(len: number): number {
+    const a = this.heap;
+    this.heap += Math.ceil(len / 16) * 16;
+    this.mem.slice(a, len).fill(0);
+    return a;
+  }
+
+  /** The device's 64 feature bits. */
+  deviceFeatures(): bigint {
+    this.w(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+    const hi = this.r(VIRTIO_MMIO_DEVICE_FEATURES);
+    this.w(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+    return (BigInt(hi) << 32n) | BigInt(this.r(VIRTIO_MMIO_DEVICE_FEATURES));
+  }
+
+  /** Reset, ACKNOWLEDGE | DRIVER, write `f`, FEATURES_OK (asserted accepted). */
+  negotiate(f: bigint): void {
+    this.w(VIRTIO_MMIO_STATUS, 0);
+    this.w(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+    this.w(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    this.w(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+    this.w(VIRTIO_MMIO_DRIVER_FEATURES, Number(f >> 32n));
+    this.w(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+    this.w(VIRTIO_MMIO_DRIVER_FEATURES, Number(f & 0xffffffffn));
+    this.w(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    if ((this.r(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK) === 0) throw new Error('FEATURES_OK refused');
+  }
+
+  /** Queues 0..count-1, `queueSize` entries each, one after another; then DRIVER_OK. */
+  setupQueues(count: number): void {
+    let area = RAM_BASE + 0x1000;
+    this.rings = [];
+    for (let i = 0; i < count; i++) {
+      this.w(VIRTIO_MMIO_QUEUE_SEL, i);
+      const max = this.r(VIRTIO_MMIO_QUEUE_NUM_MAX);
+      if (max < this.queueSize) throw new Error(`queue ${i} max ${max}`);
+      const n = this.queueSize;
+      const desc = area;
+      const avail = desc + 16 * n;
+      const used = Math.ceil((avail + 6 + 2 * n) / 4) * 4;
+      area = Math.ceil((used + 6 + 8 * n) / 4096) * 4096;
+      const set = (lo: number, hi: number, v: number) => { this.w(lo, v % 2 ** 32); this.w(hi, Math.floor(v / 2 ** 32)); };
+      this.w(VIRTIO_MMIO_QUEUE_NUM, n);
+      set(VIRTIO_MMIO_QUEUE_DESC_LOW, VIRTIO_MMIO_QUEUE_DESC_HIGH, desc);
+      set(VIRTIO_MMIO_QUEUE_DRIVER_LOW, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, avail);
+      set(VIRTIO_MMIO_QUEUE_DEVICE_LOW, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, used);
+      this.w(VIRTIO_MMIO_QUEUE_READY, 1);
+      this.rings.push(new Ring(this.mem, i, n, desc, avail, used));
+    }
+    this.w(VIRTIO_MMIO_STATUS, this.r(VIRTIO_MMIO_STATUS) | VIRTIO_STATUS_DRIVER_OK);
+  }
+
+  kick(q: number): void { this.w(VIRTIO_MMIO_QUEUE_NOTIFY, q); }
+
+  /** Read and acknowledge InterruptStatus, as vm_interrupt does. */
+  ackInterrupt(): number {
+    const s = this.r(VIRTIO_MMIO_INTERRUPT_STATUS);
+    this.w(VIRTIO_MMIO_INTERRUPT_ACK, s);
+    return s;
+  }
+}

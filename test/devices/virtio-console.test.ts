@@ -7,34 +7,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  VirtioMmio,
-  VIRTIO_F_VERSION_1,
-  VIRTIO_MMIO_CONFIG,
-  VIRTIO_MMIO_DEVICE_ID,
-  VIRTIO_MMIO_DEVICE_FEATURES,
-  VIRTIO_MMIO_DEVICE_FEATURES_SEL,
-  VIRTIO_MMIO_DRIVER_FEATURES,
-  VIRTIO_MMIO_DRIVER_FEATURES_SEL,
-  VIRTIO_MMIO_INTERRUPT_ACK,
-  VIRTIO_MMIO_INTERRUPT_STATUS,
-  VIRTIO_MMIO_INT_VRING,
-  VIRTIO_MMIO_QUEUE_DESC_HIGH,
-  VIRTIO_MMIO_QUEUE_DESC_LOW,
-  VIRTIO_MMIO_QUEUE_DEVICE_HIGH,
-  VIRTIO_MMIO_QUEUE_DEVICE_LOW,
-  VIRTIO_MMIO_QUEUE_DRIVER_HIGH,
-  VIRTIO_MMIO_QUEUE_DRIVER_LOW,
-  VIRTIO_MMIO_QUEUE_NOTIFY,
-  VIRTIO_MMIO_QUEUE_NUM,
-  VIRTIO_MMIO_QUEUE_NUM_MAX,
-  VIRTIO_MMIO_QUEUE_READY,
-  VIRTIO_MMIO_QUEUE_SEL,
-  VIRTIO_MMIO_STATUS,
-  VIRTIO_STATUS_ACKNOWLEDGE,
-  VIRTIO_STATUS_DEVICE_NEEDS_RESET,
-  VIRTIO_STATUS_DRIVER,
-  VIRTIO_STATUS_DRIVER_OK,
-  VIRTIO_STATUS_FEATURES_OK,
+  VirtioMmio, VIRTIO_F_VERSION_1, VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_DEVICE_ID, VIRTIO_MMIO_INT_VRING,
+  VIRTIO_MMIO_QUEUE_NUM_MAX, VIRTIO_MMIO_QUEUE_SEL, VIRTIO_MMIO_STATUS,
+  VIRTIO_STATUS_DEVICE_NEEDS_RESET, VIRTIO_STATUS_DRIVER_OK,
 } from '../../src/devices/virtio/mmio.js';
 import {
   VirtioConsole,
@@ -50,7 +25,7 @@ import {
   type VirtioConsoleOptions,
 } from '../../src/devices/virtio/console.js';
 import type { GuestMemory } from '../../src/devices/guest-memory.js';
-import { FakeIrq, RAM_BASE, Ring, makeRam, type Buf } from './helpers.js';
+import { FakeIrq, MultiQueueDriver, RAM_BASE, makeRam, type Buf } from './helpers.js';
 
 const RAM_SIZE = 4 << 20;
 const PAGE = 4096;
@@ -59,78 +34,20 @@ const AGENT = 'org.tsvisor.agent';
 interface Ctl { id: number; event: number; value: number; extra: Uint8Array }
 
 /** A virtio-console driver following Linux's virtio_console.c. */
-class ConsoleDriver {
-  private heap = RAM_BASE + 0x10_0000;
-  private ringArea = RAM_BASE + 0x1000;
-  rings: Ring[] = [];
+class ConsoleDriver extends MultiQueueDriver {
   /** buffer address -> length, for the receive queues' posted buffers (by head, per ring). */
   private posted = new Map<string, Buf>();
 
-  constructor(readonly dev: VirtioMmio, readonly mem: GuestMemory, readonly queueSize = 8) {}
-
-  r(off: number): number { return this.dev.read(off, 4); }
-  w(off: number, v: number): void { this.dev.write(off, 4, v); }
-
-  alloc(len: number): number {
-    const a = this.heap;
-    this.heap += Math.ceil(len / 16) * 16;
-    this.mem.slice(a, len).fill(0);
-    return a;
-  }
-
-  deviceFeatures(): bigint {
-    this.w(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-    const hi = this.r(VIRTIO_MMIO_DEVICE_FEATURES);
-    this.w(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-    return (BigInt(hi) << 32n) | BigInt(this.r(VIRTIO_MMIO_DEVICE_FEATURES));
-  }
+  constructor(dev: VirtioMmio, mem: GuestMemory, queueSize = 8) { super(dev, mem, queueSize); }
 
   /** virtcons_probe: negotiate (VERSION_1 + MULTIPORT unless told otherwise), read max_nr_ports, set up every queue, DRIVER_OK. */
   probe(accept: (offered: bigint) => bigint = (f) => f & (VIRTIO_F_VERSION_1 | VIRTIO_CONSOLE_F_MULTIPORT)): number {
-    this.w(VIRTIO_MMIO_STATUS, 0);
-    this.w(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-    this.w(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
     const f = accept(this.deviceFeatures());
-    this.w(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-    this.w(VIRTIO_MMIO_DRIVER_FEATURES, Number(f >> 32n));
-    this.w(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-    this.w(VIRTIO_MMIO_DRIVER_FEATURES, Number(f & 0xffffffffn));
-    this.w(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    assert.notEqual(this.r(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK, 0, 'FEATURES_OK accepted');
+    this.negotiate(f);
     const multiport = (f & VIRTIO_CONSOLE_F_MULTIPORT) !== 0n;
     const ports = multiport ? this.dev.read(VIRTIO_MMIO_CONFIG + 4, 4) : 1;
-    const nq = multiport ? 2 * (ports + 1) : 2;
-    this.rings = [];
-    this.ringArea = RAM_BASE + 0x1000;
-    for (let i = 0; i < nq; i++) this.rings.push(this.setupQueue(i));
-    this.w(VIRTIO_MMIO_STATUS, this.r(VIRTIO_MMIO_STATUS) | VIRTIO_STATUS_DRIVER_OK);
+    this.setupQueues(multiport ? 2 * (ports + 1) : 2);
     return ports;
-  }
-
-  private setupQueue(i: number): Ring {
-    this.w(VIRTIO_MMIO_QUEUE_SEL, i);
-    const max = this.r(VIRTIO_MMIO_QUEUE_NUM_MAX);
-    assert.ok(max >= this.queueSize, `queue ${i} max ${max}`);
-    const n = this.queueSize;
-    const desc = this.ringArea;
-    const avail = desc + 16 * n;
-    const used = Math.ceil((avail + 6 + 2 * n) / 4) * 4;
-    this.ringArea = Math.ceil((used + 6 + 8 * n) / PAGE) * PAGE;
-    const set = (lo: number, hi: number, v: number) => { this.w(lo, v % 2 ** 32); this.w(hi, Math.floor(v / 2 ** 32)); };
-    this.w(VIRTIO_MMIO_QUEUE_NUM, n);
-    set(VIRTIO_MMIO_QUEUE_DESC_LOW, VIRTIO_MMIO_QUEUE_DESC_HIGH, desc);
-    set(VIRTIO_MMIO_QUEUE_DRIVER_LOW, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, avail);
-    set(VIRTIO_MMIO_QUEUE_DEVICE_LOW, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, used);
-    this.w(VIRTIO_MMIO_QUEUE_READY, 1);
-    return new Ring(this.mem, i, n, desc, avail, used);
-  }
-
-  kick(q: number): void { this.w(VIRTIO_MMIO_QUEUE_NOTIFY, q); }
-
-  ackInterrupt(): number {
-    const s = this.r(VIRTIO_MMIO_INTERRUPT_STATUS);
-    this.w(VIRTIO_MMIO_INTERRUPT_ACK, s);
-    return s;
   }
 
   /** fill_queue(): post `count` empty buffers of `size` bytes on receive queue `q`, kick once. */

@@ -6,12 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  VirtioMmio, VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_DEVICE_FEATURES, VIRTIO_MMIO_DEVICE_FEATURES_SEL, VIRTIO_MMIO_DEVICE_ID,
-  VIRTIO_MMIO_DRIVER_FEATURES, VIRTIO_MMIO_DRIVER_FEATURES_SEL, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INTERRUPT_STATUS,
-  VIRTIO_MMIO_QUEUE_DESC_HIGH, VIRTIO_MMIO_QUEUE_DESC_LOW, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, VIRTIO_MMIO_QUEUE_DEVICE_LOW,
-  VIRTIO_MMIO_QUEUE_DRIVER_HIGH, VIRTIO_MMIO_QUEUE_DRIVER_LOW, VIRTIO_MMIO_QUEUE_NOTIFY, VIRTIO_MMIO_QUEUE_NUM,
-  VIRTIO_MMIO_QUEUE_READY, VIRTIO_MMIO_QUEUE_SEL, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE, VIRTIO_STATUS_DRIVER,
-  VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_FEATURES_OK, VIRTIO_STATUS_DEVICE_NEEDS_RESET,
+  VirtioMmio, VIRTIO_MMIO_CONFIG, VIRTIO_MMIO_DEVICE_ID, VIRTIO_MMIO_QUEUE_NOTIFY,
+  VIRTIO_MMIO_STATUS, VIRTIO_STATUS_DEVICE_NEEDS_RESET,
 } from '../../src/devices/virtio/mmio.js';
 import { VIRTIO_F_VERSION_1 } from '../../src/devices/virtio/device.js';
 import {
@@ -22,7 +18,7 @@ import {
 import type { NetBackend, NetPort } from '../../src/devices/bus.js';
 import { MAX_FRAME_BYTES } from '../../src/devices/net/frame.js';
 import type { GuestMemory } from '../../src/devices/guest-memory.js';
-import { FakeIrq, RAM_BASE, Ring, makeRam } from './helpers.js';
+import { FakeIrq, MultiQueueDriver, RAM_BASE, makeRam } from './helpers.js';
 
 const PAGE = 4096;
 const MAC = Uint8Array.from([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
@@ -41,57 +37,16 @@ class FakeBackend implements NetBackend {
 }
 
 /** A driver for the two queues, as virtnet_probe + add_recvbuf_mergeable + xmit_skb. */
-class NetDriver {
-  private heap = RAM_BASE + 0x10_0000;
-  rings: Ring[] = [];
+class NetDriver extends MultiQueueDriver {
   private posted = new Map<number, { addr: number; len: number }>();
 
-  constructor(readonly dev: VirtioMmio, readonly mem: GuestMemory, readonly queueSize = 16) {}
+  constructor(dev: VirtioMmio, mem: GuestMemory, queueSize = 16) { super(dev, mem, queueSize); }
 
-  r(off: number): number { return this.dev.read(off, 4); }
-  w(off: number, v: number): void { this.dev.write(off, 4, v); }
-
-  alloc(len: number): number {
-    const a = this.heap;
-    this.heap += Math.ceil(len / 16) * 16;
-    this.mem.slice(a, len).fill(0);
-    return a;
-  }
-
-  features(): bigint {
-    this.w(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-    const hi = this.r(VIRTIO_MMIO_DEVICE_FEATURES);
-    this.w(VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
-    return (BigInt(hi) << 32n) | BigInt(this.r(VIRTIO_MMIO_DEVICE_FEATURES));
-  }
+  features(): bigint { return this.deviceFeatures(); }
 
   probe(accept: (offered: bigint) => bigint = (f) => f): void {
-    this.w(VIRTIO_MMIO_STATUS, 0);
-    this.w(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    const f = accept(this.features()) | VIRTIO_F_VERSION_1;
-    this.w(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-    this.w(VIRTIO_MMIO_DRIVER_FEATURES, Number(f >> 32n));
-    this.w(VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-    this.w(VIRTIO_MMIO_DRIVER_FEATURES, Number(f & 0xffffffffn));
-    this.w(VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    assert.notEqual(this.r(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK, 0);
-    let area = RAM_BASE + 0x1000;
-    for (let i = 0; i < 2; i++) {
-      const n = this.queueSize;
-      const desc = area;
-      const avail = desc + 16 * n;
-      const used = Math.ceil((avail + 6 + 2 * n) / 4) * 4;
-      area = Math.ceil((used + 6 + 8 * n) / PAGE) * PAGE;
-      const set = (lo: number, hi: number, v: number) => { this.w(lo, v % 2 ** 32); this.w(hi, Math.floor(v / 2 ** 32)); };
-      this.w(VIRTIO_MMIO_QUEUE_SEL, i);
-      this.w(VIRTIO_MMIO_QUEUE_NUM, n);
-      set(VIRTIO_MMIO_QUEUE_DESC_LOW, VIRTIO_MMIO_QUEUE_DESC_HIGH, desc);
-      set(VIRTIO_MMIO_QUEUE_DRIVER_LOW, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, avail);
-      set(VIRTIO_MMIO_QUEUE_DEVICE_LOW, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, used);
-      this.w(VIRTIO_MMIO_QUEUE_READY, 1);
-      this.rings.push(new Ring(this.mem, i, n, desc, avail, used));
-    }
-    this.w(VIRTIO_MMIO_STATUS, this.r(VIRTIO_MMIO_STATUS) | VIRTIO_STATUS_DRIVER_OK);
+    this.negotiate(accept(this.deviceFeatures()) | VIRTIO_F_VERSION_1);
+    this.setupQueues(2);
   }
 
   /** Post `count` receive buffers of `size` bytes and kick queue 0. */
@@ -146,11 +101,6 @@ class NetDriver {
     return head;
   }
 
-  ackInterrupt(): number {
-    const s = this.r(VIRTIO_MMIO_INTERRUPT_STATUS);
-    this.w(VIRTIO_MMIO_INTERRUPT_ACK, s);
-    return s;
-  }
 }
 
 function concat(bs: Uint8Array[]): Uint8Array {

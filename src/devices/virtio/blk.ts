@@ -28,7 +28,7 @@
  *   DEVICE_NEEDS_RESET; nothing more is processed until the driver resets it.
  */
 import type { BlockBackend, MmioWidth } from '../bus.js';
-import { VIRTIO_ID_BLOCK, type VirtioDevice, type VirtioDeviceContext } from './device.js';
+import { VIRTIO_ID_BLOCK, readConfigBytes, type VirtioDevice, type VirtioDeviceContext } from './device.js';
 import type { DescriptorChain, Virtqueue } from './queue.js';
 
 /** Feature bits (§5.2.3), as masks. */
@@ -168,12 +168,7 @@ export class VirtioBlk implements VirtioDevice {
 
   /** Config space read (§5.2.4), little-endian, any width; bytes past the structure read 0. */
   readConfig(offset: number, width: MmioWidth): number {
-    let v = 0;
-    for (let i = width - 1; i >= 0; i--) {
-      const o = offset + i;
-      v = v * 256 + (o >= 0 && o < CONFIG_SIZE ? this.config[o] : 0);
-    }
-    return v;
+    return readConfigBytes(this.config, offset, width);
   }
 
   /** The configuration space is read-only here (CONFIG_WCE is not offered): writes are ignored. */

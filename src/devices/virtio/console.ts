@@ -48,7 +48,7 @@
  * counted; a structurally broken ring puts the device in DEVICE_NEEDS_RESET.
  */
 import type { MmioWidth } from '../bus.js';
-import { VIRTIO_ID_CONSOLE, type VirtioDevice, type VirtioDeviceContext } from './device.js';
+import { VIRTIO_ID_CONSOLE, readConfigBytes, type VirtioDevice, type VirtioDeviceContext } from './device.js';
 import type { DescriptorChain, Virtqueue } from './queue.js';
 import { ByteQueue } from '../byte-queue.js';
 
@@ -301,12 +301,7 @@ export class VirtioConsole implements VirtioDevice {
 
   /** Config space read (§5.3.4), little-endian, any width; bytes past the structure read 0. */
   readConfig(offset: number, width: MmioWidth): number {
-    let v = 0;
-    for (let i = width - 1; i >= 0; i--) {
-      const o = offset + i;
-      v = v * 256 + (o >= 0 && o < VIRTIO_CONSOLE_CONFIG_SIZE ? this.config[o] : 0);
-    }
-    return v;
+    return readConfigBytes(this.config, offset, width);
   }
 
   /** Config space writes are ignored (emerg_wr needs VIRTIO_CONSOLE_F_EMERG_WRITE, not offered). */

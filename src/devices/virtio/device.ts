@@ -87,3 +87,16 @@ export interface VirtioDevice extends Persistable<unknown> {
   /** Device reset (§2.4): forget the context and any in-flight work. */
   reset(): void;
 }
+
+/**
+ * Reads `width` bytes at `offset` of a device configuration space held as bytes
+ * (little-endian, §2.5); bytes outside `config` read as 0.
+ */
+export function readConfigBytes(config: Uint8Array, offset: number, width: MmioWidth): number {
+  let v = 0;
+  for (let i = width - 1; i >= 0; i--) {
+    const o = offset + i;
+    v = v * 256 + (o >= 0 && o < config.length ? config[o] : 0);
+  }
+  return v;
+}

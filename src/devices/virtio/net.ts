@@ -29,7 +29,7 @@
  * DEVICE_NEEDS_RESET (§2.1.2); nothing more is processed until the driver resets it.
  */
 import type { MmioWidth, NetBackend, NetPort } from '../bus.js';
-import { VIRTIO_ID_NET, type VirtioDevice, type VirtioDeviceContext } from './device.js';
+import { VIRTIO_ID_NET, readConfigBytes, type VirtioDevice, type VirtioDeviceContext } from './device.js';
 import type { DescriptorChain, Segment, Virtqueue } from './queue.js';
 import { ETH_HLEN, MAX_FRAME_BYTES, FrameError, completeChecksum, segmentTcp } from '../net/frame.js';
 
@@ -179,12 +179,7 @@ export class VirtioNet implements VirtioDevice, NetPort {
 
   /** Config space read (§5.1.4), little-endian, any width; bytes past the structure read 0. */
   readConfig(offset: number, width: MmioWidth): number {
-    let v = 0;
-    for (let i = width - 1; i >= 0; i--) {
-      const o = offset + i;
-      v = v * 256 + (o >= 0 && o < CONFIG_SIZE ? this.config[o] : 0);
-    }
-    return v;
+    return readConfigBytes(this.config, offset, width);
   }
 
   /** The configuration space is read-only (§5.1.4: the driver must not write `mac` without VIRTIO_NET_F_CTRL_MAC_ADDR). */
