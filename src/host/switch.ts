@@ -75,7 +75,8 @@ export class VirtualSwitch {
    * reconnected).
    */
   attach(stream: Duplex, vm: string, mac: string): void {
-    this.byMac.get(mac)?.backend.close();
+    const old = this.byMac.get(mac);
+    if (old) this.detach(old, 'replaced by a new connection');
     const port: Port = {
       vm, mac, tokens: FLOOD_BURST, refilledAt: performance.now(),
       stats: { vm, mac, rxFrames: 0, rxBytes: 0, txFrames: 0, txBytes: 0, droppedSpoofed: 0, droppedFlood: 0, droppedCongested: 0, droppedOther: 0 },
