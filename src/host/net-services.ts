@@ -5,7 +5,7 @@
  * VMs on the network (`web` and `web.<network>`). Frames come from guests: every length
  * and offset is checked; anything malformed is ignored.
  */
-import { ETH_HLEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_UDP, foldComplement, sum16 } from '../devices/net/frame.js';
+import { ETH_HLEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, IPPROTO_UDP, foldComplement, formatMac, sum16 } from '../devices/net/frame.js';
 import { prefixMask, type Subnet } from './networks.js';
 
 /** The MTU offered by DHCP (as passt does): big frames mean far fewer of them for an emulated guest. */
@@ -39,7 +39,6 @@ export function serviceAddress(s: Subnet): number {
   return (s.base + 1) >>> 0;
 }
 
-const mac6 = (b: Uint8Array, at: number) => Array.from(b.subarray(at, at + 6), (x) => x.toString(16).padStart(2, '0')).join(':');
 const u32 = (b: Uint8Array, at: number) => ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
 const put32 = (b: Uint8Array, at: number, v: number) => { b[at] = v >>> 24; b[at + 1] = (v >>> 16) & 255; b[at + 2] = (v >>> 8) & 255; b[at + 3] = v & 255; };
 const put16 = (b: Uint8Array, at: number, v: number) => { b[at] = (v >>> 8) & 255; b[at + 1] = v & 255; };
@@ -70,7 +69,7 @@ export function serve(ctx: ServicesContext, frame: Uint8Array): Array<Uint8Array
   const src = u32(frame, ip + 12);
   const me = serviceAddress(ctx.subnet);
   if (dport === 67 && sport === 68) {
-    const reply = dhcp(ctx, payload, mac6(frame, 6));
+    const reply = dhcp(ctx, payload, formatMac(frame, 6));
     return reply ? [udpFrame(ctx, frame.subarray(6, 12), reply.to, 67, 68, reply.payload)] : [];
   }
   if (dport === 53 && dst === me) {
@@ -148,7 +147,7 @@ function dhcpOptions(p: Uint8Array): Map<number, Uint8Array> | null {
  */
 function dhcp(ctx: ServicesContext, p: Uint8Array, fromMac: string): { to: number; payload: Uint8Array } | null {
   if (p.length < 240 || p[0] !== 1 || p[1] !== 1 || p[2] !== 6 || u32(p, 236) !== DHCP_MAGIC) return null;
-  if (mac6(p, 28) !== fromMac) return null;
+  if (formatMac(p, 28) !== fromMac) return null;
   const opts = dhcpOptions(p);
   const type = opts?.get(53);
   if (!opts || !type || type.length !== 1) return null;

@@ -11,7 +11,8 @@ import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { HostError } from './errors.js';
-import { NetworkStore, type NetworkDefinition } from './networks.js';
+import { NetworkStore, formatIpv4, parseSubnet, type NetworkDefinition } from './networks.js';
+import { serviceAddress } from './net-services.js';
 import { VirtualSwitch, type SwitchPortStats } from './switch.js';
 
 /** Longest hello accepted, bytes. */
@@ -99,8 +100,8 @@ export class NetworkManager {
 
   private info(d: NetworkDefinition): NetworkInfo {
     const r = this.running.get(d.name);
-    const base = d.subnet.split('/')[0].split('.').map(Number);
-    return { name: d.name, subnet: d.subnet, createdAt: d.createdAt, address: `${base[0]}.${base[1]}.${base[2]}.${base[3] + 1}`, ports: r ? r.sw.stats() : [] };
+    const address = formatIpv4(serviceAddress(parseSubnet(d.subnet)));
+    return { name: d.name, subnet: d.subnet, createdAt: d.createdAt, address, ports: r ? r.sw.stats() : [] };
   }
 
   private socketPath(name: string): string {
