@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { MAX_HARTS, MAX_RAM_BYTES } from '../engine/layout.js';
+import { MAX_NET_RATE_MBIT } from '../vmm/network.js';
 
 const MiB = 1024 * 1024;
 
@@ -25,6 +26,7 @@ const memoryBytes = z.number().int().positive('must be positive').min(64 * MiB, 
   .meta({ description: 'guest RAM in bytes (a multiple of 1 MiB)', example: 268435456 });
 const vcpus = z.number().int().min(1, 'at least 1').max(MAX_HARTS, `at most ${MAX_HARTS}`).meta({ description: 'number of vCPUs (harts)' });
 const cpuWeight = z.number().int().min(1).max(10000).meta({ description: 'relative CPU weight (default 100), kernel-enforced' });
+const netRateMbit = z.number().min(0).max(MAX_NET_RATE_MBIT).meta({ description: 'bandwidth cap of each network card in Mbit/s, each way (token bucket); 0 = none', example: 100 });
 const cpuCap = z.number().int().min(0).meta({ description: 'CPU cap in percent of one host core; 0 = none' });
 
 /** `POST /v1/vms`. */
@@ -45,6 +47,7 @@ export const VmCreateBody = z.strictObject({
   bootDisk: z.string().min(1).optional().meta({ description: 'the VM\'s own system disk on the host (raw or qcow2, absolute path, written in place): its first disk, booted through the firmware from the kernel in its /boot' }),
   networks: z.array(z.string().min(1)).max(7).optional().meta({ description: 'network cards: "user" (NAT through passt, no root needed) or "none" alone; default one "user" card', example: ['user'] }),
   publish: z.array(z.string().min(1)).max(64).optional().meta({ description: 'host ports forwarded into the guest through its user-mode card, as docker -p: [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]', example: ['8080:80'] }),
+  netRateMbit: netRateMbit.optional(),
 }).meta({ id: 'VmCreate' });
 
 /** `PATCH /v1/vms/{name}`: `null` removes an optional field. */
@@ -61,7 +64,8 @@ export const VmPatchBody = z.strictObject({
   restart: RestartPolicy.optional(),
   networks: z.array(z.string().min(1)).max(7).optional().meta({ description: 'network cards: "user" (NAT through passt, no root needed) or "none" alone; default one "user" card', example: ['user'] }),
   publish: z.array(z.string().min(1)).max(64).optional().meta({ description: 'host ports forwarded into the guest through its user-mode card, as docker -p: [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]', example: ['8080:80'] }),
-}).meta({ id: 'VmPatch', description: 'CPU weight and cap apply to a running VM at once; the rest at its next start' });
+  netRateMbit: netRateMbit.nullable().optional(),
+}).meta({ id: 'VmPatch', description: 'CPU weight and cap and the network rate apply to a running VM at once; the rest at its next start' });
 
 /** `POST /v1/networks`. */
 export const NetworkCreateBody = z.strictObject({
@@ -100,6 +104,7 @@ const VmDefinition = z.object({
   cpuWeight: z.number().int(), cpuCap: z.number().int(), restart: RestartPolicy,
   nics: z.array(z.object({ kind: z.enum(['user', 'network']), mac: z.string(), network: z.string().optional() })).optional().meta({ description: 'network cards, in order (eth0, eth1, ...)' }),
   publish: z.array(z.object({ hostIp: z.string().optional(), hostPort: z.number().int(), guestPort: z.number().int(), protocol: z.enum(['tcp', 'udp']) })).optional(),
+  netRateMbit: z.number().optional().meta({ description: 'bandwidth cap of each network card, Mbit/s each way' }),
   createdAt: z.number().meta({ description: 'ms since the Unix epoch' }),
 }).meta({ id: 'VmDefinition' });
 
@@ -107,6 +112,8 @@ const VmState = z.enum(['stopped', 'starting', 'running', 'paused', 'stopping', 
 
 const UsageTotals = z.object({
   cpuSeconds: z.number(), memoryGiBSeconds: z.number(), diskReadBytes: z.number(), diskWrittenBytes: z.number(),
+  netRxBytes: z.number().meta({ description: 'bytes the guest received (Ethernet frames, all cards)' }), netTxBytes: z.number(),
+  netRxPackets: z.number(), netTxPackets: z.number(),
 });
 
 /** A VM (`GET /v1/vms/{name}`). */
@@ -157,7 +164,9 @@ export const TopSchema = z.object({
     name: z.string(), state: VmState, pid: z.number().int().nullable(), vcpus: z.number().int(),
     cpuPercent: z.number().meta({ description: 'percent of one host core, over the last ~3 s' }),
     memoryBytes: z.number(), rssBytes: z.number().nullable(),
-    diskReadBytesPerSec: z.number(), diskWrittenBytesPerSec: z.number(), cpuSeconds: z.number(),
+    diskReadBytesPerSec: z.number(), diskWrittenBytesPerSec: z.number(),
+    netRxBytesPerSec: z.number().meta({ description: 'received by the guest' }), netTxBytesPerSec: z.number(),
+    netRxPacketsPerSec: z.number(), netTxPacketsPerSec: z.number(), cpuSeconds: z.number(),
   })),
 }).meta({ id: 'Top' });
 

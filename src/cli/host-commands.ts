@@ -4,7 +4,7 @@
  * started on first use when none answers on the local socket.
  */
 import type { NetworkInfo } from '../host/network-manager.js';
-import { formatPublish } from '../vmm/network.js';
+import { formatPublish, parseNetRate } from '../vmm/network.js';
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -115,6 +115,7 @@ export function formatVmInfo(v: VmInfo): string {
     ...(d.append ? [['append', d.append] as [string, string]] : []),
     ['cpu weight', String(d.cpuWeight)],
     ['cpu cap', d.cpuCap ? `${d.cpuCap}%` : 'none'],
+    ...(d.nics?.length ? [['net rate', d.netRateMbit ? `${d.netRateMbit} Mbit/s each way` : 'no cap'] as [string, string]] : []),
     ['restart', d.restart + (v.restarts ? ` (${v.restarts} automatic restarts)` : '')],
     ['cgroup', v.cgroup ?? '-'],
     ['last exit', v.lastExit ? `${new Date(v.lastExit.at).toISOString()} ${v.lastExit.reason}${v.lastExit.signal ? ` (signal ${v.lastExit.signal})` : v.lastExit.code !== null ? ` (exit status ${v.lastExit.code})` : ''}` : '-'],
@@ -122,6 +123,8 @@ export function formatVmInfo(v: VmInfo): string {
     ['memory GiB·s', v.usage.memoryGiBSeconds.toFixed(1)],
     ['disk read', formatSize(v.usage.diskReadBytes)],
     ['disk written', formatSize(v.usage.diskWrittenBytes)],
+    ['net received', `${formatSize(v.usage.netRxBytes)} (${v.usage.netRxPackets} packets)`],
+    ['net sent', `${formatSize(v.usage.netTxBytes)} (${v.usage.netTxPackets} packets)`],
     ['log', v.log],
   ];
   return lines.map(([k, val]) => `${(k + ':').padEnd(14)}${val}\n`).join('');
@@ -157,9 +160,10 @@ export function formatHostInfo(h: HostInfo): string {
 /** `tsvisor usage` text. */
 export function formatUsage(u: UsageReport): string {
   if (u.vms.length === 0) return 'no usage recorded yet\n';
-  return table(['NAME', 'CPU-SECONDS', 'MEMORY-GiB·s', 'DISK-READ', 'DISK-WRITTEN', 'SINCE'], u.vms.map((v) => [
+  return table(['NAME', 'CPU-SECONDS', 'MEMORY-GiB·s', 'DISK-READ', 'DISK-WRITTEN', 'NET-RX', 'NET-TX', 'RX-PKTS', 'TX-PKTS', 'SINCE'], u.vms.map((v) => [
     v.name + (v.deleted ? ' (deleted)' : ''), v.cpuSeconds.toFixed(2), v.memoryGiBSeconds.toFixed(1),
-    formatSize(v.diskReadBytes), formatSize(v.diskWrittenBytes), new Date(v.since).toISOString().replace(/\.\d+Z$/, 'Z'),
+    formatSize(v.diskReadBytes), formatSize(v.diskWrittenBytes), formatSize(v.netRxBytes), formatSize(v.netTxBytes),
+    String(v.netRxPackets), String(v.netTxPackets), new Date(v.since).toISOString().replace(/\.\d+Z$/, 'Z'),
   ]));
 }
 
@@ -167,10 +171,11 @@ export function formatUsage(u: UsageReport): string {
 export function formatTop(rows: TopRow[], host?: HostInfo): string {
   const head = host ? `tsvisor top — ${host.vms.running}/${host.vms.defined} VMs running, memory ${formatSize(host.memory.allocatedBytes)} of ${formatSize(host.memory.limitBytes)} allocated, ${host.cores} cores\n\n` : '';
   if (rows.length === 0) return head + 'no VMs\n';
-  return head + table(['NAME', 'STATE', 'PID', 'VCPUS', 'CPU%', 'MEMORY', 'RSS', 'READ/s', 'WRITE/s', 'CPU-S'], rows.map((r) => [
+  return head + table(['NAME', 'STATE', 'PID', 'VCPUS', 'CPU%', 'MEMORY', 'RSS', 'READ/s', 'WRITE/s', 'NET-RX/s', 'NET-TX/s', 'CPU-S'], rows.map((r) => [
     r.name, r.state, r.pid === null ? '-' : String(r.pid), String(r.vcpus), r.cpuPercent.toFixed(1),
     r.memoryBytes ? formatSize(r.memoryBytes) : '-', r.rssBytes === null ? '-' : formatSize(r.rssBytes),
-    formatSize(Math.round(r.diskReadBytesPerSec)), formatSize(Math.round(r.diskWrittenBytesPerSec)), r.cpuSeconds.toFixed(1),
+    formatSize(Math.round(r.diskReadBytesPerSec)), formatSize(Math.round(r.diskWrittenBytesPerSec)),
+    formatSize(Math.round(r.netRxBytesPerSec)), formatSize(Math.round(r.netTxBytesPerSec)), r.cpuSeconds.toFixed(1),
   ]));
 }
 
@@ -196,13 +201,21 @@ function capOption(text: string | undefined): number | undefined {
   return intOption(text.replace(/%$/, ''), '--cpu-cap', 0);
 }
 
+function netRateOption(text: string): number {
+  try {
+    return parseNetRate(text);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
 function memoryOption(text: string | undefined): number | undefined {
   return text === undefined ? undefined : parseSize(text, '--memory');
 }
 
 interface VmOpts {
   cpus?: string; memory?: string; disk?: string[]; cdrom?: string; kernel?: string; initrd?: string; append?: string;
-  cpuWeight?: string; cpuCap?: string; restart?: string; network?: string[]; publish?: string[];
+  cpuWeight?: string; cpuCap?: string; restart?: string; network?: string[]; publish?: string[]; netRate?: string;
 }
 
 function definitionFields(o: VmOpts): Record<string, unknown> {
@@ -219,6 +232,7 @@ function definitionFields(o: VmOpts): Record<string, unknown> {
     restart: restartOption(o.restart),
     networks: o.network && o.network.length ? o.network : undefined,
     publish: o.publish && o.publish.length ? o.publish : undefined,
+    netRateMbit: o.netRate === undefined ? undefined : netRateOption(o.netRate),
   };
   for (const k of Object.keys(f)) if (f[k] === undefined) delete f[k];
   return f;
@@ -243,7 +257,8 @@ function addDefinitionOptions(cmd: Command): Command {
     .option('--cpu-cap <percent>', 'CPU cap in percent of one host core (0 or "none": no cap)')
     .option('--restart <policy>', 'restart policy: no, on-failure, always')
     .option('--network <net>', 'network card: user (NAT through passt, the default), a network\'s name (tsvisor network create), or none (repeatable; replaces the cards)', collect, [] as string[])
-    .option('-p, --publish <[ip:]hostport:guestport[/udp]>', 'forward a host port into the guest, as docker -p (repeatable; replaces the published ports)', collect, [] as string[]);
+    .option('-p, --publish <[ip:]hostport:guestport[/udp]>', 'forward a host port into the guest, as docker -p (repeatable; replaces the published ports)', collect, [] as string[])
+    .option('--net-rate <mbit>', 'bandwidth cap of each network card in Mbit/s, each way (none: no cap); applies to a running VM at once');
 }
 
 // ------------------------------------------------------------------ console and exec
@@ -408,7 +423,7 @@ export function registerHostCommands(program: Command): void {
       const r = await api<{ vms: VmInfo[] }>('GET', '/v1/vms');
       out(o.json ? JSON.stringify(r.vms, null, 2) + '\n' : formatVmList(r.vms));
     });
-  addDefinitionOptions(vm.command('set').description('change a VM: CPU weight and cap apply at once, the rest at the next start').argument('<name>'))
+  addDefinitionOptions(vm.command('set').description('change a VM: CPU weight and cap and the network rate apply at once, the rest at the next start').argument('<name>'))
     .option('--no-cdrom', 'detach the CD-ROM')
     .option('--json', 'print the VM as JSON')
     .action(async (name: string, o: Omit<VmOpts, 'cdrom'> & { json?: boolean; cdrom?: string | boolean }) => {
@@ -459,13 +474,13 @@ export function registerHostCommands(program: Command): void {
       out(`${name} deleted\n`);
     });
 
-  program.command('usage').description('metering report: CPU-seconds, memory GiB·s, disk bytes per VM').option('--json', 'as JSON')
+  program.command('usage').description('metering report: CPU-seconds, memory GiB·s, disk and network bytes per VM').option('--json', 'as JSON')
     .action(async (o: { json?: boolean }) => {
       const u = await api<UsageReport>('GET', '/v1/usage');
       out(o.json ? JSON.stringify(u, null, 2) + '\n' : formatUsage(u));
     });
 
-  program.command('top').description('live CPU %, memory and disk I/O per VM')
+  program.command('top').description('live CPU %, memory, disk and network I/O per VM')
     .option('--once', 'print one snapshot and exit')
     .option('-n, --interval <seconds>', 'refresh interval', '1')
     .option('--json', 'with --once: as JSON')

@@ -30,6 +30,7 @@ function buildProgram(): Command {
     .option('--boot-disk <file>', 'boot this system disk (raw or qcow2, written in place) through the firmware, from the kernel in its /boot')
     .option('--network <net>', 'network card: user (NAT through passt, the default) or none (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('-p, --publish <[ip:]hostport:guestport[/udp]>', 'forward a host port into the guest (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--net-rate <mbit>', 'bandwidth cap of each network card in Mbit/s, each way')
     .argument('[command...]', 'command to run in the guest')
     .action(async (command: string[], opts: RunOptions) => {
       process.exitCode = await runCommand(opts, command);

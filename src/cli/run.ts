@@ -16,7 +16,7 @@ import { openDisk, type DiskImage } from '../devices/node/disk.js';
 import { runImage } from './run-image.js';
 import { ensureDefaultImage } from '../images/index.js';
 import { kernelBootargs, initrdWithCommand } from '../vmm/boot-config.js';
-import { networkDefinition, NetworkConfigError, type NicDefinition, type PublishedPort } from '../vmm/network.js';
+import { networkDefinition, parseNetRate, NetworkConfigError, type NicDefinition, type PublishedPort } from '../vmm/network.js';
 import { startNetLinks, type NetLink } from '../vmm/net-links.js';
 import { parseMac } from '../devices/net/frame.js';
 import type { NicConfig } from '../machine/board.js';
@@ -44,18 +44,21 @@ export interface RunOptions {
   network?: string[];
   /** `--publish [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]` (repeatable). */
   publish?: string[];
+  /** `--net-rate MBIT`: bandwidth cap of each card, each way. */
+  netRate?: string;
 }
 
 /**
- * The network cards of `tsvisor run` from `--network` (`user`, the default, or `none`) and `--publish`.
- * @throws UsageError for an unknown network, `none` with others, or a bad `--publish`.
+ * The network cards of `tsvisor run` from `--network` (`user`, the default, or `none`),
+ * `--publish` and `--net-rate` (Mbit/s; 0: no cap).
+ * @throws UsageError for an unknown network, `none` with others, a bad `--publish` or `--net-rate`.
  */
-export function runNetworks(opts: Pick<RunOptions, 'network' | 'publish'>): { nics: NicDefinition[]; publish: PublishedPort[] } {
+export function runNetworks(opts: Pick<RunOptions, 'network' | 'publish' | 'netRate'>): { nics: NicDefinition[]; publish: PublishedPort[]; rateMbit: number } {
   try {
     const net = networkDefinition('tsvisor-run', opts.network, opts.publish);
     const virtual = net.nics.find((n) => n.kind === 'network');
     if (virtual) throw new UsageError(`--network ${opts.network?.find((n) => n !== 'user')}: tsvisor run knows "user" and "none"; virtual networks are for VMs of the daemon (vm create --network)`);
-    return net;
+    return { ...net, rateMbit: opts.netRate === undefined ? 0 : parseNetRate(opts.netRate) };
   } catch (e) {
     if (e instanceof NetworkConfigError) throw new UsageError(`${e.message}`);
     throw e;
@@ -66,10 +69,10 @@ export function runNetworks(opts: Pick<RunOptions, 'network' | 'publish'>): { ni
  * Starts the cards' backends (one passt each).
  * @throws UsageError (exit status 1) when passt is missing or a port cannot be published.
  */
-export async function startRunNetworks(net: { nics: NicDefinition[]; publish: PublishedPort[] }, verbose?: boolean): Promise<{ nics: NicConfig[]; links: NetLink[] }> {
+export async function startRunNetworks(net: { nics: NicDefinition[]; publish: PublishedPort[]; rateMbit: number }, verbose?: boolean): Promise<{ nics: NicConfig[]; links: NetLink[] }> {
   let links: NetLink[];
   try {
-    links = await startNetLinks('tsvisor', net.nics, net.publish, (line) => { if (verbose) process.stderr.write(`tsvisor: ${line}\n`); });
+    links = await startNetLinks('tsvisor', net.nics, net.publish, (line) => { if (verbose) process.stderr.write(`tsvisor: ${line}\n`); }, undefined, net.rateMbit);
   } catch (e) {
     if (e instanceof NetworkConfigError) throw new Error(`cannot start networking: ${e.message}`);
     throw e;

@@ -4,6 +4,7 @@
  * epoch unless named otherwise. Validated at the API edge by src/api/schemas.ts.
  */
 import type { MemoryBudget } from './admission.js';
+import type { IoCounters } from './metering.js';
 import type { CgroupVersion } from './cgroups.js';
 import type { VmExit } from './store.js';
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';
@@ -25,6 +26,8 @@ export interface VmCreateInput {
   networks?: string[];
   /** Host ports forwarded into the guest, `[HOST_IP:]HOST_PORT:GUEST_PORT[/udp]` each. */
   publish?: string[];
+  /** Bandwidth cap of each network card, Mbit/s each way; 0 or absent: none. */
+  netRateMbit?: number;
 }
 
 /** Changes to a VM (`PATCH`): `null` removes an optional field. CPU weight and cap apply at once. */
@@ -43,6 +46,8 @@ export interface VmPatch {
   networks?: string[];
   /** As in {@link VmCreateInput}; replaces the published ports. */
   publish?: string[];
+  /** As in {@link VmCreateInput} (0 or null: none); applies to a running VM at once. */
+  netRateMbit?: number | null;
 }
 
 /** A VM as the API shows it. */
@@ -61,7 +66,8 @@ export interface VmInfo {
   cgroup: string | null;
   /** What the VM process said last (`GET /status`). */
   guest: { state: string; agent: boolean } | null;
-  usage: { cpuSeconds: number; memoryGiBSeconds: number; diskReadBytes: number; diskWrittenBytes: number };
+  /** Totals since the VM was created: CPU, memory, disk and network (`rx`: to the guest). */
+  usage: { cpuSeconds: number; memoryGiBSeconds: number } & IoCounters;
   log: string;
 }
 
@@ -90,11 +96,16 @@ export interface TopRow {
   rssBytes: number | null;
   diskReadBytesPerSec: number;
   diskWrittenBytesPerSec: number;
+  /** Network traffic of all the VM's cards; `rx` is what the guest received. */
+  netRxBytesPerSec: number;
+  netTxBytesPerSec: number;
+  netRxPacketsPerSec: number;
+  netTxPacketsPerSec: number;
   cpuSeconds: number;
 }
 
 /** `GET /v1/usage`. */
 export interface UsageReport {
   at: number;
-  vms: Array<{ name: string; deleted: boolean; since: number; updatedAt: number; cpuSeconds: number; memoryGiBSeconds: number; diskReadBytes: number; diskWrittenBytes: number }>;
+  vms: Array<{ name: string; deleted: boolean; since: number; updatedAt: number; cpuSeconds: number; memoryGiBSeconds: number } & IoCounters>;
 }

@@ -24,7 +24,7 @@ import { admitMemory, hostCapacity, memoryBudget, type HostCapacity, type Memory
 import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
 import { detectCgroups, type CgroupDriver, type CgroupVersion } from './cgroups.js';
 import { HostError } from './errors.js';
-import { runCpuSeconds, sampleRates, UsageLedger, type UsageSample, type VmUsage } from './metering.js';
+import { ioTotals, runCpuSeconds, sampleRates, UsageLedger, type IoCounters, type UsageSample, type VmUsage } from './metering.js';
 import type { HostPaths } from './paths.js';
 import { processAlive, processCpuSeconds, processRssBytes, readProcStat } from './procfs.js';
 import {
@@ -296,7 +296,7 @@ export class Host {
       lastExit: e.rt.lastExit ?? null,
       cgroup: alive && this.cgroups.version !== 'none' ? this.cgroups.path(name) ?? null : null,
       guest: alive && e.guest ? { state: e.guest.state, agent: e.guest.agent } : null,
-      usage: { cpuSeconds: u.cpuSeconds, memoryGiBSeconds: u.memoryGiBSeconds, diskReadBytes: u.diskReadBytes, diskWrittenBytes: u.diskWrittenBytes },
+      usage: { cpuSeconds: u.cpuSeconds, memoryGiBSeconds: u.memoryGiBSeconds, ...ioTotals(u) },
       log: this.store.paths(name).log,
     };
   }
@@ -331,6 +331,7 @@ export class Host {
       cpuCap: input.cpuCap ?? 0,
       restart: input.restart ?? 'no',
       ...net,
+      ...(input.netRateMbit ? { netRateMbit: input.netRateMbit } : {}),
       createdAt: Date.now(),
       ...(image ? { image } : {}),
     };
@@ -396,7 +397,7 @@ export class Host {
       const next: VmDefinition = { ...e.def };
       for (const [k, v] of Object.entries(patch) as Array<[keyof VmPatch, unknown]>) {
         if (v === undefined || k === 'networks' || k === 'publish') continue;
-        if (v === null) delete (next as unknown as Record<string, unknown>)[k];
+        if (v === null || (k === 'netRateMbit' && v === 0)) delete (next as unknown as Record<string, unknown>)[k];
         else if (k === 'disks') next.disks = (v as Array<{ path: string; readonly?: boolean }>).map((d) => ({ path: d.path, readonly: !!d.readonly }));
         else (next as unknown as Record<string, unknown>)[k] = v;
       }
@@ -417,6 +418,11 @@ export class Host {
         } catch (err) {
           throw new HostError('internal', `cannot apply CPU weight/cap to ${name}: ${(err as Error).message}`);
         }
+      }
+      const rate = next.netRateMbit ?? 0;
+      if (rate !== (e.def.netRateMbit ?? 0) && (e.rt.state === 'running' || e.rt.state === 'paused')) {
+        // the definition is saved only once the running VM took the new rate
+        await this.channel(name).post('/net-rate', { mbit: rate });
       }
       this.store.saveDefinition(next);
       e.def = next;
@@ -589,12 +595,15 @@ export class Host {
 
   private noteStatus(name: string, e: Entry, st: VmProcessStatus): void {
     e.guest = { state: st.state, agent: !!st.agent, at: Date.now() };
-    if (Array.isArray(st.disks)) {
-      let r = 0;
-      let w = 0;
-      for (const d of st.disks) { r += Number(d.readBytes) || 0; w += Number(d.writtenBytes) || 0; }
-      this.ledger.sampleDisk(name, r, w);
-    }
+    const io: Partial<IoCounters> = {};
+    const sum = (xs: unknown, f: (x: Record<string, unknown>) => unknown) => (Array.isArray(xs) ? xs.reduce((a: number, x) => a + (Number(f(x)) || 0), 0) : undefined);
+    io.diskReadBytes = sum(st.disks, (d) => d.readBytes);
+    io.diskWrittenBytes = sum(st.disks, (d) => d.writtenBytes);
+    io.netRxBytes = sum(st.nics, (n) => n.rxBytes);
+    io.netTxBytes = sum(st.nics, (n) => n.txBytes);
+    io.netRxPackets = sum(st.nics, (n) => n.rxPackets);
+    io.netTxPackets = sum(st.nics, (n) => n.txPackets);
+    this.ledger.sampleIo(name, io);
     if (e.rt.state === 'running' && st.state === 'paused') this.setState(name, e, 'paused');
     else if (e.rt.state === 'paused' && st.state !== 'paused' && st.state !== 'stopping') this.setState(name, e, 'running');
   }
@@ -746,7 +755,7 @@ export class Host {
         return {
           name, deleted: !!u.deleted, since: u.since, updatedAt: u.updatedAt,
           cpuSeconds: u.cpuSeconds, memoryGiBSeconds: u.memoryGiBSeconds,
-          diskReadBytes: u.diskReadBytes, diskWrittenBytes: u.diskWrittenBytes,
+          ...ioTotals(u),
         };
       }),
     };
@@ -757,13 +766,15 @@ export class Host {
     return [...this.entries.keys()].sort().map((name) => {
       const e = this.entries.get(name)!;
       const alive = ALIVE.includes(e.rt.state);
-      const { cpu, rd, wr } = alive ? sampleRates(e.samples) : { cpu: 0, rd: 0, wr: 0 };
+      const r = sampleRates(alive ? e.samples : []);
       return {
         name, state: e.rt.state, pid: alive ? e.rt.pid ?? null : null, vcpus: e.def.vcpus,
-        cpuPercent: cpu,
+        cpuPercent: r.cpu,
         memoryBytes: alive ? e.rt.memoryBytes ?? e.def.memoryBytes : 0,
         rssBytes: alive && e.rt.pid ? processRssBytes(e.rt.pid) ?? null : null,
-        diskReadBytesPerSec: rd, diskWrittenBytesPerSec: wr,
+        diskReadBytesPerSec: r.diskReadBytes, diskWrittenBytesPerSec: r.diskWrittenBytes,
+        netRxBytesPerSec: r.netRxBytes, netTxBytesPerSec: r.netTxBytes,
+        netRxPacketsPerSec: r.netRxPackets, netTxPacketsPerSec: r.netTxPackets,
         cpuSeconds: this.ledger.get(name).cpuSeconds,
       };
     });
@@ -923,7 +934,7 @@ export class Host {
       this.sampleCpu(name, e);
       this.ledger.tickMemory(name);
       const u = this.ledger.get(name);
-      e.samples.push({ at: now, cpu: u.cpuSeconds, read: u.diskReadBytes, written: u.diskWrittenBytes });
+      e.samples.push({ at: now, cpu: u.cpuSeconds, ...ioTotals(u) });
       while (e.samples.length > 2 && now - e.samples[0].at > SAMPLE_WINDOW_MS) e.samples.shift();
       if ((this.ticks % 4 === 0 || e.rt.state === 'starting') && !e.statusBusy) {
         e.statusBusy = true;

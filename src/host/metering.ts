@@ -6,7 +6,8 @@
  *   cgroup's usage since then (cpuacct.usage / cpu.stat usage_usec), which also counts
  *   the last moments of a process that has exited; without one, /proc/<pid>/stat alone.
  * - Memory-seconds: GiB·s of RAM promised to the VM while its process is alive.
- * - Disk bytes read and written, from the VM process's `GET /status`.
+ * - Disk bytes read and written, network bytes and frames received and sent, from the VM
+ *   process's `GET /status` (summed over its disks and cards).
  *
  * The counters the kernel and the VM process report restart at 0 with each VM process
  * ("run"), so the ledger keeps, per VM, the run's last sample and adds only increases.
@@ -16,6 +17,34 @@
 import { readJsonFile, writeJsonAtomic } from '../vmm/atomic.js';
 
 const GIB = 1024 ** 3;
+
+/**
+ * The cumulative I/O counters a VM process reports, summed over its disks and network
+ * cards: bytes, and network frames ("packets"); `rx` is what the guest received.
+ */
+export interface IoCounters {
+  diskReadBytes: number;
+  diskWrittenBytes: number;
+  netRxBytes: number;
+  netTxBytes: number;
+  netRxPackets: number;
+  netTxPackets: number;
+}
+
+/** The fields of {@link IoCounters}. */
+export const IO_COUNTERS: ReadonlyArray<keyof IoCounters> = ['diskReadBytes', 'diskWrittenBytes', 'netRxBytes', 'netTxBytes', 'netRxPackets', 'netTxPackets'];
+
+/** The {@link IoCounters} fields of `u` alone. */
+export function ioTotals(u: IoCounters): IoCounters {
+  return {
+    diskReadBytes: u.diskReadBytes, diskWrittenBytes: u.diskWrittenBytes,
+    netRxBytes: u.netRxBytes, netTxBytes: u.netTxBytes, netRxPackets: u.netRxPackets, netTxPackets: u.netTxPackets,
+  };
+}
+
+function zeroIo(): IoCounters {
+  return { diskReadBytes: 0, diskWrittenBytes: 0, netRxBytes: 0, netTxBytes: 0, netRxPackets: 0, netTxPackets: 0 };
+}
 
 /** The sampling state of one VM process. */
 export interface RunMeter {
@@ -29,18 +58,15 @@ export interface RunMeter {
   cgroupBaseNs: number | null;
   /** Last cumulative values seen for this run. */
   lastCpuSeconds: number;
-  lastDiskReadBytes: number;
-  lastDiskWrittenBytes: number;
+  lastIo: IoCounters;
   /** When memory-seconds were last accumulated (ms since the epoch). */
   lastMemoryAt: number;
 }
 
 /** Totals of one VM (`GET /v1/usage`). */
-export interface VmUsage {
+export interface VmUsage extends IoCounters {
   cpuSeconds: number;
   memoryGiBSeconds: number;
-  diskReadBytes: number;
-  diskWrittenBytes: number;
   /** First and last accounting time (ms since the epoch). */
   since: number;
   updatedAt: number;
@@ -72,14 +98,17 @@ export class UsageLedger {
   /** A ledger persisted at `path` (loaded now if it exists); `now` is the clock (ms). */
   constructor(readonly path: string, private readonly now: () => number = Date.now) {
     const f = readJsonFile<LedgerFile>(path);
-    if (f && f.version === 1 && f.vms && typeof f.vms === 'object') this.vms = f.vms;
+    if (f && f.version === 1 && f.vms && typeof f.vms === 'object') {
+      this.vms = f.vms;
+      for (const u of Object.values(this.vms)) upgradeEntry(u);
+    }
   }
 
   private entry(name: string): VmUsage {
     let u = this.vms[name];
     if (!u) {
       const t = this.now();
-      u = this.vms[name] = { cpuSeconds: 0, memoryGiBSeconds: 0, diskReadBytes: 0, diskWrittenBytes: 0, since: t, updatedAt: t };
+      u = this.vms[name] = { cpuSeconds: 0, memoryGiBSeconds: 0, ...zeroIo(), since: t, updatedAt: t };
       this.dirty = true;
     }
     return u;
@@ -99,7 +128,7 @@ export class UsageLedger {
     if (u.run) this.endRun(name);
     u.run = {
       ...r, lastCpuSeconds: r.cgroupBaseNs === null ? 0 : r.cpuBaseSeconds,
-      lastDiskReadBytes: 0, lastDiskWrittenBytes: 0, lastMemoryAt: this.now(),
+      lastIo: zeroIo(), lastMemoryAt: this.now(),
     };
     // CPU used before the move into the cgroup counts too
     u.cpuSeconds += u.run.lastCpuSeconds;
@@ -121,15 +150,18 @@ export class UsageLedger {
     }
   }
 
-  /** The run's cumulative disk counters are now `readBytes`/`writtenBytes`: add the increases. */
-  sampleDisk(name: string, readBytes: number, writtenBytes: number): void {
+  /** The run's cumulative I/O counters are now `io` (fields left out: unchanged): add the increases. */
+  sampleIo(name: string, io: Partial<IoCounters>): void {
     const u = this.vms[name];
     if (!u?.run) return;
-    const dr = readBytes - u.run.lastDiskReadBytes;
-    const dw = writtenBytes - u.run.lastDiskWrittenBytes;
-    if (dr > 0) { u.diskReadBytes += dr; u.run.lastDiskReadBytes = readBytes; }
-    if (dw > 0) { u.diskWrittenBytes += dw; u.run.lastDiskWrittenBytes = writtenBytes; }
-    if (dr > 0 || dw > 0) { u.updatedAt = this.now(); this.dirty = true; }
+    let changed = false;
+    for (const k of IO_COUNTERS) {
+      const v = io[k];
+      if (v === undefined) continue;
+      const d = v - u.run.lastIo[k];
+      if (d > 0) { u[k] += d; u.run.lastIo[k] = v; changed = true; }
+    }
+    if (changed) { u.updatedAt = this.now(); this.dirty = true; }
   }
 
   /** Accumulate memory-seconds of the run up to now (or up to `until`, ms since the epoch). */
@@ -174,7 +206,7 @@ export class UsageLedger {
     const u = this.vms[name];
     if (u) return u;
     const t = this.now();
-    return { cpuSeconds: 0, memoryGiBSeconds: 0, diskReadBytes: 0, diskWrittenBytes: 0, since: t, updatedAt: t };
+    return { cpuSeconds: 0, memoryGiBSeconds: 0, ...zeroIo(), since: t, updatedAt: t };
   }
 
   /** All VMs' totals, by name. */
@@ -189,29 +221,36 @@ export class UsageLedger {
 }
 
 /** A VM's cumulative counters at one moment (for `top`'s rates). */
-export interface UsageSample {
+export interface UsageSample extends IoCounters {
   /** ms since the epoch */
   at: number;
   /** CPU seconds used so far */
   cpu: number;
-  /** disk bytes read and written so far */
-  read: number;
-  written: number;
 }
 
 /**
  * Rates between the first and last of `samples` (oldest first): CPU in percent of one
- * host core, disk in bytes per second. Zero with fewer than two samples.
+ * host core, each I/O counter per second. Zero with fewer than two samples.
  */
-export function sampleRates(samples: readonly UsageSample[]): { cpu: number; rd: number; wr: number } {
-  if (samples.length < 2) return { cpu: 0, rd: 0, wr: 0 };
+export function sampleRates(samples: readonly UsageSample[]): { cpu: number } & IoCounters {
+  const r = { cpu: 0, ...zeroIo() };
+  if (samples.length < 2) return r;
   const a = samples[0];
   const b = samples[samples.length - 1];
   const dt = (b.at - a.at) / 1000;
-  if (dt <= 0) return { cpu: 0, rd: 0, wr: 0 };
-  return {
-    cpu: Math.max(0, ((b.cpu - a.cpu) / dt) * 100),
-    rd: Math.max(0, (b.read - a.read) / dt),
-    wr: Math.max(0, (b.written - a.written) / dt),
-  };
+  if (dt <= 0) return r;
+  r.cpu = Math.max(0, ((b.cpu - a.cpu) / dt) * 100);
+  for (const k of IO_COUNTERS) r[k] = Math.max(0, (b[k] - a[k]) / dt);
+  return r;
+}
+
+/** A ledger entry from an older file: counters it did not have read 0. */
+function upgradeEntry(u: VmUsage): void {
+  for (const k of IO_COUNTERS) if (typeof u[k] !== 'number') u[k] = 0;
+  const run = u.run as (RunMeter & { lastDiskReadBytes?: number; lastDiskWrittenBytes?: number }) | undefined;
+  if (run && !run.lastIo) {
+    run.lastIo = { ...zeroIo(), diskReadBytes: run.lastDiskReadBytes ?? 0, diskWrittenBytes: run.lastDiskWrittenBytes ?? 0 };
+    delete run.lastDiskReadBytes;
+    delete run.lastDiskWrittenBytes;
+  }
 }

@@ -13,7 +13,7 @@ import { HostError } from './errors.js';
 import { vmPaths, type VmPaths } from './paths.js';
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';
 import { MAX_DEVICES, VmConfigError, checkNetworkConfig } from '../vmm/vm-config.js';
-import { NetworkConfigError, networkDefinition, type NicDefinition, type PublishedPort } from '../vmm/network.js';
+import { NetworkConfigError, checkNetRate, networkDefinition, type NicDefinition, type PublishedPort } from '../vmm/network.js';
 
 /** Allowed VM names: also the guest's host name. */
 export const VM_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -90,6 +90,9 @@ export function validateDefinition(d: VmDefinition, opts: { checkFiles?: boolean
     checkNetworkConfig(d.nics, d.publish);
   } catch (e) {
     bad((e as VmConfigError).message);
+  }
+  if (d.netRateMbit !== undefined) {
+    try { checkNetRate(d.netRateMbit); } catch (e) { bad((e as Error).message); }
   }
   const devices = d.disks.length + (d.cdrom ? 1 : 0) + (d.nics?.length ?? 0);
   if (devices > MAX_DEVICES) bad(`at most ${MAX_DEVICES} disks and network cards together (the CD-ROM included), not ${devices}`);

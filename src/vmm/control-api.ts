@@ -8,6 +8,7 @@
  *   POST /kill                   -> 202; exits at once
  *   POST /pause                  -> 200; all harts park, guest time stops advancing for the harts
  *   POST /resume                 -> 200
+ *   POST /net-rate {mbit}        -> 200; sets the bandwidth cap of every network card (Mbit/s each way, 0: none)
  *   GET  /console                -> HTTP upgrade ("Upgrade: tsvisor-console"): raw byte stream both ways;
  *                                   the server first sends the scrollback (last 64 KiB of console.log)
  *   POST /exec    {argv: string[], stdin?: string (base64)}
@@ -28,6 +29,15 @@ export interface VmProcessStatus {
   agent: boolean;
   /** Per disk, bytes the guest read and wrote. */
   disks: Array<{ path: string; readBytes: number; writtenBytes: number }>;
+  /**
+   * Per network card (guest order): where it is attached (`user` or the virtual network's
+   * name), its MAC, frames and Ethernet bytes delivered to (`rx`) and sent by (`tx`) the
+   * guest since the VM process started, and frames dropped since the guest last booted
+   * (`rxDropped`: no room or too large; `txDropped`: runt, oversize or malformed).
+   */
+  nics: Array<{ network: string; mac: string; rxBytes: number; rxPackets: number; txBytes: number; txPackets: number; rxDropped: number; txDropped: number }>;
+  /** The cap of each card, Mbit/s each way; 0: none. */
+  netRateMbit: number;
 }
 
 /** One line of a `POST /exec` response body. `data` is base64. */

@@ -140,6 +140,11 @@ export async function kill(vmDir: string, opts?: RequestOptions): Promise<void> 
   }
 }
 
+/** `POST /net-rate`: every network card's bandwidth cap, Mbit/s each way (0: none). */
+export async function setNetRate(vmDir: string, mbit: number, opts?: RequestOptions): Promise<VmProcessStatus> {
+  return await call(vmDir, 'POST', '/net-rate', { mbit }, opts) as VmProcessStatus;
+}
+
 /** `POST /pause`: resolves once every vCPU is parked; guest time stands still until resume. */
 export async function pause(vmDir: string, opts?: RequestOptions): Promise<VmProcessStatus> {
   return await call(vmDir, 'POST', '/pause', {}, opts) as VmProcessStatus;

@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { ExecEvent, VmProcessStatus } from './control-api.js';
+import { checkNetRate } from './network.js';
 
 /** Default of `POST /stop`'s `timeoutMs`. */
 export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
@@ -40,6 +41,8 @@ export interface ControlTarget {
   pause(): Promise<void>;
   /** `POST /resume`. */
   resume(): Promise<void>;
+  /** `POST /net-rate`: set every card's bandwidth cap (Mbit/s each way, 0: none; already checked). */
+  setNetRate(mbit: number): void;
   /** `GET /console` upgrade: attach the raw stream as a console viewer. */
   attachConsole(stream: Duplex): void;
   /**
@@ -99,7 +102,7 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 }
 
 const ROUTES: Record<string, string> = {
-  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/console': 'GET', '/exec': 'POST',
+  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/console': 'GET', '/exec': 'POST',
 };
 
 /** The HTTP server of the control channel. */
@@ -183,6 +186,14 @@ export class ControlServer {
           await this.target.resume();
           sendJson(res, 200, this.target.status());
           return;
+        case '/net-rate': {
+          const body = await readJson(req);
+          let mbit: number;
+          try { mbit = checkNetRate(body.mbit); } catch (e) { throw new ControlHttpError(400, 'bad_request', (e as Error).message); }
+          this.target.setNetRate(mbit);
+          sendJson(res, 200, this.target.status());
+          return;
+        }
         case '/console':
           throw new ControlHttpError(426, 'upgrade_required', 'GET /console needs "Connection: Upgrade" and "Upgrade: tsvisor-console"');
         case '/exec':

@@ -62,6 +62,7 @@ class VmProcess implements ControlTarget {
   private diskPaths: string[] = [];
   /** The host side of each network card, in card order. */
   private links: NetLink[] = [];
+  private netRateMbit = 0;
   /** Disk counters of earlier boots (guest reboots) of this process. */
   private diskBase: Array<{ readBytes: number; writtenBytes: number }> = [];
   private hub: ConsoleHub | null = null;
@@ -101,10 +102,11 @@ class VmProcess implements ControlTarget {
       return this.finish(1, e instanceof VmConfigError ? `bad configuration: ${e.message}` : `cannot start: ${(e as Error).message}`);
     }
     const cfg = this.cfg;
+    this.netRateMbit = cfg.netRateMbit ?? 0;
     // networking first: a published port that cannot be bound fails the start before the
     // control socket exists, so the daemon reports it as this VM's start error
     try {
-      this.links = await startNetLinks(cfg.name, cfg.nics ?? [], cfg.publish ?? [], (line) => this.log(line), process.env.TSVISOR_SWITCH_DIR);
+      this.links = await startNetLinks(cfg.name, cfg.nics ?? [], cfg.publish ?? [], (line) => this.log(line), process.env.TSVISOR_SWITCH_DIR, cfg.netRateMbit ?? 0);
     } catch (e) {
       return this.finish(1, `cannot start networking: ${(e as Error).message}`);
     }
@@ -261,7 +263,25 @@ class VmProcess implements ControlTarget {
         readBytes: (this.diskBase[i]?.readBytes ?? 0) + (blk[i]?.metrics.readBytes ?? 0),
         writtenBytes: (this.diskBase[i]?.writtenBytes ?? 0) + (blk[i]?.metrics.writeBytes ?? 0),
       })),
+      nics: this.links.map((l, i) => {
+        const nic = cfg.nics![i];
+        const m = this.vm?.board.nics[i]?.metrics;
+        return {
+          network: nic.kind === 'user' ? 'user' : nic.network, mac: nic.mac,
+          ...l.backend.counters,
+          rxDropped: m?.rxDropped ?? 0,
+          txDropped: m ? m.txRunt + m.txOversize + m.txBad : 0,
+        };
+      }),
+      netRateMbit: this.netRateMbit,
     };
+  }
+
+  /** {@link ControlTarget.setNetRate}. */
+  setNetRate(mbit: number): void {
+    this.netRateMbit = mbit;
+    for (const l of this.links) l.backend.setRate(mbit);
+    this.log(mbit ? `network rate cap set to ${mbit} Mbit/s each way` : 'network rate cap removed');
   }
 
   /** {@link ControlTarget.stop}: agent poweroff, or force after `timeoutMs`. A repeated stop may shorten the deadline. */

@@ -154,3 +154,29 @@ export function networkDefinition(vmName: string, networks: readonly string[] | 
   if (new Set(virtual).size !== virtual.length) throw new NetworkConfigError('a VM can have one card on each virtual network');
   return { nics, publish };
 }
+
+/** Highest bandwidth cap accepted, Mbit/s (100 Gbit/s). */
+export const MAX_NET_RATE_MBIT = 100_000;
+
+/**
+ * Checks a bandwidth cap (`--net-rate MBIT`): a number of Mbit/s (10^6 bit/s) each way,
+ * more than 0 and at most {@link MAX_NET_RATE_MBIT}; 0 means no cap. Returns it.
+ * @throws NetworkConfigError naming the value.
+ */
+export function checkNetRate(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_NET_RATE_MBIT) {
+    throw new NetworkConfigError(`network rate ${JSON.stringify(v)} must be a number of Mbit/s from 0 (no cap) to ${MAX_NET_RATE_MBIT}`);
+  }
+  return v;
+}
+
+/**
+ * Parses `--net-rate`'s argument: a number of Mbit/s (`100`, `2.5`); `0` or `none` removes
+ * the cap. @throws NetworkConfigError
+ */
+export function parseNetRate(s: string): number {
+  const t = s.trim().toLowerCase();
+  if (t === 'none' || t === 'off') return 0;
+  if (!/^\d+(\.\d+)?$/.test(t)) throw new NetworkConfigError(`--net-rate ${s}: give a number of Mbit/s (for example 100), or none`);
+  return checkNetRate(Number(t));
+}

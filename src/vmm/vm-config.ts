@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { MAX_HARTS, MAX_RAM_BYTES } from '../engine/layout.js';
-import { NETWORK_NAME_PATTERN, NetworkConfigError, checkPublishList, parsePublish, formatPublish, type NicDefinition, type PublishedPort } from './network.js';
+import { NETWORK_NAME_PATTERN, NetworkConfigError, checkNetRate, checkPublishList, parsePublish, formatPublish, type NicDefinition, type PublishedPort } from './network.js';
 import { parseMac } from '../devices/net/frame.js';
 
 /** The machine part of a VmDefinition (same field names and meaning). Sizes in bytes. */
@@ -35,6 +35,8 @@ export interface VmProcessConfig {
   nics?: NicDefinition[];
   /** Host ports forwarded into the guest through its user-mode card (needs one `user` card). */
   publish?: PublishedPort[];
+  /** Bandwidth cap of each card, Mbit/s each way (`--net-rate`); absent: none. */
+  netRateMbit?: number;
 }
 
 /** A configuration that cannot be booted. */
@@ -128,6 +130,10 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
   if (disks.length + (cdrom ? 1 : 0) + nics.length > MAX_DEVICES) {
     throw new VmConfigError(`at most ${MAX_DEVICES} disks and network cards together (the CD-ROM included): ${disks.length + (cdrom ? 1 : 0)} disks and ${nics.length} network cards asked`);
   }
+  let netRateMbit: number | undefined;
+  if (d.netRateMbit !== undefined && d.netRateMbit !== null) {
+    try { netRateMbit = checkNetRate(d.netRateMbit) || undefined; } catch (e) { throw new VmConfigError(`netRateMbit: ${(e as Error).message}`); }
+  }
   let image: { name: string; key: string } | undefined;
   if (d.image !== undefined && d.image !== null) {
     const im = d.image as { name?: unknown; key?: unknown };
@@ -146,6 +152,7 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
     append: append || undefined,
     ...(nics.length ? { nics } : {}),
     ...(publish.length ? { publish } : {}),
+    ...(netRateMbit ? { netRateMbit } : {}),
   };
 }
 

@@ -267,6 +267,31 @@ test('virtual networks: transfer by name under a hostile neighbour, isolation, d
   assert.ok(d.droppedSpoofed >= 3000, `spoofed frames dropped and counted: ${JSON.stringify(d)}`);
   assert.ok(d.droppedFlood > 0, `broadcast flood limited: ${JSON.stringify(d)}`);
 
+  // metering: every byte of the transfer is in the ledger, both ends
+  type Usage = { vms: Array<{ name: string; netRxBytes: number; netTxBytes: number; netRxPackets: number }> };
+  let ua: Usage['vms'][0] | undefined;
+  let ub: Usage['vms'][0] | undefined;
+  for (let i = 0; i < 20; i++) { // the daemon samples the VM processes every few seconds
+    const usage = JSON.parse(ok('usage', await tsvisor(['usage', '--json'], { env })).stdout) as Usage;
+    ua = usage.vms.find((v) => v.name === 'a')!;
+    ub = usage.vms.find((v) => v.name === 'b')!;
+    if (ub.netRxBytes > SIZE && ua.netTxBytes > SIZE) break;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  assert.ok(ua && ub && ub.netRxBytes > SIZE && ua.netTxBytes > SIZE, `usage counts the 100 MiB: ${JSON.stringify([ua, ub])}`);
+  assert.ok(ub.netRxPackets > SIZE / 65536, JSON.stringify(ub));
+  const top = JSON.parse(ok('top', await tsvisor(['top', '--once', '--json'], { env })).stdout);
+  assert.equal(typeof top.vms[0].netRxBytesPerSec, 'number');
+
+  // a bandwidth cap set on the running VM holds its downloads to the rate
+  ok('vm set --net-rate', await tsvisor(['vm', 'set', 'b', '--net-rate', '8'], { env }));
+  assert.match(ok('vm info', await tsvisor(['vm', 'info', 'b'], { env })).stdout, /net rate:\s+8 Mbit\/s each way/);
+  const capped = ok('capped fetch', await execIn('b', 's=$(date +%s); wget -q -O - http://a/blob | head -c 4194304 | wc -c; echo "@@ secs $(( $(date +%s) - s ))"'));
+  assert.match(capped.stdout, /^4194304$/m);
+  assert.ok(Number(results(capped).get('secs')) >= 3, `4 MiB at 8 Mbit/s takes at least 3 s: ${describeRun('capped', capped)}`);
+  ok('vm set --net-rate none', await tsvisor(['vm', 'set', 'b', '--net-rate', 'none'], { env }));
+  assert.match(ok('vm info', await tsvisor(['vm', 'info', 'b'], { env })).stdout, /net rate:\s+no cap/);
+
   // another network: no way to lan, even from inside its subnet
   const iso = await execIn('c', `ip addr add 10.97.0.250/24 dev eth0; if ping -c 2 -W 1 ${aAddr} >/dev/null 2>&1; then echo "@@ reach yes"; else echo "@@ reach no"; fi; if nslookup a >/dev/null 2>&1; then echo "@@ name yes"; else echo "@@ name no"; fi`);
   assert.equal(results(iso).get('reach'), 'no', describeRun('isolation', iso));

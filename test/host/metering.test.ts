@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -18,8 +18,8 @@ test('CPU, memory and disk accumulate across runs; counters that restart are not
   l.sampleCpu('vm', 1.5);
   l.sampleCpu('vm', 1.2); // never goes backwards
   l.sampleCpu('vm', 4);
-  l.sampleDisk('vm', 1000, 10);
-  l.sampleDisk('vm', 3000, 30);
+  l.sampleIo('vm', { diskReadBytes: 1000, diskWrittenBytes: 10 });
+  l.sampleIo('vm', { diskReadBytes: 3000, diskWrittenBytes: 30 });
   now += 10_000;
   l.tickMemory('vm');
   assert.equal(l.get('vm').cpuSeconds, 4);
@@ -34,7 +34,7 @@ test('CPU, memory and disk accumulate across runs; counters that restart are not
   assert.equal(l.get('vm').cpuSeconds, 4.25);
   const run = l.run('vm')!;
   l.sampleCpu('vm', runCpuSeconds(run, 7e9, undefined)); // 0.25 + 2
-  l.sampleDisk('vm', 500, 5);
+  l.sampleIo('vm', { diskReadBytes: 500, diskWrittenBytes: 5 });
   assert.equal(l.get('vm').cpuSeconds, 6.25);
   assert.equal(l.get('vm').diskReadBytes, 3500);
   assert.equal(l.get('vm').diskWrittenBytes, 35);
@@ -51,7 +51,7 @@ test('a restarted daemon continues the same run without counting twice', () => {
   const l1 = new UsageLedger(path, () => now);
   l1.beginRun('vm', { pid: 20, starttime: 300, memoryBytes: GiB, cpuBaseSeconds: 0, cgroupBaseNs: null });
   l1.sampleCpu('vm', 10);
-  l1.sampleDisk('vm', 100, 100);
+  l1.sampleIo('vm', { diskReadBytes: 100, diskWrittenBytes: 100 });
   now += 4000;
   l1.tickMemory('vm');
   l1.flush();
@@ -61,7 +61,7 @@ test('a restarted daemon continues the same run without counting twice', () => {
   const again = l2.beginRun('vm', { pid: 20, starttime: 300, memoryBytes: GiB, cpuBaseSeconds: 0, cgroupBaseNs: null });
   assert.equal(again.lastCpuSeconds, 10);
   l2.sampleCpu('vm', 12);
-  l2.sampleDisk('vm', 150, 100);
+  l2.sampleIo('vm', { diskReadBytes: 150, diskWrittenBytes: 100 });
   l2.tickMemory('vm');
   assert.equal(l2.get('vm').cpuSeconds, 12);
   assert.equal(l2.get('vm').diskReadBytes, 150);
@@ -72,10 +72,34 @@ test('a restarted daemon continues the same run without counting twice', () => {
   assert.equal(l2.get('vm').cpuSeconds, 13);
 });
 
+test('network counters accumulate like disk ones; a ledger written before them reads them as 0', () => {
+  let now = 7_000_000;
+  const path = join(dir, 'net.json');
+  // the format of the previous version: disk counters only, a run in progress
+  writeFileSync(path, JSON.stringify({ version: 1, vms: { old: {
+    cpuSeconds: 1, memoryGiBSeconds: 2, diskReadBytes: 300, diskWrittenBytes: 40, since: 1, updatedAt: 2,
+    run: { pid: 5, starttime: 6, memoryBytes: GiB, cpuBaseSeconds: 0, cgroupBaseNs: null, lastCpuSeconds: 1, lastDiskReadBytes: 300, lastDiskWrittenBytes: 40, lastMemoryAt: now },
+  } } }));
+  const l = new UsageLedger(path, () => now);
+  assert.equal(l.get('old').netRxBytes, 0);
+  l.beginRun('old', { pid: 5, starttime: 6, memoryBytes: GiB, cpuBaseSeconds: 0, cgroupBaseNs: null });
+  l.sampleIo('old', { diskReadBytes: 350, netRxBytes: 1500, netRxPackets: 1, netTxBytes: 60, netTxPackets: 1 });
+  assert.equal(l.get('old').diskReadBytes, 350); // only the 50 new bytes were added
+  assert.equal(l.get('old').diskWrittenBytes, 40);
+  assert.equal(l.get('old').netRxBytes, 1500);
+  l.sampleIo('old', { netRxBytes: 1000 }); // a counter never goes backwards
+  assert.equal(l.get('old').netRxBytes, 1500);
+  l.endRun('old');
+  l.beginRun('old', { pid: 9, starttime: 10, memoryBytes: GiB, cpuBaseSeconds: 0, cgroupBaseNs: null });
+  l.sampleIo('old', { netRxBytes: 100, netTxPackets: 2 }); // the new process counts from 0
+  assert.equal(l.get('old').netRxBytes, 1600);
+  assert.equal(l.get('old').netTxPackets, 3);
+});
+
 test('runCpuSeconds: cgroup when known, /proc without cgroup, else the last value', () => {
   const run: RunMeter = {
     pid: 1, starttime: 1, memoryBytes: 0, cpuBaseSeconds: 0.5, cgroupBaseNs: 1e9,
-    lastCpuSeconds: 0.7, lastDiskReadBytes: 0, lastDiskWrittenBytes: 0, lastMemoryAt: 0,
+    lastCpuSeconds: 0.7, lastIo: { diskReadBytes: 0, diskWrittenBytes: 0, netRxBytes: 0, netTxBytes: 0, netRxPackets: 0, netTxPackets: 0 }, lastMemoryAt: 0,
   };
   assert.equal(runCpuSeconds(run, 3e9, 99), 2.5);
   assert.equal(runCpuSeconds(run, undefined, 99), 0.7);

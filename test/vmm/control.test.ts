@@ -23,6 +23,7 @@ class FakeVm implements ControlTarget {
   agent = true;
   stops: number[] = [];
   kills = 0;
+  netRate = 0;
   input: string[] = [];
   /** What a `silent` exec waits for before it ends (no output meanwhile). */
   silence: Promise<void> = Promise.resolve();
@@ -34,6 +35,7 @@ class FakeVm implements ControlTarget {
     return {
       name: 'fake', pid: process.pid, state: this.state, vcpus: 1, memoryBytes: 256 << 20, startedAt: 1,
       agent: this.agent, disks: [{ path: '/x.img', readBytes: 512, writtenBytes: 0 }],
+      nics: [], netRateMbit: this.netRate,
     };
   }
   stop(timeoutMs: number): void { this.stops.push(timeoutMs); this.state = 'stopping'; }
@@ -43,6 +45,7 @@ class FakeVm implements ControlTarget {
     this.state = 'paused';
   }
   async resume(): Promise<void> { if (this.state === 'paused') this.state = 'running'; }
+  setNetRate(mbit: number): void { this.netRate = mbit; }
   attachConsole(stream: Duplex): void { this.hub.attach(stream); }
   async exec(argv: string[], stdin: Uint8Array | undefined, out: ExecOutput): Promise<number> {
     if (!this.agent) throw new ControlHttpError(409, 'agent_unavailable', 'no agent');
@@ -119,6 +122,15 @@ describe('control channel', () => {
     assert.equal((await client.pause(dir)).state, 'paused');
     assert.equal((await client.status(dir)).state, 'paused');
     assert.equal((await client.resume(dir)).state, 'running');
+  });
+
+  test('POST /net-rate sets the cap; a bad rate is refused', async () => {
+    assert.equal((await client.setNetRate(dir, 2.5)).netRateMbit, 2.5);
+    assert.equal(vm.netRate, 2.5);
+    const r = await raw(sock, 'POST', '/net-rate', '{"mbit": -1}');
+    assert.equal(r.status, 400);
+    assert.match(JSON.parse(r.body).error.message, /Mbit/);
+    assert.equal(vm.netRate, 2.5);
   });
 
   test('errors: unknown route, wrong method, bad JSON, bad timeout, target errors', async () => {
