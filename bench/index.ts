@@ -6,6 +6,7 @@
  *   smp    speed-up of a 2-process CPU-bound workload at 2 vCPUs over 1 (smp.ts)
  *   overcommit  4 vCPUs on one host core against 1 vCPU, a lock-heavy program (overcommit.ts)
  *   idle   host CPU used by an idle 4-vCPU VM (idle.ts)
+ *   net    user-mode networking through passt: TCP each way and HTTP request latency (net.ts)
  *   host   the daemon: four 1 GiB VMs, CPU weight 2:1, CPU cap 50%, metering (host.ts)
  *   debian the Debian image: boot to multi-user.target and to the agent against QEMU, build
  *          time, ten VMs from one base and their overlays' bytes (debian.ts; not in the
@@ -13,7 +14,7 @@
  *
  * Without arguments every section but debian runs, one after the other (~6 minutes on the 2-core
  * development machine). Environment: TSVISOR_HOME (image cache), BENCH_QEMU (the QEMU
- * binary), BENCH_BOOTS, BENCH_IDLE_SECONDS, BENCH_SECONDS (see each section).
+ * binary), BENCH_BOOTS, BENCH_IDLE_SECONDS, BENCH_SECONDS, BENCH_NET_BYTES, BENCH_NET_REQUESTS (see each section).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,10 +26,11 @@ import { benchIdle } from './idle.js';
 import { benchOvercommit } from './overcommit.js';
 import { benchHost, cleanupHostBench } from './host.js';
 import { benchDebian } from './debian.js';
+import { benchNet } from './net.js';
 
-const SECTIONS = ['boot', 'smp', 'overcommit', 'idle', 'host', 'debian'] as const;
+const SECTIONS = ['boot', 'smp', 'overcommit', 'idle', 'net', 'host', 'debian'] as const;
 /** Sections run when none is named (debian takes half an hour). */
-const DEFAULT_SECTIONS: readonly Section[] = ['boot', 'smp', 'overcommit', 'idle', 'host'];
+const DEFAULT_SECTIONS: readonly Section[] = ['boot', 'smp', 'overcommit', 'idle', 'net', 'host'];
 type Section = (typeof SECTIONS)[number];
 
 async function main(argv: string[]): Promise<number> {
@@ -47,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
           : s === 'overcommit' ? await benchOvercommit(guests!, work)
           : s === 'idle' ? await benchIdle(guests!)
             : s === 'debian' ? await benchDebian(guests!, work)
+              : s === 'net' ? await benchNet(guests!, work)
               : await benchHost();
       process.stdout.write(lines.join('\n') + '\n\n');
     }

@@ -3,10 +3,11 @@
 #   apt dpkg xz-utils debian-archive-keyring  fetching and unpacking Debian's packages
 #   fakeroot fdisk kmod e2fsprogs              building the Debian image (owners, GPT, depmod, ext4)
 #   passt                                      user-mode networking of the guests (NAT, published ports)
+#   openssh-client                             tsvisor vm ssh
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  apt dpkg xz-utils debian-archive-keyring ca-certificates fakeroot fdisk kmod e2fsprogs passt >/dev/null
+  apt dpkg xz-utils debian-archive-keyring ca-certificates fakeroot fdisk kmod e2fsprogs passt openssh-client >/dev/null

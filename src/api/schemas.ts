@@ -27,6 +27,7 @@ const memoryBytes = z.number().int().positive('must be positive').min(64 * MiB, 
 const vcpus = z.number().int().min(1, 'at least 1').max(MAX_HARTS, `at most ${MAX_HARTS}`).meta({ description: 'number of vCPUs (harts)' });
 const cpuWeight = z.number().int().min(1).max(10000).meta({ description: 'relative CPU weight (default 100), kernel-enforced' });
 const netRateMbit = z.number().min(0).max(MAX_NET_RATE_MBIT).meta({ description: 'bandwidth cap of each network card in Mbit/s, each way (token bucket); 0 = none', example: 100 });
+const sshKeys = z.array(z.string().min(1).max(16384)).min(1).max(32).meta({ description: 'OpenSSH public keys (lines of id_*.pub) for the guest\'s default user, who has sudo; vm ssh logs in as it through a loopback port published at each start (needs a user-mode card)' });
 const cpuCap = z.number().int().min(0).meta({ description: 'CPU cap in percent of one host core; 0 = none' });
 
 /** `POST /v1/vms`. */
@@ -45,9 +46,10 @@ export const VmCreateBody = z.strictObject({
   image: z.enum(['debian']).optional().meta({ description: 'make the VM from a system image: its own copy-on-write overlay of the image is its first disk, booted through its firmware' }),
   diskSizeBytes: z.number().int().positive().optional().meta({ description: 'with image: size of the system disk in bytes (default: the image\'s); the guest grows its root file system to fill it' }),
   bootDisk: z.string().min(1).optional().meta({ description: 'the VM\'s own system disk on the host (raw or qcow2, absolute path, written in place): its first disk, booted through the firmware from the kernel in its /boot' }),
-  networks: z.array(z.string().min(1)).max(7).optional().meta({ description: 'network cards: "user" (NAT through passt, no root needed) or "none" alone; default one "user" card', example: ['user'] }),
+  networks: z.array(z.string().min(1)).max(7).optional().meta({ description: 'network cards: "user" (NAT through passt, no root needed), a virtual network\'s name, "tap:IFNAME" (an existing tap device), or "none" alone; default one "user" card', example: ['user'] }),
   publish: z.array(z.string().min(1)).max(64).optional().meta({ description: 'host ports forwarded into the guest through its user-mode card, as docker -p: [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]', example: ['8080:80'] }),
   netRateMbit: netRateMbit.optional(),
+  sshKeys: sshKeys.optional(),
 }).meta({ id: 'VmCreate' });
 
 /** `PATCH /v1/vms/{name}`: `null` removes an optional field. */
@@ -62,9 +64,10 @@ export const VmPatchBody = z.strictObject({
   cpuWeight: cpuWeight.optional(),
   cpuCap: cpuCap.optional(),
   restart: RestartPolicy.optional(),
-  networks: z.array(z.string().min(1)).max(7).optional().meta({ description: 'network cards: "user" (NAT through passt, no root needed) or "none" alone; default one "user" card', example: ['user'] }),
+  networks: z.array(z.string().min(1)).max(7).optional().meta({ description: 'network cards: "user" (NAT through passt, no root needed), a virtual network\'s name, "tap:IFNAME" (an existing tap device), or "none" alone; default one "user" card', example: ['user'] }),
   publish: z.array(z.string().min(1)).max(64).optional().meta({ description: 'host ports forwarded into the guest through its user-mode card, as docker -p: [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]', example: ['8080:80'] }),
   netRateMbit: netRateMbit.nullable().optional(),
+  sshKeys: sshKeys.nullable().optional(),
 }).meta({ id: 'VmPatch', description: 'CPU weight and cap and the network rate apply to a running VM at once; the rest at its next start' });
 
 /** `POST /v1/networks`. */
@@ -102,9 +105,10 @@ const VmDefinition = z.object({
   disks: z.array(z.object({ path: z.string(), readonly: z.boolean() })),
   cdrom: z.string().optional(), kernel: z.string().optional(), initrd: z.string().optional(), append: z.string().optional(),
   cpuWeight: z.number().int(), cpuCap: z.number().int(), restart: RestartPolicy,
-  nics: z.array(z.object({ kind: z.enum(['user', 'network']), mac: z.string(), network: z.string().optional() })).optional().meta({ description: 'network cards, in order (eth0, eth1, ...)' }),
+  nics: z.array(z.object({ kind: z.enum(['user', 'network', 'tap']), mac: z.string(), network: z.string().optional(), ifname: z.string().optional() })).optional().meta({ description: 'network cards, in order (eth0, eth1, ...)' }),
   publish: z.array(z.object({ hostIp: z.string().optional(), hostPort: z.number().int(), guestPort: z.number().int(), protocol: z.enum(['tcp', 'udp']) })).optional(),
   netRateMbit: z.number().optional().meta({ description: 'bandwidth cap of each network card, Mbit/s each way' }),
+  ssh: z.object({ user: z.string(), keys: z.array(z.string()) }).optional().meta({ description: 'the guest\'s default user and its public keys' }),
   createdAt: z.number().meta({ description: 'ms since the Unix epoch' }),
 }).meta({ id: 'VmDefinition' });
 
@@ -132,6 +136,10 @@ export const VmInfoSchema = z.object({
   }).nullable(),
   cgroup: z.string().nullable(),
   guest: z.object({ state: z.string(), agent: z.boolean() }).nullable(),
+  ssh: z.object({
+    user: z.string(), host: z.string(), port: z.number().int().nullable().meta({ description: 'host port published to the guest\'s port 22 while it runs' }),
+    ready: z.boolean(), error: z.string().optional(), knownHostsFile: z.string(),
+  }).nullable().meta({ description: 'SSH access (tsvisor vm ssh); null without keys' }),
   usage: UsageTotals,
   log: z.string().meta({ description: 'the VM process log file' }),
 }).meta({ id: 'Vm' });

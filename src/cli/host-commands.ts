@@ -4,7 +4,7 @@
  * started on first use when none answers on the local socket.
  */
 import type { NetworkInfo } from '../host/network-manager.js';
-import { formatPublish, parseNetRate } from '../vmm/network.js';
+import { formatPublish, nicAttachment, parseNetRate } from '../vmm/network.js';
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -16,6 +16,8 @@ import type { HostInfo, TopRow, UsageReport, VmInfo } from '../host/api-types.js
 import { hostPaths, type HostPaths } from '../host/paths.js';
 import type { RestartPolicy } from '../host/types.js';
 import { UsageError } from './errors.js';
+import { DEFAULT_PUBLIC_KEYS, readSshKeys, runSsh } from './ssh.js';
+import { DEFAULT_SSH_USER } from '../vmm/guest-setup.js';
 import { parseDiskSpec } from './run.js';
 import { formatSize, parseSize } from './size.js';
 import { DEBIAN_IMAGE_NAME } from '../images/index.js';
@@ -108,13 +110,14 @@ export function formatVmInfo(v: VmInfo): string {
     ['memory', formatSize(d.memoryBytes)],
     ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
     ...(d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
-    ...(d.nics ?? []).map((n, i): [string, string] => [`network ${i}`, `${n.kind === 'user' ? 'user' : n.network} (eth${i}, ${n.mac})`]),
+    ...(d.nics ?? []).map((n, i): [string, string] => [`network ${i}`, `${nicAttachment(n)} (eth${i}, ${n.mac})`]),
     ...(d.publish?.length ? [['published', d.publish.map((p) => `${formatPublish(p)}`).join(', ')] as [string, string]] : []),
     ...(d.image ? [['image', `${d.image.name} (${d.image.key}), booted through ${d.kernel}`] as [string, string]] : [['kernel', d.kernel ?? 'default image'] as [string, string]]),
     ...(d.initrd ? [['initrd', d.initrd] as [string, string]] : []),
     ...(d.append ? [['append', d.append] as [string, string]] : []),
     ['cpu weight', String(d.cpuWeight)],
     ['cpu cap', d.cpuCap ? `${d.cpuCap}%` : 'none'],
+    ...(v.ssh ? [['ssh', `${v.ssh.user}@${v.ssh.host}${v.ssh.port ? `:${v.ssh.port}` : ''} (${v.ssh.ready ? 'ready' : v.ssh.error ?? (v.ssh.port ? 'not ready yet' : 'when running')}; tsvisor vm ssh ${v.name})`] as [string, string]] : []),
     ...(d.nics?.length ? [['net rate', d.netRateMbit ? `${d.netRateMbit} Mbit/s each way` : 'no cap'] as [string, string]] : []),
     ['restart', d.restart + (v.restarts ? ` (${v.restarts} automatic restarts)` : '')],
     ['cgroup', v.cgroup ?? '-'],
@@ -215,7 +218,7 @@ function memoryOption(text: string | undefined): number | undefined {
 
 interface VmOpts {
   cpus?: string; memory?: string; disk?: string[]; cdrom?: string; kernel?: string; initrd?: string; append?: string;
-  cpuWeight?: string; cpuCap?: string; restart?: string; network?: string[]; publish?: string[]; netRate?: string;
+  cpuWeight?: string; cpuCap?: string; restart?: string; network?: string[]; publish?: string[]; netRate?: string; sshKey?: string[];
 }
 
 function definitionFields(o: VmOpts): Record<string, unknown> {
@@ -256,9 +259,10 @@ function addDefinitionOptions(cmd: Command): Command {
     .option('--cpu-weight <n>', 'relative CPU weight, 1..10000 (default 100)')
     .option('--cpu-cap <percent>', 'CPU cap in percent of one host core (0 or "none": no cap)')
     .option('--restart <policy>', 'restart policy: no, on-failure, always')
-    .option('--network <net>', 'network card: user (NAT through passt, the default), a network\'s name (tsvisor network create), or none (repeatable; replaces the cards)', collect, [] as string[])
+    .option('--network <net>', 'network card: user (NAT through passt, the default), a network\'s name (tsvisor network create), tap:IFNAME (an existing tap device), or none (repeatable; replaces the cards)', collect, [] as string[])
     .option('-p, --publish <[ip:]hostport:guestport[/udp]>', 'forward a host port into the guest, as docker -p (repeatable; replaces the published ports)', collect, [] as string[])
-    .option('--net-rate <mbit>', 'bandwidth cap of each network card in Mbit/s, each way (none: no cap); applies to a running VM at once');
+    .option('--net-rate <mbit>', 'bandwidth cap of each network card in Mbit/s, each way (none: no cap); applies to a running VM at once')
+    .option('--ssh-key <file>', `public key for the guest's default user "${DEFAULT_SSH_USER}" (sudo), for vm ssh (repeatable; none: no SSH access; vm create's default: ~/${DEFAULT_PUBLIC_KEYS.join(' or ~/')})`, collect, [] as string[]);
 }
 
 // ------------------------------------------------------------------ console and exec
@@ -386,7 +390,10 @@ export function registerHostCommands(program: Command): void {
       } else if (o.diskSize !== undefined) {
         throw new UsageError('--disk-size needs --image');
       }
-      let v = await api<VmInfo>('POST', '/v1/vms', { name, ...definitionFields(o), ...fromImage });
+      // the user's own key by default, as ssh-copy-id; only where a user-mode card can reach sshd
+      const userCard = !o.network?.length || o.network.includes('user');
+      const sshKeys = userCard || o.sshKey?.length ? readSshKeys(o.sshKey) : [];
+      let v = await api<VmInfo>('POST', '/v1/vms', { name, ...definitionFields(o), ...fromImage, ...(sshKeys.length ? { sshKeys } : {}) });
       if (o.start) v = await api<VmInfo>('POST', vmPath(name, 'start'));
       await printVm(v, o.json, o.start ? 'created and started' : 'created');
     });
@@ -429,6 +436,10 @@ export function registerHostCommands(program: Command): void {
     .action(async (name: string, o: Omit<VmOpts, 'cdrom'> & { json?: boolean; cdrom?: string | boolean }) => {
       const fields = definitionFields({ ...o, cdrom: typeof o.cdrom === 'string' ? o.cdrom : undefined });
       if (o.cdrom === false) fields.cdrom = null;
+      if (o.sshKey?.length) {
+        const keys = readSshKeys(o.sshKey);
+        fields.sshKeys = keys.length ? keys : null;
+      }
       if (Object.keys(fields).length === 0) throw new UsageError('vm set: nothing to change (see tsvisor vm set --help)');
       await printVm(await api<VmInfo>('PATCH', vmPath(name), fields), o.json, 'updated');
     });
@@ -438,6 +449,13 @@ export function registerHostCommands(program: Command): void {
     .argument('<name>').argument('<command...>')
     .option('-i, --stdin', 'send standard input to the command')
     .action(async (name: string, command: string[], o: { stdin?: boolean }) => { process.exitCode = await execCommand(name, command, o); });
+  vm.command('ssh').description(`log in to the guest over SSH as its default user (a VM created with a key); exits with the command's status`)
+    .usage('[options] <name> [-- <command...>]')
+    .argument('<name>').argument('[command...]', 'run this instead of a login shell')
+    .option('-i, --identity <file>', 'private key (default: ssh\'s own, ~/.ssh/id_*)')
+    .action(async (name: string, command: string[], o: { identity?: string }) => {
+      process.exitCode = await runSsh(name, () => api<VmInfo>('GET', vmPath(name)), command, { identity: o.identity });
+    });
 
   const host = program.command('host').description('the host');
   host.command('info').description('capacity, allocation, policy, warnings').option('--json', 'as JSON')

@@ -28,7 +28,7 @@ function buildProgram(): Command {
     .option('--image <name>', 'boot a whole system image from its own disk (debian), on a throwaway copy-on-write overlay')
     .option('--disk-size <size>', 'with --image: size of the system disk (default: the image\'s)')
     .option('--boot-disk <file>', 'boot this system disk (raw or qcow2, written in place) through the firmware, from the kernel in its /boot')
-    .option('--network <net>', 'network card: user (NAT through passt, the default) or none (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--network <net>', 'network card: user (NAT through passt, the default), tap:IFNAME (an existing tap device) or none (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('-p, --publish <[ip:]hostport:guestport[/udp]>', 'forward a host port into the guest (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--net-rate <mbit>', 'bandwidth cap of each network card in Mbit/s, each way')
     .argument('[command...]', 'command to run in the guest')

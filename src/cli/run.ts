@@ -57,7 +57,7 @@ export function runNetworks(opts: Pick<RunOptions, 'network' | 'publish' | 'netR
   try {
     const net = networkDefinition('tsvisor-run', opts.network, opts.publish);
     const virtual = net.nics.find((n) => n.kind === 'network');
-    if (virtual) throw new UsageError(`--network ${opts.network?.find((n) => n !== 'user')}: tsvisor run knows "user" and "none"; virtual networks are for VMs of the daemon (vm create --network)`);
+    if (virtual) throw new UsageError(`--network ${virtual.kind === 'network' ? virtual.network : ''}: tsvisor run knows "user", "tap:IFNAME" and "none"; virtual networks are for VMs of the daemon (vm create --network)`);
     return { ...net, rateMbit: opts.netRate === undefined ? 0 : parseNetRate(opts.netRate) };
   } catch (e) {
     if (e instanceof NetworkConfigError) throw new UsageError(`${e.message}`);

@@ -28,6 +28,8 @@ export interface VmCreateInput {
   publish?: string[];
   /** Bandwidth cap of each network card, Mbit/s each way; 0 or absent: none. */
   netRateMbit?: number;
+  /** OpenSSH public key lines for the guest's default user (`vm ssh`); needs a `user` card. */
+  sshKeys?: string[];
 }
 
 /** Changes to a VM (`PATCH`): `null` removes an optional field. CPU weight and cap apply at once. */
@@ -48,6 +50,8 @@ export interface VmPatch {
   publish?: string[];
   /** As in {@link VmCreateInput} (0 or null: none); applies to a running VM at once. */
   netRateMbit?: number | null;
+  /** As in {@link VmCreateInput}; replaces the keys (null: no SSH access); keys are added at the next boot. */
+  sshKeys?: string[] | null;
 }
 
 /** A VM as the API shows it. */
@@ -66,6 +70,12 @@ export interface VmInfo {
   cgroup: string | null;
   /** What the VM process said last (`GET /status`). */
   guest: { state: string; agent: boolean } | null;
+  /**
+   * SSH access (`vm ssh`), for a VM with keys: the guest user, the host address and port
+   * published to its port 22 while it runs (null when stopped), whether the user and sshd
+   * are ready (or why not), and the known_hosts file that keeps its host keys.
+   */
+  ssh: { user: string; host: string; port: number | null; ready: boolean; error?: string; knownHostsFile: string } | null;
   /** Totals since the VM was created: CPU, memory, disk and network (`rx`: to the guest). */
   usage: { cpuSeconds: number; memoryGiBSeconds: number } & IoCounters;
   log: string;

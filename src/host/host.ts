@@ -30,7 +30,8 @@ import { processAlive, processCpuSeconds, processRssBytes, readProcStat } from '
 import {
   DEFAULT_CPU_WEIGHT, VmStore, checkVmName, networkFields, validateDefinition, type VmExit, type VmRuntime,
 } from './store.js';
-import { NetworkConfigError, checkPortsFree, formatPublish } from '../vmm/network.js';
+import { DEFAULT_SSH_USER } from '../vmm/guest-setup.js';
+import { NetworkConfigError, checkPortsFree, formatPublish, freeLoopbackPort, nicAttachment } from '../vmm/network.js';
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';
 import type { HostInfo, TopRow, UsageReport, VmCreateInput, VmInfo, VmPatch } from './api-types.js';
 import { VmChannel } from './vm-channel.js';
@@ -78,7 +79,7 @@ interface Entry {
   /** What the user asked of the current process. */
   intent?: 'stop' | 'kill';
   lock: Promise<unknown>;
-  guest?: { state: string; agent: boolean; at: number };
+  guest?: { state: string; agent: boolean; at: number; ssh: VmProcessStatus['ssh'] };
   samples: UsageSample[];
   statusBusy: boolean;
   restartTimer?: NodeJS.Timeout;
@@ -296,6 +297,14 @@ export class Host {
       lastExit: e.rt.lastExit ?? null,
       cgroup: alive && this.cgroups.version !== 'none' ? this.cgroups.path(name) ?? null : null,
       guest: alive && e.guest ? { state: e.guest.state, agent: e.guest.agent } : null,
+      ssh: e.def.ssh ? {
+        user: e.def.ssh.user,
+        host: '127.0.0.1',
+        port: alive ? e.guest?.ssh?.port ?? null : null,
+        ready: alive && !!e.guest?.ssh?.ready,
+        ...(alive && e.guest?.ssh?.error ? { error: e.guest.ssh.error } : {}),
+        knownHostsFile: join(this.store.paths(name).dir, 'known_hosts'),
+      } : null,
       usage: { cpuSeconds: u.cpuSeconds, memoryGiBSeconds: u.memoryGiBSeconds, ...ioTotals(u) },
       log: this.store.paths(name).log,
     };
@@ -332,6 +341,7 @@ export class Host {
       restart: input.restart ?? 'no',
       ...net,
       ...(input.netRateMbit ? { netRateMbit: input.netRateMbit } : {}),
+      ...(input.sshKeys?.length ? { ssh: { user: DEFAULT_SSH_USER, keys: input.sshKeys } } : {}),
       createdAt: Date.now(),
       ...(image ? { image } : {}),
     };
@@ -396,7 +406,7 @@ export class Host {
     return this.locked(name, async (e) => {
       const next: VmDefinition = { ...e.def };
       for (const [k, v] of Object.entries(patch) as Array<[keyof VmPatch, unknown]>) {
-        if (v === undefined || k === 'networks' || k === 'publish') continue;
+        if (v === undefined || k === 'networks' || k === 'publish' || k === 'sshKeys') continue;
         if (v === null || (k === 'netRateMbit' && v === 0)) delete (next as unknown as Record<string, unknown>)[k];
         else if (k === 'disks') next.disks = (v as Array<{ path: string; readonly?: boolean }>).map((d) => ({ path: d.path, readonly: !!d.readonly }));
         else (next as unknown as Record<string, unknown>)[k] = v;
@@ -405,9 +415,13 @@ export class Host {
         delete next.nics;
         delete next.publish;
         // unchanged halves are taken from the definition, in the words the user would give
-        const networks = patch.networks ?? (e.def.nics?.length ? e.def.nics.map((n) => (n.kind === 'user' ? 'user' : n.network)) : ['none']);
+        const networks = patch.networks ?? (e.def.nics?.length ? e.def.nics.map(nicAttachment) : ['none']);
         const publish = patch.publish ?? (e.def.publish ?? []).map(formatPublish);
         Object.assign(next, networkFields(name, networks, publish));
+      }
+      if (patch.sshKeys !== undefined) {
+        delete next.ssh;
+        if (patch.sshKeys?.length) next.ssh = { user: e.def.ssh?.user ?? DEFAULT_SSH_USER, keys: patch.sshKeys };
       }
       validateDefinition(next, { cores: this.capacity.cores });
       this.checkNetworksExist(next);
@@ -494,6 +508,8 @@ export class Host {
       if (err instanceof NetworkConfigError) throw new HostError('conflict', `cannot start ${name}: ${err.message}`);
       throw err;
     }
+    // `vm ssh` goes through a loopback port chosen at each start, published to the guest's port 22
+    const sshPort = e.def.ssh && e.def.nics?.some((n) => n.kind === 'user') ? await freeLoopbackPort() : 0;
     if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
     // admission and reservation in one synchronous step: two starts cannot both pass on the same free memory
     admitMemory(name, e.def.memoryBytes, this.budget());
@@ -532,7 +548,7 @@ export class Host {
         detached: true,
         cwd: p.dir,
         stdio: ['ignore', logFd, logFd],
-        env: { ...(this.opts.env ?? process.env), TSVISOR_HOME: this.paths.home, TSVISOR_SWITCH_DIR: this.switchDir },
+        env: { ...(this.opts.env ?? process.env), TSVISOR_HOME: this.paths.home, TSVISOR_SWITCH_DIR: this.switchDir, TSVISOR_SSH_PORT: String(sshPort) },
       });
     } catch (err) {
       closeSync(logFd);
@@ -594,7 +610,7 @@ export class Host {
   }
 
   private noteStatus(name: string, e: Entry, st: VmProcessStatus): void {
-    e.guest = { state: st.state, agent: !!st.agent, at: Date.now() };
+    e.guest = { state: st.state, agent: !!st.agent, at: Date.now(), ssh: checkedSsh(st.ssh) };
     const io: Partial<IoCounters> = {};
     const sum = (xs: unknown, f: (x: Record<string, unknown>) => unknown) => (Array.isArray(xs) ? xs.reduce((a: number, x) => a + (Number(f(x)) || 0), 0) : undefined);
     io.diskReadBytes = sum(st.disks, (d) => d.readBytes);
@@ -946,6 +962,13 @@ export class Host {
       }
     }
   }
+}
+
+/** The `ssh` of a VM process's status, if well formed. */
+function checkedSsh(v: unknown): VmProcessStatus['ssh'] {
+  const s = v as { port?: unknown; ready?: unknown; error?: unknown } | null | undefined;
+  if (!s || typeof s !== 'object' || !Number.isInteger(s.port)) return null;
+  return { port: s.port as number, ready: s.ready === true, ...(typeof s.error === 'string' ? { error: s.error.slice(0, 300) } : {}) };
 }
 
 function safeRead(path: string): string {

@@ -12,7 +12,7 @@ import { readJsonFile, writeJsonAtomic } from '../vmm/atomic.js';
 import { HostError } from './errors.js';
 import { vmPaths, type VmPaths } from './paths.js';
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';
-import { MAX_DEVICES, VmConfigError, checkNetworkConfig } from '../vmm/vm-config.js';
+import { MAX_DEVICES, VmConfigError, checkNetworkConfig, checkSshConfig } from '../vmm/vm-config.js';
 import { NetworkConfigError, checkNetRate, networkDefinition, type NicDefinition, type PublishedPort } from '../vmm/network.js';
 
 /** Allowed VM names: also the guest's host name. */
@@ -90,6 +90,12 @@ export function validateDefinition(d: VmDefinition, opts: { checkFiles?: boolean
     checkNetworkConfig(d.nics, d.publish);
   } catch (e) {
     bad((e as VmConfigError).message);
+  }
+  try {
+    const ssh = checkSshConfig(d.ssh);
+    if (ssh && !d.nics?.some((n) => n.kind === 'user')) bad('SSH access needs a user-mode network card (--network user)');
+  } catch (e) {
+    bad((e as Error).message);
   }
   if (d.netRateMbit !== undefined) {
     try { checkNetRate(d.netRateMbit); } catch (e) { bad((e as Error).message); }

@@ -38,6 +38,11 @@ export interface VmProcessStatus {
   nics: Array<{ network: string; mac: string; rxBytes: number; rxPackets: number; txBytes: number; txPackets: number; rxDropped: number; txDropped: number }>;
   /** The cap of each card, Mbit/s each way; 0: none. */
   netRateMbit: number;
+  /**
+   * SSH access (`vm ssh`): the host loopback port published to the guest's port 22, and
+   * whether the default user and sshd are ready (or why not). Null: the VM has none.
+   */
+  ssh: { port: number; ready: boolean; error?: string } | null;
 }
 
 /** One line of a `POST /exec` response body. `data` is base64. */

@@ -40,6 +40,8 @@ import { ensureDefaultImage } from '../images/index.js';
 import type { PowerEvent } from '../devices/syscon.js';
 import { parseMac } from '../devices/net/frame.js';
 import { startNetLinks, type NetLink } from './net-links.js';
+import { NO_SSHD_MARK, hostnameScript, sshUserScript } from './guest-setup.js';
+import { nicAttachment } from './network.js';
 
 /**
  * Largest exec stdin: the agent runs one `sh -c` command line, which Linux limits to
@@ -62,6 +64,9 @@ class VmProcess implements ControlTarget {
   private diskPaths: string[] = [];
   /** The host side of each network card, in card order. */
   private links: NetLink[] = [];
+  /** Host loopback port published to the guest's port 22 (`TSVISOR_SSH_PORT`, chosen by the daemon), or 0. */
+  private sshPort = 0;
+  private sshState: { ready: boolean; error?: string } = { ready: false };
   private netRateMbit = 0;
   /** Disk counters of earlier boots (guest reboots) of this process. */
   private diskBase: Array<{ readBytes: number; writtenBytes: number }> = [];
@@ -105,12 +110,19 @@ class VmProcess implements ControlTarget {
     this.netRateMbit = cfg.netRateMbit ?? 0;
     // networking first: a published port that cannot be bound fails the start before the
     // control socket exists, so the daemon reports it as this VM's start error
+    const publish = [...cfg.publish ?? []];
+    const sshPort = Number(process.env.TSVISOR_SSH_PORT ?? 0);
+    if (cfg.ssh && Number.isInteger(sshPort) && sshPort > 0 && sshPort < 65536 && cfg.nics?.some((n) => n.kind === 'user')) {
+      // `vm ssh` reaches the guest's sshd through a loopback port the daemon chose
+      this.sshPort = sshPort;
+      publish.push({ hostIp: '127.0.0.1', hostPort: sshPort, guestPort: 22, protocol: 'tcp' });
+    }
     try {
-      this.links = await startNetLinks(cfg.name, cfg.nics ?? [], cfg.publish ?? [], (line) => this.log(line), process.env.TSVISOR_SWITCH_DIR, cfg.netRateMbit ?? 0);
+      this.links = await startNetLinks(cfg.name, cfg.nics ?? [], publish, (line) => this.log(line), process.env.TSVISOR_SWITCH_DIR, cfg.netRateMbit ?? 0);
     } catch (e) {
       return this.finish(1, `cannot start networking: ${(e as Error).message}`);
     }
-    if (cfg.publish?.length) this.log(`published ports: ${cfg.publish.map((p) => `${p.hostIp ?? '*'}:${p.hostPort}->${p.guestPort}/${p.protocol}`).join(', ')}`);
+    if (publish.length) this.log(`published ports: ${publish.map((p) => `${p.hostIp ?? '*'}:${p.hostPort}->${p.guestPort}/${p.protocol}`).join(', ')}`);
     this.server = new ControlServer(this);
     try {
       await this.server.listen(this.paths.sock);
@@ -212,6 +224,7 @@ class VmProcess implements ControlTarget {
       this.agentReady = true;
       this.log('guest agent ready');
       if (this.imageHostname) this.setGuestHostname(client, this.imageHostname);
+      if (this.cfg?.ssh && this.sshPort) this.setUpSsh(client, this.cfg.ssh);
       if (this.stopRequested) {
         this.log('asking the guest agent to power off');
         client.poweroff();
@@ -224,16 +237,33 @@ class VmProcess implements ControlTarget {
    * name comes through the agent: `/etc/hostname` (kept on its disk) and the running name.
    */
   private setGuestHostname(client: AgentClient, name: string): void {
-    const line = `[ "$(cat /etc/hostname 2>/dev/null)" = ${name} ] || { echo ${name} > /etc/hostname; sed -i 's/^127\\.0\\.1\\.1\\s.*/127.0.1.1\\t${name}/' /etc/hosts; };`
-      + ` [ "$(hostname)" = ${name} ] || hostname ${name}`;
-    client.execShell(line, { stdout: () => {}, stderr: (b) => this.log(`hostname: ${Buffer.from(b).toString('utf8').trim()}`) })
+    client.execShell(hostnameScript(name), { stdout: () => {}, stderr: (b) => this.log(`hostname: ${Buffer.from(b).toString('utf8').trim()}`) })
       .then((st) => { if (st !== 0) this.log(`setting the guest's host name failed (status ${st})`); }, () => { /* agent went away */ });
+  }
+
+  /**
+   * The default user with the host user's keys, then wait for sshd: `vm ssh` connects
+   * once the status says ready.
+   */
+  private setUpSsh(client: AgentClient, ssh: { user: string; keys: string[] }): void {
+    let out = '';
+    let err = '';
+    const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
+    client.execShell(sshUserScript(ssh.user, ssh.keys), { stdout: (b) => { out += text(b); }, stderr: (b) => { err += text(b); } })
+      .then((st) => {
+        if (this.agent !== client) return;
+        if (out.includes(NO_SSHD_MARK)) this.sshState = { ready: false, error: 'the guest has no SSH server (openssh-server)' };
+        else if (st === 0) this.sshState = { ready: true };
+        else this.sshState = { ready: false, error: `setting up SSH in the guest failed (status ${st}): ${err.trim().split('\n').pop() ?? ''}` };
+        this.log(this.sshState.ready ? `ssh: user ${ssh.user} ready on 127.0.0.1:${this.sshPort}` : `ssh: ${this.sshState.error}`);
+      }, () => { /* agent went away */ });
   }
 
   private closeAgent(reason: string): void {
     this.agent?.close(reason);
     this.agent = null;
     this.agentReady = false;
+    this.sshState = { ready: false };
   }
 
   private addDiskBase(): void {
@@ -267,13 +297,14 @@ class VmProcess implements ControlTarget {
         const nic = cfg.nics![i];
         const m = this.vm?.board.nics[i]?.metrics;
         return {
-          network: nic.kind === 'user' ? 'user' : nic.network, mac: nic.mac,
+          network: nicAttachment(nic), mac: nic.mac,
           ...l.backend.counters,
           rxDropped: m?.rxDropped ?? 0,
           txDropped: m ? m.txRunt + m.txOversize + m.txBad : 0,
         };
       }),
       netRateMbit: this.netRateMbit,
+      ssh: this.sshPort ? { port: this.sshPort, ...this.sshState } : null,
     };
   }
 

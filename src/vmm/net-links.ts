@@ -1,10 +1,12 @@
 /**
  * The host side of every network card of a VM: a passt per `user` card (the published
- * ports go to the first), a {@link SwitchLink} per card on a virtual network, each behind
+ * ports go to the first), a {@link SwitchLink} per card on a virtual network, a
+ * {@link TapNetBackend} per host tap device, each behind
  * a {@link NetShaper} that meters it and holds it to the VM's bandwidth cap.
  */
 import type { NetBackend } from '../devices/bus.js';
 import { NetShaper } from '../devices/node/net-shaper.js';
+import { TapNetBackend, openTap } from '../devices/node/tap-net.js';
 import { NetworkConfigError, type NicDefinition, type PublishedPort } from './network.js';
 import { startPasst } from './passt.js';
 import { SwitchLink } from './switch-link.js';
@@ -41,6 +43,15 @@ export async function startNetLinks(vm: string, nics: readonly NicDefinition[], 
           onError: (m) => log(`network card ${nic.mac}: ${m}`),
         });
         links.push(shaped(p.backend, () => p.stop(), rateMbit));
+      } else if (nic.kind === 'tap') {
+        let fd: number;
+        try {
+          fd = openTap(nic.ifname);
+        } catch (e) {
+          throw new NetworkConfigError((e as Error).message);
+        }
+        const tap = new TapNetBackend(fd, { onError: (m) => log(`network card ${nic.mac}: ${m}`) });
+        links.push(shaped(tap, () => {}, rateMbit)); // closing the shaper closes the device
       } else {
         if (!switchDir) throw new NetworkConfigError(`network ${nic.network}: virtual networks are served by the host daemon (vm create --network ${nic.network})`);
         const link = new SwitchLink({ dir: switchDir, network: nic.network, vm, mac: nic.mac, log });

@@ -24,7 +24,17 @@ export interface PublishedPort {
 export type NicDefinition =
   | { kind: 'user'; /** `aa:bb:cc:dd:ee:ff`. */ mac: string }
   /** A port on the host daemon's virtual network `network` (`tsvisor network create`). */
-  | { kind: 'network'; mac: string; network: string };
+  | { kind: 'network'; mac: string; network: string }
+  /** The host's existing tap device `ifname` (`--network tap:IFNAME`). */
+  | { kind: 'tap'; mac: string; ifname: string };
+
+/** Tap interface names (Linux IFNAMSIZ: 15 characters). */
+export const TAP_IFNAME_PATTERN = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/** How the user names a card's attachment: `user`, a virtual network's name, or `tap:IFNAME`. */
+export function nicAttachment(n: NicDefinition): string {
+  return n.kind === 'user' ? 'user' : n.kind === 'tap' ? `tap:${n.ifname}` : n.network;
+}
 
 /** Virtual network names (host/networks.ts checks them in full). */
 export const NETWORK_NAME_PATTERN = /^[a-z][a-z0-9-]{0,30}$/;
@@ -128,10 +138,22 @@ export async function checkPortsFree(ports: readonly PublishedPort[]): Promise<v
   }
 }
 
+/** A TCP port on 127.0.0.1 that is free now (the kernel's choice). */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
 /**
  * The cards and published ports of VM `vmName` from the user's words: `networks` as
- * `--network` gives them (`user`, a virtual network's name, or `none` alone; default one
- * `user` card) and
+ * `--network` gives them (`user`, a virtual network's name, `tap:IFNAME`, or `none` alone;
+ * default one `user` card) and
  * `publish` as `--publish` gives them. MACs come from {@link defaultMac}.
  * @throws NetworkConfigError (one line) for an unknown network, `none` with others, a bad
  *   or doubled port, or ports without a `user` card.
@@ -147,11 +169,16 @@ export function networkDefinition(vmName: string, networks: readonly string[] | 
   }
   const nics = names.map((n, i): NicDefinition => {
     if (n === 'user') return { kind: 'user', mac: defaultMac(vmName, i) };
-    if (!NETWORK_NAME_PATTERN.test(n)) throw new NetworkConfigError(`unknown network ${JSON.stringify(n)}: give "user" (NAT through passt), "none", or the name of a network (tsvisor network list)`);
+    if (n.startsWith('tap:')) {
+      const ifname = n.slice(4);
+      if (!TAP_IFNAME_PATTERN.test(ifname)) throw new NetworkConfigError(`--network ${n}: not an interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+      return { kind: 'tap', ifname, mac: defaultMac(vmName, i) };
+    }
+    if (!NETWORK_NAME_PATTERN.test(n)) throw new NetworkConfigError(`unknown network ${JSON.stringify(n)}: give "user" (NAT through passt), "none", tap:IFNAME (an existing tap device), or the name of a network (tsvisor network list)`);
     return { kind: 'network', network: n, mac: defaultMac(vmName, i) };
   });
   const virtual = names.filter((n) => n !== 'user');
-  if (new Set(virtual).size !== virtual.length) throw new NetworkConfigError('a VM can have one card on each virtual network');
+  if (new Set(virtual).size !== virtual.length) throw new NetworkConfigError('a VM can have one card on each virtual network and tap device');
   return { nics, publish };
 }
 

@@ -8,8 +8,9 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { MAX_HARTS, MAX_RAM_BYTES } from '../engine/layout.js';
-import { NETWORK_NAME_PATTERN, NetworkConfigError, checkNetRate, checkPublishList, parsePublish, formatPublish, type NicDefinition, type PublishedPort } from './network.js';
+import { NETWORK_NAME_PATTERN, TAP_IFNAME_PATTERN, NetworkConfigError, checkNetRate, checkPublishList, parsePublish, formatPublish, type NicDefinition, type PublishedPort } from './network.js';
 import { parseMac } from '../devices/net/frame.js';
+import { SSH_USER_RE, checkSshPublicKey } from './guest-setup.js';
 
 /** The machine part of a VmDefinition (same field names and meaning). Sizes in bytes. */
 export interface VmProcessConfig {
@@ -37,6 +38,11 @@ export interface VmProcessConfig {
   publish?: PublishedPort[];
   /** Bandwidth cap of each card, Mbit/s each way (`--net-rate`); absent: none. */
   netRateMbit?: number;
+  /**
+   * SSH access: at each boot the agent gives the guest user `user` (sudo, no password)
+   * these public keys (OpenSSH lines); `vm ssh` logs in as it.
+   */
+  ssh?: { user: string; keys: string[] };
 }
 
 /** A configuration that cannot be booted. */
@@ -62,13 +68,17 @@ export function checkNetworkConfig(nicsIn: unknown, publishIn: unknown): { nics:
   if (nicsIn !== undefined && nicsIn !== null && !Array.isArray(nicsIn)) throw new VmConfigError('nics must be an array');
   if (publishIn !== undefined && publishIn !== null && !Array.isArray(publishIn)) throw new VmConfigError('publish must be an array');
   const nics = ((nicsIn ?? []) as unknown[]).map((x, i): NicDefinition => {
-    const n = x as { kind?: unknown; mac?: unknown; network?: unknown } | null;
-    if (!n || (n.kind !== 'user' && n.kind !== 'network')) throw new VmConfigError(`nics[${i}].kind must be "user" or "network"`);
+    const n = x as { kind?: unknown; mac?: unknown; network?: unknown; ifname?: unknown } | null;
+    if (!n || (n.kind !== 'user' && n.kind !== 'network' && n.kind !== 'tap')) throw new VmConfigError(`nics[${i}].kind must be "user", "network" or "tap"`);
     if (typeof n.mac !== 'string') throw new VmConfigError(`nics[${i}].mac must be a MAC address`);
     let mac: Uint8Array;
     try { mac = parseMac(n.mac); } catch (e) { throw new VmConfigError(`nics[${i}]: ${(e as Error).message}`); }
     if (mac[0] & 1) throw new VmConfigError(`nics[${i}].mac ${n.mac} is a multicast address`);
     if (n.kind === 'user') return { kind: 'user', mac: n.mac.toLowerCase() };
+    if (n.kind === 'tap') {
+      if (typeof n.ifname !== 'string' || !TAP_IFNAME_PATTERN.test(n.ifname)) throw new VmConfigError(`nics[${i}].ifname must be an interface name`);
+      return { kind: 'tap', ifname: n.ifname, mac: n.mac.toLowerCase() };
+    }
     if (typeof n.network !== 'string' || !NETWORK_NAME_PATTERN.test(n.network)) throw new VmConfigError(`nics[${i}].network must be a network name`);
     return { kind: 'network', network: n.network, mac: n.mac.toLowerCase() };
   });
@@ -134,6 +144,7 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
   if (d.netRateMbit !== undefined && d.netRateMbit !== null) {
     try { netRateMbit = checkNetRate(d.netRateMbit) || undefined; } catch (e) { throw new VmConfigError(`netRateMbit: ${(e as Error).message}`); }
   }
+  const ssh = checkSshConfig(d.ssh);
   let image: { name: string; key: string } | undefined;
   if (d.image !== undefined && d.image !== null) {
     const im = d.image as { name?: unknown; key?: unknown };
@@ -153,7 +164,25 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
     ...(nics.length ? { nics } : {}),
     ...(publish.length ? { publish } : {}),
     ...(netRateMbit ? { netRateMbit } : {}),
+    ...(ssh ? { ssh } : {}),
   };
+}
+
+/**
+ * Checks the `ssh` field of a definition: `{ user, keys }` with a valid user name and
+ * 1..32 OpenSSH public key lines. Absent or null: none.
+ * @throws VmConfigError
+ */
+export function checkSshConfig(v: unknown): { user: string; keys: string[] } | undefined {
+  if (v === undefined || v === null) return undefined;
+  const s = v as { user?: unknown; keys?: unknown };
+  if (typeof s !== 'object' || typeof s.user !== 'string' || !SSH_USER_RE.test(s.user)) throw new VmConfigError('ssh.user must be a user name ([a-z][a-z0-9_-]{0,31})');
+  if (!Array.isArray(s.keys) || s.keys.length === 0 || s.keys.length > 32) throw new VmConfigError('ssh.keys must be 1 to 32 public keys');
+  const keys = s.keys.map((k, i) => {
+    if (typeof k !== 'string') throw new VmConfigError(`ssh.keys[${i}] must be a string`);
+    try { return checkSshPublicKey(k); } catch (e) { throw new VmConfigError(`ssh.keys[${i}]: ${(e as Error).message}`); }
+  });
+  return { user: s.user, keys };
 }
 
 /** Read and check `<vmDir>/config.json`. Throws VmConfigError. */

@@ -132,6 +132,12 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
     const debDisk = join(root!, 'debs.img');
     host('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', debDir, debDisk, '16M']);
 
+    // the user's own key (~/.ssh/id_ed25519.pub, found by vm create) lets vm ssh in as the default user
+    const userHome = join(root!, 'user');
+    mkdirSync(join(userHome, '.ssh'), { recursive: true, mode: 0o700 });
+    const key = join(userHome, '.ssh', 'id_ed25519');
+    host('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tester@tsvisor', '-f', key]);
+    env.HOME = userHome;
     await cli(['vm', 'create', 'web', '--image', 'debian', '--disk-size', '3G', '--memory', '1G', '--disk', `${debDisk},readonly`, '--start']);
     const overlay = join(home, 'vms', 'web', 'system.qcow2');
     assert.ok(statSync(overlay).isFile(), 'the VM has its own overlay');
@@ -173,6 +179,12 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
     await cli(['vm', 'restart', 'web', '--timeout', '300'], 6 * 60_000);
     const afterRestart = await waitExec(env, 'web', "dpkg-query -W -f '${Status}\\n' tsvisor-hello; tsvisor-hello; cat /root/marker; hostname");
     assert.equal(afterRestart.trim(), 'install ok installed\nhello from a package\nkept\nweb');
+    // ssh (ssh itself finds keys in the passwd home, not $HOME: the key is named)
+    assert.equal((await cli(['vm', 'ssh', 'web', '-i', key, '--', 'uname', '-n'], 5 * 60_000)).trim(), 'web');
+    assert.equal((await cli(['vm', 'ssh', 'web', '-i', key, '--', 'sudo', '-n', 'id', '-u'])).trim(), '0', 'the default user has sudo');
+    const withSsh = JSON.parse(await cli(['vm', 'info', 'web', '--json'])) as { ssh: { user: string; ready: boolean; port: number } };
+    assert.equal(withSsh.ssh.user, 'debian');
+    assert.ok(withSsh.ssh.ready && withSsh.ssh.port > 0, JSON.stringify(withSsh.ssh));
     await cli(['vm', 'stop', 'web', '--timeout', '300'], 6 * 60_000);
     qemuImgCheck(overlay);
     assert.ok(statSync(overlay).blocks * 512 < 300 * 1024 * 1024, 'the overlay holds only the VM\'s changes');

@@ -13,7 +13,11 @@
  *     (sha256 of what b wrote to its disk) while VM d, a hostile guest, sends frames with a
  *     forged source MAC, a broadcast flood and 65000-byte frames; the drops are counted and
  *     the transfer completes; VM c on another network reaches neither, even with an address
- *     in lan's subnet; after a daemon restart the VMs reconnect and reach each other again.
+ *     in lan's subnet; after a daemon restart the VMs reconnect and reach each other again;
+ *     the metering ledger counts the 100 MiB at both ends, and a bandwidth cap set on the
+ *     running VM holds a download to its rate;
+ *   - tap (as root): `--network tap:IFNAME` on a tap device with an address on the host;
+ *     the guest pings the host through it; a missing device is one line of error.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +25,7 @@ import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
@@ -147,6 +152,29 @@ test('run: a published port in use, a bad --publish, --network none', { timeout:
   const none = await tsvisor(['run', '--network', 'none', '--', 'sh', '-c', 'echo "@@ ifs $(ls /sys/class/net | tr \'\\n\' \' \')"'], { timeoutMs: T });
   assert.equal(none.code, 0, describeRun('--network none', none));
   assert.equal(results(none).get('ifs')?.trim(), 'lo');
+});
+
+test('run --network tap:IFNAME: the guest reaches the host through an existing tap device', { timeout: T }, async (t) => {
+  const missing = await tsvisor(['run', '--network', 'tap:tsvnone0', '--', 'true'], { timeoutMs: T });
+  assert.equal(missing.code, 1, describeRun('a missing tap device', missing));
+  assert.match(missing.stderr.trim(), /^tsvisor: cannot start networking: tap:tsvnone0: no such network interface \(create it: ip tuntap add dev tsvnone0 mode tap user \$USER\)$/);
+  if (process.getuid?.() !== 0 || !existsSync('/dev/net/tun')) {
+    t.skip('making a tap device needs root and /dev/net/tun');
+    return;
+  }
+  const ifname = `tsvt${process.pid % 100000}`;
+  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
+  ip('tuntap', 'add', 'dev', ifname, 'mode', 'tap');
+  try {
+    ip('addr', 'add', '10.99.7.1/24', 'dev', ifname);
+    ip('link', 'set', ifname, 'up');
+    const r = await tsvisor(['run', '--network', `tap:${ifname}`, '--', 'sh', '-c',
+      'ip addr add 10.99.7.2/24 dev eth0; ip link set eth0 up; if ping -c 3 -W 5 10.99.7.1 >/dev/null; then echo "@@ ping ok"; else echo "@@ ping fail"; fi'], { timeoutMs: T });
+    assert.equal(r.code, 0, describeRun('run --network tap', r));
+    assert.equal(results(r).get('ping'), 'ok', describeRun('ping through the tap device', r));
+  } finally {
+    ip('tuntap', 'del', 'dev', ifname, 'mode', 'tap');
+  }
 });
 
 test('daemon: vm create -p with a port in use fails to start and stays stopped; a free port serves the guest', { timeout: 3 * T }, async () => {

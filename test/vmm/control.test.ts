@@ -35,7 +35,7 @@ class FakeVm implements ControlTarget {
     return {
       name: 'fake', pid: process.pid, state: this.state, vcpus: 1, memoryBytes: 256 << 20, startedAt: 1,
       agent: this.agent, disks: [{ path: '/x.img', readBytes: 512, writtenBytes: 0 }],
-      nics: [], netRateMbit: this.netRate,
+      nics: [], netRateMbit: this.netRate, ssh: null,
     };
   }
   stop(timeoutMs: number): void { this.stops.push(timeoutMs); this.state = 'stopping'; }
