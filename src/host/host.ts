@@ -24,7 +24,7 @@ import { admitMemory, hostCapacity, memoryBudget, type HostCapacity, type Memory
 import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
 import { detectCgroups, type CgroupDriver, type CgroupVersion } from './cgroups.js';
 import { HostError } from './errors.js';
-import { ioTotals, runCpuSeconds, sampleRates, UsageLedger, type IoCounters, type UsageSample, type VmUsage } from './metering.js';
+import { HostMeter } from './meter.js';
 import type { HostPaths } from './paths.js';
 import { processAlive, processCpuSeconds, processRssBytes, readProcStat } from './procfs.js';
 import {
@@ -80,7 +80,6 @@ interface Entry {
   intent?: 'stop' | 'kill';
   lock: Promise<unknown>;
   guest?: { state: string; agent: boolean; at: number; ssh: VmProcessStatus['ssh'] };
-  samples: UsageSample[];
   statusBusy: boolean;
   restartTimer?: NodeJS.Timeout;
   waiters: Array<() => void>;
@@ -92,7 +91,6 @@ interface Entry {
 const MAX_UNIX_SOCKET_PATH = 107;
 
 const ALIVE: readonly VmState[] = ['starting', 'running', 'paused', 'stopping'];
-const SAMPLE_WINDOW_MS = 3000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -119,7 +117,8 @@ export class Host {
   readonly paths: HostPaths;
   readonly store: VmStore;
   readonly cgroups: CgroupDriver;
-  readonly ledger: UsageLedger;
+  /** CPU, memory, disk and network metering (the ledger and top's rates). */
+  readonly meter: HostMeter;
   readonly capacity: HostCapacity;
   readonly overcommit: number;
   readonly startedAt = Date.now();
@@ -147,7 +146,7 @@ export class Host {
       log: (l) => this.log(l),
     });
     this.cgroups = opts.cgroups ?? detectCgroups(opts.cgroupRoot);
-    this.ledger = new UsageLedger(this.paths.usage);
+    this.meter = new HostMeter(this.paths.usage, this.cgroups);
     this.capacity = opts.capacity ?? hostCapacity();
     const ratio = opts.overcommit ?? readHostConfig(this.paths.hostConfig).overcommit ?? 1;
     if (!(ratio > 0) || !Number.isFinite(ratio)) throw new HostError('invalid_argument', `overcommit ${ratio}: must be a positive number`);
@@ -169,7 +168,7 @@ export class Host {
     for (const name of h.store.names()) {
       const def = h.store.load(name);
       if (!def) continue;
-      h.entries.set(name, { def, rt: h.store.loadRuntime(name), lock: Promise.resolve(), samples: [], statusBusy: false, waiters: [], deadTicks: 0 });
+      h.entries.set(name, { def, rt: h.store.loadRuntime(name), lock: Promise.resolve(), statusBusy: false, waiters: [], deadTicks: 0 });
     }
     await h.networks.open(); // before adopting: running VMs reconnect their cards
     for (const [name, e] of h.entries) await h.adopt(name, e);
@@ -215,7 +214,7 @@ export class Host {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     for (const e of this.entries.values()) if (e.restartTimer) clearTimeout(e.restartTimer);
-    for (const [name, e] of this.entries) if (e.rt.pid) this.sampleCpu(name, e);
+    for (const [name, e] of this.entries) this.meter.sampleCpu(name, e.rt.pid);
     this.flush(true);
     for (const e of this.entries.values()) {
       if (e.child) { e.child.removeAllListeners('exit'); e.child.unref(); }
@@ -226,7 +225,7 @@ export class Host {
   /** Write the metering ledger (if changed). */
   flush(force = false): void {
     try {
-      this.ledger.flush(force);
+      this.meter.ledger.flush(force);
     } catch (e) {
       this.log(`cannot write ${this.paths.usage}: ${(e as Error).message}`);
     }
@@ -283,7 +282,6 @@ export class Host {
   }
 
   private vmInfo(name: string, e: Entry): VmInfo {
-    const u = this.ledger.get(name);
     const alive = ALIVE.includes(e.rt.state);
     return {
       name,
@@ -305,7 +303,7 @@ export class Host {
         ...(alive && e.guest?.ssh?.error ? { error: e.guest.ssh.error } : {}),
         knownHostsFile: join(this.store.paths(name).dir, 'known_hosts'),
       } : null,
-      usage: { cpuSeconds: u.cpuSeconds, memoryGiBSeconds: u.memoryGiBSeconds, ...ioTotals(u) },
+      usage: this.meter.totals(name),
       log: this.store.paths(name).log,
     };
   }
@@ -352,7 +350,7 @@ export class Host {
       throw new HostError('invalid_argument', `VM name ${def.name} is too long for this TSVISOR_HOME: its control socket ${sock} would pass the ${MAX_UNIX_SOCKET_PATH}-byte limit of Unix socket paths`);
     }
     this.store.create(def);
-    this.entries.set(def.name, { def, rt: { state: 'stopped', restarts: 0 }, lock: Promise.resolve(), samples: [], statusBusy: false, waiters: [], deadTicks: 0 });
+    this.entries.set(def.name, { def, rt: { state: 'stopped', restarts: 0 }, lock: Promise.resolve(), statusBusy: false, waiters: [], deadTicks: 0 });
     this.log(`created ${def.name}`);
     return this.get(def.name);
   }
@@ -455,7 +453,7 @@ export class Host {
       if (e.restartTimer) clearTimeout(e.restartTimer);
       this.cgroups.remove(name);
       this.store.remove(name);
-      this.ledger.markDeleted(name);
+      this.meter.ledger.markDeleted(name);
       this.entries.delete(name);
       this.flush();
       this.log(`deleted ${name}`);
@@ -516,7 +514,7 @@ export class Host {
     const p = this.store.paths(name);
     e.intent = undefined;
     e.guest = undefined;
-    e.samples = [];
+    this.meter.resetRates(name);
     e.deadTicks = 0;
     e.rt = { ...e.rt, state: 'starting', memoryBytes: e.def.memoryBytes, startedAt: Date.now(), pid: undefined, starttime: undefined };
     this.save(name, e);
@@ -583,7 +581,7 @@ export class Host {
     const cpuBase = stat ? processCpuSeconds(pid) ?? 0 : 0;
     e.rt.pid = pid;
     e.rt.starttime = stat?.starttime ?? 0;
-    this.ledger.beginRun(name, { pid, starttime: e.rt.starttime, memoryBytes: e.def.memoryBytes, cpuBaseSeconds: cgroupBaseNs === null ? 0 : cpuBase, cgroupBaseNs });
+    this.meter.ledger.beginRun(name, { pid, starttime: e.rt.starttime, memoryBytes: e.def.memoryBytes, cpuBaseSeconds: cgroupBaseNs === null ? 0 : cpuBase, cgroupBaseNs });
     try { writeFileAtomic(p.pid, `${pid}\n`, 0o644); } catch { /* the VM folder vanished */ }
     this.save(name, e);
     this.log(`started ${name}: pid ${pid}${auto ? ` (automatic restart ${e.rt.restarts})` : ''}`);
@@ -611,15 +609,7 @@ export class Host {
 
   private noteStatus(name: string, e: Entry, st: VmProcessStatus): void {
     e.guest = { state: st.state, agent: !!st.agent, at: Date.now(), ssh: checkedSsh(st.ssh) };
-    const io: Partial<IoCounters> = {};
-    const sum = (xs: unknown, f: (x: Record<string, unknown>) => unknown) => (Array.isArray(xs) ? xs.reduce((a: number, x) => a + (Number(f(x)) || 0), 0) : undefined);
-    io.diskReadBytes = sum(st.disks, (d) => d.readBytes);
-    io.diskWrittenBytes = sum(st.disks, (d) => d.writtenBytes);
-    io.netRxBytes = sum(st.nics, (n) => n.rxBytes);
-    io.netTxBytes = sum(st.nics, (n) => n.txBytes);
-    io.netRxPackets = sum(st.nics, (n) => n.rxPackets);
-    io.netTxPackets = sum(st.nics, (n) => n.txPackets);
-    this.ledger.sampleIo(name, io);
+    this.meter.noteStatus(name, st);
     if (e.rt.state === 'running' && st.state === 'paused') this.setState(name, e, 'paused');
     else if (e.rt.state === 'paused' && st.state !== 'paused' && st.state !== 'stopping') this.setState(name, e, 'running');
   }
@@ -762,46 +752,23 @@ export class Host {
 
   /** `GET /v1/usage`: totals per VM (running VMs sampled now). */
   usage(): UsageReport {
-    for (const [name, e] of this.entries) if (ALIVE.includes(e.rt.state)) { this.sampleCpu(name, e); this.ledger.tickMemory(name); }
-    const all = this.ledger.all();
-    return {
-      at: Date.now(),
-      vms: Object.keys(all).sort().map((name) => {
-        const u: VmUsage = all[name];
-        return {
-          name, deleted: !!u.deleted, since: u.since, updatedAt: u.updatedAt,
-          cpuSeconds: u.cpuSeconds, memoryGiBSeconds: u.memoryGiBSeconds,
-          ...ioTotals(u),
-        };
-      }),
-    };
+    const running = new Map<string, number | undefined>();
+    for (const [name, e] of this.entries) if (ALIVE.includes(e.rt.state)) running.set(name, e.rt.pid);
+    return this.meter.usage(running);
   }
 
-  /** `GET /v1/top`: live CPU %, memory and disk rates per VM. */
+  /** `GET /v1/top`: live CPU %, memory, disk and network rates per VM. */
   top(): TopRow[] {
     return [...this.entries.keys()].sort().map((name) => {
       const e = this.entries.get(name)!;
       const alive = ALIVE.includes(e.rt.state);
-      const r = sampleRates(alive ? e.samples : []);
       return {
         name, state: e.rt.state, pid: alive ? e.rt.pid ?? null : null, vcpus: e.def.vcpus,
-        cpuPercent: r.cpu,
         memoryBytes: alive ? e.rt.memoryBytes ?? e.def.memoryBytes : 0,
         rssBytes: alive && e.rt.pid ? processRssBytes(e.rt.pid) ?? null : null,
-        diskReadBytesPerSec: r.diskReadBytes, diskWrittenBytesPerSec: r.diskWrittenBytes,
-        netRxBytesPerSec: r.netRxBytes, netTxBytesPerSec: r.netTxBytes,
-        netRxPacketsPerSec: r.netRxPackets, netTxPacketsPerSec: r.netTxPackets,
-        cpuSeconds: this.ledger.get(name).cpuSeconds,
+        ...this.meter.topFigures(name, alive),
       };
     });
-  }
-
-  private sampleCpu(name: string, e: Entry): void {
-    const run = this.ledger.run(name);
-    if (!run || run.pid !== e.rt.pid) return;
-    const cg = run.cgroupBaseNs !== null ? this.cgroups.usageNs(name) : undefined;
-    const proc = run.cgroupBaseNs === null && e.rt.pid ? processCpuSeconds(e.rt.pid) : undefined;
-    this.ledger.sampleCpu(name, runCpuSeconds(run, cg, proc));
   }
 
   // ---------------------------------------------------------------- supervision
@@ -843,10 +810,10 @@ export class Host {
             this.log(`warning: ${name}: cannot re-attach pid ${pid} to its cgroup: ${(err as Error).message}`);
           }
         }
-        const existing = this.ledger.run(name);
+        const existing = this.meter.ledger.run(name);
         if (!(existing && existing.pid === pid && existing.starttime === e.rt.starttime)) {
           // never metered by a daemon (ledger lost): count the process's whole CPU time so far
-          this.ledger.beginRun(name, {
+          this.meter.ledger.beginRun(name, {
             pid, starttime: e.rt.starttime, memoryBytes: e.rt.memoryBytes,
             cpuBaseSeconds: cgroupBaseNs === null ? 0 : processCpuSeconds(pid) ?? 0, cgroupBaseNs,
           });
@@ -896,15 +863,15 @@ export class Host {
   }
 
   private recordExit(name: string, e: Entry, exit: VmExit): void {
-    if (e.rt.pid) this.sampleCpu(name, e); // the cgroup still counts the last moments
-    this.ledger.endRun(name, exit.at);
+    this.meter.sampleCpu(name, e.rt.pid); // the cgroup still counts the last moments
+    this.meter.ledger.endRun(name, exit.at);
     const ranMs = e.rt.startedAt ? exit.at - e.rt.startedAt : 0;
     // a run that ended by itself soon after its start makes the next automatic restart wait longer
     const shortRuns = exit.reason === 'requested' ? 0 : ranMs > 30_000 ? 1 : (e.rt.shortRuns ?? 0) + 1;
     e.rt = { state: exit.reason === 'crash' ? 'crashed' : 'stopped', restarts: e.rt.restarts, lastExit: exit, shortRuns };
     e.intent = undefined;
     e.guest = undefined;
-    e.samples = [];
+    this.meter.resetRates(name);
     const p = this.store.paths(name);
     rmSync(p.pid, { force: true });
     this.cgroups.remove(name);
@@ -947,11 +914,7 @@ export class Host {
         this.onGone(name, pid, null, null);
         continue;
       }
-      this.sampleCpu(name, e);
-      this.ledger.tickMemory(name);
-      const u = this.ledger.get(name);
-      e.samples.push({ at: now, cpu: u.cpuSeconds, ...ioTotals(u) });
-      while (e.samples.length > 2 && now - e.samples[0].at > SAMPLE_WINDOW_MS) e.samples.shift();
+      this.meter.tick(name, pid, now);
       if ((this.ticks % 4 === 0 || e.rt.state === 'starting') && !e.statusBusy) {
         e.statusBusy = true;
         this.channel(name).status(1500).then((st) => {
