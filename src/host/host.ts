@@ -11,8 +11,8 @@
  * processes still alive (pid + /proc starttime from `state.json`, control socket
  * answering `GET /status`).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -22,9 +22,10 @@ import { bootDiskFirmware, createImageOverlay, resolveImage } from './system-dis
 import type { VmProcessStatus } from '../vmm/control-api.js';
 import { admitMemory, hostCapacity, memoryBudget, type HostCapacity, type MemoryBudget } from './admission.js';
 import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
-import { detectCgroups, type CgroupDriver, type CgroupVersion } from './cgroups.js';
+import { detectCgroups, type CgroupDriver } from './cgroups.js';
 import { HostError } from './errors.js';
 import { HostMeter } from './meter.js';
+import { checkedSsh, describeExit, logTail, readExitFile, restartDelayMs, shouldRestart, spawnVmProcess } from './vm-process.js';
 import type { HostPaths } from './paths.js';
 import { processAlive, processCpuSeconds, processRssBytes, readProcStat } from './procfs.js';
 import {
@@ -32,7 +33,7 @@ import {
 } from './store.js';
 import { DEFAULT_SSH_USER } from '../vmm/guest-setup.js';
 import { NetworkConfigError, checkPortsFree, formatPublish, freeLoopbackPort, nicAttachment } from '../vmm/network.js';
-import type { RestartPolicy, VmDefinition, VmState } from './types.js';
+import type { VmDefinition, VmState } from './types.js';
 import type { HostInfo, TopRow, UsageReport, VmCreateInput, VmInfo, VmPatch } from './api-types.js';
 import { VmChannel } from './vm-channel.js';
 import { NetworkManager } from './network-manager.js';
@@ -98,18 +99,6 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export function readHostConfig(path: string): HostConfigFile {
   const c = readJsonFile<HostConfigFile>(path) ?? {};
   return typeof c.overcommit === 'number' && c.overcommit > 0 && Number.isFinite(c.overcommit) ? { overcommit: c.overcommit } : {};
-}
-
-/** Seconds of delay before the n-th consecutive automatic restart (0.5 s doubling to 30 s). */
-export function restartDelayMs(consecutive: number): number {
-  return Math.min(30_000, 500 * 2 ** Math.max(0, consecutive));
-}
-
-/** Whether a VM whose process ended for `reason` is restarted under `policy`. */
-export function shouldRestart(policy: RestartPolicy, reason: VmExit['reason']): boolean {
-  if (reason === 'requested') return false;
-  if (policy === 'always') return true;
-  return policy === 'on-failure' && reason === 'crash';
 }
 
 /** The supervisor of all VMs of one tsvisor home. */
@@ -532,37 +521,16 @@ export class Host {
 
     rmSync(p.sock, { force: true });
     rmSync(p.exit, { force: true });
-    let child: ChildProcess;
-    let logFd: number;
+    let child: ChildProcess & { pid: number };
     try {
-      logFd = openSync(p.log, 'a', 0o600);
+      child = await spawnVmProcess(this.vmm, p.dir, p.log,
+        { ...(this.opts.env ?? process.env), TSVISOR_HOME: this.paths.home, TSVISOR_SWITCH_DIR: this.switchDir, TSVISOR_SSH_PORT: String(sshPort) });
     } catch (err) {
       e.rt.state = 'stopped';
       this.save(name, e);
       throw new HostError('internal', `cannot start ${name}: ${(err as Error).message}`);
     }
-    try {
-      child = spawn(process.execPath, [this.vmm, p.dir], {
-        detached: true,
-        cwd: p.dir,
-        stdio: ['ignore', logFd, logFd],
-        env: { ...(this.opts.env ?? process.env), TSVISOR_HOME: this.paths.home, TSVISOR_SWITCH_DIR: this.switchDir, TSVISOR_SSH_PORT: String(sshPort) },
-      });
-    } catch (err) {
-      closeSync(logFd);
-      e.rt.state = 'stopped';
-      this.save(name, e);
-      throw new HostError('internal', `cannot start ${name}: ${(err as Error).message}`);
-    }
-    closeSync(logFd);
     const pid = child.pid;
-    if (pid === undefined) {
-      const err = await new Promise<Error>((r) => child.once('error', r));
-      e.rt.state = 'stopped';
-      this.save(name, e);
-      throw new HostError('internal', `cannot start ${name}: ${err.message}`);
-    }
-    child.unref();
     e.child = child;
     child.once('exit', (code, signal) => this.onGone(name, pid, code, signal));
     child.on('error', (err) => this.log(`${name}: process error: ${err.message}`));
@@ -826,7 +794,7 @@ export class Host {
     }
     if (wasAlive) {
       // it ended while no daemon was watching
-      const x = pid ? this.exitFile(name, pid) : null;
+      const x = pid ? readExitFile(this.store.paths(name).exit, pid) : null;
       const code = x?.code ?? null;
       const reason: VmExit['reason'] = e.rt.state === 'stopping' ? 'requested' : code === 0 ? 'poweroff' : 'crash';
       this.recordExit(name, e, { at: x?.at ?? Date.now(), code, signal: null, reason });
@@ -845,21 +813,10 @@ export class Host {
       return;
     }
     if (e.child?.pid === pid) e.child = undefined;
-    if (code === null && signal === null) code = this.exitFile(name, pid)?.code ?? null;
+    if (code === null && signal === null) code = readExitFile(this.store.paths(name).exit, pid)?.code ?? null;
     const reason: VmExit['reason'] = e.intent ? 'requested' : code === 0 ? 'poweroff' : 'crash';
     this.recordExit(name, e, { at: Date.now(), code, signal, reason });
     this.maybeRestart(name, e, reason);
-  }
-
-  /**
-   * The exit status the VM process left in `<vmDir>/vm.exit` (`{code, reason, pid, at}`,
-   * written just before it exits), if that file is about process `pid`; else null
-   * (killed by a signal: no file, or an older one).
-   */
-  private exitFile(name: string, pid: number): { code: number; at: number | undefined } | null {
-    const x = readJsonFile<{ code?: unknown; pid?: unknown; at?: unknown }>(this.store.paths(name).exit);
-    if (!x || x.pid !== pid || typeof x.code !== 'number') return null;
-    return { code: x.code, at: typeof x.at === 'number' && Number.isFinite(x.at) ? x.at : undefined };
   }
 
   private recordExit(name: string, e: Entry, exit: VmExit): void {
@@ -927,39 +884,8 @@ export class Host {
   }
 }
 
-/** The `ssh` of a VM process's status, if well formed. */
-function checkedSsh(v: unknown): VmProcessStatus['ssh'] {
-  const s = v as { port?: unknown; ready?: unknown; error?: unknown } | null | undefined;
-  if (!s || typeof s !== 'object' || !Number.isInteger(s.port)) return null;
-  return { port: s.port as number, ready: s.ready === true, ...(typeof s.error === 'string' ? { error: s.error.slice(0, 300) } : {}) };
-}
-
 function safeRead(path: string): string {
   try { return readFileSync(path, 'utf8'); } catch { return ''; }
 }
 
-/** "exit status 3", "signal SIGKILL", "guest powered off", ... */
-export function describeExit(x: VmExit): string {
-  const how = x.signal ? `signal ${x.signal}` : x.code !== null ? `exit status ${x.code}` : 'exit status unknown';
-  const why = x.reason === 'poweroff' ? 'guest powered off' : x.reason === 'requested' ? 'stopped on request' : 'crashed';
-  return `${why} (${how})`;
-}
 
-/** The last non-empty line of a VM's log, as ": line", or "". */
-function logTail(path: string): string {
-  try {
-    const st = statSync(path);
-    const fd = openSync(path, 'r');
-    try {
-      const len = Math.min(st.size, 4096);
-      const b = Buffer.alloc(len);
-      readSync(fd, b, 0, len, st.size - len);
-      const lines = b.toString('utf8').split('\n').map((l) => l.trim()).filter(Boolean);
-      return lines.length ? `: ${lines[lines.length - 1]} (see ${path})` : '';
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return '';
-  }
-}

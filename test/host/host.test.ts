@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { detectCgroups, noCgroups } from '../../src/host/cgroups.js';
 import { HostError } from '../../src/host/errors.js';
-import { Host, restartDelayMs, shouldRestart, type HostOptions } from '../../src/host/host.js';
+import { Host, type HostOptions } from '../../src/host/host.js';
+import { restartDelayMs, shouldRestart } from '../../src/host/vm-process.js';
 import { processCpuSeconds } from '../../src/host/procfs.js';
 import { FAKE_VMM, tempHome, waitFor } from './helpers.js';
 

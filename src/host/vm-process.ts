@@ -1,0 +1,85 @@
+/**
+ * The VM process as an OS process, seen from the daemon: how it is spawned (detached,
+ * its log as stdout and stderr), what it leaves behind when it ends (`vm.exit`, the last
+ * line of its log), and the restart policy applied to its ends.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { readJsonFile } from '../vmm/atomic.js';
+import type { VmProcessStatus } from '../vmm/control-api.js';
+import type { VmExit } from './store.js';
+import type { RestartPolicy } from './types.js';
+
+/**
+ * Spawns `node vmmEntry vmDir` detached (it outlives the daemon), in `vmDir`, with stdout
+ * and stderr appended to `logPath` (created owner-only). Resolves once it has a pid.
+ * @throws Error when the log cannot be opened or the process cannot be spawned.
+ */
+export async function spawnVmProcess(vmmEntry: string, vmDir: string, logPath: string, env: NodeJS.ProcessEnv): Promise<ChildProcess & { pid: number }> {
+  const logFd = openSync(logPath, 'a', 0o600);
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [vmmEntry, vmDir], { detached: true, cwd: vmDir, stdio: ['ignore', logFd, logFd], env });
+  } finally {
+    closeSync(logFd);
+  }
+  if (child.pid === undefined) throw await new Promise<Error>((r) => child.once('error', r));
+  child.unref();
+  return child as ChildProcess & { pid: number };
+}
+
+/**
+ * The exit status the VM process left in `vm.exit` (`{code, reason, pid, at}`, written just
+ * before it exits), if that file is about process `pid`; else null (killed by a signal:
+ * no file, or an older one).
+ */
+export function readExitFile(path: string, pid: number): { code: number; at: number | undefined } | null {
+  const x = readJsonFile<{ code?: unknown; pid?: unknown; at?: unknown }>(path);
+  if (!x || x.pid !== pid || typeof x.code !== 'number') return null;
+  return { code: x.code, at: typeof x.at === 'number' && Number.isFinite(x.at) ? x.at : undefined };
+}
+
+/** The last non-empty line of a VM's log, as ": line", or "". */
+export function logTail(path: string): string {
+  try {
+    const st = statSync(path);
+    const fd = openSync(path, 'r');
+    try {
+      const len = Math.min(st.size, 4096);
+      const b = Buffer.alloc(len);
+      readSync(fd, b, 0, len, st.size - len);
+      const lines = b.toString('utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+      return lines.length ? `: ${lines[lines.length - 1]} (see ${path})` : '';
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+/** "exit status 3", "signal SIGKILL", "guest powered off", ... */
+export function describeExit(x: VmExit): string {
+  const how = x.signal ? `signal ${x.signal}` : x.code !== null ? `exit status ${x.code}` : 'exit status unknown';
+  const why = x.reason === 'poweroff' ? 'guest powered off' : x.reason === 'requested' ? 'stopped on request' : 'crashed';
+  return `${why} (${how})`;
+}
+
+/** Seconds of delay before the n-th consecutive automatic restart (0.5 s doubling to 30 s). */
+export function restartDelayMs(consecutive: number): number {
+  return Math.min(30_000, 500 * 2 ** Math.max(0, consecutive));
+}
+
+/** Whether a VM whose process ended for `reason` is restarted under `policy`. */
+export function shouldRestart(policy: RestartPolicy, reason: VmExit['reason']): boolean {
+  if (reason === 'requested') return false;
+  if (policy === 'always') return true;
+  return policy === 'on-failure' && reason === 'crash';
+}
+
+/** The `ssh` of a VM process's status, if well formed. */
+export function checkedSsh(v: unknown): VmProcessStatus['ssh'] {
+  const s = v as { port?: unknown; ready?: unknown; error?: unknown } | null | undefined;
+  if (!s || typeof s !== 'object' || !Number.isInteger(s.port)) return null;
+  return { port: s.port as number, ready: s.ready === true, ...(typeof s.error === 'string' ? { error: s.error.slice(0, 300) } : {}) };
+}
