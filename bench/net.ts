@@ -3,24 +3,29 @@
  * `qemu-system-riscv64 -netdev stream` connected to its own passt, the same default
  * guest (1 vCPU, 512 MiB), the same command, in the same run:
  *
- *   - guest -> host: the guest sends BENCH_NET_BYTES (default 128 MiB) of pseudo-random
- *     data from a disk (`nc GATEWAY PORT < /dev/vda`) to a host server on 127.0.0.1,
- *     which checks its sha256; MB/s from the first byte to the end of the stream;
- *   - host -> guest: a host HTTP server sends as many bytes; the guest writes them to a
- *     disk (`wget -O /dev/vdb http://GATEWAY:PORT/`), whose sha256 is checked after the
- *     run; MB/s from the request to the last byte taken;
- *   - request latency: busybox httpd in the guest on a published port; the host sends
+ *   - host -> guest: a host HTTP server on 127.0.0.1 sends BENCH_NET_BYTES (default
+ *     128 MiB) of pseudo-random data; the guest writes them to a disk (`wget -O /dev/vdb
+ *     http://GATEWAY:PORT/`), whose sha256 is checked after the run; MB/s from the request
+ *     until the guest, wget done, connects to a marker port;
+ *   - guest -> host: busybox httpd in the guest, on a published port, serves the same
+ *     bytes (read from a disk into its tmpfs first); the host GETs them and checks their
+ *     sha256; MB/s of that GET. (Not `nc` from the guest: busybox nc writes 1 KiB at a
+ *     time, and Debian 12's passt resets such a connection after some tens of MB, under
+ *     QEMU as under tsvisor.)
+ *   - request latency: the guest's httpd again; the host sends
  *     BENCH_NET_REQUESTS (default 1000) small GETs one after the other (each a new
  *     connection, as busybox httpd serves one request per connection); median and p90.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createHttpServer, request } from 'node:http';
 import { Guests, QEMU, TSVISOR_BIN, log, median, pseudoRandomBytes, runGuest, sleep, table, type Outcome } from './common.js';
 import { initrdWithCommand } from '../src/cli/run.js';
+import { fileHeadHash } from '../test/e2e/helpers.js';
 
 const MiB = 1 << 20;
 
@@ -33,8 +38,9 @@ async function freePort(): Promise<number> {
   return p;
 }
 
+/** A TCP server on 127.0.0.1; half-open connections stay open (the guest's nc half-closes at the end of its input). */
 function listen(onConn: (s: Socket) => void, what: string): Promise<{ server: Server; port: number }> {
-  const server = createServer((s) => { s.on('error', (e) => log(`${what}: ${e.message}`)); onConn(s); });
+  const server = createServer({ allowHalfOpen: true }, (s) => { s.on('error', (e) => log(`${what}: ${e.message}`)); onConn(s); });
   return new Promise((r) => server.listen(0, '127.0.0.1', () => r({ server, port: (server.address() as { port: number }).port })));
 }
 
@@ -43,102 +49,100 @@ function chunk(i: number): Buffer {
   return pseudoRandomBytes(MiB, 5000 + i);
 }
 
-/** sha256 of the first `bytes` bytes of a file. */
-function fileHead(path: string, bytes: number): string {
-  const h = createHash('sha256');
-  const fd = openSync(path, 'r');
-  const buf = Buffer.alloc(MiB);
-  try {
-    for (let at = 0; at < bytes;) {
-      const n = readSync(fd, buf, 0, Math.min(MiB, bytes - at), at);
-      if (n <= 0) break;
-      h.update(buf.subarray(0, n));
-      at += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
 /** One side's figures. */
 interface NetFigures { upMBs: number; downMBs: number; medianMs: number; p90Ms: number }
 
-/** Runs the three measurements against one guest started by `start(port for the guest's httpd)`. */
+/** One GET of `path` on 127.0.0.1:`port`: ms taken and the body's sha256 (`hash`) or length. */
+function httpGet(port: number, path: string, hash = false): Promise<{ ms: number; bytes: number; sha256: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const h = hash ? createHash('sha256') : null;
+    let n = 0;
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      res.on('data', (d: Buffer) => { n += d.length; h?.update(d); });
+      res.on('end', () => (res.statusCode === 200
+        ? resolve({ ms: performance.now() - t0, bytes: n, sha256: h ? h.digest('hex') : '' })
+        : reject(new Error(`HTTP ${res.statusCode}`))));
+      res.on('error', reject);
+    });
+    req.setTimeout(60_000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Runs the three measurements against one guest started by `start(guest command, host port published to its port 80)`. */
 async function measure(side: string, bytes: number, requests: number, sink: string, expect: string,
   start: (guestCmd: string[], httpPort: number) => Promise<Outcome>): Promise<NetFigures> {
   truncateSync(sink, 0);
   truncateSync(sink, bytes);
-  let upSeconds = 0;
-  let upHash = '';
-  const up = await listen((s) => {
-    const h = createHash('sha256');
-    let t0 = 0;
-    let n = 0;
-    s.on('data', (d: Buffer) => { if (!t0) t0 = performance.now(); n += d.length; h.update(d); });
-    s.on('end', () => { upSeconds = (performance.now() - t0) / 1000; upHash = n === bytes ? h.digest('hex') : `short: ${n} bytes`; s.end(); });
-  }, 'guest -> host');
   let downSeconds = 0;
+  let downStart = 0;
   const downServer = createHttpServer((req, res) => {
-    const t0 = performance.now();
+    downStart = performance.now();
     res.writeHead(200, { 'content-length': String(bytes), 'content-type': 'application/octet-stream' });
     let i = 0;
     const more = () => {
       while (i < bytes / MiB) {
         if (!res.write(chunk(i++))) { res.once('drain', more); return; }
       }
-      res.end(() => { downSeconds = (performance.now() - t0) / 1000; });
+      res.end();
     };
     res.on('error', (e) => log(`host -> guest: ${e.message}`));
     more();
   });
   await new Promise<void>((r) => downServer.listen(0, '127.0.0.1', () => r()));
-  const down = { server: downServer, port: (downServer.address() as { port: number }).port };
+  const downPort = (downServer.address() as { port: number }).port;
+  // the guest connects here once wget has taken the last byte (the host's end() only means
+  // the bytes left for passt's socket)
+  const mark = await listen((s) => { if (downStart) downSeconds = (performance.now() - downStart) / 1000; s.end(); s.resume(); }, 'mark');
   let release: () => void = () => {};
   const released = new Promise<void>((r) => { release = r; });
   const hold = await listen((s) => { void released.then(() => s.end()); s.resume(); }, 'hold');
+  const servers = [downServer, mark.server, hold.server];
   const httpPort = await freePort();
   const script = [
     'gw=$(ip route | awk \'/^default/ {print $3; exit}\')',
-    `nc $gw ${up.port} < /dev/vda`,
-    `wget -q -O /dev/vdb http://$gw:${down.port}/; sync`,
-    'mkdir -p /www; echo ok > /www/index.html; httpd -p 80 -h /www',
+    `wget -q -O /dev/vdb http://$gw:${downPort}/`,
+    `nc $gw ${mark.port} < /dev/null; sync`,
+    // the data for the host, in RAM (tmpfs), served by httpd; then wait for the host
+    'mkdir -p /www; cat /dev/vda > /www/blob; echo ok > /www/index.html; httpd -p 80 -h /www',
     `nc $gw ${hold.port} < /dev/null > /dev/null`,
   ].join('; ');
   const latencies: number[] = [];
+  let up = { ms: 0, bytes: 0, sha256: '' };
   const run = start(['sh', '-c', script], httpPort);
+  let ended: Outcome | null = null;
+  let failed: Error | null = null;
+  void run.then((o) => { ended = o; }, (e: Error) => { failed = e; });
   try {
-    // the guest's httpd comes up after both transfers
-    const get = () => new Promise<number>((resolve, reject) => {
-      const t0 = performance.now();
-      const req = request({ host: '127.0.0.1', port: httpPort, path: '/', agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`HTTP ${res.statusCode}`))));
-      });
-      req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end();
-    });
     const deadline = performance.now() + 60 * 60_000;
     for (;;) {
-      try { await get(); break; } catch { /* not yet */ }
+      try { await httpGet(httpPort, '/index.html'); break; } catch { /* not yet */ }
+      const o = ended as Outcome | null;
+      if (failed) throw failed;
+      if (o) throw new Error(`${side}: the guest run ended before its httpd answered (exit ${o.exitCode}): ${o.out.slice(-500)} ${o.stderr.slice(-500)}`);
       if (performance.now() > deadline) throw new Error(`${side}: the guest's httpd never answered`);
       await sleep(500);
     }
-    for (let i = 0; i < requests; i++) latencies.push(await get());
+    up = await httpGet(httpPort, '/blob', true);
+    for (let i = 0; i < requests; i++) latencies.push((await httpGet(httpPort, '/index.html')).ms);
+  } catch (e) {
+    // the guest keeps running while its hold connection is open: end it, then report
+    release();
+    await run.catch(() => undefined);
+    for (const s of servers) s.close();
+    throw e;
   } finally {
     release();
   }
-  const o = await run;
-  up.server.close();
-  down.server.close();
-  hold.server.close();
+  const o = await run.finally(() => { for (const s of servers) s.close(); });
   if (o.exitCode !== 0) throw new Error(`${side}: the guest run failed (exit ${o.exitCode}): ${o.stderr.slice(-500)}`);
-  if (upHash !== expect) throw new Error(`${side}: guest -> host data differ (${upHash})`);
-  if (fileHead(sink, bytes) !== expect) throw new Error(`${side}: host -> guest data differ`);
+  if (up.bytes !== bytes || up.sha256 !== expect) throw new Error(`${side}: guest -> host data differ (${up.bytes} bytes)`);
+  if (fileHeadHash(sink, bytes) !== expect) throw new Error(`${side}: host -> guest data differ`);
   latencies.sort((a, b) => a - b);
   return {
-    upMBs: bytes / 1e6 / upSeconds,
+    upMBs: bytes / 1e6 / (up.ms / 1000),
     downMBs: bytes / 1e6 / downSeconds,
     medianMs: median(latencies),
     p90Ms: latencies[Math.floor(latencies.length * 0.9)],
@@ -146,15 +150,20 @@ async function measure(side: string, bytes: number, requests: number, sink: stri
 }
 
 /** passt for QEMU: a Unix socket QEMU connects to, the published port. */
-async function passtForQemu(work: string, httpPort: number): Promise<{ sock: string; child: ChildProcess }> {
-  const sock = join(work, `passt-${httpPort}.sock`);
-  rmSync(sock, { force: true });
-  const child = spawn('passt', ['--foreground', '--quiet', '--one-off', '--socket', sock, '--tcp-ports', `127.0.0.1/${httpPort}:80`], { stdio: ['ignore', 'ignore', 'ignore'] });
-  for (let i = 0; i < 200; i++) {
+async function passtForQemu(httpPort: number): Promise<{ sock: string; dir: string; child: ChildProcess }> {
+  // passt started as root binds its socket after switching to nobody: a folder it can reach and write
+  const dir = mkdtempSync(join(tmpdir(), 'tsvisor-bench-passt-'));
+  chmodSync(dir, 0o777);
+  const sock = join(dir, 'sock');
+  const child = spawn('passt', ['--foreground', '--quiet', '--one-off', '--socket', sock, '--tcp-ports', `127.0.0.1/${httpPort}:80`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
+  for (let i = 0; ; i++) {
     try { closeSync(openSync(sock, 'r')); break; } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') break; }
+    if (i === 200 || child.exitCode !== null) throw new Error(`passt for QEMU did not make its socket ${sock}: ${err.trim()}`);
     await sleep(25);
   }
-  return { sock, child };
+  return { sock, dir, child };
 }
 
 /** Run the section; returns the report lines. */
@@ -183,7 +192,7 @@ export async function benchNet(g: Guests, work: string): Promise<string[]> {
   if (g.haveQemu) {
     log(`net: ${QEMU} -netdev stream to passt`);
     q = await measure('QEMU', bytes, requests, sink, expect, async (cmd, port) => {
-      const p = await passtForQemu(work, port);
+      const p = await passtForQemu(port);
       const initrd = join(work, 'net-qemu-initrd');
       writeFileSync(initrd, initrdWithCommand(readFileSync(g.img.initrd), cmd));
       try {
@@ -196,6 +205,7 @@ export async function benchNet(g: Guests, work: string): Promise<string[]> {
         ], { filterMarker: true });
       } finally {
         p.child.kill('SIGTERM');
+        rmSync(p.dir, { recursive: true, force: true });
         rmSync(initrd, { force: true });
       }
     });

@@ -60,9 +60,9 @@ export const NO_SSHD_MARK = 'tsvisor: no sshd';
 /**
  * The script that makes `user` (a member of `sudo`, sudo without password), adds each of
  * `keys` (checked lines) to its `~/.ssh/authorized_keys` unless already there (keys the
- * user added stay), and waits up to 60 s for sshd to listen on port 22. A guest without
- * sshd (the busybox image) prints {@link NO_SSHD_MARK} and exits 0; exit status 1 when
- * sshd does not come up.
+ * user added stay), and waits up to 300 s (a first boot makes host keys) for sshd to
+ * listen on port 22. A guest without sshd (the busybox image) prints {@link NO_SSHD_MARK}
+ * and exits 0; exit status 1 when sshd does not come up.
  */
 export function sshUserScript(user: string, keys: readonly string[]): string {
   if (!SSH_USER_RE.test(user)) throw new SshKeyError(`bad user name ${JSON.stringify(user)}`);
@@ -81,6 +81,6 @@ export function sshUserScript(user: string, keys: readonly string[]): string {
     `echo ${b64} | base64 -d | while IFS= read -r k; do grep -qxF "$k" "$f" || printf '%s\\n' "$k" >> "$f"; done`,
     'chown "$u:$u" "$f" && chmod 600 "$f"',
     // sshd listening on port 22 (0x0016), IPv4 or IPv6: state 0A is LISTEN
-    'i=0; until grep -qs ":0016 0\\{8,32\\}:0000 0A" /proc/net/tcp /proc/net/tcp6; do i=$((i+1)); [ $i -le 60 ] || { echo "sshd is not listening on port 22" >&2; exit 1; }; sleep 1; done',
+    'i=0; until grep -qs ":0016 0\\{8,32\\}:0000 0A" /proc/net/tcp /proc/net/tcp6; do i=$((i+1)); [ $i -le 300 ] || { echo "sshd is not listening on port 22 after 300 s" >&2; exit 1; }; sleep 1; done',
   ].join('\n');
 }

@@ -4,7 +4,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, readSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -95,6 +95,24 @@ export function host(cmd: string, args: readonly string[], input?: string | Uint
 /** Hex digest of a file's bytes. */
 export function fileHash(path: string, algo: 'md5' | 'sha256' = 'sha256'): string {
   return createHash(algo).update(readFileSync(path)).digest('hex');
+}
+
+/** sha256 (hex) of the first `bytes` bytes of a file, read 1 MiB at a time (for files of GiBs). */
+export function fileHeadHash(path: string, bytes: number): string {
+  const h = createHash('sha256');
+  const fd = openSync(path, 'r');
+  const buf = Buffer.alloc(1 << 20);
+  try {
+    for (let at = 0; at < bytes;) {
+      const n = readSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
+      if (n <= 0) break;
+      h.update(buf.subarray(0, n));
+      at += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
 /** Hex digest of bytes. */

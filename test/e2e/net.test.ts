@@ -23,13 +23,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
-import { buildGuestProgramDisk, bytesHash, describeRun, pseudoRandomBytes, results, tsvisor, type RunResult } from './helpers.js';
+import { buildGuestProgramDisk, bytesHash, fileHeadHash, describeRun, pseudoRandomBytes, results, tsvisor, type RunResult } from './helpers.js';
 import { findDebianMirror } from '../../src/images/sources.js';
 
 const T = 5 * 60_000;
@@ -223,24 +223,6 @@ async function execIn(vm: string, script: string, timeoutMs = T): Promise<RunRes
   }
 }
 
-/** sha256 of the first `bytes` bytes of a file. */
-function headHash(path: string, bytes: number): string {
-  const h = createHash('sha256');
-  const fd = openSync(path, 'r');
-  const buf = Buffer.alloc(1 << 20);
-  try {
-    for (let at = 0; at < bytes;) {
-      const n = readSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
-      if (n <= 0) break;
-      h.update(buf.subarray(0, n));
-      at += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
 test('virtual networks: transfer by name under a hostile neighbour, isolation, daemon restart', { timeout: 6 * T }, async () => {
   const ok = (what: string, r: RunResult) => { assert.equal(r.code, 0, describeRun(what, r)); return r; };
   const SIZE = 100 << 20;
@@ -334,5 +316,5 @@ test('virtual networks: transfer by name under a hostile neighbour, isolation, d
   assert.equal(results(again).get('ping'), 'ok', describeRun('after the daemon restart', again));
 
   await Promise.all(['a', 'b', 'c', 'd'].map((n) => tsvisor(['vm', 'stop', n], { env, timeoutMs: T })));
-  assert.equal(headHash(sink, SIZE), blobHash, 'b wrote the 100 MiB it fetched from a');
+  assert.equal(fileHeadHash(sink, SIZE), blobHash, 'b wrote the 100 MiB it fetched from a');
 });
