@@ -24,7 +24,10 @@ import type { DiskImage } from '../devices/node/disk.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { DEBIAN_IMAGE_NAME } from '../images/index.js';
 import type { PowerEvent } from '../devices/syscon.js';
+import { networkWaitScript } from '../vmm/guest-setup.js';
 
+/** How long a command run waits for the guest's network address after the agent answers (s). */
+const NETWORK_WAIT_SECONDS = 30;
 /** How long a command run waits for the guest agent after power-on (ms). */
 const AGENT_TIMEOUT_MS = 10 * 60 * 1000;
 /** How long a clean shutdown may take before the VM is stopped (ms). */
@@ -110,7 +113,7 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
       agent = new AgentClient(theVm.board.agent!);
       const client = agent;
       // with a command the loop ends at the first power event, so this runs once
-      if (!interactive) runThroughAgent(client, command, theVm).then((st) => { status = st; }, () => {});
+      if (!interactive) runThroughAgent(client, command, theVm, (opts.nics?.length ?? 0) > 0).then((st) => { status = st; }, () => {});
       const ev: PowerEvent | null = await theVm.run();
       client.close('the guest stopped');
       if (ev?.kind === 'reset' && interactive) {
@@ -132,14 +135,20 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
   return status;
 }
 
-/** Waits for the agent, runs `command`, then asks for a clean shutdown (forced after a timeout). */
-async function runThroughAgent(agent: AgentClient, command: string[], vm: Vm): Promise<number> {
+/**
+ * Waits for the agent (and, with a network card, for the guest's address by DHCP), runs
+ * `command`, then asks for a clean shutdown (forced after a timeout).
+ */
+async function runThroughAgent(agent: AgentClient, command: string[], vm: Vm, network: boolean): Promise<number> {
   try {
     await agent.ready(AGENT_TIMEOUT_MS);
   } catch (e) {
     process.stderr.write(`tsvisor: the guest agent did not answer: ${(e as Error).message}\n`);
     vm.stop();
     throw e;
+  }
+  if (network) {
+    await agent.execShell(networkWaitScript(NETWORK_WAIT_SECONDS), { stdout: () => {}, stderr: (b) => process.stderr.write(b) });
   }
   const status = await agent.exec(command, {
     stdout: (b) => process.stdout.write(b),

@@ -84,3 +84,21 @@ export function sshUserScript(user: string, keys: readonly string[]): string {
     'i=0; until grep -qs ":0016 0\\{8,32\\}:0000 0A" /proc/net/tcp /proc/net/tcp6; do i=$((i+1)); [ $i -le 300 ] || { echo "sshd is not listening on port 22 after 300 s" >&2; exit 1; }; sleep 1; done',
   ].join('\n');
 }
+
+/**
+ * The script that waits (up to `seconds`) until the guest has a global IPv4 address and,
+ * with systemd-resolved, a DNS server from DHCP: `tsvisor run -- COMMAND` runs the command
+ * with the network up. Prints a line on stderr and exits 1 if it does not come.
+ */
+export function networkWaitScript(seconds: number): string {
+  const n = Math.max(1, Math.ceil(seconds * 5));
+  return [
+    `i=0; while [ $i -lt ${n} ]; do`,
+    '  if ip -4 -o addr show scope global 2>/dev/null | grep -q inet; then',
+    '    command -v resolvectl >/dev/null 2>&1 || exit 0',
+    "    resolvectl dns 2>/dev/null | grep -q '[0-9]' && exit 0",
+    '  fi',
+    '  i=$((i+1)); sleep 0.2',
+    `done; echo "tsvisor: the guest has no network address after ${seconds} s" >&2; exit 1`,
+  ].join('\n');
+}
