@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { constants, homedir } from 'node:os';
 import { join } from 'node:path';
 import type { VmInfo } from '../host/api-types.js';
 import { checkSshPublicKey } from '../vmm/guest-setup.js';
@@ -108,6 +108,7 @@ function spawnSsh(argv: string[]): Promise<number> {
     child.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT'
       ? new UsageError('ssh is not installed (Debian: apt-get install openssh-client)')
       : e));
-    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + 1 : 1)));
+    // a signal ends it as a shell reports it: 128 + the signal's number
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));
   });
 }
