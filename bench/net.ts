@@ -26,17 +26,9 @@ import { createServer as createHttpServer, request } from 'node:http';
 import { Guests, QEMU, TSVISOR_BIN, log, median, pseudoRandomBytes, runGuest, sleep, table, type Outcome } from './common.js';
 import { initrdWithCommand } from '../src/cli/run.js';
 import { fileHeadHash } from '../test/e2e/helpers.js';
+import { freeLoopbackPort } from '../src/vmm/network.js';
 
 const MiB = 1 << 20;
-
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 /** A TCP server on 127.0.0.1; half-open connections stay open (the guest's nc half-closes at the end of its input). */
 function listen(onConn: (s: Socket) => void, what: string): Promise<{ server: Server; port: number }> {
@@ -100,7 +92,7 @@ async function measure(side: string, bytes: number, requests: number, sink: stri
   const released = new Promise<void>((r) => { release = r; });
   const hold = await listen((s) => { void released.then(() => s.end()); s.resume(); }, 'hold');
   const servers = [downServer, mark.server, hold.server];
-  const httpPort = await freePort();
+  const httpPort = await freeLoopbackPort();
   const script = [
     'gw=$(ip route | awk \'/^default/ {print $3; exit}\')',
     `wget -q -O /dev/vdb http://$gw:${downPort}/`,

@@ -31,20 +31,12 @@ import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { buildGuestProgramDisk, bytesHash, fileHeadHash, describeRun, pseudoRandomBytes, results, tsvisor, type RunResult } from './helpers.js';
 import { findDebianMirror } from '../../src/images/sources.js';
+import { freeLoopbackPort } from '../../src/vmm/network.js';
 
 const T = 5 * 60_000;
 let root = '';
 let env: Record<string, string> = {};
 const BLOB = pseudoRandomBytes(1 << 20, 7);
-
-/** A TCP port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const s = createTcpServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 /** GET http://127.0.0.1:port/ until it answers `want` (passt accepts before the guest listens). */
 async function pollPage(port: number, want: RegExp, ms: number, stop?: AbortSignal): Promise<string> {
@@ -99,7 +91,7 @@ test('run -p: the guest serves the host, fetches from the host through its gatew
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const hostPort = (server.address() as { port: number }).port;
-  const published = await freePort();
+  const published = await freeLoopbackPort();
   const name = new URL(findDebianMirror().uri).hostname;
   const script = [
     'mkdir -p /www; echo "page-from-$(hostname)" > /www/index.html; httpd -p 80 -h /www',
@@ -192,7 +184,7 @@ test('daemon: vm create -p with a port in use fails to start and stays stopped; 
   } finally {
     busy.close();
   }
-  const free = await freePort();
+  const free = await freeLoopbackPort();
   const set = await tsvisor(['vm', 'set', 'web', '-p', `127.0.0.1:${free}:80`], { env });
   assert.equal(set.code, 0, describeRun('vm set -p', set));
   const st = await tsvisor(['vm', 'start', 'web'], { env, timeoutMs: T });
