@@ -16,6 +16,12 @@
  *
  * Contexts follow QEMU virt: context 2*hart is the hart's M-mode context,
  * 2*hart+1 its S-mode context.
+ *
+ * The state lives in one SharedArrayBuffer guarded by a spin lock, so that every
+ * thread of a VM can run the PLIC: the device thread raises and lowers source lines,
+ * and each hart's thread claims and completes without a round trip to the device
+ * thread (Linux reads the claim register twice per interrupt). Several `Plic`
+ * objects built over the same buffer (see {@link Plic.attach}) are one PLIC.
  */
 import type { IrqLine, MmioDevice, MmioWidth, Persistable } from './bus.js';
 
@@ -58,8 +64,12 @@ export interface PlicState {
  */
 export class Plic implements MmioDevice, Persistable<PlicState> {
   readonly size = 0x600000;
+  /** The shared state (pass it to {@link Plic.attach} in another thread). */
+  readonly buffer: SharedArrayBuffer;
   /** Number of 32-bit words of pending/enable bits. */
   private readonly words: number;
+  /** [0]: the lock (0 free, 1 held). */
+  private readonly lockWord: Int32Array;
   private readonly priority: Uint32Array;
   private readonly level: Uint8Array;
   private readonly claimed: Uint8Array;
@@ -75,13 +85,17 @@ export class Plic implements MmioDevice, Persistable<PlicState> {
    *   Must be 2..1024.
    * @param numContexts number of contexts (2 per hart on virt), 1..15872.
    * @param onContextIrq called with (context, level) when a context's external
-   *   interrupt output changes.
-   * @throws RangeError on out-of-range sizes.
+   *   interrupt output changes, by whichever thread made it change (with the lock held:
+   *   it must not call back into the PLIC).
+   * @param buffer the state of an existing PLIC of the same shape (see {@link Plic.attach}),
+   *   or none for a new, reset PLIC.
+   * @throws RangeError on out-of-range sizes or a buffer of the wrong size.
    */
   constructor(
     readonly numSources: number,
     readonly numContexts: number,
     private readonly onContextIrq: (ctx: number, level: boolean) => void,
+    buffer?: SharedArrayBuffer,
   ) {
     if (!Number.isInteger(numSources) || numSources < 2 || numSources > 1024) {
       throw new RangeError(`PLIC numSources must be 2..1024, got ${numSources}`);
@@ -90,17 +104,61 @@ export class Plic implements MmioDevice, Persistable<PlicState> {
       throw new RangeError(`PLIC numContexts out of range: ${numContexts}`);
     }
     this.words = Math.ceil(numSources / 32);
-    this.priority = new Uint32Array(numSources);
-    this.level = new Uint8Array(numSources);
-    this.claimed = new Uint8Array(numSources);
-    this.pending = new Uint32Array(this.words);
-    this.enable = new Uint32Array(this.words * numContexts);
-    this.threshold = new Uint32Array(numContexts);
-    this.ctxLevel = new Uint8Array(numContexts);
+    const bytes = Plic.bufferBytes(numSources, numContexts);
+    if (buffer && buffer.byteLength !== bytes) {
+      throw new RangeError(`PLIC state buffer of ${buffer.byteLength} bytes, expected ${bytes}`);
+    }
+    this.buffer = buffer ?? new SharedArrayBuffer(bytes);
+    let at = 0;
+    const u32 = (n: number) => { const a = new Uint32Array(this.buffer, at, n); at += 4 * n; return a; };
+    const u8 = (n: number) => { const a = new Uint8Array(this.buffer, at, n); at += (n + 3) & ~3; return a; };
+    this.lockWord = new Int32Array(this.buffer, 0, 1);
+    at = 4;
+    this.priority = u32(numSources);
+    this.pending = u32(this.words);
+    this.enable = u32(this.words * numContexts);
+    this.threshold = u32(numContexts);
+    this.level = u8(numSources);
+    this.claimed = u8(numSources);
+    this.ctxLevel = u8(numContexts);
+  }
+
+  /** Bytes of shared state of a PLIC with this shape. */
+  static bufferBytes(numSources: number, numContexts: number): number {
+    const words = Math.ceil(numSources / 32);
+    const pad = (n: number) => (n + 3) & ~3;
+    return 4 + 4 * (numSources + words + words * numContexts + numContexts) + pad(numSources) * 2 + pad(numContexts);
+  }
+
+  /**
+   * Another view of the PLIC whose state is `buffer` (`plic.buffer`), for another thread:
+   * both see and change the same registers. `onContextIrq` as for the constructor.
+   * @throws RangeError if the buffer does not fit the shape.
+   */
+  static attach(numSources: number, numContexts: number, buffer: SharedArrayBuffer, onContextIrq: (ctx: number, level: boolean) => void): Plic {
+    return new Plic(numSources, numContexts, onContextIrq, buffer);
+  }
+
+  /**
+   * Run `f` with the lock held. Critical sections are a few hundred instructions, so
+   * waiters spin (the VM's main thread may not block in Atomics.wait).
+   */
+  private locked<T>(f: () => T): T {
+    const l = this.lockWord;
+    while (Atomics.compareExchange(l, 0, 0, 1) !== 0) { /* spin */ }
+    try {
+      return f();
+    } finally {
+      Atomics.store(l, 0, 0);
+    }
   }
 
   /** A one-line summary for diagnostics: raised, pending and claimed sources, and each context's output level. */
   describe(): string {
+    return this.locked(() => this.describeLocked());
+  }
+
+  private describeLocked(): string {
     const list = (a: ArrayLike<number>) => Array.from({ length: this.numSources }, (_, i) => i).filter((i) => a[i]).join(',') || '-';
     const pend: number[] = [];
     for (let i = 1; i < this.numSources; i++) if ((this.pending[i >>> 5] >>> (i & 31)) & 1) pend.push(i);
@@ -118,8 +176,25 @@ export class Plic implements MmioDevice, Persistable<PlicState> {
     return { set: (lvl: boolean) => this.setLevel(src, lvl) };
   }
 
+  /**
+   * An input line driven by a status word that several threads change (virtio-mmio's
+   * InterruptStatus, see `VirtioMmioOptions.interruptStatus`): `set()` ignores its
+   * argument and drives the line high while `Atomics.load(words, index) !== 0`, read with
+   * the lock held, so two threads changing the word and the line cannot leave the line
+   * at a stale level.
+   * @throws RangeError for source 0 or out-of-range IDs.
+   */
+  wordLine(src: number, words: Int32Array, index: number): IrqLine {
+    this.line(src);
+    return { set: () => this.locked(() => this.setLevelLocked(src, Atomics.load(words, index) !== 0)) };
+  }
+
   /** Drive source `src`'s input line (same as `line(src).set(level)`); out-of-range sources are ignored. */
   setLevel(src: number, lvl: boolean): void {
+    this.locked(() => this.setLevelLocked(src, lvl));
+  }
+
+  private setLevelLocked(src: number, lvl: boolean): void {
     if (src < 1 || src >= this.numSources) return;
     const v = lvl ? 1 : 0;
     if (this.level[src] === v) return;
@@ -130,12 +205,12 @@ export class Plic implements MmioDevice, Persistable<PlicState> {
 
   /** Current level of context `ctx`'s interrupt output. */
   contextLevel(ctx: number): boolean {
-    return this.ctxLevel[ctx] === 1;
+    return Atomics.load(this.ctxLevel, ctx) === 1;
   }
 
   /** True if source `src` is pending (§5). */
   isPending(src: number): boolean {
-    return src > 0 && src < this.numSources && ((this.pending[src >>> 5] >>> (src & 31)) & 1) === 1;
+    return src > 0 && src < this.numSources && ((Atomics.load(this.pending, src >>> 5) >>> (src & 31)) & 1) === 1;
   }
 
   /**
@@ -144,6 +219,10 @@ export class Plic implements MmioDevice, Persistable<PlicState> {
    * ID), or 0; the source's gateway stays closed until completed.
    */
   claim(ctx: number): number {
+    return this.locked(() => this.claimLocked(ctx));
+  }
+
+  private claimLocked(ctx: number): number {
     const src = this.best(ctx);
     if (src !== 0) {
       this.claimed[src] = 1;
@@ -158,6 +237,10 @@ export class Plic implements MmioDevice, Persistable<PlicState> {
    * `src` is not a valid source enabled for `ctx`.
    */
   complete(ctx: number, src: number): void {
+    this.locked(() => this.completeLocked(ctx, src));
+  }
+
+  private completeLocked(ctx: number, src: number): void {
     if (src < 1 || src >= this.numSources || !this.isEnabled(ctx, src)) return;
     if (!this.claimed[src]) return;
     this.claimed[src] = 0;
@@ -167,6 +250,10 @@ export class Plic implements MmioDevice, Persistable<PlicState> {
 
   /** MMIO read; see the layout table above. */
   read(offset: number, width: MmioWidth): number {
+    return this.locked(() => this.readLocked(offset, width));
+  }
+
+  private readLocked(offset: number, width: MmioWidth): number {
     if (width !== 4 || (offset & 3) !== 0) return 0;
     if (offset < PENDING_BASE) {
       const src = offset >>> 2;
@@ -188,13 +275,17 @@ export class Plic implements MmioDevice, Persistable<PlicState> {
     if (ctx >= this.numContexts) return 0;
     switch (rel % CONTEXT_STRIDE) {
       case 0: return this.threshold[ctx];
-      case 4: return this.claim(ctx);
+      case 4: return this.claimLocked(ctx);
       default: return 0;
     }
   }
 
   /** MMIO write; see the layout table above. Pending bits are read-only. */
   write(offset: number, width: MmioWidth, value: number): void {
+    this.locked(() => this.writeLocked(offset, width, value));
+  }
+
+  private writeLocked(offset: number, width: MmioWidth, value: number): void {
     if (width !== 4 || (offset & 3) !== 0) return;
     value >>>= 0;
     if (offset < PENDING_BASE) {
@@ -226,14 +317,14 @@ export class Plic implements MmioDevice, Persistable<PlicState> {
         this.updateContext(ctx);
         break;
       case 4:
-        this.complete(ctx, value);
+        this.completeLocked(ctx, value);
         break;
     }
   }
 
   /** Serializable state (see {@link PlicState}). */
   save(): PlicState {
-    return {
+    return this.locked(() => ({
       numSources: this.numSources,
       numContexts: this.numContexts,
       priority: Array.from(this.priority),
@@ -241,7 +332,7 @@ export class Plic implements MmioDevice, Persistable<PlicState> {
       claimed: Array.from(this.claimed, (v) => v === 1),
       enable: Array.from(this.enable),
       threshold: Array.from(this.threshold),
-    };
+    }));
   }
 
   /**
@@ -253,6 +344,10 @@ export class Plic implements MmioDevice, Persistable<PlicState> {
     if (s.numSources !== this.numSources || s.numContexts !== this.numContexts) {
       throw new Error(`PLIC state shape ${s.numSources}x${s.numContexts} does not match ${this.numSources}x${this.numContexts}`);
     }
+    this.locked(() => this.restoreLocked(s));
+  }
+
+  private restoreLocked(s: PlicState): void {
     for (let i = 0; i < this.numSources; i++) {
       this.priority[i] = i === 0 ? 0 : s.priority[i] & PLIC_MAX_PRIORITY;
       this.level[i] = s.level[i] ? 1 : 0;

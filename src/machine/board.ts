@@ -10,7 +10,7 @@
  *   0x1000_1000  virtio-mmio slot i at +0x1000*i    (PLIC source 1 + i), 8 slots
  *   0x8000_0000  RAM
  */
-import { HartSignals, SIP_SEIP, createGuestMemory } from '../engine/hart.js';
+import { HartSignals, createGuestMemory } from '../engine/hart.js';
 import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ, MAX_HARTS } from '../engine/layout.js';
 import type { MmioDevice, CharBackend, BlockBackend, NetBackend, WallClock, MmioWidth } from '../devices/bus.js';
 import { GuestMemory } from '../devices/guest-memory.js';
@@ -20,10 +20,12 @@ import { Aclint } from '../devices/aclint.js';
 import { GoldfishRtc } from '../devices/goldfish-rtc.js';
 import { Syscon, type PowerEvent } from '../devices/syscon.js';
 import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
+import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
 import { VirtioConsole, type VirtioConsolePort } from '../devices/virtio/console.js';
 import { VirtioNet } from '../devices/virtio/net.js';
 import { FdtNode, buildFdt, cells64 } from './fdt.js';
+import { sExternalInterrupts, type HartMmioLayout } from './hart-mmio.js';
 import { parseKernelImage, layoutBoot, isElf, parseElfExecutable, layoutElfBoot, BootError, type BootLayout } from './boot.js';
 
 export const SYSCON_BASE = 0x10_0000;
@@ -140,6 +142,8 @@ export class Board {
   /** Host end of the guest-agent port (write() sends to the guest), or null without `cfg.agent`. */
   readonly agent: VirtioConsolePort | null = null;
   private readonly windows: Window[] = [];
+  /** virtio-mmio InterruptStatus words, one per slot, shared with the harts' threads. */
+  private readonly isrWords = new Int32Array(new SharedArrayBuffer(4 * VIRTIO_SLOTS));
   private readonly cfg: BoardConfig;
   private readonly t0: number;
   /** Set once the guest asked for poweroff/reset. */
@@ -153,9 +157,7 @@ export class Board {
     this.wasmMemory = createGuestMemory(cfg.ramBytes);
     this.memory = new GuestMemory(new Uint8Array(this.wasmMemory.buffer, RAM_OFFSET, cfg.ramBytes), RAM_BASE);
     for (let i = 0; i < cfg.harts; i++) this.signals.push(new HartSignals(this.wasmMemory, i));
-    this.plic = new Plic(PLIC_SOURCES, 2 * cfg.harts, (ctx, level) => {
-      if (ctx % 2 === 1) this.signals[(ctx - 1) / 2]?.setPending(SIP_SEIP, level);
-    });
+    this.plic = new Plic(PLIC_SOURCES, 2 * cfg.harts, sExternalInterrupts(this.signals));
     this.uart = new Uart16550(cfg.console, this.plic.line(UART_IRQ));
     this.rtc = new GoldfishRtc(cfg.clock, this.plic.line(RTC_IRQ));
     this.clint = new Aclint(cfg.harts, () => BigInt(Math.floor(this.nowTicks())), () => {}, () => {});
@@ -171,20 +173,20 @@ export class Board {
     }
     cfg.disks.forEach((d, i) => {
       const blk = new VirtioBlk(d.backend, { serial: d.serial ?? `tsvisor-disk${i}` });
-      const mmio = new VirtioMmioTransport(blk, this.memory, this.plic.line(VIRTIO_IRQ0 + i));
+      const mmio = this.virtioTransport(blk, i);
       this.disks.push(blk);
       this.virtio.push(mmio);
     });
     for (const n of cfg.nics ?? []) {
       const nic = new VirtioNet(n.backend, { mac: n.mac });
-      this.virtio.push(new VirtioMmioTransport(nic, this.memory, this.plic.line(VIRTIO_IRQ0 + this.virtio.length)));
+      this.virtio.push(this.virtioTransport(nic, this.virtio.length));
       this.nics.push(nic);
     }
     if (cfg.agent) {
       const slot = this.virtio.length;
       const ch = cfg.agent;
       const con = new VirtioConsole({ ports: [{ console: true }, { name: AGENT_PORT_NAME, onData: (b) => ch.onData(b), onOpen: (o) => ch.onOpen?.(o) }] });
-      this.virtio.push(new VirtioMmioTransport(con, this.memory, this.plic.line(VIRTIO_IRQ0 + slot)));
+      this.virtio.push(this.virtioTransport(con, slot));
       this.agent = con.ports[1];
     }
     for (let i = 0; i < VIRTIO_SLOTS; i++) {
@@ -226,6 +228,25 @@ export class Board {
     board.memory.slice(layout.fdtAddr, fdt.length).set(fdt);
     board.boot = { entry: layout.kernelAddr, fdt: layout.fdtAddr };
     return board;
+  }
+
+  /** The transport of virtio-mmio slot `slot`, its InterruptStatus shared with the harts (hart-mmio.ts). */
+  private virtioTransport(dev: VirtioDevice, slot: number): VirtioMmioTransport {
+    const line = this.plic.wordLine(VIRTIO_IRQ0 + slot, this.isrWords, slot);
+    return new VirtioMmioTransport(dev, this.memory, line, { interruptStatus: { words: this.isrWords, index: slot } });
+  }
+
+  /** What the harts' threads need to serve the PLIC and the virtio interrupt registers themselves. */
+  hartMmioLayout(): HartMmioLayout {
+    return {
+      plicBase: PLIC_BASE,
+      plicSize: this.plic.size,
+      plicSources: this.plic.numSources,
+      plicContexts: this.plic.numContexts,
+      plicBuffer: this.plic.buffer,
+      virtio: this.virtio.map((t, i) => ({ base: VIRTIO_BASE + i * VIRTIO_STRIDE, size: t.size, irq: VIRTIO_IRQ0 + i, isr: i })),
+      isrBuffer: this.isrWords.buffer as SharedArrayBuffer,
+    };
   }
 
   private map(base: number, dev: MmioDevice): void {

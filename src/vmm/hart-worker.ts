@@ -1,7 +1,9 @@
 /**
  * A hart's worker thread: runs one engine instance over the VM's shared
- * memory. MMIO goes to the VM's main thread through the control block (a
- * synchronous request: the hart waits for the answer); SBI is served here,
+ * memory. The PLIC and the virtio interrupt registers are served here
+ * (machine/hart-mmio.ts); other MMIO goes to the VM's main thread through the
+ * control block, as a posted write (QueueNotify) or as a synchronous request
+ * (the hart waits for the answer); SBI is served here,
  * with the other harts reached through shared memory; WFI parks the thread
  * with Atomics.wait until an interrupt or the timer is due.
  */
@@ -10,6 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Hart, HartExit, HartSignals, SIP_SSIP } from '../engine/hart.js';
 import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ } from '../engine/layout.js';
 import { GuestMemory } from '../devices/guest-memory.js';
+import { HartMmio, WriteRoute, type HartMmioLayout } from '../machine/hart-mmio.js';
 import { handleSbiCall, type SbiPlatform, SBI_SUCCESS, SBI_ERR_INVALID_PARAM, SBI_ERR_ALREADY_AVAILABLE } from '../machine/sbi.js';
 import {
   SmpControl, W_DOORBELL, W_STOP, W_PAUSE, W_CONSOLE_INFLIGHT, CONSOLE_INFLIGHT_MAX, H_MMIO, H_OP, H_ADDR, H_SIZE, H_VALUE, H_FAULT, H_HSM, H_PARKED, H_FLUSH,
@@ -28,6 +31,8 @@ export interface HartWorkerData {
   ctlClock: SharedArrayBuffer;
   /** performance.timeOrigin + performance.now() of the board's time zero, in ms. */
   t0Ms: number;
+  /** The board's MMIO state that this thread serves itself. */
+  mmioLayout: HartMmioLayout;
 }
 
 /** Messages from a hart worker to the main thread. */
@@ -67,12 +72,18 @@ async function main(d: HartWorkerData): Promise<void> {
     return words[slot(H_VALUE)] >>> 0;
   };
 
+  const signals = Array.from({ length: d.harts }, (_, i) => new HartSignals(d.memory, i));
+  const local = new HartMmio(d.mmioLayout, signals);
   const hart = await Hart.create(d.module, d.memory, id, d.ramBytes, {
-    mmioRead: (pa, size) => mmio(0, pa, size, 0),
-    mmioWrite: (pa, size, value) => mmio(1, pa, size, value) !== undefined,
+    mmioRead: (pa, size) => local.read(pa, size) ?? mmio(0, pa, size, 0),
+    mmioWrite: (pa, size, value) => {
+      const route = local.write(pa, size, value);
+      if (route === WriteRoute.Done) return true;
+      if (route === WriteRoute.Post && ctl.postWrite(id, pa, size, value)) return true;
+      return mmio(1, pa, size, value) !== undefined;
+    },
     nowTicks,
   });
-  const signals = Array.from({ length: d.harts }, (_, i) => new HartSignals(d.memory, i));
   const memory = new GuestMemory(new Uint8Array(d.memory.buffer, RAM_OFFSET, d.ramBytes), RAM_BASE);
 
   const serveFlush = () => {

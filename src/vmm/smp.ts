@@ -19,6 +19,15 @@
  *     +6 HSM state     SBI HSM hart state (SBI v2.0 chapter 9)
  *     +7 parked        1 while the hart sleeps in WFI or is stopped
  *     +8 flush         1 while a remote sfence.vma is pending for this hart
+ *   per hart i, at HART_WORDS * (harts + 1) + POST_WORDS * i, its posted writes: a
+ *   single-producer ring of POST_SLOTS (address, size, value) entries
+ *     +0 head          entries taken by the VM thread (only it writes this word)
+ *     +1 tail          entries posted by the hart (only the hart writes this word)
+ *     +2 + 3*(n mod POST_SLOTS)   entry n: address, size, value (counters wrap as Int32)
+ *   A posted write needs no answer (src/machine/hart-mmio.ts): the hart rings the
+ *   doorbell and goes on. The VM thread takes every posted write of every hart
+ *   before it serves any request it saw posted, so a request is served after every
+ *   posted write that happened before it, on any hart.
  *   start arguments (BigInt64 pairs): entry, opaque for HSM hart_start.
  *   clock (one Float64): ms of host time the VM spent paused; subtracted from the
  *     guest's time base by every hart and by the board.
@@ -49,6 +58,9 @@ export const H_FAULT = 5;
 export const H_HSM = 6;
 export const H_PARKED = 7;
 export const H_FLUSH = 8;
+/** Entries of a hart's posted-write ring (a power of two); when it is full the hart waits for an answer instead. */
+export const POST_SLOTS = 64;
+const POST_WORDS = 2 + 3 * POST_SLOTS;
 
 /** SBI HSM hart states (SBI v2.0 9.1). */
 export const HSM_STARTED = 0;
@@ -62,7 +74,7 @@ export class SmpControl {
   /** [0]: ms the VM has spent paused (written by the VM thread only while every hart is parked). */
   readonly clock: Float64Array;
   constructor(readonly harts: number, words?: SharedArrayBuffer, args?: SharedArrayBuffer, clock?: SharedArrayBuffer) {
-    this.words = new Int32Array(words ?? new SharedArrayBuffer(4 * HART_WORDS * (harts + 1)));
+    this.words = new Int32Array(words ?? new SharedArrayBuffer(4 * (HART_WORDS * (harts + 1) + POST_WORDS * harts)));
     this.startArgs = new BigInt64Array(args ?? new SharedArrayBuffer(16 * harts));
     this.clock = new Float64Array(clock ?? new SharedArrayBuffer(8));
   }
@@ -71,6 +83,40 @@ export class SmpControl {
   get(id: number, w: number): number { return Atomics.load(this.words, this.at(id, w)); }
   set(id: number, w: number, v: number): void { Atomics.store(this.words, this.at(id, w), v); }
   notify(id: number, w: number): void { Atomics.notify(this.words, this.at(id, w)); }
+  /**
+   * Hart `id` posts a write of `size` bytes of `value` at guest physical `pa` (< 4 GiB)
+   * and rings the doorbell. False when its ring is full (nothing was posted).
+   */
+  postWrite(id: number, pa: number, size: number, value: number): boolean {
+    const w = this.words;
+    const base = HART_WORDS * (this.harts + 1) + POST_WORDS * id;
+    const tail = w[base + 1];
+    if (((tail - Atomics.load(w, base)) | 0) >= POST_SLOTS) return false;
+    const e = base + 2 + 3 * (tail & (POST_SLOTS - 1));
+    w[e] = pa | 0;
+    w[e + 1] = size;
+    w[e + 2] = value | 0;
+    Atomics.store(w, base + 1, tail + 1);
+    Atomics.add(w, W_DOORBELL, 1);
+    Atomics.notify(w, W_DOORBELL);
+    return true;
+  }
+
+  /** VM thread: pass every write hart `id` posted to `f(pa, size, value)`, oldest first; returns how many. */
+  takePosted(id: number, f: (pa: number, size: number, value: number) => void): number {
+    const w = this.words;
+    const base = HART_WORDS * (this.harts + 1) + POST_WORDS * id;
+    const tail = Atomics.load(w, base + 1);
+    let head = w[base];
+    const n = (tail - head) | 0;
+    for (; head !== tail; head = (head + 1) | 0) {
+      const e = base + 2 + 3 * (head & (POST_SLOTS - 1));
+      f(w[e] >>> 0, w[e + 1], w[e + 2] >>> 0);
+      Atomics.store(w, base, head + 1); // wraps as the tail does (Int32)
+    }
+    return n;
+  }
+
   /** The buffers to send to a worker. */
   buffers(): { words: SharedArrayBuffer; args: SharedArrayBuffer; clock: SharedArrayBuffer } {
     return {

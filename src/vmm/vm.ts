@@ -162,32 +162,46 @@ export class Vm {
     Atomics.notify(this.ctl.words, W_DOORBELL);
   }
 
-  /** Answer every posted MMIO request; true when there was at least one. */
+  /**
+   * Serve every write the harts posted and answer every MMIO request they posted;
+   * true when there was at least one. Posted writes first (smp.ts): a request is
+   * served after every posted write that happened before it.
+   */
   private serveMmio(): boolean {
     const c = this.ctl;
     const w = c.words;
-    let served = false;
-    for (let i = 0; i < this.opts.harts; i++) {
-      if (Atomics.load(w, c.at(i, H_MMIO)) !== 1) continue;
-      served = true;
-      const pa = w[c.at(i, H_ADDR)] >>> 0;
-      const size = w[c.at(i, H_SIZE)];
-      let fault = 0;
-      try {
-        if (w[c.at(i, H_OP)] === 0) {
-          const v = this.board.mmioRead(pa, size);
-          if (v === undefined) fault = 1; else w[c.at(i, H_VALUE)] = v | 0;
-        } else if (!this.board.mmioWrite(pa, size, w[c.at(i, H_VALUE)] >>> 0)) fault = 1;
-      } catch (e) {
-        // a device model bug must not take the host down: fail this VM
-        this.fatal = `device error at 0x${pa.toString(16)}: ${(e as Error).message}`;
-        this.stopHarts();
-      }
+    const n = this.opts.harts;
+    const requests: number[] = [];
+    for (let i = 0; i < n; i++) if (Atomics.load(w, c.at(i, H_MMIO)) === 1) requests.push(i);
+    let served = requests.length > 0;
+    for (let i = 0; i < n; i++) {
+      if (c.takePosted(i, (pa, size, value) => { this.access(1, pa, size, value); }) > 0) served = true;
+    }
+    for (const i of requests) {
+      const r = this.access(w[c.at(i, H_OP)], w[c.at(i, H_ADDR)] >>> 0, w[c.at(i, H_SIZE)], w[c.at(i, H_VALUE)] >>> 0);
+      const fault = r === undefined ? 1 : 0;
+      if (r !== undefined) w[c.at(i, H_VALUE)] = r | 0;
       w[c.at(i, H_FAULT)] = fault;
       Atomics.store(w, c.at(i, H_MMIO), 2);
       c.notify(i, H_MMIO);
     }
     return served;
+  }
+
+  /**
+   * One MMIO access (op 0 read, 1 write) on the board: the value read (0 for a write),
+   * or undefined when no device answers (an access fault). A device model that throws
+   * fails this VM, never the host process.
+   */
+  private access(op: number, pa: number, size: number, value: number): number | undefined {
+    try {
+      if (op === 0) return this.board.mmioRead(pa, size);
+      return this.board.mmioWrite(pa, size, value) ? 0 : undefined;
+    } catch (e) {
+      this.fatal = `device error at 0x${pa.toString(16)}: ${(e as Error).message}`;
+      this.stopHarts();
+      return 0;
+    }
   }
 
   /** Run until the guest powers off or resets (or stop() is called). Returns the power event (null if stopped). */
@@ -206,6 +220,7 @@ export class Vm {
       const data: HartWorkerData = {
         id: i, harts: n, ramBytes: this.opts.ramBytes, module: this.opts.engine,
         memory: this.board.wasmMemory, ctlWords: words, ctlArgs: args, ctlClock: clock, t0Ms: this.t0Ms,
+        mmioLayout: this.board.hartMmioLayout(),
       };
       const worker = new Worker(new URL('./hart-worker.js', import.meta.url), { workerData: data });
       this.workers.push(worker);

@@ -94,6 +94,14 @@ export interface VirtioMmioOptions {
   indirect?: boolean;
   /** Called when the device enters DEVICE_NEEDS_RESET, with the reason (for logs). */
   onNeedsReset?: (reason: string) => void;
+  /**
+   * Keep InterruptStatus in `words[index]` (a SharedArrayBuffer), so that a hart's
+   * thread can read and acknowledge it without a round trip to the device thread (see
+   * src/machine/hart-mmio.ts). Changes are atomic; after each one the transport calls
+   * `irq.set()`, which must then read the word itself under the interrupt
+   * controller's lock (`Plic.wordLine`). Default: a private word.
+   */
+  interruptStatus?: { words: Int32Array; index: number };
 }
 
 /** Per-queue transport registers (§4.2.2), addresses as 32-bit halves. */
@@ -137,8 +145,9 @@ function join(lo: number, hi: number): number {
  *
  * Board duties: map it in a virtio-mmio slot (QEMU virt: 0x1000_1000 + 0x1000*n,
  * PLIC sources 1..8), with `size` bytes. Queue notifications are served
- * synchronously inside the QueueNotify write; a board that wants device I/O off
- * the hart's thread routes MMIO writes for this window to the device thread.
+ * synchronously inside the QueueNotify write; the `virt` board runs the transport on
+ * the VM's device thread and lets the harts post QueueNotify there without waiting
+ * (machine/hart-mmio.ts).
  */
 export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
   readonly size: number;
@@ -150,7 +159,11 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
   private driverFeatures = 0n;
   private queueSel = 0;
   private shmSel = 0;
-  private interruptStatus = 0;
+  /** InterruptStatus lives in isr[isrIndex] (see VirtioMmioOptions.interruptStatus). */
+  private readonly isr: Int32Array;
+  private readonly isrIndex: number;
+  /** True when another thread may change InterruptStatus too. */
+  private readonly sharedIsr: boolean;
   private configGeneration = 0;
   private irqLevel = false;
   private queues: QueueRegs[];
@@ -175,6 +188,13 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
     if (options.indirect ?? true) f |= VIRTIO_F_INDIRECT_DESC;
     this.deviceFeatures = f;
     this.onNeedsReset = options.onNeedsReset;
+    this.sharedIsr = options.interruptStatus !== undefined;
+    this.isr = options.interruptStatus?.words ?? new Int32Array(1);
+    this.isrIndex = options.interruptStatus?.index ?? 0;
+    if (!Number.isInteger(this.isrIndex) || this.isrIndex < 0 || this.isrIndex >= this.isr.length) {
+      throw new RangeError(`virtio-mmio interrupt status index ${this.isrIndex} out of range`);
+    }
+    Atomics.store(this.isr, this.isrIndex, 0);
     this.queues = Array.from({ length: device.numQueues }, newQueueRegs);
     this.vqs = new Array(device.numQueues).fill(null);
   }
@@ -191,7 +211,7 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
 
   /** Current level of the interrupt line. */
   get irqAsserted(): boolean {
-    return this.irqLevel;
+    return this.sharedIsr ? Atomics.load(this.isr, this.isrIndex) !== 0 : this.irqLevel;
   }
 
   /** MMIO read (§4.2.2). */
@@ -223,7 +243,7 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
       case VIRTIO_MMIO_QUEUE_NUM_MAX: return q ? this.queueMax(this.queueSel) : 0;
       case VIRTIO_MMIO_QUEUE_NUM: return q ? q.num : 0;
       case VIRTIO_MMIO_QUEUE_READY: return q && q.ready ? 1 : 0;
-      case VIRTIO_MMIO_INTERRUPT_STATUS: return this.interruptStatus;
+      case VIRTIO_MMIO_INTERRUPT_STATUS: return Atomics.load(this.isr, this.isrIndex);
       case VIRTIO_MMIO_STATUS: return this.status;
       case VIRTIO_MMIO_QUEUE_DESC_LOW: return q ? q.descLo : 0;
       case VIRTIO_MMIO_QUEUE_DESC_HIGH: return q ? q.descHi : 0;
@@ -271,8 +291,7 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
       case VIRTIO_MMIO_QUEUE_READY: this.setQueueReady(v === 1); break;
       case VIRTIO_MMIO_QUEUE_NOTIFY: this.notify(v & 0xffff); break;
       case VIRTIO_MMIO_INTERRUPT_ACK:
-        this.interruptStatus &= ~v;
-        this.updateIrq();
+        this.acknowledge(v);
         break;
       case VIRTIO_MMIO_STATUS: this.writeStatus(v & 0xff); break;
       case VIRTIO_MMIO_QUEUE_DESC_LOW: if (qw) qw.descLo = v; break;
@@ -295,7 +314,7 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
       driverFeatures: this.driverFeatures.toString(16),
       queueSel: this.queueSel,
       shmSel: this.shmSel,
-      interruptStatus: this.interruptStatus,
+      interruptStatus: Atomics.load(this.isr, this.isrIndex),
       configGeneration: this.configGeneration,
       lastError: this._lastError,
       queues: this.queues.map((q, i) => ({ ...q, vq: this.vqs[i]?.save() ?? null })),
@@ -321,7 +340,7 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
     this.driverFeatures = BigInt('0x' + s.driverFeatures) & MASK64;
     this.queueSel = s.queueSel >>> 0;
     this.shmSel = s.shmSel >>> 0;
-    this.interruptStatus = s.interruptStatus & 3;
+    Atomics.store(this.isr, this.isrIndex, s.interruptStatus & 3);
     this.configGeneration = s.configGeneration >>> 0;
     this._lastError = s.lastError;
     this.queues = s.queues.map((q) => ({
@@ -332,7 +351,7 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
     }));
     this.vqs = this.queues.map(() => null);
     this.device.restore(s.device);
-    this.irqLevel = this.interruptStatus !== 0;
+    this.irqLevel = Atomics.load(this.isr, this.isrIndex) !== 0;
     this.irq.set(this.irqLevel);
     if (this.status & VIRTIO_STATUS_DEVICE_NEEDS_RESET) return;
     for (let i = 0; i < this.queues.length; i++) {
@@ -396,7 +415,7 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
     this.driverFeatures = 0n;
     this.queueSel = 0;
     this.shmSel = 0;
-    this.interruptStatus = 0;
+    Atomics.store(this.isr, this.isrIndex, 0);
     this._lastError = null;
     this.queues = this.queues.map(newQueueRegs);
     this.vqs = this.vqs.map(() => null);
@@ -462,8 +481,7 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
       configChanged: () => {
         if (!live()) return;
         this.configGeneration = (this.configGeneration + 1) >>> 0;
-        this.interruptStatus |= VIRTIO_MMIO_INT_CONFIG;
-        this.updateIrq();
+        this.raise(VIRTIO_MMIO_INT_CONFIG);
       },
       needsReset: (reason: string) => {
         if (live()) this.enterNeedsReset(reason);
@@ -488,8 +506,7 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
       return;
     }
     if (notify) {
-      this.interruptStatus |= VIRTIO_MMIO_INT_VRING;
-      this.updateIrq();
+      this.raise(VIRTIO_MMIO_INT_VRING);
     }
   }
 
@@ -509,14 +526,25 @@ export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
     if (this.status & VIRTIO_STATUS_DEVICE_NEEDS_RESET) return;
     this._lastError = reason;
     this.status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
-    this.interruptStatus |= VIRTIO_MMIO_INT_CONFIG;
-    this.updateIrq();
+    this.raise(VIRTIO_MMIO_INT_CONFIG);
     this.onNeedsReset?.(reason);
   }
 
+  /** Set InterruptStatus bits (§4.2.2) and raise the line. */
+  private raise(bits: number): void {
+    Atomics.or(this.isr, this.isrIndex, bits);
+    this.updateIrq();
+  }
+
+  /** InterruptACK (§4.2.2): clear the acknowledged bits; the line follows. */
+  private acknowledge(bits: number): void {
+    Atomics.and(this.isr, this.isrIndex, ~bits);
+    this.updateIrq();
+  }
+
   private updateIrq(): void {
-    const lvl = this.interruptStatus !== 0;
-    if (lvl !== this.irqLevel) {
+    const lvl = Atomics.load(this.isr, this.isrIndex) !== 0;
+    if (lvl !== this.irqLevel || this.sharedIsr) {
       this.irqLevel = lvl;
       this.irq.set(lvl);
     }

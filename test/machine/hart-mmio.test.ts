@@ -1,0 +1,91 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { Plic } from '../../src/devices/plic.js';
+import { HartSignals, SIP_SEIP, createGuestMemory, readHartSnapshot } from '../../src/engine/hart.js';
+import { HartMmio, WriteRoute, type HartMmioLayout } from '../../src/machine/hart-mmio.js';
+
+const PLIC_BASE = 0xc00_0000;
+const VIRTIO_BASE = 0x1000_1000;
+const ENABLE_CTX1 = 0x2080;
+const CLAIM_CTX1 = 0x201004;
+
+/** A device-thread PLIC with one virtio slot (source 1, InterruptStatus word 0) and a hart-thread view of it. */
+function setup() {
+  const memory = createGuestMemory(1 << 20);
+  const signals = [new HartSignals(memory, 0)];
+  const plic = new Plic(96, 2, (ctx, level) => { if (ctx === 1) signals[0].setPending(SIP_SEIP, level); });
+  const isr = new Int32Array(new SharedArrayBuffer(4 * 8));
+  const layout: HartMmioLayout = {
+    plicBase: PLIC_BASE, plicSize: plic.size, plicSources: 96, plicContexts: 2, plicBuffer: plic.buffer,
+    virtio: [{ base: VIRTIO_BASE, size: 0x1000, irq: 1, isr: 0 }], isrBuffer: isr.buffer as SharedArrayBuffer,
+  };
+  const local = new HartMmio(layout, signals);
+  const seip = () => (readHartSnapshot(memory, 0).irqNow & SIP_SEIP) !== 0;
+  return { plic, isr, local, seip };
+}
+
+test('a hart thread claims and completes at the shared PLIC and acknowledges virtio interrupts itself', () => {
+  const { plic, isr, local, seip } = setup();
+  assert.equal(local.write(PLIC_BASE + 4, 4, 1), WriteRoute.Done); // priority of source 1
+  assert.equal(local.write(PLIC_BASE + ENABLE_CTX1, 4, 1 << 1), WriteRoute.Done);
+  assert.equal(plic.read(ENABLE_CTX1, 4), 1 << 1, 'the device thread sees the hart thread\'s write');
+  // the device thread raises a used-buffer interrupt
+  Atomics.or(isr, 0, 1);
+  plic.wordLine(1, isr, 0).set(true);
+  assert.equal(seip(), true);
+  assert.equal(local.read(VIRTIO_BASE + 0x60, 4), 1, 'InterruptStatus');
+  assert.equal(local.read(PLIC_BASE + CLAIM_CTX1, 4), 1, 'claim');
+  assert.equal(seip(), false, 'claimed: no longer pending');
+  assert.equal(local.write(VIRTIO_BASE + 0x64, 4, 1), WriteRoute.Done, 'InterruptACK');
+  assert.equal(Atomics.load(isr, 0), 0);
+  assert.equal(local.write(PLIC_BASE + CLAIM_CTX1, 4, 1), WriteRoute.Done, 'complete');
+  assert.equal(plic.isPending(1), false, 'acknowledged before completion: the line is low');
+  assert.equal(seip(), false);
+  // a status bit set again by the device thread keeps the line high through a stale ack
+  Atomics.or(isr, 0, 2);
+  plic.wordLine(1, isr, 0).set(true);
+  assert.equal(local.write(VIRTIO_BASE + 0x64, 4, 1), WriteRoute.Done, 'acknowledges bit 0 only');
+  assert.equal(plic.isPending(1), true, 'bit 1 still set: the line stays high');
+  assert.equal(seip(), true);
+});
+
+test('QueueNotify is posted, other virtio registers and other widths go to the device thread', () => {
+  const { local } = setup();
+  assert.equal(local.write(VIRTIO_BASE + 0x50, 4, 0), WriteRoute.Post);
+  assert.equal(local.write(VIRTIO_BASE + 0x70, 4, 0), WriteRoute.Remote, 'Status');
+  assert.equal(local.write(VIRTIO_BASE + 0x64, 2, 1), WriteRoute.Remote, 'a 2-byte InterruptACK');
+  assert.equal(local.write(VIRTIO_BASE + 0x1050, 4, 0), WriteRoute.Remote, 'QueueNotify offset of an unmapped slot');
+  assert.equal(local.read(VIRTIO_BASE + 0x0, 4), undefined, 'MagicValue');
+  assert.equal(local.read(VIRTIO_BASE + 0x1060, 4), undefined, 'an unmapped slot');
+  assert.equal(local.read(0x1000_0000, 1), undefined, 'the UART');
+});
+
+test('two threads changing the shared PLIC at once lose no update', async () => {
+  const plic = new Plic(96, 2, () => {});
+  const rounds = 20000;
+  // the worker toggles sources 9..16 while this thread toggles sources 1..8: both rewrite pending word 0
+  const code = `
+    const { workerData, parentPort } = require('node:worker_threads');
+    import(workerData.url).then(({ Plic }) => {
+      const p = Plic.attach(96, 2, workerData.buffer, () => {});
+      for (let i = 0; i < workerData.rounds; i++) for (let s = 9; s <= 16; s++) p.setLevel(s, i % 2 === 0);
+      for (let s = 9; s <= 16; s++) p.setLevel(s, true);
+      parentPort.postMessage('done');
+    });`;
+  const url = new URL('../../src/devices/plic.js', import.meta.url).href;
+  const worker = new Worker(code, { eval: true, workerData: { url, buffer: plic.buffer, rounds } });
+  const done = new Promise((r) => worker.once('message', r));
+  let finished = false;
+  void done.then(() => { finished = true; });
+  for (let i = 0; !finished || i < rounds; i++) {
+    for (let s = 1; s <= 8; s++) plic.setLevel(s, i % 2 === 0);
+    if (i % 1000 === 0) await new Promise((r) => setImmediate(r));
+  }
+  for (let s = 1; s <= 8; s++) plic.setLevel(s, true);
+  await done;
+  await worker.terminate();
+  for (let s = 1; s <= 8; s++) assert.equal(plic.isPending(s), true, `source ${s}`);
+  for (let s = 9; s <= 16; s++) assert.equal(plic.isPending(s), true, `source ${s}`);
+  assert.equal(plic.read(0x1000, 4), 0x1fffe);
+});
