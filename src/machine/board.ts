@@ -236,7 +236,7 @@ export class Board {
     return new VirtioMmioTransport(dev, this.memory, line, { interruptStatus: { words: this.isrWords, index: slot } });
   }
 
-  /** What the harts' threads need to serve the PLIC and the virtio interrupt registers themselves. */
+  /** What the harts' threads need to serve the PLIC and the virtio interrupt registers themselves, and where they may post writes. */
   hartMmioLayout(): HartMmioLayout {
     return {
       plicBase: PLIC_BASE,
@@ -246,6 +246,7 @@ export class Board {
       plicBuffer: this.plic.buffer,
       virtio: this.virtio.map((t, i) => ({ base: VIRTIO_BASE + i * VIRTIO_STRIDE, size: t.size, irq: VIRTIO_IRQ0 + i, isr: i })),
       isrBuffer: this.isrWords.buffer as SharedArrayBuffer,
+      windows: this.windows.filter((w) => w.dev !== this.plic).map((w) => ({ base: w.base, size: w.end - w.base })),
     };
   }
 

@@ -8,16 +8,20 @@
  *   - every PLIC register: its state is shared by all threads (devices/plic.ts);
  *   - virtio-mmio InterruptStatus (read) and InterruptACK (write), 4 bytes wide: the
  *     word is shared with the transport (VirtioMmioOptions.interruptStatus);
- *   - virtio-mmio QueueNotify (write, 4 bytes) is *posted*: the hart queues it for the
- *     device thread and goes on, as a PCI posted write does; the device thread serves
- *     posted writes before any later request of any hart (src/vmm/smp.ts).
+ *   - every other write to a device window (virtio QueueNotify, the UART's transmit
+ *     register, ...) is *posted*: the hart queues it for the device thread and goes on,
+ *     as a PCI posted write does. A write has no answer, and one inside a device window
+ *     cannot fault, so the guest cannot tell, except by timing: the device thread serves
+ *     posted writes before any later request of any hart (src/vmm/smp.ts), so a read
+ *     that follows a write sees its effect.
  *
- * Everything else goes to the device thread and the hart waits for the answer.
+ * Reads of other registers go to the device thread and the hart waits for the answer;
+ * so do writes outside every device window (they fault).
  */
 import { type HartSignals, SIP_SEIP } from '../engine/hart.js';
 import { Plic } from '../devices/plic.js';
 import type { IrqLine } from '../devices/bus.js';
-import { VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_QUEUE_NOTIFY } from '../devices/virtio/mmio.js';
+import { VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INTERRUPT_STATUS } from '../devices/virtio/mmio.js';
 
 /** The shared MMIO state of a board, for its harts' threads (structured-clonable). */
 export interface HartMmioLayout {
@@ -32,6 +36,8 @@ export interface HartMmioLayout {
   virtio: { base: number; size: number; irq: number; isr: number }[];
   /** The InterruptStatus words (Int32), one per virtio-mmio slot. */
   isrBuffer: SharedArrayBuffer;
+  /** Every device window (base and size in bytes): writes there are posted. */
+  windows: { base: number; size: number }[];
 }
 
 /** How a write was routed by {@link HartMmio.write}. */
@@ -61,6 +67,7 @@ export class HartMmio {
   private readonly plicEnd: number;
   private readonly isr: Int32Array;
   private readonly virtio: { base: number; end: number; isr: number; line: IrqLine }[];
+  private readonly windows: { base: number; end: number }[];
 
   /**
    * @param layout from Board.hartMmioLayout().
@@ -76,6 +83,7 @@ export class HartMmio {
       if (v.isr < 0 || v.isr >= this.isr.length) throw new RangeError(`virtio interrupt status word ${v.isr} out of range`);
       return { base: v.base, end: v.base + v.size, isr: v.isr, line: this.plic.wordLine(v.irq, this.isr, v.isr) };
     });
+    this.windows = layout.windows.map((w) => ({ base: w.base, end: w.base + w.size }));
   }
 
   /** A read served here (the value), or undefined when the device thread must serve it. */
@@ -94,16 +102,16 @@ export class HartMmio {
       this.plic.write(pa - this.plicBase, size as 1 | 2 | 4, value);
       return WriteRoute.Done;
     }
-    if (size !== 4) return WriteRoute.Remote;
-    for (const v of this.virtio) {
-      const off = pa - v.base;
-      if (off === VIRTIO_MMIO_INTERRUPT_ACK) {
-        Atomics.and(this.isr, v.isr, ~value);
-        v.line.set(false); // the line reads the word under the PLIC's lock
-        return WriteRoute.Done;
+    if (size === 4) {
+      for (const v of this.virtio) {
+        if (pa - v.base === VIRTIO_MMIO_INTERRUPT_ACK) {
+          Atomics.and(this.isr, v.isr, ~value);
+          v.line.set(false); // the line reads the word under the PLIC's lock
+          return WriteRoute.Done;
+        }
       }
-      if (off === VIRTIO_MMIO_QUEUE_NOTIFY) return WriteRoute.Post;
     }
+    for (const w of this.windows) if (pa >= w.base && pa + size <= w.end) return WriteRoute.Post;
     return WriteRoute.Remote;
   }
 }

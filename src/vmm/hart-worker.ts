@@ -2,7 +2,7 @@
  * A hart's worker thread: runs one engine instance over the VM's shared
  * memory. The PLIC and the virtio interrupt registers are served here
  * (machine/hart-mmio.ts); other MMIO goes to the VM's main thread through the
- * control block, as a posted write (QueueNotify) or as a synchronous request
+ * control block, as a posted write or as a synchronous request
  * (the hart waits for the answer); SBI is served here,
  * with the other harts reached through shared memory; WFI parks the thread
  * with Atomics.wait until an interrupt or the timer is due.

@@ -19,6 +19,7 @@ function setup() {
   const layout: HartMmioLayout = {
     plicBase: PLIC_BASE, plicSize: plic.size, plicSources: 96, plicContexts: 2, plicBuffer: plic.buffer,
     virtio: [{ base: VIRTIO_BASE, size: 0x1000, irq: 1, isr: 0 }], isrBuffer: isr.buffer as SharedArrayBuffer,
+    windows: [{ base: 0x1000_0000, size: 0x100 }, { base: VIRTIO_BASE, size: 0x1000 }],
   };
   const local = new HartMmio(layout, signals);
   const seip = () => (readHartSnapshot(memory, 0).irqNow & SIP_SEIP) !== 0;
@@ -50,12 +51,15 @@ test('a hart thread claims and completes at the shared PLIC and acknowledges vir
   assert.equal(seip(), true);
 });
 
-test('QueueNotify is posted, other virtio registers and other widths go to the device thread', () => {
+test('writes inside device windows are posted; reads and writes elsewhere go to the device thread', () => {
   const { local } = setup();
-  assert.equal(local.write(VIRTIO_BASE + 0x50, 4, 0), WriteRoute.Post);
-  assert.equal(local.write(VIRTIO_BASE + 0x70, 4, 0), WriteRoute.Remote, 'Status');
-  assert.equal(local.write(VIRTIO_BASE + 0x64, 2, 1), WriteRoute.Remote, 'a 2-byte InterruptACK');
-  assert.equal(local.write(VIRTIO_BASE + 0x1050, 4, 0), WriteRoute.Remote, 'QueueNotify offset of an unmapped slot');
+  assert.equal(local.write(VIRTIO_BASE + 0x50, 4, 0), WriteRoute.Post, 'QueueNotify');
+  assert.equal(local.write(VIRTIO_BASE + 0x70, 4, 0), WriteRoute.Post, 'Status');
+  assert.equal(local.write(VIRTIO_BASE + 0x64, 2, 1), WriteRoute.Post, 'a 2-byte InterruptACK');
+  assert.equal(local.write(0x1000_0000, 1, 0x41), WriteRoute.Post, 'the UART\'s THR');
+  assert.equal(local.write(0x1000_00ff, 2, 0), WriteRoute.Remote, 'straddles the end of the UART window: faults');
+  assert.equal(local.write(VIRTIO_BASE + 0x1050, 4, 0), WriteRoute.Remote, 'an unmapped slot: faults');
+  assert.equal(local.write(0x100, 4, 0), WriteRoute.Remote, 'no device');
   assert.equal(local.read(VIRTIO_BASE + 0x0, 4), undefined, 'MagicValue');
   assert.equal(local.read(VIRTIO_BASE + 0x1060, 4), undefined, 'an unmapped slot');
   assert.equal(local.read(0x1000_0000, 1), undefined, 'the UART');
