@@ -4,6 +4,9 @@ import { Worker } from 'node:worker_threads';
 import { Plic } from '../../src/devices/plic.js';
 import { HartSignals, SIP_SEIP, createGuestMemory, readHartSnapshot } from '../../src/engine/hart.js';
 import { HartMmio, WriteRoute, type HartMmioLayout } from '../../src/machine/hart-mmio.js';
+import { VirtioMmio, VIRTIO_MMIO_INTERRUPT_STATUS, VIRTIO_MMIO_INT_VRING } from '../../src/devices/virtio/mmio.js';
+import { VirtioBlk, VIRTIO_BLK_T_IN } from '../../src/devices/virtio/blk.js';
+import { Driver, MemBlock, makeRam } from '../devices/helpers.js';
 
 const PLIC_BASE = 0xc00_0000;
 const VIRTIO_BASE = 0x1000_1000;
@@ -92,4 +95,33 @@ test('two threads changing the shared PLIC at once lose no update', async () => 
   for (let s = 1; s <= 8; s++) assert.equal(plic.isPending(s), true, `source ${s}`);
   for (let s = 9; s <= 16; s++) assert.equal(plic.isPending(s), true, `source ${s}`);
   assert.equal(plic.read(0x1000, 4), 0x1fffe);
+});
+
+test('a virtio transport with a shared InterruptStatus: the hart thread acknowledges, the device thread sees it', () => {
+  const { plic, isr, local, seip } = setup();
+  local.write(PLIC_BASE + 4, 4, 1);
+  local.write(PLIC_BASE + ENABLE_CTX1, 4, 1 << 1);
+  const mem = makeRam(1 << 20);
+  const dev = new VirtioMmio(new VirtioBlk(new MemBlock(64 * 512, false), { serial: 'd0' }), mem, plic.wordLine(1, isr, 0),
+    { interruptStatus: { words: isr, index: 0 } });
+  const drv = new Driver(dev, mem);
+  drv.init((f) => f & ~(1n << 29n)); // no EVENT_IDX: every used buffer interrupts
+  const hdr = drv.alloc(16);
+  mem.writeU32(hdr, VIRTIO_BLK_T_IN);
+  const data = drv.alloc(512);
+  const status = drv.alloc(1);
+  drv.publish(drv.chain([{ addr: hdr, len: 16 }, { addr: data, len: 512, write: true }, { addr: status, len: 1, write: true }]));
+  drv.kick();
+  assert.equal(mem.readU8(status), 0, 'request done');
+  assert.equal(Atomics.load(isr, 0), VIRTIO_MMIO_INT_VRING, 'the transport set the shared word');
+  assert.equal(dev.irqAsserted, true);
+  assert.equal(seip(), true);
+  assert.equal(local.read(VIRTIO_BASE + 0x60, 4), VIRTIO_MMIO_INT_VRING);
+  assert.equal(local.read(PLIC_BASE + CLAIM_CTX1, 4), 1);
+  local.write(VIRTIO_BASE + 0x64, 4, VIRTIO_MMIO_INT_VRING);
+  local.write(PLIC_BASE + CLAIM_CTX1, 4, 1);
+  assert.equal(dev.read(VIRTIO_MMIO_INTERRUPT_STATUS, 4), 0, 'the device thread reads the acknowledged status');
+  assert.equal(dev.irqAsserted, false);
+  assert.equal(plic.isPending(1), false);
+  assert.equal(seip(), false);
 });
