@@ -146,7 +146,7 @@ function join(lo: number, hi: number): number {
  * Board duties: map it in a virtio-mmio slot (QEMU virt: 0x1000_1000 + 0x1000*n,
  * PLIC sources 1..8), with `size` bytes. Queue notifications are served
  * synchronously inside the QueueNotify write; the `virt` board runs the transport on
- * the VM's device thread and lets the harts post QueueNotify there without waiting
+ * the VM's device thread, where the harts post their writes without waiting for them
  * (machine/hart-mmio.ts).
  */
 export class VirtioMmio implements MmioDevice, Persistable<VirtioMmioState> {
