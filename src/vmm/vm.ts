@@ -253,6 +253,9 @@ export class Vm {
           this.serveMmio();
         }
       }
+      // writes the harts posted just before they stopped (the guest's last console
+      // bytes before an SBI system reset) still reach their devices
+      this.serveMmio();
     } finally {
       if (this.pollTimer) clearTimeout(this.pollTimer);
       this.pollTimer = null;
