@@ -83,13 +83,15 @@ export class SmpControl {
   get(id: number, w: number): number { return Atomics.load(this.words, this.at(id, w)); }
   set(id: number, w: number, v: number): void { Atomics.store(this.words, this.at(id, w), v); }
   notify(id: number, w: number): void { Atomics.notify(this.words, this.at(id, w)); }
+  /** Index of the first word (head) of hart `id`'s posted-write ring. */
+  private postAt(id: number): number { return HART_WORDS * (this.harts + 1) + POST_WORDS * id; }
   /**
    * Hart `id` posts a write of `size` bytes of `value` at guest physical `pa` (< 4 GiB)
    * and rings the doorbell. False when its ring is full (nothing was posted).
    */
   postWrite(id: number, pa: number, size: number, value: number): boolean {
     const w = this.words;
-    const base = HART_WORDS * (this.harts + 1) + POST_WORDS * id;
+    const base = this.postAt(id);
     const tail = w[base + 1];
     if (((tail - Atomics.load(w, base)) | 0) >= POST_SLOTS) return false;
     const e = base + 2 + 3 * (tail & (POST_SLOTS - 1));
@@ -105,7 +107,7 @@ export class SmpControl {
   /** VM thread: pass every write hart `id` posted to `f(pa, size, value)`, oldest first; returns how many. */
   takePosted(id: number, f: (pa: number, size: number, value: number) => void): number {
     const w = this.words;
-    const base = HART_WORDS * (this.harts + 1) + POST_WORDS * id;
+    const base = this.postAt(id);
     const tail = Atomics.load(w, base + 1);
     let head = w[base];
     const n = (tail - head) | 0;
