@@ -4,6 +4,22 @@
  * the compiled module and the host callbacks (MMIO and clock).
  */
 import { HART_STATE_BASE, HART_STATE_SIZE, HS_IRQ, HS_MIRROR, HS_X, HS_F, RAM_OFFSET } from './layout.js';
+import { CodeCache, type CodeCacheOptions, type CodeCacheStats, type JitEngineExports } from './jit/code-cache.js';
+
+/** Which engine runs guest code: the interpreter alone, or the interpreter plus translated code (src/engine/jit/). */
+export type EngineKind = 'interp' | 'jit';
+/** The engines, for option parsing and messages. */
+export const ENGINE_KINDS: readonly EngineKind[] = ['interp', 'jit'];
+
+/** How a hart runs guest code. */
+export interface HartOptions {
+  /** Default 'interp'. */
+  engine?: EngineKind;
+  /** Harts of the VM (the JIT waits for each of them before it publishes code); default 1. */
+  hartCount?: number;
+  /** Tuning of the JIT's code cache. */
+  jit?: CodeCacheOptions;
+}
 
 /** Why `Hart.run()` returned (values of the engine's EXIT_* constants). */
 export const enum HartExit {
@@ -37,7 +53,7 @@ export interface HartHost {
   nowTicks(): number;
 }
 
-interface EngineExports {
+interface EngineExports extends JitEngineExports {
   init(base: number, id: number, ramOffset: number, ramBytes: bigint): void;
   run(budget: number): number;
   getPc(): bigint;
@@ -135,6 +151,7 @@ export class Hart {
   private readonly f: BigUint64Array;
   private readonly irq: Int32Array;
   private readonly signals: HartSignals;
+  private codeCache: CodeCache | null = null;
 
   private constructor(id: number, memory: WebAssembly.Memory, ex: EngineExports) {
     this.id = id;
@@ -151,11 +168,14 @@ export class Hart {
    * Instantiate hart `id` over `memory` (made by createGuestMemory) with `ramBytes` of RAM.
    * `module` is the compiled engine (build/engine.wasm).
    */
-  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, id: number, ramBytes: number, host: HartHost): Promise<Hart> {
+  static async create(module: WebAssembly.Module, memory: WebAssembly.Memory, id: number, ramBytes: number, host: HartHost, options: HartOptions = {}): Promise<Hart> {
     let readFault = 0;
+    // translated blocks are called through this table (the engine's call_indirect); entry 0 is "none"
+    const table = new WebAssembly.Table({ element: 'anyfunc', initial: 1 });
     const imports = {
       env: {
         memory,
+        table,
         abort: () => { throw new Error('engine abort'); },
         mmioRead: (pa: number, size: number): number => {
           const v = host.mmioRead(pa >>> 0, size);
@@ -172,11 +192,18 @@ export class Hart {
     const ex = instance.exports as unknown as EngineExports;
     const hart = new Hart(id, memory, ex);
     ex.init(hart.base, id, RAM_OFFSET, BigInt(ramBytes));
+    if (options.engine === 'jit') hart.codeCache = new CodeCache(memory, table, ex, id, options.hartCount ?? 1, options.jit);
     return hart;
   }
 
   /** Run up to `budget` instructions; see HartExit. */
-  run(budget: number): HartExit { return this.ex.run(budget) as HartExit; }
+  run(budget: number): HartExit {
+    const r = this.ex.run(budget) as HartExit;
+    this.codeCache?.service();
+    return r;
+  }
+  /** The JIT's counters, or null under the interpreter. */
+  get jitStats(): CodeCacheStats | null { return this.codeCache ? { ...this.codeCache.stats } : null; }
   get pc(): bigint { return BigInt.asUintN(64, this.ex.getPc()); }
   set pc(v: bigint) { this.ex.setPc(v); }
   /** Current privilege: 0 = U, 1 = S. */

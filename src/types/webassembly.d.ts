@@ -14,6 +14,18 @@ declare namespace WebAssembly {
     constructor(module: Module, imports?: Record<string, Record<string, unknown>>);
     readonly exports: Record<string, unknown>;
   }
+  interface TableDescriptor { element: 'anyfunc'; initial: number; maximum?: number }
+  class Table {
+    constructor(descriptor: TableDescriptor);
+    readonly length: number;
+    get(index: number): unknown;
+    set(index: number, value: unknown): void;
+    grow(delta: number): number;
+  }
+  class Global {
+    value: unknown;
+  }
   function instantiate(module: Module, imports?: Record<string, Record<string, unknown>>): Promise<Instance>;
   function compile(bytes: ArrayBufferView | ArrayBuffer): Promise<Module>;
+  function validate(bytes: ArrayBufferView | ArrayBuffer): boolean;
 }

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Hart, HartExit, createGuestMemory, SIP_SEIP, type HartHost } from '../../src/engine/hart.js';
+import { Hart, HartExit, createGuestMemory, SIP_SEIP, ENGINE_KINDS, type EngineKind, type HartHost } from '../../src/engine/hart.js';
 import { RAM_OFFSET } from '../../src/engine/layout.js';
 import { loadEngineModule } from '../../src/engine/node/module.js';
 
@@ -99,7 +99,7 @@ interface Outcome {
  * timer armed jumps the clock to `stimecmp` (as a parked hart would be woken).
  * Serves the test SBI extension: a6 = 0 returns a0 + 1, a6 = 1 sets sip.SEIP to a0 != 0.
  */
-async function runProgram(image: Uint8Array): Promise<Outcome> {
+async function runProgram(image: Uint8Array, engine: EngineKind): Promise<Outcome> {
   const memory = createGuestMemory(RAM_BYTES);
   new Uint8Array(memory.buffer, RAM_OFFSET, image.length).set(image);
   let result: number | undefined;
@@ -113,7 +113,8 @@ async function runProgram(image: Uint8Array): Promise<Outcome> {
     },
     nowTicks: () => ++now,
   };
-  const hart = await Hart.create(loadEngineModule(), memory, 0, RAM_BYTES, host);
+  // under the JIT every block start is translated the first time it is jumped to
+  const hart = await Hart.create(loadEngineModule(), memory, 0, RAM_BYTES, host, { engine, jit: { hotThreshold: 1 } });
   hart.reset(0x8000_0000n, 0n);
   let executed = 0;
   while (result === undefined) {
@@ -151,10 +152,10 @@ const only = process.env.ISA_ONLY;
 const programs = readdirSync(SRC_DIR).filter((f) => f.endsWith('.S')).map((f) => f.slice(0, -2))
   .filter((n) => !only || n === only).sort();
 
-for (const name of programs) {
-  test(`isa: ${name}`, async () => {
+for (const engine of ENGINE_KINDS) for (const name of programs) {
+  test(`isa (${engine}): ${name}`, async () => {
     const bin = buildProgram(name);
-    const { result, error, hart } = await runProgram(readFileSync(bin));
+    const { result, error, hart } = await runProgram(readFileSync(bin), engine);
     const where = `(${describe(hart)}; disassemble build/isa/${name}.elf)`;
     if (error) assert.fail(`${name}: ${error} ${where}`);
     if (result !== 0x5555) {

@@ -19,6 +19,7 @@ import * as mmu from './mmu';
 import { HS_FENCE, HS_MIRROR, RVC_TABLE } from './layout';
 import * as fpu from './fpu';
 import { expandRvc } from './rvc';
+import { jitInit, jitTry, jitEnterRun, jitLeaveRun } from './jit';
 
 /** Current time in timebase ticks (10 MHz), from the host. */
 @external("env", "nowTicks")
@@ -113,6 +114,7 @@ function takeTrap(cause: u64, tval: u64, isInterrupt: bool): void {
   sSPP = priv;
   if (priv != 1) setPriv(1);
   resValid = false;
+  jumped = true;
   const base = stvec & ~<u64>3;
   mmu.pc = ((stvec & 3) == 1 && isInterrupt) ? base + 4 * cause : base;
 }
@@ -268,6 +270,7 @@ function mulhsu(a: u64, b: u64): u64 {
 /** Initialise this instance as hart `id` whose state block is at `base`; RAM is `ramBytes` at linear offset `ramOffset`. */
 export function init(base: u32, id: u32, ramOffset: u32, ramBytes: u64): void {
   mmu.initState(base, <u64>id, ramOffset, ramBytes);
+  jitInit(id);
   // Every hart fills the whole shared table before it runs. The stores are idempotent
   // (every hart writes the same values, as aligned u32s), so a hart that is already
   // running reads the same entry before and after another hart's store. A hart must not
@@ -345,10 +348,15 @@ function publish(): void {
  * instructions that can enable one.
  */
 export function run(budget: i32): i32 {
+  jitEnterRun();
   const r = runSlice(budget);
+  jitLeaveRun();
   publish();
   return r;
 }
+
+/** Control reached pc by a jump, a taken branch, an xRET or a trap: a block start for the JIT. */
+let jumped: bool = true;
 
 function runSlice(budget: i32): i32 {
   exitReason = EXIT_BUDGET;
@@ -360,6 +368,14 @@ function runSlice(budget: i32): i32 {
     checkInterrupts();
     stop = false;
     while (n > 0 && !stop) {
+      // translated code first (src/engine/jit/): it retires whole blocks, or nothing
+      const m = jitTry(n, jumped);
+      if (m != n) {
+        n = m;
+        jumped = true;
+        if (excPending) { mmu.excPending = false; takeTrap(excCause, excTval, false); }
+        continue;
+      }
       n--;
       step(start - n);
       if (excPending) {
@@ -584,7 +600,7 @@ function runSlice(budget: i32): i32 {
       setX(rd, sx32(<u64>v));
       break;
     }
-    case 0x0f: // MISC-MEM: FENCE, FENCE.I (code is fetched straight from RAM: nothing to flush)
+    case 0x0f: // MISC-MEM: FENCE, FENCE.I (the interpreter fetches straight from RAM)
       if (f3 == 0) {
         atomic.add<i32>(hartBase + HS_FENCE, 0); // a seq-cst RMW is a full barrier
         if (insn == 0x0100000f) { // PAUSE (FENCE pred=W succ=0): a spin-loop hint
@@ -593,7 +609,9 @@ function runSlice(budget: i32): i32 {
           lastPause = now;
           if (pauseRun >= PAUSE_WINDOW) { pauseRun = 0; exitReason = EXIT_PAUSE; stop = true; }
         }
-      } else if (f3 != 1) { illegal(insn); return; }
+      } else if (f3 == 1) {
+        mmu.jumpCacheStale = true; // FENCE.I: look translated code up afresh
+      } else { illegal(insn); return; }
       break;
     case 0x73: { // SYSTEM
       if (f3 == 0) {
@@ -715,6 +733,7 @@ function runSlice(budget: i32): i32 {
       return;
   }
   store<u64>(xBase, 0); // x0 is hard-wired to zero
+  jumped = next != p + len;
   mmu.pc = next;
 }
 

@@ -5,3 +5,6 @@ export {
   EXIT_BUDGET, EXIT_WFI, EXIT_SBI, EXIT_HALT, EXIT_PAUSE,
 } from './cpu';
 export { debugTranslate, tlbFlush } from './mmu';
+// for translated code (src/engine/jit/): the slow paths of loads and stores, and the state it reads and writes
+export { loadSlow, storeSlow, pc, excPending, tlbCur, xBase } from './mmu';
+export { jitEnable, jitForgetAll } from './jit';

@@ -4,7 +4,7 @@
 // the host).  RISC-V privileged spec 20211203, section 4.3 (Sv32 walk
 // algorithm, 4.3.2), 4.4 (Sv39), 4.5 (Sv48).
 
-import { RAM_BASE, HS_X, HS_F, HS_IRQ, HS_TLB, TLB_TABLE_BYTES } from './layout';
+import { RAM_BASE, HS_X, HS_F, HS_IRQ, HS_TLB, TLB_TABLE_BYTES, CODE_GEN, CODE_EPOCH } from './layout';
 
 // ---------------------------------------------------------------- host calls
 
@@ -86,12 +86,40 @@ export function setPriv(p: u32): void {
   fetchVpn = 0xffffffffffffffff;
 }
 
-/** Flush every TLB entry and the fetch cache (sfence.vma, satp writes). */
+/** Flush every TLB entry and the fetch cache (sfence.vma, satp writes); the JIT's jump caches follow. */
 export function tlbFlush(): void {
   const end = tlbBase + 6 * TLB_TABLE_BYTES;
   for (let p = tlbBase; p < end; p += 16) store<u64>(p, 0xffffffffffffffff);
   fetchVpn = 0xffffffffffffffff;
   sTlbHasUser = false;
+  jumpCacheStale = true;
+}
+
+/** Set when the virtual-to-physical view of code changed: the JIT's jump caches must be flushed before use. */
+export let jumpCacheStale: bool = true;
+
+/** Flush the write TLBs of both privileges (a page became code: its stores must take the slow path). */
+export function tlbFlushWrites(): void {
+  for (let t: u32 = 1; t < 6; t += 3) {
+    const start = tlbBase + t * TLB_TABLE_BYTES;
+    for (let p = start; p < start + TLB_TABLE_BYTES; p += 16) store<u64>(p, 0xffffffffffffffff);
+  }
+}
+
+/** Address of the code generation of the RAM page holding physical `pa`. */
+@inline function codeGenOf(pa: u64): u32 {
+  return CODE_GEN + (<u32>((pa - RAM_BASE) >> 12) << 2);
+}
+
+/**
+ * A store reached RAM at physical `pa` outside the write TLB: if its page has translated
+ * code, retire that code (the generation becomes even) and bump the code epoch, so that
+ * every hart drops it before running it again.
+ */
+export function noteCodeWrite(pa: u64): void {
+  const a = codeGenOf(pa);
+  const g = atomic.load<u32>(a);
+  if ((g & 1) != 0 && atomic.cmpxchg<u32>(a, g, g + 1) == g) atomic.add<i32>(CODE_EPOCH, 1);
 }
 
 /** Called when sstatus.SUM or MXR change. */
@@ -216,6 +244,8 @@ export function translate(va: u64, access: u32): u64 {
 /** Fill the TLB entry of page `va` for `access` with physical page `pa` (RAM only). */
 function tlbFill(va: u64, pa: u64, access: u32): void {
   if (!walkCacheable || !isRam(pa & ~<u64>0xfff, 4096)) return;
+  // a page with translated code is never in a write TLB: its stores must reach noteCodeWrite
+  if (access == ACC_W && (atomic.load<u32>(codeGenOf(pa)) & 1) != 0) return;
   if (walkUser && priv == 1) sTlbHasUser = true;
   const vpn = va >> 12;
   const e = tlbCur + access * TLB_TABLE_BYTES + ((<u32>vpn & 255) << 4);
@@ -255,6 +285,7 @@ function physRead(pa: u64, size: u32, va: u64): u64 {
 
 function physWrite(pa: u64, size: u32, v: u64, va: u64): void {
   if (isRam(pa, size)) {
+    noteCodeWrite(pa);
     const h = ramHost(pa);
     if (size == 8) store<u64>(h, v);
     else if (size == 4) store<u32>(h, <u32>v);
@@ -366,6 +397,7 @@ export function amoHost(va: u64, size: u32, access: u32): u32 {
   const pa = translate(va, access);
   if (excPending) return 0;
   if (!isRam(pa, size)) { accessFault(access, va); return 0; }
+  if (access == ACC_W) noteCodeWrite(pa);
   tlbFill(va, pa, access);
   return ramHost(pa);
 }
@@ -391,6 +423,26 @@ function fetchSlow(va: u64): u32 {
   fetchVpn = va >> 12;
   fetchHost = h & ~<u32>0xfff;
   return <u32>load<u16>(h);
+}
+
+/**
+ * Host address of the instruction at `va` for the JIT's dispatcher, or 0 when fetching
+ * it would fault or it is not in RAM (the interpreter then raises the fault). Fills the
+ * fetch cache.
+ */
+export function execHost(va: u64): u32 {
+  if ((va >> 12) == fetchVpn) return fetchHost + (<u32>va & 0xfff);
+  let h = tlbLookup(va, ACC_X);
+  if (h == 0) {
+    const pa = translate(va, ACC_X);
+    if (excPending) { excPending = false; return 0; }
+    if (!isRam(pa, 2)) return 0;
+    tlbFill(va, pa, ACC_X);
+    h = ramHost(pa);
+  }
+  fetchVpn = va >> 12;
+  fetchHost = h & ~<u32>0xfff;
+  return h;
 }
 
 /** Physical address helper for the host: translate without side effects on exceptions. */

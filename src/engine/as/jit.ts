@@ -1,0 +1,134 @@
+// The interpreter's side of the JIT (src/engine/jit/ translates; this file finds and
+// runs the translations). Translated blocks live in the function table the engine
+// imports (env.table); each takes (budget i32, entry pc i64), runs, sets pc and returns
+// the budget left.
+//
+// Lookup, per hart, in its JIT area of linear memory (layout.ts):
+//  - two jump caches (S, U), direct-mapped on the virtual pc: {pc u64, table index u32};
+//    flushed with the TLB (satp, sfence.vma), on fence.i and when the code epoch moves;
+//  - the block map, direct-mapped on the host address of the block's first instruction
+//    (its physical address): {host u32, executions u32, table index u32, code generation
+//    u32}. A block start is counted each time control reaches it by a jump; at
+//    hotThreshold it is queued for translation (HS_JIT_REQ). The host writes the table
+//    index and the page's code generation when the translation is ready; an entry whose
+//    generation is no longer the page's (its code was written since) is counted again.
+//
+// Self-modifying code: a page with translated code has an odd generation (CODE_GEN) and is
+// never in a write TLB, so every store to it reaches mmu.noteCodeWrite, which makes the
+// generation even and bumps the code epoch; each hart flushes its jump caches when it sees
+// the epoch move, before it runs another block.
+
+import {
+  CODE_EPOCH, CODE_GEN, JIT_BASE, JIT_HART_BYTES, JC_ENTRIES, JC_BYTES, BM_ENTRIES,
+  HS_JIT_SEEN, HS_IN_RUN, HS_JIT_REQ_COUNT, HS_JIT_REQ, JIT_REQ_MAX,
+} from './layout';
+import * as mmu from './mmu';
+
+/** False until the host enables the JIT (jitEnable). */
+let enabled: bool = false;
+/** Jump-target executions of a block start before it is queued for translation. */
+let hotThreshold: u32 = 50;
+let jcBase: u32 = 0;
+let bmBase: u32 = 0;
+/** The code epoch this hart last caught up with. */
+let seenEpoch: i32 = 0;
+
+/** Called from init(): this hart's JIT area. */
+export function jitInit(hartId: u32): void {
+  jcBase = JIT_BASE + hartId * JIT_HART_BYTES;
+  bmBase = jcBase + 2 * JC_BYTES;
+  for (let p = jcBase; p < jcBase + 2 * JC_BYTES; p += 16) store<u64>(p, 0xffffffffffffffff);
+  for (let p = bmBase; p < bmBase + BM_ENTRIES * 16; p += 8) store<u64>(p, 0);
+  store<u32>(mmu.hartBase + HS_JIT_REQ_COUNT, 0);
+}
+
+/** Turn translated code on or off for this hart; `threshold` as hotThreshold (at least 1). */
+export function jitEnable(on: bool, threshold: u32): void {
+  enabled = on;
+  hotThreshold = threshold < 1 ? 1 : threshold;
+  mmu.jumpCacheStale = true;
+}
+
+/** Forget every translation (the host dropped its code cache): jump caches and block map. */
+export function jitForgetAll(): void {
+  for (let p = bmBase; p < bmBase + BM_ENTRIES * 16; p += 8) store<u64>(p, 0);
+  mmu.jumpCacheStale = true;
+}
+
+/** Catch up with the code epoch: flush both jump caches and the write TLBs, publish the epoch seen. */
+export function jitResync(): void {
+  const e = atomic.load<i32>(CODE_EPOCH);
+  for (let p = jcBase; p < jcBase + 2 * JC_BYTES; p += 16) store<u64>(p, 0xffffffffffffffff);
+  if (e != seenEpoch) mmu.tlbFlushWrites();
+  seenEpoch = e;
+  mmu.jumpCacheStale = false;
+  atomic.store<i32>(mmu.hartBase + HS_JIT_SEEN, e);
+}
+
+/** At entry to run(): mark this hart running, then catch up with the epoch (the host's publish check relies on this order). */
+export function jitEnterRun(): void {
+  atomic.store<i32>(mmu.hartBase + HS_IN_RUN, 1);
+  if (atomic.load<i32>(CODE_EPOCH) != seenEpoch) jitResync();
+}
+/** At exit from run(). */
+export function jitLeaveRun(): void {
+  atomic.store<i32>(mmu.hartBase + HS_IN_RUN, 0);
+}
+
+@inline function jumpCacheEntry(pc: u64): u32 {
+  return jcBase + (mmu.priv == 0 ? JC_BYTES : 0) + (((<u32>(pc >> 1) ^ <u32>(pc >> 13)) & (JC_ENTRIES - 1)) << 4);
+}
+
+/**
+ * Run translated code at pc if there is some, with `n` instructions of budget; returns the
+ * budget left (n when nothing ran). `jumped`: control reached pc by a jump, branch or trap
+ * (a block start worth counting).
+ */
+@inline export function jitTry(n: i32, jumped: bool): i32 {
+  const pc = mmu.pc;
+  let e = jumpCacheEntry(pc);
+  if (load<u64>(e) == pc) {
+    if (!mmu.jumpCacheStale && atomic.load<i32>(CODE_EPOCH) == seenEpoch) return call_indirect<i32>(load<u32>(e, 8), n, pc);
+    jitResync();
+  }
+  if (jumped && enabled && miss(pc, e)) return call_indirect<i32>(load<u32>(e, 8), n, pc);
+  return n;
+}
+
+/** Jump-cache miss at a block start: fill the entry from the block map (true) or count the start (false). */
+function miss(pc: u64, e: u32): bool {
+  if (mmu.jumpCacheStale || atomic.load<i32>(CODE_EPOCH) != seenEpoch) jitResync();
+  const h = mmu.execHost(pc);
+  if (h == 0) return false;
+  const b = bmBase + ((((h >> 1) ^ (h >> 14)) & (BM_ENTRIES - 1)) << 4);
+  if (load<u32>(b) != h) {
+    store<u32>(b, h);
+    store<u32>(b, 1, 4);
+    store<u32>(b, 0, 8);
+    if (hotThreshold == 1) request(h, b);
+    return false;
+  }
+  const idx = load<u32>(b, 8);
+  if (idx != 0) {
+    const gen = atomic.load<u32>(CODE_GEN + ((h - mmu.ramOff) >> 12 << 2));
+    if (load<u32>(b, 12) == gen) {
+      store<u64>(e, pc);
+      store<u32>(e, idx, 8);
+      return true;
+    }
+    store<u32>(b, 0, 8); // its page was written since: count it again
+    store<u32>(b, 0, 4);
+  }
+  const c = load<u32>(b, 4) + 1;
+  store<u32>(b, c, 4);
+  if (c == hotThreshold) request(h, b);
+  return false;
+}
+
+function request(h: u32, b: u32): void {
+  const q = mmu.hartBase + HS_JIT_REQ_COUNT;
+  const k = load<u32>(q);
+  if (k >= JIT_REQ_MAX) { store<u32>(b, 0, 4); return; } // queue full: count it again later
+  store<u32>(mmu.hartBase + HS_JIT_REQ + (k << 2), h);
+  store<u32>(q, k + 1);
+}

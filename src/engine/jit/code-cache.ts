@@ -1,0 +1,228 @@
+/**
+ * One hart's translated code: serves the translation requests its engine queued (hot
+ * block starts, see src/engine/as/jit.ts), translates them in batches (one wasm module
+ * per batch), installs them in the hart's function table and publishes them in its block
+ * map. Runs on the hart's thread between two `run()` calls. Imports nothing from Node.
+ *
+ * Publishing waits until every other hart of the VM has caught up with the code epoch
+ * that marked the pages as code (or is outside `run()`): until then one of them may still
+ * hold a write-TLB entry filled before the marking, whose stores would not retire the code.
+ */
+import {
+  CODE_EPOCH, CODE_GEN, HART_STATE_BASE, HART_STATE_SIZE, HS_IN_RUN, HS_JIT_REQ, HS_JIT_REQ_COUNT,
+  HS_JIT_SEEN, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, RAM_OFFSET, RVC_TABLE,
+} from '../layout.js';
+import { decodeBlock, translateModule, type Block, type TranslateLayout } from './translate.js';
+
+/** The engine exports translated code links against (see src/engine/as/index.ts). */
+export interface JitEngineExports {
+  loadSlow: unknown;
+  storeSlow: unknown;
+  pc: unknown;
+  excPending: unknown;
+  tlbCur: unknown;
+  xBase: unknown;
+  jitEnable(on: number, threshold: number): void;
+  jitForgetAll(): void;
+}
+
+/** Tuning of the code cache. */
+export interface CodeCacheOptions {
+  /** Jump-target executions of a block start before it is translated (default 50). */
+  hotThreshold?: number;
+  /** Translated blocks kept before the whole cache is dropped and refilled (default 32768). */
+  maxBlocks?: number;
+  /** Stores that retire a page's code before the page is left to the interpreter (default 8). */
+  maxPageRetirements?: number;
+}
+
+/** Counters of one hart's code cache, for `--stats` and the bench. */
+export interface CodeCacheStats {
+  /** Blocks translated, and wasm modules built for them. */
+  blocks: number;
+  modules: number;
+  /** Guest instructions in the translated blocks. */
+  insns: number;
+  /** Bytes of wasm generated. */
+  wasmBytes: number;
+  /** Time spent decoding, generating and compiling, in ms. */
+  compileMs: number;
+  /** Times the whole cache was dropped because it was full. */
+  flushes: number;
+  /** Blocks live in the cache now. */
+  live: number;
+}
+
+const TLB_TABLE_BYTES = 256 * 16;
+/** Block-map count of a start that cannot be translated: never reaches the threshold again. */
+const NEVER = 0x8000_0000;
+
+interface Installed { idx: number; gen: number }
+
+export class CodeCache {
+  private readonly u32: Uint32Array;
+  private readonly i32: Int32Array;
+  private readonly view: DataView;
+  private readonly hartBase: number;
+  private readonly bmBase: number;
+  private readonly layout: TranslateLayout = { rvcTable: RVC_TABLE, tlbTableBytes: TLB_TABLE_BYTES };
+  private readonly installed = new Map<number, Installed>();
+  private awaiting: Array<{ epoch: number; entries: Array<[number, Installed]> }> = [];
+  private readonly retirements = new Map<number, number>();
+  private nextIndex = 1;
+  private readonly maxBlocks: number;
+  private readonly maxPageRetirements: number;
+  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, compileMs: 0, flushes: 0, live: 0 };
+
+  /**
+   * @param memory the VM's shared memory
+   * @param table the function table the hart's engine instance imports
+   * @param engine that instance's exports
+   * @param hartId this hart; @param hartCount harts of the VM (ids 0..hartCount-1)
+   */
+  constructor(
+    private readonly memory: WebAssembly.Memory,
+    private readonly table: WebAssembly.Table,
+    private readonly engine: JitEngineExports,
+    hartId: number,
+    private readonly hartCount: number,
+    options: CodeCacheOptions = {},
+  ) {
+    this.u32 = new Uint32Array(memory.buffer);
+    this.i32 = new Int32Array(memory.buffer);
+    this.view = new DataView(memory.buffer);
+    this.hartBase = HART_STATE_BASE + hartId * HART_STATE_SIZE;
+    this.bmBase = JIT_BASE + hartId * JIT_HART_BYTES + 2 * JC_BYTES;
+    this.maxBlocks = options.maxBlocks ?? 32768;
+    this.maxPageRetirements = options.maxPageRetirements ?? 8;
+    engine.jitEnable(1, options.hotThreshold ?? 50);
+  }
+
+  /** Serve the queued requests and publish what the other harts allow. Call after each run(). */
+  service(): void {
+    const q = (this.hartBase + HS_JIT_REQ_COUNT) >> 2;
+    const k = this.u32[q];
+    if (k > 0) {
+      const fresh: number[] = [];
+      for (let i = 0; i < k; i++) {
+        const h = this.u32[((this.hartBase + HS_JIT_REQ) >> 2) + i];
+        const done = this.installed.get(h);
+        if (done && done.gen === Atomics.load(this.i32, this.genIndex(h))) this.publish(h, done);
+        else if (!fresh.includes(h)) fresh.push(h);
+      }
+      this.u32[q] = 0;
+      if (fresh.length) this.translate(fresh);
+    }
+    if (this.awaiting.length) this.publishAcknowledged();
+  }
+
+  private genIndex(host: number): number {
+    return (CODE_GEN >> 2) + ((host - RAM_OFFSET) >>> 12);
+  }
+
+  /** Mark the page of `host` as holding code; returns its (odd) generation. */
+  private markCode(host: number): number {
+    const i = this.genIndex(host);
+    for (;;) {
+      const g = Atomics.load(this.i32, i);
+      if (g & 1) return g;
+      if (Atomics.compareExchange(this.i32, i, g, g + 1) === g) {
+        Atomics.add(this.i32, CODE_EPOCH >> 2, 1);
+        return g + 1;
+      }
+    }
+  }
+
+  private translate(hosts: number[]): void {
+    const t0 = performance.now();
+    if (this.installed.size + hosts.length > this.maxBlocks) this.flush();
+    const blocks: Block[] = [];
+    const gens: number[] = [];
+    for (const h of hosts) {
+      const page = (h - RAM_OFFSET) >>> 12;
+      if ((this.retirements.get(page) ?? 0) >= this.maxPageRetirements) { this.never(h); continue; }
+      const prev = this.installed.get(h);
+      if (prev) { // its page was written since: count it against the page
+        this.retirements.set(page, (this.retirements.get(page) ?? 0) + 1);
+        this.installed.delete(h);
+      }
+      const gen = this.markCode(h);
+      const b = decodeBlock(this.view, h, this.layout);
+      if (!b) { this.never(h); continue; }
+      blocks.push(b);
+      gens.push(gen);
+    }
+    if (!blocks.length) return;
+    const epoch = Atomics.load(this.i32, CODE_EPOCH >> 2);
+    const bytes = translateModule(blocks, this.layout);
+    const module = new WebAssembly.Module(bytes);
+    const e = this.engine;
+    const instance = new WebAssembly.Instance(module, {
+      env: {
+        memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow,
+        pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, xBase: e.xBase,
+      },
+    });
+    const need = this.nextIndex + blocks.length - this.table.length;
+    if (need > 0) this.table.grow(need);
+    const entries: Array<[number, Installed]> = [];
+    blocks.forEach((b, i) => {
+      const idx = this.nextIndex++;
+      this.table.set(idx, instance.exports[`b${i}`]);
+      const inst = { idx, gen: gens[i] };
+      this.installed.set(b.host, inst);
+      entries.push([b.host, inst]);
+      this.stats.insns += b.insns.length;
+    });
+    this.awaiting.push({ epoch, entries });
+    this.stats.blocks += blocks.length;
+    this.stats.modules++;
+    this.stats.wasmBytes += bytes.length;
+    this.stats.live = this.installed.size;
+    this.stats.compileMs += performance.now() - t0;
+    this.publishAcknowledged();
+  }
+
+  /** Publish the batches every other hart has caught up with. */
+  private publishAcknowledged(): void {
+    while (this.awaiting.length) {
+      const a = this.awaiting[0];
+      for (let j = 0; j < this.hartCount; j++) {
+        const base = (HART_STATE_BASE + j * HART_STATE_SIZE) >> 2;
+        if (base === this.hartBase >> 2) continue;
+        if (Atomics.load(this.i32, base + (HS_IN_RUN >> 2)) !== 0 && Atomics.load(this.i32, base + (HS_JIT_SEEN >> 2)) - a.epoch < 0) return;
+      }
+      this.awaiting.shift();
+      for (const [h, inst] of a.entries) if (this.installed.get(h) === inst) this.publish(h, inst);
+    }
+  }
+
+  private entryOf(h: number): number {
+    return (this.bmBase + ((((h >>> 1) ^ (h >>> 14)) & (BM_ENTRIES - 1)) << 4)) >> 2;
+  }
+
+  private publish(h: number, inst: Installed): void {
+    const e = this.entryOf(h);
+    this.u32[e] = h;
+    this.u32[e + 1] = 0;
+    this.u32[e + 2] = inst.idx;
+    this.u32[e + 3] = inst.gen;
+  }
+
+  /** A block start that cannot be translated: never count it to the threshold again. */
+  private never(h: number): void {
+    const e = this.entryOf(h);
+    if (this.u32[e] === h) { this.u32[e + 1] = NEVER; this.u32[e + 2] = 0; }
+  }
+
+  /** Drop every translation of this hart (the cache is full). */
+  private flush(): void {
+    this.engine.jitForgetAll();
+    for (let i = 1; i < this.nextIndex; i++) this.table.set(i, null);
+    this.installed.clear();
+    this.awaiting = [];
+    this.nextIndex = 1;
+    this.stats.flushes++;
+    this.stats.live = 0;
+  }
+}

@@ -1,0 +1,512 @@
+/**
+ * Translation of guest blocks (RV64I base and the M extension, with compressed
+ * instructions expanded through the engine's RVC table) into WebAssembly functions.
+ * Instruction semantics follow the unprivileged spec 20191213 chapters 2, 5 and 7 and
+ * must stay identical to the interpreter's (src/engine/as/cpu.ts), which remains the
+ * reference: anything this file does not translate ends the block before it, and the
+ * interpreter runs it.
+ *
+ * A block is a run of instructions in one 4 KiB page, from a start address to the first
+ * jump or branch (included), untranslated instruction or page end (excluded). Its function
+ * has the type (budget i32, entry pc i64) -> i32 and:
+ *  - returns at once with pc = entry when fewer than its length are left in the budget;
+ *  - keeps the x registers in the hart state block (xBase) and sets the engine's pc
+ *    global on every exit, returning the budget minus the instructions it retired;
+ *  - loads and stores through the TLB inline (mmu.ts layout: per access kind a table of
+ *    256 entries {vpn u64, host addend u32}), leaving through the engine's loadSlow /
+ *    storeSlow on a miss; when those raise an exception (excPending) the block exits
+ *    with pc at the faulting instruction and the earlier instructions retired, the
+ *    faulting one counted as the interpreter counts it;
+ *  - computes every pc as entry pc + offset, so one translation serves every virtual
+ *    address the physical page is mapped at;
+ *  - loops inside the function when it branches back to its own start, and tail-calls
+ *    (`return_call`) another block of the same module in the same page.
+ */
+import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
+
+/** Longest block, in instructions. */
+export const MAX_BLOCK_INSNS = 64;
+
+/** One decoded instruction of a block. */
+export interface BlockInsn {
+  /** Byte offset from the block start. */
+  off: number;
+  /** The 32-bit instruction (compressed ones expanded). */
+  insn: number;
+  /** Its length in bytes: 2 or 4. */
+  len: number;
+}
+
+/** A block decoded from guest RAM. */
+export interface Block {
+  /** Linear-memory (host) address of its first instruction. */
+  host: number;
+  insns: BlockInsn[];
+  /** Byte offset just past its last instruction. */
+  end: number;
+  /** True when the last instruction is a jump or branch. */
+  jumps: boolean;
+}
+
+/** Byte offsets into the engine's state the generated code needs. */
+export interface TranslateLayout {
+  /** Linear-memory offset of the RVC expansion table (65536 x u32, 0 = illegal). */
+  rvcTable: number;
+  /** Byte size of one TLB table (256 entries x 16 bytes). */
+  tlbTableBytes: number;
+}
+
+/**
+ * True when `insn` (32-bit form) is translated: exactly the encodings of these opcodes
+ * that the interpreter executes without raising illegal-instruction.
+ */
+export function translatable(insn: number): boolean {
+  const f3 = (insn >>> 12) & 7, f7 = insn >>> 25;
+  switch (insn & 0x7f) {
+    case 0x37: case 0x17: case 0x6f: return true;
+    case 0x67: return f3 === 0;
+    case 0x63: return f3 !== 2 && f3 !== 3;
+    case 0x03: return f3 !== 7;
+    case 0x23: return f3 <= 3;
+    case 0x13:
+      if (f3 === 1) return (insn >>> 26) === 0;
+      if (f3 === 5) return (insn >>> 26) === 0 || (insn >>> 26) === 0x10;
+      return true;
+    case 0x1b:
+      if (f3 === 0) return true;
+      if (f3 === 1) return f7 === 0;
+      if (f3 === 5) return f7 === 0 || f7 === 0x20;
+      return false;
+    case 0x33:
+      if (f7 === 0 || f7 === 1) return true;
+      return f7 === 0x20 && (f3 === 0 || f3 === 5);
+    case 0x3b:
+      if (f7 === 0) return f3 === 0 || f3 === 1 || f3 === 5;
+      if (f7 === 0x20) return f3 === 0 || f3 === 5;
+      return f7 === 1 && f3 !== 1 && f3 !== 2 && f3 !== 3;
+    default: return false;
+  }
+}
+
+function endsBlock(insn: number): boolean {
+  const op = insn & 0x7f;
+  return op === 0x6f || op === 0x67 || op === 0x63;
+}
+
+/**
+ * Decode the block starting at linear-memory address `host` (guest RAM) from `mem`, the
+ * whole linear memory. Returns null when its first instruction is not translated.
+ */
+export function decodeBlock(mem: DataView, host: number, layout: TranslateLayout, maxInsns = MAX_BLOCK_INSNS): Block | null {
+  const pageEnd = (host & ~0xfff) + 0x1000;
+  const insns: BlockInsn[] = [];
+  let at = host;
+  let jumps = false;
+  while (insns.length < maxInsns && at + 2 <= pageEnd) {
+    let insn = mem.getUint16(at, true);
+    let len = 4;
+    if ((insn & 3) !== 3) {
+      insn = mem.getUint32(layout.rvcTable + insn * 4, true);
+      if (insn === 0) break;
+      len = 2;
+    } else {
+      if (at + 4 > pageEnd) break;
+      insn = (insn | (mem.getUint16(at + 2, true) << 16)) >>> 0;
+    }
+    if (!translatable(insn)) break;
+    insns.push({ off: at - host, insn, len });
+    at += len;
+    if (endsBlock(insn)) { jumps = true; break; }
+  }
+  if (!insns.length) return null;
+  return { host, insns, end: at - host, jumps };
+}
+
+// imports of a translation module, in this order (function and global indices)
+const F_LOAD_SLOW = 0;
+const F_STORE_SLOW = 1;
+const G_PC = 0;
+const G_EXC = 1;
+const G_TLB = 2;
+const G_XBASE = 3;
+/** Index of the first helper function (after the two imports). */
+const HELPERS = 2;
+const HELPER_NAMES = ['mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu', 'divw', 'divuw', 'remw', 'remuw'] as const;
+
+const I64 = ValType.I64, I32 = ValType.I32;
+const BLOCK_PARAMS = [I32, I64] as const;
+const ACC_R = 0, ACC_W = 1;
+
+/**
+ * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
+ * Its imports are `env.memory` (the VM's shared memory), the engine's exports `loadSlow`,
+ * `storeSlow`, `pc`, `excPending`, `tlbCur` and `xBase` under `env`; it exports block i as
+ * `b<i>`.
+ */
+export function translateModule(blocks: readonly Block[], layout: TranslateLayout): Uint8Array {
+  const m = new ModuleBuilder();
+  m.importFunction('env', 'loadSlow', [I64, I32], [I64]);
+  m.importFunction('env', 'storeSlow', [I64, I32, I64], []);
+  m.importGlobal('env', 'pc', I64, true);
+  m.importGlobal('env', 'excPending', I32, true);
+  m.importGlobal('env', 'tlbCur', I32, true);
+  m.importGlobal('env', 'xBase', I32, true);
+  m.importMemory('env', 'memory', 1, 65536, true);
+  for (const name of HELPER_NAMES) {
+    const f = m.declareFunction([I64, I64], [I64]);
+    m.setBody(f, helper(name));
+  }
+  const index = new Map<number, number>();
+  const first = HELPERS + HELPER_NAMES.length;
+  blocks.forEach((b, i) => {
+    index.set(b.host, m.declareFunction(BLOCK_PARAMS, [I32]));
+    m.exportFunction(`b${i}`, first + i);
+  });
+  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout).write());
+  return m.toBytes();
+}
+
+/** Emits the function of one block. */
+class BlockWriter {
+  private readonly c = new Code(BLOCK_PARAMS);
+  private readonly va: number;
+  private readonly ent: number;
+  private readonly v: number;
+  private readonly n: number;
+  /** Open blocks inside the self-loop (br depth of the loop). */
+  private depth = 0;
+  private readonly loops: boolean;
+
+  constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout) {
+    this.va = this.c.local(I64);
+    this.ent = this.c.local(I32);
+    this.v = this.c.local(I64);
+    this.n = b.insns.length;
+    const last = b.insns[b.insns.length - 1];
+    this.loops = b.jumps && this.staticTarget(last) === 0;
+  }
+
+  write(): Code {
+    const c = this.c;
+    // not enough budget for the whole block: leave with pc at its start
+    c.get(0).i32Const(this.n).op(Op.I32LtS).begin(Op.If);
+    c.get(1).globalSet(G_PC).get(0).op(Op.Return);
+    c.end();
+    if (this.loops) c.begin(Op.Loop);
+    this.b.insns.forEach((ins, k) => this.insn(ins, k));
+    if (!this.b.jumps) this.goto(this.b.end);
+    if (this.loops) c.end();
+    c.op(Op.Unreachable);
+    return c;
+  }
+
+  /** Offset from the block start of a JAL or taken branch's target; null for JALR. */
+  private staticTarget(ins: BlockInsn): number | null {
+    const i = ins.insn;
+    switch (i & 0x7f) {
+      case 0x6f: return ins.off + (((i & 0x80000000) >> 11) | (i & 0xff000) | ((i >>> 9) & 0x800) | ((i >>> 20) & 0x7fe));
+      case 0x63: return ins.off + (((i & 0x80000000) >> 19) | ((i & 0x80) << 4) | ((i >>> 20) & 0x7e0) | ((i >>> 7) & 0x1e));
+      default: return null;
+    }
+  }
+
+  // ---- registers
+  private getX(r: number): void {
+    if (r === 0) this.c.i64Const(0n);
+    else this.c.globalGet(G_XBASE).mem(Op.I64Load, 8 * r, 3);
+  }
+  /** x[rd] = the i64 in local v. */
+  private setXFromV(rd: number): void {
+    if (rd !== 0) this.c.globalGet(G_XBASE).get(this.v).mem(Op.I64Store, 8 * rd, 3);
+  }
+  /** x[rd] = what `value` pushes (an i64). */
+  private setX(rd: number, value: () => void): void {
+    if (rd === 0) return; // no side effects in the value expressions passed here
+    this.c.globalGet(G_XBASE);
+    value();
+    this.c.mem(Op.I64Store, 8 * rd, 3);
+  }
+  /** Push entry pc + `off`. */
+  private pcAt(off: number): void {
+    this.c.get(1);
+    if (off !== 0) this.c.i64Const(BigInt(off)).op(Op.I64Add);
+  }
+
+  // ---- exits
+  /** Leave with pc = what `pc` pushes, `retired` instructions retired. */
+  private exit(pc: () => void, retired: number): void {
+    pc();
+    this.c.globalSet(G_PC).get(0).i32Const(retired).op(Op.I32Sub).op(Op.Return);
+  }
+  /** Continue at block offset `off` (all instructions retired): loop, tail call or exit. */
+  private goto(off: number): void {
+    const c = this.c;
+    const pageOff = (this.b.host & 0xfff) + off;
+    if (off === 0 && this.loops) {
+      c.get(0).i32Const(this.n).op(Op.I32Sub).tee(0).i32Const(this.n).op(Op.I32GeS).brIf(this.depth);
+      c.get(1).globalSet(G_PC).get(0).op(Op.Return);
+      return;
+    }
+    if (pageOff >= 0 && pageOff < 0x1000) {
+      const f = this.index.get((this.b.host & ~0xfff) + pageOff);
+      if (f !== undefined) {
+        c.get(0).i32Const(this.n).op(Op.I32Sub);
+        this.pcAt(off);
+        c.returnCall(f);
+        return;
+      }
+    }
+    this.exit(() => this.pcAt(off), this.n);
+  }
+  /** After a call to loadSlow/storeSlow: leave if it raised an exception. */
+  private faultExit(ins: BlockInsn, k: number): void {
+    this.c.globalGet(G_EXC).begin(Op.If);
+    this.exit(() => this.pcAt(ins.off), k + 1);
+    this.c.end();
+  }
+
+  // ---- memory
+  /**
+   * Compute va = x[rs1] + imm and the TLB entry address for `access`, then push the
+   * fast-path condition (i32): the page is in the TLB and `size` bytes fit in it.
+   */
+  private tlbProbe(rs1: number, imm: number, access: number, size: number): void {
+    const c = this.c;
+    this.getX(rs1);
+    if (imm !== 0) c.i64Const(BigInt(imm)).op(Op.I64Add);
+    c.set(this.va);
+    c.globalGet(G_TLB).get(this.va).i64Const(12n).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
+      .i32Const(4).op(Op.I32Shl).op(Op.I32Add);
+    if (access) c.i32Const(access * this.layout.tlbTableBytes).op(Op.I32Add);
+    c.set(this.ent);
+    c.get(this.ent).mem(Op.I64Load, 0, 3).get(this.va).i64Const(12n).op(Op.I64ShrU).op(Op.I64Eq);
+    if (size > 1) {
+      c.get(this.va).op(Op.I32WrapI64).i32Const(0xfff).op(Op.I32And).i32Const(0x1000 - size).op(Op.I32LeU).op(Op.I32And);
+    }
+  }
+  /** Push the host address of va (fast path). */
+  private hostAddr(): void {
+    this.c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, 8, 2).op(Op.I32Add);
+  }
+
+  private load(ins: BlockInsn, k: number, rd: number, rs1: number, imm: number, f3: number): void {
+    const c = this.c;
+    const size = 1 << (f3 & 3);
+    const fast = [Op.I64Load8S, Op.I64Load16S, Op.I64Load32S, Op.I64Load, Op.I64Load8U, Op.I64Load16U, Op.I64Load32U][f3];
+    this.tlbProbe(rs1, imm, ACC_R, size);
+    c.begin(Op.If, I64);
+    this.hostAddr();
+    c.mem(fast, 0, 0);
+    c.op(Op.Else);
+    this.depth++;
+    c.get(this.va).i32Const(size).call(F_LOAD_SLOW).set(this.v);
+    this.faultExit(ins, k);
+    c.get(this.v);
+    if (f3 === 0) c.op(Op.I64Extend8S);
+    else if (f3 === 1) c.op(Op.I64Extend16S);
+    else if (f3 === 2) c.op(Op.I64Extend32S);
+    this.depth--;
+    c.end();
+    c.set(this.v);
+    this.setXFromV(rd);
+  }
+
+  private store(ins: BlockInsn, k: number, rs1: number, rs2: number, imm: number, f3: number): void {
+    const c = this.c;
+    const size = 1 << f3;
+    const fast = [Op.I64Store8, Op.I64Store16, Op.I64Store32, Op.I64Store][f3];
+    this.tlbProbe(rs1, imm, ACC_W, size);
+    c.begin(Op.If);
+    this.hostAddr();
+    this.getX(rs2);
+    c.mem(fast, 0, 0);
+    c.op(Op.Else);
+    this.depth++;
+    c.get(this.va).i32Const(size);
+    this.getX(rs2);
+    c.call(F_STORE_SLOW);
+    this.faultExit(ins, k);
+    this.depth--;
+    c.end();
+  }
+
+  // ---- instructions
+  private insn(ins: BlockInsn, k: number): void {
+    const c = this.c;
+    const i = ins.insn;
+    const rd = (i >>> 7) & 31, rs1 = (i >>> 15) & 31, rs2 = (i >>> 20) & 31, f3 = (i >>> 12) & 7, f7 = i >>> 25;
+    const immI = i >> 20;
+    switch (i & 0x7f) {
+      case 0x37: this.setX(rd, () => c.i64Const(BigInt(i & 0xfffff000 | 0) )); return; // LUI: sign-extended
+      case 0x17: this.setX(rd, () => this.pcAt(ins.off + (i & 0xfffff000 | 0))); return; // AUIPC
+      case 0x6f: // JAL
+        this.setX(rd, () => this.pcAt(ins.off + ins.len));
+        this.goto(this.staticTarget(ins)!);
+        return;
+      case 0x67: // JALR: the target is computed before rd is written (rs1 may be rd)
+        this.getX(rs1);
+        if (immI !== 0) c.i64Const(BigInt(immI)).op(Op.I64Add);
+        c.i64Const(-2n).op(Op.I64And).set(this.va);
+        this.setX(rd, () => this.pcAt(ins.off + ins.len));
+        this.exit(() => c.get(this.va), this.n);
+        return;
+      case 0x63: { // BRANCH
+        this.getX(rs1);
+        this.getX(rs2);
+        c.op([Op.I64Eq, Op.I64Ne, 0, 0, Op.I64LtS, Op.I64GeS, Op.I64LtU, Op.I64GeU][f3] as Op);
+        c.begin(Op.If);
+        this.depth++;
+        this.goto(this.staticTarget(ins)!);
+        this.depth--;
+        c.end();
+        this.goto(ins.off + ins.len);
+        return;
+      }
+      case 0x03: this.load(ins, k, rd, rs1, immI, f3); return;
+      case 0x23: this.store(ins, k, rs1, rs2, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3); return;
+      case 0x13: { // OP-IMM
+        if (rd === 0) return;
+        const sh = immI & 63;
+        this.setX(rd, () => {
+          this.getX(rs1);
+          switch (f3) {
+            case 0: if (immI !== 0) c.i64Const(BigInt(immI)).op(Op.I64Add); break;
+            case 1: c.i64Const(BigInt(sh)).op(Op.I64Shl); break;
+            case 2: c.i64Const(BigInt(immI)).op(Op.I64LtS).op(Op.I64ExtendI32U); break;
+            case 3: c.i64Const(BigInt(immI)).op(Op.I64LtU).op(Op.I64ExtendI32U); break;
+            case 4: c.i64Const(BigInt(immI)).op(Op.I64Xor); break;
+            case 5: c.i64Const(BigInt(sh)).op((i >>> 26) === 0 ? Op.I64ShrU : Op.I64ShrS); break;
+            case 6: c.i64Const(BigInt(immI)).op(Op.I64Or); break;
+            default: c.i64Const(BigInt(immI)).op(Op.I64And); break;
+          }
+        });
+        return;
+      }
+      case 0x1b: { // OP-IMM-32
+        if (rd === 0) return;
+        this.setX(rd, () => {
+          this.getX(rs1);
+          c.op(Op.I32WrapI64);
+          if (f3 === 0) c.i32Const(immI).op(Op.I32Add);
+          else if (f3 === 1) c.i32Const(rs2).op(Op.I32Shl);
+          else c.i32Const(rs2).op(f7 === 0 ? Op.I32ShrU : Op.I32ShrS);
+          c.op(Op.I64ExtendI32S);
+        });
+        return;
+      }
+      case 0x33: { // OP
+        if (rd === 0) return;
+        this.setX(rd, () => {
+          this.getX(rs1);
+          this.getX(rs2);
+          if (f7 === 1) {
+            if (f3 === 0) c.op(Op.I64Mul);
+            else c.call(HELPERS + f3 - 1); // mulh mulhsu mulhu div divu rem remu
+            return;
+          }
+          if (f7 === 0x20) { c.op(f3 === 0 ? Op.I64Sub : Op.I64ShrS); return; }
+          switch (f3) {
+            case 0: c.op(Op.I64Add); break;
+            case 1: c.op(Op.I64Shl); break;
+            case 2: c.op(Op.I64LtS).op(Op.I64ExtendI32U); break;
+            case 3: c.op(Op.I64LtU).op(Op.I64ExtendI32U); break;
+            case 4: c.op(Op.I64Xor); break;
+            case 5: c.op(Op.I64ShrU); break;
+            case 6: c.op(Op.I64Or); break;
+            default: c.op(Op.I64And); break;
+          }
+        });
+        return;
+      }
+      case 0x3b: { // OP-32
+        if (rd === 0) return;
+        this.setX(rd, () => {
+          if (f7 === 1 && f3 >= 4) {
+            this.getX(rs1);
+            this.getX(rs2);
+            c.call(HELPERS + 7 + (f3 - 4)); // divw divuw remw remuw
+            return;
+          }
+          this.getX(rs1);
+          c.op(Op.I32WrapI64);
+          this.getX(rs2);
+          c.op(Op.I32WrapI64);
+          if (f7 === 1) c.op(Op.I32Mul);
+          else if (f7 === 0x20) c.op(f3 === 0 ? Op.I32Sub : Op.I32ShrS);
+          else c.op(f3 === 0 ? Op.I32Add : f3 === 1 ? Op.I32Shl : Op.I32ShrU);
+          c.op(Op.I64ExtendI32S);
+        });
+        return;
+      }
+      default: throw new Error(`untranslatable instruction 0x${(i >>> 0).toString(16)}`);
+    }
+  }
+}
+
+/** The body of helper `name`: (a i64, b i64) -> i64, as the interpreter computes it. */
+function helper(name: (typeof HELPER_NAMES)[number]): Code {
+  const c = new Code([I64, I64]);
+  const A = 0, B = 1;
+  const MIN = -0x8000000000000000n;
+  switch (name) {
+    case 'mulhu': {
+      // 64x64 -> high 64 bits from 32-bit halves
+      const p00 = c.local(I64), p01 = c.local(I64), p10 = c.local(I64), p11 = c.local(I64);
+      const lo = (r: number) => c.get(r).i64Const(0xffffffffn).op(Op.I64And);
+      const hi = (r: number) => c.get(r).i64Const(32n).op(Op.I64ShrU);
+      lo(A); lo(B); c.op(Op.I64Mul).set(p00);
+      lo(A); hi(B); c.op(Op.I64Mul).set(p01);
+      hi(A); lo(B); c.op(Op.I64Mul).set(p10);
+      hi(A); hi(B); c.op(Op.I64Mul).set(p11);
+      c.get(p11);
+      c.get(p01).i64Const(32n).op(Op.I64ShrU).op(Op.I64Add);
+      c.get(p10).i64Const(32n).op(Op.I64ShrU).op(Op.I64Add);
+      // mid = (p00 >> 32) + lo(p01) + lo(p10); add mid >> 32
+      c.get(p00).i64Const(32n).op(Op.I64ShrU);
+      c.get(p01).i64Const(0xffffffffn).op(Op.I64And).op(Op.I64Add);
+      c.get(p10).i64Const(0xffffffffn).op(Op.I64And).op(Op.I64Add);
+      c.i64Const(32n).op(Op.I64ShrU).op(Op.I64Add);
+      return c;
+    }
+    case 'mulh': case 'mulhsu': {
+      const mulhu = HELPERS + HELPER_NAMES.indexOf('mulhu');
+      c.get(A).get(B).call(mulhu);
+      c.get(B).i64Const(0n).get(A).i64Const(0n).op(Op.I64LtS).op(Op.Select).op(Op.I64Sub);
+      if (name === 'mulh') c.get(A).i64Const(0n).get(B).i64Const(0n).op(Op.I64LtS).op(Op.Select).op(Op.I64Sub);
+      return c;
+    }
+    case 'div': case 'rem': {
+      c.get(B).op(Op.I64Eqz).begin(Op.If);
+      if (name === 'div') c.i64Const(-1n); else c.get(A);
+      c.op(Op.Return).end();
+      c.get(A).i64Const(MIN).op(Op.I64Eq).get(B).i64Const(-1n).op(Op.I64Eq).op(Op.I32And).begin(Op.If);
+      if (name === 'div') c.get(A); else c.i64Const(0n);
+      c.op(Op.Return).end();
+      c.get(A).get(B).op(name === 'div' ? Op.I64DivS : Op.I64RemS);
+      return c;
+    }
+    case 'divu': case 'remu': {
+      c.get(B).op(Op.I64Eqz).begin(Op.If);
+      if (name === 'divu') c.i64Const(-1n); else c.get(A);
+      c.op(Op.Return).end();
+      c.get(A).get(B).op(name === 'divu' ? Op.I64DivU : Op.I64RemU);
+      return c;
+    }
+    default: { // divw divuw remw remuw: 32-bit operands, sign-extended 32-bit result
+      const a = c.local(I32), b = c.local(I32);
+      c.get(A).op(Op.I32WrapI64).set(a).get(B).op(Op.I32WrapI64).set(b);
+      const isDiv = name === 'divw' || name === 'divuw';
+      c.get(b).op(Op.I32Eqz).begin(Op.If);
+      if (isDiv) c.i64Const(-1n); else c.get(a).op(Op.I64ExtendI32S);
+      c.op(Op.Return).end();
+      if (name === 'divw' || name === 'remw') {
+        c.get(a).i32Const(-0x80000000).op(Op.I32Eq).get(b).i32Const(-1).op(Op.I32Eq).op(Op.I32And).begin(Op.If);
+        if (name === 'divw') c.get(a).op(Op.I64ExtendI32S); else c.i64Const(0n);
+        c.op(Op.Return).end();
+      }
+      c.get(a).get(b).op(name === 'divw' ? Op.I32DivS : name === 'divuw' ? Op.I32DivU : name === 'remw' ? Op.I32RemS : Op.I32RemU);
+      c.op(Op.I64ExtendI32S);
+      return c;
+    }
+  }
+}

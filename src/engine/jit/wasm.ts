@@ -1,0 +1,241 @@
+/**
+ * A small writer of WebAssembly binary modules (WebAssembly Core Specification 2.0,
+ * chapter 5 "Binary Format", plus the tail-call proposal's `return_call`): just what the
+ * JIT emits. Imports nothing from Node.
+ */
+
+/** Value types (spec 5.3.1). */
+export const enum ValType { I32 = 0x7f, I64 = 0x7e, F32 = 0x7d, F64 = 0x7c }
+
+/** Instruction opcodes the JIT uses (spec 5.4). */
+export const enum Op {
+  Unreachable = 0x00, Block = 0x02, Loop = 0x03, If = 0x04, Else = 0x05, End = 0x0b,
+  Br = 0x0c, BrIf = 0x0d, Return = 0x0f, Call = 0x10, ReturnCall = 0x12,
+  Drop = 0x1a, Select = 0x1b,
+  LocalGet = 0x20, LocalSet = 0x21, LocalTee = 0x22, GlobalGet = 0x23, GlobalSet = 0x24,
+  I32Load = 0x28, I64Load = 0x29,
+  I32Load8S = 0x2c, I32Load8U = 0x2d, I32Load16S = 0x2e, I32Load16U = 0x2f,
+  I64Load8S = 0x30, I64Load8U = 0x31, I64Load16S = 0x32, I64Load16U = 0x33, I64Load32S = 0x34, I64Load32U = 0x35,
+  I32Store = 0x36, I64Store = 0x37, I32Store8 = 0x3a, I32Store16 = 0x3b,
+  I64Store8 = 0x3c, I64Store16 = 0x3d, I64Store32 = 0x3e,
+  I32Const = 0x41, I64Const = 0x42,
+  I32Eqz = 0x45, I32Eq = 0x46, I32Ne = 0x47, I32LtS = 0x48, I32LtU = 0x49, I32GtS = 0x4a, I32GtU = 0x4b,
+  I32LeS = 0x4c, I32LeU = 0x4d, I32GeS = 0x4e, I32GeU = 0x4f,
+  I64Eqz = 0x50, I64Eq = 0x51, I64Ne = 0x52, I64LtS = 0x53, I64LtU = 0x54, I64GtS = 0x55, I64GtU = 0x56,
+  I64LeS = 0x57, I64LeU = 0x58, I64GeS = 0x59, I64GeU = 0x5a,
+  I32Add = 0x6a, I32Sub = 0x6b, I32Mul = 0x6c, I32DivS = 0x6d, I32DivU = 0x6e, I32RemS = 0x6f, I32RemU = 0x70,
+  I32And = 0x71, I32Or = 0x72, I32Xor = 0x73, I32Shl = 0x74, I32ShrS = 0x75, I32ShrU = 0x76,
+  I64Add = 0x7c, I64Sub = 0x7d, I64Mul = 0x7e, I64DivS = 0x7f, I64DivU = 0x80, I64RemS = 0x81, I64RemU = 0x82,
+  I64And = 0x83, I64Or = 0x84, I64Xor = 0x85, I64Shl = 0x86, I64ShrS = 0x87, I64ShrU = 0x88,
+  I32WrapI64 = 0xa7, I64ExtendI32S = 0xac, I64ExtendI32U = 0xad,
+  I64Extend8S = 0xc2, I64Extend16S = 0xc3, I64Extend32S = 0xc4,
+}
+
+/** Kinds of imports and exports (spec 5.5.5, 5.5.10). */
+export const enum ExternKind { Func = 0, Table = 1, Memory = 2, Global = 3 }
+
+/** A growable byte buffer with the binary format's integer encodings. */
+export class Bytes {
+  private buf = new Uint8Array(256);
+  length = 0;
+  /** Append one byte (0..255). */
+  byte(b: number): this {
+    if (this.length === this.buf.length) {
+      const n = new Uint8Array(this.buf.length * 2);
+      n.set(this.buf);
+      this.buf = n;
+    }
+    this.buf[this.length++] = b;
+    return this;
+  }
+  /** Append raw bytes. */
+  bytes(src: ArrayLike<number>): this {
+    if (this.length + src.length > this.buf.length) {
+      const n = new Uint8Array(Math.max(this.buf.length * 2, this.length + src.length));
+      n.set(this.buf.subarray(0, this.length));
+      this.buf = n;
+    }
+    for (let i = 0; i < src.length; i++) this.buf[this.length + i] = src[i];
+    this.length += src.length;
+    return this;
+  }
+  /** Unsigned LEB128 of a non-negative integer below 2^53 (spec 5.2.2). */
+  u32(v: number): this {
+    do {
+      let b = v % 128;
+      v = Math.floor(v / 128);
+      if (v !== 0) b |= 0x80;
+      this.byte(b);
+    } while (v !== 0);
+    return this;
+  }
+  /** Signed LEB128 of an integer that fits in 32 bits. */
+  s32(v: number): this { return this.s64(BigInt(v | 0)); }
+  /** Signed LEB128 of a 64-bit integer (any bigint; taken modulo 2^64 as signed). */
+  s64(v: bigint): this {
+    v = BigInt.asIntN(64, v);
+    for (;;) {
+      const b = Number(v & 0x7fn);
+      v >>= 7n;
+      const done = (v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0);
+      this.byte(done ? b : b | 0x80);
+      if (done) return this;
+    }
+  }
+  /** A name: length-prefixed UTF-8 (ASCII here). */
+  name(s: string): this {
+    this.u32(s.length);
+    for (let i = 0; i < s.length; i++) this.byte(s.charCodeAt(i));
+    return this;
+  }
+  /** The bytes written so far. */
+  toBytes(): Uint8Array { return this.buf.slice(0, this.length); }
+}
+
+/** The body of one function: locals and an instruction stream (spec 5.5.13). */
+export class Code extends Bytes {
+  private readonly locals: ValType[] = [];
+  /** @param params the function's parameter types (locals 0..n-1). */
+  constructor(private readonly params: readonly ValType[]) { super(); }
+  /** Declare a new local of type `t`; returns its index. */
+  local(t: ValType): number {
+    this.locals.push(t);
+    return this.params.length + this.locals.length - 1;
+  }
+  op(o: Op): this { return this.byte(o); }
+  i32Const(v: number): this { return this.byte(Op.I32Const).s32(v); }
+  i64Const(v: bigint): this { return this.byte(Op.I64Const).s64(v); }
+  get(i: number): this { return this.byte(Op.LocalGet).u32(i); }
+  set(i: number): this { return this.byte(Op.LocalSet).u32(i); }
+  tee(i: number): this { return this.byte(Op.LocalTee).u32(i); }
+  globalGet(i: number): this { return this.byte(Op.GlobalGet).u32(i); }
+  globalSet(i: number): this { return this.byte(Op.GlobalSet).u32(i); }
+  /** A load or store with alignment hint log2(`align`) and constant `offset` (bytes, < 2^32). */
+  mem(o: Op, offset: number, align = 0): this { return this.byte(o).u32(align).u32(offset); }
+  call(f: number): this { return this.byte(Op.Call).u32(f); }
+  returnCall(f: number): this { return this.byte(Op.ReturnCall).u32(f); }
+  /** `block`/`loop`/`if` with an empty result type, or one result of type `result`. */
+  begin(o: Op.Block | Op.Loop | Op.If, result?: ValType): this { return this.byte(o).byte(result ?? 0x40); }
+  end(): this { return this.byte(Op.End); }
+  br(depth: number): this { return this.byte(Op.Br).u32(depth); }
+  brIf(depth: number): this { return this.byte(Op.BrIf).u32(depth); }
+  /** The encoded body: local declarations (run-length) then the code and a final `end`. */
+  body(): Uint8Array {
+    const out = new Bytes();
+    const runs: Array<[number, ValType]> = [];
+    for (const t of this.locals) {
+      const last = runs[runs.length - 1];
+      if (last && last[1] === t) last[0]++; else runs.push([1, t]);
+    }
+    out.u32(runs.length);
+    for (const [n, t] of runs) out.u32(n).byte(t);
+    out.bytes(this.toBytes()).byte(Op.End);
+    const framed = new Bytes();
+    framed.u32(out.length).bytes(out.toBytes());
+    return framed.toBytes();
+  }
+}
+
+interface FuncType { params: readonly ValType[]; results: readonly ValType[] }
+
+type Import =
+  | { module: string; name: string; kind: ExternKind.Func; type: number }
+  | { module: string; name: string; kind: ExternKind.Global; type: ValType; mutable: boolean }
+  | { module: string; name: string; kind: ExternKind.Memory; min: number; max: number; shared: boolean };
+
+/**
+ * Builds one module. Function indices count imported functions first, then the functions
+ * added with `addFunction`, in order (spec 2.5.1); global indices count imported globals.
+ */
+export class ModuleBuilder {
+  private readonly types: FuncType[] = [];
+  private readonly imports: Import[] = [];
+  private readonly funcs: Array<{ type: number; code: Code | null }> = [];
+  private readonly exports: Array<{ name: string; kind: ExternKind; index: number }> = [];
+  private importedFuncs = 0;
+  private importedGlobals = 0;
+
+  /** Index of the function type (params) -> (results), added when new. */
+  type(params: readonly ValType[], results: readonly ValType[]): number {
+    const i = this.types.findIndex((t) => same(t.params, params) && same(t.results, results));
+    if (i >= 0) return i;
+    this.types.push({ params, results });
+    return this.types.length - 1;
+  }
+  /** Import a function; returns its function index. Must precede `addFunction`. */
+  importFunction(module: string, name: string, params: readonly ValType[], results: readonly ValType[]): number {
+    if (this.funcs.length) throw new Error('imports must precede defined functions');
+    this.imports.push({ module, name, kind: ExternKind.Func, type: this.type(params, results) });
+    return this.importedFuncs++;
+  }
+  /** Import a global; returns its global index. */
+  importGlobal(module: string, name: string, type: ValType, mutable: boolean): number {
+    this.imports.push({ module, name, kind: ExternKind.Global, type, mutable });
+    return this.importedGlobals++;
+  }
+  /** Import a memory of `min`..`max` 64 KiB pages. */
+  importMemory(module: string, name: string, min: number, max: number, shared: boolean): void {
+    this.imports.push({ module, name, kind: ExternKind.Memory, min, max, shared });
+  }
+  /**
+   * Declare a function of type (params) -> (results); returns its index. Its body may be
+   * given later with `setBody`, so that functions can call each other in any order.
+   */
+  declareFunction(params: readonly ValType[], results: readonly ValType[]): number {
+    this.funcs.push({ type: this.type(params, results), code: null });
+    return this.importedFuncs + this.funcs.length - 1;
+  }
+  /** Give declared function `index` its body. */
+  setBody(index: number, code: Code): void { this.funcs[index - this.importedFuncs].code = code; }
+  /** Export function `index` as `name`. */
+  exportFunction(name: string, index: number): void { this.exports.push({ name, kind: ExternKind.Func, index }); }
+
+  /** The module's bytes. Throws if a declared function has no body. */
+  toBytes(): Uint8Array {
+    const out = new Bytes().bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+    const section = (id: number, fill: (b: Bytes) => void) => {
+      const b = new Bytes();
+      fill(b);
+      out.byte(id).u32(b.length).bytes(b.toBytes());
+    };
+    section(1, (b) => {
+      b.u32(this.types.length);
+      for (const t of this.types) {
+        b.byte(0x60).u32(t.params.length).bytes(t.params).u32(t.results.length).bytes(t.results);
+      }
+    });
+    if (this.imports.length) {
+      section(2, (b) => {
+        b.u32(this.imports.length);
+        for (const im of this.imports) {
+          b.name(im.module).name(im.name).byte(im.kind);
+          if (im.kind === ExternKind.Func) b.u32(im.type);
+          else if (im.kind === ExternKind.Global) b.byte(im.type).byte(im.mutable ? 1 : 0);
+          else b.byte(im.shared ? 3 : 1).u32(im.min).u32(im.max);
+        }
+      });
+    }
+    section(3, (b) => {
+      b.u32(this.funcs.length);
+      for (const f of this.funcs) b.u32(f.type);
+    });
+    if (this.exports.length) {
+      section(7, (b) => {
+        b.u32(this.exports.length);
+        for (const e of this.exports) b.name(e.name).byte(e.kind).u32(e.index);
+      });
+    }
+    section(10, (b) => {
+      b.u32(this.funcs.length);
+      this.funcs.forEach((f, i) => {
+        if (!f.code) throw new Error(`function ${this.importedFuncs + i} has no body`);
+        b.bytes(f.code.body());
+      });
+    });
+    return out.toBytes();
+  }
+}
+
+function same(a: readonly ValType[], b: readonly ValType[]): boolean {
+  return a.length === b.length && a.every((t, i) => t === b[i]);
+}

@@ -1,0 +1,223 @@
+// Differential test of the JIT (src/engine/jit/) against the interpreter: random RV64IMC
+// programs (fixed seeds) run on two harts in two memories, one per engine, in lockstep
+// from one `ecall` checkpoint to the next; at every checkpoint the x registers, pc,
+// instret and the data the program wrote must be identical. The programs mix ALU and
+// M-extension instructions (32-bit and compressed), loads and stores of every width
+// (aligned, misaligned, crossing pages, and faulting ones, which a trap handler skips),
+// forward branches and jumps, JALR, reads of `instret`, and a loop that runs the body
+// several times so that its blocks are translated and then run translated.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Hart, HartExit, createGuestMemory, type EngineKind, type HartHost } from '../../src/engine/hart.js';
+import { RAM_OFFSET, RVC_TABLE } from '../../src/engine/layout.js';
+import { loadEngineModule } from '../../src/engine/node/module.js';
+import { translatable } from '../../src/engine/jit/translate.js';
+
+const RAM_BYTES = 4 << 20;
+const RAM_BASE = 0x8000_0000;
+/** Guest physical address of the data the programs load and store (x9 points into it). */
+const DATA = RAM_BASE + 0x10_0000;
+const DATA_BYTES = 3 * 4096;
+const X9 = DATA + 4096 + 2048;
+/** Registers the random instructions never write: x5-x7 (trap handler), x8 (loop counter), x9 (data base). */
+const RESERVED = new Set([5, 6, 7, 8, 9]);
+/** Times the loop runs the random body. */
+const LOOPS = 4;
+
+/** xorshift32: the tests' deterministic random numbers. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    return s;
+  };
+}
+
+const r = (op: number, rd: number, f3: number, rs1: number, rs2: number, f7: number) =>
+  ((f7 << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
+const i = (op: number, rd: number, f3: number, rs1: number, imm: number) =>
+  (((imm & 0xfff) << 20) | (rs1 << 15) | (f3 << 12) | (rd << 7) | op) >>> 0;
+const s = (f3: number, rs1: number, rs2: number, imm: number) =>
+  ((((imm >> 5) & 0x7f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 0x1f) << 7) | 0x23) >>> 0;
+const b = (f3: number, rs1: number, rs2: number, imm: number) =>
+  ((((imm >> 12) & 1) << 31) | (((imm >> 5) & 0x3f) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) |
+    (((imm >> 1) & 0xf) << 8) | (((imm >> 11) & 1) << 7) | 0x63) >>> 0;
+const jal = (rd: number, imm: number) =>
+  ((((imm >> 20) & 1) << 31) | (((imm >> 1) & 0x3ff) << 21) | (((imm >> 11) & 1) << 20) | (((imm >> 12) & 0xff) << 12) | (rd << 7) | 0x6f) >>> 0;
+const ECALL = 0x73;
+
+/** An instruction of a program; `skip` asks for a forward branch/jump over that many following instructions. */
+interface Item { word: number; len: 2 | 4; skip?: number; kind?: 'branch' | 'jal'; noLand?: boolean }
+
+/** Random instructions (see the file comment); `rvc` is the engine's expansion table. */
+function generate(seed: number, rvc: Uint32Array, count: number): Item[] {
+  const rand = rng(seed);
+  const pick = <T>(a: readonly T[]): T => a[rand() % a.length];
+  const reg = () => { for (;;) { const x = rand() % 32; if (!RESERVED.has(x)) return x; } };
+  const src = () => rand() % 32;
+  const imm12 = () => {
+    const k = rand() % 4;
+    return k === 0 ? pick([0, 1, -1, 2047, -2048, 63, 31, 32]) : ((rand() % 4096) - 2048);
+  };
+  const items: Item[] = [];
+  while (items.length < count) {
+    const k = rand() % 100;
+    if (k < 25) { // OP / OP-32
+      const f3 = rand() % 8, f7 = pick([0, 0x20, 1]);
+      const w = r(pick([0x33, 0x3b]), reg(), f3, src(), src(), f7);
+      if (translatable(w)) items.push({ word: w, len: 4 });
+    } else if (k < 40) { // OP-IMM / OP-IMM-32
+      const f3 = rand() % 8;
+      let imm = imm12();
+      if (f3 === 1 || f3 === 5) imm = (rand() % 64) | (f3 === 5 && rand() % 2 ? 0x400 : 0);
+      const w = i(pick([0x13, 0x1b]), reg(), f3, src(), imm);
+      if (translatable(w)) items.push({ word: w, len: 4 });
+    } else if (k < 45) { // LUI / AUIPC
+      items.push({ word: (((rand() & 0xfffff) << 12) | (reg() << 7) | pick([0x37, 0x17])) >>> 0, len: 4 });
+    } else if (k < 60) { // loads: mostly near x9, sometimes through a random base (faults)
+      const f3 = pick([0, 1, 2, 3, 4, 5, 6]);
+      const base = rand() % 8 ? 9 : src();
+      items.push({ word: i(0x03, reg(), f3, base, base === 9 ? (rand() % 4096) - 2048 : imm12()), len: 4 });
+    } else if (k < 72) { // stores: near x9, sometimes absolute (x0 base: faults, and the code stays intact)
+      const f3 = rand() % 4;
+      const base = rand() % 8 ? 9 : 0;
+      items.push({ word: s(f3, base, src(), base === 9 ? (rand() % 4096) - 2048 : imm12()), len: 4 });
+    } else if (k < 85) { // compressed: ALU on any register, loads and stores based on x9
+      const parcel = rand() & 0xffff;
+      if ((parcel & 3) === 3) continue;
+      const e = rvc[parcel];
+      if (e === 0 || !translatable(e)) continue;
+      const op = e & 0x7f, rd = (e >>> 7) & 31, rs1 = (e >>> 15) & 31;
+      if (op === 0x6f || op === 0x67 || op === 0x63) continue;
+      if ((op === 0x03 || op === 0x23) && rs1 !== 9) continue;
+      if (op !== 0x23 && RESERVED.has(rd)) continue;
+      items.push({ word: parcel, len: 2 });
+    } else if (k < 92) { // forward branch over 1-3 instructions
+      items.push({ word: b(pick([0, 1, 4, 5, 6, 7]), src(), src(), 0), len: 4, skip: 1 + rand() % 3, kind: 'branch' });
+    } else if (k < 95) {
+      items.push({ word: jal(reg(), 0), len: 4, skip: 1 + rand() % 2, kind: 'jal' });
+    } else if (k < 97) { // auipc x11, 0; jalr rd, 12(x11): skips one 4-byte instruction
+      items.push({ word: (11 << 7) | 0x17, len: 4 }); // auipc x11, 0
+      items.push({ word: i(0x67, reg(), 0, 11, 12), len: 4, noLand: true });
+      items.push({ word: i(0x13, 12, 0, 12, 1), len: 4, noLand: true }); // skipped
+    } else if (k < 98) {
+      items.push({ word: i(0x73, reg(), 2, 0, 0xc02), len: 4 }); // csrr rd, instret
+    } else {
+      items.push({ word: ECALL, len: 4 }); // checkpoint
+    }
+    if (rand() % 8 === 0) items.push({ word: ECALL, len: 4 }); // checkpoint
+  }
+  return items;
+}
+
+/** Lay out: prologue, loop { body }, final ecall, trap handler. Returns the image and the final ecall's address. */
+function assemble(body: Item[]): { image: Uint8Array; exitPc: number } {
+  const handler: number[] = [
+    0x141022f3, // csrr x5, sepc
+    i(0x13, 5, 0, 5, 4), // addi x5, x5, 4 (faulting accesses are 4-byte instructions)
+    0x14129073, // csrw sepc, x5
+    0x14302373, // csrr x6, stval
+    r(0x33, 7, 4, 7, 6, 0), // xor x7, x7, x6
+    0x14202373, // csrr x6, scause
+    r(0x33, 7, 0, 7, 6, 0), // add x7, x7, x6
+    0x10200073, // sret
+  ];
+  const words: Array<{ word: number; len: number }> = [];
+  // prologue: x5 = handler (patched below), stvec = x5; the host sets x8 (loop count) and x9 (data base)
+  const prologue = [0, 0, 0x10529073];
+  for (const w of prologue) words.push({ word: w, len: 4 });
+  const loopStart = words.reduce((a, w) => a + w.len, 0);
+  const bodyAt = words.length;
+  for (const it of body) words.push({ word: it.word, len: it.len });
+  words.push({ word: i(0x13, 8, 0, 8, -1), len: 4 }); // addi x8, x8, -1
+  const backAt = words.length;
+  words.push({ word: 0, len: 4 }); // bnez x8, loop
+  const exitAt = words.length;
+  words.push({ word: ECALL, len: 4 });
+  if (words.reduce((a, w) => a + w.len, 0) % 4) words.push({ word: 0x0001, len: 2 }); // c.nop: stvec is 4-byte aligned
+  const handlerAt = words.length;
+  for (const w of handler) words.push({ word: w, len: 4 });
+  const addr: number[] = [];
+  let at = 0;
+  for (const w of words) { addr.push(at); at += w.len; }
+  // patch branches and jumps to skip instructions
+  body.forEach((it, k) => {
+    if (!it.skip) return;
+    const from = bodyAt + k;
+    let to = Math.min(from + 1 + it.skip, bodyAt + body.length); // never past the loop decrement
+    while (to < bodyAt + body.length && body[to - bodyAt].noLand) to++; // never between auipc and its jalr
+    const off = addr[to] - addr[from];
+    words[from].word = it.kind === 'jal' ? jal((it.word >>> 7) & 31, off) : b((it.word >>> 12) & 7, (it.word >>> 15) & 31, (it.word >>> 20) & 31, off);
+  });
+  words[backAt].word = b(1, 8, 0, loopStart - addr[backAt]);
+  const hoff = addr[handlerAt];
+  assert.ok(hoff < 2048, 'program too long for the prologue\'s addi');
+  words[0].word = 0x00000297; // auipc x5, 0
+  words[1].word = i(0x13, 5, 0, 5, hoff);
+  const image = new Uint8Array(at);
+  const dv = new DataView(image.buffer);
+  words.forEach((w, k) => { if (w.len === 4) dv.setUint32(addr[k], w.word, true); else dv.setUint16(addr[k], w.word, true); });
+  return { image, exitPc: RAM_BASE + addr[exitAt] };
+}
+
+async function makeHart(engine: EngineKind, image: Uint8Array, data: Uint8Array): Promise<{ hart: Hart; mem: Uint8Array }> {
+  const memory = createGuestMemory(RAM_BYTES);
+  const mem = new Uint8Array(memory.buffer);
+  mem.set(image, RAM_OFFSET);
+  mem.set(data, RAM_OFFSET + (DATA - RAM_BASE));
+  const host: HartHost = { mmioRead: () => undefined, mmioWrite: () => false, nowTicks: () => 0 };
+  const hart = await Hart.create(loadEngineModule(), memory, 0, RAM_BYTES, host, { engine, jit: { hotThreshold: 1 } });
+  hart.reset(BigInt(RAM_BASE), 0n);
+  hart.setX(8, BigInt(LOOPS));
+  hart.setX(9, BigInt(X9));
+  return { hart, mem };
+}
+
+/** Run to the next ecall in chunks of `chunk` instructions (so that translations get installed in between). */
+function toCheckpoint(hart: Hart, chunk: number, what: string): void {
+  for (let n = 0; n < 10_000; n++) {
+    const exit = hart.run(chunk);
+    if (exit === HartExit.Sbi) return;
+    assert.equal(exit, HartExit.Budget, `${what}: unexpected exit ${exit} at pc 0x${hart.pc.toString(16)}`);
+  }
+  const h = (v: bigint) => `0x${v.toString(16)}`;
+  assert.fail(`${what}: no checkpoint reached: pc ${h(hart.pc)} scause ${h(hart.readCsr(0x142))} sepc ${h(hart.readCsr(0x141))} stval ${h(hart.readCsr(0x143))}`);
+}
+
+function state(hart: Hart, mem: Uint8Array): string {
+  const xs: string[] = [];
+  for (let k = 0; k < 32; k++) xs.push(hart.getX(k).toString(16));
+  const d = mem.subarray(RAM_OFFSET + (DATA - RAM_BASE), RAM_OFFSET + (DATA - RAM_BASE) + DATA_BYTES);
+  let h = 0;
+  for (let k = 0; k < d.length; k++) h = (Math.imul(h, 31) + d[k]) | 0;
+  return `pc=${hart.pc.toString(16)} instret=${hart.instret} data=${h} x=${xs.join(',')}`;
+}
+
+test('jit: random RV64IMC programs give the interpreter\'s state at every checkpoint', async () => {
+  let rvc: Uint32Array | null = null;
+  let translated = 0;
+  for (let seed = 1; seed <= 60; seed++) {
+    if (!rvc) {
+      const probe = await makeHart('interp', new Uint8Array(4), new Uint8Array(0));
+      rvc = new Uint32Array(probe.mem.buffer.slice(RVC_TABLE, RVC_TABLE + 65536 * 4));
+    }
+    const rand = rng(seed * 7919);
+    const { image, exitPc } = assemble(generate(seed, rvc, 150));
+    const data = new Uint8Array(DATA_BYTES);
+    for (let k = 0; k < data.length; k++) data[k] = rand() & 0xff;
+    const a = await makeHart('interp', image, data);
+    const j = await makeHart('jit', image, data);
+    for (let step = 0; ; step++) {
+      toCheckpoint(a.hart, 50 + (seed % 7) * 13, `interp, seed ${seed}`);
+      toCheckpoint(j.hart, 50 + (seed % 5) * 17, `jit, seed ${seed}`);
+      assert.equal(state(j.hart, j.mem), state(a.hart, a.mem), `seed ${seed}, checkpoint ${step}`);
+      if (a.hart.pc === BigInt(exitPc)) break;
+      a.hart.skipEcall();
+      j.hart.skipEcall();
+    }
+    translated += j.hart.jitStats!.blocks;
+  }
+  assert.ok(translated > 1000, `only ${translated} blocks were translated`);
+});
