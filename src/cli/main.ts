@@ -10,6 +10,7 @@ import { UsageError } from './errors.js';
 import { formatSize } from './size.js';
 import { registerHostCommands } from './host-commands.js';
 import { registerDiskCommands } from './disk.js';
+import { ENGINE_KINDS } from '../engine/hart.js';
 
 function buildProgram(): Command {
   const program = new Command();
@@ -20,6 +21,7 @@ function buildProgram(): Command {
     .usage('[options] [-- COMMAND [ARG...]]')
     .addOption(new Option('-m, --memory <size>', 'guest RAM (K, M, G suffixes)').default('512M'))
     .addOption(new Option('--cpus <n>', 'number of vCPUs').default('1'))
+    .addOption(new Option('--engine <kind>', 'how guest code runs: jit (hot code translated to wasm) or interp (the interpreter alone)').choices(ENGINE_KINDS).default('jit'))
     .option('--disk <path[,readonly]>', 'attach a disk image, raw or qcow2 (detected; repeatable: /dev/vda, /dev/vdb, ...)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--kernel <file>', 'Linux RISC-V Image to boot instead of the default image')
     .option('--initrd <file>', 'initramfs to use with --kernel')

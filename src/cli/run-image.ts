@@ -22,6 +22,7 @@ import { attachTerminal, handleVmSignals } from './terminal.js';
 import { createDisk, openDisk } from '../devices/node/disk.js';
 import type { DiskImage } from '../devices/node/disk.js';
 import { loadEngineModule } from '../engine/node/module.js';
+import type { EngineKind } from '../engine/hart.js';
 import { DEBIAN_IMAGE_NAME } from '../images/index.js';
 import type { PowerEvent } from '../devices/syscon.js';
 import { networkWaitScript } from '../vmm/guest-setup.js';
@@ -41,6 +42,8 @@ export interface RunImageOptions {
   bootDisk?: DiskImage;
   ramBytes: number;
   cpus: number;
+  /** How guest code runs (default jit). */
+  engineKind?: EngineKind;
   /** Extra disks (already opened), after the system disk: /dev/vdb, ... */
   disks: DiskImage[];
   /** Network cards (their backends already started). */
@@ -102,7 +105,7 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
   try {
     for (;;) {
       vm = await Vm.create({
-        ramBytes: opts.ramBytes, harts: opts.cpus, engine, kernel: firmware, bootargs: '',
+        ramBytes: opts.ramBytes, harts: opts.cpus, engine, engineKind: opts.engineKind, kernel: firmware, bootargs: '',
         disks: disks.map((backend, i) => ({ backend, serial: i === 0 ? 'system' : `disk${i}` })),
         nics: opts.nics,
         console,

@@ -11,6 +11,7 @@ import { ExitMarkerFilter } from '../vmm/console.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { attachTerminal, handleVmSignals } from './terminal.js';
 import { loadEngineModule } from '../engine/node/module.js';
+import type { EngineKind } from '../engine/hart.js';
 import { MAX_RAM_BYTES, MAX_HARTS } from '../engine/layout.js';
 import { openDisk, type DiskImage } from '../devices/node/disk.js';
 import { runImage } from './run-image.js';
@@ -29,6 +30,8 @@ export { kernelBootargs, initrdWithCommand, shellQuote } from '../vmm/boot-confi
 export interface RunOptions {
   memory: string;
   cpus: string;
+  /** `--engine jit|interp` (default jit). */
+  engine?: EngineKind;
   disk: string[];
   kernel?: string;
   initrd?: string;
@@ -156,10 +159,10 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
     links = started.links;
     const nics = started.nics;
     if (opts.bootDisk !== undefined) {
-      return await runImage({ bootDisk: disks[0], ramBytes, cpus, disks: disks.slice(1), nics, verbose: opts.verbose }, command);
+      return await runImage({ bootDisk: disks[0], ramBytes, cpus, engineKind: opts.engine, disks: disks.slice(1), nics, verbose: opts.verbose }, command);
     }
     if (opts.image !== undefined) {
-      return await runImage({ image: opts.image, ramBytes, cpus, disks, nics, diskSize: opts.diskSize, verbose: opts.verbose }, command);
+      return await runImage({ image: opts.image, ramBytes, cpus, engineKind: opts.engine, disks, nics, diskSize: opts.diskSize, verbose: opts.verbose }, command);
     }
     return await runWithDisks(opts, command, ramBytes, cpus, disks, nics);
   } finally {
@@ -191,7 +194,7 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
     if (out.length) stdout.write(out);
   }, { onInput: () => vm?.kick() });
   vm = await Vm.create({
-    ramBytes, harts: cpus, engine: loadEngineModule(), kernel, initrd, bootargs,
+    ramBytes, harts: cpus, engine: loadEngineModule(), engineKind: opts.engine, kernel, initrd, bootargs,
     disks: disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
     nics,
     console,

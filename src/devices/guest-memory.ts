@@ -20,9 +20,15 @@ export class GuestMemory {
   /** The RAM bytes (a view into the shared wasm memory). */
   readonly bytes: Uint8Array;
   private readonly view: DataView;
+  private readonly onWrite: ((off: number, len: number) => void) | undefined;
 
-  constructor(bytes: Uint8Array, ramBase: number) {
+  /**
+   * @param onWrite told, after the fact, of every range a device wrote (offset into
+   *   `bytes`, length in bytes): the engine retires translated code there.
+   */
+  constructor(bytes: Uint8Array, ramBase: number, onWrite?: (off: number, len: number) => void) {
     this.bytes = bytes;
+    this.onWrite = onWrite;
     this.ramBase = ramBase;
     this.ramSize = bytes.length;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -43,6 +49,11 @@ export class GuestMemory {
     return this.bytes.subarray(off, off + len);
   }
 
+  /** Say that `len` bytes at `gpa` were just written through a view from `slice()` (DMA). */
+  written(gpa: number, len: number): void {
+    if (this.onWrite) this.onWrite(this.offset(gpa, len), len);
+  }
+
   readU8(gpa: number): number { return this.bytes[this.offset(gpa, 1)]; }
   readU16(gpa: number): number { return this.view.getUint16(this.offset(gpa, 2), true); }
   readU32(gpa: number): number { return this.view.getUint32(this.offset(gpa, 4), true); }
@@ -54,12 +65,25 @@ export class GuestMemory {
     if (hi >= 0x200000) throw new GuestMemoryError(`64-bit value at 0x${gpa.toString(16)} is too large`);
     return hi * 0x100000000 + lo;
   }
-  writeU8(gpa: number, v: number): void { this.bytes[this.offset(gpa, 1)] = v; }
-  writeU16(gpa: number, v: number): void { this.view.setUint16(this.offset(gpa, 2), v, true); }
-  writeU32(gpa: number, v: number): void { this.view.setUint32(this.offset(gpa, 4), v >>> 0, true); }
+  writeU8(gpa: number, v: number): void {
+    const off = this.offset(gpa, 1);
+    this.bytes[off] = v;
+    this.onWrite?.(off, 1);
+  }
+  writeU16(gpa: number, v: number): void {
+    const off = this.offset(gpa, 2);
+    this.view.setUint16(off, v, true);
+    this.onWrite?.(off, 2);
+  }
+  writeU32(gpa: number, v: number): void {
+    const off = this.offset(gpa, 4);
+    this.view.setUint32(off, v >>> 0, true);
+    this.onWrite?.(off, 4);
+  }
   writeU64(gpa: number, v: number): void {
     const off = this.offset(gpa, 8);
     this.view.setUint32(off, v % 0x100000000, true);
     this.view.setUint32(off + 4, Math.floor(v / 0x100000000), true);
+    this.onWrite?.(off, 8);
   }
 }

@@ -12,6 +12,7 @@
  */
 import { HartSignals, createGuestMemory } from '../engine/hart.js';
 import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ, MAX_HARTS } from '../engine/layout.js';
+import { codeWriteNotifier } from '../engine/code-pages.js';
 import type { MmioDevice, CharBackend, BlockBackend, NetBackend, WallClock, MmioWidth } from '../devices/bus.js';
 import { GuestMemory } from '../devices/guest-memory.js';
 import { Plic } from '../devices/plic.js';
@@ -155,7 +156,7 @@ export class Board {
     this.cfg = cfg;
     this.t0 = cfg.monotonicNs();
     this.wasmMemory = createGuestMemory(cfg.ramBytes);
-    this.memory = new GuestMemory(new Uint8Array(this.wasmMemory.buffer, RAM_OFFSET, cfg.ramBytes), RAM_BASE);
+    this.memory = new GuestMemory(new Uint8Array(this.wasmMemory.buffer, RAM_OFFSET, cfg.ramBytes), RAM_BASE, codeWriteNotifier(this.wasmMemory));
     for (let i = 0; i < cfg.harts; i++) this.signals.push(new HartSignals(this.wasmMemory, i));
     this.plic = new Plic(PLIC_SOURCES, 2 * cfg.harts, sExternalInterrupts(this.signals));
     this.uart = new Uart16550(cfg.console, this.plic.line(UART_IRQ));

@@ -193,6 +193,7 @@ export function handleSbiCall(hart: SbiHart, p: SbiPlatform): void {
           const buf = p.memory.slice(addr, n);
           let i = 0;
           for (; i < n; i++) { const c = p.consoleRead(); if (c < 0) break; buf[i] = c; }
+          if (i > 0) p.memory.written(addr, i);
           value = BigInt(i);
         } catch { err = SBI_ERR_INVALID_PARAM; }
       } else if (fid === 2) {

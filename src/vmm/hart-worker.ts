@@ -9,8 +9,9 @@
  */
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Hart, HartExit, HartSignals, SIP_SSIP } from '../engine/hart.js';
+import { Hart, HartExit, HartSignals, SIP_SSIP, type EngineKind } from '../engine/hart.js';
 import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ } from '../engine/layout.js';
+import { codeWriteNotifier } from '../engine/code-pages.js';
 import { GuestMemory } from '../devices/guest-memory.js';
 import { HartMmio, WriteRoute, type HartMmioLayout } from '../machine/hart-mmio.js';
 import { handleSbiCall, type SbiPlatform, SBI_SUCCESS, SBI_ERR_INVALID_PARAM, SBI_ERR_ALREADY_AVAILABLE } from '../machine/sbi.js';
@@ -25,6 +26,8 @@ export interface HartWorkerData {
   harts: number;
   ramBytes: number;
   module: WebAssembly.Module;
+  /** Interpreter alone, or with the JIT. */
+  engineKind: EngineKind;
   memory: WebAssembly.Memory;
   ctlWords: SharedArrayBuffer;
   ctlArgs: SharedArrayBuffer;
@@ -83,8 +86,8 @@ async function main(d: HartWorkerData): Promise<void> {
       return mmio(1, pa, size, value) !== undefined;
     },
     nowTicks,
-  });
-  const memory = new GuestMemory(new Uint8Array(d.memory.buffer, RAM_OFFSET, d.ramBytes), RAM_BASE);
+  }, { engine: d.engineKind, hartCount: d.harts });
+  const memory = new GuestMemory(new Uint8Array(d.memory.buffer, RAM_OFFSET, d.ramBytes), RAM_BASE, codeWriteNotifier(d.memory));
 
   const serveFlush = () => {
     if (Atomics.load(words, slot(H_FLUSH)) !== 0) {

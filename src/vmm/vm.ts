@@ -7,7 +7,7 @@
  * Idle harts sleep in Atomics.wait, so an idle VM costs (almost) nothing.
  */
 import { Worker } from 'node:worker_threads';
-import { readHartSnapshot } from '../engine/hart.js';
+import { readHartSnapshot, type EngineKind } from '../engine/hart.js';
 import { Board, type BoardConfig } from '../machine/board.js';
 import type { PowerEvent } from '../devices/syscon.js';
 import {
@@ -20,6 +20,8 @@ import type { HartWorkerData, HartWorkerMessage } from './hart-worker.js';
 export interface VmOptions extends Omit<BoardConfig, 'onPower' | 'monotonicNs'> {
   /** The compiled engine module (build/engine.wasm). */
   engine: WebAssembly.Module;
+  /** How the harts run guest code (default 'jit'). */
+  engineKind?: EngineKind;
 }
 
 /** Longest sleep of the MMIO loop between doorbells (a safety net; harts ring when they post), in ms. */
@@ -218,7 +220,7 @@ export class Vm {
     const exits: Promise<void>[] = [];
     for (let i = 0; i < n; i++) {
       const data: HartWorkerData = {
-        id: i, harts: n, ramBytes: this.opts.ramBytes, module: this.opts.engine,
+        id: i, harts: n, ramBytes: this.opts.ramBytes, module: this.opts.engine, engineKind: this.opts.engineKind ?? 'jit',
         memory: this.board.wasmMemory, ctlWords: words, ctlArgs: args, ctlClock: clock, t0Ms: this.t0Ms,
         mmioLayout: this.board.hartMmioLayout(),
       };

@@ -288,6 +288,7 @@ export class VirtioBlk implements VirtioDevice {
         let at = pos;
         for (const s of segs) {
           this.backend.read(mem.slice(s.addr, s.len), at);
+          mem.written(s.addr, s.len);
           at += s.len;
         }
         this.metrics.readBytes += len;

@@ -300,6 +300,7 @@ export class Virtqueue {
     let from = 0;
     for (const s of segs) {
       this.mem.slice(s.addr, s.len).set(data.subarray(from, from + s.len));
+      this.mem.written(s.addr, s.len);
       from += s.len;
     }
   }
