@@ -26,6 +26,7 @@ const memoryBytes = z.number().int().positive('must be positive').min(64 * MiB, 
   .meta({ description: 'guest RAM in bytes (a multiple of 1 MiB)', example: 268435456 });
 const vcpus = z.number().int().min(1, 'at least 1').max(MAX_HARTS, `at most ${MAX_HARTS}`).meta({ description: 'number of vCPUs (harts)' });
 const cpuWeight = z.number().int().min(1).max(10000).meta({ description: 'relative CPU weight (default 100), kernel-enforced' });
+const engine = z.enum(['jit', 'interp']).meta({ description: 'how the vCPUs run guest code: jit (hot code translated to wasm, the default) or interp (the interpreter alone)' });
 const netRateMbit = z.number().min(0).max(MAX_NET_RATE_MBIT).meta({ description: 'bandwidth cap of each network card in Mbit/s, each way (token bucket); 0 = none', example: 100 });
 const sshKeys = z.array(z.string().min(1).max(16384)).min(1).max(32).meta({ description: 'OpenSSH public keys (lines of id_*.pub) for the guest\'s default user, who has sudo; vm ssh logs in as it through a loopback port published at each start (needs a user-mode card)' });
 const cpuCap = z.number().int().min(0).meta({ description: 'CPU cap in percent of one host core; 0 = none' });
@@ -50,6 +51,7 @@ export const VmCreateBody = z.strictObject({
   publish: z.array(z.string().min(1)).max(64).optional().meta({ description: 'host ports forwarded into the guest through its user-mode card, as docker -p: [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]', example: ['8080:80'] }),
   netRateMbit: netRateMbit.optional(),
   sshKeys: sshKeys.optional(),
+  engine: engine.optional(),
 }).meta({ id: 'VmCreate' });
 
 /** `PATCH /v1/vms/{name}`: `null` removes an optional field. */
@@ -68,6 +70,7 @@ export const VmPatchBody = z.strictObject({
   publish: z.array(z.string().min(1)).max(64).optional().meta({ description: 'host ports forwarded into the guest through its user-mode card, as docker -p: [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]', example: ['8080:80'] }),
   netRateMbit: netRateMbit.nullable().optional(),
   sshKeys: sshKeys.nullable().optional(),
+  engine: engine.nullable().optional(),
 }).meta({ id: 'VmPatch', description: 'CPU weight and cap and the network rate apply to a running VM at once; the rest at its next start' });
 
 /** `POST /v1/networks`. */
@@ -109,6 +112,7 @@ const VmDefinition = z.object({
   publish: z.array(z.object({ hostIp: z.string().optional(), hostPort: z.number().int(), guestPort: z.number().int(), protocol: z.enum(['tcp', 'udp']) })).optional(),
   netRateMbit: z.number().optional().meta({ description: 'bandwidth cap of each network card, Mbit/s each way' }),
   ssh: z.object({ user: z.string(), keys: z.array(z.string()) }).optional().meta({ description: 'the guest\'s default user and its public keys' }),
+  engine: engine.optional(),
   createdAt: z.number().meta({ description: 'ms since the Unix epoch' }),
 }).meta({ id: 'VmDefinition' });
 

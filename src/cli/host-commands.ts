@@ -10,6 +10,7 @@ import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
+import { ENGINE_KINDS } from '../engine/hart.js';
 import { ApiClient, ApiClientError, apiTarget, readJsonAnswer } from '../api/client.js';
 import { pingSocket, runDaemon } from '../api/daemon.js';
 import type { HostInfo, TopRow, UsageReport, VmInfo } from '../host/api-types.js';
@@ -108,6 +109,7 @@ export function formatVmInfo(v: VmInfo): string {
     ['uptime', duration(v.uptimeSeconds)],
     ['vcpus', String(d.vcpus)],
     ['memory', formatSize(d.memoryBytes)],
+    ['engine', d.engine ?? 'jit'],
     ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
     ...(d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
     ...(d.nics ?? []).map((n, i): [string, string] => [`network ${i}`, `${nicAttachment(n)} (eth${i}, ${n.mac})`]),
@@ -219,6 +221,7 @@ function memoryOption(text: string | undefined): number | undefined {
 interface VmOpts {
   cpus?: string; memory?: string; disk?: string[]; cdrom?: string; kernel?: string; initrd?: string; append?: string;
   cpuWeight?: string; cpuCap?: string; restart?: string; network?: string[]; publish?: string[]; netRate?: string; sshKey?: string[];
+  engine?: string;
 }
 
 function definitionFields(o: VmOpts): Record<string, unknown> {
@@ -236,6 +239,7 @@ function definitionFields(o: VmOpts): Record<string, unknown> {
     networks: o.network && o.network.length ? o.network : undefined,
     publish: o.publish && o.publish.length ? o.publish : undefined,
     netRateMbit: o.netRate === undefined ? undefined : netRateOption(o.netRate),
+    engine: o.engine,
   };
   for (const k of Object.keys(f)) if (f[k] === undefined) delete f[k];
   return f;
@@ -250,6 +254,7 @@ const collect = (v: string, acc: string[]) => [...acc, v];
 function addDefinitionOptions(cmd: Command): Command {
   return cmd
     .option('--cpus <n>', 'number of vCPUs')
+    .addOption(new Option('--engine <kind>', 'how guest code runs: jit (hot code translated to wasm, the default) or interp (the interpreter alone)').choices(ENGINE_KINDS))
     .option('-m, --memory <size>', 'guest RAM (K, M, G suffixes)')
     .option('--disk <path[,readonly]>', 'attach a disk image, raw or qcow2 (repeatable)', collect, [] as string[])
     .option('--cdrom <iso>', 'attach an ISO 9660 image read-only')

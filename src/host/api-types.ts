@@ -8,6 +8,7 @@ import type { IoCounters } from './metering.js';
 import type { CgroupVersion } from './cgroups.js';
 import type { VmExit } from './store.js';
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';
+import type { EngineKind } from '../engine/hart.js';
 
 /** Fields of a new VM; omitted ones get defaults (1 vCPU, 512 MiB, weight 100, no cap, restart `no`). */
 export interface VmCreateInput {
@@ -30,6 +31,8 @@ export interface VmCreateInput {
   netRateMbit?: number;
   /** OpenSSH public key lines for the guest's default user (`vm ssh`); needs a `user` card. */
   sshKeys?: string[];
+  /** How the vCPUs run guest code; default jit. */
+  engine?: EngineKind;
 }
 
 /** Changes to a VM (`PATCH`): `null` removes an optional field. CPU weight and cap apply at once. */
@@ -52,6 +55,8 @@ export interface VmPatch {
   netRateMbit?: number | null;
   /** As in {@link VmCreateInput}; replaces the keys (null: no SSH access); keys are added at the next boot. */
   sshKeys?: string[] | null;
+  /** As in {@link VmCreateInput} (null: the default); at the next start. */
+  engine?: EngineKind | null;
 }
 
 /** A VM as the API shows it. */

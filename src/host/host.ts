@@ -329,6 +329,7 @@ export class Host {
       ...net,
       ...(input.netRateMbit ? { netRateMbit: input.netRateMbit } : {}),
       ...(input.sshKeys?.length ? { ssh: { user: DEFAULT_SSH_USER, keys: input.sshKeys } } : {}),
+      ...(input.engine ? { engine: input.engine } : {}),
       createdAt: Date.now(),
       ...(image ? { image } : {}),
     };

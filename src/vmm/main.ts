@@ -179,7 +179,7 @@ class VmProcess implements ControlTarget {
       let ev: PowerEvent | null;
       try {
         this.vm = await Vm.create({
-          ramBytes: cfg.memoryBytes, harts: cfg.vcpus, engine, kernel, initrd, bootargs,
+          ramBytes: cfg.memoryBytes, harts: cfg.vcpus, engine, engineKind: cfg.engine, kernel, initrd, bootargs,
           disks: this.disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
           nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
           console: this.console,

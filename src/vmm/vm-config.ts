@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { MAX_HARTS, MAX_RAM_BYTES } from '../engine/layout.js';
+import { ENGINE_KINDS, type EngineKind } from '../engine/hart.js';
 import { NETWORK_NAME_PATTERN, TAP_IFNAME_PATTERN, NetworkConfigError, checkNetRate, checkPublishList, parsePublish, formatPublish, type NicDefinition, type PublishedPort } from './network.js';
 import { parseMac } from '../devices/net/frame.js';
 import { SSH_USER_RE, checkSshPublicKey } from './guest-setup.js';
@@ -43,6 +44,8 @@ export interface VmProcessConfig {
    * these public keys (OpenSSH lines); `vm ssh` logs in as it.
    */
   ssh?: { user: string; keys: string[] };
+  /** How the harts run guest code: 'jit' (absent: the default) or 'interp'. */
+  engine?: EngineKind;
 }
 
 /** A configuration that cannot be booted. */
@@ -145,6 +148,10 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
     try { netRateMbit = checkNetRate(d.netRateMbit) || undefined; } catch (e) { throw new VmConfigError(`netRateMbit: ${(e as Error).message}`); }
   }
   const ssh = checkSshConfig(d.ssh);
+  if (d.engine !== undefined && d.engine !== null && !ENGINE_KINDS.includes(d.engine as EngineKind)) {
+    throw new VmConfigError(`engine must be one of ${ENGINE_KINDS.join(', ')}`);
+  }
+  const engine = (d.engine ?? undefined) as EngineKind | undefined;
   let image: { name: string; key: string } | undefined;
   if (d.image !== undefined && d.image !== null) {
     const im = d.image as { name?: unknown; key?: unknown };
@@ -165,6 +172,7 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
     ...(publish.length ? { publish } : {}),
     ...(netRateMbit ? { netRateMbit } : {}),
     ...(ssh ? { ssh } : {}),
+    ...(engine ? { engine } : {}),
   };
 }
 
