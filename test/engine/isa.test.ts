@@ -43,6 +43,7 @@ const TESTDEV = 0x10_0000;
 /** Instructions per run() call, and the total budget of one program. */
 const CHUNK = 100_000;
 const MAX_INSNS = 5_000_000;
+const JIT_CHUNK = 500;
 /** a7 of the test-only SBI extension served by this harness ("TEST"). */
 const SBI_EXT_TEST = 0x54455354n;
 
@@ -119,8 +120,10 @@ async function runProgram(image: Uint8Array, engine: EngineKind): Promise<Outcom
   let executed = 0;
   while (result === undefined) {
     if (executed >= MAX_INSNS) return { hart, error: `no result after ${MAX_INSNS} instructions` };
-    const exit = hart.run(CHUNK);
-    executed += CHUNK; // an upper bound: run() may return early
+    // under the JIT, short chunks: translations made after one chunk run in the next
+    const chunk = engine === 'jit' ? JIT_CHUNK : CHUNK;
+    const exit = hart.run(chunk);
+    executed += chunk; // an upper bound: run() may return early
     if (result !== undefined) break;
     if (exit === HartExit.Sbi) {
       if (hart.getX(17) !== SBI_EXT_TEST) return { hart, error: `unexpected SBI call a7=0x${hart.getX(17).toString(16)}` };
