@@ -4,7 +4,7 @@
 // instret and the data the program wrote must be identical. The programs mix ALU and
 // M-extension instructions (32-bit and compressed), loads and stores of every width
 // (aligned, misaligned, crossing pages, and faulting ones, which a trap handler skips),
-// forward branches and jumps, JALR, reads of `instret`, and a loop that runs the body
+// forward branches and jumps, JALR, FENCE, reads of `instret`, and a loop that runs the body
 // several times so that its blocks are translated and then run translated.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -103,7 +103,8 @@ function generate(seed: number, rvc: Uint32Array, count: number): Item[] {
       items.push({ word: i(0x67, reg(), 0, 11, 12), len: 4, noLand: true });
       items.push({ word: i(0x13, 12, 0, 12, 1), len: 4, noLand: true }); // skipped
     } else if (k < 98) {
-      items.push({ word: i(0x73, reg(), 2, 0, 0xc02), len: 4 }); // csrr rd, instret
+      items.push(rand() % 2 ? { word: i(0x73, reg(), 2, 0, 0xc02), len: 4 } // csrr rd, instret
+        : { word: (((rand() & 0xff) << 20) | 0x0f) >>> 0, len: 4 }); // fence (pred, succ random; PAUSE sometimes)
     } else {
       items.push({ word: ECALL, len: 4 }); // checkpoint
     }

@@ -1,5 +1,5 @@
 /**
- * Translation of guest blocks (RV64I base and the M extension, with compressed
+ * Translation of guest blocks (RV64I base with FENCE, and the M extension, with compressed
  * instructions expanded through the engine's RVC table) into WebAssembly functions.
  * Instruction semantics follow the unprivileged spec 20191213 chapters 2, 5 and 7 and
  * must stay identical to the interpreter's (src/engine/as/cpu.ts), which remains the
@@ -10,8 +10,9 @@
  * jump or branch (included), untranslated instruction or page end (excluded). Its function
  * has the type (budget i32, entry pc i64) -> i32 and:
  *  - returns at once with pc = entry when fewer than its length are left in the budget;
- *  - keeps the x registers in the hart state block (xBase) and sets the engine's pc
- *    global on every exit, returning the budget minus the instructions it retired;
+ *  - loads the x registers it uses from the hart state block (xBase) into locals after
+ *    that check, and on every exit stores back those it writes, sets the engine's pc
+ *    global and returns the budget minus the instructions it retired;
  *  - loads and stores through the TLB inline (mmu.ts layout: per access kind a table of
  *    256 entries {vpn u64, host addend u32}), leaving through the engine's loadSlow /
  *    storeSlow on a miss; when those raise an exception (excPending) the block exits
@@ -68,6 +69,7 @@ export function translatable(insn: number): boolean {
     case 0x63: return f3 !== 2 && f3 !== 3;
     case 0x03: return f3 !== 7;
     case 0x23: return f3 <= 3;
+    case 0x0f: return f3 === 0 && insn !== PAUSE; // FENCE (PAUSE stays with the interpreter's pause-loop exits)
     case 0x13:
       if (f3 === 1) return (insn >>> 26) === 0;
       if (f3 === 5) return (insn >>> 26) === 0 || (insn >>> 26) === 0x10;
@@ -87,6 +89,9 @@ export function translatable(insn: number): boolean {
     default: return false;
   }
 }
+
+/** PAUSE (Zihintpause): FENCE with pred = W, succ = 0. */
+const PAUSE = 0x0100000f;
 
 function endsBlock(insn: number): boolean {
   const op = insn & 0x7f;
@@ -176,12 +181,23 @@ class BlockWriter {
   /** Open blocks inside the self-loop (br depth of the loop). */
   private depth = 0;
   private readonly loops: boolean;
+  /** The local caching each x register the block uses (x0 excluded). */
+  private readonly regs = new Map<number, number>();
+  /** The x registers the block writes: stored back on every exit. */
+  private readonly written: number[] = [];
 
   constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout) {
     this.va = this.c.local(I64);
     this.ent = this.c.local(I32);
     this.v = this.c.local(I64);
     this.n = b.insns.length;
+    for (const { insn } of b.insns) {
+      const op = insn & 0x7f, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
+      const reads = op === 0x37 || op === 0x17 || op === 0x6f || op === 0x0f ? [] : op === 0x03 || op === 0x13 || op === 0x1b || op === 0x67 ? [rs1] : [rs1, rs2];
+      const writes = op === 0x23 || op === 0x63 || op === 0x0f ? 0 : rd;
+      for (const r of [...reads, writes]) if (r !== 0 && !this.regs.has(r)) this.regs.set(r, this.c.local(I64));
+      if (writes !== 0 && !this.written.includes(writes)) this.written.push(writes);
+    }
     const last = b.insns[b.insns.length - 1];
     this.loops = b.jumps && this.staticTarget(last) === 0;
   }
@@ -192,6 +208,7 @@ class BlockWriter {
     c.get(0).i32Const(this.n).op(Op.I32LtS).begin(Op.If);
     c.get(1).globalSet(G_PC).get(0).op(Op.Return);
     c.end();
+    for (const [r, l] of this.regs) c.globalGet(G_XBASE).mem(Op.I64Load, 8 * r, 3).set(l);
     if (this.loops) c.begin(Op.Loop);
     this.b.insns.forEach((ins, k) => this.insn(ins, k));
     if (!this.b.jumps) this.goto(this.b.end);
@@ -213,18 +230,21 @@ class BlockWriter {
   // ---- registers
   private getX(r: number): void {
     if (r === 0) this.c.i64Const(0n);
-    else this.c.globalGet(G_XBASE).mem(Op.I64Load, 8 * r, 3);
+    else this.c.get(this.regs.get(r)!);
   }
   /** x[rd] = the i64 in local v. */
   private setXFromV(rd: number): void {
-    if (rd !== 0) this.c.globalGet(G_XBASE).get(this.v).mem(Op.I64Store, 8 * rd, 3);
+    if (rd !== 0) this.c.get(this.v).set(this.regs.get(rd)!);
   }
   /** x[rd] = what `value` pushes (an i64). */
   private setX(rd: number, value: () => void): void {
     if (rd === 0) return; // no side effects in the value expressions passed here
-    this.c.globalGet(G_XBASE);
     value();
-    this.c.mem(Op.I64Store, 8 * rd, 3);
+    this.c.set(this.regs.get(rd)!);
+  }
+  /** Store the registers the block writes back to the hart state (before every exit). */
+  private spill(): void {
+    for (const r of this.written) this.c.globalGet(G_XBASE).get(this.regs.get(r)!).mem(Op.I64Store, 8 * r, 3);
   }
   /** Push entry pc + `off`. */
   private pcAt(off: number): void {
@@ -235,6 +255,7 @@ class BlockWriter {
   // ---- exits
   /** Leave with pc = what `pc` pushes, `retired` instructions retired. */
   private exit(pc: () => void, retired: number): void {
+    this.spill();
     pc();
     this.c.globalSet(G_PC).get(0).i32Const(retired).op(Op.I32Sub).op(Op.Return);
   }
@@ -244,12 +265,14 @@ class BlockWriter {
     const pageOff = (this.b.host & 0xfff) + off;
     if (off === 0 && this.loops) {
       c.get(0).i32Const(this.n).op(Op.I32Sub).tee(0).i32Const(this.n).op(Op.I32GeS).brIf(this.depth);
+      this.spill();
       c.get(1).globalSet(G_PC).get(0).op(Op.Return);
       return;
     }
     if (pageOff >= 0 && pageOff < 0x1000) {
       const f = this.index.get((this.b.host & ~0xfff) + pageOff);
       if (f !== undefined) {
+        this.spill();
         c.get(0).i32Const(this.n).op(Op.I32Sub);
         this.pcAt(off);
         c.returnCall(f);
@@ -363,6 +386,7 @@ class BlockWriter {
         return;
       }
       case 0x03: this.load(ins, k, rd, rs1, immI, f3); return;
+      case 0x0f: c.atomicFence(); return; // FENCE: every ordering at once, as the interpreter's seq-cst RMW
       case 0x23: this.store(ins, k, rs1, rs2, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3); return;
       case 0x13: { // OP-IMM
         if (rd === 0) return;

@@ -113,6 +113,8 @@ export class Code extends Bytes {
   /** A load or store with alignment hint log2(`align`) and constant `offset` (bytes, < 2^32). */
   mem(o: Op, offset: number, align = 0): this { return this.byte(o).u32(align).u32(offset); }
   call(f: number): this { return this.byte(Op.Call).u32(f); }
+  /** `atomic.fence` (threads proposal): a sequentially consistent fence. */
+  atomicFence(): this { return this.byte(0xfe).byte(0x03).byte(0x00); }
   returnCall(f: number): this { return this.byte(Op.ReturnCall).u32(f); }
   /** `block`/`loop`/`if` with an empty result type, or one result of type `result`. */
   begin(o: Op.Block | Op.Loop | Op.If, result?: ValType): this { return this.byte(o).byte(result ?? 0x40); }
