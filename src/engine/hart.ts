@@ -203,7 +203,9 @@ export class Hart {
     return r;
   }
   /** The JIT's counters, or null under the interpreter. */
-  get jitStats(): CodeCacheStats | null { return this.codeCache ? { ...this.codeCache.stats } : null; }
+  get jitStats(): CodeCacheStats | null {
+    return this.codeCache ? { ...this.codeCache.stats, retired: Number(this.ex.getJitRetired()) } : null;
+  }
   get pc(): bigint { return BigInt.asUintN(64, this.ex.getPc()); }
   set pc(v: bigint) { this.ex.setPc(v); }
   /** Current privilege: 0 = U, 1 = S. */

@@ -10,6 +10,7 @@
 import { writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Hart, HartExit, HartSignals, SIP_SSIP, type EngineKind } from '../engine/hart.js';
+import type { CodeCacheStats } from '../engine/jit/code-cache.js';
 import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ } from '../engine/layout.js';
 import { codeWriteNotifier } from '../engine/code-pages.js';
 import { GuestMemory } from '../devices/guest-memory.js';
@@ -42,7 +43,7 @@ export interface HartWorkerData {
 export type HartWorkerMessage =
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'reset'; kind: 'shutdown' | 'reboot' }
-  | { type: 'exit'; id: number; instret: string; pc: string }
+  | { type: 'exit'; id: number; instret: string; pc: string; jit: CodeCacheStats | null }
   | { type: 'error'; id: number; message: string };
 
 /** Instructions per run() slice: bounds the latency of remote fences and stop requests. */
@@ -211,7 +212,7 @@ async function main(d: HartWorkerData): Promise<void> {
 
   function finish(): void {
     ctl.set(id, H_PARKED, 1);
-    post({ type: 'exit', id, instret: hart.instret.toString(), pc: hart.pc.toString(16) });
+    post({ type: 'exit', id, instret: hart.instret.toString(), pc: hart.pc.toString(16), jit: hart.jitStats });
   }
 }
 

@@ -233,7 +233,14 @@ export class Vm {
             this.board.consoleWrite(m.bytes);
           }
           else if (m.type === 'reset') this.board.systemReset(m.kind);
-          else if (m.type === 'exit') { this.instret[m.id] = BigInt(m.instret); if (process.env.TSVISOR_STATS) process.stderr.write(`tsvisor: hart ${m.id} stopped at pc ${m.pc}\n`); resolve(); }
+          else if (m.type === 'exit') {
+            this.instret[m.id] = BigInt(m.instret);
+            if (process.env.TSVISOR_STATS) {
+              const j = m.jit;
+              process.stderr.write(`tsvisor: hart ${m.id} stopped at pc ${m.pc}${j ? `; JIT: ${j.blocks} blocks (${j.insns} instructions) in ${j.modules} modules, ${(j.wasmBytes / 1024).toFixed(0)} KiB of wasm, ${j.compileMs.toFixed(0)} ms compiling, ${j.flushes} flushes, ${j.retired} instructions run translated` : ''}\n`);
+            }
+            resolve();
+          }
           else if (m.type === 'error') { this.fatal = `hart ${m.id}: ${m.message}`; this.stopHarts(); resolve(); }
         });
         worker.on('error', (e) => { this.fatal = `hart ${i}: ${e.message}`; this.stopHarts(); resolve(); });

@@ -115,7 +115,7 @@ async function runProgram(image: Uint8Array, engine: EngineKind): Promise<Outcom
     nowTicks: () => ++now,
   };
   // under the JIT every block start is translated the first time it is jumped to
-  const hart = await Hart.create(loadEngineModule(), memory, 0, RAM_BYTES, host, { engine, jit: { hotThreshold: 1 } });
+  const hart = await Hart.create(loadEngineModule(), memory, 0, RAM_BYTES, host, { engine, jit: { hotThreshold: 1, batchBlocks: 1 } });
   hart.reset(0x8000_0000n, 0n);
   let executed = 0;
   while (result === undefined) {

@@ -169,7 +169,7 @@ async function makeHart(engine: EngineKind, image: Uint8Array, data: Uint8Array)
   mem.set(image, RAM_OFFSET);
   mem.set(data, RAM_OFFSET + (DATA - RAM_BASE));
   const host: HartHost = { mmioRead: () => undefined, mmioWrite: () => false, nowTicks: () => 0 };
-  const hart = await Hart.create(loadEngineModule(), memory, 0, RAM_BYTES, host, { engine, jit: { hotThreshold: 1 } });
+  const hart = await Hart.create(loadEngineModule(), memory, 0, RAM_BYTES, host, { engine, jit: { hotThreshold: 1, batchBlocks: 1 } });
   hart.reset(BigInt(RAM_BASE), 0n);
   hart.setX(8, BigInt(LOOPS));
   hart.setX(9, BigInt(X9));

@@ -20,6 +20,7 @@ import { HS_FENCE, HS_MIRROR, RVC_TABLE } from './layout';
 import * as fpu from './fpu';
 import { expandRvc } from './rvc';
 import { jitInit, jitTry, jitEnterRun, jitLeaveRun } from './jit';
+import * as jit from './jit';
 
 /** Current time in timebase ticks (10 MHz), from the host. */
 @external("env", "nowTicks")
@@ -357,6 +358,8 @@ export function run(budget: i32): i32 {
 
 /** Control reached pc by a jump, a taken branch, an xRET or a trap: a block start for the JIT. */
 let jumped: bool = true;
+/** The last block stopped before an instruction it does not translate. */
+let afterBlock: bool = false;
 
 function runSlice(budget: i32): i32 {
   exitReason = EXIT_BUDGET;
@@ -371,13 +374,20 @@ function runSlice(budget: i32): i32 {
       // translated code first (src/engine/jit/): it retires whole blocks, or nothing
       const m = jitTry(n, jumped);
       if (m != n) {
+        jit.jitRetired += <u64>(n - m);
         n = m;
         jumped = true;
+        afterBlock = jit.stoppedBefore;
+        jit.stoppedBefore = false;
         if (excPending) { mmu.excPending = false; takeTrap(excCause, excTval, false); }
         continue;
       }
+      // after the instruction a block stopped before, a block starts
+      const resume = afterBlock;
+      afterBlock = false;
       n--;
       step(start - n);
+      if (resume) jumped = true;
       if (excPending) {
         mmu.excPending = false;
         if (excCause == 0xff) { // ecall from S: served by the hypervisor

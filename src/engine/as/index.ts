@@ -7,4 +7,4 @@ export {
 export { debugTranslate, tlbFlush } from './mmu';
 // for translated code (src/engine/jit/): the slow paths of loads and stores, and the state it reads and writes
 export { loadSlow, storeSlow, pc, excPending, tlbCur, xBase } from './mmu';
-export { jitEnable, jitForgetAll } from './jit';
+export { jitEnable, jitForgetAll, getJitRetired, stoppedBefore } from './jit';

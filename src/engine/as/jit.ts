@@ -28,14 +28,20 @@ import * as mmu from './mmu';
 let enabled: bool = false;
 /** Jump-target executions of a block start before it is queued for translation. */
 let hotThreshold: u32 = 50;
-let jcBase: u32 = 0;
 let bmBase: u32 = 0;
 /** The code epoch this hart last caught up with. */
 let seenEpoch: i32 = 0;
+/** Set by a block that stopped before an instruction it does not translate (see cpu.ts runSlice). */
+export let stoppedBefore: bool = false;
+/** Instructions retired by translated code (the rest of instret is the interpreter's). */
+export let jitRetired: u64 = 0;
+export function getJitRetired(): u64 { return jitRetired; }
 
 /** Called from init(): this hart's JIT area. */
 export function jitInit(hartId: u32): void {
-  jcBase = JIT_BASE + hartId * JIT_HART_BYTES;
+  const jcBase = JIT_BASE + hartId * JIT_HART_BYTES;
+  mmu.jcBase = jcBase;
+  mmu.setPriv(mmu.priv);
   bmBase = jcBase + 2 * JC_BYTES;
   for (let p = jcBase; p < jcBase + 2 * JC_BYTES; p += 16) store<u64>(p, 0xffffffffffffffff);
   for (let p = bmBase; p < bmBase + BM_ENTRIES * 16; p += 8) store<u64>(p, 0);
@@ -58,7 +64,7 @@ export function jitForgetAll(): void {
 /** Catch up with the code epoch: flush both jump caches and the write TLBs, publish the epoch seen. */
 export function jitResync(): void {
   const e = atomic.load<i32>(CODE_EPOCH);
-  for (let p = jcBase; p < jcBase + 2 * JC_BYTES; p += 16) store<u64>(p, 0xffffffffffffffff);
+  for (let p = mmu.jcBase; p < mmu.jcBase + 2 * JC_BYTES; p += 16) store<u64>(p, 0xffffffffffffffff);
   if (e != seenEpoch) mmu.tlbFlushWrites();
   seenEpoch = e;
   mmu.jumpCacheStale = false;
@@ -76,7 +82,7 @@ export function jitLeaveRun(): void {
 }
 
 @inline function jumpCacheEntry(pc: u64): u32 {
-  return jcBase + (mmu.priv == 0 ? JC_BYTES : 0) + (((<u32>(pc >> 1) ^ <u32>(pc >> 13)) & (JC_ENTRIES - 1)) << 4);
+  return mmu.jcCur + (((<u32>(pc >> 1) ^ <u32>(pc >> 13)) & (JC_ENTRIES - 1)) << 4);
 }
 
 /**

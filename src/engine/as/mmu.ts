@@ -4,7 +4,7 @@
 // the host).  RISC-V privileged spec 20211203, section 4.3 (Sv32 walk
 // algorithm, 4.3.2), 4.4 (Sv39), 4.5 (Sv48).
 
-import { RAM_BASE, HS_X, HS_F, HS_IRQ, HS_TLB, TLB_TABLE_BYTES, CODE_GEN, CODE_EPOCH } from './layout';
+import { RAM_BASE, HS_X, HS_F, HS_IRQ, HS_TLB, TLB_TABLE_BYTES, CODE_GEN, CODE_EPOCH, JC_BYTES } from './layout';
 
 // ---------------------------------------------------------------- host calls
 
@@ -56,6 +56,9 @@ export const ACC_X: u32 = 2;
 let tlbBase: u32 = 0;
 /** Base of the current privilege's three tables. */
 export let tlbCur: u32 = 0;
+/** The JIT's jump caches (jit.ts): this hart's, and the current privilege's. */
+export let jcBase: u32 = 0;
+export let jcCur: u32 = 0;
 let sTlbHasUser: bool = false;
 
 // Fetch cache: the virtual page of the last fetch and its host address.
@@ -83,6 +86,7 @@ export function initState(base: u32, id: u64, ramOffset: u32, ramBytes: u64): vo
 export function setPriv(p: u32): void {
   priv = p;
   tlbCur = tlbBase + (p == 0 ? 3 * TLB_TABLE_BYTES : 0);
+  jcCur = jcBase + (p == 0 ? JC_BYTES : 0);
   fetchVpn = 0xffffffffffffffff;
 }
 

@@ -22,18 +22,24 @@ export interface JitEngineExports {
   excPending: unknown;
   tlbCur: unknown;
   xBase: unknown;
+  stoppedBefore: unknown;
   jitEnable(on: number, threshold: number): void;
+  getJitRetired(): bigint;
   jitForgetAll(): void;
 }
 
 /** Tuning of the code cache. */
 export interface CodeCacheOptions {
-  /** Jump-target executions of a block start before it is translated (default 50). */
+  /** Jump-target executions of a block start before it is translated (default 200). */
   hotThreshold?: number;
   /** Translated blocks kept before the whole cache is dropped and refilled (default 32768). */
   maxBlocks?: number;
   /** Stores that retire a page's code before the page is left to the interpreter (default 8). */
   maxPageRetirements?: number;
+  /** Hot blocks gathered before a module is built (default 32)... */
+  batchBlocks?: number;
+  /** ...or once the oldest of them has waited this long, in ms (default 20). */
+  batchDelayMs?: number;
 }
 
 /** Counters of one hart's code cache, for `--stats` and the bench. */
@@ -51,6 +57,8 @@ export interface CodeCacheStats {
   flushes: number;
   /** Blocks live in the cache now. */
   live: number;
+  /** Guest instructions retired by translated code so far. */
+  retired: number;
 }
 
 const TLB_TABLE_BYTES = 256 * 16;
@@ -68,11 +76,18 @@ export class CodeCache {
   private readonly layout: TranslateLayout = { rvcTable: RVC_TABLE, tlbTableBytes: TLB_TABLE_BYTES };
   private readonly installed = new Map<number, Installed>();
   private awaiting: Array<{ epoch: number; entries: Array<[number, Installed]> }> = [];
+  /** Per RAM page: times its translated code was retired by a write, and the generation last translated. */
   private readonly retirements = new Map<number, number>();
+  private readonly pageGens = new Map<number, number>();
   private nextIndex = 1;
+  /** Hot block starts waiting for the next batch, and since when (performance.now()). */
+  private pending: number[] = [];
+  private pendingSince = 0;
+  private readonly batchBlocks: number;
+  private readonly batchDelayMs: number;
   private readonly maxBlocks: number;
   private readonly maxPageRetirements: number;
-  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, compileMs: 0, flushes: 0, live: 0 };
+  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, compileMs: 0, flushes: 0, live: 0, retired: 0 };
 
   /**
    * @param memory the VM's shared memory
@@ -95,7 +110,9 @@ export class CodeCache {
     this.bmBase = JIT_BASE + hartId * JIT_HART_BYTES + 2 * JC_BYTES;
     this.maxBlocks = options.maxBlocks ?? 32768;
     this.maxPageRetirements = options.maxPageRetirements ?? 8;
-    engine.jitEnable(1, options.hotThreshold ?? 50);
+    this.batchBlocks = options.batchBlocks ?? 32;
+    this.batchDelayMs = options.batchDelayMs ?? 20;
+    engine.jitEnable(1, options.hotThreshold ?? 200);
   }
 
   /** Serve the queued requests and publish what the other harts allow. Call after each run(). */
@@ -103,15 +120,21 @@ export class CodeCache {
     const q = (this.hartBase + HS_JIT_REQ_COUNT) >> 2;
     const k = this.u32[q];
     if (k > 0) {
-      const fresh: number[] = [];
       for (let i = 0; i < k; i++) {
         const h = this.u32[((this.hartBase + HS_JIT_REQ) >> 2) + i];
         const done = this.installed.get(h);
         if (done && done.gen === Atomics.load(this.i32, this.genIndex(h))) this.publish(h, done);
-        else if (!fresh.includes(h)) fresh.push(h);
+        else if (!this.pending.includes(h)) {
+          if (!this.pending.length) this.pendingSince = performance.now();
+          this.pending.push(h);
+        }
       }
       this.u32[q] = 0;
-      if (fresh.length) this.translate(fresh);
+    }
+    if (this.pending.length >= this.batchBlocks || (this.pending.length && performance.now() - this.pendingSince >= this.batchDelayMs)) {
+      const hosts = this.pending;
+      this.pending = [];
+      this.translate(hosts);
     }
     if (this.awaiting.length) this.publishAcknowledged();
   }
@@ -141,12 +164,14 @@ export class CodeCache {
     for (const h of hosts) {
       const page = (h - RAM_OFFSET) >>> 12;
       if ((this.retirements.get(page) ?? 0) >= this.maxPageRetirements) { this.never(h); continue; }
-      const prev = this.installed.get(h);
-      if (prev) { // its page was written since: count it against the page
-        this.retirements.set(page, (this.retirements.get(page) ?? 0) + 1);
-        this.installed.delete(h);
-      }
+      this.installed.delete(h);
       const gen = this.markCode(h);
+      const before = this.pageGens.get(page);
+      if (before !== gen) {
+        // the page's code was retired since it was last translated (its generation moved)
+        if (before !== undefined) this.retirements.set(page, (this.retirements.get(page) ?? 0) + 1);
+        this.pageGens.set(page, gen);
+      }
       const b = decodeBlock(this.view, h, this.layout);
       if (!b) { this.never(h); continue; }
       blocks.push(b);
@@ -160,7 +185,7 @@ export class CodeCache {
     const instance = new WebAssembly.Instance(module, {
       env: {
         memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow,
-        pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, xBase: e.xBase,
+        pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, xBase: e.xBase, stoppedBefore: e.stoppedBefore,
       },
     });
     const need = this.nextIndex + blocks.length - this.table.length;

@@ -47,6 +47,11 @@ export interface Block {
   end: number;
   /** True when the last instruction is a jump or branch. */
   jumps: boolean;
+  /**
+   * True when the block stops before an instruction it does not translate (or one that
+   * crosses the page end): the interpreter runs that one, and the next starts a block.
+   */
+  stopsBefore: boolean;
 }
 
 /** Byte offsets into the engine's state the generated code needs. */
@@ -107,24 +112,25 @@ export function decodeBlock(mem: DataView, host: number, layout: TranslateLayout
   const insns: BlockInsn[] = [];
   let at = host;
   let jumps = false;
+  let stopsBefore = false;
   while (insns.length < maxInsns && at + 2 <= pageEnd) {
     let insn = mem.getUint16(at, true);
     let len = 4;
     if ((insn & 3) !== 3) {
       insn = mem.getUint32(layout.rvcTable + insn * 4, true);
-      if (insn === 0) break;
+      if (insn === 0) { stopsBefore = true; break; }
       len = 2;
     } else {
-      if (at + 4 > pageEnd) break;
+      if (at + 4 > pageEnd) { stopsBefore = true; break; }
       insn = (insn | (mem.getUint16(at + 2, true) << 16)) >>> 0;
     }
-    if (!translatable(insn)) break;
+    if (!translatable(insn)) { stopsBefore = true; break; }
     insns.push({ off: at - host, insn, len });
     at += len;
     if (endsBlock(insn)) { jumps = true; break; }
   }
   if (!insns.length) return null;
-  return { host, insns, end: at - host, jumps };
+  return { host, insns, end: at - host, jumps, stopsBefore };
 }
 
 // imports of a translation module, in this order (function and global indices)
@@ -134,6 +140,7 @@ const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_XBASE = 3;
+const G_STOPPED = 4;
 /** Index of the first helper function (after the two imports). */
 const HELPERS = 2;
 const HELPER_NAMES = ['mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu', 'divw', 'divuw', 'remw', 'remuw'] as const;
@@ -145,7 +152,7 @@ const ACC_R = 0, ACC_W = 1;
 /**
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
  * Its imports are `env.memory` (the VM's shared memory), the engine's exports `loadSlow`,
- * `storeSlow`, `pc`, `excPending`, `tlbCur` and `xBase` under `env`; it exports block i as
+ * `storeSlow`, `pc`, `excPending`, `tlbCur`, `xBase` and `stoppedBefore` under `env`; it exports block i as
  * `b<i>`.
  */
 export function translateModule(blocks: readonly Block[], layout: TranslateLayout): Uint8Array {
@@ -156,6 +163,7 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   m.importGlobal('env', 'excPending', I32, true);
   m.importGlobal('env', 'tlbCur', I32, true);
   m.importGlobal('env', 'xBase', I32, true);
+  m.importGlobal('env', 'stoppedBefore', I32, true);
   m.importMemory('env', 'memory', 1, 65536, true);
   for (const name of HELPER_NAMES) {
     const f = m.declareFunction([I64, I64], [I64]);
@@ -211,6 +219,7 @@ class BlockWriter {
     for (const [r, l] of this.regs) c.globalGet(G_XBASE).mem(Op.I64Load, 8 * r, 3).set(l);
     if (this.loops) c.begin(Op.Loop);
     this.b.insns.forEach((ins, k) => this.insn(ins, k));
+    if (this.b.stopsBefore) c.i32Const(1).globalSet(G_STOPPED);
     if (!this.b.jumps) this.goto(this.b.end);
     if (this.loops) c.end();
     c.op(Op.Unreachable);

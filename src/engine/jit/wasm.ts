@@ -116,6 +116,7 @@ export class Code extends Bytes {
   /** `atomic.fence` (threads proposal): a sequentially consistent fence. */
   atomicFence(): this { return this.byte(0xfe).byte(0x03).byte(0x00); }
   returnCall(f: number): this { return this.byte(Op.ReturnCall).u32(f); }
+
   /** `block`/`loop`/`if` with an empty result type, or one result of type `result`. */
   begin(o: Op.Block | Op.Loop | Op.If, result?: ValType): this { return this.byte(o).byte(result ?? 0x40); }
   end(): this { return this.byte(Op.End); }
