@@ -1,0 +1,68 @@
+// The JIT's WebAssembly writer (src/engine/jit/wasm.ts): integer encodings against the
+// binary format's examples and edge values, and modules that V8 validates and runs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Bytes, Code, ModuleBuilder, Op, ValType } from '../../src/engine/jit/wasm.js';
+
+const hex = (b: Bytes) => Array.from(b.toBytes(), (x) => x.toString(16).padStart(2, '0')).join(' ');
+
+test('jit wasm: LEB128 encodings (spec 5.2.2)', () => {
+  assert.equal(hex(new Bytes().u32(0)), '00');
+  assert.equal(hex(new Bytes().u32(127)), '7f');
+  assert.equal(hex(new Bytes().u32(128)), '80 01');
+  assert.equal(hex(new Bytes().u32(624485)), 'e5 8e 26');
+  assert.equal(hex(new Bytes().u32(0xffffffff)), 'ff ff ff ff 0f');
+  assert.equal(hex(new Bytes().s32(-1)), '7f');
+  assert.equal(hex(new Bytes().s32(63)), '3f');
+  assert.equal(hex(new Bytes().s32(64)), 'c0 00');
+  assert.equal(hex(new Bytes().s32(-64)), '40');
+  assert.equal(hex(new Bytes().s32(-65)), 'bf 7f');
+  assert.equal(hex(new Bytes().s32(-123456)), 'c0 bb 78');
+  assert.equal(hex(new Bytes().s32(-0x80000000)), '80 80 80 80 78');
+  assert.equal(hex(new Bytes().s64(-0x8000000000000000n)), '80 80 80 80 80 80 80 80 80 7f');
+  assert.equal(hex(new Bytes().s64(0x7fffffffffffffffn)), 'ff ff ff ff ff ff ff ff ff 00');
+  assert.equal(hex(new Bytes().s64(0xffffffffffffffffn)), '7f'); // taken as -1
+});
+
+test('jit wasm: a module with imports, locals, loops, tail calls and exports runs', () => {
+  const m = new ModuleBuilder();
+  const twice = m.importFunction('env', 'twice', [ValType.I64], [ValType.I64]);
+  const g = m.importGlobal('env', 'g', ValType.I64, true);
+  m.importMemory('env', 'memory', 1, 1, true);
+  // sum(n): 1 + 2 + ... + n in a loop, through a local
+  const sum = m.declareFunction([ValType.I32], [ValType.I64]);
+  const c = new Code([ValType.I32]);
+  const acc = c.local(ValType.I64);
+  c.begin(Op.Block).begin(Op.Loop);
+  c.get(0).op(Op.I32Eqz).brIf(1);
+  c.get(acc).get(0).op(Op.I64ExtendI32U).op(Op.I64Add).set(acc);
+  c.get(0).i32Const(1).op(Op.I32Sub).set(0).br(0);
+  c.end().end();
+  c.get(acc);
+  m.setBody(sum, c);
+  // store(x): memory[8] = twice(x); g = x; tail-calls sum(4)
+  const st = m.declareFunction([ValType.I64], [ValType.I64]);
+  const d = new Code([ValType.I64]);
+  d.i32Const(8).get(0).call(twice).mem(Op.I64Store, 0, 3);
+  d.get(0).globalSet(g);
+  d.i32Const(4).returnCall(sum);
+  m.setBody(st, d);
+  m.exportFunction('sum', sum);
+  m.exportFunction('store', st);
+  const bytes = m.toBytes();
+  assert.ok(WebAssembly.validate(bytes));
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+  const global = new (WebAssembly as unknown as { Global: new (d: object, v: bigint) => WebAssembly.Global }).Global({ value: 'i64', mutable: true }, 0n);
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { twice: (x: bigint) => x * 2n, g: global, memory } });
+  const ex = inst.exports as { sum: (n: number) => bigint; store: (x: bigint) => bigint };
+  assert.equal(ex.sum(100), 5050n);
+  assert.equal(ex.store(21n), 10n);
+  assert.equal(new BigInt64Array(memory.buffer)[1], 42n);
+  assert.equal(global.value, 21n);
+});
+
+test('jit wasm: a declared function without a body is refused', () => {
+  const m = new ModuleBuilder();
+  m.declareFunction([], []);
+  assert.throws(() => m.toBytes(), /has no body/);
+});
