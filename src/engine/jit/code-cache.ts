@@ -65,10 +65,12 @@ const TLB_TABLE_BYTES = 256 * 16;
 /** Block-map count of a start that cannot be translated: never reaches the threshold again. */
 const NEVER = 0x8000_0000;
 
-interface Installed { idx: number; gen: number }
+/** A translated block: its table index, its page's code generation, and the guest bytes it was made from. */
+interface Installed { idx: number; gen: number; bytes: Uint8Array }
 
 export class CodeCache {
   private readonly u32: Uint32Array;
+  private readonly bytes: Uint8Array;
   private readonly i32: Int32Array;
   private readonly view: DataView;
   private readonly hartBase: number;
@@ -104,6 +106,7 @@ export class CodeCache {
     options: CodeCacheOptions = {},
   ) {
     this.u32 = new Uint32Array(memory.buffer);
+    this.bytes = new Uint8Array(memory.buffer);
     this.i32 = new Int32Array(memory.buffer);
     this.view = new DataView(memory.buffer);
     this.hartBase = HART_STATE_BASE + hartId * HART_STATE_SIZE;
@@ -194,7 +197,7 @@ export class CodeCache {
     blocks.forEach((b, i) => {
       const idx = this.nextIndex++;
       this.table.set(idx, instance.exports[`b${i}`]);
-      const inst = { idx, gen: gens[i] };
+      const inst = { idx, gen: gens[i], bytes: this.bytes.slice(b.host, b.host + b.end) };
       this.installed.set(b.host, inst);
       entries.push([b.host, inst]);
       this.stats.insns += b.insns.length;
@@ -218,8 +221,20 @@ export class CodeCache {
         if (Atomics.load(this.i32, base + (HS_IN_RUN >> 2)) !== 0 && Atomics.load(this.i32, base + (HS_JIT_SEEN >> 2)) - a.epoch < 0) return;
       }
       this.awaiting.shift();
-      for (const [h, inst] of a.entries) if (this.installed.get(h) === inst) this.publish(h, inst);
+      for (const [h, inst] of a.entries) {
+        if (this.installed.get(h) !== inst) continue;
+        // a hart that had not caught up may have written the page through a write-TLB entry
+        // filled before the page became code, without retiring it: publish only unchanged code
+        if (this.unchanged(h, inst)) this.publish(h, inst);
+        else { this.installed.delete(h); this.setCount(h, 0); }
+      }
     }
+  }
+
+  private unchanged(h: number, inst: Installed): boolean {
+    const now = this.bytes.subarray(h, h + inst.bytes.length);
+    for (let i = 0; i < now.length; i++) if (now[i] !== inst.bytes[i]) return false;
+    return true;
   }
 
   private entryOf(h: number): number {
@@ -235,9 +250,12 @@ export class CodeCache {
   }
 
   /** A block start that cannot be translated: never count it to the threshold again. */
-  private never(h: number): void {
+  private never(h: number): void { this.setCount(h, NEVER); }
+
+  /** Set the execution count of block start `h` in the block map (if it is there), with no translation. */
+  private setCount(h: number, count: number): void {
     const e = this.entryOf(h);
-    if (this.u32[e] === h) { this.u32[e + 1] = NEVER; this.u32[e + 2] = 0; }
+    if (this.u32[e] === h) { this.u32[e + 1] = count; this.u32[e + 2] = 0; }
   }
 
   /** Drop every translation of this hart (the cache is full). */
