@@ -124,6 +124,8 @@ export interface GuestSpec {
   hooks?: RunHooks;
   /** Host CPUs to pin the whole VM process to (`taskset -c LIST`), e.g. `0`; default: free. */
   pin?: string;
+  /** tsvisor's `--engine` (default: tsvisor's default, jit). */
+  engine?: 'jit' | 'interp';
 }
 
 /** `[cmd, args]` prefixed with `taskset -c pin` when `pin` is given. */
@@ -156,7 +158,7 @@ export class Guests {
   /** `tsvisor run` as a user runs it (TSVISOR_STATS=1: the instruction count on stderr). */
   tsvisor(g: GuestSpec): Promise<Outcome> {
     return runGuest(...pinned(g.pin, process.execPath, [
-      TSVISOR_BIN, 'run', '--memory', g.memory, '--cpus', String(g.cpus),
+      TSVISOR_BIN, 'run', '--memory', g.memory, '--cpus', String(g.cpus), ...(g.engine ? ['--engine', g.engine] : []),
       ...(g.disks ?? []).flatMap((d) => ['--disk', `${d},readonly`]), '--', ...g.command,
     ]), { env: { TSVISOR_STATS: '1' }, filterMarker: false, hooks: g.hooks });
   }
@@ -191,6 +193,12 @@ export class Guests {
       `kernel command line (both): ${this.bootargs}`,
     ];
   }
+}
+
+/** Geometric mean of the positive numbers in `xs` (undefined when there are none). */
+export function geomean(xs: Array<number | undefined>): number | undefined {
+  const ok = xs.filter((x): x is number => x !== undefined && x > 0);
+  return ok.length ? Math.exp(ok.reduce((a, x) => a + Math.log(x), 0) / ok.length) : undefined;
 }
 
 /** A table: label, tsvisor figure, QEMU figure, and their ratio. */

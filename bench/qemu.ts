@@ -12,20 +12,27 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Guests, TIMED_SHELL_FN, check, log, median, parseTimes, pseudoRandomBytes, shq, table } from './common.js';
+import { Guests, TIMED_SHELL_FN, check, geomean, log, median, parseTimes, pseudoRandomBytes, shq, table } from './common.js';
 
 const MEMORY = '512M';
 const DISK_MIB = 32;
-const GZIP_MIB = 4;
+const GZIP_MIB = 8;
+/** Bytes of the disk turned into text lines (four unsigned numbers each) for sort and awk. */
+const TEXT_MIB = 2;
 
-/** In-guest workloads: [key, label, shell command]. /tmp/data holds GZIP_MIB MiB from the disk. */
+/** In-guest workloads: [key, label, shell command]. /tmp/data holds GZIP_MIB MiB from the disk, /tmp/text its first TEXT_MIB MiB as text. */
 const WORKLOADS: Array<[string, string, string]> = [
   ['diskread', `read ${DISK_MIB} MiB from virtio-blk (dd)`, 'dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null'],
+  ['int', 'integer: shell arithmetic loop (200k iterations)',
+    'i=0; s=0; while [ $i -lt 200000 ]; do s=$(( (s * 31 + i) % 1000003 )); i=$((i + 1)); done; [ $s -ge 0 ]'],
   ['md5', 'dd if=/dev/zero bs=1M count=32 | md5sum', 'dd if=/dev/zero bs=1M count=32 2>/dev/null | md5sum >/dev/null'],
   ['gzip', `gzip -9 of ${GZIP_MIB} MiB`, 'gzip -9 -c /tmp/data > /tmp/data.gz'],
   ['gunzip', `gzip -d of the same (${GZIP_MIB} MiB out)`, 'gzip -d -c /tmp/data.gz > /tmp/data.out && cmp /tmp/data /tmp/data.out'],
-  ['sha256', `sha256sum of ${GZIP_MIB} MiB`, 'sha256sum /tmp/data >/dev/null'],
-  ['awk', 'busybox awk loop (60k iterations)',
+  ['sort', `sort + md5sum + awk of ${TEXT_MIB} MiB as text`,
+    "sort /tmp/text | md5sum >/dev/null && awk '{ s += $1 % 7; n++ } END { print s, n }' /tmp/text >/dev/null"],
+  ['sha256', 'sha256sum of 64 MiB', 'dd if=/dev/zero bs=1M count=64 2>/dev/null | sha256sum >/dev/null'],
+  ['fork', 'fork/exec loop (500 x /bin/true)', 'i=0; while [ $i -lt 500 ]; do /bin/true; i=$((i + 1)); done'],
+  ['awk', 'FP: busybox awk loop (60k iterations)',
     "awk 'BEGIN { for (i = 0; i < 60000; i++) { s += (i * i) % 7 + i / 3; n += length(substr(\"abcdef\", i % 5 + 1, 2) i) } print s, n }' >/dev/null"],
 ];
 
@@ -34,6 +41,7 @@ function workloadScript(): string {
     'echo READY',
     TIMED_SHELL_FN,
     `dd if=/dev/vda of=/tmp/data bs=1M count=${GZIP_MIB} 2>/dev/null`,
+    `head -c ${TEXT_MIB * 1024 * 1024} /tmp/data | od -An -tu4 -w16 -v > /tmp/text`,
     'echo 3 > /proc/sys/vm/drop_caches',
   ];
   for (const [key, , cmd] of WORKLOADS) lines.push(`w ${key} ${shq(cmd)}`);
@@ -41,10 +49,11 @@ function workloadScript(): string {
   return lines.join('\n') + '\n';
 }
 
-interface Stats { instructions: number; seconds: number; mips: number }
+interface Stats { instructions: number; seconds: number; mips: number; jit: string | null }
 function parseStats(stderr: string): Stats | null {
   const f = /tsvisor: (\d+) instructions in ([\d.]+) s \(([\d.]+) MIPS\)/.exec(stderr);
-  return f ? { instructions: Number(f[1]), seconds: Number(f[2]), mips: Number(f[3]) } : null;
+  const j = /; JIT: (.*)/.exec(stderr);
+  return f ? { instructions: Number(f[1]), seconds: Number(f[2]), mips: Number(f[3]), jit: j ? j[1] : null } : null;
 }
 
 /** Run the section; returns the report lines. */
@@ -76,6 +85,10 @@ export async function benchBoot(g: Guests, work: string): Promise<string[]> {
   check('tsvisor workloads', tw);
   const tTimes = parseTimes(tw.out);
   const stats = parseStats(tw.stderr);
+  log(`workloads: tsvisor --engine interp (${WORKLOADS.length} in one boot)`);
+  const iw = await g.tsvisor({ cpus: 1, memory: MEMORY, disks: [disk], command: ['sh', '-c', script], engine: 'interp' });
+  check('tsvisor --engine interp workloads', iw);
+  const iTimes = parseTimes(iw.out);
   let qTimes = new Map<string, number>();
   if (g.haveQemu) {
     log('workloads: QEMU');
@@ -84,20 +97,28 @@ export async function benchBoot(g: Guests, work: string): Promise<string[]> {
     qTimes = parseTimes(qw.out);
   }
 
+  const rows: Array<[string, number | undefined, number | undefined]> = [
+    ['seconds to userspace (spawn -> "READY")', median(tBoot), g.haveQemu ? median(qBoot) : undefined],
+    ...WORKLOADS.map(([key, label]): [string, number | undefined, number | undefined] => [label, tTimes.get(key), qTimes.get(key)]),
+  ];
+  const ratio = (t: number | undefined, q: number | undefined) => (t !== undefined && q !== undefined && q > 0 ? t / q : undefined);
+  const gm = geomean(rows.map(([, t, q]) => ratio(t, q)));
   const lines = [
     '== boot and single-vCPU work',
     ...g.header(`${MEMORY} RAM, 1 vCPU`),
-    `in-guest times from /proc/uptime (10 ms resolution); boot: ${boots} sample(s), median`,
+    `in-guest times from /proc/uptime (10 ms resolution); boot: ${boots} sample(s), median; tsvisor: --engine jit (the default)`,
     '',
-    ...table([
-      ['seconds to userspace (spawn -> "READY")', median(tBoot), g.haveQemu ? median(qBoot) : undefined],
-      ...WORKLOADS.map(([key, label]): [string, number | undefined, number | undefined] => [label, tTimes.get(key), qTimes.get(key)]),
-    ]),
+    ...table(rows),
+    `geometric mean of the ratios: ${gm === undefined ? 'n/a' : `${gm.toFixed(2)}x`}`,
+    '',
+    'the interpreter alone (--engine interp), same workloads:',
+    ...table(WORKLOADS.map(([key, label]): [string, number | undefined, number | undefined] => [label, iTimes.get(key), qTimes.get(key)])),
     '',
   ];
   if (stats) {
     lines.push(`tsvisor guest instruction rate (workload run, boot included): ${stats.mips.toFixed(1)} MIPS`
       + ` (${(stats.instructions / 1e9).toFixed(2)} G instructions in ${stats.seconds.toFixed(1)} s)`);
+    if (stats.jit) lines.push(`JIT (workload run): ${stats.jit}`);
   } else {
     lines.push('tsvisor guest instruction rate: n/a (TSVISOR_STATS=1 printed nothing)');
   }

@@ -27,6 +27,7 @@ function buildProgram(): Command {
     .option('--initrd <file>', 'initramfs to use with --kernel')
     .option('--append <args>', 'extra kernel command-line arguments')
     .option('-v, --verbose', 'show boot messages')
+    .option('--stats', 'at the end, print instructions retired, MIPS and the JIT\'s figures to stderr')
     .option('--image <name>', 'boot a whole system image from its own disk (debian), on a throwaway copy-on-write overlay')
     .option('--disk-size <size>', 'with --image: size of the system disk (default: the image\'s)')
     .option('--boot-disk <file>', 'boot this system disk (raw or qcow2, written in place) through the firmware, from the kernel in its /boot')

@@ -44,6 +44,8 @@ export interface RunImageOptions {
   cpus: number;
   /** How guest code runs (default jit). */
   engineKind?: EngineKind;
+  /** Print instructions, MIPS and the JIT's figures at the end. */
+  stats?: boolean;
   /** Extra disks (already opened), after the system disk: /dev/vdb, ... */
   disks: DiskImage[];
   /** Network cards (their backends already started). */
@@ -105,7 +107,7 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
   try {
     for (;;) {
       vm = await Vm.create({
-        ramBytes: opts.ramBytes, harts: opts.cpus, engine, engineKind: opts.engineKind, kernel: firmware, bootargs: '',
+        ramBytes: opts.ramBytes, harts: opts.cpus, engine, engineKind: opts.engineKind, stats: opts.stats, kernel: firmware, bootargs: '',
         disks: disks.map((backend, i) => ({ backend, serial: i === 0 ? 'system' : `disk${i}` })),
         nics: opts.nics,
         console,

@@ -32,6 +32,8 @@ export interface RunOptions {
   cpus: string;
   /** `--engine jit|interp` (default jit). */
   engine?: EngineKind;
+  /** `--stats`: instructions, MIPS and the JIT's figures on stderr at the end. */
+  stats?: boolean;
   disk: string[];
   kernel?: string;
   initrd?: string;
@@ -159,10 +161,10 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
     links = started.links;
     const nics = started.nics;
     if (opts.bootDisk !== undefined) {
-      return await runImage({ bootDisk: disks[0], ramBytes, cpus, engineKind: opts.engine, disks: disks.slice(1), nics, verbose: opts.verbose }, command);
+      return await runImage({ bootDisk: disks[0], ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks: disks.slice(1), nics, verbose: opts.verbose }, command);
     }
     if (opts.image !== undefined) {
-      return await runImage({ image: opts.image, ramBytes, cpus, engineKind: opts.engine, disks, nics, diskSize: opts.diskSize, verbose: opts.verbose }, command);
+      return await runImage({ image: opts.image, ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks, nics, diskSize: opts.diskSize, verbose: opts.verbose }, command);
     }
     return await runWithDisks(opts, command, ramBytes, cpus, disks, nics);
   } finally {
@@ -194,7 +196,7 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
     if (out.length) stdout.write(out);
   }, { onInput: () => vm?.kick() });
   vm = await Vm.create({
-    ramBytes, harts: cpus, engine: loadEngineModule(), engineKind: opts.engine, kernel, initrd, bootargs,
+    ramBytes, harts: cpus, engine: loadEngineModule(), engineKind: opts.engine, stats: opts.stats, kernel, initrd, bootargs,
     disks: disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
     nics,
     console,

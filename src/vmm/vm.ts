@@ -22,6 +22,11 @@ export interface VmOptions extends Omit<BoardConfig, 'onPower' | 'monotonicNs'> 
   engine: WebAssembly.Module;
   /** How the harts run guest code (default 'jit'). */
   engineKind?: EngineKind;
+  /**
+   * At the end, print to stderr the instructions retired and the rate, and per hart the
+   * JIT's figures (also with the environment variable TSVISOR_STATS=1).
+   */
+  stats?: boolean;
 }
 
 /** Longest sleep of the MMIO loop between doorbells (a safety net; harts ring when they post), in ms. */
@@ -235,9 +240,9 @@ export class Vm {
           else if (m.type === 'reset') this.board.systemReset(m.kind);
           else if (m.type === 'exit') {
             this.instret[m.id] = BigInt(m.instret);
-            if (process.env.TSVISOR_STATS) {
+            if (this.opts.stats || process.env.TSVISOR_STATS) {
               const j = m.jit;
-              process.stderr.write(`tsvisor: hart ${m.id} stopped at pc ${m.pc}${j ? `; JIT: ${j.blocks} blocks (${j.insns} instructions) in ${j.modules} modules, ${(j.wasmBytes / 1024).toFixed(0)} KiB of wasm, ${j.compileMs.toFixed(0)} ms compiling, ${j.flushes} flushes, ${j.retired} instructions run translated` : ''}\n`);
+              process.stderr.write(`tsvisor: hart ${m.id} stopped at pc ${m.pc}${j ? `; JIT: ${j.blocks} blocks (${j.insns} instructions) in ${j.modules} modules, ${(j.wasmBytes / 1024).toFixed(0)} KiB of wasm, ${j.compileMs.toFixed(0)} ms compiling, ${j.flushes} flushes, ${j.retired} of ${m.instret} instructions (${(100 * j.retired / Math.max(1, Number(m.instret))).toFixed(0)}%) run translated` : ''}\n`);
             }
             resolve();
           }
@@ -272,7 +277,7 @@ export class Vm {
     }
     this.board.flushDisks();
     const total = this.instret.reduce((a, b) => a + (b ?? 0n), 0n);
-    if (process.env.TSVISOR_STATS) {
+    if (this.opts.stats || process.env.TSVISOR_STATS) {
       const secs = (performance.now() - started) / 1000;
       process.stderr.write(`tsvisor: ${total} instructions in ${secs.toFixed(2)} s (${(Number(total) / secs / 1e6).toFixed(1)} MIPS)\n`);
     }
