@@ -2,7 +2,8 @@
 // programs (fixed seeds) run on two harts in two memories, one per engine, in lockstep
 // from one `ecall` checkpoint to the next; at every checkpoint the x registers, pc,
 // instret and the data the program wrote must be identical. The programs mix ALU and
-// M-extension instructions (32-bit and compressed), loads and stores of every width
+// M-extension instructions (32-bit and compressed), F and D instructions (random fields,
+// illegal ones, dynamic rounding with every frm, FS switched off and on), loads and stores of every width
 // (aligned, misaligned, crossing pages, and faulting ones, which a trap handler skips),
 // forward branches and jumps, JALR, FENCE, reads of `instret`, and a loop that runs the body
 // several times so that its blocks are translated and then run translated.
@@ -63,7 +64,7 @@ function generate(seed: number, rvc: Uint32Array, count: number): Item[] {
   };
   const items: Item[] = [];
   while (items.length < count) {
-    const k = rand() % 100;
+    const k = (rand() % 1000) / 10;
     if (k < 25) { // OP / OP-32
       const f3 = rand() % 8, f7 = pick([0, 0x20, 1]);
       const w = r(pick([0x33, 0x3b]), reg(), f3, src(), src(), f7);
@@ -91,6 +92,7 @@ function generate(seed: number, rvc: Uint32Array, count: number): Item[] {
       if (e === 0 || !translatable(e)) continue;
       const op = e & 0x7f, rd = (e >>> 7) & 31, rs1 = (e >>> 15) & 31;
       if (op === 0x6f || op === 0x67 || op === 0x63) continue;
+      if (op === 0x07 || op === 0x27) continue; // FP loads/stores trap when FS is off: 32-bit forms only
       if ((op === 0x03 || op === 0x23) && rs1 !== 9) continue;
       if (op !== 0x23 && RESERVED.has(rd)) continue;
       items.push({ word: parcel, len: 2 });
@@ -102,6 +104,8 @@ function generate(seed: number, rvc: Uint32Array, count: number): Item[] {
       items.push({ word: (11 << 7) | 0x17, len: 4 }); // auipc x11, 0
       items.push({ word: i(0x67, reg(), 0, 11, 12), len: 4, noLand: true });
       items.push({ word: i(0x13, 12, 0, 12, 1), len: 4, noLand: true }); // skipped
+    } else if (k < 97.5) {
+      items.push(...fpItems(rand, reg));
     } else if (k < 98) {
       items.push(rand() % 2 ? { word: i(0x73, reg(), 2, 0, 0xc02), len: 4 } // csrr rd, instret
         : { word: (((rand() & 0xff) << 20) | 0x0f) >>> 0, len: 4 }); // fence (pred, succ random; PAUSE sometimes)
@@ -111,6 +115,43 @@ function generate(seed: number, rvc: Uint32Array, count: number): Item[] {
     if (rand() % 8 === 0) items.push({ word: ECALL, len: 4 }); // checkpoint
   }
   return items;
+}
+
+/** F and D instructions: loads/stores near x9, OP-FP and FMA with random fields (illegal ones included), frm and FS changes. */
+function fpItems(rand: () => number, reg: () => number): Item[] {
+  const f = () => rand() % 32;
+  const rm = () => [0, 1, 2, 3, 4, 7, 7, 7, 5, 6][rand() % 10];
+  const k = rand() % 20;
+  if (k < 4) { // FLW/FLD
+    const f3 = rand() % 2 ? 2 : 3;
+    return [{ word: i(0x07, f(), f3, 9, (rand() % 4096) - 2048), len: 4 }];
+  }
+  if (k < 7) { // FSW/FSD
+    const f3 = rand() % 2 ? 2 : 3;
+    return [{ word: s(f3, 9, f(), (rand() % 4096) - 2048) & ~0x7f | 0x27, len: 4 }];
+  }
+  if (k < 16) { // OP-FP: funct5 from the defined ones (and a few undefined), fmt S/D (sometimes H/Q: illegal)
+    const f5 = [0x00, 0x01, 0x02, 0x03, 0x0b, 0x04, 0x05, 0x08, 0x14, 0x18, 0x1a, 0x1c, 0x1e, 0x06, 0x1f][rand() % 15];
+    const fmt = rand() % 8 ? rand() % 2 : 2 + rand() % 2;
+    let rs2 = f();
+    if (f5 === 0x0b || f5 === 0x1c || f5 === 0x1e) rs2 = rand() % 4 ? 0 : rs2;
+    if (f5 === 0x08) rs2 = rand() % 4 ? 1 - fmt : rs2;
+    if (f5 === 0x18 || f5 === 0x1a) rs2 = rand() % 8 ? rand() % 4 : rs2;
+    let f3 = f5 <= 0x03 || f5 === 0x0b || f5 === 0x08 || f5 === 0x18 || f5 === 0x1a ? rm() : rand() % 4;
+    if (f5 === 0x1c || f5 === 0x1e) f3 = rand() % 4 ? rand() % 2 : f3;
+    const writesX = f5 === 0x14 || f5 === 0x18 || f5 === 0x1c;
+    const readsX = f5 === 0x1a || f5 === 0x1e;
+    return [{ word: r(0x53, writesX ? reg() : f(), f3, readsX ? rand() % 32 : f(), rs2, (f5 << 2) | fmt), len: 4 }];
+  }
+  if (k < 18) { // FMADD/FMSUB/FNMSUB/FNMADD
+    const op = [0x43, 0x47, 0x4b, 0x4f][rand() % 4];
+    const fmt = rand() % 8 ? rand() % 2 : 2;
+    return [{ word: ((f() << 27) | (fmt << 25) | (f() << 20) | (f() << 15) | (rm() << 12) | (f() << 7) | op) >>> 0, len: 4 }];
+  }
+  if (k < 19) return [{ word: ((0x002 << 20) | ((rand() % 8) << 15) | (5 << 12) | 0x73) >>> 0, len: 4 }]; // csrwi frm, 0..7
+  // FS off (then every F/D instruction traps) or back to Initial: lui x6, 6 or 2; csrc/csrs sstatus, x6
+  return rand() % 4 ? [{ word: (2 << 12) | (6 << 7) | 0x37, len: 4 }, { word: 0x10032073, len: 4 }]
+    : [{ word: (6 << 12) | (6 << 7) | 0x37, len: 4 }, { word: 0x10033073, len: 4 }];
 }
 
 /** Lay out: prologue, loop { body }, final ecall, trap handler. Returns the image and the final ecall's address. */
@@ -126,8 +167,9 @@ function assemble(body: Item[]): { image: Uint8Array; exitPc: number } {
     0x10200073, // sret
   ];
   const words: Array<{ word: number; len: number }> = [];
-  // prologue: x5 = handler (patched below), stvec = x5; the host sets x8 (loop count) and x9 (data base)
-  const prologue = [0, 0, 0x10529073];
+  // prologue: x5 = handler (patched below), stvec = x5, sstatus.FS = Initial (lui x6, 2; csrs sstatus, x6);
+  // the host sets x8 (loop count) and x9 (data base)
+  const prologue = [0, 0, 0x10529073, (2 << 12) | (6 << 7) | 0x37, 0x10032073];
   for (const w of prologue) words.push({ word: w, len: 4 });
   const loopStart = words.reduce((a, w) => a + w.len, 0);
   const bodyAt = words.length;
@@ -190,6 +232,8 @@ function toCheckpoint(hart: Hart, chunk: number, what: string): void {
 function state(hart: Hart, mem: Uint8Array): string {
   const xs: string[] = [];
   for (let k = 0; k < 32; k++) xs.push(hart.getX(k).toString(16));
+  for (let k = 0; k < 32; k++) xs.push(hart.getF(k).toString(16));
+  xs.push(`fcsr ${hart.readCsr(0x003).toString(16)} sstatus ${hart.readCsr(0x100).toString(16)}`);
   const d = mem.subarray(RAM_OFFSET + (DATA - RAM_BASE), RAM_OFFSET + (DATA - RAM_BASE) + DATA_BYTES);
   let h = 0;
   for (let k = 0; k < d.length; k++) h = (Math.imul(h, 31) + d[k]) | 0;

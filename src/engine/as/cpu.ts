@@ -709,29 +709,10 @@ function runSlice(budget: i32): i32 {
       if (excPending) return;
       break;
     }
-    case 0x43: case 0x47: case 0x4b: case 0x4f: { // FMADD, FMSUB, FNMSUB, FNMADD
-      if (sFS == 0) { illegal(insn); return; }
-      const rm = roundingMode(insn);
-      if (rm == 8) { illegal(insn); return; }
-      const rs3 = insn >> 27;
-      const fmt = (insn >> 25) & 3;
-      const opc = insn & 0x7f;
-      const negProd = opc == 0x4b || opc == 0x4f;
-      const negAdd = opc == 0x47 || opc == 0x4f;
-      if (fmt == 0) {
-        let a = getF32(rs1), c = getF32(rs3);
-        if (negProd) a ^= 0x80000000;
-        if (negAdd) c ^= 0x80000000;
-        setF32(rd, fpu.f32_fma(a, getF32(rs2), c, rm));
-      } else if (fmt == 1) {
-        let a = getF(rs1), c = getF(rs3);
-        if (negProd) a ^= 0x8000000000000000;
-        if (negAdd) c ^= 0x8000000000000000;
-        setF64(rd, fpu.f64_fma(a, getF(rs2), c, rm));
-      } else { illegal(insn); return; }
+    case 0x43: case 0x47: case 0x4b: case 0x4f: // FMADD, FMSUB, FNMSUB, FNMADD
+      if (sFS == 0 || !execFma(insn, rd, rs1, rs2)) { illegal(insn); return; }
       takeFlags();
       break;
-    }
     case 0x53: { // OP-FP
       if (sFS == 0) { illegal(insn); return; }
       if (!execOpFp(insn, rd, rs1, rs2, f3)) { illegal(insn); return; }
@@ -746,6 +727,50 @@ function runSlice(budget: i32): i32 {
   jumped = next != p + len;
   mmu.pc = next;
 }
+
+/** FMADD, FMSUB, FNMSUB, FNMADD (unprivileged spec 11.6, 12.4). Returns false, with no effect, for an illegal encoding. */
+function execFma(insn: u32, rd: u32, rs1: u32, rs2: u32): bool {
+  const rm = roundingMode(insn);
+  if (rm == 8) return false;
+  const rs3 = insn >> 27;
+  const fmt = (insn >> 25) & 3;
+  const opc = insn & 0x7f;
+  const negProd = opc == 0x4b || opc == 0x4f;
+  const negAdd = opc == 0x47 || opc == 0x4f;
+  if (fmt == 0) {
+    let a = getF32(rs1), c = getF32(rs3);
+    if (negProd) a ^= 0x80000000;
+    if (negAdd) c ^= 0x80000000;
+    setF32(rd, fpu.f32_fma(a, getF32(rs2), c, rm));
+  } else if (fmt == 1) {
+    let a = getF(rs1), c = getF(rs3);
+    if (negProd) a ^= 0x8000000000000000;
+    if (negAdd) c ^= 0x8000000000000000;
+    setF64(rd, fpu.f64_fma(a, getF(rs2), c, rm));
+  } else return false;
+  return true;
+}
+
+/**
+ * For translated code (src/engine/jit/): execute the OP-FP or fused multiply-add
+ * instruction `insn` on the registers in the hart state block, flags and FS included,
+ * exactly as the interpreter does. Returns false, with no effect, when it is illegal
+ * (FS off, a bad rounding mode or encoding): the block then leaves before it.
+ */
+export function jitFp(insn: u32): bool {
+  if (sFS == 0) return false;
+  const rd = (insn >> 7) & 31, rs1 = (insn >> 15) & 31, rs2 = (insn >> 20) & 31;
+  const ok = (insn & 0x7f) == 0x53 ? execOpFp(insn, rd, rs1, rs2, (insn >> 12) & 7) : execFma(insn, rd, rs1, rs2);
+  if (!ok) return false;
+  takeFlags();
+  store<u64>(xBase, 0); // x0 is hard-wired to zero
+  return true;
+}
+
+/** For translated code: sstatus.FS (0 = off: every F/D instruction is illegal). */
+export function jitFs(): u32 { return sFS; }
+/** For translated code: a load-FP wrote an f register (FS becomes Dirty). */
+export function jitFsDirty(): void { sFS = 3; }
 
 /** The A extension (unprivileged spec ch. 8): LR/SC and AMOs, atomic across harts. */
 function execAmo(insn: u32, rd: u32, rs1: u32, rs2: u32, f3: u32): void {

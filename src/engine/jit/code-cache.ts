@@ -18,6 +18,9 @@ import { decodeBlock, translateModule, type Block, type TranslateLayout } from '
 export interface JitEngineExports {
   loadSlow: unknown;
   storeSlow: unknown;
+  jitFp: unknown;
+  jitFs: unknown;
+  jitFsDirty: unknown;
   pc: unknown;
   excPending: unknown;
   tlbCur: unknown;
@@ -187,7 +190,7 @@ export class CodeCache {
     const e = this.engine;
     const instance = new WebAssembly.Instance(module, {
       env: {
-        memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow,
+        memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow, jitFp: e.jitFp, jitFs: e.jitFs, jitFsDirty: e.jitFsDirty,
         pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, xBase: e.xBase, stoppedBefore: e.stoppedBefore,
       },
     });

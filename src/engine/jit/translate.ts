@@ -1,5 +1,5 @@
 /**
- * Translation of guest blocks (RV64I base with FENCE, and the M extension, with compressed
+ * Translation of guest blocks (RV64I base with FENCE, the M, F and D extensions, with compressed
  * instructions expanded through the engine's RVC table) into WebAssembly functions.
  * Instruction semantics follow the unprivileged spec 20191213 chapters 2, 5 and 7 and
  * must stay identical to the interpreter's (src/engine/as/cpu.ts), which remains the
@@ -75,6 +75,8 @@ export function translatable(insn: number): boolean {
     case 0x03: return f3 !== 7;
     case 0x23: return f3 <= 3;
     case 0x0f: return f3 === 0 && insn !== PAUSE; // FENCE (PAUSE stays with the interpreter's pause-loop exits)
+    case 0x07: case 0x27: return f3 === 2 || f3 === 3; // FLW FLD FSW FSD (FS checked when they run)
+    case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: return true; // F/D through the engine (illegal ones leave the block)
     case 0x13:
       if (f3 === 1) return (insn >>> 26) === 0;
       if (f3 === 5) return (insn >>> 26) === 0 || (insn >>> 26) === 0x10;
@@ -136,13 +138,18 @@ export function decodeBlock(mem: DataView, host: number, layout: TranslateLayout
 // imports of a translation module, in this order (function and global indices)
 const F_LOAD_SLOW = 0;
 const F_STORE_SLOW = 1;
+const F_JIT_FP = 2;
+const F_JIT_FS = 3;
+const F_JIT_FS_DIRTY = 4;
 const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_XBASE = 3;
 const G_STOPPED = 4;
-/** Index of the first helper function (after the two imports). */
-const HELPERS = 2;
+/** Index of the first helper function (after the imports). */
+const HELPERS = 5;
+/** Offset of the f registers from the x registers in the hart state block (HS_F - HS_X). */
+const F_OFFSET = 256;
 const HELPER_NAMES = ['mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu', 'divw', 'divuw', 'remw', 'remuw'] as const;
 
 const I64 = ValType.I64, I32 = ValType.I32;
@@ -152,13 +159,16 @@ const ACC_R = 0, ACC_W = 1;
 /**
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
  * Its imports are `env.memory` (the VM's shared memory), the engine's exports `loadSlow`,
- * `storeSlow`, `pc`, `excPending`, `tlbCur`, `xBase` and `stoppedBefore` under `env`; it exports block i as
+ * `storeSlow`, `jitFp`, `jitFs`, `jitFsDirty`, `pc`, `excPending`, `tlbCur`, `xBase` and `stoppedBefore` under `env`; it exports block i as
  * `b<i>`.
  */
 export function translateModule(blocks: readonly Block[], layout: TranslateLayout): Uint8Array {
   const m = new ModuleBuilder();
   m.importFunction('env', 'loadSlow', [I64, I32], [I64]);
   m.importFunction('env', 'storeSlow', [I64, I32, I64], []);
+  m.importFunction('env', 'jitFp', [I32], [I32]);
+  m.importFunction('env', 'jitFs', [], [I32]);
+  m.importFunction('env', 'jitFsDirty', [], []);
   m.importGlobal('env', 'pc', I64, true);
   m.importGlobal('env', 'excPending', I32, true);
   m.importGlobal('env', 'tlbCur', I32, true);
@@ -177,6 +187,30 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   });
   for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout).write());
   return m.toBytes();
+}
+
+/** OP-FP or a fused multiply-add: run by the engine's jitFp. */
+function isFp(insn: number): boolean {
+  const op = insn & 0x7f;
+  return op === 0x53 || op === 0x43 || op === 0x47 || op === 0x4b || op === 0x4f;
+}
+
+/** The x registers a translated instruction reads, and the one it writes (0: none). */
+function xUse(insn: number): { reads: number[]; writes: number } {
+  const op = insn & 0x7f, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
+  switch (op) {
+    case 0x37: case 0x17: case 0x6f: return { reads: [], writes: rd };
+    case 0x0f: case 0x43: case 0x47: case 0x4b: case 0x4f: return { reads: [], writes: 0 };
+    case 0x03: case 0x13: case 0x1b: case 0x67: return { reads: [rs1], writes: rd };
+    case 0x07: case 0x27: return { reads: [rs1], writes: 0 }; // the data register is an f register
+    case 0x23: case 0x63: return { reads: [rs1, rs2], writes: 0 };
+    case 0x53: {
+      const k = insn >>> 27; // funct5
+      // FCVT.S/D.W[U]/L[U] and FMV.W/D.X read x[rs1]; compares, FCVT.W[U]/L[U] and FMV.X/FCLASS write x[rd]
+      return { reads: k === 0x1a || k === 0x1e ? [rs1] : [], writes: k === 0x14 || k === 0x18 || k === 0x1c ? rd : 0 };
+    }
+    default: return { reads: [rs1, rs2], writes: rd };
+  }
 }
 
 /** Emits the function of one block. */
@@ -200,11 +234,10 @@ class BlockWriter {
     this.v = this.c.local(I64);
     this.n = b.insns.length;
     for (const { insn } of b.insns) {
-      const op = insn & 0x7f, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
-      const reads = op === 0x37 || op === 0x17 || op === 0x6f || op === 0x0f ? [] : op === 0x03 || op === 0x13 || op === 0x1b || op === 0x67 ? [rs1] : [rs1, rs2];
-      const writes = op === 0x23 || op === 0x63 || op === 0x0f ? 0 : rd;
+      const { reads, writes } = xUse(insn);
       for (const r of [...reads, writes]) if (r !== 0 && !this.regs.has(r)) this.regs.set(r, this.c.local(I64));
-      if (writes !== 0 && !this.written.includes(writes)) this.written.push(writes);
+      // x registers the engine writes for an F/D instruction are reloaded, not spilled
+      if (writes !== 0 && !isFp(insn) && !this.written.includes(writes)) this.written.push(writes);
     }
     const last = b.insns[b.insns.length - 1];
     this.loops = b.jumps && this.staticTarget(last) === 0;
@@ -290,6 +323,13 @@ class BlockWriter {
     }
     this.exit(() => this.pcAt(off), this.n);
   }
+  /** Before an F/D load or store: with FS off, leave before it (the interpreter raises illegal instruction). */
+  private fsOn(ins: BlockInsn, k: number): void {
+    this.c.call(F_JIT_FS).op(Op.I32Eqz).begin(Op.If);
+    this.exit(() => this.pcAt(ins.off), k);
+    this.c.end();
+  }
+
   /** After a call to loadSlow/storeSlow: leave if it raised an exception. */
   private faultExit(ins: BlockInsn, k: number): void {
     this.c.globalGet(G_EXC).begin(Op.If);
@@ -322,9 +362,15 @@ class BlockWriter {
   }
 
   private load(ins: BlockInsn, k: number, rd: number, rs1: number, imm: number, f3: number): void {
-    const c = this.c;
-    const size = 1 << (f3 & 3);
     const fast = [Op.I64Load8S, Op.I64Load16S, Op.I64Load32S, Op.I64Load, Op.I64Load8U, Op.I64Load16U, Op.I64Load32U][f3];
+    const ext = [Op.I64Extend8S, Op.I64Extend16S, Op.I64Extend32S][f3] ?? null;
+    this.loadToV(ins, k, rs1, imm, 1 << (f3 & 3), fast, ext);
+    this.setXFromV(rd);
+  }
+
+  /** Load `size` bytes at x[rs1] + imm into local v (`fast` on a TLB hit; `ext` sign-extends the slow path's result). */
+  private loadToV(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, fast: Op, ext: Op | null): void {
+    const c = this.c;
     this.tlbProbe(rs1, imm, ACC_R, size);
     c.begin(Op.If, I64);
     this.hostAddr();
@@ -334,28 +380,25 @@ class BlockWriter {
     c.get(this.va).i32Const(size).call(F_LOAD_SLOW).set(this.v);
     this.faultExit(ins, k);
     c.get(this.v);
-    if (f3 === 0) c.op(Op.I64Extend8S);
-    else if (f3 === 1) c.op(Op.I64Extend16S);
-    else if (f3 === 2) c.op(Op.I64Extend32S);
+    if (ext !== null) c.op(ext);
     this.depth--;
     c.end();
     c.set(this.v);
-    this.setXFromV(rd);
   }
 
-  private store(ins: BlockInsn, k: number, rs1: number, rs2: number, imm: number, f3: number): void {
+  /** Store the low `size` bytes of the i64 that `value` pushes at x[rs1] + imm. */
+  private store(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, value: () => void): void {
     const c = this.c;
-    const size = 1 << f3;
-    const fast = [Op.I64Store8, Op.I64Store16, Op.I64Store32, Op.I64Store][f3];
+    const fast = size === 1 ? Op.I64Store8 : size === 2 ? Op.I64Store16 : size === 4 ? Op.I64Store32 : Op.I64Store;
     this.tlbProbe(rs1, imm, ACC_W, size);
     c.begin(Op.If);
     this.hostAddr();
-    this.getX(rs2);
+    value();
     c.mem(fast, 0, 0);
     c.op(Op.Else);
     this.depth++;
     c.get(this.va).i32Const(size);
-    this.getX(rs2);
+    value();
     c.call(F_STORE_SLOW);
     this.faultExit(ins, k);
     this.depth--;
@@ -396,7 +439,29 @@ class BlockWriter {
       }
       case 0x03: this.load(ins, k, rd, rs1, immI, f3); return;
       case 0x0f: c.atomicFence(); return; // FENCE: every ordering at once, as the interpreter's seq-cst RMW
-      case 0x23: this.store(ins, k, rs1, rs2, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3); return;
+      case 0x23: this.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), 1 << f3, () => this.getX(rs2)); return;
+      case 0x07: { // FLW, FLD: NaN-boxed into f[rd]; FS becomes Dirty
+        this.fsOn(ins, k);
+        this.loadToV(ins, k, rs1, immI, f3 === 2 ? 4 : 8, f3 === 2 ? Op.I64Load32U : Op.I64Load, null);
+        c.globalGet(G_XBASE).get(this.v);
+        if (f3 === 2) c.i64Const(-0x100000000n).op(Op.I64Or);
+        c.mem(Op.I64Store, F_OFFSET + 8 * rd, 3).call(F_JIT_FS_DIRTY);
+        return;
+      }
+      case 0x27: // FSW, FSD
+        this.fsOn(ins, k);
+        this.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3 === 2 ? 4 : 8,
+          () => c.globalGet(G_XBASE).mem(Op.I64Load, F_OFFSET + 8 * rs2, 3));
+        return;
+      case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: { // OP-FP and FMA through the engine
+        this.spill(); // it reads x registers from the state block
+        c.i32Const(i | 0).call(F_JIT_FP).op(Op.I32Eqz).begin(Op.If);
+        this.exit(() => this.pcAt(ins.off), k); // illegal: the interpreter runs it and raises the exception
+        c.end();
+        const w = xUse(i).writes;
+        if (w !== 0) c.globalGet(G_XBASE).mem(Op.I64Load, 8 * w, 3).set(this.regs.get(w)!);
+        return;
+      }
       case 0x13: { // OP-IMM
         if (rd === 0) return;
         const sh = immI & 63;
