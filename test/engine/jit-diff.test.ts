@@ -3,7 +3,8 @@
 // from one `ecall` checkpoint to the next; at every checkpoint the x registers, pc,
 // instret and the data the program wrote must be identical. The programs mix ALU and
 // M-extension instructions (32-bit and compressed), F and D instructions (random fields,
-// illegal ones, dynamic rounding with every frm, FS switched off and on), loads and stores of every width
+// illegal ones, dynamic rounding with every frm, FS switched off and on), A instructions
+// (AMOs, LR/SC pairs, misaligned and faulting addresses), loads and stores of every width
 // (aligned, misaligned, crossing pages, and faulting ones, which a trap handler skips),
 // forward branches and jumps, JALR, FENCE, reads of `instret`, and a loop that runs the body
 // several times so that its blocks are translated and then run translated.
@@ -106,6 +107,8 @@ function generate(seed: number, rvc: Uint32Array, count: number): Item[] {
       items.push({ word: i(0x13, 12, 0, 12, 1), len: 4, noLand: true }); // skipped
     } else if (k < 97.5) {
       items.push(...fpItems(rand, reg));
+    } else if (k < 97.8) {
+      items.push(...amoItems(rand, reg));
     } else if (k < 98) {
       items.push(rand() % 2 ? { word: i(0x73, reg(), 2, 0, 0xc02), len: 4 } // csrr rd, instret
         : { word: (((rand() & 0xff) << 20) | 0x0f) >>> 0, len: 4 }); // fence (pred, succ random; PAUSE sometimes)
@@ -152,6 +155,25 @@ function fpItems(rand: () => number, reg: () => number): Item[] {
   // FS off (then every F/D instruction traps) or back to Initial: lui x6, 6 or 2; csrc/csrs sstatus, x6
   return rand() % 4 ? [{ word: (2 << 12) | (6 << 7) | 0x37, len: 4 }, { word: 0x10032073, len: 4 }]
     : [{ word: (6 << 12) | (6 << 7) | 0x37, len: 4 }, { word: 0x10033073, len: 4 }];
+}
+
+/** A instructions on an address near x9 (aligned or not) or 0 (access fault): AMOs, LR then SC, undefined funct5s. */
+function amoItems(rand: () => number, reg: () => number): Item[] {
+  const t = reg();
+  const off = rand() % 4 ? (rand() % 16) * 8 - 64 : (rand() % 128) - 64;
+  const base = rand() % 8 ? t : 0;
+  const f3 = rand() % 16 ? 2 + rand() % 2 : rand() % 8;
+  const aqrl = rand() % 4;
+  const amo = (f5: number, rs2: number) => r(0x2f, reg(), f3, base, rs2, (f5 << 2) | aqrl);
+  const items: Item[] = [{ word: i(0x13, t, 0, 9, off), len: 4 }]; // addi t, x9, off
+  if (rand() % 3 === 0) { // LR, something, SC
+    items.push({ word: amo(2, rand() % 8 ? 0 : 1 + rand() % 31), len: 4 });
+    if (rand() % 2) items.push({ word: i(0x13, reg(), 0, rand() % 32, 1), len: 4 });
+    items.push({ word: amo(3, rand() % 32), len: 4 });
+  } else {
+    items.push({ word: amo([0, 1, 4, 8, 12, 16, 20, 24, 28, 2, 3, 5, 31][rand() % 13], rand() % 32), len: 4 });
+  }
+  return items;
 }
 
 /** Lay out: prologue, loop { body }, final ecall, trap handler. Returns the image and the final ecall's address. */

@@ -767,6 +767,16 @@ export function jitFp(insn: u32): bool {
   return true;
 }
 
+/**
+ * For translated code: execute the AMO, LR or SC instruction `insn` (registers in the hart
+ * state block), exactly as the interpreter does; an exception it raises is left pending
+ * (excPending) for the block to leave with.
+ */
+export function jitAmo(insn: u32): void {
+  execAmo(insn, (insn >> 7) & 31, (insn >> 15) & 31, (insn >> 20) & 31, (insn >> 12) & 7);
+  store<u64>(xBase, 0); // x0 is hard-wired to zero
+}
+
 /** For translated code: sstatus.FS (0 = off: every F/D instruction is illegal). */
 export function jitFs(): u32 { return sFS; }
 /** For translated code: a load-FP wrote an f register (FS becomes Dirty). */

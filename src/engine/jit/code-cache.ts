@@ -21,6 +21,7 @@ export interface JitEngineExports {
   jitFp: unknown;
   jitFs: unknown;
   jitFsDirty: unknown;
+  jitAmo: unknown;
   pc: unknown;
   excPending: unknown;
   tlbCur: unknown;
@@ -191,6 +192,7 @@ export class CodeCache {
     const instance = new WebAssembly.Instance(module, {
       env: {
         memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow, jitFp: e.jitFp, jitFs: e.jitFs, jitFsDirty: e.jitFsDirty,
+        jitAmo: e.jitAmo,
         pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, xBase: e.xBase, stoppedBefore: e.stoppedBefore,
       },
     });

@@ -1,5 +1,5 @@
 /**
- * Translation of guest blocks (RV64I base with FENCE, the M, F and D extensions, with compressed
+ * Translation of guest blocks (RV64I base with FENCE, the M, A, F and D extensions, with compressed
  * instructions expanded through the engine's RVC table) into WebAssembly functions.
  * Instruction semantics follow the unprivileged spec 20191213 chapters 2, 5 and 7 and
  * must stay identical to the interpreter's (src/engine/as/cpu.ts), which remains the
@@ -77,6 +77,7 @@ export function translatable(insn: number): boolean {
     case 0x0f: return f3 === 0 && insn !== PAUSE; // FENCE (PAUSE stays with the interpreter's pause-loop exits)
     case 0x07: case 0x27: return f3 === 2 || f3 === 3; // FLW FLD FSW FSD (FS checked when they run)
     case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: return true; // F/D through the engine (illegal ones leave the block)
+    case 0x2f: return true; // A through the engine (its exceptions, illegal instruction included, leave the block)
     case 0x13:
       if (f3 === 1) return (insn >>> 26) === 0;
       if (f3 === 5) return (insn >>> 26) === 0 || (insn >>> 26) === 0x10;
@@ -141,13 +142,14 @@ const F_STORE_SLOW = 1;
 const F_JIT_FP = 2;
 const F_JIT_FS = 3;
 const F_JIT_FS_DIRTY = 4;
+const F_JIT_AMO = 5;
 const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_XBASE = 3;
 const G_STOPPED = 4;
 /** Index of the first helper function (after the imports). */
-const HELPERS = 5;
+const HELPERS = 6;
 /** Offset of the f registers from the x registers in the hart state block (HS_F - HS_X). */
 const F_OFFSET = 256;
 const HELPER_NAMES = ['mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu', 'divw', 'divuw', 'remw', 'remuw'] as const;
@@ -159,7 +161,7 @@ const ACC_R = 0, ACC_W = 1;
 /**
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
  * Its imports are `env.memory` (the VM's shared memory), the engine's exports `loadSlow`,
- * `storeSlow`, `jitFp`, `jitFs`, `jitFsDirty`, `pc`, `excPending`, `tlbCur`, `xBase` and `stoppedBefore` under `env`; it exports block i as
+ * `storeSlow`, `jitFp`, `jitFs`, `jitFsDirty`, `jitAmo`, `pc`, `excPending`, `tlbCur`, `xBase` and `stoppedBefore` under `env`; it exports block i as
  * `b<i>`.
  */
 export function translateModule(blocks: readonly Block[], layout: TranslateLayout): Uint8Array {
@@ -169,6 +171,7 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   m.importFunction('env', 'jitFp', [I32], [I32]);
   m.importFunction('env', 'jitFs', [], [I32]);
   m.importFunction('env', 'jitFsDirty', [], []);
+  m.importFunction('env', 'jitAmo', [I32], []);
   m.importGlobal('env', 'pc', I64, true);
   m.importGlobal('env', 'excPending', I32, true);
   m.importGlobal('env', 'tlbCur', I32, true);
@@ -189,10 +192,10 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   return m.toBytes();
 }
 
-/** OP-FP or a fused multiply-add: run by the engine's jitFp. */
-function isFp(insn: number): boolean {
+/** OP-FP or a fused multiply-add (the engine's jitFp), or an AMO (jitAmo): the engine writes their x register. */
+function runByEngine(insn: number): boolean {
   const op = insn & 0x7f;
-  return op === 0x53 || op === 0x43 || op === 0x47 || op === 0x4b || op === 0x4f;
+  return op === 0x53 || op === 0x43 || op === 0x47 || op === 0x4b || op === 0x4f || op === 0x2f;
 }
 
 /** The x registers a translated instruction reads, and the one it writes (0: none). */
@@ -236,8 +239,8 @@ class BlockWriter {
     for (const { insn } of b.insns) {
       const { reads, writes } = xUse(insn);
       for (const r of [...reads, writes]) if (r !== 0 && !this.regs.has(r)) this.regs.set(r, this.c.local(I64));
-      // x registers the engine writes for an F/D instruction are reloaded, not spilled
-      if (writes !== 0 && !isFp(insn) && !this.written.includes(writes)) this.written.push(writes);
+      // x registers the engine writes for an F/D or A instruction are reloaded, not spilled
+      if (writes !== 0 && !runByEngine(insn) && !this.written.includes(writes)) this.written.push(writes);
     }
     const last = b.insns[b.insns.length - 1];
     this.loops = b.jumps && this.staticTarget(last) === 0;
@@ -462,6 +465,12 @@ class BlockWriter {
         if (w !== 0) c.globalGet(G_XBASE).mem(Op.I64Load, 8 * w, 3).set(this.regs.get(w)!);
         return;
       }
+      case 0x2f: // AMO, LR, SC through the engine: atomic across harts as the interpreter's
+        this.spill();
+        c.i32Const(i | 0).call(F_JIT_AMO);
+        this.faultExit(ins, k);
+        if (rd !== 0) c.globalGet(G_XBASE).mem(Op.I64Load, 8 * rd, 3).set(this.regs.get(rd)!);
+        return;
       case 0x13: { // OP-IMM
         if (rd === 0) return;
         const sh = immI & 63;
