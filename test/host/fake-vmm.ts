@@ -7,7 +7,8 @@
  * Environment: FAKE_VMM_BUSY=1 burns CPU on one worker thread per vCPU (like harts);
  * FAKE_VMM_CRASH_MS=N exits with status 3 after N ms, leaving its socket behind;
  * FAKE_VMM_DISK_RATE=N pretends the guest reads and writes N bytes/s on each disk;
- * FAKE_VMM_POWEROFF_MS=N exits with status 0 after N ms (the guest powered off by itself);
+ * FAKE_VMM_POWEROFF_MS=N exits with status 0 N ms after its first request (the guest powered
+ * off by itself once the daemon saw it start, however loaded the host is);
  * FAKE_VMM_STOP_MS=N takes N ms (default 100) to power off after POST /stop.
  * Run without arguments (as the test runner does with every file), it does nothing.
  */
@@ -38,7 +39,13 @@ function main(dir: string): void {
     for (const w of workers) void w.terminate();
     process.exit(code);
   };
+  const poweroff = Number(process.env.FAKE_VMM_POWEROFF_MS ?? 0);
+  let poweroffArmed = false;
   const server = createServer((req, res) => {
+    if (poweroff > 0 && !poweroffArmed) {
+      poweroffArmed = true;
+      setTimeout(() => exit(0), poweroff);
+    }
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
@@ -97,6 +104,4 @@ function main(dir: string): void {
   process.on('SIGTERM', () => exit(0));
   const crash = Number(process.env.FAKE_VMM_CRASH_MS ?? 0);
   if (crash > 0) setTimeout(() => process.exit(3), crash);
-  const poweroff = Number(process.env.FAKE_VMM_POWEROFF_MS ?? 0);
-  if (poweroff > 0) setTimeout(() => exit(0), poweroff);
 }
