@@ -27,7 +27,7 @@ import * as mmu from './mmu';
 /** False until the host enables the JIT (jitEnable). */
 let enabled: bool = false;
 /** Jump-target executions of a block start before it is queued for translation. */
-let hotThreshold: u32 = 50;
+let hotThreshold: u32 = 200;
 let bmBase: u32 = 0;
 /** The code epoch this hart last caught up with. */
 let seenEpoch: i32 = 0;
