@@ -33,6 +33,8 @@ export const CODE_GEN = 0x40_0000;
 export const JIT_BASE = 0x80_0000;
 export const JIT_HART_BYTES = 0x4_0000;
 export const JC_BYTES = 4096 * 16;
+/** Bytes of one TLB table in a hart state block (256 entries x 16 bytes; six tables from HS_TLB, see mmu.ts). */
+export const TLB_TABLE_BYTES = 256 * 16;
 export const BM_ENTRIES = 8192;
 export const HS_JIT_SEEN = 26624;
 export const HS_IN_RUN = 26628;

@@ -9,9 +9,10 @@
  * hold a write-TLB entry filled before the marking, whose stores would not retire the code.
  */
 import {
-  CODE_EPOCH, CODE_GEN, HART_STATE_BASE, HART_STATE_SIZE, HS_IN_RUN, HS_JIT_REQ, HS_JIT_REQ_COUNT,
-  HS_JIT_SEEN, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, RAM_OFFSET, RVC_TABLE,
+  HART_STATE_BASE, HART_STATE_SIZE, HS_IN_RUN, HS_JIT_REQ, HS_JIT_REQ_COUNT,
+  HS_JIT_SEEN, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, RAM_OFFSET, RVC_TABLE, TLB_TABLE_BYTES,
 } from '../layout.js';
+import { CodePages } from '../code-pages.js';
 import { decodeBlock, translateModule, type Block, type TranslateLayout } from './translate.js';
 
 /** The engine exports translated code links against (see src/engine/as/index.ts). */
@@ -65,7 +66,6 @@ export interface CodeCacheStats {
   retired: number;
 }
 
-const TLB_TABLE_BYTES = 256 * 16;
 /** Block-map count of a start that cannot be translated: never reaches the threshold again. */
 const NEVER = 0x8000_0000;
 
@@ -77,6 +77,7 @@ export class CodeCache {
   private readonly bytes: Uint8Array;
   private readonly i32: Int32Array;
   private readonly view: DataView;
+  private readonly pages: CodePages;
   private readonly hartBase: number;
   private readonly bmBase: number;
   private readonly layout: TranslateLayout = { rvcTable: RVC_TABLE, tlbTableBytes: TLB_TABLE_BYTES };
@@ -113,6 +114,7 @@ export class CodeCache {
     this.bytes = new Uint8Array(memory.buffer);
     this.i32 = new Int32Array(memory.buffer);
     this.view = new DataView(memory.buffer);
+    this.pages = new CodePages(memory);
     this.hartBase = HART_STATE_BASE + hartId * HART_STATE_SIZE;
     this.bmBase = JIT_BASE + hartId * JIT_HART_BYTES + 2 * JC_BYTES;
     this.maxBlocks = options.maxBlocks ?? 32768;
@@ -130,7 +132,7 @@ export class CodeCache {
       for (let i = 0; i < k; i++) {
         const h = this.u32[((this.hartBase + HS_JIT_REQ) >> 2) + i];
         const done = this.installed.get(h);
-        if (done && done.gen === Atomics.load(this.i32, this.genIndex(h))) this.publish(h, done);
+        if (done && done.gen === this.pages.generation(h)) this.publish(h, done);
         else if (!this.pending.includes(h)) {
           if (!this.pending.length) this.pendingSince = performance.now();
           this.pending.push(h);
@@ -146,23 +148,6 @@ export class CodeCache {
     if (this.awaiting.length) this.publishAcknowledged();
   }
 
-  private genIndex(host: number): number {
-    return (CODE_GEN >> 2) + ((host - RAM_OFFSET) >>> 12);
-  }
-
-  /** Mark the page of `host` as holding code; returns its (odd) generation. */
-  private markCode(host: number): number {
-    const i = this.genIndex(host);
-    for (;;) {
-      const g = Atomics.load(this.i32, i);
-      if (g & 1) return g;
-      if (Atomics.compareExchange(this.i32, i, g, g + 1) === g) {
-        Atomics.add(this.i32, CODE_EPOCH >> 2, 1);
-        return g + 1;
-      }
-    }
-  }
-
   private translate(hosts: number[]): void {
     const t0 = performance.now();
     if (this.installed.size + hosts.length > this.maxBlocks) this.flush();
@@ -172,7 +157,7 @@ export class CodeCache {
       const page = (h - RAM_OFFSET) >>> 12;
       if ((this.retirements.get(page) ?? 0) >= this.maxPageRetirements) { this.never(h); continue; }
       this.installed.delete(h);
-      const gen = this.markCode(h);
+      const gen = this.pages.mark(h);
       const before = this.pageGens.get(page);
       if (before !== gen) {
         // the page's code was retired since it was last translated (its generation moved)
@@ -185,7 +170,7 @@ export class CodeCache {
       gens.push(gen);
     }
     if (!blocks.length) return;
-    const epoch = Atomics.load(this.i32, CODE_EPOCH >> 2);
+    const epoch = this.pages.epoch();
     const bytes = translateModule(blocks, this.layout);
     const module = new WebAssembly.Module(bytes);
     const e = this.engine;
