@@ -6,14 +6,14 @@
  *   [3 MiB, 3.25 MiB)     RVC expansion table (65536 x u32)
  *   3 MiB + 960 KiB       the JIT's code epoch (i32)
  *   [4 MiB, 8 MiB)        the JIT's code generations, one u32 per 4 KiB page of RAM
- *   [8 MiB, 24 MiB)       per-hart JIT areas (jump caches, block map), JIT_HART_BYTES each
- *   [24 MiB, 24 MiB + RAM) guest RAM: guest physical RAM_BASE + x is linear offset RAM_OFFSET + x
+ *   [8 MiB, 80 MiB)       per-hart JIT areas (jump caches, block map), JIT_HART_BYTES each
+ *   [80 MiB, 80 MiB + RAM) guest RAM: guest physical RAM_BASE + x is linear offset RAM_OFFSET + x
  */
 export const RAM_BASE = 0x8000_0000;
 export const HART_STATE_BASE = 0x10_0000;
 export const HART_STATE_SIZE = 32768;
 export const MAX_HARTS = 64;
-export const RAM_OFFSET = 0x180_0000;
+export const RAM_OFFSET = 0x500_0000;
 /** Linear-memory offset of the RVC expansion table shared by the harts (65536 x u32). */
 export const RVC_TABLE = 0x30_0000;
 /** Byte offsets inside a hart state block. */
@@ -31,11 +31,11 @@ export const TIMEBASE_HZ = 10_000_000;
 export const CODE_EPOCH = 0x3f_0000;
 export const CODE_GEN = 0x40_0000;
 export const JIT_BASE = 0x80_0000;
-export const JIT_HART_BYTES = 0x4_0000;
+export const JIT_HART_BYTES = 0x12_0000;
 export const JC_BYTES = 4096 * 16;
 /** Bytes of one TLB table in a hart state block (256 entries x 16 bytes; six tables from HS_TLB, see mmu.ts). */
 export const TLB_TABLE_BYTES = 256 * 16;
-export const BM_ENTRIES = 8192;
+export const BM_ENTRIES = 65536;
 export const HS_JIT_SEEN = 26624;
 export const HS_IN_RUN = 26628;
 export const HS_JIT_REQ_COUNT = 26632;
