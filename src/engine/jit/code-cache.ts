@@ -4,6 +4,11 @@
  * per batch), installs them in the hart's function table and publishes them in its block
  * map. Runs on the hart's thread between two `run()` calls. Imports nothing from Node.
  *
+ * A module holds, for every page it touches, every block of that page translated so far (the
+ * older ones are translated again and replace their former translation at the same table
+ * index), so that a jump from one block to another of the same page is a direct tail call
+ * inside the module rather than a return to the engine's dispatcher.
+ *
  * Publishing waits until every other hart of the VM has caught up with the code epoch
  * that marked the pages as code (or is outside `run()`): until then one of them may still
  * hold a write-TLB entry filled before the marking, whose stores would not retire the code.
@@ -13,7 +18,7 @@ import {
   HS_JIT_SEEN, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, RAM_OFFSET, RVC_TABLE, TLB_TABLE_BYTES,
 } from '../layout.js';
 import { CodePages } from '../code-pages.js';
-import { decodeBlock, translateModule, type Block, type TranslateLayout } from './translate.js';
+import { decodeBlock, successors, translateModule, type Block, type TranslateLayout } from './translate.js';
 
 /** The engine exports translated code links against (see src/engine/as/index.ts). */
 export interface JitEngineExports {
@@ -66,11 +71,16 @@ export interface CodeCacheStats {
   retired: number;
 }
 
+/** Blocks a module gets at most (beyond the hot ones asked for, and those already translated in their pages). */
+const MAX_MODULE_BLOCKS = 256;
+/** Times a page's translated blocks are translated again into a newer module with its new hot blocks. */
+const MAX_REGROUPS = 2;
+
 /** Block-map count of a start that cannot be translated: never reaches the threshold again. */
 const NEVER = 0x8000_0000;
 
-/** A translated block: its table index, its page's code generation, and the guest bytes it was made from. */
-interface Installed { idx: number; gen: number; bytes: Uint8Array }
+/** A translated block: its table index, its function, its page's code generation, the guest bytes it was made from, and whether it was published. */
+interface Installed { idx: number; fn: unknown; gen: number; bytes: Uint8Array; published: boolean }
 
 export class CodeCache {
   private readonly u32: Uint32Array;
@@ -82,11 +92,17 @@ export class CodeCache {
   private readonly bmBase: number;
   private readonly layout: TranslateLayout = { rvcTable: RVC_TABLE, tlbTableBytes: TLB_TABLE_BYTES };
   private readonly installed = new Map<number, Installed>();
+  /** The block starts in `installed`, by RAM page. */
+  private readonly byPage = new Map<number, Set<number>>();
+  /** Per RAM page: times its blocks were translated again into a newer module (MAX_REGROUPS). */
+  private readonly regroups = new Map<number, number>();
   private awaiting: Array<{ epoch: number; entries: Array<[number, Installed]> }> = [];
   /** Per RAM page: times its translated code was retired by a write, and the generation last translated. */
   private readonly retirements = new Map<number, number>();
   private readonly pageGens = new Map<number, number>();
   private nextIndex = 1;
+  /** Blocks translated again (joining a newer module of their page) since the last flush. */
+  private retranslated = 0;
   /** Hot block starts waiting for the next batch, and since when (performance.now()). */
   private pending: number[] = [];
   private pendingSince = 0;
@@ -117,7 +133,7 @@ export class CodeCache {
     this.pages = new CodePages(memory);
     this.hartBase = HART_STATE_BASE + hartId * HART_STATE_SIZE;
     this.bmBase = JIT_BASE + hartId * JIT_HART_BYTES + 2 * JC_BYTES;
-    this.maxBlocks = options.maxBlocks ?? 32768;
+    this.maxBlocks = options.maxBlocks ?? 65536;
     this.maxPageRetirements = options.maxPageRetirements ?? 8;
     this.batchBlocks = options.batchBlocks ?? 32;
     this.batchDelayMs = options.batchDelayMs ?? 20;
@@ -132,7 +148,7 @@ export class CodeCache {
       for (let i = 0; i < k; i++) {
         const h = this.u32[((this.hartBase + HS_JIT_REQ) >> 2) + i];
         const done = this.installed.get(h);
-        if (done && done.gen === this.pages.generation(h)) this.publish(h, done);
+        if (done && done.published && done.gen === this.pages.generation(h)) this.publish(h, done);
         else if (!this.pending.includes(h)) {
           if (!this.pending.length) this.pendingSince = performance.now();
           this.pending.push(h);
@@ -150,13 +166,16 @@ export class CodeCache {
 
   private translate(hosts: number[]): void {
     const t0 = performance.now();
-    if (this.installed.size + hosts.length > this.maxBlocks) this.flush();
+    if (this.installed.size + hosts.length > this.maxBlocks || this.retranslated > 4 * this.maxBlocks) this.flush();
     const blocks: Block[] = [];
     const gens: number[] = [];
+    const reuse: Array<number | undefined> = [];
+    const chosen = new Set<number>();
+    const pages = new Set<number>();
     for (const h of hosts) {
       const page = (h - RAM_OFFSET) >>> 12;
       if ((this.retirements.get(page) ?? 0) >= this.maxPageRetirements) { this.never(h); continue; }
-      this.installed.delete(h);
+      this.uninstall(h);
       const gen = this.pages.mark(h);
       const before = this.pageGens.get(page);
       if (before !== gen) {
@@ -168,8 +187,40 @@ export class CodeCache {
       if (!b) { this.never(h); continue; }
       blocks.push(b);
       gens.push(gen);
+      reuse.push(undefined);
+      chosen.add(h);
+      pages.add(page);
     }
     if (!blocks.length) return;
+    // the blocks already translated in these pages join the module, at their table index
+    const regroup = [...pages].filter((p) => {
+      const k = this.regroups.get(p) ?? 0;
+      if (k >= MAX_REGROUPS || !this.byPage.has(p)) return false;
+      this.regroups.set(p, k + 1);
+      return true;
+    });
+    for (const h of regroup.flatMap((p) => [...this.byPage.get(p)!])) {
+      const inst = this.installed.get(h)!;
+      if (chosen.has(h) || inst.gen !== this.pages.generation(h) || !this.unchanged(h, inst)) continue;
+      const b = decodeBlock(this.view, h, this.layout);
+      if (!b) continue;
+      blocks.push(b);
+      gens.push(inst.gen);
+      reuse.push(inst.idx);
+      this.retranslated++;
+    }
+    // with the blocks their page's code leads to from them (likely to be run next)
+    for (let i = 0; i < blocks.length && blocks.length < MAX_MODULE_BLOCKS; i++) {
+      for (const h of successors(blocks[i])) {
+        if (chosen.has(h) || this.installed.has(h)) continue;
+        const b = decodeBlock(this.view, h, this.layout);
+        if (!b) continue;
+        chosen.add(h);
+        blocks.push(b);
+        gens.push(gens[i]);
+        reuse.push(undefined);
+      }
+    }
     const epoch = this.pages.epoch();
     const bytes = translateModule(blocks, this.layout);
     const module = new WebAssembly.Module(bytes);
@@ -181,14 +232,14 @@ export class CodeCache {
         pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, xBase: e.xBase, stoppedBefore: e.stoppedBefore,
       },
     });
-    const need = this.nextIndex + blocks.length - this.table.length;
+    const fresh = reuse.filter((r) => r === undefined).length;
+    const need = this.nextIndex + fresh - this.table.length;
     if (need > 0) this.table.grow(need);
     const entries: Array<[number, Installed]> = [];
     blocks.forEach((b, i) => {
-      const idx = this.nextIndex++;
-      this.table.set(idx, instance.exports[`b${i}`]);
-      const inst = { idx, gen: gens[i], bytes: this.bytes.slice(b.host, b.host + b.end) };
-      this.installed.set(b.host, inst);
+      const idx = reuse[i] ?? this.nextIndex++;
+      const inst = { idx, fn: instance.exports[`b${i}`], gen: gens[i], bytes: this.bytes.slice(b.host, b.host + b.end), published: false };
+      this.install(b.host, inst);
       entries.push([b.host, inst]);
       this.stats.insns += b.insns.length;
     });
@@ -216,7 +267,7 @@ export class CodeCache {
         // a hart that had not caught up may have written the page through a write-TLB entry
         // filled before the page became code, without retiring it: publish only unchanged code
         if (this.unchanged(h, inst)) this.publish(h, inst);
-        else { this.installed.delete(h); this.setCount(h, 0); }
+        else { this.uninstall(h); this.setCount(h, 0); }
       }
     }
   }
@@ -231,7 +282,25 @@ export class CodeCache {
     return (this.bmBase + ((((h >>> 1) ^ (h >>> 14)) & (BM_ENTRIES - 1)) << 4)) >> 2;
   }
 
+  private install(h: number, inst: Installed): void {
+    this.installed.set(h, inst);
+    const page = (h - RAM_OFFSET) >>> 12;
+    let set = this.byPage.get(page);
+    if (!set) this.byPage.set(page, set = new Set());
+    set.add(h);
+  }
+
+  private uninstall(h: number): void {
+    if (!this.installed.delete(h)) return;
+    const page = (h - RAM_OFFSET) >>> 12;
+    const set = this.byPage.get(page)!;
+    set.delete(h);
+    if (!set.size) this.byPage.delete(page);
+  }
+
   private publish(h: number, inst: Installed): void {
+    inst.published = true;
+    this.table.set(inst.idx, inst.fn);
     const e = this.entryOf(h);
     this.u32[e] = h;
     this.u32[e + 1] = 0;
@@ -253,8 +322,11 @@ export class CodeCache {
     this.engine.jitForgetAll();
     for (let i = 1; i < this.nextIndex; i++) this.table.set(i, null);
     this.installed.clear();
+    this.byPage.clear();
+    this.regroups.clear();
     this.awaiting = [];
     this.nextIndex = 1;
+    this.retranslated = 0;
     this.stats.flushes++;
     this.stats.live = 0;
   }

@@ -98,6 +98,34 @@ export function translatable(insn: number): boolean {
   }
 }
 
+/** Offset from its block's start of the target of `ins`, a JAL or a taken branch; null otherwise. */
+function staticTarget(ins: BlockInsn): number | null {
+  const i = ins.insn;
+  switch (i & 0x7f) {
+    case 0x6f: return ins.off + (((i & 0x80000000) >> 11) | (i & 0xff000) | ((i >>> 9) & 0x800) | ((i >>> 20) & 0x7fe));
+    case 0x63: return ins.off + (((i & 0x80000000) >> 19) | ((i & 0x80) << 4) | ((i >>> 20) & 0x7e0) | ((i >>> 7) & 0x1e));
+    default: return null;
+  }
+}
+
+/**
+ * Host addresses, in the block's page, where control may go next from `b` and that are
+ * likely block starts: its jump or branch target, the instruction after it (a branch not
+ * taken, the return from a call, a block cut at its length limit).
+ */
+export function successors(b: Block): number[] {
+  const out: number[] = [];
+  const page = b.host & ~0xfff;
+  const add = (off: number) => { const h = b.host + off; if ((h & ~0xfff) === page && !out.includes(h)) out.push(h); };
+  const last = b.insns[b.insns.length - 1];
+  if (!b.jumps) { if (!b.stopsBefore) add(b.end); return out; }
+  const t = staticTarget(last);
+  if (t !== null) add(t);
+  const op = last.insn & 0x7f, rd = (last.insn >>> 7) & 31;
+  if (op === 0x63 || rd !== 0) add(b.end); // not taken, or where a call returns
+  return out;
+}
+
 /** PAUSE (Zihintpause): FENCE with pred = W, succ = 0. */
 const PAUSE = 0x0100000f;
 
@@ -263,14 +291,7 @@ class BlockWriter {
   }
 
   /** Offset from the block start of a JAL or taken branch's target; null for JALR. */
-  private staticTarget(ins: BlockInsn): number | null {
-    const i = ins.insn;
-    switch (i & 0x7f) {
-      case 0x6f: return ins.off + (((i & 0x80000000) >> 11) | (i & 0xff000) | ((i >>> 9) & 0x800) | ((i >>> 20) & 0x7fe));
-      case 0x63: return ins.off + (((i & 0x80000000) >> 19) | ((i & 0x80) << 4) | ((i >>> 20) & 0x7e0) | ((i >>> 7) & 0x1e));
-      default: return null;
-    }
-  }
+  private staticTarget(ins: BlockInsn): number | null { return staticTarget(ins); }
 
   // ---- registers
   private getX(r: number): void {
