@@ -4,8 +4,9 @@
 // the budget left.
 //
 // Lookup, per hart, in its JIT area of linear memory (layout.ts):
-//  - two jump caches (S, U), direct-mapped on the virtual pc: {pc u64, table index u32};
-//    flushed with the TLB (satp, sfence.vma), on fence.i and when the code epoch moves;
+//  - two jump caches (S, U), direct-mapped on the virtual pc: {pc u64, table index u32,
+//    flush generation u32}; flushed (in O(1): the generation moves) with the TLB (satp,
+//    sfence.vma), on fence.i and when the code epoch moves;
 //  - the block map, direct-mapped on the host address of the block's first instruction
 //    (its physical address): {host u32, executions u32, table index u32, code generation
 //    u32}. A block start is counted each time control reaches it by a jump; at
@@ -29,6 +30,8 @@ let enabled: bool = false;
 /** Jump-target executions of a block start before it is queued for translation. */
 let hotThreshold: u32 = 200;
 let bmBase: u32 = 0;
+/** The jump caches' generation: an entry filled under another one is empty. */
+let jcGen: u32 = 1;
 /** The code epoch this hart last caught up with. */
 let seenEpoch: i32 = 0;
 /** Set by a block that stopped before an instruction it does not translate (see cpu.ts runSlice). */
@@ -43,7 +46,7 @@ export function jitInit(hartId: u32): void {
   mmu.jcBase = jcBase;
   mmu.setPriv(mmu.priv);
   bmBase = jcBase + 2 * JC_BYTES;
-  for (let p = jcBase; p < jcBase + 2 * JC_BYTES; p += 16) store<u64>(p, 0xffffffffffffffff);
+  clearJumpCaches();
   for (let p = bmBase; p < bmBase + BM_ENTRIES * 16; p += 8) store<u64>(p, 0);
   store<u32>(mmu.hartBase + HS_JIT_REQ_COUNT, 0);
 }
@@ -64,7 +67,7 @@ export function jitForgetAll(): void {
 /** Catch up with the code epoch: flush both jump caches and the write TLBs, publish the epoch seen. */
 export function jitResync(): void {
   const e = atomic.load<i32>(CODE_EPOCH);
-  for (let p = mmu.jcBase; p < mmu.jcBase + 2 * JC_BYTES; p += 16) store<u64>(p, 0xffffffffffffffff);
+  if (++jcGen == 0) clearJumpCaches();
   if (e != seenEpoch) mmu.tlbFlushWrites();
   seenEpoch = e;
   mmu.jumpCacheStale = false;
@@ -81,6 +84,12 @@ export function jitLeaveRun(): void {
   atomic.store<i32>(mmu.hartBase + HS_IN_RUN, 0);
 }
 
+/** Empty both jump caches entry by entry, generation 1. */
+function clearJumpCaches(): void {
+  for (let p = mmu.jcBase; p < mmu.jcBase + 2 * JC_BYTES; p += 16) { store<u64>(p, 0xffffffffffffffff); store<u32>(p, 0, 12); }
+  jcGen = 1;
+}
+
 @inline function jumpCacheEntry(pc: u64): u32 {
   return mmu.jcCur + (((<u32>(pc >> 1) ^ <u32>(pc >> 13)) & (JC_ENTRIES - 1)) << 4);
 }
@@ -93,7 +102,7 @@ export function jitLeaveRun(): void {
 @inline export function jitTry(n: i32, jumped: bool): i32 {
   const pc = mmu.pc;
   let e = jumpCacheEntry(pc);
-  if (load<u64>(e) == pc) {
+  if (load<u64>(e) == pc && load<u32>(e, 12) == jcGen) {
     if (!mmu.jumpCacheStale && atomic.load<i32>(CODE_EPOCH) == seenEpoch) return call_indirect<i32>(load<u32>(e, 8), n, pc);
     jitResync();
   }
@@ -120,6 +129,7 @@ function miss(pc: u64, e: u32): bool {
     if (load<u32>(b, 12) == gen) {
       store<u64>(e, pc);
       store<u32>(e, idx, 8);
+      store<u32>(e, jcGen, 12);
       return true;
     }
     store<u32>(b, 0, 8); // its page was written since: count it again
