@@ -7,5 +7,5 @@ export {
 } from './cpu';
 export { debugTranslate, tlbFlush } from './mmu';
 // for translated code (src/engine/jit/): the slow paths of loads and stores, and the state it reads and writes
-export { loadSlow, storeSlow, pc, excPending, tlbCur, xBase } from './mmu';
+export { loadSlow, storeSlow, pc, excPending, tlbCur } from './mmu';
 export { jitEnable, jitForgetAll, getJitRetired, stoppedBefore } from './jit';

@@ -15,7 +15,7 @@
  */
 import {
   HART_STATE_BASE, HART_STATE_SIZE, HS_IN_RUN, HS_JIT_REQ, HS_JIT_REQ_COUNT,
-  HS_JIT_SEEN, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, RAM_OFFSET, RVC_TABLE, TLB_TABLE_BYTES,
+  HS_JIT_SEEN, HS_X, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, RAM_OFFSET, RVC_TABLE, TLB_TABLE_BYTES,
 } from '../layout.js';
 import { CodePages } from '../code-pages.js';
 import { decodeBlock, successors, translateModule, type Block, type TranslateLayout } from './translate.js';
@@ -31,7 +31,6 @@ export interface JitEngineExports {
   pc: unknown;
   excPending: unknown;
   tlbCur: unknown;
-  xBase: unknown;
   stoppedBefore: unknown;
   jitEnable(on: number, threshold: number): void;
   getJitRetired(): bigint;
@@ -90,7 +89,7 @@ export class CodeCache {
   private readonly pages: CodePages;
   private readonly hartBase: number;
   private readonly bmBase: number;
-  private readonly layout: TranslateLayout = { rvcTable: RVC_TABLE, tlbTableBytes: TLB_TABLE_BYTES };
+  private readonly layout: TranslateLayout;
   private readonly installed = new Map<number, Installed>();
   /** The block starts in `installed`, by RAM page. */
   private readonly byPage = new Map<number, Set<number>>();
@@ -133,6 +132,7 @@ export class CodeCache {
     this.pages = new CodePages(memory);
     this.hartBase = HART_STATE_BASE + hartId * HART_STATE_SIZE;
     this.bmBase = JIT_BASE + hartId * JIT_HART_BYTES + 2 * JC_BYTES;
+    this.layout = { rvcTable: RVC_TABLE, tlbTableBytes: TLB_TABLE_BYTES, xBase: this.hartBase + HS_X };
     this.maxBlocks = options.maxBlocks ?? 65536;
     this.maxPageRetirements = options.maxPageRetirements ?? 8;
     this.batchBlocks = options.batchBlocks ?? 32;
@@ -229,7 +229,7 @@ export class CodeCache {
       env: {
         memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow, jitFp: e.jitFp, jitFs: e.jitFs, jitFsDirty: e.jitFsDirty,
         jitAmo: e.jitAmo,
-        pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, xBase: e.xBase, stoppedBefore: e.stoppedBefore,
+        pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, stoppedBefore: e.stoppedBefore,
       },
     });
     const fresh = reuse.filter((r) => r === undefined).length;

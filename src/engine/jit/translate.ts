@@ -10,8 +10,9 @@
  * jump or branch (included), untranslated instruction or page end (excluded). Its function
  * has the type (budget i32, entry pc i64) -> i32 and:
  *  - returns at once with pc = entry when fewer than its length are left in the budget;
- *  - loads the x registers it uses from the hart state block (xBase) into locals after
- *    that check, and on every exit stores back those it writes, sets the engine's pc
+ *  - loads the x registers it reads before writing them from the hart state block (at
+ *    the constant address `xBase`: a module serves one hart) into locals after that
+ *    check, and on every exit stores back those written so far, sets the engine's pc
  *    global and returns the budget minus the instructions it retired;
  *  - loads and stores through the TLB inline (mmu.ts layout: per access kind a table of
  *    256 entries {vpn u64, host addend u32}), leaving through the engine's loadSlow /
@@ -60,6 +61,8 @@ export interface TranslateLayout {
   rvcTable: number;
   /** Byte size of one TLB table (256 entries x 16 bytes). */
   tlbTableBytes: number;
+  /** Linear-memory address of the hart's x registers (32 x u64, then its f registers). */
+  xBase: number;
 }
 
 /**
@@ -174,12 +177,9 @@ const F_JIT_AMO = 5;
 const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
-const G_XBASE = 3;
-const G_STOPPED = 4;
+const G_STOPPED = 3;
 /** Index of the first helper function (after the imports). */
 const HELPERS = 6;
-/** Offset of the f registers from the x registers in the hart state block (HS_F - HS_X). */
-const F_OFFSET = 256;
 const HELPER_NAMES = ['mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu', 'divw', 'divuw', 'remw', 'remuw'] as const;
 
 const I64 = ValType.I64, I32 = ValType.I32;
@@ -189,7 +189,7 @@ const ACC_R = 0, ACC_W = 1;
 /**
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
  * Its imports are `env.memory` (the VM's shared memory), the engine's exports `loadSlow`,
- * `storeSlow`, `jitFp`, `jitFs`, `jitFsDirty`, `jitAmo`, `pc`, `excPending`, `tlbCur`, `xBase` and `stoppedBefore` under `env`; it exports block i as
+ * `storeSlow`, `jitFp`, `jitFs`, `jitFsDirty`, `jitAmo`, `pc`, `excPending`, `tlbCur` and `stoppedBefore` under `env`; it exports block i as
  * `b<i>`.
  */
 export function translateModule(blocks: readonly Block[], layout: TranslateLayout): Uint8Array {
@@ -203,7 +203,6 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   m.importGlobal('env', 'pc', I64, true);
   m.importGlobal('env', 'excPending', I32, true);
   m.importGlobal('env', 'tlbCur', I32, true);
-  m.importGlobal('env', 'xBase', I32, true);
   m.importGlobal('env', 'stoppedBefore', I32, true);
   m.importMemory('env', 'memory', 1, 65536, true);
   for (const name of HELPER_NAMES) {
@@ -256,22 +255,36 @@ class BlockWriter {
   private readonly loops: boolean;
   /** The local caching each x register the block uses (x0 excluded). */
   private readonly regs = new Map<number, number>();
-  /** The x registers the block writes: stored back on every exit. */
-  private readonly written: number[] = [];
+  /** The x registers the block reads before writing them: loaded at entry. */
+  private readonly liveIn: number[] = [];
+  /** Per instruction k, the x registers written by the instructions before it (stored back by an exit there). */
+  private readonly writtenBefore: number[][] = [];
+  /** The instruction being translated. */
+  private k = 0;
 
   constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout) {
     this.va = this.c.local(I64);
     this.ent = this.c.local(I32);
     this.v = this.c.local(I64);
     this.n = b.insns.length;
+    const written: number[] = [];
     for (const { insn } of b.insns) {
+      this.writtenBefore.push([...written]);
       const { reads, writes } = xUse(insn);
       for (const r of [...reads, writes]) if (r !== 0 && !this.regs.has(r)) this.regs.set(r, this.c.local(I64));
+      for (const r of reads) if (r !== 0 && !written.includes(r) && !this.liveIn.includes(r)) this.liveIn.push(r);
       // x registers the engine writes for an F/D or A instruction are reloaded, not spilled
-      if (writes !== 0 && !runByEngine(insn) && !this.written.includes(writes)) this.written.push(writes);
+      if (writes !== 0 && !runByEngine(insn) && !written.includes(writes)) written.push(writes);
     }
+    this.writtenBefore.push(written);
     const last = b.insns[b.insns.length - 1];
     this.loops = b.jumps && this.staticTarget(last) === 0;
+    if (this.loops) {
+      // a later iteration may leave before an instruction whose register an earlier one wrote:
+      // every exit stores back all the block writes, so all of them are loaded at entry too
+      for (const r of written) if (!this.liveIn.includes(r)) this.liveIn.push(r);
+      this.writtenBefore.fill(written);
+    }
   }
 
   write(): Code {
@@ -280,9 +293,10 @@ class BlockWriter {
     c.get(0).i32Const(this.n).op(Op.I32LtS).begin(Op.If);
     c.get(1).globalSet(G_PC).get(0).op(Op.Return);
     c.end();
-    for (const [r, l] of this.regs) c.globalGet(G_XBASE).mem(Op.I64Load, 8 * r, 3).set(l);
+    for (const r of this.liveIn) c.i32Const(0).mem(Op.I64Load, this.xAddr(r), 3).set(this.regs.get(r)!);
     if (this.loops) c.begin(Op.Loop);
-    this.b.insns.forEach((ins, k) => this.insn(ins, k));
+    this.b.insns.forEach((ins, k) => { this.k = k; this.insn(ins, k); });
+    this.k = this.n;
     if (this.b.stopsBefore) c.i32Const(1).globalSet(G_STOPPED);
     if (!this.b.jumps) this.goto(this.b.end);
     if (this.loops) c.end();
@@ -308,9 +322,16 @@ class BlockWriter {
     value();
     this.c.set(this.regs.get(rd)!);
   }
-  /** Store the registers the block writes back to the hart state (before every exit). */
+  /** Linear address of x[r] (f[r - 32] for r >= 32). */
+  private xAddr(r: number): number { return this.layout.xBase + 8 * r; }
+  /**
+   * Store the registers written so far back to the hart state (before every exit, and
+   * before the engine reads them). At the last instruction's exits, that one's own write
+   * is included: it is done by then.
+   */
   private spill(): void {
-    for (const r of this.written) this.c.globalGet(G_XBASE).get(this.regs.get(r)!).mem(Op.I64Store, 8 * r, 3);
+    const k = this.k === this.n - 1 && this.b.jumps ? this.n : this.k;
+    for (const r of this.writtenBefore[k]) this.c.i32Const(0).get(this.regs.get(r)!).mem(Op.I64Store, this.xAddr(r), 3);
   }
   /** Push entry pc + `off`. */
   private pcAt(off: number): void {
@@ -467,15 +488,15 @@ class BlockWriter {
       case 0x07: { // FLW, FLD: NaN-boxed into f[rd]; FS becomes Dirty
         this.fsOn(ins, k);
         this.loadToV(ins, k, rs1, immI, f3 === 2 ? 4 : 8, f3 === 2 ? Op.I64Load32U : Op.I64Load, null);
-        c.globalGet(G_XBASE).get(this.v);
+        c.i32Const(0).get(this.v);
         if (f3 === 2) c.i64Const(-0x100000000n).op(Op.I64Or);
-        c.mem(Op.I64Store, F_OFFSET + 8 * rd, 3).call(F_JIT_FS_DIRTY);
+        c.mem(Op.I64Store, this.xAddr(32 + rd), 3).call(F_JIT_FS_DIRTY);
         return;
       }
       case 0x27: // FSW, FSD
         this.fsOn(ins, k);
         this.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3 === 2 ? 4 : 8,
-          () => c.globalGet(G_XBASE).mem(Op.I64Load, F_OFFSET + 8 * rs2, 3));
+          () => c.i32Const(0).mem(Op.I64Load, this.xAddr(32 + rs2), 3));
         return;
       case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: { // OP-FP and FMA through the engine
         this.spill(); // it reads x registers from the state block
@@ -483,14 +504,14 @@ class BlockWriter {
         this.exit(() => this.pcAt(ins.off), k); // illegal: the interpreter runs it and raises the exception
         c.end();
         const w = xUse(i).writes;
-        if (w !== 0) c.globalGet(G_XBASE).mem(Op.I64Load, 8 * w, 3).set(this.regs.get(w)!);
+        if (w !== 0) c.i32Const(0).mem(Op.I64Load, this.xAddr(w), 3).set(this.regs.get(w)!);
         return;
       }
       case 0x2f: // AMO, LR, SC through the engine: atomic across harts as the interpreter's
         this.spill();
         c.i32Const(i | 0).call(F_JIT_AMO);
         this.faultExit(ins, k);
-        if (rd !== 0) c.globalGet(G_XBASE).mem(Op.I64Load, 8 * rd, 3).set(this.regs.get(rd)!);
+        if (rd !== 0) c.i32Const(0).mem(Op.I64Load, this.xAddr(rd), 3).set(this.regs.get(rd)!);
         return;
       case 0x13: { // OP-IMM
         if (rd === 0) return;
