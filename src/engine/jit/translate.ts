@@ -249,6 +249,8 @@ class BlockWriter {
   private readonly va: number;
   private readonly ent: number;
   private readonly v: number;
+  /** The engine's tlbCur (the current privilege's TLB), read once at entry. */
+  private readonly tlb: number;
   private readonly n: number;
   /** Open blocks inside the self-loop (br depth of the loop). */
   private depth = 0;
@@ -266,6 +268,7 @@ class BlockWriter {
     this.va = this.c.local(I64);
     this.ent = this.c.local(I32);
     this.v = this.c.local(I64);
+    this.tlb = this.c.local(I32);
     this.n = b.insns.length;
     const written: number[] = [];
     for (const { insn } of b.insns) {
@@ -294,6 +297,7 @@ class BlockWriter {
     c.get(1).globalSet(G_PC).get(0).op(Op.Return);
     c.end();
     for (const r of this.liveIn) c.i32Const(0).mem(Op.I64Load, this.xAddr(r), 3).set(this.regs.get(r)!);
+    if (this.b.insns.some(({ insn }) => [0x03, 0x23, 0x07, 0x27].includes(insn & 0x7f))) c.globalGet(G_TLB).set(this.tlb);
     if (this.loops) c.begin(Op.Loop);
     this.b.insns.forEach((ins, k) => { this.k = k; this.insn(ins, k); });
     this.k = this.n;
@@ -384,27 +388,29 @@ class BlockWriter {
 
   // ---- memory
   /**
-   * Compute va = x[rs1] + imm and the TLB entry address for `access`, then push the
-   * fast-path condition (i32): the page is in the TLB and `size` bytes fit in it.
+   * Compute va = x[rs1] + imm and the address of its TLB slot (local ent; the table of
+   * `access` is at a constant offset from it), then push the fast-path condition (i32):
+   * the page is in the TLB and `size` bytes fit in it.
    */
   private tlbProbe(rs1: number, imm: number, access: number, size: number): void {
     const c = this.c;
     this.getX(rs1);
     if (imm !== 0) c.i64Const(BigInt(imm)).op(Op.I64Add);
     c.set(this.va);
-    c.globalGet(G_TLB).get(this.va).i64Const(12n).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
+    c.get(this.tlb).get(this.va).i64Const(12n).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
       .i32Const(4).op(Op.I32Shl).op(Op.I32Add);
-    if (access) c.i32Const(access * this.layout.tlbTableBytes).op(Op.I32Add);
     c.set(this.ent);
-    c.get(this.ent).mem(Op.I64Load, 0, 3).get(this.va).i64Const(12n).op(Op.I64ShrU).op(Op.I64Eq);
-    if (size > 1) {
-      c.get(this.va).op(Op.I32WrapI64).i32Const(0xfff).op(Op.I32And).i32Const(0x1000 - size).op(Op.I32LeU).op(Op.I32And);
-    }
+    // the entry's page is that of the access's last byte too: an access that crosses into
+    // the next page never matches (that page's entry is at the next index)
+    c.get(this.ent).mem(Op.I64Load, access * this.layout.tlbTableBytes, 3).get(this.va);
+    if (size > 1) c.i64Const(BigInt(size - 1)).op(Op.I64Add);
+    c.i64Const(12n).op(Op.I64ShrU).op(Op.I64Eq);
   }
-  /** Push the host address of va (fast path). */
-  private hostAddr(): void {
-    this.c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, 8, 2).op(Op.I32Add);
+  /** Push the host address of va (fast path), for an entry of table `access`. */
+  private hostAddr(access: number): void {
+    this.c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, access * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add);
   }
+
 
   private load(ins: BlockInsn, k: number, rd: number, rs1: number, imm: number, f3: number): void {
     const fast = [Op.I64Load8S, Op.I64Load16S, Op.I64Load32S, Op.I64Load, Op.I64Load8U, Op.I64Load16U, Op.I64Load32U][f3];
@@ -418,7 +424,7 @@ class BlockWriter {
     const c = this.c;
     this.tlbProbe(rs1, imm, ACC_R, size);
     c.begin(Op.If, I64);
-    this.hostAddr();
+    this.hostAddr(ACC_R);
     c.mem(fast, 0, 0);
     c.op(Op.Else);
     this.depth++;
@@ -437,7 +443,7 @@ class BlockWriter {
     const fast = size === 1 ? Op.I64Store8 : size === 2 ? Op.I64Store16 : size === 4 ? Op.I64Store32 : Op.I64Store;
     this.tlbProbe(rs1, imm, ACC_W, size);
     c.begin(Op.If);
-    this.hostAddr();
+    this.hostAddr(ACC_W);
     value();
     c.mem(fast, 0, 0);
     c.op(Op.Else);
