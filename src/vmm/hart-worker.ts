@@ -13,6 +13,7 @@ import { Hart, HartExit, HartSignals, SIP_SSIP, type EngineKind } from '../engin
 import type { CodeCacheStats } from '../engine/jit/code-cache.js';
 import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ } from '../engine/layout.js';
 import { codeWriteNotifier } from '../engine/code-pages.js';
+import { WorkerCompiler } from '../engine/node/jit-compiler.js';
 import { GuestMemory } from '../devices/guest-memory.js';
 import { HartMmio, WriteRoute, type HartMmioLayout } from '../machine/hart-mmio.js';
 import { handleSbiCall, type SbiPlatform, SBI_SUCCESS, SBI_ERR_INVALID_PARAM, SBI_ERR_ALREADY_AVAILABLE } from '../machine/sbi.js';
@@ -87,7 +88,7 @@ async function main(d: HartWorkerData): Promise<void> {
       return mmio(1, pa, size, value) !== undefined;
     },
     nowTicks,
-  }, { engine: d.engineKind, hartCount: d.harts });
+  }, { engine: d.engineKind, hartCount: d.harts, jit: d.engineKind === 'jit' ? { compiler: new WorkerCompiler() } : undefined });
   const memory = new GuestMemory(new Uint8Array(d.memory.buffer, RAM_OFFSET, d.ramBytes), RAM_BASE, codeWriteNotifier(d.memory));
 
   const serveFlush = () => {

@@ -49,6 +49,24 @@ export interface CodeCacheOptions {
   batchBlocks?: number;
   /** ...or once the oldest of them has waited this long, in ms (default 20). */
   batchDelayMs?: number;
+  /** Where modules are built and compiled; default: on the hart's thread, at once. */
+  compiler?: ModuleCompiler;
+}
+
+/** A module to build: the blocks, decoded from guest RAM, and how the hart lays out its state. */
+export interface CompileJob { id: number; blocks: Block[]; layout: TranslateLayout }
+
+/** A built module: its job's id, the compiled module, its size in bytes and the ms it took. */
+export interface CompiledModule { id: number; module: WebAssembly.Module; wasmBytes: number; ms: number }
+
+/**
+ * Builds translation modules off the hart's thread (see src/engine/node/jit-compiler.ts):
+ * `submit` queues a job, `take` returns a finished one (in any order) or undefined, at once.
+ */
+export interface ModuleCompiler {
+  submit(job: CompileJob): void;
+  take(): CompiledModule | undefined;
+  close(): void;
 }
 
 /** Counters of one hart's code cache, for `--stats` and the bench. */
@@ -60,8 +78,10 @@ export interface CodeCacheStats {
   insns: number;
   /** Bytes of wasm generated. */
   wasmBytes: number;
-  /** Time spent decoding, generating and compiling, in ms. */
+  /** Time the hart's thread spent choosing, decoding, generating, compiling and instantiating, in ms. */
   compileMs: number;
+  /** Time the compiler thread spent generating and compiling, in ms (0 without one). */
+  offThreadMs: number;
   /** Times the whole cache was dropped because it was full. */
   flushes: number;
   /** Blocks live in the cache now. */
@@ -78,8 +98,15 @@ const MAX_REGROUPS = 2;
 /** Block-map count of a start that cannot be translated: never reaches the threshold again. */
 const NEVER = 0x8000_0000;
 
-/** A translated block: its table index, its function, its page's code generation, the guest bytes it was made from, and whether it was published. */
+/**
+ * A translated block: its table index, its function (null while its module is being
+ * built), its page's code generation, the guest bytes it was made from, and whether it was
+ * published.
+ */
 interface Installed { idx: number; fn: unknown; gen: number; bytes: Uint8Array; published: boolean }
+
+/** A module being built: the code epoch when its pages were marked, and its blocks in order. */
+interface Job { epoch: number; flushes: number; entries: Array<[number, Installed]> }
 
 export class CodeCache {
   private readonly u32: Uint32Array;
@@ -100,6 +127,10 @@ export class CodeCache {
   private readonly retirements = new Map<number, number>();
   private readonly pageGens = new Map<number, number>();
   private nextIndex = 1;
+  /** Modules being built by the compiler thread, by job id. */
+  private readonly jobs = new Map<number, Job>();
+  private nextJob = 1;
+  private readonly compiler: ModuleCompiler | undefined;
   /** Blocks translated again (joining a newer module of their page) since the last flush. */
   private retranslated = 0;
   /** Hot block starts waiting for the next batch, and since when (performance.now()). */
@@ -109,7 +140,7 @@ export class CodeCache {
   private readonly batchDelayMs: number;
   private readonly maxBlocks: number;
   private readonly maxPageRetirements: number;
-  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, compileMs: 0, flushes: 0, live: 0, retired: 0 };
+  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, compileMs: 0, offThreadMs: 0, flushes: 0, live: 0, retired: 0 };
 
   /**
    * @param memory the VM's shared memory
@@ -137,6 +168,7 @@ export class CodeCache {
     this.maxPageRetirements = options.maxPageRetirements ?? 8;
     this.batchBlocks = options.batchBlocks ?? 32;
     this.batchDelayMs = options.batchDelayMs ?? 20;
+    this.compiler = options.compiler;
     engine.jitEnable(1, options.hotThreshold ?? 200);
   }
 
@@ -148,6 +180,7 @@ export class CodeCache {
       for (let i = 0; i < k; i++) {
         const h = this.u32[((this.hartBase + HS_JIT_REQ) >> 2) + i];
         const done = this.installed.get(h);
+        if (done && !done.published && done.gen === this.pages.generation(h)) continue; // being built or awaiting the other harts
         if (done && done.published && done.gen === this.pages.generation(h)) this.publish(h, done);
         else if (!this.pending.includes(h)) {
           if (!this.pending.length) this.pendingSince = performance.now();
@@ -161,8 +194,17 @@ export class CodeCache {
       this.pending = [];
       this.translate(hosts);
     }
+    for (let m = this.compiler?.take(); m; m = this.compiler?.take()) {
+      const job = this.jobs.get(m.id);
+      this.jobs.delete(m.id);
+      this.stats.offThreadMs += m.ms;
+      if (job) this.install(job, m.module, m.wasmBytes);
+    }
     if (this.awaiting.length) this.publishAcknowledged();
   }
+
+  /** Stop the compiler thread. */
+  close(): void { this.compiler?.close(); }
 
   private translate(hosts: number[]): void {
     const t0 = performance.now();
@@ -221,9 +263,31 @@ export class CodeCache {
         reuse.push(undefined);
       }
     }
-    const epoch = this.pages.epoch();
+    const entries: Array<[number, Installed]> = blocks.map((b, i) => {
+      const inst = { idx: reuse[i] ?? this.nextIndex++, fn: null, gen: gens[i], bytes: this.bytes.slice(b.host, b.host + b.end), published: false };
+      this.setInstalled(b.host, inst);
+      this.stats.insns += b.insns.length;
+      return [b.host, inst];
+    });
+    const job: Job = { epoch: this.pages.epoch(), flushes: this.stats.flushes, entries };
+    this.stats.blocks += blocks.length;
+    this.stats.live = this.installed.size;
+    if (this.compiler) {
+      const id = this.nextJob++;
+      this.jobs.set(id, job);
+      this.compiler.submit({ id, blocks, layout: this.layout });
+      this.stats.compileMs += performance.now() - t0;
+      return;
+    }
     const bytes = translateModule(blocks, this.layout);
-    const module = new WebAssembly.Module(bytes);
+    this.stats.compileMs += performance.now() - t0;
+    this.install(job, new WebAssembly.Module(bytes), bytes.length);
+  }
+
+  /** Instantiate a built module and queue its blocks for publication (unless the cache was flushed since). */
+  private install(job: Job, module: WebAssembly.Module, wasmBytes: number): void {
+    if (job.flushes !== this.stats.flushes) return;
+    const t0 = performance.now();
     const e = this.engine;
     const instance = new WebAssembly.Instance(module, {
       env: {
@@ -232,22 +296,12 @@ export class CodeCache {
         pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, stoppedBefore: e.stoppedBefore,
       },
     });
-    const fresh = reuse.filter((r) => r === undefined).length;
-    const need = this.nextIndex + fresh - this.table.length;
+    const need = this.nextIndex - this.table.length;
     if (need > 0) this.table.grow(need);
-    const entries: Array<[number, Installed]> = [];
-    blocks.forEach((b, i) => {
-      const idx = reuse[i] ?? this.nextIndex++;
-      const inst = { idx, fn: instance.exports[`b${i}`], gen: gens[i], bytes: this.bytes.slice(b.host, b.host + b.end), published: false };
-      this.install(b.host, inst);
-      entries.push([b.host, inst]);
-      this.stats.insns += b.insns.length;
-    });
-    this.awaiting.push({ epoch, entries });
-    this.stats.blocks += blocks.length;
+    job.entries.forEach(([, inst], i) => { inst.fn = instance.exports[`b${i}`]; });
+    this.awaiting.push({ epoch: job.epoch, entries: job.entries });
     this.stats.modules++;
-    this.stats.wasmBytes += bytes.length;
-    this.stats.live = this.installed.size;
+    this.stats.wasmBytes += wasmBytes;
     this.stats.compileMs += performance.now() - t0;
     this.publishAcknowledged();
   }
@@ -282,7 +336,7 @@ export class CodeCache {
     return (this.bmBase + ((((h >>> 1) ^ (h >>> 14)) & (BM_ENTRIES - 1)) << 4)) >> 2;
   }
 
-  private install(h: number, inst: Installed): void {
+  private setInstalled(h: number, inst: Installed): void {
     this.installed.set(h, inst);
     const page = (h - RAM_OFFSET) >>> 12;
     let set = this.byPage.get(page);
@@ -325,6 +379,7 @@ export class CodeCache {
     this.byPage.clear();
     this.regroups.clear();
     this.awaiting = [];
+    this.jobs.clear();
     this.nextIndex = 1;
     this.retranslated = 0;
     this.stats.flushes++;

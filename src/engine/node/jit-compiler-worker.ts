@@ -1,0 +1,19 @@
+/**
+ * Entry of the JIT's compiler thread (see jit-compiler.ts): for each job on the port it is
+ * given, translate the blocks and compile the module, and post the WebAssembly.Module back.
+ */
+import { workerData, type MessagePort } from 'node:worker_threads';
+import { translateModule, type Block, type TranslateLayout } from '../jit/translate.js';
+import type { CompiledModule } from '../jit/code-cache.js';
+
+/** One job as posted to the thread. */
+export interface JobMessage { id: number; blocks: Block[]; layout: TranslateLayout }
+
+const port = (workerData as { port?: MessagePort } | null)?.port;
+port?.on('message', (job: JobMessage) => {
+  const t0 = performance.now();
+  const bytes = translateModule(job.blocks, job.layout);
+  const module = new WebAssembly.Module(bytes);
+  const done: CompiledModule = { id: job.id, module, wasmBytes: bytes.length, ms: performance.now() - t0 };
+  port.postMessage(done);
+});
