@@ -366,6 +366,7 @@ function runSlice(budget: i32): i32 {
   let n = budget;
   while (n > 0) {
     const start = n;
+    chunkStart = start;
     if (exitRequested) { exitRequested = false; return EXIT_HALT; }
     refreshTimer();
     checkInterrupts();
@@ -775,6 +776,26 @@ export function jitFp(insn: u32): bool {
 export function jitAmo(insn: u32): void {
   execAmo(insn, (insn >> 7) & 31, (insn >> 15) & 31, (insn >> 20) & 31, (insn >> 12) & 7);
   store<u64>(xBase, 0); // x0 is hard-wired to zero
+}
+
+/** Instructions left in run()'s budget when the current chunk began (live instret for translated code's CSR reads). */
+let chunkStart: i32 = 0;
+
+/**
+ * For translated code: execute `insn`, a CSR read with no write (CSRRS/CSRRC with rs1 = x0,
+ * CSRRSI/CSRRCI with uimm = 0) of a CSR jitCsrReadable() accepts, into x[rd] in the hart
+ * state block, exactly as the interpreter does; `left` is the budget left before it (so
+ * that cycle and instret count the instructions retired before it). Returns false, with
+ * no effect, when the read is illegal: the block then leaves before it.
+ */
+export function jitCsr(insn: u32, left: i32): bool {
+  chunkRetired = <u64>(chunkStart - left);
+  const v = csrRead(insn >> 20, insn);
+  chunkRetired = 0;
+  if (excPending) { mmu.excPending = false; return false; }
+  setX((insn >> 7) & 31, v);
+  store<u64>(xBase, 0); // x0 is hard-wired to zero
+  return true;
 }
 
 /** For translated code: sstatus.FS (0 = off: every F/D instruction is illegal). */

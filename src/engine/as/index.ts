@@ -3,7 +3,7 @@ export {
   init, run, getPc, setPc, getPriv, getInstret, setTimecmp, getTimecmp, requestExit,
   setSoftwareInterrupt, resetHart, interruptPending, readCsr,
   EXIT_BUDGET, EXIT_WFI, EXIT_SBI, EXIT_HALT, EXIT_PAUSE,
-  jitFp, jitFs, jitFsDirty, jitAmo,
+  jitFp, jitFs, jitFsDirty, jitAmo, jitCsr,
 } from './cpu';
 export { debugTranslate, tlbFlush } from './mmu';
 // for translated code (src/engine/jit/): the slow paths of loads and stores, and the state it reads and writes

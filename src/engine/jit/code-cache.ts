@@ -28,6 +28,7 @@ export interface JitEngineExports {
   jitFs: unknown;
   jitFsDirty: unknown;
   jitAmo: unknown;
+  jitCsr: unknown;
   pc: unknown;
   excPending: unknown;
   tlbCur: unknown;
@@ -91,9 +92,9 @@ export interface CodeCacheStats {
 }
 
 /** Blocks a module gets at most (beyond the hot ones asked for, and those already translated in their pages). */
-const MAX_MODULE_BLOCKS = 256;
+const MAX_MODULE_BLOCKS = Number(process.env.MMB ?? 256);
 /** Times a page's translated blocks are translated again into a newer module with its new hot blocks. */
-const MAX_REGROUPS = 2;
+const MAX_REGROUPS = Number(process.env.MRG ?? 2);
 
 /** Block-map count of a start that cannot be translated: never reaches the threshold again. */
 const NEVER = 0x8000_0000;
@@ -292,7 +293,7 @@ export class CodeCache {
     const instance = new WebAssembly.Instance(module, {
       env: {
         memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow, jitFp: e.jitFp, jitFs: e.jitFs, jitFsDirty: e.jitFsDirty,
-        jitAmo: e.jitAmo,
+        jitAmo: e.jitAmo, jitCsr: e.jitCsr,
         pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, stoppedBefore: e.stoppedBefore,
       },
     });

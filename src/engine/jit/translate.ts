@@ -1,6 +1,7 @@
 /**
- * Translation of guest blocks (RV64I base with FENCE, the M, A, F and D extensions, with compressed
- * instructions expanded through the engine's RVC table) into WebAssembly functions.
+ * Translation of guest blocks (RV64I base with FENCE, the M, A, F and D extensions, reads of
+ * the counters and S-mode CSRs, with compressed instructions expanded through the engine's
+ * RVC table) into WebAssembly functions.
  * Instruction semantics follow the unprivileged spec 20191213 chapters 2, 5 and 7 and
  * must stay identical to the interpreter's (src/engine/as/cpu.ts), which remains the
  * reference: anything this file does not translate ends the block before it, and the
@@ -81,6 +82,7 @@ export function translatable(insn: number): boolean {
     case 0x07: case 0x27: return f3 === 2 || f3 === 3; // FLW FLD FSW FSD (FS checked when they run)
     case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: return true; // F/D through the engine (illegal ones leave the block)
     case 0x2f: return true; // A through the engine (its exceptions, illegal instruction included, leave the block)
+    case 0x73: return csrReadOnly(insn); // CSR reads through the engine (illegal ones leave the block)
     case 0x13:
       if (f3 === 1) return (insn >>> 26) === 0;
       if (f3 === 5) return (insn >>> 26) === 0 || (insn >>> 26) === 0x10;
@@ -129,6 +131,19 @@ export function successors(b: Block): number[] {
   return out;
 }
 
+/**
+ * CSRs whose read has no side effect and does not depend on where in a block it happens,
+ * beyond what the engine's jitCsr is told (the instructions retired before it): the
+ * counters (Zicntr) and the S-mode trap and translation registers.
+ */
+const READABLE_CSRS = new Set([0xc00, 0xc01, 0xc02, 0x100, 0x104, 0x105, 0x106, 0x140, 0x141, 0x142, 0x143, 0x180]);
+
+/** True when `insn` is a read-only CSR instruction (CSRRS/CSRRC rs1 = x0, CSRRSI/CSRRCI uimm = 0) of a READABLE_CSRS one. */
+function csrReadOnly(insn: number): boolean {
+  const f3 = (insn >>> 12) & 7;
+  return (f3 === 2 || f3 === 3 || f3 === 6 || f3 === 7) && ((insn >>> 15) & 31) === 0 && READABLE_CSRS.has(insn >>> 20);
+}
+
 /** PAUSE (Zihintpause): FENCE with pred = W, succ = 0. */
 const PAUSE = 0x0100000f;
 
@@ -174,12 +189,13 @@ const F_JIT_FP = 2;
 const F_JIT_FS = 3;
 const F_JIT_FS_DIRTY = 4;
 const F_JIT_AMO = 5;
+const F_JIT_CSR = 6;
 const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_STOPPED = 3;
 /** Index of the first helper function (after the imports). */
-const HELPERS = 6;
+const HELPERS = 7;
 const HELPER_NAMES = ['mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu', 'divw', 'divuw', 'remw', 'remuw'] as const;
 
 const I64 = ValType.I64, I32 = ValType.I32;
@@ -189,7 +205,7 @@ const ACC_R = 0, ACC_W = 1;
 /**
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
  * Its imports are `env.memory` (the VM's shared memory), the engine's exports `loadSlow`,
- * `storeSlow`, `jitFp`, `jitFs`, `jitFsDirty`, `jitAmo`, `pc`, `excPending`, `tlbCur` and `stoppedBefore` under `env`; it exports block i as
+ * `storeSlow`, `jitFp`, `jitFs`, `jitFsDirty`, `jitAmo`, `jitCsr`, `pc`, `excPending`, `tlbCur` and `stoppedBefore` under `env`; it exports block i as
  * `b<i>`.
  */
 export function translateModule(blocks: readonly Block[], layout: TranslateLayout): Uint8Array {
@@ -200,6 +216,7 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   m.importFunction('env', 'jitFs', [], [I32]);
   m.importFunction('env', 'jitFsDirty', [], []);
   m.importFunction('env', 'jitAmo', [I32], []);
+  m.importFunction('env', 'jitCsr', [I32, I32], [I32]);
   m.importGlobal('env', 'pc', I64, true);
   m.importGlobal('env', 'excPending', I32, true);
   m.importGlobal('env', 'tlbCur', I32, true);
@@ -219,17 +236,17 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   return m.toBytes();
 }
 
-/** OP-FP or a fused multiply-add (the engine's jitFp), or an AMO (jitAmo): the engine writes their x register. */
+/** OP-FP or a fused multiply-add (the engine's jitFp), an AMO (jitAmo) or a CSR read (jitCsr): the engine writes their x register. */
 function runByEngine(insn: number): boolean {
   const op = insn & 0x7f;
-  return op === 0x53 || op === 0x43 || op === 0x47 || op === 0x4b || op === 0x4f || op === 0x2f;
+  return op === 0x53 || op === 0x43 || op === 0x47 || op === 0x4b || op === 0x4f || op === 0x2f || op === 0x73;
 }
 
 /** The x registers a translated instruction reads, and the one it writes (0: none). */
 function xUse(insn: number): { reads: number[]; writes: number } {
   const op = insn & 0x7f, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
   switch (op) {
-    case 0x37: case 0x17: case 0x6f: return { reads: [], writes: rd };
+    case 0x37: case 0x17: case 0x6f: case 0x73: return { reads: [], writes: rd };
     case 0x0f: case 0x43: case 0x47: case 0x4b: case 0x4f: return { reads: [], writes: 0 };
     case 0x03: case 0x13: case 0x1b: case 0x67: return { reads: [rs1], writes: rd };
     case 0x07: case 0x27: return { reads: [rs1], writes: 0 }; // the data register is an f register
@@ -513,6 +530,12 @@ class BlockWriter {
         if (w !== 0) c.i32Const(0).mem(Op.I64Load, this.xAddr(w), 3).set(this.regs.get(w)!);
         return;
       }
+      case 0x73: // a CSR read through the engine, told the budget left before it (for cycle and instret)
+        c.i32Const(i | 0).get(0).i32Const(k).op(Op.I32Sub).call(F_JIT_CSR).op(Op.I32Eqz).begin(Op.If);
+        this.exit(() => this.pcAt(ins.off), k); // illegal: the interpreter runs it and raises the exception
+        c.end();
+        if (rd !== 0) c.i32Const(0).mem(Op.I64Load, this.xAddr(rd), 3).set(this.regs.get(rd)!);
+        return;
       case 0x2f: // AMO, LR, SC through the engine: atomic across harts as the interpreter's
         this.spill();
         c.i32Const(i | 0).call(F_JIT_AMO);
