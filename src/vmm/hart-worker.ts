@@ -79,6 +79,8 @@ async function main(d: HartWorkerData): Promise<void> {
 
   const signals = Array.from({ length: d.harts }, (_, i) => new HartSignals(d.memory, i));
   const local = new HartMmio(d.mmioLayout, signals);
+  // the JIT's modules are built on a thread of their own, off this hart's
+  const compiler = d.engineKind === 'jit' ? new WorkerCompiler((e) => writeSync(2, `tsvisor: hart ${id}: JIT compiler thread failed (${e.message}); going on without new translations\n`)) : null;
   const hart = await Hart.create(d.module, d.memory, id, d.ramBytes, {
     mmioRead: (pa, size) => local.read(pa, size) ?? mmio(0, pa, size, 0),
     mmioWrite: (pa, size, value) => {
@@ -88,7 +90,7 @@ async function main(d: HartWorkerData): Promise<void> {
       return mmio(1, pa, size, value) !== undefined;
     },
     nowTicks,
-  }, { engine: d.engineKind, hartCount: d.harts, jit: d.engineKind === 'jit' ? { compiler: new WorkerCompiler() } : undefined });
+  }, { engine: d.engineKind, hartCount: d.harts, jit: compiler ? { compiler } : undefined });
   const memory = new GuestMemory(new Uint8Array(d.memory.buffer, RAM_OFFSET, d.ramBytes), RAM_BASE, codeWriteNotifier(d.memory));
 
   const serveFlush = () => {
@@ -212,6 +214,7 @@ async function main(d: HartWorkerData): Promise<void> {
   finish();
 
   function finish(): void {
+    compiler?.close();
     ctl.set(id, H_PARKED, 1);
     post({ type: 'exit', id, instret: hart.instret.toString(), pc: hart.pc.toString(16), jit: hart.jitStats });
   }

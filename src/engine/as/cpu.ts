@@ -783,7 +783,8 @@ let chunkStart: i32 = 0;
 
 /**
  * For translated code: execute `insn`, a CSR read with no write (CSRRS/CSRRC with rs1 = x0,
- * CSRRSI/CSRRCI with uimm = 0) of a CSR jitCsrReadable() accepts, into x[rd] in the hart
+ * CSRRSI/CSRRCI with uimm = 0) of a CSR the translator lets through (READABLE_CSRS in
+ * src/engine/jit/translate.ts), into x[rd] in the hart
  * state block, exactly as the interpreter does; `left` is the budget left before it (so
  * that cycle and instret count the instructions retired before it). Returns false, with
  * no effect, when the read is illegal: the block then leaves before it.

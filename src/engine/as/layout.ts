@@ -34,7 +34,7 @@ export const CODE_GEN: u32 = 0x400000;
 /** Linear-memory offset of the per-hart JIT areas (JIT_HART_BYTES each): two jump caches, then the block map. */
 export const JIT_BASE: u32 = 0x800000;
 export const JIT_HART_BYTES: u32 = 0x120000;
-/** Entries of one jump cache (one per privilege): {virtual pc u64, table index u32, pad u32}. */
+/** Entries of one jump cache (one per privilege): {virtual pc u64, table index u32, flush generation u32}. */
 export const JC_ENTRIES: u32 = 4096;
 export const JC_BYTES: u32 = 4096 * 16;
 /** Entries of the block map, after the two jump caches: {host address u32, count u32, table index u32, code generation u32}. */

@@ -92,9 +92,9 @@ export interface CodeCacheStats {
 }
 
 /** Blocks a module gets at most (beyond the hot ones asked for, and those already translated in their pages). */
-const MAX_MODULE_BLOCKS = Number(process.env.MMB ?? 256);
+const MAX_MODULE_BLOCKS = 256;
 /** Times a page's translated blocks are translated again into a newer module with its new hot blocks. */
-const MAX_REGROUPS = Number(process.env.MRG ?? 2);
+const MAX_REGROUPS = 2;
 
 /** Block-map count of a start that cannot be translated: never reaches the threshold again. */
 const NEVER = 0x8000_0000;
@@ -203,9 +203,6 @@ export class CodeCache {
     }
     if (this.awaiting.length) this.publishAcknowledged();
   }
-
-  /** Stop the compiler thread. */
-  close(): void { this.compiler?.close(); }
 
   private translate(hosts: number[]): void {
     const t0 = performance.now();

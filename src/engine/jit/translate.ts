@@ -428,7 +428,6 @@ class BlockWriter {
     this.c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, access * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add);
   }
 
-
   private load(ins: BlockInsn, k: number, rd: number, rs1: number, imm: number, f3: number): void {
     const fast = [Op.I64Load8S, Op.I64Load16S, Op.I64Load32S, Op.I64Load, Op.I64Load8U, Op.I64Load16U, Op.I64Load32U][f3];
     const ext = [Op.I64Extend8S, Op.I64Extend16S, Op.I64Extend32S][f3] ?? null;

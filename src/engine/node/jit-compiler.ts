@@ -8,14 +8,18 @@ import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from '
 import type { CompileJob, CompiledModule, ModuleCompiler } from '../jit/code-cache.js';
 import type { JobMessage } from './jit-compiler-worker.js';
 
-/** A compiler thread serving one hart. `close()` ends it. */
+/**
+ * A compiler thread serving one hart. `close()` ends it. If the thread fails, `onError` is
+ * called once and the jobs it had are never finished: their blocks stay with the interpreter.
+ */
 export class WorkerCompiler implements ModuleCompiler {
   private readonly worker: Worker;
   private readonly port: MessagePort;
 
-  constructor() {
+  constructor(onError: (e: Error) => void) {
     const { port1, port2 } = new MessageChannel();
     this.worker = new Worker(new URL('./jit-compiler-worker.js', import.meta.url), { workerData: { port: port2 }, transferList: [port2] });
+    this.worker.once('error', onError);
     this.worker.unref();
     this.port = port1;
   }
