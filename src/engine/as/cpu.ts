@@ -652,7 +652,7 @@ function runSlice(budget: i32): i32 {
         }
         if ((insn >> 25) == 0x09 && rd == 0) { // SFENCE.VMA
           if (priv == 0) { illegal(insn); return; }
-          tlbFlush();
+          if (rs1 != 0) mmu.tlbFlushPage(getX(rs1)); else tlbFlush();
           break;
         }
         illegal(insn);

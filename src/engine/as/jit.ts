@@ -68,6 +68,7 @@ export function jitForgetAll(): void {
 export function jitResync(): void {
   const e = atomic.load<i32>(CODE_EPOCH);
   if (++jcGen == 0) clearJumpCaches();
+  for (let p = mmu.jcPages; p < mmu.jcPages + 512; p += 8) store<u64>(p, 0);
   if (e != seenEpoch) mmu.tlbFlushWrites();
   seenEpoch = e;
   mmu.jumpCacheStale = false;
@@ -87,6 +88,7 @@ export function jitLeaveRun(): void {
 /** Empty both jump caches entry by entry, generation 1. */
 function clearJumpCaches(): void {
   for (let p = mmu.jcBase; p < mmu.jcBase + 2 * JC_BYTES; p += 16) { store<u64>(p, 0xffffffffffffffff); store<u32>(p, 0, 12); }
+  for (let p = mmu.jcPages; p < mmu.jcPages + 512; p += 8) store<u64>(p, 0);
   jcGen = 1;
 }
 
@@ -130,6 +132,9 @@ function miss(pc: u64, e: u32): bool {
       store<u64>(e, pc);
       store<u32>(e, idx, 8);
       store<u32>(e, jcGen, 12);
+      const bit = <u32>(pc >> 12) & 4095;
+      const w = mmu.jcPages + (bit >> 3);
+      store<u8>(w, load<u8>(w) | <u8>(<u32>1 << (bit & 7)));
       return true;
     }
     store<u32>(b, 0, 8); // its page was written since: count it again

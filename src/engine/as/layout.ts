@@ -46,3 +46,16 @@ export const HS_IN_RUN: u32 = 26628;
 export const HS_JIT_REQ_COUNT: u32 = 26632;
 export const HS_JIT_REQ: u32 = 26640;
 export const JIT_REQ_MAX: u32 = 64;
+/**
+ * Offset in the hart state block of the jump caches' page filter: 4096 bits, bit (vpn mod
+ * 4096) set when a jump-cache entry was filled for a pc in virtual page vpn since the
+ * caches were last flushed (an SFENCE.VMA of one page flushes them only if its bit is set).
+ */
+export const HS_JC_PAGES: u32 = 27648;
+/**
+ * Offset in the hart state block of the S-mode TLB entries filled for user pages (under
+ * SUM) since the last flush: up to S_USER_MAX linear addresses (u32), dropped when SUM is
+ * cleared.
+ */
+export const HS_S_USER: u32 = 28160;
+export const S_USER_MAX: u32 = 32;

@@ -4,7 +4,7 @@
 // the host).  RISC-V privileged spec 20211203, section 4.3 (Sv32 walk
 // algorithm, 4.3.2), 4.4 (Sv39), 4.5 (Sv48).
 
-import { RAM_BASE, HS_X, HS_F, HS_IRQ, HS_TLB, TLB_TABLE_BYTES, CODE_GEN, CODE_EPOCH, JC_BYTES } from './layout';
+import { RAM_BASE, HS_X, HS_F, HS_IRQ, HS_TLB, HS_JC_PAGES, HS_S_USER, S_USER_MAX, TLB_TABLE_BYTES, CODE_GEN, CODE_EPOCH, JC_BYTES } from './layout';
 
 // ---------------------------------------------------------------- host calls
 
@@ -60,6 +60,13 @@ export let tlbCur: u32 = 0;
 export let jcBase: u32 = 0;
 export let jcCur: u32 = 0;
 let sTlbHasUser: bool = false;
+/** Entries recorded at HS_S_USER (S-mode entries of user pages), or more than S_USER_MAX of them. */
+let sUserCount: u32 = 0;
+/** Some TLB entry holds a 4 KiB slice of a superpage of the lower (user) / upper half of the address space. */
+let tlbHasLowSuper: bool = false;
+let tlbHasHighSuper: bool = false;
+/** The jump caches' page filter (HS_JC_PAGES): 4096 bits, cleared with the jump caches (src/engine/as/jit.ts). */
+export let jcPages: u32 = 0;
 
 // Fetch cache: the virtual page of the last fetch and its host address.
 export let fetchVpn: u64 = 0xffffffffffffffff;
@@ -71,6 +78,7 @@ export function initState(base: u32, id: u64, ramOffset: u32, ramBytes: u64): vo
   fBase = base + HS_F;
   irqWord = base + HS_IRQ;
   tlbBase = base + HS_TLB;
+  jcPages = base + HS_JC_PAGES;
   ramOff = ramOffset;
   ramSize = ramBytes;
   hartId = id;
@@ -96,7 +104,29 @@ export function tlbFlush(): void {
   for (let p = tlbBase; p < end; p += 16) store<u64>(p, 0xffffffffffffffff);
   fetchVpn = 0xffffffffffffffff;
   sTlbHasUser = false;
+  sUserCount = 0;
+  tlbHasLowSuper = false;
+  tlbHasHighSuper = false;
   jumpCacheStale = true;
+}
+
+/**
+ * SFENCE.VMA with rs1 = `va` (privileged spec 4.2.1): drop the translations of the page of
+ * `va` only, unless a superpage slice of its half of the address space is cached (one leaf
+ * of a superpage covers other pages too: then all of them); the JIT's jump caches follow
+ * only if they hold a pc of that page (the page filter).
+ */
+export function tlbFlushPage(va: u64): void {
+  if ((<i64>va < 0) ? tlbHasHighSuper : tlbHasLowSuper) { tlbFlush(); return; }
+  const vpn = va >> 12;
+  const slot = (<u32>vpn & 255) << 4;
+  for (let t: u32 = 0; t < 6; t++) {
+    const e = tlbBase + t * TLB_TABLE_BYTES + slot;
+    if (load<u64>(e) == vpn) store<u64>(e, 0xffffffffffffffff);
+  }
+  fetchVpn = 0xffffffffffffffff;
+  const bit = <u32>vpn & 4095;
+  if (((<u32>load<u8>(jcPages + (bit >> 3)) >> (bit & 7)) & 1) != 0) jumpCacheStale = true;
 }
 
 /** Set when the virtual-to-physical view of code changed: the JIT's jump caches must be flushed before use. */
@@ -126,11 +156,28 @@ export function noteCodeWrite(pa: u64): void {
   if ((g & 1) != 0 && atomic.cmpxchg<u32>(a, g, g + 1) == g) atomic.add<i32>(CODE_EPOCH, 1);
 }
 
-/** Called when sstatus.SUM or MXR change. */
+/**
+ * Called when sstatus.SUM or MXR change. Clearing SUM drops the S-mode entries of user
+ * pages (those recorded, or both S-mode data tables when there were too many); a change of
+ * MXR drops the read tables. Neither changes what can be fetched: the exec tables and the
+ * JIT's jump caches stay.
+ */
 export function setSumMxr(newSum: bool, newMxr: bool): void {
-  if ((sum && !newSum && sTlbHasUser) || mxr != newMxr) tlbFlush();
+  if (sum && !newSum && sTlbHasUser) {
+    if (sUserCount > S_USER_MAX) flushTables(0, 2);
+    else for (let k: u32 = 0; k < sUserCount; k++) store<u64>(load<u32>(hartBase + HS_S_USER + (k << 2)), 0xffffffffffffffff);
+    sUserCount = 0;
+    sTlbHasUser = false;
+  }
+  if (mxr != newMxr) { flushTables(0, 1); flushTables(3, 1); }
   sum = newSum;
   mxr = newMxr;
+}
+
+/** Drop every entry of `count` TLB tables from table `first` (S: 0 read, 1 write, 2 exec; U: 3, 4, 5). */
+function flushTables(first: u32, count: u32): void {
+  const start = tlbBase + first * TLB_TABLE_BYTES;
+  for (let p = start; p < start + count * TLB_TABLE_BYTES; p += 16) store<u64>(p, 0xffffffffffffffff);
 }
 
 @inline export function raise(cause: u64, tval: u64): void {
@@ -180,6 +227,8 @@ const PTE_D: u64 = 128;
 /** Set by translate(): true when the translated page may be cached in the TLB for this access. */
 let walkCacheable: bool = false;
 let walkUser: bool = false;
+/** The last walk ended at a superpage (megapage or larger) leaf. */
+let walkSuper: bool = false;
 
 /**
  * Translate virtual address `va` for `access` at the current privilege.
@@ -238,6 +287,7 @@ export function translate(va: u64, access: u32): u64 {
     }
     // a read may be cached only if a later write to the page will also walk (D clear is fine: W TLB is separate)
     walkUser = isUserPage;
+    walkSuper = i > 0;
     const offMask: u64 = (<u64>1 << (12 + 9 * <u64>i)) - 1;
     return ((ppn << 12) & ~offMask) | (va & offMask);
   }
@@ -250,9 +300,14 @@ function tlbFill(va: u64, pa: u64, access: u32): void {
   if (!walkCacheable || !isRam(pa & ~<u64>0xfff, 4096)) return;
   // a page with translated code is never in a write TLB: its stores must reach noteCodeWrite
   if (access == ACC_W && (atomic.load<u32>(codeGenOf(pa)) & 1) != 0) return;
-  if (walkUser && priv == 1) sTlbHasUser = true;
   const vpn = va >> 12;
   const e = tlbCur + access * TLB_TABLE_BYTES + ((<u32>vpn & 255) << 4);
+  if (walkUser && priv == 1) {
+    sTlbHasUser = true;
+    if (sUserCount < S_USER_MAX) store<u32>(hartBase + HS_S_USER + (sUserCount << 2), e);
+    if (sUserCount <= S_USER_MAX) sUserCount++;
+  }
+  if (walkSuper) { if (<i64>va < 0) tlbHasHighSuper = true; else tlbHasLowSuper = true; }
   store<u64>(e, vpn);
   store<u32>(e, ramHost(pa & ~<u64>0xfff) - (<u32>va & ~<u32>0xfff), 8);
 }
