@@ -297,6 +297,18 @@ main:
   TRAP_BEGIN(59)
   sd t0, 16(s1)
   TRAP_END(15)
+  # ---- sfence.vma of one address drops the entries of every page a superpage leaf covers
+  li s1, 0xc0001000
+  li s2, 0xc0005000
+  ld a0, 0(s1)                    # both 4 KiB slices of the 1 GiB alias are cached
+  ld a0, 0(s2)
+  MAPI(root, 3, 0x80000000, R | W | A | D)   # not valid any more
+  sfence.vma s1
+  TRAP_BEGIN(200)
+  ld a0, 0(s2)
+  TRAP_END(13)
+  MAPI(root, 3, 0x80000000, V | R | W | A | D)
+  sfence.vma
   # ---- U-mode
   li gp, 60
   PAGE_PA(t0, 8)
