@@ -238,6 +238,7 @@ let walkSuper: bool = false;
 export function translate(va: u64, access: u32): u64 {
   walkCacheable = true;
   walkUser = false;
+  walkSuper = false;
   if (satpMode == 0) return va;
   let levels: i32 = satpMode == 8 ? 3 : 4;
   const vaBits: u64 = satpMode == 8 ? 39 : 48;
