@@ -216,7 +216,8 @@ function csrWrite(csr: u32, v: u64, insn: u32): void {
       mmu.satpMode = mode;
       mmu.satpAsid = (v >> 44) & 0xffff;
       mmu.satpPpn = v & 0xfffffffffff;
-      tlbFlush();
+      mmu.satpChanged();
+      if (mmu.userJumpCacheStale) jit.jitFlushUserJumpCache();
       return;
     }
     default: break;

@@ -30,8 +30,16 @@ let enabled: bool = false;
 /** Jump-target executions of a block start before it is queued for translation. */
 let hotThreshold: u32 = 200;
 let bmBase: u32 = 0;
-/** The jump caches' generation: an entry filled under another one is empty. */
-let jcGen: u32 = 1;
+/**
+ * A jump-cache entry whose table index has this bit is a counting entry: a block start
+ * with no translation (yet), its executions since the entry was filled in the low bits.
+ */
+const COUNTING: u32 = 0x8000_0000;
+/** Executions a counting entry gathers before it adds them to the block map (one lookup instead of COUNT_BATCH). */
+const COUNT_BATCH: u32 = 16;
+/** The jump caches' generations (S, U): an entry filled under another one is empty. */
+let jcGenS: u32 = 1;
+let jcGenU: u32 = 1;
 /** The code epoch this hart last caught up with. */
 let seenEpoch: i32 = 0;
 /** Set by a block that stopped before an instruction it does not translate (see cpu.ts runSlice). */
@@ -67,7 +75,8 @@ export function jitForgetAll(): void {
 /** Catch up with the code epoch: flush both jump caches and the write TLBs, publish the epoch seen. */
 export function jitResync(): void {
   const e = atomic.load<i32>(CODE_EPOCH);
-  if (++jcGen == 0) clearJumpCaches();
+  if (++jcGenS == 0 || ++jcGenU == 0) clearJumpCaches();
+  mmu.userJumpCacheStale = false;
   for (let p = mmu.jcPages; p < mmu.jcPages + 512; p += 8) store<u64>(p, 0);
   if (e != seenEpoch) mmu.tlbFlushWrites();
   seenEpoch = e;
@@ -89,7 +98,14 @@ export function jitLeaveRun(): void {
 function clearJumpCaches(): void {
   for (let p = mmu.jcBase; p < mmu.jcBase + 2 * JC_BYTES; p += 16) { store<u64>(p, 0xffffffffffffffff); store<u32>(p, 0, 12); }
   for (let p = mmu.jcPages; p < mmu.jcPages + 512; p += 8) store<u64>(p, 0);
-  jcGen = 1;
+  jcGenS = 1;
+  jcGenU = 1;
+}
+
+/** The U-mode jump cache only is stale (a satp write, see mmu.satpChanged): flush it. */
+export function jitFlushUserJumpCache(): void {
+  if (++jcGenU == 0) clearJumpCaches();
+  mmu.userJumpCacheStale = false;
 }
 
 @inline function jumpCacheEntry(pc: u64): u32 {
@@ -104,34 +120,48 @@ function clearJumpCaches(): void {
 @inline export function jitTry(n: i32, jumped: bool): i32 {
   const pc = mmu.pc;
   let e = jumpCacheEntry(pc);
-  if (load<u64>(e) == pc && load<u32>(e, 12) == jcGen) {
-    if (!mmu.jumpCacheStale && atomic.load<i32>(CODE_EPOCH) == seenEpoch) return call_indirect<i32>(load<u32>(e, 8), n, pc);
-    jitResync();
+  let add: u32 = 1;
+  if (load<u64>(e) == pc && load<u32>(e, 12) == (mmu.priv == 0 ? jcGenU : jcGenS)) {
+    const idx = load<u32>(e, 8);
+    if ((idx & COUNTING) == 0) {
+      if (!mmu.jumpCacheStale && atomic.load<i32>(CODE_EPOCH) == seenEpoch) return call_indirect<i32>(idx, n, pc);
+      jitResync();
+    } else {
+      // a start with no translation yet: counted here, in the block map every COUNT_BATCH
+      if (!jumped) return n;
+      if (idx + 1 < COUNTING + COUNT_BATCH) { store<u32>(e, idx + 1, 8); return n; }
+      add = COUNT_BATCH;
+    }
   }
-  if (jumped && enabled && miss(pc, e)) return call_indirect<i32>(load<u32>(e, 8), n, pc);
+  if (jumped && enabled && miss(pc, e, add)) return call_indirect<i32>(load<u32>(e, 8), n, pc);
   return n;
 }
 
-/** Jump-cache miss at a block start: fill the entry from the block map (true) or count the start (false). */
-function miss(pc: u64, e: u32): bool {
+/**
+ * Jump-cache miss at a block start (or a full counting entry, `add` executions): fill the
+ * entry from the block map (true), or count the start there and leave a counting entry
+ * (false).
+ */
+function miss(pc: u64, e: u32, add: u32): bool {
   if (mmu.jumpCacheStale || atomic.load<i32>(CODE_EPOCH) != seenEpoch) jitResync();
   const h = mmu.execHost(pc);
   if (h == 0) return false;
+  const gen = mmu.priv == 0 ? jcGenU : jcGenS;
+  store<u64>(e, pc);
+  store<u32>(e, COUNTING, 8);
+  store<u32>(e, gen, 12);
   const b = bmBase + ((((h >> 1) ^ (h >> 14)) & (BM_ENTRIES - 1)) << 4);
   if (load<u32>(b) != h) {
     store<u32>(b, h);
-    store<u32>(b, 1, 4);
+    store<u32>(b, add, 4);
     store<u32>(b, 0, 8);
-    if (hotThreshold == 1) request(h, b);
+    if (add >= hotThreshold) request(h, b);
     return false;
   }
   const idx = load<u32>(b, 8);
   if (idx != 0) {
-    const gen = atomic.load<u32>(CODE_GEN + ((h - mmu.ramOff) >> 12 << 2));
-    if (load<u32>(b, 12) == gen) {
-      store<u64>(e, pc);
+    if (load<u32>(b, 12) == atomic.load<u32>(CODE_GEN + ((h - mmu.ramOff) >> 12 << 2))) {
       store<u32>(e, idx, 8);
-      store<u32>(e, jcGen, 12);
       const bit = <u32>(pc >> 12) & 4095;
       const w = mmu.jcPages + (bit >> 3);
       store<u8>(w, load<u8>(w) | <u8>(<u32>1 << (bit & 7)));
@@ -140,9 +170,10 @@ function miss(pc: u64, e: u32): bool {
     store<u32>(b, 0, 8); // its page was written since: count it again
     store<u32>(b, 0, 4);
   }
-  const c = load<u32>(b, 4) + 1;
+  const before = load<u32>(b, 4);
+  const c = before + add;
   store<u32>(b, c, 4);
-  if (c == hotThreshold) request(h, b);
+  if (c >= hotThreshold && before < hotThreshold) request(h, b);
   return false;
 }
 

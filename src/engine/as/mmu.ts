@@ -98,6 +98,17 @@ export function setPriv(p: u32): void {
   fetchVpn = 0xffffffffffffffff;
 }
 
+/**
+ * A write to satp: flush every TLB entry and the U-mode jump cache; the S-mode jump cache
+ * holds kernel code reached through global mappings, the same in every address space,
+ * and is flushed only if a non-global S-mode fetch translation was cached since.
+ */
+export function satpChanged(): void {
+  const keepS = !sExecNonGlobal && !jumpCacheStale;
+  tlbFlush();
+  if (keepS) { jumpCacheStale = false; userJumpCacheStale = true; }
+}
+
 /** Flush every TLB entry and the fetch cache (sfence.vma, satp writes); the JIT's jump caches follow. */
 export function tlbFlush(): void {
   const end = tlbBase + 6 * TLB_TABLE_BYTES;
@@ -107,6 +118,7 @@ export function tlbFlush(): void {
   sUserCount = 0;
   tlbHasLowSuper = false;
   tlbHasHighSuper = false;
+  sExecNonGlobal = false;
   jumpCacheStale = true;
 }
 
@@ -221,6 +233,7 @@ const PTE_R: u64 = 2;
 const PTE_W: u64 = 4;
 const PTE_X: u64 = 8;
 const PTE_U: u64 = 16;
+const PTE_G: u64 = 32;
 const PTE_A: u64 = 64;
 const PTE_D: u64 = 128;
 
@@ -229,6 +242,16 @@ let walkCacheable: bool = false;
 let walkUser: bool = false;
 /** The last walk ended at a superpage (megapage or larger) leaf. */
 let walkSuper: bool = false;
+/** The last walk's mapping is global (G set in its leaf or in a PTE above it). */
+let walkGlobal: bool = false;
+/**
+ * An S-mode instruction fetch was translated through a non-global mapping (or with
+ * translation off) since the TLB and the S-mode jump cache were last both flushed: a satp
+ * write must then flush that jump cache too (see satpChanged).
+ */
+let sExecNonGlobal: bool = true;
+/** Set by satpChanged: the U-mode jump cache must be flushed before use (cpu.ts has jit.ts do it at once). */
+export let userJumpCacheStale: bool = false;
 
 /**
  * Translate virtual address `va` for `access` at the current privilege.
@@ -239,6 +262,7 @@ export function translate(va: u64, access: u32): u64 {
   walkCacheable = true;
   walkUser = false;
   walkSuper = false;
+  walkGlobal = false;
   if (satpMode == 0) return va;
   let levels: i32 = satpMode == 8 ? 3 : 4;
   const vaBits: u64 = satpMode == 8 ? 39 : 48;
@@ -255,6 +279,7 @@ export function translate(va: u64, access: u32): u64 {
     if ((pte & PTE_V) == 0 || ((pte & PTE_R) == 0 && (pte & PTE_W) != 0)) { pageFault(access, va); return 0; }
     // reserved bits 63..54 (no Svpbmt / Svnapot advertised)
     if ((pte >> 54) != 0) { pageFault(access, va); return 0; }
+    if ((pte & PTE_G) != 0) walkGlobal = true;
     if ((pte & (PTE_R | PTE_X)) == 0) {
       // pointer to next level; A, D, U must be clear for non-leaf (4.3.2 step 4)
       if ((pte & (PTE_A | PTE_D | PTE_U)) != 0) { pageFault(access, va); return 0; }
@@ -309,6 +334,7 @@ function tlbFill(va: u64, pa: u64, access: u32): void {
     if (sUserCount <= S_USER_MAX) sUserCount++;
   }
   if (walkSuper) { if (<i64>va < 0) tlbHasHighSuper = true; else tlbHasLowSuper = true; }
+  if (access == ACC_X && priv == 1 && !walkGlobal) sExecNonGlobal = true;
   store<u64>(e, vpn);
   store<u32>(e, ramHost(pa & ~<u64>0xfff) - (<u32>va & ~<u32>0xfff), 8);
 }
