@@ -5,12 +5,15 @@
 //
 // Lookup, per hart, in its JIT area of linear memory (layout.ts):
 //  - two jump caches (S, U), direct-mapped on the virtual pc: {pc u64, table index u32,
-//    flush generation u32}; flushed (in O(1): the generation moves) with the TLB (satp,
-//    sfence.vma), on fence.i and when the code epoch moves;
+//    flush generation u32}; flushed (in O(1): the generation moves) with the TLB
+//    (sfence.vma; a satp write flushes the U one only, see mmu.satpChanged), on fence.i and
+//    when the code epoch moves. An entry is either a translation or a counting entry (a
+//    start with no translation yet, COUNTING);
 //  - the block map, direct-mapped on the host address of the block's first instruction
 //    (its physical address): {host u32, executions u32, table index u32, code generation
-//    u32}. A block start is counted each time control reaches it by a jump; at
-//    hotThreshold it is queued for translation (HS_JIT_REQ). The host writes the table
+//    u32}. A block start is counted each time control reaches it by a jump (in its
+//    counting entry, added to the block map every COUNT_BATCH); at hotThreshold it is
+//    queued for translation (HS_JIT_REQ). The host writes the table
 //    index and the page's code generation when the translation is ready; an entry whose
 //    generation is no longer the page's (its code was written since) is counted again.
 //
