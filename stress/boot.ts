@@ -52,6 +52,14 @@ export interface BootOutcome {
 
 const MARKER = 'tsvisor-stress-userspace';
 
+/**
+ * The console text without the kernel's messages ("[   49.671520] watchdog: ...\n"), which
+ * the kernel may print in the middle of a line the guest's userspace is writing.
+ */
+function withoutKernelLines(text: string): string {
+  return text.replace(/\[\s*\d+\.\d+\][^\n]*\n/g, '');
+}
+
 async function boot(req: BootRequest): Promise<BootOutcome> {
   const img = await ensureDefaultImage({ quiet: true });
   let consoleText = '';
@@ -59,7 +67,7 @@ async function boot(req: BootRequest): Promise<BootOutcome> {
   const t0 = performance.now();
   const console = new StdioCharBackend((b) => {
     consoleText = (consoleText + Buffer.from(b).toString('latin1')).slice(-20_000);
-    if (userspaceMs === null && !req.agent && consoleText.includes(MARKER)) userspaceMs = performance.now() - t0;
+    if (userspaceMs === null && !req.agent && withoutKernelLines(consoleText).includes(MARKER)) userspaceMs = performance.now() - t0;
   });
   let client: AgentClient | null = null;
   const initrd = readFileSync(img.initrd);
