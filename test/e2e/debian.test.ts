@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { describeRun, findTool, host, tsvisor } from './helpers.js';
+import { describeRun, findTool, host, tsvisor, withVmLogs } from './helpers.js';
 
 interface ListedImage { name: string; path: string; size: number; created: string; current: boolean }
 
@@ -118,7 +118,7 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
     if (isIP(mirrorHost) === 0) assert.ok(lines.includes('dns=ok'), describeRun(`${mirrorHost} resolves in the guest`, r));
   });
 
-  it('vm create --image: its own overlay, named and grown; dpkg -i and an initramfs hook kept across a guest reboot and vm restart', async () => {
+  it('vm create --image: its own overlay, named and grown; dpkg -i and an initramfs hook kept across a guest reboot and vm restart', () => withVmLogs(() => home, ['web'], async () => {
     const { home, cli } = daemonHome();
     // a package for the guest, handed in on a second disk (an ext4 file system built on the host)
     const pkg = join(root!, 'pkg');
@@ -189,7 +189,7 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
     qemuImgCheck(overlay);
     assert.ok(statSync(overlay).blocks * 512 < 300 * 1024 * 1024, 'the overlay holds only the VM\'s changes');
     await cli(['vm', 'delete', 'web']);
-  });
+  }));
 
   it('vm create --boot-disk: a qcow2 overlay made by qemu-img boots; kill -9 in a 200 MiB write leaves a consistent qcow2; ENOSPC in the guest', async (t) => {
     const qemuImg = findTool('qemu-img');

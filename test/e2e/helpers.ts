@@ -4,7 +4,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, readSync } from 'node:fs';
+import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -172,6 +172,41 @@ export function results(r: RunResult): Map<string, string> {
     m.set(sp < 0 ? rest : rest.slice(0, sp), sp < 0 ? '' : rest.slice(sp + 1));
   }
   return m;
+}
+
+/** The last `bytes` of a file as text ("(no file)" if it cannot be read). */
+export function fileTail(path: string, bytes = 6000): string {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const b = Buffer.alloc(Math.min(size, bytes));
+      readSync(fd, b, 0, b.length, size - b.length);
+      return (size > bytes ? '...' : '') + b.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '(no file)';
+  }
+}
+
+/**
+ * Runs a test body that drives daemon VMs; when it fails, the error message gets the end of
+ * each VM's logs (`home`/vms/NAME/vm.log, the VM process's own messages, and console.log),
+ * so a CI failure shows what the guest and the engine said last.
+ */
+export async function withVmLogs<T>(home: () => string, vms: readonly string[], body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (e) {
+    const logs = vms.flatMap((vm) => ['vm.log', 'console.log'].map((f) => `--- vms/${vm}/${f} ---\n${fileTail(join(home(), 'vms', vm, f), 3000)}`)).join('\n');
+    if (e instanceof Error) {
+      e.message += `\n${logs}`;
+      throw e;
+    }
+    throw new Error(`${String(e)}\n${logs}`);
+  }
 }
 
 /** Starts `fn` once; later calls get the same promise (so boots can overlap tests). */

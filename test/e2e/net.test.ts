@@ -29,7 +29,7 @@ import { execFileSync } from 'node:child_process';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
-import { buildGuestProgramDisk, bytesHash, fileHeadHash, describeRun, pseudoRandomBytes, results, tsvisor, type RunResult } from './helpers.js';
+import { buildGuestProgramDisk, bytesHash, fileHeadHash, describeRun, pseudoRandomBytes, results, tsvisor, withVmLogs, type RunResult } from './helpers.js';
 import { findDebianMirror } from '../../src/images/sources.js';
 import { freeLoopbackPort } from '../../src/vmm/network.js';
 
@@ -215,7 +215,7 @@ async function execIn(vm: string, script: string, timeoutMs = T): Promise<RunRes
   }
 }
 
-test('virtual networks: transfer by name under a hostile neighbour, isolation, daemon restart', { timeout: 6 * T }, async () => {
+test('virtual networks: transfer by name under a hostile neighbour, isolation, daemon restart', { timeout: 6 * T }, () => withVmLogs(() => join(root, 'home'), ['a', 'b', 'c', 'd'], async () => {
   const ok = (what: string, r: RunResult) => { assert.equal(r.code, 0, describeRun(what, r)); return r; };
   const SIZE = 100 << 20;
   const blob = join(root, 'blob.img');
@@ -309,4 +309,4 @@ test('virtual networks: transfer by name under a hostile neighbour, isolation, d
 
   await Promise.all(['a', 'b', 'c', 'd'].map((n) => tsvisor(['vm', 'stop', n], { env, timeoutMs: T })));
   assert.equal(fileHeadHash(sink, SIZE), blobHash, 'b wrote the 100 MiB it fetched from a');
-});
+}));

@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import { Hart, HartExit, createGuestMemory, type EngineKind, type HartHost } from '../../src/engine/hart.js';
 import { RAM_OFFSET, RVC_TABLE } from '../../src/engine/layout.js';
 import { loadEngineModule } from '../../src/engine/node/module.js';
-import { translatable } from '../../src/engine/jit/translate.js';
+import { translatable, translateModule } from '../../src/engine/jit/translate.js';
+import type { CodeCacheOptions, CompiledModule, CompileJob, ModuleCompiler } from '../../src/engine/jit/code-cache.js';
 
 const RAM_BYTES = 4 << 20;
 const RAM_BASE = 0x8000_0000;
@@ -227,13 +228,13 @@ function assemble(body: Item[]): { image: Uint8Array; exitPc: number } {
   return { image, exitPc: RAM_BASE + addr[exitAt] };
 }
 
-async function makeHart(engine: EngineKind, image: Uint8Array, data: Uint8Array): Promise<{ hart: Hart; mem: Uint8Array }> {
+async function makeHart(engine: EngineKind, image: Uint8Array, data: Uint8Array, jit: CodeCacheOptions = {}): Promise<{ hart: Hart; mem: Uint8Array }> {
   const memory = createGuestMemory(RAM_BYTES);
   const mem = new Uint8Array(memory.buffer);
   mem.set(image, RAM_OFFSET);
   mem.set(data, RAM_OFFSET + (DATA - RAM_BASE));
   const host: HartHost = { mmioRead: () => undefined, mmioWrite: () => false, nowTicks: () => 0 };
-  const hart = await Hart.create(loadEngineModule(), memory, 0, RAM_BYTES, host, { engine, jit: { hotThreshold: 1, batchBlocks: 1 } });
+  const hart = await Hart.create(loadEngineModule(), memory, 0, RAM_BYTES, host, { engine, jit: { hotThreshold: 1, batchBlocks: 1, ...jit } });
   hart.reset(BigInt(RAM_BASE), 0n);
   hart.setX(8, BigInt(LOOPS));
   hart.setX(9, BigInt(X9));
@@ -316,4 +317,52 @@ test('jit: a block that loops on itself and faults in a later iteration stores b
   }
   assert.equal(j.hart.getX(13), 6n);
   assert.ok(j.hart.jitStats!.retired > 0, 'the loop ran translated');
+});
+
+/**
+ * A compiler that hands a module back only several polls after it was asked for, as the
+ * compiler thread does under load: the cache fills and is dropped while modules are built.
+ */
+class SlowCompiler implements ModuleCompiler {
+  private polls = 0;
+  private readonly queue: Array<{ at: number; job: CompileJob }> = [];
+  submit(job: CompileJob): void { this.queue.push({ at: this.polls + 5, job }); }
+  take(): CompiledModule | undefined {
+    this.polls++;
+    if (!this.queue.length || this.queue[0].at > this.polls) return undefined;
+    const { job } = this.queue.shift()!;
+    const bytes = translateModule(job.blocks, job.layout);
+    return { id: job.id, module: new WebAssembly.Module(bytes), wasmBytes: bytes.length, ms: 0 };
+  }
+  close(): void { this.queue.length = 0; }
+}
+
+test('jit: a cache that fills while modules are being built is dropped and refilled, with the interpreter\'s results', async () => {
+  let rvc: Uint32Array | null = null;
+  let flushes = 0;
+  let retired = 0;
+  for (let seed = 101; seed <= 120; seed++) {
+    if (!rvc) {
+      const probe = await makeHart('interp', new Uint8Array(4), new Uint8Array(0));
+      rvc = new Uint32Array(probe.mem.buffer.slice(RVC_TABLE, RVC_TABLE + 65536 * 4));
+    }
+    const rand = rng(seed * 7919);
+    const { image, exitPc } = assemble(generate(seed, rvc, 150));
+    const data = new Uint8Array(DATA_BYTES);
+    for (let k = 0; k < data.length; k++) data[k] = rand() & 0xff;
+    const a = await makeHart('interp', image, data);
+    const j = await makeHart('jit', image, data, { maxBlocks: 20, compiler: new SlowCompiler() });
+    for (let step = 0; ; step++) {
+      toCheckpoint(a.hart, 40, `interp, seed ${seed}`);
+      toCheckpoint(j.hart, 3 + (seed % 4), `jit, seed ${seed}`);
+      assert.equal(state(j.hart, j.mem), state(a.hart, a.mem), `seed ${seed}, checkpoint ${step}`);
+      if (a.hart.pc === BigInt(exitPc)) break;
+      a.hart.skipEcall();
+      j.hart.skipEcall();
+    }
+    flushes += j.hart.jitStats!.flushes;
+    retired += j.hart.jitStats!.retired;
+  }
+  assert.ok(flushes > 20, `the cache was dropped only ${flushes} times`);
+  assert.ok(retired > 50, `only ${retired} instructions ran translated`);
 });

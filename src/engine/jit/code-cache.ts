@@ -372,7 +372,8 @@ export class CodeCache {
   /** Drop every translation of this hart (the cache is full). */
   private flush(): void {
     this.engine.jitForgetAll();
-    for (let i = 1; i < this.nextIndex; i++) this.table.set(i, null);
+    // indices of modules still being built are past the table's end (it grows at install)
+    for (let i = 1, end = Math.min(this.nextIndex, this.table.length); i < end; i++) this.table.set(i, null);
     this.installed.clear();
     this.byPage.clear();
     this.regroups.clear();
