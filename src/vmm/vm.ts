@@ -279,7 +279,7 @@ export class Vm {
     const total = this.instret.reduce((a, b) => a + (b ?? 0n), 0n);
     if (this.opts.stats || process.env.TSVISOR_STATS) {
       const secs = (performance.now() - started) / 1000;
-      process.stderr.write(`tsvisor: ${total} instructions in ${secs.toFixed(2)} s (${(Number(total) / secs / 1e6).toFixed(1)} MIPS)\n`);
+      process.stderr.write(`tsvisor: ${total} instructions in ${secs.toFixed(2)} s (${(Number(total) / secs / 1e6).toFixed(1)} MIPS), peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB\n`);
     }
     if (this.fatal) throw new Error(`VM failed: ${this.fatal}`);
     return this.stopped ? null : this.board.powerEvent;

@@ -44,7 +44,10 @@ export interface CodeCacheOptions {
   hotThreshold?: number;
   /** Translated blocks kept before the whole cache is dropped and refilled (default 32768). */
   maxBlocks?: number;
-  /** Stores that retire a page's code before the page is left to the interpreter (default 8). */
+  /**
+   * Times in a row a page's code is retired soon (RAPID_RETIRE_MS) after it was translated
+   * before the page is left to the interpreter for NEVER_MS (default 8).
+   */
   maxPageRetirements?: number;
   /** Hot blocks gathered before a module is built (default 32)... */
   batchBlocks?: number;
@@ -96,8 +99,12 @@ const MAX_MODULE_BLOCKS = 256;
 /** Times a page's translated blocks are translated again into a newer module with its new hot blocks. */
 const MAX_REGROUPS = 2;
 
-/** Block-map count of a start that cannot be translated: never reaches the threshold again. */
+/** Block-map count of a start that is not to be translated: does not reach the threshold again until reset. */
 const NEVER = 0x8000_0000;
+/** A page whose code is retired within this many ms of its translation counts a rapid retirement (data and code mixed, or code written in a loop). */
+const RAPID_RETIRE_MS = 1000;
+/** How long (ms) a block start is left to the interpreter when its page keeps being retired, or it cannot be translated. */
+const NEVER_MS = 5000;
 
 /**
  * A translated block: its table index, its function (null while its module is being
@@ -124,10 +131,14 @@ export class CodeCache {
   /** Per RAM page: times its blocks were translated again into a newer module (MAX_REGROUPS). */
   private readonly regroups = new Map<number, number>();
   private awaiting: Array<{ epoch: number; entries: Array<[number, Installed]> }> = [];
-  /** Per RAM page: times its translated code was retired by a write, and the generation last translated. */
-  private readonly retirements = new Map<number, number>();
-  private readonly pageGens = new Map<number, number>();
+  /** Per RAM page: the code generation it was last translated in, when (performance.now()), and its rapid retirements in a row. */
+  private readonly pageHistory = new Map<number, { gen: number; at: number; rapid: number }>();
+  /** Block starts marked NEVER in the block map, and when (performance.now()) the mark is lifted. */
+  private readonly nevers = new Map<number, number>();
+  private nextNeverSweep = 0;
   private nextIndex = 1;
+  /** Table indices of translations whose code was retired, to reuse (so the table and the modules it holds stay bounded). */
+  private freeIndices: number[] = [];
   /** Modules being built by the compiler thread, by job id. */
   private readonly jobs = new Map<number, Job>();
   private nextJob = 1;
@@ -202,6 +213,19 @@ export class CodeCache {
       if (job) this.install(job, m.module, m.wasmBytes);
     }
     if (this.awaiting.length) this.publishAcknowledged();
+    if (this.nevers.size && performance.now() >= this.nextNeverSweep) this.liftNevers();
+  }
+
+  /** Count again, from 0, the block starts whose NEVER mark has expired. */
+  private liftNevers(): void {
+    const now = performance.now();
+    this.nextNeverSweep = now + NEVER_MS / 4;
+    for (const [h, until] of this.nevers) {
+      if (until > now) continue;
+      this.nevers.delete(h);
+      const e = this.entryOf(h);
+      if (this.u32[e] === h && this.u32[e + 1] >= NEVER) this.u32[e + 1] = 0;
+    }
   }
 
   private translate(hosts: number[]): void {
@@ -214,14 +238,21 @@ export class CodeCache {
     const pages = new Set<number>();
     for (const h of hosts) {
       const page = (h - RAM_OFFSET) >>> 12;
-      if ((this.retirements.get(page) ?? 0) >= this.maxPageRetirements) { this.never(h); continue; }
-      this.uninstall(h);
+      const history = this.pageHistory.get(page);
+      if (history && history.rapid >= this.maxPageRetirements && t0 - history.at < NEVER_MS) { this.never(h); continue; }
+      const old = this.installed.get(h);
+      if (old) {
+        this.uninstall(h);
+        // retired code: no lookup reaches its index any more (the epoch moved with its generation)
+        if (old.gen !== this.pages.generation(h)) this.freeIndex(old.idx);
+      }
       const gen = this.pages.mark(h);
-      const before = this.pageGens.get(page);
-      if (before !== gen) {
+      if (!history) this.pageHistory.set(page, { gen, at: t0, rapid: 0 });
+      else if (history.gen !== gen) {
         // the page's code was retired since it was last translated (its generation moved)
-        if (before !== undefined) this.retirements.set(page, (this.retirements.get(page) ?? 0) + 1);
-        this.pageGens.set(page, gen);
+        history.rapid = t0 - history.at < RAPID_RETIRE_MS ? history.rapid + 1 : 0;
+        history.gen = gen;
+        history.at = t0;
       }
       const b = decodeBlock(this.view, h, this.layout);
       if (!b) { this.never(h); continue; }
@@ -262,7 +293,7 @@ export class CodeCache {
       }
     }
     const entries: Array<[number, Installed]> = blocks.map((b, i) => {
-      const inst = { idx: reuse[i] ?? this.nextIndex++, fn: null, gen: gens[i], bytes: this.bytes.slice(b.host, b.host + b.end), published: false };
+      const inst = { idx: reuse[i] ?? this.freeIndices.pop() ?? this.nextIndex++, fn: null, gen: gens[i], bytes: this.bytes.slice(b.host, b.host + b.end), published: false };
       this.setInstalled(b.host, inst);
       this.stats.insns += b.insns.length;
       return [b.host, inst];
@@ -360,8 +391,17 @@ export class CodeCache {
     this.u32[e + 3] = inst.gen;
   }
 
-  /** A block start that cannot be translated: never count it to the threshold again. */
-  private never(h: number): void { this.setCount(h, NEVER); }
+  /** A block start not to be translated: not counted to the threshold again for NEVER_MS. */
+  private never(h: number): void {
+    this.setCount(h, NEVER);
+    this.nevers.set(h, performance.now() + NEVER_MS);
+  }
+
+  /** Reuse table index `idx` for a later translation; its old function can be collected. */
+  private freeIndex(idx: number): void {
+    if (idx < this.table.length) this.table.set(idx, null);
+    this.freeIndices.push(idx);
+  }
 
   /** Set the execution count of block start `h` in the block map (if it is there), with no translation. */
   private setCount(h: number, count: number): void {
@@ -380,6 +420,7 @@ export class CodeCache {
     this.awaiting = [];
     this.jobs.clear();
     this.nextIndex = 1;
+    this.freeIndices = [];
     this.retranslated = 0;
     this.stats.flushes++;
     this.stats.live = 0;
