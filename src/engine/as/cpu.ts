@@ -1,6 +1,6 @@
-// The RV64GC hart: CSRs, traps and interrupts as seen from S-mode, and the
-// interpreter.  The guest runs in S- and U-mode only; M-mode is the
-// hypervisor itself (SBI calls leave run() with EXIT_SBI), as in KVM.
+// The RV64GC hart's interpreter (its CSRs, traps and interrupts are in csr.ts).
+// The guest runs in S- and U-mode only; M-mode is the hypervisor itself (SBI
+// calls leave run() with EXIT_SBI), as in KVM.
 //
 // Instruction semantics follow the unprivileged spec 20191213 in its order:
 // RV32I/RV64I base (ch. 2, 5), Zifencei (3), Zicsr (9), M (7), A (8), F (11),
@@ -8,23 +8,19 @@
 // privileged spec 20211203 chapter 4 (supervisor level).
 
 import {
-  pc, priv, hartBase, xBase, fBase, irqWord, excPending, excCause, excTval, hartId,
-  satpMode, satpAsid, satpPpn, sum, mxr,
-  getX, setX, getF, setF, setPriv, tlbFlush, setSumMxr, raise,
+  pc, priv, hartBase, xBase, excPending, excCause, excTval,
+  getX, setX, getF, setF, tlbFlush, raise,
   load8, load16, load32, load64, store8, store16, store32, store64, amoHost, fetch16,
   ACC_R, ACC_W,
-  CAUSE_ILLEGAL, CAUSE_BREAKPOINT, CAUSE_ECALL_U,
+  CAUSE_BREAKPOINT, CAUSE_ECALL_U,
 } from './mmu';
 import * as mmu from './mmu';
-import { HS_FENCE, HS_MIRROR, RVC_TABLE } from './layout';
+import { HS_FENCE, RVC_TABLE } from './layout';
 import * as fpu from './fpu';
 import { expandRvc } from './rvc';
 import { jitInit, jitTry, jitEnterRun, jitLeaveRun } from './jit';
 import * as jit from './jit';
-
-/** Current time in timebase ticks (10 MHz), from the host. */
-@external("env", "nowTicks")
-declare function hostNowTicks(): f64;
+import * as csr from './csr';
 
 // ---------------------------------------------------------------- exits from run()
 export const EXIT_BUDGET: i32 = 0;   // instruction budget used up
@@ -44,186 +40,12 @@ const PAUSE_WINDOW: u32 = 64;
 let lastPause: u64 = 0;
 let pauseRun: u32 = 0;
 
-// ---------------------------------------------------------------- CSR state
-// sstatus fields
-let sSIE: bool = false;
-let sSPIE: bool = false;
-let sSPP: u32 = 0;
-/** sstatus.FS: 0 off, 1 initial, 2 clean, 3 dirty. */
-let sFS: u32 = 0;
-let sieReg: u64 = 0;
-let stvec: u64 = 0;
-let sscratch: u64 = 0;
-let sepc: u64 = 0;
-let scause: u64 = 0;
-let stval: u64 = 0;
-let scounteren: u64 = 0;
-let senvcfg: u64 = 0;
-/** Supervisor timer compare (Sstc stimecmp, also set by SBI set_timer), in ticks. */
-let stimecmp: u64 = 0xffffffffffffffff;
-let frm: u32 = 0;
-let fflags: u32 = 0;
-
-/** Retired instructions (also cycle), up to the start of the current run() chunk. */
-let instret: u64 = 0;
-/** Instructions retired in the current run() chunk before the executing one; set around csrRead (cycle/instret). */
-let chunkRetired: u64 = 0;
 let exitRequested: bool = false;
-let stop: bool = false;
 let exitReason: i32 = 0;
 
-// LR/SC reservation
-let resValid: bool = false;
+// LR/SC reservation (resValid is in csr.ts: a trap clears it)
 let resHost: u32 = 0;
 let resValue: u64 = 0;
-
-const SSIP: u64 = 1 << 1;
-const STIP: u64 = 1 << 5;
-const SEIP: u64 = 1 << 9;
-
-@inline function nowTicks(): u64 { return <u64>hostNowTicks(); }
-
-/** Pending interrupts (sip view, privileged spec 4.1.3). */
-/** STIP as of the last refreshTimer(): sampled once per run() chunk and on stimecmp writes, so hot paths make no host call. */
-let timerPending: bool = false;
-function refreshTimer(): void {
-  timerPending = stimecmp != 0xffffffffffffffff && nowTicks() >= stimecmp;
-}
-
-function pendingBits(): u64 {
-  // SSIP and SEIP live in the shared interrupt-request word: other harts (SBI IPI) and
-  // the PLIC set them, the guest clears SSIP through sip
-  let p = <u64><u32>atomic.load<i32>(irqWord);
-  if (timerPending) p |= STIP;
-  return p;
-}
-
-// ---------------------------------------------------------------- traps
-
-/** Enter the S-mode trap handler (privileged spec 4.1.1, 4.1.9-4.1.11). */
-function takeTrap(cause: u64, tval: u64, isInterrupt: bool): void {
-  // stval of an illegal compressed instruction is its 16 bits, not the expansion (4.1.9)
-  if (cause == CAUSE_ILLEGAL && !isInterrupt && (pc >> 12) == mmu.fetchVpn) {
-    const parcel = <u64>load<u16>(mmu.fetchHost + (<u32>pc & 0xfff));
-    if ((parcel & 3) != 3) tval = parcel;
-  }
-  scause = isInterrupt ? (cause | 0x8000000000000000) : cause;
-  sepc = pc;
-  stval = tval;
-  sSPIE = sSIE;
-  sSIE = false;
-  sSPP = priv;
-  if (priv != 1) setPriv(1);
-  resValid = false;
-  jumped = true;
-  const base = stvec & ~<u64>3;
-  mmu.pc = ((stvec & 3) == 1 && isInterrupt) ? base + 4 * cause : base;
-}
-
-/** Take the highest-priority enabled pending interrupt, if any (4.1.3: SEI > SSI > STI). Returns true if taken. */
-function checkInterrupts(): bool {
-  if (priv == 1 && !sSIE) return false;
-  const p = pendingBits() & sieReg;
-  if (p == 0) return false;
-  let cause: u64 = 5;
-  if (p & SEIP) cause = 9;
-  else if (p & SSIP) cause = 1;
-  takeTrap(cause, 0, true);
-  return true;
-}
-
-@inline function illegal(insn: u32): void { raise(CAUSE_ILLEGAL, <u64>insn); }
-
-// ---------------------------------------------------------------- CSRs
-
-function sstatusRead(): u64 {
-  let v: u64 = 0;
-  if (sSIE) v |= 1 << 1;
-  if (sSPIE) v |= 1 << 5;
-  v |= <u64>sSPP << 8;
-  v |= <u64>sFS << 13;
-  if (sum) v |= 1 << 18;
-  if (mxr) v |= 1 << 19;
-  v |= <u64>2 << 32; // UXL = 64
-  if (sFS == 3) v |= 0x8000000000000000;
-  return v;
-}
-
-function sstatusWrite(v: u64): void {
-  sSIE = (v & 2) != 0;
-  sSPIE = (v & 0x20) != 0;
-  sSPP = <u32>(v >> 8) & 1;
-  sFS = <u32>(v >> 13) & 3;
-  setSumMxr((v & (1 << 18)) != 0, (v & (1 << 19)) != 0);
-}
-
-/** Read CSR `csr`; raises illegal instruction and returns 0 when not accessible. */
-function csrRead(csr: u32, insn: u32): u64 {
-  switch (csr) {
-    case 0x001: if (sFS == 0) break; return <u64>fflags;
-    case 0x002: if (sFS == 0) break; return <u64>frm;
-    case 0x003: if (sFS == 0) break; return <u64>((frm << 5) | fflags);
-    case 0xc00: case 0xc01: case 0xc02: {
-      if (priv == 0 && ((scounteren >> <u64>(csr - 0xc00)) & 1) == 0) break;
-      return csr == 0xc01 ? nowTicks() : instret + chunkRetired;
-    }
-    default: break;
-  }
-  if (priv == 0) { illegal(insn); return 0; }
-  switch (csr) {
-    case 0x100: return sstatusRead();
-    case 0x104: return sieReg;
-    case 0x105: return stvec;
-    case 0x106: return scounteren;
-    case 0x10a: return senvcfg;
-    case 0x140: return sscratch;
-    case 0x141: return sepc;
-    case 0x142: return scause;
-    case 0x143: return stval;
-    case 0x144: refreshTimer(); return pendingBits() & (SSIP | STIP | SEIP);
-    case 0x14d: return stimecmp;
-    case 0x180: return (<u64>satpMode << 60) | (satpAsid << 44) | satpPpn;
-    default: break;
-  }
-  illegal(insn);
-  return 0;
-}
-
-/** Write CSR `csr` (the caller has checked read-only-ness). */
-function csrWrite(csr: u32, v: u64, insn: u32): void {
-  switch (csr) {
-    case 0x001: if (sFS == 0) break; fflags = <u32>v & 0x1f; sFS = 3; return;
-    case 0x002: if (sFS == 0) break; frm = <u32>v & 7; sFS = 3; return;
-    case 0x003: if (sFS == 0) break; fflags = <u32>v & 0x1f; frm = (<u32>v >> 5) & 7; sFS = 3; return;
-    default: break;
-  }
-  if (priv == 0) { illegal(insn); return; }
-  switch (csr) {
-    case 0x100: { const was = sSIE; sstatusWrite(v); if (!was && sSIE) stop = true; return; }
-    case 0x104: sieReg = v & (SSIP | STIP | SEIP); stop = true; return;
-    case 0x105: stvec = (v & 3) >= 2 ? v & ~<u64>3 : v; return;
-    case 0x106: scounteren = v & 7; return;
-    case 0x10a: senvcfg = v & 1; return;
-    case 0x140: sscratch = v; return;
-    case 0x141: sepc = v & ~<u64>1; return;
-    case 0x142: scause = v; return;
-    case 0x143: stval = v; return;
-    case 0x144: setSsip((v & SSIP) != 0); stop = true; return;
-    case 0x14d: stimecmp = v; refreshTimer(); stop = true; return;
-    case 0x180: {
-      const mode = <u32>(v >> 60);
-      if (mode != 0 && mode != 8 && mode != 9) return; // unsupported mode: no effect (4.1.11)
-      mmu.satpMode = mode;
-      mmu.satpAsid = (v >> 44) & 0xffff;
-      mmu.satpPpn = v & 0xfffffffffff;
-      mmu.satpChanged();
-      if (mmu.userJumpCacheStale) jit.jitFlushUserJumpCache();
-      return;
-    }
-    default: break;
-  }
-  illegal(insn);
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -252,19 +74,19 @@ function mulhsu(a: u64, b: u64): u64 {
   const v = getF(r);
   return (v >> 32) == 0xffffffff ? <u32>v : 0x7fc00000;
 }
-@inline function setF32(r: u32, v: u32): void { setF(r, 0xffffffff00000000 | <u64>v); sFS = 3; }
-@inline function setF64(r: u32, v: u64): void { setF(r, v); sFS = 3; }
+@inline function setF32(r: u32, v: u32): void { setF(r, 0xffffffff00000000 | <u64>v); csr.sFS = 3; }
+@inline function setF64(r: u32, v: u64): void { setF(r, v); csr.sFS = 3; }
 
 /** Resolve the rounding mode of an FP instruction; returns 8 for an illegal one. */
 @inline function roundingMode(insn: u32): u32 {
   let rm = (insn >> 12) & 7;
-  if (rm == 7) rm = frm;
+  if (rm == 7) rm = csr.frm;
   return rm > 4 ? 8 : rm;
 }
 
 @inline function takeFlags(): void {
   // accrued flags change fcsr: FS becomes Dirty even when no f register was written (priv 3.1.6.6)
-  if (fpu.fpFlags != 0) { fflags |= fpu.fpFlags; fpu.fpFlags = 0; sFS = 3; }
+  if (fpu.fpFlags != 0) { csr.fflags |= fpu.fpFlags; fpu.fpFlags = 0; csr.sFS = 3; }
 }
 
 // ---------------------------------------------------------------- host interface
@@ -284,65 +106,9 @@ export function init(base: u32, id: u32, ramOffset: u32, ramBytes: u64): void {
 export function getPc(): u64 { return pc; }
 export function setPc(v: u64): void { mmu.pc = v; }
 export function getPriv(): u32 { return priv; }
-export function getInstret(): u64 { return instret; }
-export function setTimecmp(v: u64): void { stimecmp = v; refreshTimer(); }
-export function getTimecmp(): u64 { return stimecmp; }
+export function getInstret(): u64 { return csr.instret; }
 export function requestExit(): void { exitRequested = true; }
-/** Set or clear SSIP (SBI IPI delivery on this hart's own thread). */
-export function setSoftwareInterrupt(on: bool): void { setSsip(on); }
-function setSsip(on: bool): void {
-  if (on) atomic.or<i32>(irqWord, <i32>SSIP); else atomic.and<i32>(irqWord, ~<i32>SSIP);
-}
-/** Enter S-mode at `entry` with interrupts disabled and paging off (SBI HSM hart_start / boot). */
-export function resetHart(entry: u64): void {
-  setPriv(1);
-  mmu.satpMode = 0; mmu.satpPpn = 0; mmu.satpAsid = 0;
-  sSIE = false; sSPIE = false; sSPP = 0; sFS = 0;
-  setSumMxr(false, false);
-  sieReg = 0; setSsip(false); stvec = 0; sepc = 0; scause = 0; stval = 0; sscratch = 0;
-  stimecmp = 0xffffffffffffffff;
-  timerPending = false;
-  // U-mode may read cycle, time and instret (the vDSO's clock_gettime reads `time`):
-  // the SBI firmware leaves scounteren = CY|TM|IR, as OpenSBI does (mstatus_init), and
-  // Linux's legacy PMU (no SBI PMU extension) never writes it
-  scounteren = 7;
-  tlbFlush();
-  mmu.pc = entry;
-}
-/** True when an interrupt is pending and enabled in sie (WFI wake-up condition, 3.3.3). */
-export function interruptPending(): bool { refreshTimer(); return (pendingBits() & sieReg) != 0; }
-/** For diagnostics. */
-export function readCsr(csr: u32): u64 {
-  const saved = priv; mmu.priv = 1;
-  const v = csrRead(csr, 0);
-  mmu.priv = saved;
-  mmu.excPending = false;
-  return v;
-}
-
 // ---------------------------------------------------------------- the interpreter
-
-/**
- * Publish the hart's architectural state to the diagnostic mirror at HS_MIRROR of its state
- * block (u64 each: pc, priv, sstatus, sie, sip, stimecmp, instret, scause, sepc, stvec,
- * satp, exits from run()), so another thread can report a hart that stopped making
- * progress. Called at every exit from run().
- */
-function publish(): void {
-  const m = hartBase + HS_MIRROR;
-  store<u64>(m, pc);
-  store<u64>(m + 8, <u64>priv);
-  store<u64>(m + 16, sstatusRead());
-  store<u64>(m + 24, sieReg);
-  store<u64>(m + 32, pendingBits());
-  store<u64>(m + 40, stimecmp);
-  store<u64>(m + 48, instret);
-  store<u64>(m + 56, scause);
-  store<u64>(m + 64, sepc);
-  store<u64>(m + 72, stvec);
-  store<u64>(m + 80, (<u64>satpMode << 60) | (satpAsid << 44) | satpPpn);
-  atomic.add<u64>(m + 88, 1);
-}
 
 /**
  * Run up to `budget` instructions. Returns an EXIT_* reason.
@@ -353,12 +119,10 @@ export function run(budget: i32): i32 {
   jitEnterRun();
   const r = runSlice(budget);
   jitLeaveRun();
-  publish();
+  csr.publishMirror();
   return r;
 }
 
-/** Control reached pc by a jump, a taken branch, an xRET or a trap: a block start for the JIT. */
-let jumped: bool = true;
 /** The last block stopped before an instruction it does not translate. */
 let afterBlock: bool = false;
 
@@ -369,19 +133,19 @@ function runSlice(budget: i32): i32 {
     const start = n;
     chunkStart = start;
     if (exitRequested) { exitRequested = false; return EXIT_HALT; }
-    refreshTimer();
-    checkInterrupts();
-    stop = false;
-    while (n > 0 && !stop) {
+    csr.refreshTimer();
+    csr.checkInterrupts();
+    csr.stop = false;
+    while (n > 0 && !csr.stop) {
       // translated code first (src/engine/jit/): it retires whole blocks, or nothing
-      const m = jitTry(n, jumped);
+      const m = jitTry(n, csr.jumped);
       if (m != n) {
         jit.jitRetired += <u64>(n - m);
         n = m;
-        jumped = true;
+        csr.jumped = true;
         afterBlock = jit.stoppedBefore;
         jit.stoppedBefore = false;
-        if (excPending) { mmu.excPending = false; takeTrap(excCause, excTval, false); }
+        if (excPending) { mmu.excPending = false; csr.takeTrap(excCause, excTval, false); }
         continue;
       }
       // after the instruction a block stopped before, a block starts
@@ -389,17 +153,17 @@ function runSlice(budget: i32): i32 {
       afterBlock = false;
       n--;
       step(start - n);
-      if (resume) jumped = true;
+      if (resume) csr.jumped = true;
       if (excPending) {
         mmu.excPending = false;
         if (excCause == 0xff) { // ecall from S: served by the hypervisor
-          instret += <u64>(start - n);
+          csr.instret += <u64>(start - n);
           return EXIT_SBI;
         }
-        takeTrap(excCause, excTval, false);
+        csr.takeTrap(excCause, excTval, false);
       }
     }
-    instret += <u64>(start - n);
+    csr.instret += <u64>(start - n);
     if (exitReason != EXIT_BUDGET) return exitReason;
   }
   return EXIT_BUDGET;
@@ -414,7 +178,7 @@ function runSlice(budget: i32): i32 {
   if ((insn & 3) != 3) {
     len = 2;
     const e = load<u32>(RVC_TABLE + (insn << 2));
-    if (e == 0) { illegal(insn); return; }
+    if (e == 0) { csr.illegal(insn); return; }
     insn = e;
   } else {
     const hi = fetch16(p + 2);
@@ -440,7 +204,7 @@ function runSlice(budget: i32): i32 {
       break;
     }
     case 0x67: { // JALR
-      if (f3 != 0) { illegal(insn); return; }
+      if (f3 != 0) { csr.illegal(insn); return; }
       const t = (getX(rs1) + <u64><i64>(<i32>insn >> 20)) & ~<u64>1;
       setX(rd, next);
       next = t;
@@ -456,7 +220,7 @@ function runSlice(budget: i32): i32 {
         case 5: taken = <i64>a >= <i64>b; break;
         case 6: taken = a < b; break;
         case 7: taken = a >= b; break;
-        default: illegal(insn); return;
+        default: csr.illegal(insn); return;
       }
       if (taken) {
         const imm = (<i32>(insn & 0x80000000) >> 19) | <i32>((insn & 0x80) << 4) | <i32>((insn >> 20) & 0x7e0) | <i32>((insn >> 7) & 0x1e);
@@ -475,7 +239,7 @@ function runSlice(budget: i32): i32 {
         case 4: v = load8(a); break;
         case 5: v = load16(a); break;
         case 6: v = load32(a); break;
-        default: illegal(insn); return;
+        default: csr.illegal(insn); return;
       }
       if (excPending) return;
       setX(rd, v);
@@ -490,7 +254,7 @@ function runSlice(budget: i32): i32 {
         case 1: store16(a, v); break;
         case 2: store32(a, v); break;
         case 3: store64(a, v); break;
-        default: illegal(insn); return;
+        default: csr.illegal(insn); return;
       }
       if (excPending) return;
       break;
@@ -501,7 +265,7 @@ function runSlice(budget: i32): i32 {
       let v: u64;
       switch (f3) {
         case 0: v = a + imm; break;
-        case 1: if ((insn >> 26) != 0) { illegal(insn); return; } v = a << (imm & 63); break;
+        case 1: if ((insn >> 26) != 0) { csr.illegal(insn); return; } v = a << (imm & 63); break;
         case 2: v = <i64>a < <i64>imm ? 1 : 0; break;
         case 3: v = a < imm ? 1 : 0; break;
         case 4: v = a ^ imm; break;
@@ -509,7 +273,7 @@ function runSlice(budget: i32): i32 {
           const f6 = insn >> 26;
           if (f6 == 0) v = a >> (imm & 63);
           else if (f6 == 0x10) v = <u64>(<i64>a >> <i64>(imm & 63));
-          else { illegal(insn); return; }
+          else { csr.illegal(insn); return; }
           break;
         }
         case 6: v = a | imm; break;
@@ -523,15 +287,15 @@ function runSlice(budget: i32): i32 {
       let v: u32;
       switch (f3) {
         case 0: v = a + <u32>(<i32>insn >> 20); break;
-        case 1: if ((insn >> 25) != 0) { illegal(insn); return; } v = a << rs2; break;
+        case 1: if ((insn >> 25) != 0) { csr.illegal(insn); return; } v = a << rs2; break;
         case 5: {
           const f7 = insn >> 25;
           if (f7 == 0) v = a >> rs2;
           else if (f7 == 0x20) v = <u32>(<i32>a >> rs2);
-          else { illegal(insn); return; }
+          else { csr.illegal(insn); return; }
           break;
         }
-        default: illegal(insn); return;
+        default: csr.illegal(insn); return;
       }
       setX(rd, sx32(<u64>v));
       break;
@@ -554,7 +318,7 @@ function runSlice(budget: i32): i32 {
       } else if (f7 == 0x20) {
         if (f3 == 0) v = a - b;
         else if (f3 == 5) v = <u64>(<i64>a >> <i64>(b & 63));
-        else { illegal(insn); return; }
+        else { csr.illegal(insn); return; }
       } else if (f7 == 1) { // M
         switch (f3) {
           case 0: v = a * b; break;
@@ -574,7 +338,7 @@ function runSlice(budget: i32): i32 {
             break;
           default: v = b == 0 ? a : a % b; break; // REMU
         }
-      } else { illegal(insn); return; }
+      } else { csr.illegal(insn); return; }
       setX(rd, v);
       break;
     }
@@ -586,11 +350,11 @@ function runSlice(budget: i32): i32 {
         if (f3 == 0) v = a + b;
         else if (f3 == 1) v = a << (b & 31);
         else if (f3 == 5) v = a >> (b & 31);
-        else { illegal(insn); return; }
+        else { csr.illegal(insn); return; }
       } else if (f7 == 0x20) {
         if (f3 == 0) v = a - b;
         else if (f3 == 5) v = <u32>(<i32>a >> (b & 31));
-        else { illegal(insn); return; }
+        else { csr.illegal(insn); return; }
       } else if (f7 == 1) {
         switch (f3) {
           case 0: v = a * b; break;
@@ -606,9 +370,9 @@ function runSlice(budget: i32): i32 {
             else v = <u32>(<i32>a % <i32>b);
             break;
           case 7: v = b == 0 ? a : a % b; break;
-          default: illegal(insn); return;
+          default: csr.illegal(insn); return;
         }
-      } else { illegal(insn); return; }
+      } else { csr.illegal(insn); return; }
       setX(rd, sx32(<u64>v));
       break;
     }
@@ -616,14 +380,14 @@ function runSlice(budget: i32): i32 {
       if (f3 == 0) {
         atomic.add<i32>(hartBase + HS_FENCE, 0); // a seq-cst RMW is a full barrier
         if (insn == 0x0100000f) { // PAUSE (FENCE pred=W succ=0): a spin-loop hint
-          const now = instret + <u64>begun;
+          const now = csr.instret + <u64>begun;
           pauseRun = now - lastPause <= PAUSE_GAP ? pauseRun + 1 : 1;
           lastPause = now;
-          if (pauseRun >= PAUSE_WINDOW) { pauseRun = 0; exitReason = EXIT_PAUSE; stop = true; }
+          if (pauseRun >= PAUSE_WINDOW) { pauseRun = 0; exitReason = EXIT_PAUSE; csr.stop = true; }
         }
       } else if (f3 == 1) {
         mmu.jumpCacheStale = true; // FENCE.I: look translated code up afresh
-      } else { illegal(insn); return; }
+      } else { csr.illegal(insn); return; }
       break;
     case 0x73: { // SYSTEM
       if (f3 == 0) {
@@ -634,49 +398,42 @@ function runSlice(budget: i32): i32 {
         }
         if (insn == 0x00100073) { raise(CAUSE_BREAKPOINT, p); return; }
         if (insn == 0x10200073) { // SRET
-          if (priv == 0) { illegal(insn); return; }
-          sSIE = sSPIE;
-          sSPIE = true;
-          const np = sSPP;
-          sSPP = 0;
-          if (np != priv) setPriv(np);
-          resValid = false;
-          next = sepc;
-          stop = true;
+          if (priv == 0) { csr.illegal(insn); return; }
+          next = csr.sret();
           break;
         }
         if (insn == 0x10500073) { // WFI
-          if (priv == 0) { illegal(insn); return; }
-          refreshTimer();
-          if ((pendingBits() & sieReg) == 0) { exitReason = EXIT_WFI; stop = true; }
+          if (priv == 0) { csr.illegal(insn); return; }
+          csr.refreshTimer();
+          if ((csr.pendingBits() & csr.sieReg) == 0) { exitReason = EXIT_WFI; csr.stop = true; }
           break;
         }
         if ((insn >> 25) == 0x09 && rd == 0) { // SFENCE.VMA
-          if (priv == 0) { illegal(insn); return; }
+          if (priv == 0) { csr.illegal(insn); return; }
           if (rs1 != 0) mmu.tlbFlushPage(getX(rs1)); else tlbFlush();
           break;
         }
-        illegal(insn);
+        csr.illegal(insn);
         return;
       }
-      if (f3 == 4) { illegal(insn); return; }
+      if (f3 == 4) { csr.illegal(insn); return; }
       // Zicsr
-      const csr = insn >> 20;
+      const num = insn >> 20;
       const src: u64 = f3 >= 5 ? <u64>rs1 : getX(rs1);
       const op = f3 & 3;
       const writes = op == 1 || rs1 != 0;
-      if (writes && (csr >> 10) == 3) { illegal(insn); return; }
+      if (writes && (num >> 10) == 3) { csr.illegal(insn); return; }
       const needRead = !(op == 1 && rd == 0);
       let old: u64 = 0;
       if (needRead || op != 1) {
-        chunkRetired = <u64>(begun - 1); // live cycle/instret (Zicntr): instret is summed per chunk
-        old = csrRead(csr, insn);
-        chunkRetired = 0;
+        csr.chunkRetired = <u64>(begun - 1); // live cycle/instret (Zicntr): instret is summed per chunk
+        old = csr.csrRead(num, insn);
+        csr.chunkRetired = 0;
         if (excPending) return;
       }
       if (writes) {
         const nv = op == 1 ? src : op == 2 ? old | src : old & ~src;
-        csrWrite(csr, nv, insn);
+        csr.csrWrite(num, nv, insn);
         if (excPending) return;
       }
       setX(rd, old);
@@ -688,7 +445,7 @@ function runSlice(budget: i32): i32 {
       break;
     }
     case 0x07: { // LOAD-FP
-      if (sFS == 0) { illegal(insn); return; }
+      if (csr.sFS == 0) { csr.illegal(insn); return; }
       const a = getX(rs1) + <u64><i64>(<i32>insn >> 20);
       if (f3 == 2) {
         const v = load32(a);
@@ -698,35 +455,35 @@ function runSlice(budget: i32): i32 {
         const v = load64(a);
         if (excPending) return;
         setF64(rd, v);
-      } else { illegal(insn); return; }
+      } else { csr.illegal(insn); return; }
       break;
     }
     case 0x27: { // STORE-FP
-      if (sFS == 0) { illegal(insn); return; }
+      if (csr.sFS == 0) { csr.illegal(insn); return; }
       const imm = ((<i32>insn >> 20) & ~31) | <i32>((insn >> 7) & 31);
       const a = getX(rs1) + <u64><i64>imm;
       if (f3 == 2) store32(a, getF(rs2));
       else if (f3 == 3) store64(a, getF(rs2));
-      else { illegal(insn); return; }
+      else { csr.illegal(insn); return; }
       if (excPending) return;
       break;
     }
     case 0x43: case 0x47: case 0x4b: case 0x4f: // FMADD, FMSUB, FNMSUB, FNMADD
-      if (sFS == 0 || !execFma(insn, rd, rs1, rs2)) { illegal(insn); return; }
+      if (csr.sFS == 0 || !execFma(insn, rd, rs1, rs2)) { csr.illegal(insn); return; }
       takeFlags();
       break;
     case 0x53: { // OP-FP
-      if (sFS == 0) { illegal(insn); return; }
-      if (!execOpFp(insn, rd, rs1, rs2, f3)) { illegal(insn); return; }
+      if (csr.sFS == 0) { csr.illegal(insn); return; }
+      if (!execOpFp(insn, rd, rs1, rs2, f3)) { csr.illegal(insn); return; }
       takeFlags();
       break;
     }
     default:
-      illegal(insn);
+      csr.illegal(insn);
       return;
   }
   store<u64>(xBase, 0); // x0 is hard-wired to zero
-  jumped = next != p + len;
+  csr.jumped = next != p + len;
   mmu.pc = next;
 }
 
@@ -760,7 +517,7 @@ function execFma(insn: u32, rd: u32, rs1: u32, rs2: u32): bool {
  * (FS off, a bad rounding mode or encoding): the block then leaves before it.
  */
 export function jitFp(insn: u32): bool {
-  if (sFS == 0) return false;
+  if (csr.sFS == 0) return false;
   const rd = (insn >> 7) & 31, rs1 = (insn >> 15) & 31, rs2 = (insn >> 20) & 31;
   const ok = (insn & 0x7f) == 0x53 ? execOpFp(insn, rd, rs1, rs2, (insn >> 12) & 7) : execFma(insn, rd, rs1, rs2);
   if (!ok) return false;
@@ -791,9 +548,9 @@ let chunkStart: i32 = 0;
  * no effect, when the read is illegal: the block then leaves before it.
  */
 export function jitCsr(insn: u32, left: i32): bool {
-  chunkRetired = <u64>(chunkStart - left);
-  const v = csrRead(insn >> 20, insn);
-  chunkRetired = 0;
+  csr.chunkRetired = <u64>(chunkStart - left);
+  const v = csr.csrRead(insn >> 20, insn);
+  csr.chunkRetired = 0;
   if (excPending) { mmu.excPending = false; return false; }
   setX((insn >> 7) & 31, v);
   store<u64>(xBase, 0); // x0 is hard-wired to zero
@@ -801,23 +558,23 @@ export function jitCsr(insn: u32, left: i32): bool {
 }
 
 /** For translated code: sstatus.FS (0 = off: every F/D instruction is illegal). */
-export function jitFs(): u32 { return sFS; }
+export function jitFs(): u32 { return csr.sFS; }
 /** For translated code: a load-FP wrote an f register (FS becomes Dirty). */
-export function jitFsDirty(): void { sFS = 3; }
+export function jitFsDirty(): void { csr.sFS = 3; }
 
 /** The A extension (unprivileged spec ch. 8): LR/SC and AMOs, atomic across harts. */
 function execAmo(insn: u32, rd: u32, rs1: u32, rs2: u32, f3: u32): void {
   const f5 = insn >> 27;
   // an undefined funct5 is illegal whatever the address (exception priority, privileged spec 3.7)
-  if (((0x1111111f >> f5) & 1) == 0) { illegal(insn); return; }
+  if (((0x1111111f >> f5) & 1) == 0) { csr.illegal(insn); return; }
   const a = getX(rs1);
   if (f3 == 2) {
     if (f5 == 2) { // LR.W
-      if (rs2 != 0) { illegal(insn); return; }
+      if (rs2 != 0) { csr.illegal(insn); return; }
       const h = amoHost(a, 4, ACC_R);
       if (excPending) return;
       const v = atomic.load<u32>(h);
-      resValid = true; resHost = h; resValue = <u64>v;
+      csr.resValid = true; resHost = h; resValue = <u64>v;
       setX(rd, sx32(<u64>v));
       return;
     }
@@ -828,8 +585,8 @@ function execAmo(insn: u32, rd: u32, rs1: u32, rs2: u32, f3: u32): void {
     switch (f5) {
       case 3: { // SC.W
         let ok = false;
-        if (resValid && resHost == h) ok = atomic.cmpxchg<u32>(h, <u32>resValue, b) == <u32>resValue;
-        resValid = false;
+        if (csr.resValid && resHost == h) ok = atomic.cmpxchg<u32>(h, <u32>resValue, b) == <u32>resValue;
+        csr.resValid = false;
         setX(rd, ok ? 0 : 1);
         return;
       }
@@ -852,18 +609,18 @@ function execAmo(insn: u32, rd: u32, rs1: u32, rs2: u32, f3: u32): void {
         }
         break;
       }
-      default: illegal(insn); return;
+      default: csr.illegal(insn); return;
     }
     setX(rd, sx32(<u64>old));
     return;
   }
   if (f3 == 3) {
     if (f5 == 2) { // LR.D
-      if (rs2 != 0) { illegal(insn); return; }
+      if (rs2 != 0) { csr.illegal(insn); return; }
       const h = amoHost(a, 8, ACC_R);
       if (excPending) return;
       const v = atomic.load<u64>(h);
-      resValid = true; resHost = h; resValue = v;
+      csr.resValid = true; resHost = h; resValue = v;
       setX(rd, v);
       return;
     }
@@ -874,8 +631,8 @@ function execAmo(insn: u32, rd: u32, rs1: u32, rs2: u32, f3: u32): void {
     switch (f5) {
       case 3: { // SC.D
         let ok = false;
-        if (resValid && resHost == h) ok = atomic.cmpxchg<u64>(h, resValue, b) == resValue;
-        resValid = false;
+        if (csr.resValid && resHost == h) ok = atomic.cmpxchg<u64>(h, resValue, b) == resValue;
+        csr.resValid = false;
         setX(rd, ok ? 0 : 1);
         return;
       }
@@ -898,12 +655,12 @@ function execAmo(insn: u32, rd: u32, rs1: u32, rs2: u32, f3: u32): void {
         }
         break;
       }
-      default: illegal(insn); return;
+      default: csr.illegal(insn); return;
     }
     setX(rd, old);
     return;
   }
-  illegal(insn);
+  csr.illegal(insn);
 }
 
 /** OP-FP (unprivileged spec 11.4-11.9, 12.3-12.6). Returns false for an illegal encoding. */

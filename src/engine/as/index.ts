@@ -1,10 +1,10 @@
 // Entry point of the engine's wasm module: the exports the TypeScript side calls.
 export {
-  init, run, getPc, setPc, getPriv, getInstret, setTimecmp, getTimecmp, requestExit,
-  setSoftwareInterrupt, resetHart, interruptPending, readCsr,
+  init, run, getPc, setPc, getPriv, getInstret, requestExit,
   EXIT_BUDGET, EXIT_WFI, EXIT_SBI, EXIT_HALT, EXIT_PAUSE,
   jitFp, jitFs, jitFsDirty, jitAmo, jitCsr,
 } from './cpu';
+export { setTimecmp, getTimecmp, setSoftwareInterrupt, resetHart, interruptPending, readCsr } from './csr';
 export { debugTranslate, tlbFlush } from './mmu';
 // for translated code (src/engine/jit/): the slow paths of loads and stores, and the state it reads and writes
 export { loadSlow, storeSlow, pc, excPending, tlbCur } from './mmu';

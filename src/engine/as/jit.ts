@@ -80,7 +80,7 @@ export function jitResync(): void {
   const e = atomic.load<i32>(CODE_EPOCH);
   if (++jcGenS == 0 || ++jcGenU == 0) clearJumpCaches();
   mmu.userJumpCacheStale = false;
-  for (let p = mmu.jcPages; p < mmu.jcPages + 512; p += 8) store<u64>(p, 0);
+  clearPageFilter();
   if (e != seenEpoch) mmu.tlbFlushWrites();
   seenEpoch = e;
   mmu.jumpCacheStale = false;
@@ -100,9 +100,14 @@ export function jitLeaveRun(): void {
 /** Empty both jump caches entry by entry, generation 1. */
 function clearJumpCaches(): void {
   for (let p = mmu.jcBase; p < mmu.jcBase + 2 * JC_BYTES; p += 16) { store<u64>(p, 0xffffffffffffffff); store<u32>(p, 0, 12); }
-  for (let p = mmu.jcPages; p < mmu.jcPages + 512; p += 8) store<u64>(p, 0);
+  clearPageFilter();
   jcGenS = 1;
   jcGenU = 1;
+}
+
+/** Empty the jump caches' page filter (mmu.jcPages: 4096 bits, one per virtual page number mod 4096). */
+function clearPageFilter(): void {
+  for (let p = mmu.jcPages; p < mmu.jcPages + 512; p += 8) store<u64>(p, 0);
 }
 
 /** The U-mode jump cache only is stale (a satp write, see mmu.satpChanged): flush it. */

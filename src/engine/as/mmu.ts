@@ -111,8 +111,7 @@ export function satpChanged(): void {
 
 /** Flush every TLB entry and the fetch cache (sfence.vma, satp writes); the JIT's jump caches follow. */
 export function tlbFlush(): void {
-  const end = tlbBase + 6 * TLB_TABLE_BYTES;
-  for (let p = tlbBase; p < end; p += 16) store<u64>(p, 0xffffffffffffffff);
+  flushTables(0, 6);
   fetchVpn = 0xffffffffffffffff;
   sTlbHasUser = false;
   sUserCount = 0;
@@ -146,10 +145,8 @@ export let jumpCacheStale: bool = true;
 
 /** Flush the write TLBs of both privileges (a page became code: its stores must take the slow path). */
 export function tlbFlushWrites(): void {
-  for (let t: u32 = 1; t < 6; t += 3) {
-    const start = tlbBase + t * TLB_TABLE_BYTES;
-    for (let p = start; p < start + TLB_TABLE_BYTES; p += 16) store<u64>(p, 0xffffffffffffffff);
-  }
+  flushTables(1, 1);
+  flushTables(4, 1);
 }
 
 /** Address of the code generation of the RAM page holding physical `pa`. */
