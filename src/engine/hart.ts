@@ -204,7 +204,7 @@ export class Hart {
   }
   /** The JIT's counters, or null under the interpreter. */
   get jitStats(): CodeCacheStats | null {
-    return this.codeCache ? { ...this.codeCache.stats, retired: Number(this.ex.getJitRetired()) } : null;
+    return this.codeCache ? { ...this.codeCache.stats, retired: Number(this.ex.getJitRetired()), entries: Number(this.ex.getJitCalls()) } : null;
   }
   get pc(): bigint { return BigInt.asUintN(64, this.ex.getPc()); }
   set pc(v: bigint) { this.ex.setPc(v); }

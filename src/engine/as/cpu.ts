@@ -141,6 +141,7 @@ function runSlice(budget: i32): i32 {
       const m = jitTry(n, csr.jumped);
       if (m != n) {
         jit.jitRetired += <u64>(n - m);
+        jit.jitCalls++;
         n = m;
         csr.jumped = true;
         afterBlock = jit.stoppedBefore;

@@ -8,4 +8,4 @@ export { setTimecmp, getTimecmp, setSoftwareInterrupt, resetHart, interruptPendi
 export { debugTranslate, tlbFlush } from './mmu';
 // for translated code (src/engine/jit/): the slow paths of loads and stores, and the state it reads and writes
 export { loadSlow, storeSlow, pc, excPending, tlbCur } from './mmu';
-export { jitEnable, jitForgetAll, getJitRetired, stoppedBefore } from './jit';
+export { jitEnable, jitForgetAll, getJitRetired, getJitCalls, stoppedBefore } from './jit';

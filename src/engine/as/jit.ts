@@ -50,6 +50,9 @@ export let stoppedBefore: bool = false;
 /** Instructions retired by translated code (the rest of instret is the interpreter's). */
 export let jitRetired: u64 = 0;
 export function getJitRetired(): u64 { return jitRetired; }
+/** Times translated code was entered from the interpreter's loop (each ran one or more chained blocks). */
+export let jitCalls: u64 = 0;
+export function getJitCalls(): u64 { return jitCalls; }
 
 /** Called from init(): this hart's JIT area. */
 export function jitInit(hartId: u32): void {

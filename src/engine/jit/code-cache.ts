@@ -35,6 +35,7 @@ export interface JitEngineExports {
   stoppedBefore: unknown;
   jitEnable(on: number, threshold: number): void;
   getJitRetired(): bigint;
+  getJitCalls(): bigint;
   jitForgetAll(): void;
 }
 
@@ -92,6 +93,8 @@ export interface CodeCacheStats {
   live: number;
   /** Guest instructions retired by translated code so far. */
   retired: number;
+  /** Times the interpreter's loop entered translated code (retired / entries: instructions run per entry). */
+  entries: number;
 }
 
 /** Blocks a module gets at most (beyond the hot ones asked for, and those already translated in their pages). */
@@ -152,7 +155,7 @@ export class CodeCache {
   private readonly batchDelayMs: number;
   private readonly maxBlocks: number;
   private readonly maxPageRetirements: number;
-  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, compileMs: 0, offThreadMs: 0, flushes: 0, live: 0, retired: 0 };
+  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, compileMs: 0, offThreadMs: 0, flushes: 0, live: 0, retired: 0, entries: 0 };
 
   /**
    * @param memory the VM's shared memory
