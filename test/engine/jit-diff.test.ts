@@ -266,6 +266,7 @@ function state(hart: Hart, mem: Uint8Array): string {
 test('jit: random RV64IMC programs give the interpreter\'s state at every checkpoint', async () => {
   let rvc: Uint32Array | null = null;
   let translated = 0;
+  let links = 0;
   for (let seed = 1; seed <= 60; seed++) {
     if (!rvc) {
       const probe = await makeHart('interp', new Uint8Array(4), new Uint8Array(0));
@@ -286,8 +287,10 @@ test('jit: random RV64IMC programs give the interpreter\'s state at every checkp
       j.hart.skipEcall();
     }
     translated += j.hart.jitStats!.blocks;
+    links += j.hart.jitStats!.links;
   }
   assert.ok(translated > 1000, `only ${translated} blocks were translated`);
+  assert.ok(links > 20, `only ${links} jumps to earlier modules were linked`);
 });
 
 test('jit: a block that loops on itself and faults in a later iteration stores back what the earlier iterations wrote', async () => {

@@ -7,7 +7,9 @@
  * A module holds, for every page it touches, every block of that page translated so far (the
  * older ones are translated again and replace their former translation at the same table
  * index), so that a jump from one block to another of the same page is a direct tail call
- * inside the module rather than a return to the engine's dispatcher.
+ * inside the module rather than a return to the engine's dispatcher. Blocks of those pages
+ * translated in earlier modules that its code jumps to, and that are not translated again,
+ * are imported into it (linked), so those jumps are tail calls too.
  *
  * Publishing waits until every other hart of the VM has caught up with the code epoch
  * that marked the pages as code (or is outside `run()`): until then one of them may still
@@ -58,8 +60,11 @@ export interface CodeCacheOptions {
   compiler?: ModuleCompiler;
 }
 
-/** A module to build: the blocks, decoded from guest RAM, and how the hart lays out its state. */
-export interface CompileJob { id: number; blocks: Block[]; layout: TranslateLayout }
+/**
+ * A module to build: the blocks, decoded from guest RAM, how the hart lays out its state,
+ * and the host addresses of the earlier translations it imports (translateModule's `linked`).
+ */
+export interface CompileJob { id: number; blocks: Block[]; layout: TranslateLayout; linked: number[] }
 
 /** A built module: its job's id, the compiled module, its size in bytes and the ms it took. */
 export interface CompiledModule { id: number; module: WebAssembly.Module; wasmBytes: number; ms: number }
@@ -83,6 +88,8 @@ export interface CodeCacheStats {
   insns: number;
   /** Bytes of wasm generated. */
   wasmBytes: number;
+  /** Earlier translations imported into newer modules (see CompileJob's `linked`). */
+  links: number;
   /** Time the hart's thread spent choosing, decoding, generating, compiling and instantiating, in ms. */
   compileMs: number;
   /** Time the compiler thread spent generating and compiling, in ms (0 without one). */
@@ -116,8 +123,8 @@ const NEVER_MS = 5000;
  */
 interface Installed { idx: number; fn: unknown; gen: number; bytes: Uint8Array; published: boolean }
 
-/** A module being built: the code epoch when its pages were marked, and its blocks in order. */
-interface Job { epoch: number; flushes: number; entries: Array<[number, Installed]> }
+/** A module being built: the code epoch when its pages were marked, its blocks in order, and the functions it imports (linked). */
+interface Job { epoch: number; flushes: number; entries: Array<[number, Installed]>; links: unknown[] }
 
 export class CodeCache {
   private readonly u32: Uint32Array;
@@ -155,7 +162,7 @@ export class CodeCache {
   private readonly batchDelayMs: number;
   private readonly maxBlocks: number;
   private readonly maxPageRetirements: number;
-  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, compileMs: 0, offThreadMs: 0, flushes: 0, live: 0, retired: 0, entries: 0 };
+  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, links: 0, compileMs: 0, offThreadMs: 0, flushes: 0, live: 0, retired: 0, entries: 0 };
 
   /**
    * @param memory the VM's shared memory
@@ -295,23 +302,35 @@ export class CodeCache {
         reuse.push(undefined);
       }
     }
+    // earlier translations of the same code generation these blocks jump to: imported
+    const inModule = new Set(blocks.map((b) => b.host));
+    const linked: number[] = [];
+    const links: unknown[] = [];
+    for (let i = 0; i < blocks.length; i++) {
+      for (const h of successors(blocks[i])) {
+        if (inModule.has(h) || linked.includes(h)) continue;
+        const inst = this.installed.get(h);
+        if (inst?.published && inst.fn && inst.gen === gens[i]) { linked.push(h); links.push(inst.fn); }
+      }
+    }
     const entries: Array<[number, Installed]> = blocks.map((b, i) => {
       const inst = { idx: reuse[i] ?? this.freeIndices.pop() ?? this.nextIndex++, fn: null, gen: gens[i], bytes: this.bytes.slice(b.host, b.host + b.end), published: false };
       this.setInstalled(b.host, inst);
       this.stats.insns += b.insns.length;
       return [b.host, inst];
     });
-    const job: Job = { epoch: this.pages.epoch(), flushes: this.stats.flushes, entries };
+    const job: Job = { epoch: this.pages.epoch(), flushes: this.stats.flushes, entries, links };
+    this.stats.links += links.length;
     this.stats.blocks += blocks.length;
     this.stats.live = this.installed.size;
     if (this.compiler) {
       const id = this.nextJob++;
       this.jobs.set(id, job);
-      this.compiler.submit({ id, blocks, layout: this.layout });
+      this.compiler.submit({ id, blocks, layout: this.layout, linked });
       this.stats.compileMs += performance.now() - t0;
       return;
     }
-    const bytes = translateModule(blocks, this.layout);
+    const bytes = translateModule(blocks, this.layout, linked);
     this.stats.compileMs += performance.now() - t0;
     this.install(job, new WebAssembly.Module(bytes), bytes.length);
   }
@@ -327,6 +346,7 @@ export class CodeCache {
         jitAmo: e.jitAmo, jitCsr: e.jitCsr,
         pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, stoppedBefore: e.stoppedBefore,
       },
+      link: Object.fromEntries(job.links.map((fn, k) => [`l${k}`, fn])),
     });
     const need = this.nextIndex - this.table.length;
     if (need > 0) this.table.grow(need);

@@ -23,7 +23,8 @@
  *  - computes every pc as entry pc + offset, so one translation serves every virtual
  *    address the physical page is mapped at;
  *  - loops inside the function when it branches back to its own start, and tail-calls
- *    (`return_call`) another block of the same module in the same page.
+ *    (`return_call`) another block of the same page: one of the same module, or one of an
+ *    earlier module the module imports ("link" "l<k>", see translateModule's `linked`).
  */
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
@@ -194,7 +195,7 @@ const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_STOPPED = 3;
-/** Index of the first helper function (after the imports). */
+/** Functions imported from "env"; the linked blocks' imports follow, then the helpers. */
 const HELPERS = 7;
 const HELPER_NAMES = ['mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu', 'divw', 'divuw', 'remw', 'remuw'] as const;
 
@@ -208,7 +209,14 @@ const ACC_R = 0, ACC_W = 1;
  * `storeSlow`, `jitFp`, `jitFs`, `jitFsDirty`, `jitAmo`, `jitCsr`, `pc`, `excPending`, `tlbCur` and `stoppedBefore` under `env`; it exports block i as
  * `b<i>`.
  */
-export function translateModule(blocks: readonly Block[], layout: TranslateLayout): Uint8Array {
+/**
+ * One module of `blocks`, exported as b0, b1, ... in order. `linked` are host addresses of
+ * blocks translated in earlier modules, imported as "link" "l0", "l1", ... (in that order,
+ * functions of the block type): the module's blocks tail-call them where they jump there.
+ * The caller guarantees they were translated from the same code generation of their page
+ * as these blocks.
+ */
+export function translateModule(blocks: readonly Block[], layout: TranslateLayout, linked: readonly number[] = []): Uint8Array {
   const m = new ModuleBuilder();
   m.importFunction('env', 'loadSlow', [I64, I32], [I64]);
   m.importFunction('env', 'storeSlow', [I64, I32, I64], []);
@@ -222,17 +230,19 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   m.importGlobal('env', 'tlbCur', I32, true);
   m.importGlobal('env', 'stoppedBefore', I32, true);
   m.importMemory('env', 'memory', 1, 65536, true);
+  const index = new Map<number, number>();
+  linked.forEach((h, k) => index.set(h, m.importFunction('link', `l${k}`, BLOCK_PARAMS, [I32])));
+  const helperBase = HELPERS + linked.length;
   for (const name of HELPER_NAMES) {
     const f = m.declareFunction([I64, I64], [I64]);
-    m.setBody(f, helper(name));
+    m.setBody(f, helper(name, helperBase));
   }
-  const index = new Map<number, number>();
-  const first = HELPERS + HELPER_NAMES.length;
+  const first = helperBase + HELPER_NAMES.length;
   blocks.forEach((b, i) => {
     index.set(b.host, m.declareFunction(BLOCK_PARAMS, [I32]));
     m.exportFunction(`b${i}`, first + i);
   });
-  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout).write());
+  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout, helperBase).write());
   return m.toBytes();
 }
 
@@ -281,7 +291,11 @@ class BlockWriter {
   /** The instruction being translated. */
   private k = 0;
 
-  constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout) {
+  /**
+   * @param index function index of each block start (host address) the block may tail-call
+   * @param helperBase function index of the first helper (HELPER_NAMES order)
+   */
+  constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout, private readonly helperBase: number) {
     this.va = this.c.local(I64);
     this.ent = this.c.local(I32);
     this.v = this.c.local(I64);
@@ -578,7 +592,7 @@ class BlockWriter {
           this.getX(rs2);
           if (f7 === 1) {
             if (f3 === 0) c.op(Op.I64Mul);
-            else c.call(HELPERS + f3 - 1); // mulh mulhsu mulhu div divu rem remu
+            else c.call(this.helperBase + f3 - 1); // mulh mulhsu mulhu div divu rem remu
             return;
           }
           if (f7 === 0x20) { c.op(f3 === 0 ? Op.I64Sub : Op.I64ShrS); return; }
@@ -601,7 +615,7 @@ class BlockWriter {
           if (f7 === 1 && f3 >= 4) {
             this.getX(rs1);
             this.getX(rs2);
-            c.call(HELPERS + 7 + (f3 - 4)); // divw divuw remw remuw
+            c.call(this.helperBase + 7 + (f3 - 4)); // divw divuw remw remuw
             return;
           }
           this.getX(rs1);
@@ -620,8 +634,8 @@ class BlockWriter {
   }
 }
 
-/** The body of helper `name`: (a i64, b i64) -> i64, as the interpreter computes it. */
-function helper(name: (typeof HELPER_NAMES)[number]): Code {
+/** The body of helper `name`: (a i64, b i64) -> i64, as the interpreter computes it; the helpers start at function index `base`. */
+function helper(name: (typeof HELPER_NAMES)[number], base: number): Code {
   const c = new Code([I64, I64]);
   const A = 0, B = 1;
   const MIN = -0x8000000000000000n;
@@ -646,7 +660,7 @@ function helper(name: (typeof HELPER_NAMES)[number]): Code {
       return c;
     }
     case 'mulh': case 'mulhsu': {
-      const mulhu = HELPERS + HELPER_NAMES.indexOf('mulhu');
+      const mulhu = base + HELPER_NAMES.indexOf('mulhu');
       c.get(A).get(B).call(mulhu);
       c.get(B).i64Const(0n).get(A).i64Const(0n).op(Op.I64LtS).op(Op.Select).op(Op.I64Sub);
       if (name === 'mulh') c.get(A).i64Const(0n).get(B).i64Const(0n).op(Op.I64LtS).op(Op.Select).op(Op.I64Sub);

@@ -7,12 +7,12 @@ import { translateModule, type Block, type TranslateLayout } from '../jit/transl
 import type { CompiledModule } from '../jit/code-cache.js';
 
 /** One job as posted to the thread. */
-export interface JobMessage { id: number; blocks: Block[]; layout: TranslateLayout }
+export interface JobMessage { id: number; blocks: Block[]; layout: TranslateLayout; linked: number[] }
 
 const port = (workerData as { port?: MessagePort } | null)?.port;
 port?.on('message', (job: JobMessage) => {
   const t0 = performance.now();
-  const bytes = translateModule(job.blocks, job.layout);
+  const bytes = translateModule(job.blocks, job.layout, job.linked);
   const module = new WebAssembly.Module(bytes);
   const done: CompiledModule = { id: job.id, module, wasmBytes: bytes.length, ms: performance.now() - t0 };
   port.postMessage(done);

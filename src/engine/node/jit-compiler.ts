@@ -25,7 +25,7 @@ export class WorkerCompiler implements ModuleCompiler {
   }
 
   submit(job: CompileJob): void {
-    const m: JobMessage = { id: job.id, blocks: job.blocks, layout: { rvcTable: job.layout.rvcTable, tlbTableBytes: job.layout.tlbTableBytes, xBase: job.layout.xBase } };
+    const m: JobMessage = { id: job.id, blocks: job.blocks, layout: { rvcTable: job.layout.rvcTable, tlbTableBytes: job.layout.tlbTableBytes, xBase: job.layout.xBase }, linked: job.linked };
     this.port.postMessage(m);
   }
 
