@@ -32,7 +32,8 @@ export const CODE_EPOCH = 0x3f_0000;
 export const CODE_GEN = 0x40_0000;
 export const JIT_BASE = 0x80_0000;
 export const JIT_HART_BYTES = 0x12_0000;
-export const JC_BYTES = 4096 * 16;
+export const JC_ENTRIES = 4096;
+export const JC_BYTES = JC_ENTRIES * 16;
 /** Bytes of one TLB table in a hart state block (256 entries x 16 bytes; six tables from HS_TLB, see mmu.ts). */
 export const TLB_TABLE_BYTES = 256 * 16;
 export const BM_ENTRIES = 65536;
@@ -40,3 +41,6 @@ export const HS_JIT_SEEN = 26624;
 export const HS_IN_RUN = 26628;
 export const HS_JIT_REQ_COUNT = 26632;
 export const HS_JIT_REQ = 26640;
+/** See src/engine/as/layout.ts. */
+export const HS_CHAIN_JC = 27392;
+export const HS_CHAIN_GEN = 27396;

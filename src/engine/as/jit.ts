@@ -17,6 +17,9 @@
 //    index and the page's code generation when the translation is ready; an entry whose
 //    generation is no longer the page's (its code was written since) is counted again.
 //
+// Translated code also looks targets up in the current jump cache itself, through the chain
+// trampoline (src/engine/jit/chain.ts), which relies on allowChain() below.
+//
 // Self-modifying code: a page with translated code has an odd generation (CODE_GEN) and is
 // never in a write TLB, so every store to it reaches mmu.noteCodeWrite, which makes the
 // generation even and bumps the code epoch; each hart flushes its jump caches when it sees
@@ -24,7 +27,7 @@
 
 import {
   CODE_EPOCH, CODE_GEN, JIT_BASE, JIT_HART_BYTES, JC_ENTRIES, JC_BYTES, BM_ENTRIES,
-  HS_JIT_SEEN, HS_IN_RUN, HS_JIT_REQ_COUNT, HS_JIT_REQ, JIT_REQ_MAX,
+  HS_JIT_SEEN, HS_IN_RUN, HS_JIT_REQ_COUNT, HS_JIT_REQ, JIT_REQ_MAX, HS_CHAIN_JC, HS_CHAIN_GEN,
 } from './layout';
 import * as mmu from './mmu';
 
@@ -119,6 +122,17 @@ export function jitFlushUserJumpCache(): void {
   mmu.userJumpCacheStale = false;
 }
 
+/**
+ * The jump caches are valid (caught up with the code epoch, not stale): let translated code
+ * look up its successors in the current one itself (src/engine/jit/chain.ts). Nothing that
+ * translated code runs changes which jump cache is current or its generation; a change of
+ * the code epoch is checked by the lookup itself.
+ */
+@inline function allowChain(): void {
+  store<u32>(mmu.hartBase + HS_CHAIN_JC, mmu.jcCur);
+  store<u32>(mmu.hartBase + HS_CHAIN_GEN, mmu.priv == 0 ? jcGenU : jcGenS);
+}
+
 @inline function jumpCacheEntry(pc: u64): u32 {
   return mmu.jcCur + (((<u32>(pc >> 1) ^ <u32>(pc >> 13)) & (JC_ENTRIES - 1)) << 4);
 }
@@ -135,7 +149,7 @@ export function jitFlushUserJumpCache(): void {
   if (load<u64>(e) == pc && load<u32>(e, 12) == (mmu.priv == 0 ? jcGenU : jcGenS)) {
     const idx = load<u32>(e, 8);
     if ((idx & COUNTING) == 0) {
-      if (!mmu.jumpCacheStale && atomic.load<i32>(CODE_EPOCH) == seenEpoch) return call_indirect<i32>(idx, n, pc);
+      if (!mmu.jumpCacheStale && atomic.load<i32>(CODE_EPOCH) == seenEpoch) { allowChain(); return call_indirect<i32>(idx, n, pc); }
       jitResync();
     } else {
       // a start with no translation yet: counted here, in the block map every COUNT_BATCH
@@ -144,7 +158,7 @@ export function jitFlushUserJumpCache(): void {
       add = COUNT_BATCH;
     }
   }
-  if (jumped && enabled && miss(pc, e, add)) return call_indirect<i32>(load<u32>(e, 8), n, pc);
+  if (jumped && enabled && miss(pc, e, add)) { allowChain(); return call_indirect<i32>(load<u32>(e, 8), n, pc); }
   return n;
 }
 

@@ -47,6 +47,14 @@ export const HS_JIT_REQ_COUNT: u32 = 26632;
 export const HS_JIT_REQ: u32 = 26640;
 export const JIT_REQ_MAX: u32 = 64;
 /**
+ * Offsets in the hart state block of what translated code needs to chain to another
+ * translation without the dispatcher (src/engine/jit/chain.ts): the jump cache of the
+ * current privilege (u32 linear address) and its flush generation (u32), written each
+ * time the dispatcher enters translated code.
+ */
+export const HS_CHAIN_JC: u32 = 27392;
+export const HS_CHAIN_GEN: u32 = 27396;
+/**
  * Offset in the hart state block of the jump caches' page filter: 4096 bits, bit (vpn mod
  * 4096) set when a jump-cache entry was filled for a pc in virtual page vpn since the
  * caches were last flushed (an SFENCE.VMA of one page flushes them only if its bit is set).

@@ -21,6 +21,7 @@ import {
 } from '../layout.js';
 import { CodePages } from '../code-pages.js';
 import { decodeBlock, successors, translateModule, type Block, type TranslateLayout } from './translate.js';
+import { chainModule } from './chain.js';
 
 /** The engine exports translated code links against (see src/engine/as/index.ts). */
 export interface JitEngineExports {
@@ -135,6 +136,8 @@ export class CodeCache {
   private readonly hartBase: number;
   private readonly bmBase: number;
   private readonly layout: TranslateLayout;
+  /** The hart's chain trampoline (chain.ts), imported by every module. */
+  private readonly chain: unknown;
   private readonly installed = new Map<number, Installed>();
   /** The block starts in `installed`, by RAM page. */
   private readonly byPage = new Map<number, Set<number>>();
@@ -191,6 +194,8 @@ export class CodeCache {
     this.batchBlocks = options.batchBlocks ?? 32;
     this.batchDelayMs = options.batchDelayMs ?? 20;
     this.compiler = options.compiler;
+    const trampoline = new WebAssembly.Instance(new WebAssembly.Module(chainModule(this.hartBase)), { env: { pc: engine.pc, memory, table } });
+    this.chain = trampoline.exports.chain;
     engine.jitEnable(1, options.hotThreshold ?? 200);
   }
 
@@ -343,7 +348,7 @@ export class CodeCache {
     const instance = new WebAssembly.Instance(module, {
       env: {
         memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow, jitFp: e.jitFp, jitFs: e.jitFs, jitFsDirty: e.jitFsDirty,
-        jitAmo: e.jitAmo, jitCsr: e.jitCsr,
+        jitAmo: e.jitAmo, jitCsr: e.jitCsr, chain: this.chain,
         pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, stoppedBefore: e.stoppedBefore,
       },
       link: Object.fromEntries(job.links.map((fn, k) => [`l${k}`, fn])),

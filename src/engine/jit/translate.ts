@@ -24,7 +24,10 @@
  *    address the physical page is mapped at;
  *  - loops inside the function when it branches back to its own start, and tail-calls
  *    (`return_call`) another block of the same page: one of the same module, or one of an
- *    earlier module the module imports ("link" "l<k>", see translateModule's `linked`).
+ *    earlier module the module imports ("link" "l<k>", see translateModule's `linked`);
+ *  - leaves for any other target (a JALR, a jump to another page or to an untranslated
+ *    block) by tail-calling the hart's chain trampoline ("env" "chain", chain.ts), which
+ *    runs the target's translation if the jump cache has one, else returns to the engine.
  */
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
@@ -191,12 +194,13 @@ const F_JIT_FS = 3;
 const F_JIT_FS_DIRTY = 4;
 const F_JIT_AMO = 5;
 const F_JIT_CSR = 6;
+const F_CHAIN = 7;
 const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_STOPPED = 3;
 /** Functions imported from "env"; the linked blocks' imports follow, then the helpers. */
-const HELPERS = 7;
+const HELPERS = 8;
 const HELPER_NAMES = ['mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu', 'divw', 'divuw', 'remw', 'remuw'] as const;
 
 const I64 = ValType.I64, I32 = ValType.I32;
@@ -225,6 +229,7 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   m.importFunction('env', 'jitFsDirty', [], []);
   m.importFunction('env', 'jitAmo', [I32], []);
   m.importFunction('env', 'jitCsr', [I32, I32], [I32]);
+  m.importFunction('env', 'chain', BLOCK_PARAMS, [I32]);
   m.importGlobal('env', 'pc', I64, true);
   m.importGlobal('env', 'excPending', I32, true);
   m.importGlobal('env', 'tlbCur', I32, true);
@@ -333,7 +338,7 @@ class BlockWriter {
     this.b.insns.forEach((ins, k) => { this.k = k; this.insn(ins, k); });
     this.k = this.n;
     if (this.b.stopsBefore) c.i32Const(1).globalSet(G_STOPPED);
-    if (!this.b.jumps) this.goto(this.b.end);
+    if (!this.b.jumps) this.goto(this.b.end, !this.b.stopsBefore);
     if (this.loops) c.end();
     c.op(Op.Unreachable);
     return c;
@@ -381,8 +386,15 @@ class BlockWriter {
     pc();
     this.c.globalSet(G_PC).get(0).i32Const(retired).op(Op.I32Sub).op(Op.Return);
   }
-  /** Continue at block offset `off` (all instructions retired): loop, tail call or exit. */
-  private goto(off: number): void {
+  /** Leave for pc (all `retired` instructions done) through the hart's chain trampoline (src/engine/jit/chain.ts). */
+  private chainExit(pc: () => void, retired: number): void {
+    this.spill();
+    this.c.get(0).i32Const(retired).op(Op.I32Sub);
+    pc();
+    this.c.returnCall(F_CHAIN);
+  }
+  /** Continue at block offset `off` (all instructions retired): loop, tail call or exit (through the trampoline if `chain`). */
+  private goto(off: number, chain = true): void {
     const c = this.c;
     const pageOff = (this.b.host & 0xfff) + off;
     if (off === 0 && this.loops) {
@@ -401,7 +413,8 @@ class BlockWriter {
         return;
       }
     }
-    this.exit(() => this.pcAt(off), this.n);
+    if (chain) this.chainExit(() => this.pcAt(off), this.n);
+    else this.exit(() => this.pcAt(off), this.n);
   }
   /** Before an F/D load or store: with FS off, leave before it (the interpreter raises illegal instruction). */
   private fsOn(ins: BlockInsn, k: number): void {
@@ -504,7 +517,7 @@ class BlockWriter {
         if (immI !== 0) c.i64Const(BigInt(immI)).op(Op.I64Add);
         c.i64Const(-2n).op(Op.I64And).set(this.va);
         this.setX(rd, () => this.pcAt(ins.off + ins.len));
-        this.exit(() => c.get(this.va), this.n);
+        this.chainExit(() => c.get(this.va), this.n);
         return;
       case 0x63: { // BRANCH
         this.getX(rs1);

@@ -116,6 +116,10 @@ export class Code extends Bytes {
   /** `atomic.fence` (threads proposal): a sequentially consistent fence. */
   atomicFence(): this { return this.byte(0xfe).byte(0x03).byte(0x00); }
   returnCall(f: number): this { return this.byte(Op.ReturnCall).u32(f); }
+  /** `return_call_indirect` (tail-call proposal, opcode 0x13) of function type `type` through table `table`. */
+  returnCallIndirect(type: number, table = 0): this { return this.byte(0x13).u32(type).u32(table); }
+  /** `i32.atomic.load` (threads proposal) with constant `offset`. */
+  i32AtomicLoad(offset: number): this { return this.byte(0xfe).byte(0x10).u32(2).u32(offset); }
 
   /** `block`/`loop`/`if` with an empty result type, or one result of type `result`. */
   begin(o: Op.Block | Op.Loop | Op.If, result?: ValType): this { return this.byte(o).byte(result ?? 0x40); }
@@ -144,7 +148,8 @@ interface FuncType { params: readonly ValType[]; results: readonly ValType[] }
 type Import =
   | { module: string; name: string; kind: ExternKind.Func; type: number }
   | { module: string; name: string; kind: ExternKind.Global; type: ValType; mutable: boolean }
-  | { module: string; name: string; kind: ExternKind.Memory; min: number; max: number; shared: boolean };
+  | { module: string; name: string; kind: ExternKind.Memory; min: number; max: number; shared: boolean }
+  | { module: string; name: string; kind: ExternKind.Table; min: number };
 
 /**
  * Builds one module. Function indices count imported functions first, then the functions
@@ -175,6 +180,10 @@ export class ModuleBuilder {
   importGlobal(module: string, name: string, type: ValType, mutable: boolean): number {
     this.imports.push({ module, name, kind: ExternKind.Global, type, mutable });
     return this.importedGlobals++;
+  }
+  /** Import a table of funcref with at least `min` elements (and no maximum). */
+  importTable(module: string, name: string, min: number): void {
+    this.imports.push({ module, name, kind: ExternKind.Table, min });
   }
   /** Import a memory of `min`..`max` 64 KiB pages. */
   importMemory(module: string, name: string, min: number, max: number, shared: boolean): void {
@@ -214,6 +223,7 @@ export class ModuleBuilder {
           b.name(im.module).name(im.name).byte(im.kind);
           if (im.kind === ExternKind.Func) b.u32(im.type);
           else if (im.kind === ExternKind.Global) b.byte(im.type).byte(im.mutable ? 1 : 0);
+          else if (im.kind === ExternKind.Table) b.byte(0x70).byte(0).u32(im.min);
           else b.byte(im.shared ? 3 : 1).u32(im.min).u32(im.max);
         }
       });
