@@ -14,7 +14,7 @@ import { Hart, HartExit, createGuestMemory, type EngineKind, type HartHost } fro
 import { RAM_OFFSET, RVC_TABLE } from '../../src/engine/layout.js';
 import { loadEngineModule } from '../../src/engine/node/module.js';
 import { translatable, translateModule } from '../../src/engine/jit/translate.js';
-import type { CodeCacheOptions, CompiledModule, CompileJob, ModuleCompiler } from '../../src/engine/jit/code-cache.js';
+import type { CodeCacheOptions, CodeCacheStats, CompiledModule, CompileJob, ModuleCompiler } from '../../src/engine/jit/code-cache.js';
 
 const RAM_BYTES = 4 << 20;
 const RAM_BASE = 0x8000_0000;
@@ -263,31 +263,43 @@ function state(hart: Hart, mem: Uint8Array): string {
   return `pc=${hart.pc.toString(16)} instret=${hart.instret} data=${h} x=${xs.join(',')}`;
 }
 
+/** The engine's RVC expansion table (for the generator). */
+async function engineRvc(): Promise<Uint32Array> {
+  const probe = await makeHart('interp', new Uint8Array(4), new Uint8Array(0));
+  return new Uint32Array(probe.mem.buffer.slice(RVC_TABLE, RVC_TABLE + 65536 * 4));
+}
+
+/**
+ * Run random program `seed` under both engines from checkpoint to checkpoint (in chunks of
+ * `chunks[0]` instructions for the interpreter, `chunks[1]` for the JIT, whose code cache
+ * has options `jit`); the states must be equal at each. Returns the JIT's figures.
+ */
+async function diffRandomProgram(seed: number, rvc: Uint32Array, chunks: [number, number], jit: CodeCacheOptions = {}): Promise<CodeCacheStats> {
+  const rand = rng(seed * 7919);
+  const { image, exitPc } = assemble(generate(seed, rvc, 150));
+  const data = new Uint8Array(DATA_BYTES);
+  for (let k = 0; k < data.length; k++) data[k] = rand() & 0xff;
+  const a = await makeHart('interp', image, data);
+  const j = await makeHart('jit', image, data, jit);
+  for (let step = 0; ; step++) {
+    toCheckpoint(a.hart, chunks[0], `interp, seed ${seed}`);
+    toCheckpoint(j.hart, chunks[1], `jit, seed ${seed}`);
+    assert.equal(state(j.hart, j.mem), state(a.hart, a.mem), `seed ${seed}, checkpoint ${step}`);
+    if (a.hart.pc === BigInt(exitPc)) break;
+    a.hart.skipEcall();
+    j.hart.skipEcall();
+  }
+  return j.hart.jitStats!;
+}
+
 test('jit: random RV64IMC programs give the interpreter\'s state at every checkpoint', async () => {
-  let rvc: Uint32Array | null = null;
+  const rvc = await engineRvc();
   let translated = 0;
   let links = 0;
   for (let seed = 1; seed <= 60; seed++) {
-    if (!rvc) {
-      const probe = await makeHart('interp', new Uint8Array(4), new Uint8Array(0));
-      rvc = new Uint32Array(probe.mem.buffer.slice(RVC_TABLE, RVC_TABLE + 65536 * 4));
-    }
-    const rand = rng(seed * 7919);
-    const { image, exitPc } = assemble(generate(seed, rvc, 150));
-    const data = new Uint8Array(DATA_BYTES);
-    for (let k = 0; k < data.length; k++) data[k] = rand() & 0xff;
-    const a = await makeHart('interp', image, data);
-    const j = await makeHart('jit', image, data);
-    for (let step = 0; ; step++) {
-      toCheckpoint(a.hart, 50 + (seed % 7) * 13, `interp, seed ${seed}`);
-      toCheckpoint(j.hart, 50 + (seed % 5) * 17, `jit, seed ${seed}`);
-      assert.equal(state(j.hart, j.mem), state(a.hart, a.mem), `seed ${seed}, checkpoint ${step}`);
-      if (a.hart.pc === BigInt(exitPc)) break;
-      a.hart.skipEcall();
-      j.hart.skipEcall();
-    }
-    translated += j.hart.jitStats!.blocks;
-    links += j.hart.jitStats!.links;
+    const stats = await diffRandomProgram(seed, rvc, [50 + (seed % 7) * 13, 50 + (seed % 5) * 17]);
+    translated += stats.blocks;
+    links += stats.links;
   }
   assert.ok(translated > 1000, `only ${translated} blocks were translated`);
   assert.ok(links > 20, `only ${links} jumps to earlier modules were linked`);
@@ -334,37 +346,20 @@ class SlowCompiler implements ModuleCompiler {
     this.polls++;
     if (!this.queue.length || this.queue[0].at > this.polls) return undefined;
     const { job } = this.queue.shift()!;
-    const bytes = translateModule(job.blocks, job.layout);
+    const bytes = translateModule(job.blocks, job.layout, job.linked);
     return { id: job.id, module: new WebAssembly.Module(bytes), wasmBytes: bytes.length, ms: 0 };
   }
   close(): void { this.queue.length = 0; }
 }
 
 test('jit: a cache that fills while modules are being built is dropped and refilled, with the interpreter\'s results', async () => {
-  let rvc: Uint32Array | null = null;
+  const rvc = await engineRvc();
   let flushes = 0;
   let retired = 0;
   for (let seed = 101; seed <= 120; seed++) {
-    if (!rvc) {
-      const probe = await makeHart('interp', new Uint8Array(4), new Uint8Array(0));
-      rvc = new Uint32Array(probe.mem.buffer.slice(RVC_TABLE, RVC_TABLE + 65536 * 4));
-    }
-    const rand = rng(seed * 7919);
-    const { image, exitPc } = assemble(generate(seed, rvc, 150));
-    const data = new Uint8Array(DATA_BYTES);
-    for (let k = 0; k < data.length; k++) data[k] = rand() & 0xff;
-    const a = await makeHart('interp', image, data);
-    const j = await makeHart('jit', image, data, { maxBlocks: 20, compiler: new SlowCompiler() });
-    for (let step = 0; ; step++) {
-      toCheckpoint(a.hart, 40, `interp, seed ${seed}`);
-      toCheckpoint(j.hart, 3 + (seed % 4), `jit, seed ${seed}`);
-      assert.equal(state(j.hart, j.mem), state(a.hart, a.mem), `seed ${seed}, checkpoint ${step}`);
-      if (a.hart.pc === BigInt(exitPc)) break;
-      a.hart.skipEcall();
-      j.hart.skipEcall();
-    }
-    flushes += j.hart.jitStats!.flushes;
-    retired += j.hart.jitStats!.retired;
+    const stats = await diffRandomProgram(seed, rvc, [40, 3 + (seed % 4)], { maxBlocks: 20, compiler: new SlowCompiler() });
+    flushes += stats.flushes;
+    retired += stats.retired;
   }
   assert.ok(flushes > 20, `the cache was dropped only ${flushes} times`);
   assert.ok(retired > 50, `only ${retired} instructions ran translated`);
