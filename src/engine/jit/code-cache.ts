@@ -46,7 +46,7 @@ export interface JitEngineExports {
 export interface CodeCacheOptions {
   /** Jump-target executions of a block start before it is translated (default 200). */
   hotThreshold?: number;
-  /** Translated blocks kept before the whole cache is dropped and refilled (default 32768). */
+  /** Translated blocks kept before the whole cache is dropped and refilled (default 65536). */
   maxBlocks?: number;
   /**
    * Times in a row a page's code is retired soon (RAPID_RETIRE_MS) after it was translated
