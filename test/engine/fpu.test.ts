@@ -1,4 +1,4 @@
-// FPU (src/engine/as/fpu.ts) against reference vectors produced by real RV64 F/D
+// FPU (src/engine/as/fpu.ts, fp64.ts, fp-common.ts) against reference vectors produced by real RV64 F/D
 // instructions (test/engine/vectors/gen/fpgen.c run under qemu-riscv64): every result
 // and every fflags value must match bit for bit, in all five rounding modes.
 //
@@ -25,7 +25,7 @@ function findRoot(): string {
 const ROOT = findRoot();
 const WASM = join(ROOT, "build/fpu-harness.wasm");
 const HARNESS = join(ROOT, "test/engine/fpu-harness.as");
-const SOURCES = [join(ROOT, "src/engine/as/fpu.ts"), HARNESS];
+const SOURCES = [...["fpu.ts", "fp64.ts", "fp-common.ts"].map((f) => join(ROOT, "src/engine/as", f)), HARNESS];
 // FPU_VECTORS=file.bin[.gz] runs another vector file (e.g. a large soak made with `fpgen SEED SCALE`)
 const VECTORS = process.env.FPU_VECTORS ?? join(ROOT, "test/engine/vectors/fpu-vectors.bin.gz");
 
