@@ -209,16 +209,13 @@ const ACC_R = 0, ACC_W = 1;
 
 /**
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
- * Its imports are `env.memory` (the VM's shared memory), the engine's exports `loadSlow`,
- * `storeSlow`, `jitFp`, `jitFs`, `jitFsDirty`, `jitAmo`, `jitCsr`, `pc`, `excPending`, `tlbCur` and `stoppedBefore` under `env`; it exports block i as
- * `b<i>`.
- */
-/**
- * One module of `blocks`, exported as b0, b1, ... in order. `linked` are host addresses of
- * blocks translated in earlier modules, imported as "link" "l0", "l1", ... (in that order,
- * functions of the block type): the module's blocks tail-call them where they jump there.
- * The caller guarantees they were translated from the same code generation of their page
- * as these blocks.
+ * Its imports are `env.memory` (the VM's shared memory); the engine's exports `loadSlow`,
+ * `storeSlow`, `jitFp`, `jitFs`, `jitFsDirty`, `jitAmo`, `jitCsr`, `pc`, `excPending`,
+ * `tlbCur` and `stoppedBefore`, and the hart's trampoline `chain` (chain.ts), under `env`;
+ * and `linked`: host addresses of blocks translated in earlier modules, imported as
+ * "link" "l0", "l1", ... (in that order, functions of the block type), which the blocks
+ * tail-call where they jump there. The caller guarantees those were translated from the
+ * same code generation of their page as `blocks`. It exports block i as `b<i>`.
  */
 export function translateModule(blocks: readonly Block[], layout: TranslateLayout, linked: readonly number[] = []): Uint8Array {
   const m = new ModuleBuilder();
