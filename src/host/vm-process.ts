@@ -4,7 +4,7 @@
  * line of its log), and the restart policy applied to its ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { readJsonFile } from '../vmm/atomic.js';
 import type { VmProcessStatus } from '../vmm/control-api.js';
 import type { VmExit } from './store.js';
@@ -39,20 +39,27 @@ export function readExitFile(path: string, pid: number): { code: number; at: num
   return { code: x.code, at: typeof x.at === 'number' && Number.isFinite(x.at) ? x.at : undefined };
 }
 
+/**
+ * The last `bytes` bytes of file `path` (all of it if shorter), as UTF-8 text.
+ * @throws the fs error when the file cannot be opened or read
+ */
+export function readFileTail(path: string, bytes: number): string {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const b = Buffer.alloc(Math.min(size, bytes));
+    readSync(fd, b, 0, b.length, size - b.length);
+    return b.toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The last non-empty line of a VM's log, as ": line", or "". */
 export function logTail(path: string): string {
   try {
-    const st = statSync(path);
-    const fd = openSync(path, 'r');
-    try {
-      const len = Math.min(st.size, 4096);
-      const b = Buffer.alloc(len);
-      readSync(fd, b, 0, len, st.size - len);
-      const lines = b.toString('utf8').split('\n').map((l) => l.trim()).filter(Boolean);
-      return lines.length ? `: ${lines[lines.length - 1]} (see ${path})` : '';
-    } finally {
-      closeSync(fd);
-    }
+    const lines = readFileTail(path, 4096).split('\n').map((l) => l.trim()).filter(Boolean);
+    return lines.length ? `: ${lines[lines.length - 1]} (see ${path})` : '';
   } catch {
     return '';
   }

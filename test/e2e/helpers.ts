@@ -4,9 +4,10 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readFileTail } from '../../src/host/vm-process.js';
 
 /** The repository root (this file runs as dist/test/e2e/helpers.js). */
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -174,18 +175,10 @@ export function results(r: RunResult): Map<string, string> {
   return m;
 }
 
-/** The last `bytes` of a file as text ("(no file)" if it cannot be read). */
+/** The last `bytes` of a file as text, "..." first if cut ("(no file)" if it cannot be read). */
 export function fileTail(path: string, bytes = 6000): string {
   try {
-    const fd = openSync(path, 'r');
-    try {
-      const size = fstatSync(fd).size;
-      const b = Buffer.alloc(Math.min(size, bytes));
-      readSync(fd, b, 0, b.length, size - b.length);
-      return (size > bytes ? '...' : '') + b.toString('utf8');
-    } finally {
-      closeSync(fd);
-    }
+    return (statSync(path).size > bytes ? '...' : '') + readFileTail(path, bytes);
   } catch {
     return '(no file)';
   }
