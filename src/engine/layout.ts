@@ -34,6 +34,8 @@ export const JIT_BASE = 0x80_0000;
 export const JIT_HART_BYTES = 0x12_0000;
 export const JC_ENTRIES = 4096;
 export const JC_BYTES = JC_ENTRIES * 16;
+/** See src/engine/as/layout.ts. */
+export const JC_COUNTING = 0x8000_0000;
 /** Bytes of one TLB table in a hart state block (256 entries x 16 bytes; six tables from HS_TLB, see mmu.ts). */
 export const TLB_TABLE_BYTES = 256 * 16;
 export const BM_ENTRIES = 65536;

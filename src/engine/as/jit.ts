@@ -26,7 +26,7 @@
 // the epoch move, before it runs another block.
 
 import {
-  CODE_EPOCH, CODE_GEN, JIT_BASE, JIT_HART_BYTES, JC_ENTRIES, JC_BYTES, BM_ENTRIES,
+  CODE_EPOCH, CODE_GEN, JIT_BASE, JIT_HART_BYTES, JC_ENTRIES, JC_BYTES, JC_COUNTING, BM_ENTRIES,
   HS_JIT_SEEN, HS_IN_RUN, HS_JIT_REQ_COUNT, HS_JIT_REQ, JIT_REQ_MAX, HS_CHAIN_JC, HS_CHAIN_GEN,
 } from './layout';
 import * as mmu from './mmu';
@@ -40,7 +40,7 @@ let bmBase: u32 = 0;
  * A jump-cache entry whose table index has this bit is a counting entry: a block start
  * with no translation (yet), its executions since the entry was filled in the low bits.
  */
-const COUNTING: u32 = 0x8000_0000;
+const COUNTING: u32 = JC_COUNTING;
 /** Executions a counting entry gathers before it adds them to the block map (one lookup instead of COUNT_BATCH). */
 const COUNT_BATCH: u32 = 16;
 /** The jump caches' generations (S, U): an entry filled under another one is empty. */
@@ -133,6 +133,7 @@ export function jitFlushUserJumpCache(): void {
   store<u32>(mmu.hartBase + HS_CHAIN_GEN, mmu.priv == 0 ? jcGenU : jcGenS);
 }
 
+/** The jump-cache entry of pc in the current cache (src/engine/jit/chain.ts computes the same hash in wasm). */
 @inline function jumpCacheEntry(pc: u64): u32 {
   return mmu.jcCur + (((<u32>(pc >> 1) ^ <u32>(pc >> 13)) & (JC_ENTRIES - 1)) << 4);
 }

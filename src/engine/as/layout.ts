@@ -37,6 +37,8 @@ export const JIT_HART_BYTES: u32 = 0x120000;
 /** Entries of one jump cache (one per privilege): {virtual pc u64, table index u32, flush generation u32}. */
 export const JC_ENTRIES: u32 = 4096;
 export const JC_BYTES: u32 = 4096 * 16;
+/** A jump-cache entry whose table index has this bit is a counting entry (a block start with no translation yet). */
+export const JC_COUNTING: u32 = 0x8000_0000;
 /** Entries of the block map, after the two jump caches: {host address u32, count u32, table index u32, code generation u32}. */
 export const BM_ENTRIES: u32 = 65536;
 /** Offsets in the hart state block: the code epoch this hart has caught up with (i32), 1 while inside run() (i32). */

@@ -14,11 +14,8 @@
  * cache and its generation (HS_CHAIN_JC, HS_CHAIN_GEN, written then) and the code epoch
  * has not moved since the hart caught up with it (HS_JIT_SEEN). Imports nothing from Node.
  */
-import { CODE_EPOCH, HS_CHAIN_GEN, HS_CHAIN_JC, HS_JIT_SEEN, JC_ENTRIES } from '../layout.js';
+import { CODE_EPOCH, HS_CHAIN_GEN, HS_CHAIN_JC, HS_JIT_SEEN, JC_COUNTING, JC_ENTRIES } from '../layout.js';
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
-
-/** A jump-cache entry whose table index has this bit counts executions of an untranslated start. */
-const COUNTING = 0x8000_0000;
 
 /**
  * The trampoline module of the hart whose state block is at linear address `hartBase`:
@@ -48,7 +45,7 @@ export function chainModule(hartBase: number): Uint8Array {
   c.i32Const(JC_ENTRIES - 1).op(Op.I32And).i32Const(4).op(Op.I32Shl).op(Op.I32Add).set(e);
   c.get(e).mem(Op.I64Load, 0, 3).get(PC).op(Op.I64Ne).brIf(0);
   c.get(e).mem(Op.I32Load, 12, 2).i32Const(0).mem(Op.I32Load, hartBase + HS_CHAIN_GEN, 2).op(Op.I32Ne).brIf(0);
-  c.get(e).mem(Op.I32Load, 8, 2).tee(e).i32Const(COUNTING | 0).op(Op.I32And).brIf(0);
+  c.get(e).mem(Op.I32Load, 8, 2).tee(e).i32Const(JC_COUNTING | 0).op(Op.I32And).brIf(0);
   c.get(N).get(PC).get(e).returnCallIndirect(blockType);
   c.end();
   c.get(PC).globalSet(G_PC).get(N);
