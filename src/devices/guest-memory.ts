@@ -12,6 +12,12 @@ export class GuestMemoryError extends Error {
   }
 }
 
+/**
+ * Returns the memory of `view` (a range of guest RAM) to the host; afterwards it must
+ * read as zeros (e.g. `madvise(MADV_DONTNEED)` on Linux, see src/devices/node/discard.ts).
+ */
+export type RamDiscarder = (view: Uint8Array) => void;
+
 export class GuestMemory {
   /** Guest physical address of the first RAM byte (0x8000_0000 on the virt board). */
   readonly ramBase: number;
@@ -21,14 +27,17 @@ export class GuestMemory {
   readonly bytes: Uint8Array;
   private readonly view: DataView;
   private readonly onWrite: ((off: number, len: number) => void) | undefined;
+  private readonly discarder: RamDiscarder | undefined;
 
   /**
    * @param onWrite told, after the fact, of every range a device wrote (offset into
    *   `bytes`, length in bytes): the engine retires translated code there.
+   * @param discarder gives RAM back to the host for {@link discard} (default: zero-fill).
    */
-  constructor(bytes: Uint8Array, ramBase: number, onWrite?: (off: number, len: number) => void) {
+  constructor(bytes: Uint8Array, ramBase: number, onWrite?: (off: number, len: number) => void, discarder?: RamDiscarder) {
     this.bytes = bytes;
     this.onWrite = onWrite;
+    this.discarder = discarder;
     this.ramBase = ramBase;
     this.ramSize = bytes.length;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -47,6 +56,20 @@ export class GuestMemory {
   slice(gpa: number, len: number): Uint8Array {
     const off = this.offset(gpa, len);
     return this.bytes.subarray(off, off + len);
+  }
+
+  /**
+   * Give `len` bytes at `gpa` back to the host (a balloon page, a reported free range):
+   * afterwards they read as zeros, and the host may reclaim their memory. Translated
+   * code there is retired, as for a write. Throws GuestMemoryError outside RAM.
+   */
+  discard(gpa: number, len: number): void {
+    const off = this.offset(gpa, len);
+    if (len === 0) return;
+    const view = this.bytes.subarray(off, off + len);
+    if (this.discarder) this.discarder(view);
+    else view.fill(0);
+    this.onWrite?.(off, len);
   }
 
   /** Say that `len` bytes at `gpa` were just written through a view from `slice()` (DMA). */

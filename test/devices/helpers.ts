@@ -367,8 +367,11 @@ export class MultiQueueDriver {
     if ((this.r(VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK) === 0) throw new Error('FEATURES_OK refused');
   }
 
-  /** Queues 0..count-1, `queueSize` entries each, one after another; then DRIVER_OK. */
-  setupQueues(count: number): void {
+  /**
+   * Queues 0..count-1, `queueSize` entries each, one after another; then `beforeDriverOk`
+   * (e.g. buffers a driver queues during probe), then DRIVER_OK.
+   */
+  setupQueues(count: number, beforeDriverOk?: () => void): void {
     let area = RAM_BASE + 0x1000;
     this.rings = [];
     for (let i = 0; i < count; i++) {
@@ -388,6 +391,7 @@ export class MultiQueueDriver {
       this.w(VIRTIO_MMIO_QUEUE_READY, 1);
       this.rings.push(new Ring(this.mem, i, n, desc, avail, used));
     }
+    beforeDriverOk?.();
     this.w(VIRTIO_MMIO_STATUS, this.r(VIRTIO_MMIO_STATUS) | VIRTIO_STATUS_DRIVER_OK);
   }
 

@@ -1,0 +1,56 @@
+/**
+ * Giving guest RAM back to the host on Linux: `madvise(MADV_DONTNEED)` (madvise(2)) on
+ * the range of the VM's shared `WebAssembly.Memory`, called through `koffi`. The memory
+ * is a private anonymous mapping, so the kernel frees the pages at once (the VM
+ * process's RSS drops) and a later touch maps a fresh zero page.
+ */
+import { createRequire } from 'node:module';
+import type { RamDiscarder } from '../guest-memory.js';
+
+/** madvise(2) advice: MADV_DONTNEED (the same value on every Linux architecture). */
+const MADV_DONTNEED = 4;
+/** Host page size assumed for alignment; a larger real page size only makes madvise fail, and the range is zero-filled instead. */
+const HOST_PAGE = 4096;
+
+type Madvise = (addr: Uint8Array, len: number, advice: number) => number;
+let madviseFn: Madvise | null | undefined;
+
+/** libc's madvise through koffi, loaded on first use; null where it cannot be loaded. */
+function madvise(): Madvise | null {
+  if (madviseFn === undefined) {
+    try {
+      const koffi = createRequire(import.meta.url)('koffi') as {
+        load(name: string): { func(decl: string): (...a: unknown[]) => unknown };
+      };
+      const f = koffi.load('libc.so.6').func('int madvise(void *addr, size_t len, int advice)');
+      madviseFn = (addr, len, advice) => f(addr, len, advice) as number;
+    } catch {
+      madviseFn = null;
+    }
+  }
+  return madviseFn;
+}
+
+/**
+ * A {@link RamDiscarder} for a view into a `WebAssembly.Memory` (whose buffer starts on
+ * a host page boundary): the whole host pages inside the view are madvised away, the
+ * partial pages at its ends are zero-filled. Where madvise is unavailable or fails, the
+ * whole view is zero-filled (same contents, no memory returned).
+ */
+export const madviseDiscarder: RamDiscarder = (view: Uint8Array): void => {
+  const f = madvise();
+  const start = view.byteOffset;
+  const end = start + view.byteLength;
+  const first = Math.ceil(start / HOST_PAGE) * HOST_PAGE;
+  const last = Math.floor(end / HOST_PAGE) * HOST_PAGE;
+  if (!f || last <= first) {
+    view.fill(0);
+    return;
+  }
+  const buf = view.buffer;
+  new Uint8Array(buf, start, first - start).fill(0);
+  new Uint8Array(buf, last, end - last).fill(0);
+  if (f(new Uint8Array(buf, first, last - first), last - first, MADV_DONTNEED) !== 0) {
+    new Uint8Array(buf, first, last - first).fill(0);
+  }
+};
