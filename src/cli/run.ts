@@ -9,6 +9,7 @@ import { parseSize, formatSize } from './size.js';
 import { Vm } from '../vmm/vm.js';
 import { ExitMarkerFilter } from '../vmm/console.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
+import { madviseDiscarder } from '../devices/node/discard.js';
 import { attachTerminal, handleVmSignals } from './terminal.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import type { EngineKind } from '../engine/hart.js';
@@ -199,6 +200,8 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
     ramBytes, harts: cpus, engine: loadEngineModule(), engineKind: opts.engine, stats: opts.stats, kernel, initrd, bootargs,
     disks: disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
     nics,
+    // free page reporting: memory the guest frees goes back to the host
+    balloon: {}, discardRam: madviseDiscarder,
     console,
     clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
   });

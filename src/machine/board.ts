@@ -7,7 +7,7 @@
  *   0x0200_0000  CLINT                              (M-mode only, listed for compatibility)
  *   0x0c00_0000  PLIC
  *   0x1000_0000  NS16550A UART                      (PLIC source 10)
- *   0x1000_1000  virtio-mmio slot i at +0x1000*i    (PLIC source 1 + i), 8 slots
+ *   0x1000_1000  virtio-mmio slot i at +0x1000*i    (PLIC source 1 + i; slots 8..15: 48 + i - 8), 16 slots
  *   0x8000_0000  RAM
  */
 import { HartSignals, createGuestMemory } from '../engine/hart.js';
@@ -25,6 +25,8 @@ import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
 import { VirtioConsole, type VirtioConsolePort } from '../devices/virtio/console.js';
 import { VirtioNet } from '../devices/virtio/net.js';
+import { VirtioBalloon, VIRTIO_BALLOON_PAGE_BYTES, type BalloonStats } from '../devices/virtio/balloon.js';
+import type { RamDiscarder } from '../devices/guest-memory.js';
 import { FdtNode, buildFdt, cells64 } from './fdt.js';
 import { sExternalInterrupts, type HartMmioLayout } from './hart-mmio.js';
 import { parseKernelImage, layoutBoot, isElf, parseElfExecutable, layoutElfBoot, BootError, type BootLayout } from './boot.js';
@@ -36,10 +38,18 @@ export const PLIC_BASE = 0xc00_0000;
 export const UART_BASE = 0x1000_0000;
 export const VIRTIO_BASE = 0x1000_1000;
 export const VIRTIO_STRIDE = 0x1000;
-export const VIRTIO_SLOTS = 8;
+/** virtio-mmio slots: QEMU virt's 8, then 8 more above them (below QEMU's fw_cfg at 0x1010_0000). */
+export const VIRTIO_SLOTS = 16;
 export const UART_IRQ = 10;
 export const RTC_IRQ = 11;
 export const VIRTIO_IRQ0 = 1;
+/** PLIC source of virtio slots 8.. (QEMU virt's 1..8 are taken by slots 0..7, 10 and 11 by the UART and RTC, 32..35 by PCIe). */
+export const VIRTIO_IRQ_HIGH = 48;
+
+/** The PLIC source of virtio-mmio slot `slot`. */
+export function virtioIrq(slot: number): number {
+  return slot < 8 ? VIRTIO_IRQ0 + slot : VIRTIO_IRQ_HIGH + slot - 8;
+}
 /** PLIC sources (QEMU virt: VIRT_IRQCHIP_NUM_SOURCES). */
 export const PLIC_SOURCES = 96;
 /**
@@ -79,6 +89,14 @@ export interface AgentChannelConfig {
   onOpen?(open: boolean): void;
 }
 
+/** The memory balloon of the board (virtio-balloon with statistics and free page reporting). */
+export interface BalloonConfig {
+  /** Bytes the guest starts without (the initial target; a multiple of 4 KiB below RAM). Default 0. */
+  targetBytes?: number;
+  /** Told of each statistics update from the guest. */
+  onStats?: (stats: BalloonStats) => void;
+}
+
 /** Everything needed to build a board. Sizes in bytes. */
 export interface BoardConfig {
   ramBytes: number;
@@ -108,6 +126,10 @@ export interface BoardConfig {
    * {@link AGENT_PORT_NAME}) in the virtio slot after the disks and network cards. Send with `board.agent.write()`.
    */
   agent?: AgentChannelConfig;
+  /** Memory balloon, in the virtio slot after the agent channel (and free page reporting with it). Absent: none. */
+  balloon?: BalloonConfig;
+  /** Gives guest RAM back to the host for the balloon (Node: madvise, src/devices/node/discard.ts); default zero-fill. */
+  discardRam?: RamDiscarder;
   console: CharBackend;
   clock: WallClock;
   /** Monotonic time source in ns (performance.now()*1e6 on Node). */
@@ -142,6 +164,8 @@ export class Board {
   readonly nics: VirtioNet[] = [];
   /** Host end of the guest-agent port (write() sends to the guest), or null without `cfg.agent`. */
   readonly agent: VirtioConsolePort | null = null;
+  /** The memory balloon, or null without `cfg.balloon`. */
+  readonly balloon: VirtioBalloon | null = null;
   private readonly windows: Window[] = [];
   /** virtio-mmio InterruptStatus words, one per slot, shared with the harts' threads. */
   private readonly isrWords = new Int32Array(new SharedArrayBuffer(4 * VIRTIO_SLOTS));
@@ -156,7 +180,7 @@ export class Board {
     this.cfg = cfg;
     this.t0 = cfg.monotonicNs();
     this.wasmMemory = createGuestMemory(cfg.ramBytes);
-    this.memory = new GuestMemory(new Uint8Array(this.wasmMemory.buffer, RAM_OFFSET, cfg.ramBytes), RAM_BASE, codeWriteNotifier(this.wasmMemory));
+    this.memory = new GuestMemory(new Uint8Array(this.wasmMemory.buffer, RAM_OFFSET, cfg.ramBytes), RAM_BASE, codeWriteNotifier(this.wasmMemory), cfg.discardRam);
     for (let i = 0; i < cfg.harts; i++) this.signals.push(new HartSignals(this.wasmMemory, i));
     this.plic = new Plic(PLIC_SOURCES, 2 * cfg.harts, sExternalInterrupts(this.signals));
     this.uart = new Uart16550(cfg.console, this.plic.line(UART_IRQ));
@@ -168,9 +192,13 @@ export class Board {
     this.map(CLINT_BASE, this.clint);
     this.map(PLIC_BASE, this.plic);
     this.map(UART_BASE, this.uart);
-    const slots = cfg.disks.length + (cfg.nics?.length ?? 0) + (cfg.agent ? 1 : 0);
+    const slots = cfg.disks.length + (cfg.nics?.length ?? 0) + (cfg.agent ? 1 : 0) + (cfg.balloon ? 1 : 0);
     if (slots > VIRTIO_SLOTS) {
-      throw new BootError(`too many devices: ${cfg.disks.length} disks, ${cfg.nics?.length ?? 0} network cards${cfg.agent ? ' and the agent channel' : ''} need ${slots} virtio slots, the board has ${VIRTIO_SLOTS}`);
+      throw new BootError(`too many devices: ${cfg.disks.length} disks, ${cfg.nics?.length ?? 0} network cards${cfg.agent ? ', the agent channel' : ''}${cfg.balloon ? ', the balloon' : ''} need ${slots} virtio slots, the board has ${VIRTIO_SLOTS}`);
+    }
+    const balloonTarget = cfg.balloon?.targetBytes ?? 0;
+    if (!Number.isInteger(balloonTarget) || balloonTarget < 0 || balloonTarget % VIRTIO_BALLOON_PAGE_BYTES !== 0 || balloonTarget >= cfg.ramBytes) {
+      throw new BootError(`balloon target ${balloonTarget}: expected a whole number of 4 KiB pages below the RAM size`);
     }
     cfg.disks.forEach((d, i) => {
       const blk = new VirtioBlk(d.backend, { serial: d.serial ?? `tsvisor-disk${i}` });
@@ -189,6 +217,11 @@ export class Board {
       const con = new VirtioConsole({ ports: [{ console: true }, { name: AGENT_PORT_NAME, onData: (b) => ch.onData(b), onOpen: (o) => ch.onOpen?.(o) }] });
       this.virtio.push(this.virtioTransport(con, slot));
       this.agent = con.ports[1];
+    }
+    if (cfg.balloon) {
+      const b = cfg.balloon;
+      this.balloon = new VirtioBalloon({ targetPages: balloonTarget / VIRTIO_BALLOON_PAGE_BYTES, onStats: b.onStats });
+      this.virtio.push(this.virtioTransport(this.balloon, this.virtio.length));
     }
     for (let i = 0; i < VIRTIO_SLOTS; i++) {
       const base = VIRTIO_BASE + i * VIRTIO_STRIDE;
@@ -233,7 +266,7 @@ export class Board {
 
   /** The transport of virtio-mmio slot `slot`, its InterruptStatus shared with the harts (hart-mmio.ts). */
   private virtioTransport(dev: VirtioDevice, slot: number): VirtioMmioTransport {
-    const line = this.plic.wordLine(VIRTIO_IRQ0 + slot, this.isrWords, slot);
+    const line = this.plic.wordLine(virtioIrq(slot), this.isrWords, slot);
     return new VirtioMmioTransport(dev, this.memory, line, { interruptStatus: { words: this.isrWords, index: slot } });
   }
 
@@ -245,7 +278,7 @@ export class Board {
       plicSources: this.plic.numSources,
       plicContexts: this.plic.numContexts,
       plicBuffer: this.plic.buffer,
-      virtio: this.virtio.map((t, i) => ({ base: VIRTIO_BASE + i * VIRTIO_STRIDE, size: t.size, irq: VIRTIO_IRQ0 + i, isr: i })),
+      virtio: this.virtio.map((t, i) => ({ base: VIRTIO_BASE + i * VIRTIO_STRIDE, size: t.size, irq: virtioIrq(i), isr: i })),
       isrBuffer: this.isrWords.buffer as SharedArrayBuffer,
       windows: this.windows.filter((w) => w.dev !== this.plic).map((w) => ({ base: w.base, size: w.end - w.base })),
     };
@@ -381,7 +414,7 @@ export class Board {
     for (let i = 0; i < this.virtio.length; i++) {
       const base = VIRTIO_BASE + i * VIRTIO_STRIDE;
       soc.child(`virtio_mmio@${base.toString(16)}`)
-        .prop('interrupts', [VIRTIO_IRQ0 + i]).prop('interrupt-parent', [plicPh])
+        .prop('interrupts', [virtioIrq(i)]).prop('interrupt-parent', [plicPh])
         .prop('reg', [...cells64(base), 0, VIRTIO_STRIDE]).prop('compatible', 'virtio,mmio');
     }
     const plicIrqs: number[] = [];

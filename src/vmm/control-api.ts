@@ -9,6 +9,8 @@
  *   POST /pause                  -> 200; all harts park, guest time stops advancing for the harts
  *   POST /resume                 -> 200
  *   POST /net-rate {mbit}        -> 200; sets the bandwidth cap of every network card (Mbit/s each way, 0: none)
+ *   POST /memory  {bytes}        -> 200; moves the balloon so that the guest has `bytes` of RAM (whole MiB,
+ *                                   at most the RAM it booted with); 409 when the guest cannot give that much
  *   GET  /console                -> HTTP upgrade ("Upgrade: tsvisor-console"): raw byte stream both ways;
  *                                   the server first sends the scrollback (last 64 KiB of console.log)
  *   POST /exec    {argv: string[], stdin?: string (base64)}
@@ -23,7 +25,10 @@ export interface VmProcessStatus {
   pid: number;
   state: 'booting' | 'running' | 'paused' | 'stopping';
   vcpus: number;
+  /** The guest's current memory (the RAM it booted with, less the balloon's target). */
   memoryBytes: number;
+  /** Memory and the balloon; see {@link VmMemoryStatus}. */
+  memory: VmMemoryStatus;
   startedAt: number;
   /** Guest agent answering (exec available). */
   agent: boolean;
@@ -43,6 +48,23 @@ export interface VmProcessStatus {
    * whether the default user and sshd are ready (or why not). Null: the VM has none.
    */
   ssh: { port: number; ready: boolean; error?: string } | null;
+}
+
+/**
+ * A running VM's memory, in bytes. `maxBytes` is the RAM the guest booted with (its
+ * device tree); the balloon holds `maxBytes - currentBytes` once the guest has caught up
+ * (`balloonBytes` is what its driver says it holds). `guest` is the guest's own view from
+ * the balloon's statistics (null before the driver sent any), `atMs` when it was taken.
+ * `rssBytes` is the VM process's resident memory on the host.
+ */
+export interface VmMemoryStatus {
+  currentBytes: number;
+  maxBytes: number;
+  balloonBytes: number;
+  /** Bytes the host got back from the guest since it booted (inflated and reported free pages). */
+  returnedBytes: number;
+  guest: { totalBytes?: number; freeBytes?: number; availableBytes?: number; cachesBytes?: number; oomKills?: number; allocStalls?: number; atMs: number } | null;
+  rssBytes: number;
 }
 
 /** One line of a `POST /exec` response body. `data` is base64. */

@@ -145,6 +145,11 @@ export async function setNetRate(vmDir: string, mbit: number, opts?: RequestOpti
   return await call(vmDir, 'POST', '/net-rate', { mbit }, opts) as VmProcessStatus;
 }
 
+/** `POST /memory`: the guest's memory becomes `bytes` (the balloon moves); see control-api.ts. */
+export async function setMemory(vmDir: string, bytes: number, opts?: RequestOptions): Promise<VmProcessStatus> {
+  return await call(vmDir, 'POST', '/memory', { bytes }, opts) as VmProcessStatus;
+}
+
 /** `POST /pause`: resolves once every vCPU is parked; guest time stands still until resume. */
 export async function pause(vmDir: string, opts?: RequestOptions): Promise<VmProcessStatus> {
   return await call(vmDir, 'POST', '/pause', {}, opts) as VmProcessStatus;

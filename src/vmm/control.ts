@@ -43,6 +43,12 @@ export interface ControlTarget {
   resume(): Promise<void>;
   /** `POST /net-rate`: set every card's bandwidth cap (Mbit/s each way, 0: none; already checked). */
   setNetRate(mbit: number): void;
+  /**
+   * `POST /memory`: move the balloon so that the guest has `bytes` of RAM (a positive safe
+   * integer, otherwise unchecked). Throw ControlHttpError (400 out of range, 409 the guest
+   * cannot give that much now) with the figures.
+   */
+  setMemory(bytes: number): void;
   /** `GET /console` upgrade: attach the raw stream as a console viewer. */
   attachConsole(stream: Duplex): void;
   /**
@@ -102,7 +108,7 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 }
 
 const ROUTES: Record<string, string> = {
-  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/console': 'GET', '/exec': 'POST',
+  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/console': 'GET', '/exec': 'POST',
 };
 
 /** The HTTP server of the control channel. */
@@ -191,6 +197,14 @@ export class ControlServer {
           let mbit: number;
           try { mbit = checkNetRate(body.mbit); } catch (e) { throw new ControlHttpError(400, 'bad_request', (e as Error).message); }
           this.target.setNetRate(mbit);
+          sendJson(res, 200, this.target.status());
+          return;
+        }
+        case '/memory': {
+          const body = await readJson(req);
+          const bytes = body.bytes;
+          if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes <= 0) throw new ControlHttpError(400, 'bad_request', 'bytes must be a positive whole number');
+          this.target.setMemory(bytes);
           sendJson(res, 200, this.target.status());
           return;
         }

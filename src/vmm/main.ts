@@ -42,6 +42,8 @@ import { parseMac } from '../devices/net/frame.js';
 import { startNetLinks, type NetLink } from './net-links.js';
 import { NO_SSHD_MARK, hostnameScript, sshUserScript } from './guest-setup.js';
 import { nicAttachment } from './network.js';
+import { VmMemory, MemoryChangeError } from './memory.js';
+import { madviseDiscarder } from '../devices/node/discard.js';
 
 /**
  * Largest exec stdin: the agent runs one `sh -c` command line, which Linux limits to
@@ -68,6 +70,8 @@ class VmProcess implements ControlTarget {
   private sshPort = 0;
   private sshState: { ready: boolean; error?: string } = { ready: false };
   private netRateMbit = 0;
+  /** The guest's memory and balloon, across reboots (set once the configuration is read). */
+  private memory: VmMemory | null = null;
   /** Disk counters of earlier boots (guest reboots) of this process. */
   private diskBase: Array<{ readBytes: number; writtenBytes: number }> = [];
   private hub: ConsoleHub | null = null;
@@ -108,6 +112,7 @@ class VmProcess implements ControlTarget {
     }
     const cfg = this.cfg;
     this.netRateMbit = cfg.netRateMbit ?? 0;
+    this.memory = new VmMemory(cfg.maxMemoryBytes ?? cfg.memoryBytes, cfg.memoryBytes);
     // networking first: a published port that cannot be bound fails the start before the
     // control socket exists, so the daemon reports it as this VM's start error
     const publish = [...cfg.publish ?? []];
@@ -143,7 +148,7 @@ class VmProcess implements ControlTarget {
       onLogError: (e) => this.log(`console.log: ${e.message}`),
     });
     this.console = new StdioCharBackend((bytes) => this.hub!.output(bytes), { onInput: () => this.vm?.kick() });
-    this.log(`listening on ${this.paths.sock}; ${cfg.vcpus} vCPU(s), ${cfg.memoryBytes / (1024 * 1024)} MiB`);
+    this.log(`listening on ${this.paths.sock}; ${cfg.vcpus} vCPU(s), ${cfg.memoryBytes / (1024 * 1024)} MiB${cfg.maxMemoryBytes ? ` of at most ${cfg.maxMemoryBytes / (1024 * 1024)} MiB` : ''}`);
 
     // boot images and disks
     let kernel: Uint8Array;
@@ -179,7 +184,8 @@ class VmProcess implements ControlTarget {
       let ev: PowerEvent | null;
       try {
         this.vm = await Vm.create({
-          ramBytes: cfg.memoryBytes, harts: cfg.vcpus, engine, engineKind: cfg.engine, kernel, initrd, bootargs,
+          ramBytes: this.memory.maxBytes, harts: cfg.vcpus,
+          balloon: this.memory.boardConfig(), discardRam: madviseDiscarder, engine, engineKind: cfg.engine, kernel, initrd, bootargs,
           disks: this.disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
           nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
           console: this.console,
@@ -190,6 +196,7 @@ class VmProcess implements ControlTarget {
           },
         });
         this.newAgent(null);
+        this.memory.attach(this.vm.board.balloon);
         if (this.stopRequested) this.vm.stop(); // asked while the board was being built
         else this.state = 'running';
         this.log('guest started');
@@ -198,6 +205,7 @@ class VmProcess implements ControlTarget {
         return this.finish(1, (e as Error).message.startsWith('VM failed') ? (e as Error).message : `VM failed: ${(e as Error).message}`);
       }
       this.addDiskBase();
+      this.memory.attach(null);
       this.closeAgent('the guest stopped');
       this.vm = null;
       if (ev?.kind === 'reset' && !this.stopRequested) {
@@ -285,7 +293,8 @@ class VmProcess implements ControlTarget {
       pid: process.pid,
       state: this.state === 'running' && this.vm?.paused ? 'paused' : this.state,
       vcpus: cfg.vcpus,
-      memoryBytes: cfg.memoryBytes,
+      memoryBytes: this.memory!.currentBytes,
+      memory: this.memory!.status(process.memoryUsage.rss()),
       startedAt: this.startedAt,
       agent: this.agentReady,
       disks: this.diskPaths.map((path, i) => ({
@@ -313,6 +322,18 @@ class VmProcess implements ControlTarget {
     this.netRateMbit = mbit;
     for (const l of this.links) l.backend.setRate(mbit);
     this.log(mbit ? `network rate cap set to ${mbit} Mbit/s each way` : 'network rate cap removed');
+  }
+
+  /** {@link ControlTarget.setMemory}: the balloon moves (vmm/memory.ts). */
+  setMemory(bytes: number): void {
+    const before = this.memory!.currentBytes;
+    try {
+      this.memory!.set(bytes);
+    } catch (e) {
+      if (e instanceof MemoryChangeError) throw new ControlHttpError(e.status, e.status === 400 ? 'bad_request' : 'conflict', e.message);
+      throw e;
+    }
+    this.log(`memory ${before / (1024 * 1024)} MiB -> ${bytes / (1024 * 1024)} MiB (balloon target ${(this.memory!.maxBytes - bytes) / (1024 * 1024)} MiB)`);
   }
 
   /** {@link ControlTarget.stop}: agent poweroff, or force after `timeoutMs`. A repeated stop may shorten the deadline. */

@@ -18,7 +18,10 @@ export interface VmProcessConfig {
   /** Also the guest's host name. */
   name: string;
   vcpus: number;
+  /** The memory the guest has (the balloon holds the rest of `maxMemoryBytes`). */
   memoryBytes: number;
+  /** The RAM the guest boots with (its device tree), at least `memoryBytes`; absent: `memoryBytes`. */
+  maxMemoryBytes?: number;
   disks: Array<{ path: string; readonly: boolean }>;
   /** ISO 9660 image attached read-only after the disks. */
   cdrom?: string;
@@ -125,6 +128,12 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
   if (typeof mem !== 'number' || !Number.isInteger(mem) || mem % MIB !== 0 || mem < 64 * MIB || mem > MAX_RAM_BYTES) {
     throw new VmConfigError(`memoryBytes must be a whole number of MiB from 64 MiB to ${Math.floor(MAX_RAM_BYTES / MIB)} MiB`);
   }
+  const max = d.maxMemoryBytes;
+  if (max !== undefined && max !== null) {
+    if (typeof max !== 'number' || !Number.isInteger(max) || max % MIB !== 0 || max < mem || max > MAX_RAM_BYTES) {
+      throw new VmConfigError(`maxMemoryBytes must be a whole number of MiB from memoryBytes to ${Math.floor(MAX_RAM_BYTES / MIB)} MiB`);
+    }
+  }
   const disksIn = d.disks ?? [];
   if (!Array.isArray(disksIn)) throw new VmConfigError('disks must be an array');
   const disks = disksIn.map((x: unknown, i) => {
@@ -164,6 +173,7 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
   return {
     ...(image ? { image } : {}),
     name, vcpus, memoryBytes: mem, disks,
+    ...(typeof max === 'number' && max > mem ? { maxMemoryBytes: max } : {}),
     cdrom: cdrom ? path(cdrom) : undefined,
     kernel: kernel ? path(kernel) : undefined,
     initrd: initrd ? path(initrd) : undefined,

@@ -16,6 +16,7 @@ import { ConsoleHub } from '../../src/vmm/console-hub.js';
 import * as client from '../../src/vmm/control-client.js';
 import type { VmProcessStatus } from '../../src/vmm/control-api.js';
 import { checkVmConfig, VmConfigError } from '../../src/vmm/vm-config.js';
+import { VmMemory, MemoryChangeError } from '../../src/vmm/memory.js';
 
 /** A VM that only records what it was asked. */
 class FakeVm implements ControlTarget {
@@ -24,6 +25,8 @@ class FakeVm implements ControlTarget {
   stops: number[] = [];
   kills = 0;
   netRate = 0;
+  /** 1 GiB of RAM, 256 MiB given; no balloon driver (shrinking is refused). */
+  memory = new VmMemory(1 << 30, 256 << 20);
   input: string[] = [];
   /** What a `silent` exec waits for before it ends (no output meanwhile). */
   silence: Promise<void> = Promise.resolve();
@@ -33,7 +36,7 @@ class FakeVm implements ControlTarget {
   }
   status(): VmProcessStatus {
     return {
-      name: 'fake', pid: process.pid, state: this.state, vcpus: 1, memoryBytes: 256 << 20, startedAt: 1,
+      name: 'fake', pid: process.pid, state: this.state, vcpus: 1, memoryBytes: this.memory.currentBytes, memory: this.memory.status(0), startedAt: 1,
       agent: this.agent, disks: [{ path: '/x.img', readBytes: 512, writtenBytes: 0 }],
       nics: [], netRateMbit: this.netRate, ssh: null,
     };
@@ -46,6 +49,9 @@ class FakeVm implements ControlTarget {
   }
   async resume(): Promise<void> { if (this.state === 'paused') this.state = 'running'; }
   setNetRate(mbit: number): void { this.netRate = mbit; }
+  setMemory(bytes: number): void {
+    try { this.memory.set(bytes); } catch (e) { throw e instanceof MemoryChangeError ? new ControlHttpError(e.status, 'x', e.message) : e; }
+  }
   attachConsole(stream: Duplex): void { this.hub.attach(stream); }
   async exec(argv: string[], stdin: Uint8Array | undefined, out: ExecOutput): Promise<number> {
     if (!this.agent) throw new ControlHttpError(409, 'agent_unavailable', 'no agent');
@@ -122,6 +128,23 @@ describe('control channel', () => {
     assert.equal((await client.pause(dir)).state, 'paused');
     assert.equal((await client.status(dir)).state, 'paused');
     assert.equal((await client.resume(dir)).state, 'running');
+  });
+
+  test('POST /memory grows up to the RAM booted with; the rest is refused with the figures', async () => {
+    const st = await client.setMemory(dir, 512 << 20);
+    assert.equal(st.memoryBytes, 512 << 20);
+    assert.deepEqual([st.memory.currentBytes, st.memory.maxBytes], [512 << 20, 1 << 30]);
+    for (const [body, status, re] of [
+      ['{"bytes": 2147483648}', 400, /above this VM's maximum of 1024 MiB/],
+      ['{"bytes": 1000}', 400, /whole number of MiB/],
+      ['{"bytes": -5}', 400, /positive/],
+      ['{"bytes": 134217728}', 409, /balloon driver is not running/],
+    ] as const) {
+      const r = await raw(sock, 'POST', '/memory', body);
+      assert.equal(r.status, status, body);
+      assert.match(JSON.parse(r.body).error.message, re);
+    }
+    assert.equal(vm.memory.currentBytes, 512 << 20, 'nothing changed');
   });
 
   test('POST /net-rate sets the cap; a bad rate is refused', async () => {

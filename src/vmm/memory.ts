@@ -1,0 +1,116 @@
+/**
+ * A VM's memory while it runs: the guest boots with `maxBytes` of RAM in its device tree
+ * and the balloon (virtio-balloon) holds the difference to `currentBytes`, so the memory
+ * can move in both directions without a reboot (libvirt's `currentMemory` under
+ * `maxMemory`). This file keeps the target across guest reboots, decides whether a
+ * change can be made now, and reports the figures; the device is src/devices/virtio/balloon.ts.
+ */
+import type { BalloonConfig } from '../machine/board.js';
+import type { BalloonStats, VirtioBalloon } from '../devices/virtio/balloon.js';
+import type { VmMemoryStatus } from './control-api.js';
+
+const MIB = 1024 * 1024;
+/** Smallest memory a running guest may be shrunk to (the same floor as at boot). */
+export const MIN_GUEST_MEMORY_BYTES = 64 * MIB;
+/**
+ * What a shrink leaves the guest beyond the memory it cannot give (its `MemAvailable`
+ * less this reserve may go), so that reclaim never pushes it into its OOM killer.
+ */
+export const SHRINK_RESERVE_BYTES = 32 * MIB;
+/** Statistics older than this are refreshed when the status is read (ms). */
+const STATS_REFRESH_MS = 2000;
+
+/** A change that cannot be made; `status` is 400 (out of range) or 409 (not now). */
+export class MemoryChangeError extends Error {
+  constructor(readonly status: 400 | 409, message: string) {
+    super(message);
+    this.name = 'MemoryChangeError';
+  }
+}
+
+function mib(bytes: number): string {
+  return `${Math.floor(bytes / MIB)} MiB`;
+}
+
+/** The memory of one VM process, across the boards of its guest's reboots. */
+export class VmMemory {
+  private current: number;
+  private balloon: VirtioBalloon | null = null;
+
+  /**
+   * @param maxBytes the RAM the guest boots with (bytes, whole MiB)
+   * @param currentBytes the memory it should have (bytes, whole MiB, at most `maxBytes`)
+   * @throws RangeError when `currentBytes` is not in [MIN_GUEST_MEMORY_BYTES, maxBytes]
+   */
+  constructor(readonly maxBytes: number, currentBytes: number) {
+    if (currentBytes > maxBytes || currentBytes < Math.min(MIN_GUEST_MEMORY_BYTES, maxBytes)) {
+      throw new RangeError(`memory ${mib(currentBytes)} is outside ${mib(MIN_GUEST_MEMORY_BYTES)}..${mib(maxBytes)}`);
+    }
+    this.current = currentBytes;
+  }
+
+  /** The memory the guest should have, in bytes. */
+  get currentBytes(): number { return this.current; }
+
+  /** The board's balloon for the next boot: it starts at the current target. */
+  boardConfig(): BalloonConfig {
+    return { targetBytes: this.maxBytes - this.current };
+  }
+
+  /** The balloon of the board that now runs (null between boards). */
+  attach(balloon: VirtioBalloon | null): void {
+    this.balloon = balloon;
+  }
+
+  /**
+   * Give the guest `bytes` of memory. Growing is always possible up to `maxBytes` (the
+   * balloon deflates; before the driver runs, the guest starts at the new size). Shrinking
+   * needs the guest's statistics and at most its available memory less
+   * SHRINK_RESERVE_BYTES.
+   * @throws MemoryChangeError (400: not whole MiB, below the floor or above the RAM the
+   *   guest booted with; 409: no balloon driver or statistics yet, or more than the guest
+   *   can give now), with the figures.
+   */
+  set(bytes: number): void {
+    if (bytes % MIB !== 0) throw new MemoryChangeError(400, `memory ${bytes}: must be a whole number of MiB`);
+    if (bytes > this.maxBytes) {
+      throw new MemoryChangeError(400, `memory ${mib(bytes)} is above this VM's maximum of ${mib(this.maxBytes)} (the RAM it booted with; raise --max-memory and restart it for more)`);
+    }
+    if (bytes < MIN_GUEST_MEMORY_BYTES) throw new MemoryChangeError(400, `memory ${mib(bytes)} is below the minimum of ${mib(MIN_GUEST_MEMORY_BYTES)}`);
+    const give = this.current - bytes;
+    if (give > 0) {
+      const b = this.balloon;
+      if (!b || !b.active) throw new MemoryChangeError(409, "the guest's balloon driver is not running (yet): its memory cannot shrink now");
+      const avail = b.lastStats()?.stats.availableMemory;
+      if (avail === undefined) throw new MemoryChangeError(409, 'the guest has not reported its memory statistics yet: try again in a few seconds');
+      const can = Math.max(0, avail - SHRINK_RESERVE_BYTES);
+      if (give > can) {
+        throw new MemoryChangeError(409, `the guest cannot give ${mib(give)} now: it has ${mib(avail)} available, and keeps ${mib(SHRINK_RESERVE_BYTES)} of it (smallest possible now: ${mib(Math.ceil((this.current - can) / MIB) * MIB)})`);
+      }
+    }
+    this.current = bytes;
+    this.balloon?.setTargetPages((this.maxBytes - bytes) / 4096);
+  }
+
+  /** The figures for `GET /status`; asks the guest for fresh statistics when the last are old. */
+  status(rssBytes: number): VmMemoryStatus {
+    const b = this.balloon;
+    const last = b?.lastStats() ?? null;
+    if (b && (!last || Date.now() - last.atMs > STATS_REFRESH_MS)) b.requestStats();
+    return {
+      currentBytes: this.current,
+      maxBytes: this.maxBytes,
+      balloonBytes: (b?.actualPages ?? 0) * 4096,
+      returnedBytes: b?.metrics.discardedBytes ?? 0,
+      guest: last ? guestView(last.stats, last.atMs) : null,
+      rssBytes,
+    };
+  }
+}
+
+function guestView(s: BalloonStats, atMs: number): NonNullable<VmMemoryStatus['guest']> {
+  return {
+    totalBytes: s.totalMemory, freeBytes: s.freeMemory, availableBytes: s.availableMemory, cachesBytes: s.diskCaches,
+    oomKills: s.oomKills, allocStalls: s.allocStalls, atMs,
+  };
+}

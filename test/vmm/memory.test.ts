@@ -1,0 +1,76 @@
+/**
+ * The memory of a running VM (src/vmm/memory.ts): the balloon's target follows the
+ * memory asked for; a shrink is allowed only as far as the guest's available memory,
+ * less a reserve, goes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { VmMemory, MemoryChangeError, SHRINK_RESERVE_BYTES } from '../../src/vmm/memory.js';
+import type { BalloonStats, VirtioBalloon } from '../../src/devices/virtio/balloon.js';
+
+const MIB = 1 << 20;
+
+/** The part of a VirtioBalloon that VmMemory uses. */
+class FakeBalloon {
+  active = true;
+  targets: number[] = [];
+  requests = 0;
+  actualPages = 0;
+  metrics = { discardedBytes: 5 * MIB };
+  stats: { stats: BalloonStats; atMs: number } | null = null;
+  lastStats() { return this.stats; }
+  setTargetPages(p: number) { this.targets.push(p); }
+  requestStats() { this.requests++; return true; }
+}
+
+function attached(max: number, current: number): { m: VmMemory; b: FakeBalloon } {
+  const m = new VmMemory(max, current);
+  const b = new FakeBalloon();
+  m.attach(b as unknown as VirtioBalloon);
+  return { m, b };
+}
+
+test('VmMemory: the board starts with the balloon holding max - current', () => {
+  assert.deepEqual(new VmMemory(2048 * MIB, 512 * MIB).boardConfig(), { targetBytes: 1536 * MIB });
+  assert.deepEqual(new VmMemory(512 * MIB, 512 * MIB).boardConfig(), { targetBytes: 0 });
+  assert.throws(() => new VmMemory(512 * MIB, 1024 * MIB), RangeError);
+});
+
+test('VmMemory: growing moves the target down in 4 KiB pages; above the maximum is refused', () => {
+  const { m, b } = attached(2048 * MIB, 512 * MIB);
+  m.set(2000 * MIB);
+  assert.deepEqual(b.targets, [(48 * MIB) / 4096]);
+  assert.equal(m.currentBytes, 2000 * MIB);
+  assert.throws(() => m.set(2049 * MIB), (e: unknown) => e instanceof MemoryChangeError && e.status === 400 && /maximum of 2048 MiB/.test(e.message));
+  assert.throws(() => m.set(32 * MIB), (e: unknown) => e instanceof MemoryChangeError && e.status === 400);
+  assert.equal(m.currentBytes, 2000 * MIB);
+});
+
+test('VmMemory: shrinking needs statistics, and stops at available memory less the reserve', () => {
+  const { m, b } = attached(1024 * MIB, 1024 * MIB);
+  assert.throws(() => m.set(512 * MIB), (e: unknown) => e instanceof MemoryChangeError && e.status === 409 && /statistics/.test(e.message));
+  b.stats = { stats: { availableMemory: 300 * MIB, totalMemory: 990 * MIB }, atMs: Date.now() };
+  const most = 300 * MIB - SHRINK_RESERVE_BYTES;
+  assert.throws(() => m.set(1024 * MIB - most - MIB), (e: unknown) => e instanceof MemoryChangeError && e.status === 409 && /cannot give/.test(e.message) && /smallest possible now: 756 MiB/.test(e.message));
+  assert.equal(b.targets.length, 0, 'nothing changed');
+  m.set(1024 * MIB - most);
+  assert.deepEqual(b.targets, [most / 4096]);
+  b.active = false;
+  assert.throws(() => m.set(512 * MIB), (e: unknown) => e instanceof MemoryChangeError && /not running/.test(e.message));
+});
+
+test('VmMemory: the status reports the figures and asks for fresh statistics when they are old', () => {
+  const { m, b } = attached(1024 * MIB, 768 * MIB);
+  b.actualPages = (256 * MIB) / 4096;
+  const s0 = m.status(123);
+  assert.equal(b.requests, 1);
+  assert.deepEqual(s0, { currentBytes: 768 * MIB, maxBytes: 1024 * MIB, balloonBytes: 256 * MIB, returnedBytes: 5 * MIB, guest: null, rssBytes: 123 });
+  b.stats = { stats: { freeMemory: 10, totalMemory: 20, availableMemory: 15, oomKills: 0 }, atMs: Date.now() };
+  const s1 = m.status(1);
+  assert.equal(b.requests, 1, 'fresh statistics are not asked for again');
+  assert.equal(s1.guest?.freeBytes, 10);
+  assert.equal(s1.guest?.totalBytes, 20);
+  b.stats.atMs -= 10_000;
+  m.status(1);
+  assert.equal(b.requests, 2);
+});
