@@ -24,6 +24,9 @@ const Disk = z.strictObject({
 const memoryBytes = z.number().int().positive('must be positive').min(64 * MiB, 'at least 64 MiB is needed to boot Linux')
   .max(MAX_RAM_BYTES, `at most ${Math.floor(MAX_RAM_BYTES / MiB)} MiB per VM (guest RAM lives in one 32-bit WebAssembly memory)`).refine((n) => n % MiB === 0, 'must be a whole number of MiB')
   .meta({ description: 'guest RAM in bytes (a multiple of 1 MiB)', example: 268435456 });
+const maxMemoryBytes = z.number().int().positive('must be positive').min(64 * MiB, 'at least 64 MiB')
+  .max(MAX_RAM_BYTES, `at most ${Math.floor(MAX_RAM_BYTES / MiB)} MiB per VM (guest RAM lives in one 32-bit WebAssembly memory)`).refine((n) => n % MiB === 0, 'must be a whole number of MiB')
+  .meta({ description: 'RAM the guest boots with, at least memoryBytes; the balloon holds the difference, so the memory can grow up to it while the VM runs (default memoryBytes)', example: 2147483648 });
 const vcpus = z.number().int().min(1, 'at least 1').max(MAX_HARTS, `at most ${MAX_HARTS}`).meta({ description: 'number of vCPUs (harts)' });
 const cpuWeight = z.number().int().min(1).max(10000).meta({ description: 'relative CPU weight (default 100), kernel-enforced' });
 const engine = z.enum(['jit', 'interp']).meta({ description: 'how the vCPUs run guest code: jit (hot code translated to wasm, the default) or interp (the interpreter alone)' });
@@ -36,6 +39,7 @@ export const VmCreateBody = z.strictObject({
   name: VmName,
   vcpus: vcpus.optional(),
   memoryBytes: memoryBytes.optional(),
+  maxMemoryBytes: maxMemoryBytes.optional(),
   disks: z.array(Disk).max(7).optional(),
   cdrom: z.string().min(1).optional().meta({ description: 'ISO 9660 image, attached read-only after the disks' }),
   kernel: z.string().min(1).optional().meta({ description: 'RISC-V Linux Image; default: the default image' }),
@@ -57,7 +61,8 @@ export const VmCreateBody = z.strictObject({
 /** `PATCH /v1/vms/{name}`: `null` removes an optional field. */
 export const VmPatchBody = z.strictObject({
   vcpus: vcpus.optional(),
-  memoryBytes: memoryBytes.optional(),
+  memoryBytes: memoryBytes.optional().meta({ description: 'guest memory in bytes (a multiple of 1 MiB); a running VM\'s balloon moves to it at once, up to the RAM it booted with' }),
+  maxMemoryBytes: maxMemoryBytes.nullable().optional(),
   disks: z.array(Disk).max(7).optional(),
   cdrom: z.string().min(1).nullable().optional(),
   kernel: z.string().min(1).nullable().optional(),
@@ -104,7 +109,7 @@ export const ExecBody = z.strictObject({
 // ------------------------------------------------------------------ responses (documentation)
 
 const VmDefinition = z.object({
-  name: VmName, vcpus: z.number().int(), memoryBytes: z.number().int(),
+  name: VmName, vcpus: z.number().int(), memoryBytes: z.number().int(), maxMemoryBytes: z.number().int().optional(),
   disks: z.array(z.object({ path: z.string(), readonly: z.boolean() })),
   cdrom: z.string().optional(), kernel: z.string().optional(), initrd: z.string().optional(), append: z.string().optional(),
   cpuWeight: z.number().int(), cpuCap: z.number().int(), restart: RestartPolicy,
@@ -140,6 +145,14 @@ export const VmInfoSchema = z.object({
   }).nullable(),
   cgroup: z.string().nullable(),
   guest: z.object({ state: z.string(), agent: z.boolean() }).nullable(),
+  memory: z.object({
+    currentBytes: z.number(), maxBytes: z.number().meta({ description: 'the RAM the guest booted with' }),
+    balloonBytes: z.number().meta({ description: 'what the guest\'s balloon driver holds' }),
+    returnedBytes: z.number().meta({ description: 'guest memory given back to the host since the guest booted (ballooned and reported free pages)' }),
+    rssBytes: z.number().meta({ description: 'the VM process\'s resident memory on the host' }),
+    guest: z.object({ totalBytes: z.number().optional(), freeBytes: z.number().optional(), availableBytes: z.number().optional(), atMs: z.number() }).nullable()
+      .meta({ description: 'the guest\'s MemTotal, MemFree and MemAvailable, from the balloon\'s statistics' }),
+  }).nullable().meta({ description: 'a running VM\'s memory; null when it is not running' }),
   ssh: z.object({
     user: z.string(), host: z.string(), port: z.number().int().nullable().meta({ description: 'host port published to the guest\'s port 22 while it runs' }),
     ready: z.boolean(), error: z.string().optional(), knownHostsFile: z.string(),

@@ -99,6 +99,13 @@ function duration(s: number | null): string {
   return `${Math.floor(t / 3600)}h${String(Math.floor((t % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+/** `vm info`'s line on a running VM's memory: the guest's size and free memory, the balloon, the host RSS. */
+function memoryNow(m: NonNullable<VmInfo['memory']>): string {
+  const g = m.guest;
+  const guest = g?.totalBytes !== undefined ? `guest total ${formatSize(g.totalBytes)}${g.freeBytes !== undefined ? `, free ${formatSize(g.freeBytes)}` : ''}${g.availableBytes !== undefined ? `, available ${formatSize(g.availableBytes)}` : ''}` : 'no guest figures yet';
+  return `${guest}; balloon ${formatSize(m.balloonBytes)} of ${formatSize(m.maxBytes)} RAM; host RSS ${formatSize(m.rssBytes)} (${formatSize(m.returnedBytes)} given back)`;
+}
+
 /** `tsvisor vm info` text. */
 export function formatVmInfo(v: VmInfo): string {
   const d = v.definition;
@@ -108,7 +115,8 @@ export function formatVmInfo(v: VmInfo): string {
     ['pid', v.pid === null ? '-' : String(v.pid)],
     ['uptime', duration(v.uptimeSeconds)],
     ['vcpus', String(d.vcpus)],
-    ['memory', formatSize(d.memoryBytes)],
+    ['memory', formatSize(d.memoryBytes) + (d.maxMemoryBytes ? ` (at most ${formatSize(d.maxMemoryBytes)})` : '')],
+    ...(v.memory ? [['memory now', memoryNow(v.memory)] as [string, string]] : []),
     ['engine', d.engine ?? 'jit'],
     ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
     ...(d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
@@ -219,7 +227,7 @@ function memoryOption(text: string | undefined): number | undefined {
 }
 
 interface VmOpts {
-  cpus?: string; memory?: string; disk?: string[]; cdrom?: string; kernel?: string; initrd?: string; append?: string;
+  cpus?: string; memory?: string; maxMemory?: string; disk?: string[]; cdrom?: string; kernel?: string; initrd?: string; append?: string;
   cpuWeight?: string; cpuCap?: string; restart?: string; network?: string[]; publish?: string[]; netRate?: string; sshKey?: string[];
   engine?: string;
 }
@@ -228,6 +236,7 @@ function definitionFields(o: VmOpts): Record<string, unknown> {
   const f: Record<string, unknown> = {
     vcpus: intOption(o.cpus, '--cpus', 1),
     memoryBytes: memoryOption(o.memory),
+    maxMemoryBytes: o.maxMemory === undefined ? undefined : o.maxMemory === 'none' ? null : parseSize(o.maxMemory, '--max-memory'),
     disks: o.disk && o.disk.length ? o.disk.map(parseDiskSpec).map((d) => ({ path: resolvePath(d.path), readonly: d.readonly })) : undefined,
     cdrom: o.cdrom === undefined ? undefined : resolvePath(o.cdrom),
     kernel: o.kernel === undefined ? undefined : resolvePath(o.kernel),
@@ -255,7 +264,8 @@ function addDefinitionOptions(cmd: Command): Command {
   return cmd
     .option('--cpus <n>', 'number of vCPUs')
     .addOption(new Option('--engine <kind>', 'how guest code runs: jit (hot code translated to wasm, the default) or interp (the interpreter alone)').choices(ENGINE_KINDS))
-    .option('-m, --memory <size>', 'guest RAM (K, M, G suffixes)')
+    .option('-m, --memory <size>', 'guest memory (K, M, G suffixes); a running VM gets it at once through its balloon, up to the RAM it booted with')
+    .option('--max-memory <size>', 'RAM the guest boots with, so that --memory can grow up to it while the VM runs (none: the same as --memory)')
     .option('--disk <path[,readonly]>', 'attach a disk image, raw or qcow2 (repeatable)', collect, [] as string[])
     .option('--cdrom <iso>', 'attach an ISO 9660 image read-only')
     .option('--kernel <file>', 'boot this RISC-V Linux Image instead of the default image')
@@ -398,7 +408,9 @@ export function registerHostCommands(program: Command): void {
       // the user's own key by default, as ssh-copy-id; only where a user-mode card can reach sshd
       const userCard = !o.network?.length || o.network.includes('user');
       const sshKeys = userCard || o.sshKey?.length ? readSshKeys(o.sshKey) : [];
-      let v = await api<VmInfo>('POST', '/v1/vms', { name, ...definitionFields(o), ...fromImage, ...(sshKeys.length ? { sshKeys } : {}) });
+      const fields = definitionFields(o);
+      if (fields.maxMemoryBytes === null) delete fields.maxMemoryBytes; // `none` is the default
+      let v = await api<VmInfo>('POST', '/v1/vms', { name, ...fields, ...fromImage, ...(sshKeys.length ? { sshKeys } : {}) });
       if (o.start) v = await api<VmInfo>('POST', vmPath(name, 'start'));
       await printVm(v, o.json, o.start ? 'created and started' : 'created');
     });
@@ -435,7 +447,7 @@ export function registerHostCommands(program: Command): void {
       const r = await api<{ vms: VmInfo[] }>('GET', '/v1/vms');
       out(o.json ? JSON.stringify(r.vms, null, 2) + '\n' : formatVmList(r.vms));
     });
-  addDefinitionOptions(vm.command('set').description('change a VM: CPU weight and cap and the network rate apply at once, the rest at the next start').argument('<name>'))
+  addDefinitionOptions(vm.command('set').description('change a VM: CPU weight and cap, the network rate and the memory apply at once, the rest at the next start').argument('<name>'))
     .option('--no-cdrom', 'detach the CD-ROM')
     .option('--json', 'print the VM as JSON')
     .action(async (name: string, o: Omit<VmOpts, 'cdrom'> & { json?: boolean; cdrom?: string | boolean }) => {

@@ -53,14 +53,15 @@ export function humanBytes(bytes: number): string {
 
 /**
  * Admit a VM asking for `requestedBytes`, or throw HostError('insufficient_resources')
- * whose message names the numbers: requested, allocated, and capacity × ratio.
+ * whose message names the numbers: requested, allocated, and capacity × ratio. `action`
+ * names what is refused (default `start NAME`).
  */
-export function admitMemory(vmName: string, requestedBytes: number, budget: MemoryBudget): void {
+export function admitMemory(vmName: string, requestedBytes: number, budget: MemoryBudget, action = `start ${vmName}`): void {
   if (budget.allocatedBytes + requestedBytes <= budget.limitBytes) return;
   const ratio = Number(budget.overcommit.toFixed(4));
   throw new HostError(
     'insufficient_resources',
-    `cannot start ${vmName}: not enough memory: requested ${humanBytes(requestedBytes)} (${requestedBytes} bytes), `
+    `cannot ${action}: not enough memory: requested ${humanBytes(requestedBytes)} (${requestedBytes} bytes), `
       + `allocated ${humanBytes(budget.allocatedBytes)} (${budget.allocatedBytes} bytes), `
       + `limit ${humanBytes(budget.limitBytes)} (${budget.limitBytes} bytes = capacity ${humanBytes(budget.capacityBytes)} × overcommit ${ratio})`,
     {

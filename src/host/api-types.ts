@@ -15,6 +15,8 @@ export interface VmCreateInput {
   name: string;
   vcpus?: number;
   memoryBytes?: number;
+  /** RAM the guest boots with; the balloon holds what `memoryBytes` leaves, so `vm set --memory` can grow it while it runs. Default: `memoryBytes`. */
+  maxMemoryBytes?: number;
   disks?: Array<{ path: string; readonly?: boolean }>;
   cdrom?: string;
   kernel?: string;
@@ -38,7 +40,10 @@ export interface VmCreateInput {
 /** Changes to a VM (`PATCH`): `null` removes an optional field. CPU weight and cap apply at once. */
 export interface VmPatch {
   vcpus?: number;
+  /** Applies to a running VM at once, through its balloon (up to the RAM it booted with). */
   memoryBytes?: number;
+  /** At the next start (null: the same as `memoryBytes`). */
+  maxMemoryBytes?: number | null;
   disks?: Array<{ path: string; readonly?: boolean }>;
   cdrom?: string | null;
   kernel?: string | null;
@@ -75,6 +80,16 @@ export interface VmInfo {
   cgroup: string | null;
   /** What the VM process said last (`GET /status`). */
   guest: { state: string; agent: boolean } | null;
+  /**
+   * A running VM's memory: what it has now (`currentBytes`), the RAM it booted with
+   * (`maxBytes`), what its balloon holds, the guest's own figures from the balloon's
+   * statistics (null before the first) and the VM process's resident memory on the host.
+   * Null when the VM is not running.
+   */
+  memory: {
+    currentBytes: number; maxBytes: number; balloonBytes: number; returnedBytes: number; rssBytes: number;
+    guest: { totalBytes?: number; freeBytes?: number; availableBytes?: number; atMs: number } | null;
+  } | null;
   /**
    * SSH access (`vm ssh`), for a VM with keys: the guest user, the host address and port
    * published to its port 22 while it runs (null when stopped), whether the user and sshd

@@ -25,7 +25,7 @@ import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
 import { detectCgroups, type CgroupDriver } from './cgroups.js';
 import { HostError } from './errors.js';
 import { HostMeter } from './meter.js';
-import { checkedSsh, describeExit, logTail, readExitFile, restartDelayMs, shouldRestart, spawnVmProcess } from './vm-process.js';
+import { checkedMemory, checkedSsh, describeExit, logTail, readExitFile, restartDelayMs, shouldRestart, spawnVmProcess } from './vm-process.js';
 import type { HostPaths } from './paths.js';
 import { processAlive, processCpuSeconds, processRssBytes, readProcStat } from './procfs.js';
 import {
@@ -80,7 +80,7 @@ interface Entry {
   /** What the user asked of the current process. */
   intent?: 'stop' | 'kill';
   lock: Promise<unknown>;
-  guest?: { state: string; agent: boolean; at: number; ssh: VmProcessStatus['ssh'] };
+  guest?: { state: string; agent: boolean; at: number; ssh: VmProcessStatus['ssh']; memory: VmInfo['memory'] };
   statusBusy: boolean;
   restartTimer?: NodeJS.Timeout;
   waiters: Array<() => void>;
@@ -284,6 +284,7 @@ export class Host {
       lastExit: e.rt.lastExit ?? null,
       cgroup: alive && this.cgroups.version !== 'none' ? this.cgroups.path(name) ?? null : null,
       guest: alive && e.guest ? { state: e.guest.state, agent: e.guest.agent } : null,
+      memory: alive ? e.guest?.memory ?? null : null,
       ssh: e.def.ssh ? {
         user: e.def.ssh.user,
         host: '127.0.0.1',
@@ -318,6 +319,7 @@ export class Host {
       name: input.name,
       vcpus: input.vcpus ?? 1,
       memoryBytes: input.memoryBytes ?? 512 * 1024 * 1024,
+      ...(input.maxMemoryBytes !== undefined && input.maxMemoryBytes !== (input.memoryBytes ?? 512 * 1024 * 1024) ? { maxMemoryBytes: input.maxMemoryBytes } : {}),
       disks: (input.disks ?? []).map((d) => ({ path: d.path, readonly: !!d.readonly })),
       ...(input.cdrom ? { cdrom: input.cdrom } : {}),
       ...(input.kernel ? { kernel: input.kernel } : {}),
@@ -389,7 +391,11 @@ export class Host {
     if (this.entries.has(name) || this.store.has(name)) throw new HostError('already_exists', `VM ${name} already exists`);
   }
 
-  /** Change a VM's definition. CPU weight and cap apply to a running VM at once; the rest at its next start. */
+  /**
+   * Change a VM's definition. CPU weight and cap, the network rate and the memory apply to
+   * a running VM at once (the memory through its balloon, up to the RAM it booted with;
+   * growing it is admitted against the host's budget first); the rest at its next start.
+   */
   update(name: string, patch: VmPatch): Promise<VmInfo> {
     return this.locked(name, async (e) => {
       const next: VmDefinition = { ...e.def };
@@ -421,6 +427,8 @@ export class Host {
           throw new HostError('internal', `cannot apply CPU weight/cap to ${name}: ${(err as Error).message}`);
         }
       }
+      if (next.maxMemoryBytes === next.memoryBytes) delete next.maxMemoryBytes;
+      if (next.memoryBytes !== e.def.memoryBytes && ALIVE.includes(e.rt.state)) await this.setRunningMemory(name, e, next.memoryBytes);
       const rate = next.netRateMbit ?? 0;
       if (rate !== (e.def.netRateMbit ?? 0) && (e.rt.state === 'running' || e.rt.state === 'paused')) {
         // the definition is saved only once the running VM took the new rate
@@ -431,6 +439,31 @@ export class Host {
       this.log(`updated ${name}: ${JSON.stringify(patch)}`);
       return this.get(name);
     });
+  }
+
+  /**
+   * Move a running VM's memory to `bytes` (its balloon): growth beyond what it holds is
+   * admitted first; its reservation follows once the VM process took the change.
+   * @throws HostError: conflict (not running or paused, or the guest cannot give that much
+   *   now), insufficient_resources, invalid_argument (above the RAM it booted with).
+   */
+  private async setRunningMemory(name: string, e: Entry, bytes: number): Promise<void> {
+    if (e.rt.state !== 'running' && e.rt.state !== 'paused') throw new HostError('conflict', `VM ${name} is ${e.rt.state}: its memory can change once it runs`);
+    const reserved = e.rt.memoryBytes ?? e.def.memoryBytes;
+    if (bytes > reserved) admitMemory(name, bytes - reserved, this.budget(), `grow ${name} to ${bytes / (1024 * 1024)} MiB`);
+    // reserve before the await, so that two changes cannot both pass on the same free memory
+    e.rt.memoryBytes = Math.max(reserved, bytes);
+    try {
+      const st = await this.channel(name).post('/memory', { bytes }) as VmProcessStatus;
+      e.rt.memoryBytes = bytes;
+      this.meter.ledger.setRunMemory(name, bytes);
+      this.noteStatus(name, e, st);
+    } catch (err) {
+      e.rt.memoryBytes = reserved;
+      throw err;
+    } finally {
+      this.save(name, e);
+    }
   }
 
   /** Delete a VM (its folder, cgroup; usage totals are kept). A VM whose process is alive needs `force`. */
@@ -577,7 +610,7 @@ export class Host {
   }
 
   private noteStatus(name: string, e: Entry, st: VmProcessStatus): void {
-    e.guest = { state: st.state, agent: !!st.agent, at: Date.now(), ssh: checkedSsh(st.ssh) };
+    e.guest = { state: st.state, agent: !!st.agent, at: Date.now(), ssh: checkedSsh(st.ssh), memory: checkedMemory(st.memory) };
     this.meter.noteStatus(name, st);
     if (e.rt.state === 'running' && st.state === 'paused') this.setState(name, e, 'paused');
     else if (e.rt.state === 'paused' && st.state !== 'paused' && st.state !== 'stopping') this.setState(name, e, 'running');

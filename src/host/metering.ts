@@ -164,6 +164,15 @@ export class UsageLedger {
     if (changed) { u.updatedAt = this.now(); this.dirty = true; }
   }
 
+  /** The running VM's memory changed to `bytes` (`vm set --memory`): memory-seconds count it from now on. */
+  setRunMemory(name: string, bytes: number): void {
+    const u = this.vms[name];
+    if (!u?.run) return;
+    this.tickMemory(name);
+    u.run.memoryBytes = bytes;
+    this.dirty = true;
+  }
+
   /** Accumulate memory-seconds of the run up to now (or up to `until`, ms since the epoch). */
   tickMemory(name: string, until?: number): void {
     const u = this.vms[name];

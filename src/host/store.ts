@@ -82,6 +82,12 @@ export function validateDefinition(d: VmDefinition, opts: { checkFiles?: boolean
   if (d.memoryBytes % (1024 * 1024) !== 0) bad(`memory ${d.memoryBytes}: must be a whole number of MiB`);
   if (d.memoryBytes < MIN_MEMORY_BYTES) bad(`memory ${d.memoryBytes}: at least 64 MiB is needed to boot Linux`);
   if (d.memoryBytes > MAX_RAM_BYTES) bad(`memory ${d.memoryBytes}: at most ${MAX_RAM_BYTES - (MAX_RAM_BYTES % (1024 * 1024))} bytes per VM`);
+  if (d.maxMemoryBytes !== undefined) {
+    const max = d.maxMemoryBytes;
+    if (!Number.isInteger(max) || max % (1024 * 1024) !== 0) bad(`max memory ${max}: must be a whole number of MiB`);
+    if (max < d.memoryBytes) bad(`memory ${d.memoryBytes / (1024 * 1024)} MiB is above the max memory ${max / (1024 * 1024)} MiB`);
+    if (max > MAX_RAM_BYTES) bad(`max memory ${max}: at most ${MAX_RAM_BYTES - (MAX_RAM_BYTES % (1024 * 1024))} bytes per VM`);
+  }
   if (!Number.isInteger(d.cpuWeight) || d.cpuWeight < 1 || d.cpuWeight > 10000) bad(`cpuWeight ${d.cpuWeight}: expected 1..10000`);
   if (!Number.isInteger(d.cpuCap) || d.cpuCap < 0 || d.cpuCap > 100 * cores) bad(`cpuCap ${d.cpuCap}: expected 0 (none) or 1..${100 * cores} (% of one core)`);
   if (!RESTART_POLICIES.includes(d.restart)) bad(`restart ${JSON.stringify(d.restart)}: expected one of ${RESTART_POLICIES.join(', ')}`);

@@ -26,8 +26,8 @@ export class VmChannel {
 
   /**
    * POST an operation. Throws HostError: `unavailable` when the VM process does not
-   * answer; with its message on a non-2xx answer (`not_supported` for 404/501,
-   * `conflict` for 409, else `internal`).
+   * answer; with its message on a non-2xx answer (`invalid_argument` for 400,
+   * `not_supported` for 404/501, `conflict` for 409, else `internal`).
    */
   async post(path: string, body?: unknown, timeoutMs = 5000): Promise<unknown> {
     try {
@@ -35,7 +35,7 @@ export class VmChannel {
     } catch (e) {
       const err = e as control.ControlError;
       if (err.status === undefined) throw new HostError('unavailable', `VM process does not answer ${path}: ${err.message}`);
-      const code = err.status === 404 || err.status === 501 ? 'not_supported' : err.status === 409 ? 'conflict' : 'internal';
+      const code = err.status === 400 ? 'invalid_argument' : err.status === 404 || err.status === 501 ? 'not_supported' : err.status === 409 ? 'conflict' : 'internal';
       throw new HostError(code, `VM process refused ${path}: ${err.message}`);
     }
   }

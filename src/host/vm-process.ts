@@ -9,6 +9,7 @@ import { readJsonFile } from '../vmm/atomic.js';
 import type { VmProcessStatus } from '../vmm/control-api.js';
 import type { VmExit } from './store.js';
 import type { RestartPolicy } from './types.js';
+import type { VmInfo } from './api-types.js';
 
 /**
  * Spawns `node vmmEntry vmDir` detached (it outlives the daemon), in `vmDir`, with stdout
@@ -82,6 +83,22 @@ export function shouldRestart(policy: RestartPolicy, reason: VmExit['reason']): 
   if (reason === 'requested') return false;
   if (policy === 'always') return true;
   return policy === 'on-failure' && reason === 'crash';
+}
+
+/**
+ * The `memory` of a VM process's status, reduced to its well-formed numbers (the daemon
+ * shows it in `vm info`); null when missing or malformed.
+ */
+export function checkedMemory(v: unknown): VmInfo['memory'] {
+  const m = v as Record<string, unknown> | null | undefined;
+  const n = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+  if (!m || typeof m !== 'object' || !n(m.currentBytes) || !n(m.maxBytes) || !n(m.balloonBytes) || !n(m.returnedBytes) || !n(m.rssBytes)) return null;
+  const g = m.guest as Record<string, unknown> | null | undefined;
+  const opt = (x: unknown) => (n(x) ? x : undefined);
+  return {
+    currentBytes: m.currentBytes, maxBytes: m.maxBytes, balloonBytes: m.balloonBytes, returnedBytes: m.returnedBytes, rssBytes: m.rssBytes,
+    guest: g && typeof g === 'object' && n(g.atMs) ? { totalBytes: opt(g.totalBytes), freeBytes: opt(g.freeBytes), availableBytes: opt(g.availableBytes), atMs: g.atMs } : null,
+  };
 }
 
 /** The `ssh` of a VM process's status, if well formed. */
