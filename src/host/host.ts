@@ -427,7 +427,6 @@ export class Host {
           throw new HostError('internal', `cannot apply CPU weight/cap to ${name}: ${(err as Error).message}`);
         }
       }
-      if (next.maxMemoryBytes === next.memoryBytes) delete next.maxMemoryBytes;
       if (next.memoryBytes !== e.def.memoryBytes && ALIVE.includes(e.rt.state)) await this.setRunningMemory(name, e, next.memoryBytes);
       const rate = next.netRateMbit ?? 0;
       if (rate !== (e.def.netRateMbit ?? 0) && (e.rt.state === 'running' || e.rt.state === 'paused')) {
@@ -460,7 +459,9 @@ export class Host {
       this.noteStatus(name, e, st);
     } catch (err) {
       e.rt.memoryBytes = reserved;
-      throw err;
+      // the VM process's reason is meant for the user as it is
+      const reason = err instanceof HostError ? err.details?.reason : undefined;
+      throw typeof reason === 'string' && err instanceof HostError ? new HostError(err.code, `cannot change the memory of ${name}: ${reason}`) : err;
     } finally {
       this.save(name, e);
     }

@@ -27,7 +27,8 @@ export class VmChannel {
   /**
    * POST an operation. Throws HostError: `unavailable` when the VM process does not
    * answer; with its message on a non-2xx answer (`invalid_argument` for 400,
-   * `not_supported` for 404/501, `conflict` for 409, else `internal`).
+   * `not_supported` for 404/501, `conflict` for 409, else `internal`; its own message
+   * alone in `details.reason`).
    */
   async post(path: string, body?: unknown, timeoutMs = 5000): Promise<unknown> {
     try {
@@ -36,7 +37,7 @@ export class VmChannel {
       const err = e as control.ControlError;
       if (err.status === undefined) throw new HostError('unavailable', `VM process does not answer ${path}: ${err.message}`);
       const code = err.status === 400 ? 'invalid_argument' : err.status === 404 || err.status === 501 ? 'not_supported' : err.status === 409 ? 'conflict' : 'internal';
-      throw new HostError(code, `VM process refused ${path}: ${err.message}`);
+      throw new HostError(code, `VM process refused ${path}: ${err.message}`, { reason: err.message });
     }
   }
 

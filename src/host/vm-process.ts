@@ -12,6 +12,13 @@ import type { RestartPolicy } from './types.js';
 import type { VmInfo } from './api-types.js';
 
 /**
+ * Node flags of a VM process: young generations of 2 MiB semi-spaces in each of its
+ * isolates (main thread, harts, JIT compilers) instead of up to 16 MiB, which their
+ * short-lived garbage does not need; about 30 MiB less resident memory per VM.
+ */
+export const VM_PROCESS_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2'];
+
+/**
  * Spawns `node vmmEntry vmDir` detached (it outlives the daemon), in `vmDir`, with stdout
  * and stderr appended to `logPath` (created owner-only). Resolves once it has a pid.
  * @throws Error when the log cannot be opened or the process cannot be spawned.
@@ -20,7 +27,7 @@ export async function spawnVmProcess(vmmEntry: string, vmDir: string, logPath: s
   const logFd = openSync(logPath, 'a', 0o600);
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [vmmEntry, vmDir], { detached: true, cwd: vmDir, stdio: ['ignore', logFd, logFd], env });
+    child = spawn(process.execPath, [...VM_PROCESS_NODE_FLAGS, vmmEntry, vmDir], { detached: true, cwd: vmDir, stdio: ['ignore', logFd, logFd], env });
   } finally {
     closeSync(logFd);
   }

@@ -177,7 +177,8 @@ export class Board {
   private bootDelay: number | undefined;
 
   private constructor(cfg: BoardConfig) {
-    this.cfg = cfg;
+    // the boot images are loaded by create() and not kept: tens of MiB the guest has its own copy of
+    this.cfg = { ...cfg, kernel: new Uint8Array(0), initrd: undefined };
     this.t0 = cfg.monotonicNs();
     this.wasmMemory = createGuestMemory(cfg.ramBytes);
     this.memory = new GuestMemory(new Uint8Array(this.wasmMemory.buffer, RAM_OFFSET, cfg.ramBytes), RAM_BASE, codeWriteNotifier(this.wasmMemory), cfg.discardRam);

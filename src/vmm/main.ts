@@ -23,7 +23,7 @@
  * The guest runs its login shell on the serial console (no command archive). The
  * control channel's console viewers see and type into it.
  */
-import { appendFileSync, readFileSync, unlinkSync } from 'node:fs';
+import { accessSync, appendFileSync, constants, readFileSync, unlinkSync } from 'node:fs';
 import { writeFileAtomic } from './atomic.js';
 import type { Duplex } from 'node:stream';
 import { Vm } from './vm.js';
@@ -150,9 +150,10 @@ class VmProcess implements ControlTarget {
     this.console = new StdioCharBackend((bytes) => this.hub!.output(bytes), { onInput: () => this.vm?.kick() });
     this.log(`listening on ${this.paths.sock}; ${cfg.vcpus} vCPU(s), ${cfg.memoryBytes / (1024 * 1024)} MiB${cfg.maxMemoryBytes ? ` of at most ${cfg.maxMemoryBytes / (1024 * 1024)} MiB` : ''}`);
 
-    // boot images and disks
-    let kernel: Uint8Array;
-    let initrd: Uint8Array | undefined;
+    // boot images and disks; the images are read again at each boot, so that their bytes
+    // (tens of MiB) are not kept in this process while the guest runs
+    let kernelPath: string;
+    let initrdPath: string | undefined;
     try {
       this.diskPaths = cfg.disks.map((d) => d.path);
       // raw or qcow2 (detected), each with its backing chain; closed (chain included) in finish()
@@ -163,16 +164,19 @@ class VmProcess implements ControlTarget {
       }
       this.diskBase = this.disks.map(() => ({ readBytes: 0, writtenBytes: 0 }));
       if (cfg.kernel) {
-        kernel = readFileSync(cfg.kernel);
-        if (cfg.initrd) initrd = readFileSync(cfg.initrd);
+        kernelPath = cfg.kernel;
+        initrdPath = cfg.initrd;
       } else {
         const img = await ensureDefaultImage({
           quiet: true,
           onProgress: (ev) => { if (ev.kind === 'warning' || ev.kind === 'step') this.log(`image: ${ev.message}`); },
         });
-        kernel = readFileSync(img.kernel);
-        initrd = readFileSync(img.initrd);
+        kernelPath = img.kernel;
+        initrdPath = img.initrd;
       }
+      // a missing or unreadable image fails the start here
+      accessSync(kernelPath, constants.R_OK);
+      if (initrdPath) accessSync(initrdPath, constants.R_OK);
     } catch (e) {
       return this.finish(1, `cannot boot: ${(e as Error).message}`);
     }
@@ -183,18 +187,7 @@ class VmProcess implements ControlTarget {
     for (;;) {
       let ev: PowerEvent | null;
       try {
-        this.vm = await Vm.create({
-          ramBytes: this.memory.maxBytes, harts: cfg.vcpus,
-          balloon: this.memory.boardConfig(), discardRam: madviseDiscarder, engine, engineKind: cfg.engine, kernel, initrd, bootargs,
-          disks: this.disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
-          nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
-          console: this.console,
-          clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
-          agent: {
-            onData: (b) => this.agent?.receive(b),
-            onOpen: (open) => { if (!open) this.newAgent('the guest agent closed its port'); },
-          },
-        });
+        this.vm = await this.createVm(cfg, engine, kernelPath, initrdPath, bootargs);
         this.newAgent(null);
         this.memory.attach(this.vm.board.balloon);
         if (this.stopRequested) this.vm.stop(); // asked while the board was being built
@@ -217,6 +210,26 @@ class VmProcess implements ControlTarget {
       if (ev.kind === 'fail') return this.finish(1, `VM failed: the guest reported failure (code ${ev.code})`);
       return this.finish(0, ev.kind === 'reset' ? 'guest rebooted while stopping' : 'guest powered off');
     }
+  }
+
+  /**
+   * Build the board of one boot. The boot images are read here, so that nothing but the
+   * guest's RAM holds them once it runs.
+   */
+  private async createVm(cfg: VmProcessConfig, engine: WebAssembly.Module, kernelPath: string, initrdPath: string | undefined, bootargs: string): Promise<Vm> {
+    return await Vm.create({
+      ramBytes: this.memory!.maxBytes, harts: cfg.vcpus,
+      balloon: this.memory!.boardConfig(), discardRam: madviseDiscarder, engine, engineKind: cfg.engine,
+      kernel: readFileSync(kernelPath), initrd: initrdPath ? readFileSync(initrdPath) : undefined, bootargs,
+      disks: this.disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
+      nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
+      console: this.console!,
+      clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
+      agent: {
+        onData: (b) => this.agent?.receive(b),
+        onOpen: (open) => { if (!open) this.newAgent('the guest agent closed its port'); },
+      },
+    });
   }
 
   /** Start talking to the guest agent of the current board afresh (after boot, or when the agent went away). */

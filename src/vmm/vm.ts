@@ -51,7 +51,7 @@ export class Vm {
 
   private constructor(board: Board, opts: VmOptions, t0Ms: number) {
     this.board = board;
-    this.opts = opts;
+    this.opts = { ...opts, kernel: new Uint8Array(0), initrd: undefined }; // the board has loaded them: keep no copy
     this.t0Ms = t0Ms;
     this.ctl = new SmpControl(opts.harts);
   }

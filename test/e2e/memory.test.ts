@@ -1,0 +1,170 @@
+/**
+ * A running VM's memory, end to end through the daemon and the guest's own virtio_balloon
+ * driver (default image, 1 vCPU):
+ *   - `--memory 512M --max-memory 1G`: the guest boots 1 GiB and its balloon takes
+ *     512 MiB, so MemTotal is under 512 MiB;
+ *   - `vm set --memory 1G`: MemTotal grows near 1 GiB within 10 s, no reboot;
+ *   - the guest writes 600 MiB to a tmpfs and deletes it: free page reporting gives it
+ *     back, the VM process's RSS drops by at least 450 MiB within 15 s;
+ *   - `vm set --memory 256M`: MemTotal follows, and the guest memory's resident part on
+ *     the host falls below 256 MiB;
+ *   - a file the guest kept through all of it has its checksum;
+ *   - bad input (above the maximum, --memory over --max-memory, shrinking below what the
+ *     guest can give) is one line, a non-zero exit, and changes nothing.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { describeRun, tsvisor, withVmLogs, type RunResult } from './helpers.js';
+
+const MiB = 1024 * 1024;
+const T = 60_000;
+const VM = `e2e-mem-${process.pid.toString(36)}`;
+
+let root = '';
+let env: Record<string, string> = {};
+let pid = 0;
+
+async function cli(args: string[]): Promise<RunResult> {
+  const r = await tsvisor(args, { env, timeoutMs: 3 * T });
+  assert.equal(r.code, 0, describeRun(`tsvisor ${args.join(' ')}`, r));
+  return r;
+}
+
+async function info(): Promise<any> {
+  return JSON.parse((await cli(['vm', 'info', VM, '--json'])).stdout);
+}
+
+/** Run a shell command in the guest; its stdout. */
+async function guest(script: string): Promise<string> {
+  return (await cli(['vm', 'exec', VM, '--', 'sh', '-c', script])).stdout;
+}
+
+async function memTotalKiB(): Promise<number> {
+  return Number(/MemTotal:\s+(\d+)/.exec(await guest('cat /proc/meminfo'))![1]);
+}
+
+function rssBytes(): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+}
+
+/**
+ * Resident bytes of the VM's guest memory: the read-write mapping of its WebAssembly
+ * memory (RAM plus the engine's 80 MiB below it, the only mapping of 512 MiB or more).
+ */
+function guestRamRssBytes(): number {
+  let size = 0;
+  let best = 0;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) rw-p /.exec(line);
+    if (m) { size = parseInt(m[2], 16) - parseInt(m[1], 16); continue; }
+    if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) { size = 0; continue; }
+    const r = /^Rss:\s+(\d+) kB/.exec(line);
+    if (r && size >= 512 * MiB) best = Math.max(best, Number(r[1]) * 1024);
+  }
+  assert.ok(best > 0, 'the guest memory mapping');
+  return best;
+}
+
+/** Poll `probe` every 500 ms until it returns true or `ms` pass; the last value of `what()` for the message. */
+async function waitFor(ms: number, probe: () => Promise<boolean> | boolean, what: () => string): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await probe()) return;
+    if (Date.now() > end) assert.fail(`not within ${ms} ms: ${what()}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Let the VM process ask the guest for fresh balloon statistics (they are refreshed when read and older than 2 s). */
+async function freshStats(): Promise<void> {
+  await new Promise((r) => setTimeout(r, 2500));
+  await info();
+  await new Promise((r) => setTimeout(r, 1500));
+}
+
+function findImageCache(): string | undefined {
+  const candidates = ['/tmp/tsvisor-home-images/cache'];
+  if (process.env.TSVISOR_HOME) candidates.push(join(process.env.TSVISOR_HOME, 'cache'));
+  candidates.push(join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'tsvisor', 'cache'));
+  return candidates.find((c) => existsSync(join(c, 'images', 'default.json')));
+}
+
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'tsvisor-e2e-mem-'));
+  const home = join(root, 'home');
+  mkdirSync(home);
+  mkdirSync(join(root, 'run'), { mode: 0o700 });
+  const cache = findImageCache();
+  if (cache) symlinkSync(cache, join(home, 'cache'));
+  env = { TSVISOR_HOME: home, XDG_RUNTIME_DIR: join(root, 'run') };
+});
+
+after(async () => {
+  await tsvisor(['vm', 'kill', VM], { env, timeoutMs: T }).catch(() => undefined);
+  await tsvisor(['daemon', 'stop'], { env, timeoutMs: T }).catch(() => undefined);
+  if (pid) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+  rmSync(root, { recursive: true, force: true });
+});
+
+test('memory: free page reporting returns freed guest memory; vm set --memory shrinks and grows a running guest', { timeout: 10 * T }, async () => {
+  const bad = await tsvisor(['vm', 'create', 'x', '--memory', '1G', '--max-memory', '512M'], { env });
+  assert.equal(bad.code, 1, describeRun('create with --memory over --max-memory', bad));
+  assert.match(bad.stderr, /^tsvisor: .*memory 1024 MiB is above the max memory 512 MiB\n$/);
+
+  await cli(['vm', 'create', VM, '--memory', '512M', '--max-memory', '1G', '--network', 'none']);
+  await withVmLogs(() => join(root, 'home'), [VM], async () => {
+    await cli(['vm', 'start', VM]);
+    pid = (await info()).pid;
+    await waitFor(3 * T, async () => (await tsvisor(['vm', 'exec', VM, '--', 'true'], { env })).code === 0, () => 'the guest agent answers');
+    let last: any = null;
+    await waitFor(30_000, async () => { last = (await info()).memory; return last?.balloonBytes === 512 * MiB; }, () => `balloon ${JSON.stringify(last)}`);
+    const total0 = await memTotalKiB();
+    assert.ok(total0 < 512 * 1024 && total0 > 350 * 1024, `MemTotal ${total0} kB with 512 MiB of 1 GiB ballooned`);
+
+    // data the guest keeps through every change
+    const sum = (await guest('dd if=/dev/urandom of=/root/keep bs=1M count=16 2>/dev/null; sha256sum /root/keep')).split(' ')[0];
+    assert.match(sum, /^[0-9a-f]{64}$/);
+
+    // grow to the maximum while it runs: no reboot
+    const uptime0 = Number((await guest('cut -d. -f1 /proc/uptime')).trim());
+    await cli(['vm', 'set', VM, '--memory', '1G']);
+    const t0 = Date.now();
+    await waitFor(10_000, async () => (await memTotalKiB()) > 850 * 1024, () => 'MemTotal near 1 GiB');
+    assert.ok(Date.now() - t0 <= 12_000);
+    assert.ok(Number((await guest('cut -d. -f1 /proc/uptime')).trim()) >= uptime0, 'the guest did not reboot');
+    assert.equal((await info()).memory.currentBytes, 1024 * MiB);
+
+    // a 1 GiB guest writes 600 MiB to a tmpfs and deletes it: free page reporting gives it back
+    await guest('mkdir -p /mnt/t && mount -t tmpfs -o size=700m tmpfs /mnt/t && dd if=/dev/zero of=/mnt/t/big bs=1M count=600 2>/dev/null && sync');
+    const full = rssBytes();
+    assert.ok(full > 600 * MiB, `RSS ${full >> 20} MiB after the guest filled 600 MiB`);
+    await guest('rm /mnt/t/big && umount /mnt/t');
+    await waitFor(15_000, () => full - rssBytes() >= 450 * MiB, () => `RSS ${full >> 20} MiB -> ${rssBytes() >> 20} MiB`);
+
+    // refused: above the maximum; below what the guest can give (300 MiB pinned in a tmpfs)
+    const over = await tsvisor(['vm', 'set', VM, '--memory', '2G'], { env });
+    assert.equal(over.code, 1, describeRun('set above the maximum', over));
+    assert.match(over.stderr, /^tsvisor: memory 2048 MiB is above the max memory 1024 MiB\n$/);
+    await guest('mkdir -p /mnt/p && mount -t tmpfs -o size=400m tmpfs /mnt/p && dd if=/dev/zero of=/mnt/p/pin bs=1M count=300 2>/dev/null');
+    await freshStats();
+    const greedy = await tsvisor(['vm', 'set', VM, '--memory', '128M'], { env });
+    assert.equal(greedy.code, 1, describeRun('set below what the guest can give', greedy));
+    assert.match(greedy.stderr, /^tsvisor: cannot change the memory of .*: the guest cannot give 896 MiB now: .*smallest possible now: \d+ MiB\)\n$/);
+    assert.equal((await info()).definition.memoryBytes, 1024 * MiB, 'nothing changed');
+    await guest('rm /mnt/p/pin && umount /mnt/p');
+
+    // shrink to 256 MiB: the guest's MemTotal follows, the host RSS falls
+    await freshStats();
+    await cli(['vm', 'set', VM, '--memory', '256M']);
+    await waitFor(30_000, async () => (await memTotalKiB()) < 256 * 1024, () => 'MemTotal below 256 MiB');
+    // the guest's RAM on the host (the engine's and the JIT's own memory come on top: see the closing note)
+    await waitFor(30_000, () => guestRamRssBytes() < 256 * MiB, () => `guest RAM resident ${guestRamRssBytes() >> 20} MiB, process RSS ${rssBytes() >> 20} MiB`);
+    assert.equal((await guest('sha256sum /root/keep')).split(' ')[0], sum, 'the kept data is intact');
+    const m = (await info()).memory;
+    assert.equal(m.currentBytes, 256 * MiB);
+    assert.ok(m.returnedBytes >= 450 * MiB, `returned ${m.returnedBytes}`);
+  });
+});
