@@ -28,6 +28,7 @@ const maxMemoryBytes = z.number().int().positive('must be positive').min(64 * Mi
   .max(MAX_RAM_BYTES, `at most ${Math.floor(MAX_RAM_BYTES / MiB)} MiB per VM (guest RAM lives in one 32-bit WebAssembly memory)`).refine((n) => n % MiB === 0, 'must be a whole number of MiB')
   .meta({ description: 'RAM the guest boots with, at least memoryBytes; the balloon holds the difference, so the memory can grow up to it while the VM runs (default memoryBytes)', example: 2147483648 });
 const vcpus = z.number().int().min(1, 'at least 1').max(MAX_HARTS, `at most ${MAX_HARTS}`).meta({ description: 'number of vCPUs (harts)' });
+const maxVcpus = z.number().int().min(1, 'at least 1').max(MAX_HARTS, `at most ${MAX_HARTS}`).meta({ description: 'harts the guest boots with, at least vcpus; vcpus can go up to it while the VM runs (default vcpus)' });
 const cpuWeight = z.number().int().min(1).max(10000).meta({ description: 'relative CPU weight (default 100), kernel-enforced' });
 const engine = z.enum(['jit', 'interp']).meta({ description: 'how the vCPUs run guest code: jit (hot code translated to wasm, the default) or interp (the interpreter alone)' });
 const netRateMbit = z.number().min(0).max(MAX_NET_RATE_MBIT).meta({ description: 'bandwidth cap of each network card in Mbit/s, each way (token bucket); 0 = none', example: 100 });
@@ -38,6 +39,7 @@ const cpuCap = z.number().int().min(0).meta({ description: 'CPU cap in percent o
 export const VmCreateBody = z.strictObject({
   name: VmName,
   vcpus: vcpus.optional(),
+  maxVcpus: maxVcpus.optional(),
   memoryBytes: memoryBytes.optional(),
   maxMemoryBytes: maxMemoryBytes.optional(),
   disks: z.array(Disk).max(7).optional(),
@@ -60,7 +62,8 @@ export const VmCreateBody = z.strictObject({
 
 /** `PATCH /v1/vms/{name}`: `null` removes an optional field. */
 export const VmPatchBody = z.strictObject({
-  vcpus: vcpus.optional(),
+  vcpus: vcpus.optional().meta({ description: 'number of vCPUs; a running VM brings them online or offline at once (guest agent), up to the harts it booted with' }),
+  maxVcpus: maxVcpus.nullable().optional(),
   memoryBytes: memoryBytes.optional().meta({ description: 'guest memory in bytes (a multiple of 1 MiB); a running VM\'s balloon moves to it at once, up to the RAM it booted with' }),
   maxMemoryBytes: maxMemoryBytes.nullable().optional(),
   disks: z.array(Disk).max(7).optional(),
@@ -109,7 +112,7 @@ export const ExecBody = z.strictObject({
 // ------------------------------------------------------------------ responses (documentation)
 
 const VmDefinition = z.object({
-  name: VmName, vcpus: z.number().int(), memoryBytes: z.number().int(), maxMemoryBytes: z.number().int().optional(),
+  name: VmName, vcpus: z.number().int(), maxVcpus: z.number().int().optional(), memoryBytes: z.number().int(), maxMemoryBytes: z.number().int().optional(),
   disks: z.array(z.object({ path: z.string(), readonly: z.boolean() })),
   cdrom: z.string().optional(), kernel: z.string().optional(), initrd: z.string().optional(), append: z.string().optional(),
   cpuWeight: z.number().int(), cpuCap: z.number().int(), restart: RestartPolicy,

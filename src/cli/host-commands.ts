@@ -114,7 +114,7 @@ export function formatVmInfo(v: VmInfo): string {
     ['state', v.state + (v.guest ? ` (guest ${v.guest.state}${v.guest.agent ? ', agent' : ''})` : '')],
     ['pid', v.pid === null ? '-' : String(v.pid)],
     ['uptime', duration(v.uptimeSeconds)],
-    ['vcpus', String(d.vcpus)],
+    ['vcpus', String(d.vcpus) + (d.maxVcpus ? ` (at most ${d.maxVcpus})` : '')],
     ['memory', formatSize(d.memoryBytes) + (d.maxMemoryBytes ? ` (at most ${formatSize(d.maxMemoryBytes)})` : '')],
     ...(v.memory ? [['memory now', memoryNow(v.memory)] as [string, string]] : []),
     ['engine', d.engine ?? 'jit'],
@@ -227,7 +227,7 @@ function memoryOption(text: string | undefined): number | undefined {
 }
 
 interface VmOpts {
-  cpus?: string; memory?: string; maxMemory?: string; disk?: string[]; cdrom?: string; kernel?: string; initrd?: string; append?: string;
+  cpus?: string; maxCpus?: string; memory?: string; maxMemory?: string; disk?: string[]; cdrom?: string; kernel?: string; initrd?: string; append?: string;
   cpuWeight?: string; cpuCap?: string; restart?: string; network?: string[]; publish?: string[]; netRate?: string; sshKey?: string[];
   engine?: string;
 }
@@ -235,6 +235,7 @@ interface VmOpts {
 function definitionFields(o: VmOpts): Record<string, unknown> {
   const f: Record<string, unknown> = {
     vcpus: intOption(o.cpus, '--cpus', 1),
+    maxVcpus: o.maxCpus === undefined ? undefined : o.maxCpus === 'none' ? null : intOption(o.maxCpus, '--max-cpus', 1),
     memoryBytes: memoryOption(o.memory),
     maxMemoryBytes: o.maxMemory === undefined ? undefined : o.maxMemory === 'none' ? null : parseSize(o.maxMemory, '--max-memory'),
     disks: o.disk && o.disk.length ? o.disk.map(parseDiskSpec).map((d) => ({ path: resolvePath(d.path), readonly: d.readonly })) : undefined,
@@ -262,7 +263,8 @@ const collect = (v: string, acc: string[]) => [...acc, v];
 
 function addDefinitionOptions(cmd: Command): Command {
   return cmd
-    .option('--cpus <n>', 'number of vCPUs')
+    .option('--cpus <n>', 'number of vCPUs; a running VM brings them online or offline at once, up to the vCPUs it booted with')
+    .option('--max-cpus <n>', 'vCPUs the guest boots with, so that --cpus can grow up to it while the VM runs (none: the same as --cpus)')
     .addOption(new Option('--engine <kind>', 'how guest code runs: jit (hot code translated to wasm, the default) or interp (the interpreter alone)').choices(ENGINE_KINDS))
     .option('-m, --memory <size>', 'guest memory (K, M, G suffixes); a running VM gets it at once through its balloon, up to the RAM it booted with')
     .option('--max-memory <size>', 'RAM the guest boots with, so that --memory can grow up to it while the VM runs (none: the same as --memory)')
@@ -410,6 +412,7 @@ export function registerHostCommands(program: Command): void {
       const sshKeys = userCard || o.sshKey?.length ? readSshKeys(o.sshKey) : [];
       const fields = definitionFields(o);
       if (fields.maxMemoryBytes === null) delete fields.maxMemoryBytes; // `none` is the default
+      if (fields.maxVcpus === null) delete fields.maxVcpus;
       let v = await api<VmInfo>('POST', '/v1/vms', { name, ...fields, ...fromImage, ...(sshKeys.length ? { sshKeys } : {}) });
       if (o.start) v = await api<VmInfo>('POST', vmPath(name, 'start'));
       await printVm(v, o.json, o.start ? 'created and started' : 'created');
@@ -447,7 +450,7 @@ export function registerHostCommands(program: Command): void {
       const r = await api<{ vms: VmInfo[] }>('GET', '/v1/vms');
       out(o.json ? JSON.stringify(r.vms, null, 2) + '\n' : formatVmList(r.vms));
     });
-  addDefinitionOptions(vm.command('set').description('change a VM: CPU weight and cap, the network rate and the memory apply at once, the rest at the next start').argument('<name>'))
+  addDefinitionOptions(vm.command('set').description('change a VM: vCPUs, memory, CPU weight and cap and the network rate apply at once, the rest at the next start').argument('<name>'))
     .option('--no-cdrom', 'detach the CD-ROM')
     .option('--json', 'print the VM as JSON')
     .action(async (name: string, o: Omit<VmOpts, 'cdrom'> & { json?: boolean; cdrom?: string | boolean }) => {

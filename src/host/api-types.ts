@@ -14,6 +14,8 @@ import type { EngineKind } from '../engine/hart.js';
 export interface VmCreateInput {
   name: string;
   vcpus?: number;
+  /** Harts the guest boots with; `vcpus` of them are online, so `vm set --cpus` can add more while it runs. Default: `vcpus`. */
+  maxVcpus?: number;
   memoryBytes?: number;
   /** RAM the guest boots with; the balloon holds what `memoryBytes` leaves, so `vm set --memory` can grow it while it runs. Default: `memoryBytes`. */
   maxMemoryBytes?: number;
@@ -39,7 +41,10 @@ export interface VmCreateInput {
 
 /** Changes to a VM (`PATCH`): `null` removes an optional field. CPU weight and cap apply at once. */
 export interface VmPatch {
+  /** Applies to a running VM at once (the guest agent brings vCPUs online or offline), up to the harts it booted with. */
   vcpus?: number;
+  /** At the next start (null: the same as `vcpus`). */
+  maxVcpus?: number | null;
   /** Applies to a running VM at once, through its balloon (up to the RAM it booted with). */
   memoryBytes?: number;
   /** At the next start (null: the same as `memoryBytes`). */

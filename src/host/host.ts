@@ -318,6 +318,7 @@ export class Host {
     const def: VmDefinition = {
       name: input.name,
       vcpus: input.vcpus ?? 1,
+      ...(input.maxVcpus !== undefined && input.maxVcpus !== (input.vcpus ?? 1) ? { maxVcpus: input.maxVcpus } : {}),
       memoryBytes: input.memoryBytes ?? 512 * 1024 * 1024,
       ...(input.maxMemoryBytes !== undefined && input.maxMemoryBytes !== (input.memoryBytes ?? 512 * 1024 * 1024) ? { maxMemoryBytes: input.maxMemoryBytes } : {}),
       disks: (input.disks ?? []).map((d) => ({ path: d.path, readonly: !!d.readonly })),
@@ -428,6 +429,7 @@ export class Host {
         }
       }
       if (next.memoryBytes !== e.def.memoryBytes && ALIVE.includes(e.rt.state)) await this.setRunningMemory(name, e, next.memoryBytes);
+      if (next.vcpus !== e.def.vcpus && ALIVE.includes(e.rt.state)) await this.setRunningCpus(name, e, next.vcpus);
       const rate = next.netRateMbit ?? 0;
       if (rate !== (e.def.netRateMbit ?? 0) && (e.rt.state === 'running' || e.rt.state === 'paused')) {
         // the definition is saved only once the running VM took the new rate
@@ -438,6 +440,21 @@ export class Host {
       this.log(`updated ${name}: ${JSON.stringify(patch)}`);
       return this.get(name);
     });
+  }
+
+  /**
+   * Bring a running VM's online vCPUs to `count` (through its guest agent), up to the
+   * harts it booted with.
+   * @throws HostError: conflict (not running, no agent, the guest refused), invalid_argument (above its harts).
+   */
+  private async setRunningCpus(name: string, e: Entry, count: number): Promise<void> {
+    if (e.rt.state !== 'running') throw new HostError('conflict', `VM ${name} is ${e.rt.state}: its vCPUs can change while it runs`);
+    try {
+      this.noteStatus(name, e, await this.channel(name).post('/cpus', { count }, 30_000) as VmProcessStatus);
+    } catch (err) {
+      const reason = err instanceof HostError ? err.details?.reason : undefined;
+      throw typeof reason === 'string' && err instanceof HostError ? new HostError(err.code, `cannot change the vCPUs of ${name}: ${reason}`) : err;
+    }
   }
 
   /**

@@ -82,6 +82,9 @@ export function validateDefinition(d: VmDefinition, opts: { checkFiles?: boolean
   if (d.memoryBytes % (1024 * 1024) !== 0) bad(`memory ${d.memoryBytes}: must be a whole number of MiB`);
   if (d.memoryBytes < MIN_MEMORY_BYTES) bad(`memory ${d.memoryBytes}: at least 64 MiB is needed to boot Linux`);
   if (d.memoryBytes > MAX_RAM_BYTES) bad(`memory ${d.memoryBytes}: at most ${MAX_RAM_BYTES - (MAX_RAM_BYTES % (1024 * 1024))} bytes per VM`);
+  if (d.maxVcpus !== undefined && (!Number.isInteger(d.maxVcpus) || d.maxVcpus < d.vcpus || d.maxVcpus > MAX_HARTS)) {
+    bad(`max vcpus ${d.maxVcpus}: expected a whole number from the vcpus (${d.vcpus}) to ${MAX_HARTS}`);
+  }
   if (d.maxMemoryBytes !== undefined) {
     const max = d.maxMemoryBytes;
     if (!Number.isInteger(max) || max % (1024 * 1024) !== 0) bad(`max memory ${max}: must be a whole number of MiB`);

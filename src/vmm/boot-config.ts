@@ -13,6 +13,8 @@ export interface BootargsOptions {
   append?: string;
   /** The guest's host name (`tsvisor.hostname=`, default `tsvisor`). */
   hostname?: string;
+  /** CPUs the guest brings up at boot (`maxcpus=`), when the board has more harts; the rest stay offline until onlined. */
+  maxcpus?: number;
 }
 
 /**
@@ -23,7 +25,7 @@ export interface BootargsOptions {
 export function kernelBootargs(opts: BootargsOptions = {}): string {
   const quiet = opts.verbose ? '' : ' quiet loglevel=1';
   const hostname = opts.hostname ?? 'tsvisor';
-  return `console=ttyS0 panic=-1 no4lvl cryptomgr.notests${quiet} tsvisor.hostname=${hostname}${opts.verbose ? ' tsvisor.verbose' : ''}${opts.append ? ' ' + opts.append : ''}`;
+  return `console=ttyS0 panic=-1 no4lvl cryptomgr.notests${quiet} tsvisor.hostname=${hostname}${opts.verbose ? ' tsvisor.verbose' : ''}${opts.maxcpus ? ` maxcpus=${opts.maxcpus}` : ''}${opts.append ? ' ' + opts.append : ''}`;
 }
 
 /** Quote `args` for a POSIX shell. */

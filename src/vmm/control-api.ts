@@ -9,6 +9,8 @@
  *   POST /pause                  -> 200; all harts park, guest time stops advancing for the harts
  *   POST /resume                 -> 200
  *   POST /net-rate {mbit}        -> 200; sets the bandwidth cap of every network card (Mbit/s each way, 0: none)
+ *   POST /cpus    {count}        -> 200 once the guest agent brought vCPUs 1..count-1 online and the rest
+ *                                   offline; 400 beyond the harts it booted with, 409 without an agent
  *   POST /memory  {bytes}        -> 200; moves the balloon so that the guest has `bytes` of RAM (whole MiB,
  *                                   at most the RAM it booted with); 409 when the guest cannot give that much
  *   GET  /console                -> HTTP upgrade ("Upgrade: tsvisor-console"): raw byte stream both ways;
@@ -24,7 +26,9 @@ export interface VmProcessStatus {
   name: string;
   pid: number;
   state: 'booting' | 'running' | 'paused' | 'stopping';
+  /** vCPUs online in the guest (what was last asked), and the harts of the board. */
   vcpus: number;
+  maxVcpus: number;
   /** The guest's current memory (the RAM it booted with, less the balloon's target). */
   memoryBytes: number;
   /** Memory and the balloon; see {@link VmMemoryStatus}. */

@@ -150,6 +150,11 @@ export async function setMemory(vmDir: string, bytes: number, opts?: RequestOpti
   return await call(vmDir, 'POST', '/memory', { bytes }, opts) as VmProcessStatus;
 }
 
+/** `POST /cpus`: the guest keeps `count` vCPUs online; see control-api.ts. */
+export async function setCpus(vmDir: string, count: number, opts?: RequestOptions): Promise<VmProcessStatus> {
+  return await call(vmDir, 'POST', '/cpus', { count }, opts) as VmProcessStatus;
+}
+
 /** `POST /pause`: resolves once every vCPU is parked; guest time stands still until resume. */
 export async function pause(vmDir: string, opts?: RequestOptions): Promise<VmProcessStatus> {
   return await call(vmDir, 'POST', '/pause', {}, opts) as VmProcessStatus;

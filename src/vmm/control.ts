@@ -49,6 +49,12 @@ export interface ControlTarget {
    * cannot give that much now) with the figures.
    */
   setMemory(bytes: number): void;
+  /**
+   * `POST /cpus`: keep `count` vCPUs online (a positive whole number, otherwise
+   * unchecked). Resolves once the guest did; rejects with ControlHttpError (400 out of
+   * range, 409 no agent or the guest refused).
+   */
+  setCpus(count: number): Promise<void>;
   /** `GET /console` upgrade: attach the raw stream as a console viewer. */
   attachConsole(stream: Duplex): void;
   /**
@@ -108,7 +114,7 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 }
 
 const ROUTES: Record<string, string> = {
-  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/console': 'GET', '/exec': 'POST',
+  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/cpus': 'POST', '/console': 'GET', '/exec': 'POST',
 };
 
 /** The HTTP server of the control channel. */
@@ -205,6 +211,14 @@ export class ControlServer {
           const bytes = body.bytes;
           if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes <= 0) throw new ControlHttpError(400, 'bad_request', 'bytes must be a positive whole number');
           this.target.setMemory(bytes);
+          sendJson(res, 200, this.target.status());
+          return;
+        }
+        case '/cpus': {
+          const body = await readJson(req);
+          const count = body.count;
+          if (typeof count !== 'number' || !Number.isInteger(count) || count <= 0) throw new ControlHttpError(400, 'bad_request', 'count must be a positive whole number');
+          await this.target.setCpus(count);
           sendJson(res, 200, this.target.status());
           return;
         }

@@ -43,6 +43,7 @@ import { startNetLinks, type NetLink } from './net-links.js';
 import { NO_SSHD_MARK, hostnameScript, sshUserScript } from './guest-setup.js';
 import { nicAttachment } from './network.js';
 import { VmMemory, MemoryChangeError } from './memory.js';
+import { VcpuChangeError, cpuOnlineScript } from './vcpus.js';
 import { madviseDiscarder } from '../devices/node/discard.js';
 
 /**
@@ -72,6 +73,11 @@ class VmProcess implements ControlTarget {
   private netRateMbit = 0;
   /** The guest's memory and balloon, across reboots (set once the configuration is read). */
   private memory: VmMemory | null = null;
+  /** vCPUs the guest should keep online, and the harts of the board (vcpus.ts). */
+  private vcpus = 1;
+  private maxVcpus = 1;
+  /** Serializes vCPU changes through the agent. */
+  private cpuOps: Promise<unknown> = Promise.resolve();
   /** Disk counters of earlier boots (guest reboots) of this process. */
   private diskBase: Array<{ readBytes: number; writtenBytes: number }> = [];
   private hub: ConsoleHub | null = null;
@@ -113,6 +119,8 @@ class VmProcess implements ControlTarget {
     const cfg = this.cfg;
     this.netRateMbit = cfg.netRateMbit ?? 0;
     this.memory = new VmMemory(cfg.maxMemoryBytes ?? cfg.memoryBytes, cfg.memoryBytes);
+    this.vcpus = cfg.vcpus;
+    this.maxVcpus = cfg.maxVcpus ?? cfg.vcpus;
     // networking first: a published port that cannot be bound fails the start before the
     // control socket exists, so the daemon reports it as this VM's start error
     const publish = [...cfg.publish ?? []];
@@ -181,12 +189,13 @@ class VmProcess implements ControlTarget {
       return this.finish(1, `cannot boot: ${(e as Error).message}`);
     }
     if (this.stopRequested) return this.finish(0, 'stopped before the guest started');
-    const bootargs = kernelBootargs({ hostname: cfg.name, append: cfg.append });
     const engine = loadEngineModule();
 
     for (;;) {
       let ev: PowerEvent | null;
       try {
+        // with harts to spare, the guest brings up only the vCPUs it should have (the agent onlines more later)
+        const bootargs = kernelBootargs({ hostname: cfg.name, append: cfg.append, maxcpus: this.maxVcpus > this.vcpus ? this.vcpus : undefined });
         this.vm = await this.createVm(cfg, engine, kernelPath, initrdPath, bootargs);
         this.newAgent(null);
         this.memory.attach(this.vm.board.balloon);
@@ -218,7 +227,7 @@ class VmProcess implements ControlTarget {
    */
   private async createVm(cfg: VmProcessConfig, engine: WebAssembly.Module, kernelPath: string, initrdPath: string | undefined, bootargs: string): Promise<Vm> {
     return await Vm.create({
-      ramBytes: this.memory!.maxBytes, harts: cfg.vcpus,
+      ramBytes: this.memory!.maxBytes, harts: this.maxVcpus,
       balloon: this.memory!.boardConfig(), discardRam: madviseDiscarder, engine, engineKind: cfg.engine,
       kernel: readFileSync(kernelPath), initrd: initrdPath ? readFileSync(initrdPath) : undefined, bootargs,
       disks: this.disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
@@ -245,6 +254,8 @@ class VmProcess implements ControlTarget {
       this.agentReady = true;
       this.log('guest agent ready');
       if (this.imageHostname) this.setGuestHostname(client, this.imageHostname);
+      // a system image boots its own command line (no maxcpus=): bring the online vCPUs to the target
+      if (this.maxVcpus > 1) void this.setCpus(this.vcpus).catch((e) => this.log(`vCPUs: ${(e as Error).message}`));
       if (this.cfg?.ssh && this.sshPort) this.setUpSsh(client, this.cfg.ssh);
       if (this.stopRequested) {
         this.log('asking the guest agent to power off');
@@ -305,7 +316,8 @@ class VmProcess implements ControlTarget {
       name: cfg.name,
       pid: process.pid,
       state: this.state === 'running' && this.vm?.paused ? 'paused' : this.state,
-      vcpus: cfg.vcpus,
+      vcpus: this.vcpus,
+      maxVcpus: this.maxVcpus,
       memoryBytes: this.memory!.currentBytes,
       memory: this.memory!.status(process.memoryUsage.rss()),
       startedAt: this.startedAt,
@@ -335,6 +347,29 @@ class VmProcess implements ControlTarget {
     this.netRateMbit = mbit;
     for (const l of this.links) l.backend.setRate(mbit);
     this.log(mbit ? `network rate cap set to ${mbit} Mbit/s each way` : 'network rate cap removed');
+  }
+
+  /** {@link ControlTarget.setCpus}: the guest agent brings vCPUs online or offline (vmm/vcpus.ts). */
+  setCpus(count: number): Promise<void> {
+    let script: string;
+    try {
+      script = cpuOnlineScript(count, this.maxVcpus);
+    } catch (e) {
+      return Promise.reject(e instanceof VcpuChangeError ? new ControlHttpError(e.status, 'bad_request', e.message) : e);
+    }
+    const run = async (): Promise<void> => {
+      const client = this.agentReady ? this.agent : null;
+      if (!client) throw new ControlHttpError(409, 'agent_unavailable', 'the guest agent is not running (yet): vCPUs are brought online or offline through it');
+      let err = '';
+      const st = await client.execShell(script, { stdout: () => {}, stderr: (b) => { err += Buffer.from(b).toString('utf8'); } });
+      if (st !== 0) throw new ControlHttpError(409, 'conflict', `the guest refused to bring its vCPUs to ${count}: ${err.trim().split('\n').pop() || `status ${st}`}`);
+      const before = this.vcpus;
+      this.vcpus = count;
+      if (before !== count) this.log(`vCPUs ${before} -> ${count} (of ${this.maxVcpus})`);
+    };
+    const op = this.cpuOps.then(run, run);
+    this.cpuOps = op.catch(() => {});
+    return op;
   }
 
   /** {@link ControlTarget.setMemory}: the balloon moves (vmm/memory.ts). */

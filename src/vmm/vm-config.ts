@@ -17,7 +17,10 @@ import { SSH_USER_RE, checkSshPublicKey } from './guest-setup.js';
 export interface VmProcessConfig {
   /** Also the guest's host name. */
   name: string;
+  /** vCPUs online in the guest. */
   vcpus: number;
+  /** Harts in the device tree, at least `vcpus` (`vm set --cpus` goes up to it while the VM runs); absent: `vcpus`. */
+  maxVcpus?: number;
   /** The memory the guest has (the balloon holds the rest of `maxMemoryBytes`). */
   memoryBytes: number;
   /** The RAM the guest boots with (its device tree), at least `memoryBytes`; absent: `memoryBytes`. */
@@ -124,6 +127,10 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
   if (typeof vcpus !== 'number' || !Number.isInteger(vcpus) || vcpus < 1 || vcpus > MAX_HARTS) {
     throw new VmConfigError(`vcpus must be a whole number from 1 to ${MAX_HARTS}`);
   }
+  const maxVcpus = d.maxVcpus;
+  if (maxVcpus !== undefined && maxVcpus !== null && (typeof maxVcpus !== 'number' || !Number.isInteger(maxVcpus) || maxVcpus < vcpus || maxVcpus > MAX_HARTS)) {
+    throw new VmConfigError(`maxVcpus must be a whole number from vcpus to ${MAX_HARTS}`);
+  }
   const mem = d.memoryBytes;
   if (typeof mem !== 'number' || !Number.isInteger(mem) || mem % MIB !== 0 || mem < 64 * MIB || mem > MAX_RAM_BYTES) {
     throw new VmConfigError(`memoryBytes must be a whole number of MiB from 64 MiB to ${Math.floor(MAX_RAM_BYTES / MIB)} MiB`);
@@ -173,6 +180,7 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
   return {
     ...(image ? { image } : {}),
     name, vcpus, memoryBytes: mem, disks,
+    ...(typeof maxVcpus === 'number' && maxVcpus > vcpus ? { maxVcpus } : {}),
     ...(typeof max === 'number' && max > mem ? { maxMemoryBytes: max } : {}),
     cdrom: cdrom ? path(cdrom) : undefined,
     kernel: kernel ? path(kernel) : undefined,

@@ -36,7 +36,7 @@ class FakeVm implements ControlTarget {
   }
   status(): VmProcessStatus {
     return {
-      name: 'fake', pid: process.pid, state: this.state, vcpus: 1, memoryBytes: this.memory.currentBytes, memory: this.memory.status(0), startedAt: 1,
+      name: 'fake', pid: process.pid, state: this.state, vcpus: 1, maxVcpus: 4, memoryBytes: this.memory.currentBytes, memory: this.memory.status(0), startedAt: 1,
       agent: this.agent, disks: [{ path: '/x.img', readBytes: 512, writtenBytes: 0 }],
       nics: [], netRateMbit: this.netRate, ssh: null,
     };
@@ -49,6 +49,11 @@ class FakeVm implements ControlTarget {
   }
   async resume(): Promise<void> { if (this.state === 'paused') this.state = 'running'; }
   setNetRate(mbit: number): void { this.netRate = mbit; }
+  cpus: number[] = [];
+  async setCpus(count: number): Promise<void> {
+    if (count > 4) throw new ControlHttpError(400, 'bad_request', 'vcpus: at most 4');
+    this.cpus.push(count);
+  }
   setMemory(bytes: number): void {
     try { this.memory.set(bytes); } catch (e) { throw e instanceof MemoryChangeError ? new ControlHttpError(e.status, 'x', e.message) : e; }
   }
@@ -145,6 +150,15 @@ describe('control channel', () => {
       assert.match(JSON.parse(r.body).error.message, re);
     }
     assert.equal(vm.memory.currentBytes, 512 << 20, 'nothing changed');
+  });
+
+  test('POST /cpus passes a positive count on; the rest is refused', async () => {
+    await client.setCpus(dir, 3);
+    assert.deepEqual(vm.cpus, [3]);
+    for (const [body, status] of [['{"count": 0}', 400], ['{"count": 1.5}', 400], ['{"count": 9}', 400]] as const) {
+      assert.equal((await raw(sock, 'POST', '/cpus', body)).status, status, body);
+    }
+    assert.deepEqual(vm.cpus, [3]);
   });
 
   test('POST /net-rate sets the cap; a bad rate is refused', async () => {

@@ -9,33 +9,39 @@ import type { CompileJob, CompiledModule, ModuleCompiler } from '../jit/code-cac
 import type { JobMessage } from './jit-compiler-worker.js';
 
 /**
- * A compiler thread serving one hart. `close()` ends it. If the thread fails, `onError` is
- * called once and the jobs it had are never finished: their blocks stay with the interpreter.
+ * A compiler thread serving one hart, started with the first job (a hart that never runs,
+ * e.g. a vCPU kept offline, costs no thread). `close()` ends it. If the thread fails,
+ * `onError` is called once and the jobs it had are never finished: their blocks stay with
+ * the interpreter.
  */
 export class WorkerCompiler implements ModuleCompiler {
-  private readonly worker: Worker;
-  private readonly port: MessagePort;
+  private worker: Worker | null = null;
+  private port: MessagePort | null = null;
+  private closed = false;
 
-  constructor(onError: (e: Error) => void) {
-    const { port1, port2 } = new MessageChannel();
-    this.worker = new Worker(new URL('./jit-compiler-worker.js', import.meta.url), { workerData: { port: port2 }, transferList: [port2] });
-    this.worker.once('error', onError);
-    this.worker.unref();
-    this.port = port1;
-  }
+  constructor(private readonly onError: (e: Error) => void) {}
 
   submit(job: CompileJob): void {
+    if (this.closed) return;
+    if (!this.port) {
+      const { port1, port2 } = new MessageChannel();
+      this.worker = new Worker(new URL('./jit-compiler-worker.js', import.meta.url), { workerData: { port: port2 }, transferList: [port2] });
+      this.worker.once('error', this.onError);
+      this.worker.unref();
+      this.port = port1;
+    }
     const m: JobMessage = { id: job.id, blocks: job.blocks, layout: { rvcTable: job.layout.rvcTable, tlbTableBytes: job.layout.tlbTableBytes, xBase: job.layout.xBase }, linked: job.linked };
     this.port.postMessage(m);
   }
 
   take(): CompiledModule | undefined {
-    const m = receiveMessageOnPort(this.port);
+    const m = this.port ? receiveMessageOnPort(this.port) : undefined;
     return m ? (m.message as CompiledModule) : undefined;
   }
 
   close(): void {
-    this.port.close();
-    void this.worker.terminate();
+    this.closed = true;
+    this.port?.close();
+    if (this.worker) void this.worker.terminate();
   }
 }

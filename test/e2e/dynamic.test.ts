@@ -1,6 +1,6 @@
 /**
- * A running VM's memory, end to end through the daemon and the guest's own virtio_balloon
- * driver (default image, 1 vCPU):
+ * A running VM's memory and vCPUs, end to end through the daemon, the guest's own
+ * virtio_balloon driver and its CPU hotplug (default image):
  *   - `--memory 512M --max-memory 1G`: the guest boots 1 GiB and its balloon takes
  *     512 MiB, so MemTotal is under 512 MiB;
  *   - `vm set --memory 1G`: MemTotal grows near 1 GiB within 10 s, no reboot;
@@ -10,7 +10,9 @@
  *     the host falls below 256 MiB;
  *   - a file the guest kept through all of it has its checksum;
  *   - bad input (above the maximum, --memory over --max-memory, shrinking below what the
- *     guest can give) is one line, a non-zero exit, and changes nothing.
+ *     guest can give) is one line, a non-zero exit, and changes nothing;
+ *   - `--cpus 1 --max-cpus 4`: `vm set --cpus 4` gives the guest 4 online vCPUs within
+ *     10 s, `--cpus 1` takes them back, and a loop running in the guest goes on.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -21,7 +23,7 @@ import { describeRun, tsvisor, withVmLogs, type RunResult } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const T = 60_000;
-const VM = `e2e-mem-${process.pid.toString(36)}`;
+const VM = `e2e-dyn-${process.pid.toString(36)}`;
 
 let root = '';
 let env: Record<string, string> = {};
@@ -93,7 +95,7 @@ function findImageCache(): string | undefined {
 }
 
 before(() => {
-  root = mkdtempSync(join(tmpdir(), 'tsvisor-e2e-mem-'));
+  root = mkdtempSync(join(tmpdir(), 'tsvisor-e2e-dyn-'));
   const home = join(root, 'home');
   mkdirSync(home);
   mkdirSync(join(root, 'run'), { mode: 0o700 });
@@ -109,12 +111,12 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-test('memory: free page reporting returns freed guest memory; vm set --memory shrinks and grows a running guest', { timeout: 10 * T }, async () => {
+test('dynamic resources: free page reporting returns freed guest memory; vm set --memory and --cpus change a running guest', { timeout: 10 * T }, async () => {
   const bad = await tsvisor(['vm', 'create', 'x', '--memory', '1G', '--max-memory', '512M'], { env });
   assert.equal(bad.code, 1, describeRun('create with --memory over --max-memory', bad));
   assert.match(bad.stderr, /^tsvisor: .*memory 1024 MiB is above the max memory 512 MiB\n$/);
 
-  await cli(['vm', 'create', VM, '--memory', '512M', '--max-memory', '1G', '--network', 'none']);
+  await cli(['vm', 'create', VM, '--memory', '512M', '--max-memory', '1G', '--cpus', '1', '--max-cpus', '4', '--network', 'none']);
   await withVmLogs(() => join(root, 'home'), [VM], async () => {
     await cli(['vm', 'start', VM]);
     pid = (await info()).pid;
@@ -166,5 +168,26 @@ test('memory: free page reporting returns freed guest memory; vm set --memory sh
     const m = (await info()).memory;
     assert.equal(m.currentBytes, 256 * MiB);
     assert.ok(m.returnedBytes >= 450 * MiB, `returned ${m.returnedBytes}`);
+
+    // vCPUs: booted with 4 harts, 1 online
+    const online = async () => Number((await guest('nproc')).trim());
+    assert.equal(await online(), 1);
+    await guest("setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /root/count; sleep 0.2; done' </dev/null >/dev/null 2>&1 &");
+    const count = async () => Number((await guest('cat /root/count 2>/dev/null || echo 0')).trim());
+    await waitFor(10_000, async () => (await count()) > 0, () => 'the loop in the guest runs');
+    const c0 = await count();
+    await cli(['vm', 'set', VM, '--cpus', '4']);
+    const t1 = Date.now();
+    await waitFor(10_000, async () => (await online()) === 4, () => 'nproc 4');
+    assert.ok(Date.now() - t1 <= 12_000);
+    assert.equal((await guest('cat /sys/devices/system/cpu/online')).trim(), '0-3');
+    await cli(['vm', 'set', VM, '--cpus', '1']);
+    await waitFor(10_000, async () => (await online()) === 1, () => 'nproc 1');
+    const c1 = await count();
+    assert.ok(c1 > c0, `the guest's loop went on (${c0} -> ${c1})`);
+    const tooMany = await tsvisor(['vm', 'set', VM, '--cpus', '5'], { env });
+    assert.equal(tooMany.code, 1, describeRun('set --cpus above the maximum', tooMany));
+    assert.equal(tooMany.stderr.split('\n').filter(Boolean).length, 1, 'one line');
+    assert.equal((await info()).definition.vcpus, 1, 'nothing changed');
   });
 });
