@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FileBlockBackend } from '../../src/devices/node/file-block.js';
+import { createDisk, openDisk } from '../../src/devices/node/disk.js';
 import { StdioCharBackend } from '../../src/devices/node/stdio-char.js';
 import { createServer as createNetServer, connect as netConnect, type Socket as NetSocket } from 'node:net';
 import { StreamNetBackend } from '../../src/devices/node/stream-net.js';
@@ -53,6 +54,30 @@ test('file block backend: readonly refuses writes and leaves the file unchanged'
     assert.deepEqual(new Uint8Array(fs.readFileSync(p)), init);
   } finally {
     fs.rmSync(path.dirname(p), { recursive: true });
+  }
+});
+
+test('raw disk resize: the file grows sparsely, data kept, zeros beyond; shrinking and read-only are refused', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsvisor-raw-resize-'));
+  try {
+    const f = path.join(dir, 'd.raw');
+    createDisk(f, { format: 'raw', size: 1 << 20 });
+    const d = openDisk(f);
+    d.write(new Uint8Array(512).fill(7), (1 << 20) - 512);
+    assert.throws(() => d.resize(512 * 1024), { name: 'BlockError', message: /smaller than/ });
+    d.resize(8 << 20);
+    assert.equal(d.size, 8 << 20);
+    assert.equal(fs.statSync(f).size, 8 << 20);
+    const b = new Uint8Array(1024);
+    d.read(b, (1 << 20) - 512);
+    assert.ok(b.subarray(0, 512).every((x) => x === 7) && b.subarray(512).every((x) => x === 0));
+    d.close();
+    const ro = openDisk(f, { readonly: true });
+    assert.throws(() => ro.resize(16 << 20), { name: 'BlockError', message: /read-only/ });
+    ro.close();
+    assert.equal(fs.statSync(f).size, 8 << 20);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });
 

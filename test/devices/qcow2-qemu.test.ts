@@ -244,4 +244,37 @@ describe('images QEMU makes', () => {
     assert.equal(d.backing?.name, join(sub, 'b.raw'));
     d.close();
   });
+  test('resize: a qcow2 image grows (L1 table in place, and moved to new clusters), keeps its data, checks clean and reads zeros beyond', () => {
+    for (const [name, clusterSize, from, to] of [['grow64k.qcow2', 64 * KiB, 700 * MiB, 2048 * MiB], ['grow512.qcow2', 512, MiB, 4 * MiB]] as const) {
+      const img = p(name);
+      createDisk(img, { format: 'qcow2', size: from, clusterSize });
+      const ops: WriteOp[] = [{ offset: 0, data: randomBytes(3072, 7) }, { offset: from - 1024, data: randomBytes(1024, 8) }];
+      const d = openDisk(img);
+      for (const op of ops) d.write(op.data, op.offset);
+      assert.throws(() => d.resize(from - 512), { name: 'BlockError', message: /smaller than/ });
+      assert.throws(() => d.resize(from + 100), { name: 'BlockError', message: /512-byte sectors/ });
+      d.resize(to);
+      assert.equal(d.size, to);
+      // a write past the old end lands in the grown part
+      d.write(randomBytes(4096, 9), to - 4096);
+      d.close();
+      assertClean(img);
+      const info = JSON.parse(mustRun('qemu-img', ['info', '--output=json', img]));
+      assert.equal(info['virtual-size'], to);
+      const back = openDisk(img, { readonly: true });
+      assert.equal(back.size, to);
+      for (const op of ops) {
+        const got = new Uint8Array(op.data.length);
+        back.read(got, op.offset);
+        assert.deepEqual(got, op.data, `${name}: data at ${op.offset}`);
+      }
+      const zeros = new Uint8Array(8192);
+      back.read(zeros, from);
+      assert.ok(zeros.every((b) => b === 0), `${name}: zeros past the old end`);
+      const tail = new Uint8Array(4096);
+      back.read(tail, to - 4096);
+      assert.deepEqual(tail, randomBytes(4096, 9));
+      back.close();
+    }
+  });
 });

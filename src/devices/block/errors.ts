@@ -13,3 +13,14 @@ export class BlockError extends Error {
     super(message, options);
   }
 }
+
+/**
+ * Check a disk's new size for {@link DiskImage.resize}: a whole number of 512-byte
+ * sectors, not below `current`, at most `max` bytes.
+ * @throws BlockError naming the image and both sizes.
+ */
+export function checkNewSize(name: string, current: number, bytes: number, max: number): void {
+  if (!Number.isSafeInteger(bytes) || bytes <= 0 || bytes % 512 !== 0) throw new BlockError(`disk image ${name}: new size ${bytes} is not a whole number of 512-byte sectors`);
+  if (bytes < current) throw new BlockError(`disk image ${name}: new size ${bytes} bytes is smaller than its ${current} bytes (shrinking would lose data; only growing is supported)`);
+  if (bytes > max) throw new BlockError(`disk image ${name}: new size ${bytes} bytes is too large (at most ${max} bytes)`);
+}

@@ -43,6 +43,14 @@ export interface DiskImage extends BlockBackend {
   readonly backing: DiskImage | null;
   /** Format details of this image alone. */
   describe(): ImageDescription;
+  /**
+   * Grow the size the guest sees to `bytes` (a multiple of 512, at least the current
+   * size; the same size is a no-op). The backing chain is not touched: past its end an
+   * overlay reads zeros. Durable (synced) when it returns.
+   * @throws BlockError when read-only, closed, smaller than now, not a multiple of 512,
+   *   too large for the format, or on an I/O error (the image is then as before, or grown).
+   */
+  resize(bytes: number): void;
   /** Close this image's file and its whole backing chain. Idempotent. */
   close(): void;
 }

@@ -24,11 +24,11 @@
  * freed by overwriting compressed or preallocated zero clusters are not reused (the file
  * only grows; `qemu-img convert` compacts it).
  */
-import { BlockError } from './errors.js';
+import { BlockError, checkNewSize } from './errors.js';
 import { checkRange, type RandomAccessFile } from './file.js';
 import type { DiskImage, ImageDescription } from './image.js';
 import { LruCache } from './lru.js';
-import { hex, type Qcow2Header } from './qcow2-header.js';
+import { MAX_L1_BYTES, hex, type Qcow2Header } from './qcow2-header.js';
 import { Qcow2Refcounts } from './qcow2-refcount.js';
 
 /**
@@ -69,14 +69,13 @@ const COPIED = 0x80000000;
 /** A qcow2 image as a block device. Create with {@link Qcow2Backend.open}. */
 export class Qcow2Backend implements DiskImage {
   readonly format = 'qcow2' as const;
-  /** Guest-visible size: the virtual size rounded down to 512 bytes. */
-  readonly size: number;
+  private virtualBytes: number;
   readonly readonly: boolean;
   readonly backing: DiskImage | null;
   private readonly cs: number;
   private readonly l2Entries: number;
-  private readonly l1: Uint32Array; // hi, lo per entry
-  private readonly l1Bytes: number;
+  private l1: Uint32Array; // hi, lo per entry
+  private l1Bytes: number;
   private readonly l2Offsets = new Set<number>();
   private readonly l2Cache: LruCache<number, Uint8Array>;
   private readonly refcounts: Qcow2Refcounts;
@@ -94,7 +93,7 @@ export class Qcow2Backend implements DiskImage {
     this.decompress = opts.decompress;
     this.cs = h.clusterSize;
     this.l2Entries = this.cs / 8;
-    this.size = h.size - (h.size % 512);
+    this.virtualBytes = h.size - (h.size % 512);
     this.fileSizeAtOpen = file.size();
     const cacheBytes = opts.cacheBytes ?? 8 << 20;
     this.l2Cache = new LruCache(Math.max(16, Math.floor(cacheBytes / this.cs)));
@@ -143,6 +142,76 @@ export class Qcow2Backend implements DiskImage {
 
   get name(): string {
     return this.file.name;
+  }
+
+  /** Guest-visible size: the virtual size rounded down to 512 bytes. */
+  get size(): number {
+    return this.virtualBytes;
+  }
+
+  /**
+   * {@link DiskImage.resize} (as `qemu-img resize`): when the L1 table must cover more,
+   * it grows in place if its clusters have room (the entries past it are zero), else a
+   * copy is written to new clusters, synced, and the header switched to it in one
+   * write before the old clusters are freed; then the header's size. A kill between the
+   * steps leaves a valid image of the old size (at worst leaking the new table).
+   */
+  resize(bytes: number): void {
+    if (this.closed) throw new BlockError(`disk image ${this.name} is closed`);
+    const cs = this.cs;
+    const span = cs * this.l2Entries; // guest bytes per L1 entry
+    checkNewSize(this.name, this.virtualBytes, bytes, (MAX_L1_BYTES / 8) * span);
+    if (bytes === this.virtualBytes) return;
+    if (this.readonly) throw new BlockError(`disk image ${this.name} is read-only`);
+    if (this.failed) this.bad(this.failed);
+    const h = this.header;
+    const need = Math.ceil(bytes / span);
+    if (need > h.l1Size) {
+      const oldClusters = Math.ceil(this.l1Bytes / cs);
+      const room = oldClusters * cs;
+      const tail = need * 8 <= room ? new Uint8Array(need * 8 - this.l1Bytes) : null;
+      if (tail) this.file.read(tail, h.l1TableOffset + this.l1Bytes);
+      const l1 = new Uint32Array(need * 2);
+      l1.set(this.l1);
+      if (tail && tail.every((b) => b === 0)) {
+        this.writeHeaderL1(need, h.l1TableOffset);
+      } else {
+        const clusters = Math.ceil((need * 8) / cs);
+        const at = this.refcounts.allocate(clusters);
+        const t = new Uint8Array(clusters * cs);
+        const v = new DataView(t.buffer);
+        for (let i = 0; i < h.l1Size; i++) {
+          v.setUint32(i * 8, this.l1[2 * i]);
+          v.setUint32(i * 8 + 4, this.l1[2 * i + 1]);
+        }
+        this.file.write(t, at);
+        this.refcounts.setRange(at / cs, clusters, 1);
+        this.file.sync();
+        const old = h.l1TableOffset;
+        this.writeHeaderL1(need, at);
+        if (old > 0) this.refcounts.setRange(old / cs, oldClusters, 0);
+      }
+      this.l1 = l1;
+      this.l1Bytes = need * 8;
+    }
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt(bytes));
+    this.file.write(b, 24); // header: size
+    this.file.sync();
+    h.size = bytes;
+    this.virtualBytes = bytes;
+  }
+
+  /** Header fields l1_size (offset 36) and l1_table_offset (40) in one 12-byte write, synced. */
+  private writeHeaderL1(l1Size: number, offset: number): void {
+    const b = new Uint8Array(12);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, l1Size);
+    v.setBigUint64(4, BigInt(offset));
+    this.file.write(b, 36);
+    this.file.sync();
+    this.header.l1Size = l1Size;
+    this.header.l1TableOffset = offset;
   }
 
   /**

@@ -10,7 +10,7 @@
  * could turn its disk into a qcow2 header naming any host file as backing file, which
  * the next detection would open (QEMU refuses the same for probed raw images).
  */
-import { BlockError } from './errors.js';
+import { BlockError, checkNewSize } from './errors.js';
 import type { RandomAccessFile } from './file.js';
 import type { DiskImage, ImageDescription } from './image.js';
 import { QCOW2_MAGIC } from './qcow2-header.js';
@@ -27,7 +27,7 @@ export interface RawOptions {
 export class RawBackend implements DiskImage {
   readonly format = 'raw' as const;
   readonly backing = null;
-  readonly size: number;
+  private bytes: number;
   readonly readonly: boolean;
   /** Bytes at the end of the file beyond the last whole 512-byte sector (0..511), not exposed. */
   readonly ignoredBytes: number;
@@ -39,8 +39,25 @@ export class RawBackend implements DiskImage {
     this.readonly = options.readonly ?? file.readonly;
     this.probed = options.probed ?? false;
     const bytes = file.size();
-    this.size = bytes - (bytes % 512);
+    this.bytes = bytes - (bytes % 512);
     this.ignoredBytes = bytes % 512;
+  }
+
+  /** Capacity in bytes: the file size rounded down to 512 (grown by {@link resize}). */
+  get size(): number {
+    return this.bytes;
+  }
+
+  /** {@link DiskImage.resize}: the file is extended (sparsely) to `bytes`. */
+  resize(bytes: number): void {
+    if (this.closed) throw new BlockError(`disk image ${this.name} is closed`);
+    checkNewSize(this.name, this.bytes, bytes, Number.MAX_SAFE_INTEGER - 511);
+    if (bytes === this.bytes) return;
+    if (this.readonly) throw new BlockError(`disk image ${this.name} is read-only`);
+    if (!this.file.truncate) throw new BlockError(`disk image ${this.name}: this file cannot change its length`);
+    this.file.truncate(bytes);
+    this.file.sync();
+    this.bytes = bytes;
   }
 
   get name(): string {
