@@ -99,6 +99,14 @@ export function openApiDocument(version = '0.1.0'): Record<string, unknown> {
           },
         },
       },
+      '/v1/vms/{name}/disks/{disk}/resize': {
+        post: {
+          summary: 'grow a disk (raw or qcow2); a running guest sees the new size at once (virtio-blk configuration change)',
+          parameters: [nameParam, { name: 'disk', in: 'path', required: true, schema: { type: 'string' }, description: 'vda, vdb, ... (attach order), an index, or the image path' }],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('DiskResize') } } },
+          responses: { 200: json(ref('Vm'), 'the VM'), ...errors(400, 401, 404, 409) },
+        },
+      },
       '/v1/vms/{name}/console': {
         get: {
           summary: 'the serial console: HTTP upgrade ("Upgrade: tsvisor-console"), then raw bytes both ways; the scrollback comes first',

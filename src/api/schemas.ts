@@ -98,6 +98,12 @@ export const NetworkSchema = z.object({
 }).meta({ id: 'Network' });
 
 /** `POST /v1/vms/{name}/stop` and `/restart` (body optional). */
+/** `POST /v1/vms/{name}/disks/{disk}/resize`. */
+export const DiskResizeBody = z.strictObject({
+  sizeBytes: z.number().int().positive().refine((n) => n % 512 === 0, 'must be a multiple of 512')
+    .meta({ description: 'the new size in bytes, at least the current one (disks only grow)', example: 2147483648 }),
+}).meta({ id: 'DiskResize' });
+
 export const StopBody = z.strictObject({
   timeoutMs: z.number().int().min(0).max(3_600_000).optional()
     .meta({ description: 'graceful shutdown time before the VM process is killed (default 30000)' }),

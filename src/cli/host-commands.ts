@@ -465,6 +465,16 @@ export function registerHostCommands(program: Command): void {
     });
   vm.command('console').description('attach to the serial console (Ctrl-A x detaches, the VM keeps running)').argument('<name>')
     .action(async (name: string) => { process.exitCode = await attachConsole(name); });
+  const vmDisk = vm.command('disk').description("change a VM's disks");
+  vmDisk.command('resize').description('grow a disk (raw or qcow2) to SIZE; a running guest sees the new size at once (resize2fs can then grow its file system online)')
+    .argument('<name>').argument('<disk>', 'vda, vdb, ... (attach order), an index, or the image path').argument('<size>', 'new size (K, M, G, T suffixes), at least the current one')
+    .option('--json', 'print the VM as JSON')
+    .action(async (name: string, disk: string, size: string, o: { json?: boolean }) => {
+      const bytes = parseSize(size, 'size');
+      const v = await api<VmInfo>('POST', `${vmPath(name)}/disks/${encodeURIComponent(disk)}/resize`, { sizeBytes: bytes });
+      if (o.json) process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+      else process.stdout.write(`${name}: disk ${disk} is now ${formatSize(bytes)}${v.state === 'running' || v.state === 'paused' ? ' (the guest was told)' : ''}\n`);
+    });
   vm.command('exec').description('run a command in the guest; exits with its status').usage('[options] <name> -- <command...>')
     .argument('<name>').argument('<command...>')
     .option('-i, --stdin', 'send standard input to the command')

@@ -36,6 +36,7 @@ import { NetworkConfigError, checkPortsFree, formatPublish, freeLoopbackPort, ni
 import type { VmDefinition, VmState } from './types.js';
 import type { HostInfo, TopRow, UsageReport, VmCreateInput, VmInfo, VmPatch } from './api-types.js';
 import { VmChannel } from './vm-channel.js';
+import { diskIndex, resizeStoppedDisk } from './disk-resize.js';
 import { NetworkManager } from './network-manager.js';
 
 /** The VM process entry point next to this module (dist/src/vmm/main.js). */
@@ -482,6 +483,33 @@ export class Host {
     } finally {
       this.save(name, e);
     }
+  }
+
+  /**
+   * Grow disk `disk` of VM `name` (`vda`, an index or its path; see disk-resize.ts) to
+   * `bytes`: a running VM's own process grows it and tells the guest, which sees the new
+   * size at once; a stopped VM's image is grown here.
+   * @throws HostError: not_found, invalid_argument (no such disk, the CD-ROM, read-only,
+   *   smaller than now, not a multiple of 512), conflict (starting or stopping).
+   */
+  resizeDisk(name: string, disk: string, bytes: number): Promise<VmInfo> {
+    return this.locked(name, async (e) => {
+      const i = diskIndex(e.def, disk);
+      if (e.rt.state === 'running' || e.rt.state === 'paused') {
+        try {
+          this.noteStatus(name, e, await this.channel(name).post('/disk-resize', { index: i, bytes }, 60_000) as VmProcessStatus);
+        } catch (err) {
+          const reason = err instanceof HostError ? err.details?.reason : undefined;
+          throw typeof reason === 'string' && err instanceof HostError ? new HostError(err.code, reason) : err;
+        }
+      } else if (ALIVE.includes(e.rt.state)) {
+        throw new HostError('conflict', `VM ${name} is ${e.rt.state}: resize its disk once it runs or has stopped`);
+      } else {
+        resizeStoppedDisk(e.def.disks[i].path, bytes);
+      }
+      this.log(`${name}: disk ${disk} grown to ${bytes} bytes`);
+      return this.get(name);
+    });
   }
 
   /** Delete a VM (its folder, cgroup; usage totals are kept). A VM whose process is alive needs `force`. */

@@ -11,6 +11,8 @@
  *   POST /net-rate {mbit}        -> 200; sets the bandwidth cap of every network card (Mbit/s each way, 0: none)
  *   POST /cpus    {count}        -> 200 once the guest agent brought vCPUs 1..count-1 online and the rest
  *                                   offline; 400 beyond the harts it booted with, 409 without an agent
+ *   POST /disk-resize {index, bytes} -> 200; grows disk `index` (not the CD-ROM) to `bytes` (a multiple of 512)
+ *                                   and tells the guest (virtio-blk configuration change); 400 when it cannot
  *   POST /memory  {bytes}        -> 200; moves the balloon so that the guest has `bytes` of RAM (whole MiB,
  *                                   at most the RAM it booted with); 409 when the guest cannot give that much
  *   GET  /console                -> HTTP upgrade ("Upgrade: tsvisor-console"): raw byte stream both ways;
@@ -36,8 +38,8 @@ export interface VmProcessStatus {
   startedAt: number;
   /** Guest agent answering (exec available). */
   agent: boolean;
-  /** Per disk, bytes the guest read and wrote. */
-  disks: Array<{ path: string; readBytes: number; writtenBytes: number }>;
+  /** Per disk (the CD-ROM last), its size and the bytes the guest read and wrote. */
+  disks: Array<{ path: string; sizeBytes: number; readBytes: number; writtenBytes: number }>;
   /**
    * Per network card (guest order): where it is attached (`user` or the virtual network's
    * name), its MAC, frames and Ethernet bytes delivered to (`rx`) and sent by (`tx`) the

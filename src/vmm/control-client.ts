@@ -155,6 +155,11 @@ export async function setCpus(vmDir: string, count: number, opts?: RequestOption
   return await call(vmDir, 'POST', '/cpus', { count }, opts) as VmProcessStatus;
 }
 
+/** `POST /disk-resize`: disk `index` grows to `bytes` and the guest is told; see control-api.ts. */
+export async function resizeDisk(vmDir: string, index: number, bytes: number, opts?: RequestOptions): Promise<VmProcessStatus> {
+  return await call(vmDir, 'POST', '/disk-resize', { index, bytes }, opts) as VmProcessStatus;
+}
+
 /** `POST /pause`: resolves once every vCPU is parked; guest time stands still until resume. */
 export async function pause(vmDir: string, opts?: RequestOptions): Promise<VmProcessStatus> {
   return await call(vmDir, 'POST', '/pause', {}, opts) as VmProcessStatus;

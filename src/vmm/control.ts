@@ -55,6 +55,11 @@ export interface ControlTarget {
    * range, 409 no agent or the guest refused).
    */
   setCpus(count: number): Promise<void>;
+  /**
+   * `POST /disk-resize`: grow disk `index` to `bytes` (whole numbers, otherwise unchecked)
+   * and tell the guest. Throw ControlHttpError (400 bad disk or size, 409 not now).
+   */
+  resizeDisk(index: number, bytes: number): void;
   /** `GET /console` upgrade: attach the raw stream as a console viewer. */
   attachConsole(stream: Duplex): void;
   /**
@@ -114,7 +119,7 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 }
 
 const ROUTES: Record<string, string> = {
-  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/cpus': 'POST', '/console': 'GET', '/exec': 'POST',
+  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/console': 'GET', '/exec': 'POST',
 };
 
 /** The HTTP server of the control channel. */
@@ -219,6 +224,15 @@ export class ControlServer {
           const count = body.count;
           if (typeof count !== 'number' || !Number.isInteger(count) || count <= 0) throw new ControlHttpError(400, 'bad_request', 'count must be a positive whole number');
           await this.target.setCpus(count);
+          sendJson(res, 200, this.target.status());
+          return;
+        }
+        case '/disk-resize': {
+          const body = await readJson(req);
+          const { index, bytes } = body;
+          if (typeof index !== 'number' || !Number.isInteger(index) || index < 0) throw new ControlHttpError(400, 'bad_request', 'index must be a disk number (0, 1, ...)');
+          if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes <= 0) throw new ControlHttpError(400, 'bad_request', 'bytes must be a positive whole number');
+          this.target.resizeDisk(index, bytes);
           sendJson(res, 200, this.target.status());
           return;
         }

@@ -324,6 +324,7 @@ class VmProcess implements ControlTarget {
       agent: this.agentReady,
       disks: this.diskPaths.map((path, i) => ({
         path,
+        sizeBytes: this.disks[i]?.size ?? 0,
         readBytes: (this.diskBase[i]?.readBytes ?? 0) + (blk[i]?.metrics.readBytes ?? 0),
         writtenBytes: (this.diskBase[i]?.writtenBytes ?? 0) + (blk[i]?.metrics.writeBytes ?? 0),
       })),
@@ -370,6 +371,22 @@ class VmProcess implements ControlTarget {
     const op = this.cpuOps.then(run, run);
     this.cpuOps = op.catch(() => {});
     return op;
+  }
+
+  /** {@link ControlTarget.resizeDisk}: the image grows, then virtio-blk tells the guest. */
+  resizeDisk(index: number, bytes: number): void {
+    const cfg = this.cfg!;
+    if (index >= cfg.disks.length) throw new ControlHttpError(400, 'bad_request', `no disk ${index}: this VM has ${cfg.disks.length} disk(s)${cfg.cdrom ? ' (the CD-ROM cannot be resized)' : ''}`);
+    if (cfg.disks[index].readonly) throw new ControlHttpError(400, 'bad_request', `disk ${index} is attached read-only`);
+    const disk = this.disks[index];
+    const before = disk.size;
+    try {
+      disk.resize(bytes);
+    } catch (e) {
+      throw new ControlHttpError(400, 'bad_request', (e as Error).message);
+    }
+    this.vm?.board.disks[index]?.resized();
+    if (bytes !== before) this.log(`disk ${index} (${disk.name}) grown from ${before} to ${bytes} bytes`);
   }
 
   /** {@link ControlTarget.setMemory}: the balloon moves (vmm/memory.ts). */

@@ -12,14 +12,17 @@
  *   - bad input (above the maximum, --memory over --max-memory, shrinking below what the
  *     guest can give) is one line, a non-zero exit, and changes nothing;
  *   - `--cpus 1 --max-cpus 4`: `vm set --cpus 4` gives the guest 4 online vCPUs within
- *     10 s, `--cpus 1` takes them back, and a loop running in the guest goes on.
+ *     10 s, `--cpus 1` takes them back, and a loop running in the guest goes on;
+ *   - `vm disk resize VM vdb 256M` while the guest has vdb (qcow2) mounted: the guest sees
+ *     256 MiB at once, its files are intact, `qemu-img check` is clean; shrinking is refused.
+ *     (Growing the file system online with resize2fs is in debian.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { describeRun, tsvisor, withVmLogs, type RunResult } from './helpers.js';
+import { describeRun, findTool, host, tsvisor, withVmLogs, type RunResult } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const T = 60_000;
@@ -105,6 +108,7 @@ before(() => {
 });
 
 after(async () => {
+  await tsvisor(['vm', 'stop', VM], { env, timeoutMs: T }).catch(() => undefined);
   await tsvisor(['vm', 'kill', VM], { env, timeoutMs: T }).catch(() => undefined);
   await tsvisor(['daemon', 'stop'], { env, timeoutMs: T }).catch(() => undefined);
   if (pid) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
@@ -116,7 +120,9 @@ test('dynamic resources: free page reporting returns freed guest memory; vm set 
   assert.equal(bad.code, 1, describeRun('create with --memory over --max-memory', bad));
   assert.match(bad.stderr, /^tsvisor: .*memory 1024 MiB is above the max memory 512 MiB\n$/);
 
-  await cli(['vm', 'create', VM, '--memory', '512M', '--max-memory', '1G', '--cpus', '1', '--max-cpus', '4', '--network', 'none']);
+  const data = join(root, 'data.qcow2');
+  await cli(['disk', 'create', data, '64M']);
+  await cli(['vm', 'create', VM, '--memory', '512M', '--max-memory', '1G', '--cpus', '1', '--max-cpus', '4', '--network', 'none', '--disk', data]);
   await withVmLogs(() => join(root, 'home'), [VM], async () => {
     await cli(['vm', 'start', VM]);
     pid = (await info()).pid;
@@ -189,5 +195,23 @@ test('dynamic resources: free page reporting returns freed guest memory; vm set 
     assert.equal(tooMany.code, 1, describeRun('set --cpus above the maximum', tooMany));
     assert.equal(tooMany.stderr.split('\n').filter(Boolean).length, 1, 'one line');
     assert.equal((await info()).definition.vcpus, 1, 'nothing changed');
+
+    // a mounted disk grows; the guest sees it at once
+    const dsum = (await guest('mke2fs -q /dev/vda >/dev/null && mkdir -p /data && mount /dev/vda /data && dd if=/dev/urandom of=/data/f bs=1M count=8 2>/dev/null && sync && sha256sum /data/f')).split(' ')[0];
+    assert.equal((await guest('blockdev --getsize64 /dev/vda')).trim(), String(64 * MiB));
+    const smaller = await tsvisor(['vm', 'disk', 'resize', VM, 'vda', '32M'], { env });
+    assert.equal(smaller.code, 1, describeRun('shrink a disk', smaller));
+    assert.match(smaller.stderr, /^tsvisor: .*smaller than .*only growing is supported\)\n$/);
+    const grown = await cli(['vm', 'disk', 'resize', VM, 'vda', '256M']);
+    assert.match(grown.stdout, /disk vda is now 256 MiB \(the guest was told\)/);
+    assert.equal((await guest('blockdev --getsize64 /dev/vda')).trim(), String(256 * MiB), 'the guest sees the new size at once');
+    assert.equal((await guest('sync; echo 3 > /proc/sys/vm/drop_caches; sha256sum /data/f')).split(' ')[0], dsum);
   });
+  const qemuImg = findTool('qemu-img');
+  if (qemuImg) {
+    await cli(['vm', 'kill', VM]);
+    host(qemuImg, ['check', '-q', data]);
+    const v = JSON.parse(host(qemuImg, ['info', '--output=json', data]).toString());
+    assert.equal(v['virtual-size'], 256 * MiB);
+  }
 });

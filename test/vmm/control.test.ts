@@ -37,7 +37,7 @@ class FakeVm implements ControlTarget {
   status(): VmProcessStatus {
     return {
       name: 'fake', pid: process.pid, state: this.state, vcpus: 1, maxVcpus: 4, memoryBytes: this.memory.currentBytes, memory: this.memory.status(0), startedAt: 1,
-      agent: this.agent, disks: [{ path: '/x.img', readBytes: 512, writtenBytes: 0 }],
+      agent: this.agent, disks: [{ path: '/x.img', sizeBytes: this.diskSize, readBytes: 512, writtenBytes: 0 }],
       nics: [], netRateMbit: this.netRate, ssh: null,
     };
   }
@@ -50,6 +50,11 @@ class FakeVm implements ControlTarget {
   async resume(): Promise<void> { if (this.state === 'paused') this.state = 'running'; }
   setNetRate(mbit: number): void { this.netRate = mbit; }
   cpus: number[] = [];
+  diskSize = 1 << 20;
+  resizeDisk(index: number, bytes: number): void {
+    if (index !== 0 || bytes < this.diskSize) throw new ControlHttpError(400, 'bad_request', 'no');
+    this.diskSize = bytes;
+  }
   async setCpus(count: number): Promise<void> {
     if (count > 4) throw new ControlHttpError(400, 'bad_request', 'vcpus: at most 4');
     this.cpus.push(count);
@@ -126,7 +131,7 @@ describe('control channel', () => {
     const s = await client.status(dir);
     assert.equal(s.name, 'fake');
     assert.equal(s.state, 'running');
-    assert.deepEqual(s.disks, [{ path: '/x.img', readBytes: 512, writtenBytes: 0 }]);
+    assert.deepEqual(s.disks, [{ path: '/x.img', sizeBytes: 1 << 20, readBytes: 512, writtenBytes: 0 }]);
   });
 
   test('pause and resume', async () => {
@@ -150,6 +155,14 @@ describe('control channel', () => {
       assert.match(JSON.parse(r.body).error.message, re);
     }
     assert.equal(vm.memory.currentBytes, 512 << 20, 'nothing changed');
+  });
+
+  test('POST /disk-resize passes index and size on; malformed bodies are refused', async () => {
+    assert.equal((await client.resizeDisk(dir, 0, 4 << 20)).disks[0].sizeBytes, 4 << 20);
+    for (const body of ['{"index": -1, "bytes": 1}', '{"index": 0}', '{"index": 0, "bytes": 1.5}', '{"index": 1, "bytes": 8388608}']) {
+      assert.equal((await raw(sock, 'POST', '/disk-resize', body)).status, 400, body);
+    }
+    assert.equal(vm.diskSize, 4 << 20);
   });
 
   test('POST /cpus passes a positive count on; the rest is refused', async () => {

@@ -129,7 +129,7 @@ export class VirtioBlk implements VirtioDevice {
   private readonly configView = new DataView(this.config.buffer);
   private readonly serial = new Uint8Array(VIRTIO_BLK_ID_BYTES);
   private readonly queueSize: number;
-  private readonly capacityBytes: number;
+  private capacityBytes: number;
   private ctx: VirtioDeviceContext | null = null;
 
   /**
@@ -159,6 +159,19 @@ export class VirtioBlk implements VirtioDevice {
   /** Capacity in 512-byte sectors. */
   get capacity(): number {
     return this.capacityBytes / VIRTIO_BLK_SECTOR_SIZE;
+  }
+
+  /**
+   * The backend's size changed (a disk grown while the VM runs): take the new capacity
+   * and send a configuration change notification (§5.2.4, §2.5), upon which Linux's
+   * virtio_blk re-reads it (virtblk_config_changed) and the guest sees the new size.
+   */
+  resized(): void {
+    const sectors = Math.floor(this.backend.size / VIRTIO_BLK_SECTOR_SIZE);
+    if (sectors * VIRTIO_BLK_SECTOR_SIZE === this.capacityBytes) return;
+    this.capacityBytes = sectors * VIRTIO_BLK_SECTOR_SIZE;
+    this.configView.setBigUint64(0, BigInt(sectors), true);
+    this.ctx?.configChanged();
   }
 
   /** QueueNumMax (§4.2.2): `queueSize` for queue 0, 0 for any other queue. */
