@@ -27,16 +27,16 @@ import { HostError } from './errors.js';
 import { HostMeter } from './meter.js';
 import { checkedMemory, checkedSsh, describeExit, logTail, readExitFile, restartDelayMs, shouldRestart, spawnVmProcess } from './vm-process.js';
 import type { HostPaths } from './paths.js';
-import { processAlive, processCpuSeconds, processRssBytes, readProcStat } from './procfs.js';
-import {
-  DEFAULT_CPU_WEIGHT, VmStore, checkVmName, networkFields, validateDefinition, type VmExit, type VmRuntime,
-} from './store.js';
-import { DEFAULT_SSH_USER } from '../vmm/guest-setup.js';
-import { NetworkConfigError, checkPortsFree, formatPublish, freeLoopbackPort, nicAttachment } from '../vmm/network.js';
+import { processAlive, processCpuSeconds, readProcStat } from './procfs.js';
+import { VmStore, checkVmName, validateDefinition, type VmExit } from './store.js';
+import { NetworkConfigError, checkPortsFree, freeLoopbackPort } from '../vmm/network.js';
 import type { VmDefinition, VmState } from './types.js';
 import type { HostInfo, TopRow, UsageReport, VmCreateInput, VmInfo, VmPatch } from './api-types.js';
 import { VmChannel } from './vm-channel.js';
 import { diskIndex, resizeStoppedDisk } from './disk-resize.js';
+import { newDefinition, patchDefinition } from './definitions.js';
+import { ALIVE, type Entry } from './entry.js';
+import { hostInfo, topRows, usageReport, vmInfo, type ReportSources } from './reports.js';
 import { NetworkManager } from './network-manager.js';
 
 /** The VM process entry point next to this module (dist/src/vmm/main.js). */
@@ -74,25 +74,9 @@ export interface HostConfigFile {
   overcommit?: number;
 }
 
-interface Entry {
-  def: VmDefinition;
-  rt: VmRuntime;
-  child?: ChildProcess;
-  /** What the user asked of the current process. */
-  intent?: 'stop' | 'kill';
-  lock: Promise<unknown>;
-  guest?: { state: string; agent: boolean; at: number; ssh: VmProcessStatus['ssh']; memory: VmInfo['memory'] };
-  statusBusy: boolean;
-  restartTimer?: NodeJS.Timeout;
-  waiters: Array<() => void>;
-  /** Poll ticks the pid of an own child has looked dead (the exit event normally comes first). */
-  deadTicks: number;
-}
 
 /** Longest Unix socket path Linux takes (sun_path is 108 bytes with its NUL). */
 const MAX_UNIX_SOCKET_PATH = 107;
-
-const ALIVE: readonly VmState[] = ['starting', 'running', 'paused', 'stopping'];
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -250,53 +234,21 @@ export class Host {
     return memoryBudget(this.capacity.memoryBytes, this.overcommit, this.allocatedBytes());
   }
 
-  /** `GET /v1/host`. */
-  info(): HostInfo {
-    let running = 0;
-    let vcpus = 0;
-    for (const e of this.entries.values()) {
-      if (ALIVE.includes(e.rt.state)) { running++; vcpus += e.def.vcpus; }
-    }
-    const warning = this.cgroups.warning ?? null;
+  /** What the reports (reports.ts) are computed from, now. */
+  private sources(): ReportSources {
     return {
-      cores: this.capacity.cores,
-      memoryBytes: this.capacity.memoryBytes,
-      overcommit: this.overcommit,
-      memory: this.budget(),
-      vcpusAllocated: vcpus,
-      vms: { defined: this.entries.size, running },
-      cgroup: { version: this.cgroups.version, root: this.cgroups.root, warning },
-      warnings: warning ? [warning] : [],
-      daemon: { pid: process.pid, startedAt: this.startedAt, home: this.paths.home },
+      entries: this.entries, capacity: this.capacity, overcommit: this.overcommit, budget: this.budget(),
+      cgroups: this.cgroups, meter: this.meter, store: this.store, home: this.paths.home, startedAt: this.startedAt,
     };
   }
 
+  /** `GET /v1/host`. */
+  info(): HostInfo {
+    return hostInfo(this.sources());
+  }
+
   private vmInfo(name: string, e: Entry): VmInfo {
-    const alive = ALIVE.includes(e.rt.state);
-    return {
-      name,
-      state: e.rt.state,
-      definition: e.def,
-      pid: alive ? e.rt.pid ?? null : null,
-      startedAt: alive ? e.rt.startedAt ?? null : null,
-      uptimeSeconds: alive && e.rt.startedAt ? Math.max(0, (Date.now() - e.rt.startedAt) / 1000) : null,
-      allocatedMemoryBytes: alive ? e.rt.memoryBytes ?? e.def.memoryBytes : 0,
-      restarts: e.rt.restarts,
-      lastExit: e.rt.lastExit ?? null,
-      cgroup: alive && this.cgroups.version !== 'none' ? this.cgroups.path(name) ?? null : null,
-      guest: alive && e.guest ? { state: e.guest.state, agent: e.guest.agent } : null,
-      memory: alive ? e.guest?.memory ?? null : null,
-      ssh: e.def.ssh ? {
-        user: e.def.ssh.user,
-        host: '127.0.0.1',
-        port: alive ? e.guest?.ssh?.port ?? null : null,
-        ready: alive && !!e.guest?.ssh?.ready,
-        ...(alive && e.guest?.ssh?.error ? { error: e.guest.ssh.error } : {}),
-        knownHostsFile: join(this.store.paths(name).dir, 'known_hosts'),
-      } : null,
-      usage: this.meter.totals(name),
-      log: this.store.paths(name).log,
-    };
+    return vmInfo(this.sources(), name, e);
   }
 
   /** All VMs, sorted by name. */
@@ -315,28 +267,7 @@ export class Host {
   create(input: VmCreateInput, image?: { name: string; key: string }): VmInfo {
     checkVmName(input.name);
     this.checkNew(input.name);
-    const net = networkFields(input.name, input.networks, input.publish);
-    const def: VmDefinition = {
-      name: input.name,
-      vcpus: input.vcpus ?? 1,
-      ...(input.maxVcpus !== undefined && input.maxVcpus !== (input.vcpus ?? 1) ? { maxVcpus: input.maxVcpus } : {}),
-      memoryBytes: input.memoryBytes ?? 512 * 1024 * 1024,
-      ...(input.maxMemoryBytes !== undefined && input.maxMemoryBytes !== (input.memoryBytes ?? 512 * 1024 * 1024) ? { maxMemoryBytes: input.maxMemoryBytes } : {}),
-      disks: (input.disks ?? []).map((d) => ({ path: d.path, readonly: !!d.readonly })),
-      ...(input.cdrom ? { cdrom: input.cdrom } : {}),
-      ...(input.kernel ? { kernel: input.kernel } : {}),
-      ...(input.initrd ? { initrd: input.initrd } : {}),
-      ...(input.append ? { append: input.append } : {}),
-      cpuWeight: input.cpuWeight ?? DEFAULT_CPU_WEIGHT,
-      cpuCap: input.cpuCap ?? 0,
-      restart: input.restart ?? 'no',
-      ...net,
-      ...(input.netRateMbit ? { netRateMbit: input.netRateMbit } : {}),
-      ...(input.sshKeys?.length ? { ssh: { user: DEFAULT_SSH_USER, keys: input.sshKeys } } : {}),
-      ...(input.engine ? { engine: input.engine } : {}),
-      createdAt: Date.now(),
-      ...(image ? { image } : {}),
-    };
+    const def = newDefinition(input, image);
     validateDefinition(def, { cores: this.capacity.cores });
     this.checkNetworksExist(def);
     const sock = this.store.paths(def.name).sock;
@@ -400,25 +331,7 @@ export class Host {
    */
   update(name: string, patch: VmPatch): Promise<VmInfo> {
     return this.locked(name, async (e) => {
-      const next: VmDefinition = { ...e.def };
-      for (const [k, v] of Object.entries(patch) as Array<[keyof VmPatch, unknown]>) {
-        if (v === undefined || k === 'networks' || k === 'publish' || k === 'sshKeys') continue;
-        if (v === null || (k === 'netRateMbit' && v === 0)) delete (next as unknown as Record<string, unknown>)[k];
-        else if (k === 'disks') next.disks = (v as Array<{ path: string; readonly?: boolean }>).map((d) => ({ path: d.path, readonly: !!d.readonly }));
-        else (next as unknown as Record<string, unknown>)[k] = v;
-      }
-      if (patch.networks !== undefined || patch.publish !== undefined) {
-        delete next.nics;
-        delete next.publish;
-        // unchanged halves are taken from the definition, in the words the user would give
-        const networks = patch.networks ?? (e.def.nics?.length ? e.def.nics.map(nicAttachment) : ['none']);
-        const publish = patch.publish ?? (e.def.publish ?? []).map(formatPublish);
-        Object.assign(next, networkFields(name, networks, publish));
-      }
-      if (patch.sshKeys !== undefined) {
-        delete next.ssh;
-        if (patch.sshKeys?.length) next.ssh = { user: e.def.ssh?.user ?? DEFAULT_SSH_USER, keys: patch.sshKeys };
-      }
+      const next = patchDefinition(e.def, patch);
       validateDefinition(next, { cores: this.capacity.cores });
       this.checkNetworksExist(next);
       const cpuChanged = next.cpuWeight !== e.def.cpuWeight || next.cpuCap !== e.def.cpuCap;
@@ -800,23 +713,12 @@ export class Host {
 
   /** `GET /v1/usage`: totals per VM (running VMs sampled now). */
   usage(): UsageReport {
-    const running = new Map<string, number | undefined>();
-    for (const [name, e] of this.entries) if (ALIVE.includes(e.rt.state)) running.set(name, e.rt.pid);
-    return this.meter.usage(running);
+    return usageReport(this.sources());
   }
 
   /** `GET /v1/top`: live CPU %, memory, disk and network rates per VM. */
   top(): TopRow[] {
-    return [...this.entries.keys()].sort().map((name) => {
-      const e = this.entries.get(name)!;
-      const alive = ALIVE.includes(e.rt.state);
-      return {
-        name, state: e.rt.state, pid: alive ? e.rt.pid ?? null : null, vcpus: e.def.vcpus,
-        memoryBytes: alive ? e.rt.memoryBytes ?? e.def.memoryBytes : 0,
-        rssBytes: alive && e.rt.pid ? processRssBytes(e.rt.pid) ?? null : null,
-        ...this.meter.topFigures(name, alive),
-      };
-    });
+    return topRows(this.sources());
   }
 
   // ---------------------------------------------------------------- supervision

@@ -223,6 +223,14 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
     // it boots again after the kill (the journal replays), and fills its disk
     await cli(['vm', 'start', 'own']);
     await waitExec(env, 'own', 'systemctl is-system-running --wait');
+    // a mounted disk grows while the VM runs: lsblk sees it at once, resize2fs grows the file system online
+    const fsBefore = await waitExec(env, 'own', 'mkfs.ext4 -q -F /dev/vdb && mkdir -p /mnt/d && mount /dev/vdb /mnt/d && echo kept > /mnt/d/f && df -B1 --output=size /mnt/d | tail -1');
+    await cli(['vm', 'disk', 'resize', 'own', 'vdb', '256M']);
+    const grown = await waitExec(env, 'own', 'lsblk -bndo SIZE /dev/vdb; resize2fs /dev/vdb >/dev/null 2>&1; df -B1 --output=size /mnt/d | tail -1; cat /mnt/d/f; umount /mnt/d');
+    const [devSize, fsAfter, kept] = grown.trim().split('\n').map((l) => l.trim());
+    assert.equal(devSize, String(256 * 1024 * 1024), 'lsblk shows the new size at once');
+    assert.ok(Number(fsAfter) > 3 * Number(fsBefore.trim()), `the file system grew online: ${fsBefore.trim()} -> ${fsAfter}`);
+    assert.equal(kept, 'kept');
     // the guest fills its root file system: ENOSPC inside, the host carries on
     const fill = await tsvisor(['vm', 'exec', 'own', '--', 'sh', '-c', 'dd if=/dev/zero of=/fill bs=1M 2>&1; echo status=$?; rm -f /fill; sync'], { env, timeoutMs: 20 * 60_000 });
     assert.equal(fill.code, 0, describeRun('fill the disk', fill));
@@ -233,6 +241,7 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
 
     await cli(['vm', 'stop', 'own', '--timeout', '300'], 6 * 60_000);
     qemuImgCheck(bootDisk);
+    qemuImgCheck(scratch); // grown while the guest ran
     await cli(['vm', 'delete', 'own']);
   });
 
