@@ -8,6 +8,8 @@
  *   idle   host CPU used by an idle 4-vCPU VM (idle.ts)
  *   net    user-mode networking through passt: TCP each way and HTTP request latency (net.ts)
  *   host   the daemon: four 1 GiB VMs, CPU weight 2:1, CPU cap 50%, metering (host.ts)
+ *   dynamic  a 2 GiB VM's RSS idle, after freeing 1 GiB, at a 512 MiB balloon target, and
+ *          balloon shrink/grow times, against QEMU's virtio-balloon (dynamic.ts)
  *   debian the Debian image: boot to multi-user.target and to the agent against QEMU, build
  *          time, ten VMs from one base and their overlays' bytes (debian.ts; not in the
  *          default set: ~30 minutes)
@@ -27,10 +29,11 @@ import { benchOvercommit } from './overcommit.js';
 import { benchHost, cleanupHostBench } from './host.js';
 import { benchDebian } from './debian.js';
 import { benchNet } from './net.js';
+import { benchDynamic } from './dynamic.js';
 
-const SECTIONS = ['boot', 'smp', 'overcommit', 'idle', 'net', 'host', 'debian'] as const;
+const SECTIONS = ['boot', 'smp', 'overcommit', 'idle', 'net', 'host', 'dynamic', 'debian'] as const;
 /** Sections run when none is named (debian takes half an hour). */
-const DEFAULT_SECTIONS: readonly Section[] = ['boot', 'smp', 'overcommit', 'idle', 'net', 'host'];
+const DEFAULT_SECTIONS: readonly Section[] = ['boot', 'smp', 'overcommit', 'idle', 'net', 'host', 'dynamic'];
 type Section = (typeof SECTIONS)[number];
 
 async function main(argv: string[]): Promise<number> {
@@ -50,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
           : s === 'idle' ? await benchIdle(guests!)
             : s === 'debian' ? await benchDebian(guests!, work)
               : s === 'net' ? await benchNet(guests!, work)
+              : s === 'dynamic' ? await benchDynamic(guests!, work)
               : await benchHost();
       process.stdout.write(lines.join('\n') + '\n\n');
     }

@@ -1,0 +1,190 @@
+/**
+ * Bench section `dynamic`: memory that moves while a 2 GiB VM runs (default image, 1 vCPU),
+ * tsvisor (a VM of the daemon, run in this process) beside `qemu-system-riscv64` with
+ * `-device virtio-balloon-device,free-page-reporting=on` (its monitor's `balloon` command):
+ *
+ *   - host RSS of the VM process booted idle (after BENCH_SETTLE_SECONDS, default 20);
+ *   - after the guest fills 1 GiB of a tmpfs, and 15 s after it deletes it (free page
+ *     reporting gives the pages back);
+ *   - seconds until the balloon holds 1 GiB more (shrink 2 GiB -> 1 GiB), then 1 GiB less
+ *     (grow back to 2 GiB);
+ *   - host RSS 10 s after the balloon reached a target of 512 MiB.
+ *
+ * Not measured yet: the automatic policy's four VMs (the policy is not built).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runDaemon, type Daemon } from '../src/api/daemon.js';
+import { hostPaths } from '../src/host/paths.js';
+import { processRssBytes } from '../src/host/procfs.js';
+import { initrdWithCommand } from '../src/cli/run.js';
+import { QEMU, log, sleep, table, type Guests } from './common.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const SETTLE_S = Number(process.env.BENCH_SETTLE_SECONDS ?? 20) || 20;
+const FILL = 'mkdir -p /mnt/t && mount -t tmpfs -o size=1200m tmpfs /mnt/t && dd if=/dev/zero of=/mnt/t/f bs=1M count=1024 2>/dev/null && sync';
+const FREE = 'rm /mnt/t/f && umount /mnt/t';
+
+/** The figures of one side (bytes and seconds). */
+interface Figures { idle?: number; full?: number; freed?: number; shrinkS?: number; growS?: number; at512?: number }
+
+function findImageCache(): string | undefined {
+  const c = ['/tmp/tsvisor-home-images/cache'];
+  if (process.env.TSVISOR_HOME) c.push(join(process.env.TSVISOR_HOME, 'cache'));
+  c.push(join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'tsvisor', 'cache'));
+  return c.find((d) => existsSync(join(d, 'images', 'default.json')));
+}
+
+/** Poll `probe` every 200 ms for up to `ms`; seconds it took, or undefined if it never held. */
+async function timeUntil(ms: number, probe: () => Promise<boolean> | boolean): Promise<number | undefined> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < ms) {
+    if (await probe()) return (performance.now() - t0) / 1000;
+    await sleep(200);
+  }
+  return undefined;
+}
+
+/** Run `script` in the guest through the daemon's exec; throws unless it exits 0. */
+async function exec(d: Daemon, name: string, script: string): Promise<void> {
+  const res = await d.host.openExec(name, { argv: ['sh', '-c', script] });
+  let text = '';
+  for await (const c of res) text += (c as Buffer).toString();
+  if (res.statusCode !== 200 || !text.includes('"exit":0')) throw new Error(`exec in ${name} failed: ${text.slice(-300)}`);
+}
+
+async function tsvisorSide(): Promise<Figures> {
+  const root = mkdtempSync(join(tmpdir(), 'tsvisor-bench-dyn-'));
+  const env = { TSVISOR_HOME: join(root, 'home'), XDG_RUNTIME_DIR: join(root, 'run') };
+  mkdirSync(env.TSVISOR_HOME, { recursive: true });
+  mkdirSync(env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
+  const cache = findImageCache();
+  if (cache) symlinkSync(cache, join(env.TSVISOR_HOME, 'cache'));
+  const d = await runDaemon({ paths: hostPaths(env), log: () => {} });
+  const name = `dyn-${process.pid.toString(36)}`;
+  const f: Figures = {};
+  try {
+    d.host.create({ name, memoryBytes: 2 * GiB, networks: ['none'] });
+    await d.host.start(name);
+    const pid = d.host.get(name).pid!;
+    const rss = () => processRssBytes(pid);
+    if (await timeUntil(240_000, () => !!d.host.get(name).guest?.agent) === undefined) throw new Error('the guest agent never answered');
+    await sleep(SETTLE_S * 1000);
+    f.idle = rss();
+    await exec(d, name, FILL);
+    f.full = rss();
+    await exec(d, name, FREE);
+    await sleep(15_000);
+    f.freed = rss();
+    const balloon = () => d.host.get(name).memory?.balloonBytes;
+    await sleep(3000); // fresh balloon statistics for the shrink's check
+    d.host.get(name);
+    await sleep(1500);
+    await d.host.update(name, { memoryBytes: GiB });
+    f.shrinkS = await timeUntil(60_000, () => balloon() === GiB);
+    await d.host.update(name, { memoryBytes: 2 * GiB });
+    f.growS = await timeUntil(60_000, () => balloon() === 0);
+    await sleep(3000);
+    d.host.get(name);
+    await sleep(1500);
+    await d.host.update(name, { memoryBytes: 512 * MiB });
+    if (await timeUntil(60_000, () => balloon() === 1536 * MiB) !== undefined) {
+      await sleep(10_000);
+      f.at512 = rss();
+    }
+  } finally {
+    await d.host.kill(name).catch(() => undefined);
+    await d.host.delete(name, { force: true }).catch(() => undefined);
+    await d.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+  return f;
+}
+
+/** QEMU's human monitor on a Unix socket: send a command, collect what it answers within 500 ms. */
+async function hmp(sock: string, command: string): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const s = connect(sock);
+    let text = '';
+    s.on('data', (b) => { text += b.toString(); });
+    s.on('error', reject);
+    s.on('connect', () => {
+      s.write(`${command}\n`);
+      setTimeout(() => { s.destroy(); resolve(text); }, 500);
+    });
+  });
+}
+
+async function qemuSide(g: Guests, work: string): Promise<Figures> {
+  const initrd = join(work, 'dyn-initrd');
+  const sock = join(work, 'qemu-monitor.sock');
+  const script = `echo READY; sleep ${SETTLE_S}; echo @@IDLE; ${FILL} && echo @@FULL; sleep 3; ${FREE} && echo @@FREED; sleep 600`;
+  writeFileSync(initrd, initrdWithCommand(readFileSync(g.img.initrd), ['sh', '-c', script]));
+  const child = spawn(QEMU, [
+    '-machine', 'virt', '-cpu', g.qemuCpu, '-nographic', '-m', '2G', '-smp', '1', '-bios', 'default', '-no-reboot',
+    '-kernel', g.img.kernel, '-initrd', initrd, '-append', g.bootargs,
+    '-device', 'virtio-balloon-device,free-page-reporting=on', '-monitor', `unix:${sock},server,nowait`,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const seen = (m: string) => out.includes(m);
+  child.stdout.on('data', (b: Buffer) => { out += b.toString(); });
+  const f: Figures = {};
+  const rss = () => processRssBytes(child.pid!);
+  const actual = async () => Number(/actual=(\d+)/.exec(await hmp(sock, 'info balloon'))?.[1] ?? NaN);
+  try {
+    if (await timeUntil(300_000, () => seen('@@IDLE')) === undefined) throw new Error(`QEMU guest never got idle: ${out.slice(-500)}`);
+    f.idle = rss();
+    if (await timeUntil(300_000, () => seen('@@FULL')) === undefined) throw new Error('QEMU guest never filled its tmpfs');
+    f.full = rss();
+    if (await timeUntil(120_000, () => seen('@@FREED')) === undefined) throw new Error('QEMU guest never freed its tmpfs');
+    await sleep(15_000);
+    f.freed = rss();
+    await hmp(sock, 'balloon 1024');
+    f.shrinkS = await timeUntil(60_000, async () => (await actual()) === 1024);
+    await hmp(sock, 'balloon 2048');
+    f.growS = await timeUntil(60_000, async () => (await actual()) === 2048);
+    await hmp(sock, 'balloon 512');
+    if (await timeUntil(60_000, async () => (await actual()) === 512) !== undefined) {
+      await sleep(10_000);
+      f.at512 = rss();
+    }
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(initrd, { force: true });
+  }
+  return f;
+}
+
+/** Run the section; returns the report lines. */
+export async function benchDynamic(g: Guests, work: string): Promise<string[]> {
+  log('dynamic: tsvisor, a 2 GiB VM of the daemon');
+  const t = await tsvisorSide();
+  let q: Figures = {};
+  if (g.haveQemu) {
+    log('dynamic: qemu -m 2G with virtio-balloon (free-page-reporting=on)');
+    q = await qemuSide(g, work);
+  }
+  const m = (x: number | undefined) => (x === undefined ? undefined : x / MiB);
+  return [
+    `== dynamic memory: a 2 GiB guest (1 vCPU, default image); host RSS of the VM process (MiB) and balloon times (s)`,
+    `QEMU: ${g.qemuVersion}, -device virtio-balloon-device,free-page-reporting=on, monitor "balloon N"`,
+    '',
+    ...table([
+      ['RSS booted idle', m(t.idle), m(q.idle)],
+      ['RSS with 1 GiB in a tmpfs', m(t.full), m(q.full)],
+      ['RSS 15 s after deleting it', m(t.freed), m(q.freed)],
+      ['RSS at a 512 MiB target', m(t.at512), m(q.at512)],
+    ], 'MiB', 0),
+    '',
+    ...table([
+      ['shrink 2 GiB -> 1 GiB', t.shrinkS, q.shrinkS],
+      ['grow 1 GiB -> 2 GiB', t.growS, q.growS],
+    ], 's'),
+    '',
+    'not measured: four VMs under the automatic policy (not built yet)',
+  ];
+}
