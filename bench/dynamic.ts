@@ -13,10 +13,10 @@
  * Not measured yet: the automatic policy's four VMs (the policy is not built).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tempTsvisorHome } from '../test/e2e/helpers.js';
 import { runDaemon, type Daemon } from '../src/api/daemon.js';
 import { hostPaths } from '../src/host/paths.js';
 import { processRssBytes } from '../src/host/procfs.js';
@@ -31,13 +31,6 @@ const FREE = 'rm /mnt/t/f && umount /mnt/t';
 
 /** The figures of one side (bytes and seconds). */
 interface Figures { idle?: number; full?: number; freed?: number; shrinkS?: number; growS?: number; at512?: number }
-
-function findImageCache(): string | undefined {
-  const c = ['/tmp/tsvisor-home-images/cache'];
-  if (process.env.TSVISOR_HOME) c.push(join(process.env.TSVISOR_HOME, 'cache'));
-  c.push(join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'tsvisor', 'cache'));
-  return c.find((d) => existsSync(join(d, 'images', 'default.json')));
-}
 
 /** Poll `probe` every 200 ms for up to `ms`; seconds it took, or undefined if it never held. */
 async function timeUntil(ms: number, probe: () => Promise<boolean> | boolean): Promise<number | undefined> {
@@ -58,12 +51,7 @@ async function exec(d: Daemon, name: string, script: string): Promise<void> {
 }
 
 async function tsvisorSide(): Promise<Figures> {
-  const root = mkdtempSync(join(tmpdir(), 'tsvisor-bench-dyn-'));
-  const env = { TSVISOR_HOME: join(root, 'home'), XDG_RUNTIME_DIR: join(root, 'run') };
-  mkdirSync(env.TSVISOR_HOME, { recursive: true });
-  mkdirSync(env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
-  const cache = findImageCache();
-  if (cache) symlinkSync(cache, join(env.TSVISOR_HOME, 'cache'));
+  const { root, env } = tempTsvisorHome('tsvisor-bench-dyn-');
   const d = await runDaemon({ paths: hostPaths(env), log: () => {} });
   const name = `dyn-${process.pid.toString(36)}`;
   const f: Figures = {};

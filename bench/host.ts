@@ -17,9 +17,8 @@
  * BENCH_SECONDS (measurement window of (b), default 30), BENCH_SKIP_4G=1 skips (a).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { tempTsvisorHome } from '../test/e2e/helpers.js';
 import { runDaemon, type Daemon } from '../src/api/daemon.js';
 import { hostPaths } from '../src/host/paths.js';
 import { processCpuSeconds, processRssBytes } from '../src/host/procfs.js';
@@ -29,13 +28,6 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const WINDOW_S = Number(process.env.BENCH_SECONDS ?? 30);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function findImageCache(): string | undefined {
-  const c = ['/tmp/tsvisor-home-images/cache'];
-  if (process.env.TSVISOR_HOME) c.push(join(process.env.TSVISOR_HOME, 'cache'));
-  c.push(join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'tsvisor', 'cache'));
-  return c.find((d) => existsSync(join(d, 'images', 'default.json')));
-}
 
 /** CPU seconds the kernel charged to VM `name` (its cgroup, else its process). */
 function cpuOf(d: Daemon, name: string): number {
@@ -82,12 +74,7 @@ function pin(pid: number): void {
 export async function benchHost(): Promise<string[]> {
   const out: string[] = ['== host daemon: admission, CPU weight and cap (cgroups), metering'];
   const log = (s: string) => { out.push(s); progress(s); };
-  const root = mkdtempSync(join(tmpdir(), 'tsvisor-bench-host-'));
-  const env = { TSVISOR_HOME: join(root, 'home'), XDG_RUNTIME_DIR: join(root, 'run') };
-  mkdirSync(env.TSVISOR_HOME, { recursive: true });
-  mkdirSync(env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
-  const cache = findImageCache();
-  if (cache) symlinkSync(cache, join(env.TSVISOR_HOME, 'cache'));
+  const { root, env } = tempTsvisorHome('tsvisor-bench-host-');
   const paths = hostPaths(env);
   const d = await runDaemon({ paths, log: () => {} });
   const tag = process.pid.toString(36);

@@ -18,11 +18,10 @@
  *     (Growing the file system online with resize2fs is in debian.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { describeRun, findTool, host, tsvisor, withVmLogs, type RunResult } from './helpers.js';
+import { describeRun, findTool, host, tempTsvisorHome, tsvisor, withVmLogs, type RunResult } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const T = 60_000;
@@ -90,21 +89,8 @@ async function freshStats(): Promise<void> {
   await new Promise((r) => setTimeout(r, 1500));
 }
 
-function findImageCache(): string | undefined {
-  const candidates = ['/tmp/tsvisor-home-images/cache'];
-  if (process.env.TSVISOR_HOME) candidates.push(join(process.env.TSVISOR_HOME, 'cache'));
-  candidates.push(join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'tsvisor', 'cache'));
-  return candidates.find((c) => existsSync(join(c, 'images', 'default.json')));
-}
-
 before(() => {
-  root = mkdtempSync(join(tmpdir(), 'tsvisor-e2e-dyn-'));
-  const home = join(root, 'home');
-  mkdirSync(home);
-  mkdirSync(join(root, 'run'), { mode: 0o700 });
-  const cache = findImageCache();
-  if (cache) symlinkSync(cache, join(home, 'cache'));
-  env = { TSVISOR_HOME: home, XDG_RUNTIME_DIR: join(root, 'run') };
+  ({ root, env } = tempTsvisorHome('tsvisor-e2e-dyn-'));
 });
 
 after(async () => {

@@ -4,7 +4,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, statSync, symlinkSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readFileTail } from '../../src/host/vm-process.js';
@@ -231,4 +232,31 @@ export function buildGuestProgramDisk(work: string, program: string, what: strin
 /** {@link buildGuestProgramDisk} of atomics.c (4 threads of AMO and mutex increments). */
 export function buildAtomicsDisk(work: string, what: string): string {
   return buildGuestProgramDisk(work, 'atomics', what);
+}
+
+/**
+ * The image cache to borrow, so that nothing is downloaded or built again:
+ * /tmp/tsvisor-home-images/cache, $TSVISOR_HOME/cache or ~/.local/share/tsvisor/cache,
+ * the first holding a built default image; undefined when none does.
+ */
+export function findImageCache(): string | undefined {
+  const candidates = ['/tmp/tsvisor-home-images/cache'];
+  if (process.env.TSVISOR_HOME) candidates.push(join(process.env.TSVISOR_HOME, 'cache'));
+  candidates.push(join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'tsvisor', 'cache'));
+  return candidates.find((c) => existsSync(join(c, 'images', 'default.json')));
+}
+
+/**
+ * A fresh temporary folder `root` (named after `prefix`) with a tsvisor home (`root/home`,
+ * the image cache linked in, see {@link findImageCache}) and a runtime folder (`root/run`,
+ * mode 0700): `env` points a daemon and the CLI at them. The caller removes `root`.
+ */
+export function tempTsvisorHome(prefix: string): { root: string; env: { TSVISOR_HOME: string; XDG_RUNTIME_DIR: string } } {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const env = { TSVISOR_HOME: join(root, 'home'), XDG_RUNTIME_DIR: join(root, 'run') };
+  mkdirSync(env.TSVISOR_HOME, { recursive: true });
+  mkdirSync(env.XDG_RUNTIME_DIR, { recursive: true, mode: 0o700 });
+  const cache = findImageCache();
+  if (cache) symlinkSync(cache, join(env.TSVISOR_HOME, 'cache'));
+  return { root, env };
 }

@@ -17,11 +17,11 @@
  *     running, same pid; metering continues.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir, totalmem } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { describeRun, tsvisor, type RunResult } from './helpers.js';
+import { describeRun, tempTsvisorHome, tsvisor, type RunResult } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const T = 60_000;
@@ -63,23 +63,10 @@ async function json<T = any>(args: string[]): Promise<T> {
   return JSON.parse((await cli([...args, '--json'])).stdout) as T;
 }
 
-function findImageCache(): string | undefined {
-  const candidates = ['/tmp/tsvisor-home-images/cache'];
-  if (process.env.TSVISOR_HOME) candidates.push(join(process.env.TSVISOR_HOME, 'cache'));
-  candidates.push(join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'tsvisor', 'cache'));
-  return candidates.find((c) => existsSync(join(c, 'images', 'default.json')));
-}
-
 before(() => {
-  root = mkdtempSync(join(tmpdir(), 'tsvisor-e2e-host-'));
-  const home = join(root, 'home');
-  mkdirSync(home);
-  mkdirSync(join(root, 'run'), { mode: 0o700 });
-  const cache = findImageCache();
-  if (cache) symlinkSync(cache, join(home, 'cache'));
+  ({ root, env } = tempTsvisorHome('tsvisor-e2e-host-'));
   // room for exactly two 256 MiB VMs: limit = 640 MiB
-  writeFileSync(join(home, 'host.json'), JSON.stringify({ overcommit: (640 * MiB) / totalmem() }));
-  env = { TSVISOR_HOME: home, XDG_RUNTIME_DIR: join(root, 'run') };
+  writeFileSync(join(env.TSVISOR_HOME, 'host.json'), JSON.stringify({ overcommit: (640 * MiB) / totalmem() }));
 });
 
 after(async () => {
