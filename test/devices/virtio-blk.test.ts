@@ -37,15 +37,16 @@ import {
   VIRTIO_BLK_T_OUT,
 } from '../../src/devices/virtio/blk.js';
 import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../src/devices/virtio/queue.js';
+import { IoLimiter } from '../../src/devices/io-limiter.js';
 import { DESC_ADDR, Driver, FakeIrq, INDIRECT_ADDR, MemBlock, RAM_BASE, makeRam, type Buf } from './helpers.js';
 
 const DISK_BYTES = 64 * 512;
 const RAM_SIZE = 1 << 20;
 
-function setup(opts: { readonly?: boolean; serial?: string; queueSize?: number } = {}) {
+function setup(opts: { readonly?: boolean; serial?: string; queueSize?: number; limiter?: IoLimiter } = {}) {
   const mem = makeRam(RAM_SIZE);
   const disk = new MemBlock(DISK_BYTES, opts.readonly ?? false);
-  const blk = new VirtioBlk(disk, { serial: opts.serial ?? 'tsvisor-disk0' });
+  const blk = new VirtioBlk(disk, { serial: opts.serial ?? 'tsvisor-disk0', limiter: opts.limiter });
   const irq = new FakeIrq();
   const reasons: string[] = [];
   const dev = new VirtioMmio(blk, mem, irq, { onNeedsReset: (r) => reasons.push(r) });
@@ -624,4 +625,35 @@ test('descriptor flags with unknown bits and writes flagged on the indirect desc
   drv.publish(head);
   drv.kick();
   assert.equal(statusOf(drv, r.status), VIRTIO_BLK_S_OK);
+});
+
+test('virtio-blk with an I/O limiter: requests beyond the rate wait in the queue and a timer serves them at the rate', async () => {
+  // 20 requests/s, a bucket 2 deep: of 10 requests queued at once (30 descriptors), 2 go now, 8 over ~400 ms
+  const limiter = new IoLimiter({ iops: 20, bps: 0 });
+  const { drv, blk } = setup({ limiter, queueSize: 32 });
+  drv.init();
+  const reqs = Array.from({ length: 10 }, (_, i) => request(drv, VIRTIO_BLK_T_IN, i, 512));
+  const t0 = performance.now();
+  for (const r of reqs) drv.publish(drv.chain(r.bufs));
+  drv.kick();
+  const first = drv.takeUsed().length;
+  assert.ok(first >= 2 && first <= 3, `served at once: ${first}`);
+  let done = first;
+  while (done < 10 && performance.now() - t0 < 5000) {
+    await new Promise((r) => setTimeout(r, 20));
+    done += drv.takeUsed().length;
+  }
+  const ms = performance.now() - t0;
+  assert.equal(done, 10, 'every request is served in the end');
+  assert.ok(ms >= 350, `8 requests over the burst at 20/s take at least 350 ms, took ${ms.toFixed(0)}`);
+  assert.ok(reqs.every((r) => statusOf(drv, r.status) === VIRTIO_BLK_S_OK));
+  assert.ok(limiter.throttled > 0);
+  assert.equal(blk.metrics.readRequests, 10);
+  // limits can change at any time; none: everything goes at once
+  limiter.set({ iops: 0, bps: 0 });
+  const more = Array.from({ length: 10 }, (_, i) => request(drv, VIRTIO_BLK_T_IN, i, 512));
+  for (const r of more) drv.publish(drv.chain(r.bufs));
+  drv.kick();
+  assert.equal(drv.takeUsed().length, 10);
+  assert.throws(() => limiter.set({ iops: -1, bps: 0 }), RangeError);
 });

@@ -18,6 +18,7 @@
  */
 import type { NetBackend, NetPort } from '../bus.js';
 import { MAX_FRAME_BYTES } from '../net/frame.js';
+import { TokenBucket } from '../token-bucket.js';
 
 /** Depth of each token bucket, in seconds of traffic at the rate. */
 export const BURST_SECONDS = 0.05;
@@ -30,31 +31,6 @@ export interface NetCounters {
   /** Frames and bytes the guest sent, handed to the link. */
   txPackets: number;
   txBytes: number;
-}
-
-/** One direction's token bucket; `tokens` in bytes, may go below zero (debt). */
-class TokenBucket {
-  tokens = 0;
-  private at: number;
-  constructor(private readonly now: () => number) { this.at = now(); }
-
-  /** Full: `depth` bytes, counted from now. */
-  fill(depth: number): void {
-    this.tokens = depth;
-    this.at = this.now();
-  }
-
-  /** Refill for the time since the last call, at `rate` bytes/s, up to `depth` bytes. */
-  refill(rate: number, depth: number): void {
-    const t = this.now();
-    this.tokens = Math.min(depth, this.tokens + ((t - this.at) / 1000) * rate);
-    this.at = t;
-  }
-
-  /** ms until the bucket is no longer in debt at `rate` bytes/s (0 if it is not). */
-  waitMs(rate: number): number {
-    return this.tokens >= 0 ? 0 : Math.ceil((-this.tokens / rate) * 1000);
-  }
 }
 
 /** Options of {@link NetShaper}. */

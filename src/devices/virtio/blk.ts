@@ -28,6 +28,7 @@
  *   DEVICE_NEEDS_RESET; nothing more is processed until the driver resets it.
  */
 import type { BlockBackend, MmioWidth } from '../bus.js';
+import type { IoLimiter } from '../io-limiter.js';
 import { VIRTIO_ID_BLOCK, readConfigBytes, type VirtioDevice, type VirtioDeviceContext } from './device.js';
 import type { DescriptorChain, Virtqueue } from './queue.js';
 
@@ -95,6 +96,11 @@ export interface VirtioBlkOptions {
   serial?: string;
   /** QueueNumMax, a power of 2 in 4..32768 (default 256). seg_max is this minus 2. */
   queueSize?: number;
+  /**
+   * I/O limits (shared by the VM's disks): while a bucket is in debt, requests wait in
+   * the queue and a timer serves them when it has refilled.
+   */
+  limiter?: IoLimiter;
 }
 
 /** Saved state of a {@link VirtioBlk} (plain JSON). Requests complete synchronously, so only counters persist. */
@@ -131,6 +137,9 @@ export class VirtioBlk implements VirtioDevice {
   private readonly queueSize: number;
   private capacityBytes: number;
   private ctx: VirtioDeviceContext | null = null;
+  private readonly limiter: IoLimiter | undefined;
+  /** Serves the queue again once the limiter allows (set while requests wait). */
+  private retry: ReturnType<typeof setTimeout> | null = null;
 
   /**
    * @param backend the disk; its `readonly` flag decides VIRTIO_BLK_F_RO.
@@ -142,6 +151,7 @@ export class VirtioBlk implements VirtioDevice {
       throw new RangeError(`virtio-blk queueSize must be a power of 2 in 4..32768, got ${qs}`);
     }
     this.queueSize = qs;
+    this.limiter = options.limiter;
     const sectors = Math.floor(backend.size / VIRTIO_BLK_SECTOR_SIZE);
     this.capacityBytes = sectors * VIRTIO_BLK_SECTOR_SIZE;
     let f = VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH;
@@ -195,9 +205,14 @@ export class VirtioBlk implements VirtioDevice {
   /** Device reset (§2.4): drop the context. Metrics are kept (they meter the VM, not the driver session). */
   reset(): void {
     this.ctx = null;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
   }
 
-  /** Serve every available request on queue 0 (§5.2.6), then notify the driver once. */
+  /**
+   * Serve every available request on queue 0 (§5.2.6), then notify the driver once. With a
+   * limiter, only what it allows now; a timer serves the rest when its buckets refill.
+   */
   queueNotify(index: number): void {
     const ctx = this.ctx;
     if (!ctx || index !== 0) return;
@@ -207,6 +222,11 @@ export class VirtioBlk implements VirtioDevice {
     let failure: string | null = null;
     try {
       for (;;) {
+        const wait = this.limiter?.active ? this.limiter.delayMs() : 0;
+        if (wait > 0) {
+          this.retry ??= setTimeout(() => { this.retry = null; this.queueNotify(0); }, wait);
+          break;
+        }
         const chain = vq.pop();
         if (!chain) break;
         const res = this.serve(vq, chain);
@@ -216,6 +236,8 @@ export class VirtioBlk implements VirtioDevice {
         }
         vq.pushUsed(chain.head, res);
         pushed = true;
+        // what the request moved: its data, without the header and the status byte
+        this.limiter?.charge(Math.max(0, chain.readableLength - HEADER_SIZE) + Math.max(0, chain.writableLength - 1));
       }
     } catch (e) {
       failure = e instanceof Error ? e.message : String(e);
