@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { MAX_HARTS, MAX_RAM_BYTES } from '../engine/layout.js';
 import { MAX_NET_RATE_MBIT } from '../vmm/network.js';
+import { MAX_DISK_LIMIT } from '../vmm/vm-config.js';
 
 const MiB = 1024 * 1024;
 
@@ -32,6 +33,7 @@ const maxVcpus = z.number().int().min(1, 'at least 1').max(MAX_HARTS, `at most $
 const cpuWeight = z.number().int().min(1).max(10000).meta({ description: 'relative CPU weight (default 100), kernel-enforced' });
 const engine = z.enum(['jit', 'interp']).meta({ description: 'how the vCPUs run guest code: jit (hot code translated to wasm, the default) or interp (the interpreter alone)' });
 const netRateMbit = z.number().min(0).max(MAX_NET_RATE_MBIT).meta({ description: 'bandwidth cap of each network card in Mbit/s, each way (token bucket); 0 = none', example: 100 });
+const diskLimit = (what: string) => z.number().int().min(0).max(MAX_DISK_LIMIT).meta({ description: `${what} per second for all the VM's disks together (token bucket); 0 = none` });
 const sshKeys = z.array(z.string().min(1).max(16384)).min(1).max(32).meta({ description: 'OpenSSH public keys (lines of id_*.pub) for the guest\'s default user, who has sudo; vm ssh logs in as it through a loopback port published at each start (needs a user-mode card)' });
 const cpuCap = z.number().int().min(0).meta({ description: 'CPU cap in percent of one host core; 0 = none' });
 
@@ -56,6 +58,8 @@ export const VmCreateBody = z.strictObject({
   networks: z.array(z.string().min(1)).max(7).optional().meta({ description: 'network cards: "user" (NAT through passt, no root needed), a virtual network\'s name, "tap:IFNAME" (an existing tap device), or "none" alone; default one "user" card', example: ['user'] }),
   publish: z.array(z.string().min(1)).max(64).optional().meta({ description: 'host ports forwarded into the guest through its user-mode card, as docker -p: [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]', example: ['8080:80'] }),
   netRateMbit: netRateMbit.optional(),
+  diskIops: diskLimit('disk requests').optional(),
+  diskBps: diskLimit('disk bytes').optional(),
   sshKeys: sshKeys.optional(),
   engine: engine.optional(),
 }).meta({ id: 'VmCreate' });
@@ -77,6 +81,8 @@ export const VmPatchBody = z.strictObject({
   networks: z.array(z.string().min(1)).max(7).optional().meta({ description: 'network cards: "user" (NAT through passt, no root needed), a virtual network\'s name, "tap:IFNAME" (an existing tap device), or "none" alone; default one "user" card', example: ['user'] }),
   publish: z.array(z.string().min(1)).max(64).optional().meta({ description: 'host ports forwarded into the guest through its user-mode card, as docker -p: [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]', example: ['8080:80'] }),
   netRateMbit: netRateMbit.nullable().optional(),
+  diskIops: diskLimit('disk requests').nullable().optional(),
+  diskBps: diskLimit('disk bytes').nullable().optional(),
   sshKeys: sshKeys.nullable().optional(),
   engine: engine.nullable().optional(),
 }).meta({ id: 'VmPatch', description: 'CPU weight and cap and the network rate apply to a running VM at once; the rest at its next start' });
@@ -125,6 +131,7 @@ const VmDefinition = z.object({
   nics: z.array(z.object({ kind: z.enum(['user', 'network', 'tap']), mac: z.string(), network: z.string().optional(), ifname: z.string().optional() })).optional().meta({ description: 'network cards, in order (eth0, eth1, ...)' }),
   publish: z.array(z.object({ hostIp: z.string().optional(), hostPort: z.number().int(), guestPort: z.number().int(), protocol: z.enum(['tcp', 'udp']) })).optional(),
   netRateMbit: z.number().optional().meta({ description: 'bandwidth cap of each network card, Mbit/s each way' }),
+  diskIops: z.number().optional(), diskBps: z.number().optional(),
   ssh: z.object({ user: z.string(), keys: z.array(z.string()) }).optional().meta({ description: 'the guest\'s default user and its public keys' }),
   engine: engine.optional(),
   createdAt: z.number().meta({ description: 'ms since the Unix epoch' }),

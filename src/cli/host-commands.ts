@@ -125,6 +125,7 @@ export function formatVmInfo(v: VmInfo): string {
     ...(d.image ? [['image', `${d.image.name} (${d.image.key}), booted through ${d.kernel}`] as [string, string]] : [['kernel', d.kernel ?? 'default image'] as [string, string]]),
     ...(d.initrd ? [['initrd', d.initrd] as [string, string]] : []),
     ...(d.append ? [['append', d.append] as [string, string]] : []),
+    ...(d.diskIops || d.diskBps ? [['disk limits', `${d.diskIops ? `${d.diskIops} requests/s` : 'any requests/s'}, ${d.diskBps ? `${formatSize(d.diskBps)}/s` : 'any bytes/s'}`] as [string, string]] : []),
     ['cpu weight', String(d.cpuWeight)],
     ['cpu cap', d.cpuCap ? `${d.cpuCap}%` : 'none'],
     ...(v.ssh ? [['ssh', `${v.ssh.user}@${v.ssh.host}${v.ssh.port ? `:${v.ssh.port}` : ''} (${v.ssh.ready ? 'ready' : v.ssh.error ?? (v.ssh.port ? 'not ready yet' : 'when running')}; tsvisor vm ssh ${v.name})`] as [string, string]] : []),
@@ -229,6 +230,7 @@ function memoryOption(text: string | undefined): number | undefined {
 interface VmOpts {
   cpus?: string; maxCpus?: string; memory?: string; maxMemory?: string; disk?: string[]; cdrom?: string; kernel?: string; initrd?: string; append?: string;
   cpuWeight?: string; cpuCap?: string; restart?: string; network?: string[]; publish?: string[]; netRate?: string; sshKey?: string[];
+  diskIops?: string; diskBps?: string;
   engine?: string;
 }
 
@@ -249,6 +251,8 @@ function definitionFields(o: VmOpts): Record<string, unknown> {
     networks: o.network && o.network.length ? o.network : undefined,
     publish: o.publish && o.publish.length ? o.publish : undefined,
     netRateMbit: o.netRate === undefined ? undefined : netRateOption(o.netRate),
+    diskIops: o.diskIops === undefined ? undefined : o.diskIops === 'none' ? 0 : intOption(o.diskIops, '--disk-iops', 0),
+    diskBps: o.diskBps === undefined ? undefined : o.diskBps === 'none' || o.diskBps === '0' ? 0 : parseSize(o.diskBps.replace(/\/s$/, ''), '--disk-bps'),
     engine: o.engine,
   };
   for (const k of Object.keys(f)) if (f[k] === undefined) delete f[k];
@@ -279,6 +283,8 @@ function addDefinitionOptions(cmd: Command): Command {
     .option('--network <net>', 'network card: user (NAT through passt, the default), a network\'s name (tsvisor network create), tap:IFNAME (an existing tap device), or none (repeatable; replaces the cards)', collect, [] as string[])
     .option('-p, --publish <[ip:]hostport:guestport[/udp]>', 'forward a host port into the guest, as docker -p (repeatable; replaces the published ports)', collect, [] as string[])
     .option('--net-rate <mbit>', 'bandwidth cap of each network card in Mbit/s, each way (none: no cap); applies to a running VM at once')
+    .option('--disk-iops <n>', 'disk requests per second, all the VM\'s disks together (none: no limit); applies to a running VM at once')
+    .option('--disk-bps <size>', 'disk bytes per second (K, M, G suffixes), all the VM\'s disks together (none: no limit); applies to a running VM at once')
     .option('--ssh-key <file>', `public key for the guest's default user "${DEFAULT_SSH_USER}" (sudo), for vm ssh (repeatable; none: no SSH access; vm create's default: ~/${DEFAULT_PUBLIC_KEYS.join(' or ~/')})`, collect, [] as string[]);
 }
 

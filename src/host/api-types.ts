@@ -33,6 +33,9 @@ export interface VmCreateInput {
   publish?: string[];
   /** Bandwidth cap of each network card, Mbit/s each way; 0 or absent: none. */
   netRateMbit?: number;
+  /** Disk I/O limits of the VM (all disks together): requests/s and bytes/s; 0 or absent: none. */
+  diskIops?: number;
+  diskBps?: number;
   /** OpenSSH public key lines for the guest's default user (`vm ssh`); needs a `user` card. */
   sshKeys?: string[];
   /** How the vCPUs run guest code; default jit. */
@@ -63,6 +66,9 @@ export interface VmPatch {
   publish?: string[];
   /** As in {@link VmCreateInput} (0 or null: none); applies to a running VM at once. */
   netRateMbit?: number | null;
+  /** As in {@link VmCreateInput} (0 or null: none); apply to a running VM at once. */
+  diskIops?: number | null;
+  diskBps?: number | null;
   /** As in {@link VmCreateInput}; replaces the keys (null: no SSH access); keys are added at the next boot. */
   sshKeys?: string[] | null;
   /** As in {@link VmCreateInput} (null: the default); at the next start. */

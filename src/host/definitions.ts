@@ -36,6 +36,8 @@ export function newDefinition(input: VmCreateInput, image?: { name: string; key:
     restart: input.restart ?? 'no',
     ...networkFields(input.name, input.networks, input.publish),
     ...(input.netRateMbit ? { netRateMbit: input.netRateMbit } : {}),
+    ...(input.diskIops ? { diskIops: input.diskIops } : {}),
+    ...(input.diskBps ? { diskBps: input.diskBps } : {}),
     ...(input.sshKeys?.length ? { ssh: { user: DEFAULT_SSH_USER, keys: input.sshKeys } } : {}),
     ...(input.engine ? { engine: input.engine } : {}),
     createdAt: Date.now(),
@@ -44,7 +46,7 @@ export function newDefinition(input: VmCreateInput, image?: { name: string; key:
 }
 
 /**
- * `def` with `patch` applied: `null` (and a 0 network rate) removes a field; networks and
+ * `def` with `patch` applied: `null` (and a 0 network rate or disk limit) removes a field; networks and
  * published ports are rebuilt together (an unchanged half from `def`, in the words the
  * user would give); SSH keys keep the user. Not validated.
  * @throws HostError('invalid_argument') for bad networks or published ports.
@@ -53,7 +55,7 @@ export function patchDefinition(def: VmDefinition, patch: VmPatch): VmDefinition
   const next: VmDefinition = { ...def };
   for (const [k, v] of Object.entries(patch) as Array<[keyof VmPatch, unknown]>) {
     if (v === undefined || k === 'networks' || k === 'publish' || k === 'sshKeys') continue;
-    if (v === null || (k === 'netRateMbit' && v === 0)) delete (next as unknown as Record<string, unknown>)[k];
+    if (v === null || ((k === 'netRateMbit' || k === 'diskIops' || k === 'diskBps') && v === 0)) delete (next as unknown as Record<string, unknown>)[k];
     else if (k === 'disks') next.disks = (v as Array<{ path: string; readonly?: boolean }>).map((d) => ({ path: d.path, readonly: !!d.readonly }));
     else (next as unknown as Record<string, unknown>)[k] = v;
   }

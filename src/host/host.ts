@@ -344,6 +344,10 @@ export class Host {
       }
       if (next.memoryBytes !== e.def.memoryBytes && ALIVE.includes(e.rt.state)) await this.setRunningMemory(name, e, next.memoryBytes);
       if (next.vcpus !== e.def.vcpus && ALIVE.includes(e.rt.state)) await this.setRunningCpus(name, e, next.vcpus);
+      const disk = { iops: next.diskIops ?? 0, bps: next.diskBps ?? 0 };
+      if ((disk.iops !== (e.def.diskIops ?? 0) || disk.bps !== (e.def.diskBps ?? 0)) && (e.rt.state === 'running' || e.rt.state === 'paused')) {
+        await this.channel(name).post('/disk-rate', disk);
+      }
       const rate = next.netRateMbit ?? 0;
       if (rate !== (e.def.netRateMbit ?? 0) && (e.rt.state === 'running' || e.rt.state === 'paused')) {
         // the definition is saved only once the running VM took the new rate

@@ -12,7 +12,7 @@ import { readJsonFile, writeJsonAtomic } from '../vmm/atomic.js';
 import { HostError } from './errors.js';
 import { vmPaths, type VmPaths } from './paths.js';
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';
-import { MAX_DEVICES, VmConfigError, checkNetworkConfig, checkSshConfig } from '../vmm/vm-config.js';
+import { MAX_DEVICES, VmConfigError, checkDiskLimit, checkNetworkConfig, checkSshConfig } from '../vmm/vm-config.js';
 import { NetworkConfigError, checkNetRate, networkDefinition, type NicDefinition, type PublishedPort } from '../vmm/network.js';
 
 /** Allowed VM names: also the guest's host name. */
@@ -82,6 +82,12 @@ export function validateDefinition(d: VmDefinition, opts: { checkFiles?: boolean
   if (d.memoryBytes % (1024 * 1024) !== 0) bad(`memory ${d.memoryBytes}: must be a whole number of MiB`);
   if (d.memoryBytes < MIN_MEMORY_BYTES) bad(`memory ${d.memoryBytes}: at least 64 MiB is needed to boot Linux`);
   if (d.memoryBytes > MAX_RAM_BYTES) bad(`memory ${d.memoryBytes}: at most ${MAX_RAM_BYTES - (MAX_RAM_BYTES % (1024 * 1024))} bytes per VM`);
+  try {
+    checkDiskLimit(d.diskIops, 'disk iops');
+    checkDiskLimit(d.diskBps, 'disk bps');
+  } catch (e) {
+    bad((e as Error).message);
+  }
   if (d.maxVcpus !== undefined && (!Number.isInteger(d.maxVcpus) || d.maxVcpus < d.vcpus || d.maxVcpus > MAX_HARTS)) {
     bad(`max vcpus ${d.maxVcpus}: expected a whole number from the vcpus (${d.vcpus}) to ${MAX_HARTS}`);
   }

@@ -27,6 +27,7 @@ import { VirtioConsole, type VirtioConsolePort } from '../devices/virtio/console
 import { VirtioNet } from '../devices/virtio/net.js';
 import { VirtioBalloon, VIRTIO_BALLOON_PAGE_BYTES, type BalloonStats } from '../devices/virtio/balloon.js';
 import type { RamDiscarder } from '../devices/guest-memory.js';
+import type { IoLimiter } from '../devices/io-limiter.js';
 import { FdtNode, buildFdt, cells64 } from './fdt.js';
 import { sExternalInterrupts, type HartMmioLayout } from './hart-mmio.js';
 import { parseKernelImage, layoutBoot, isElf, parseElfExecutable, layoutElfBoot, BootError, type BootLayout } from './boot.js';
@@ -69,6 +70,8 @@ export interface DiskConfig {
   backend: BlockBackend;
   /** Serial string reported by VIRTIO_BLK_T_GET_ID (at most 20 bytes). */
   serial?: string;
+  /** I/O limits (may be shared by several disks). */
+  limiter?: IoLimiter;
 }
 
 /** One network card of the board (virtio-net). */
@@ -202,7 +205,7 @@ export class Board {
       throw new BootError(`balloon target ${balloonTarget}: expected a whole number of 4 KiB pages below the RAM size`);
     }
     cfg.disks.forEach((d, i) => {
-      const blk = new VirtioBlk(d.backend, { serial: d.serial ?? `tsvisor-disk${i}` });
+      const blk = new VirtioBlk(d.backend, { serial: d.serial ?? `tsvisor-disk${i}`, limiter: d.limiter });
       const mmio = this.virtioTransport(blk, i);
       this.disks.push(blk);
       this.virtio.push(mmio);

@@ -13,6 +13,7 @@
  *                                   offline; 400 beyond the harts it booted with, 409 without an agent
  *   POST /disk-resize {index, bytes} -> 200; grows disk `index` (not the CD-ROM) to `bytes` (a multiple of 512)
  *                                   and tells the guest (virtio-blk configuration change); 400 when it cannot
+ *   POST /disk-rate {iops, bps}  -> 200; sets the VM's disk I/O limits (requests/s and bytes/s for all disks, 0: none)
  *   POST /memory  {bytes}        -> 200; moves the balloon so that the guest has `bytes` of RAM (whole MiB,
  *                                   at most the RAM it booted with); 409 when the guest cannot give that much
  *   GET  /console                -> HTTP upgrade ("Upgrade: tsvisor-console"): raw byte stream both ways;
@@ -49,6 +50,8 @@ export interface VmProcessStatus {
   nics: Array<{ network: string; mac: string; rxBytes: number; rxPackets: number; txBytes: number; txPackets: number; rxDropped: number; txDropped: number }>;
   /** The cap of each card, Mbit/s each way; 0: none. */
   netRateMbit: number;
+  /** Disk I/O limits of the VM (all disks), per second (0: none), and how often a request had to wait. */
+  diskRate: { iops: number; bps: number; throttled: number };
   /**
    * SSH access (`vm ssh`): the host loopback port published to the guest's port 22, and
    * whether the default user and sshd are ready (or why not). Null: the VM has none.

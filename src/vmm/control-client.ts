@@ -160,6 +160,11 @@ export async function resizeDisk(vmDir: string, index: number, bytes: number, op
   return await call(vmDir, 'POST', '/disk-resize', { index, bytes }, opts) as VmProcessStatus;
 }
 
+/** `POST /disk-rate`: the VM's disk I/O limits (requests/s and bytes/s, 0: none). */
+export async function setDiskRate(vmDir: string, iops: number, bps: number, opts?: RequestOptions): Promise<VmProcessStatus> {
+  return await call(vmDir, 'POST', '/disk-rate', { iops, bps }, opts) as VmProcessStatus;
+}
+
 /** `POST /pause`: resolves once every vCPU is parked; guest time stands still until resume. */
 export async function pause(vmDir: string, opts?: RequestOptions): Promise<VmProcessStatus> {
   return await call(vmDir, 'POST', '/pause', {}, opts) as VmProcessStatus;

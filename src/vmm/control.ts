@@ -9,6 +9,7 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import type { ExecEvent, VmProcessStatus } from './control-api.js';
 import { checkNetRate } from './network.js';
+import { checkDiskLimit } from './vm-config.js';
 
 /** Default of `POST /stop`'s `timeoutMs`. */
 export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
@@ -60,6 +61,8 @@ export interface ControlTarget {
    * and tell the guest. Throw ControlHttpError (400 bad disk or size, 409 not now).
    */
   resizeDisk(index: number, bytes: number): void;
+  /** `POST /disk-rate`: the VM's disk I/O limits, per second (0: none; already checked). */
+  setDiskRate(iops: number, bps: number): void;
   /** `GET /console` upgrade: attach the raw stream as a console viewer. */
   attachConsole(stream: Duplex): void;
   /**
@@ -119,7 +122,7 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 }
 
 const ROUTES: Record<string, string> = {
-  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/console': 'GET', '/exec': 'POST',
+  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-rate': 'POST', '/console': 'GET', '/exec': 'POST',
 };
 
 /** The HTTP server of the control channel. */
@@ -233,6 +236,17 @@ export class ControlServer {
           if (typeof index !== 'number' || !Number.isInteger(index) || index < 0) throw new ControlHttpError(400, 'bad_request', 'index must be a disk number (0, 1, ...)');
           if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes <= 0) throw new ControlHttpError(400, 'bad_request', 'bytes must be a positive whole number');
           this.target.resizeDisk(index, bytes);
+          sendJson(res, 200, this.target.status());
+          return;
+        }
+        case '/disk-rate': {
+          const body = await readJson(req);
+          let iops: number, bps: number;
+          try {
+            iops = checkDiskLimit(body.iops, 'iops');
+            bps = checkDiskLimit(body.bps, 'bps');
+          } catch (e) { throw new ControlHttpError(400, 'bad_request', (e as Error).message); }
+          this.target.setDiskRate(iops, bps);
           sendJson(res, 200, this.target.status());
           return;
         }

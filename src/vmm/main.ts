@@ -45,6 +45,7 @@ import { nicAttachment } from './network.js';
 import { VmMemory, MemoryChangeError } from './memory.js';
 import { VcpuChangeError, cpuOnlineScript } from './vcpus.js';
 import { madviseDiscarder } from '../devices/node/discard.js';
+import { IoLimiter } from '../devices/io-limiter.js';
 
 /**
  * Largest exec stdin: the agent runs one `sh -c` command line, which Linux limits to
@@ -76,6 +77,8 @@ class VmProcess implements ControlTarget {
   /** vCPUs the guest should keep online, and the harts of the board (vcpus.ts). */
   private vcpus = 1;
   private maxVcpus = 1;
+  /** Disk I/O limits shared by every disk, across reboots. */
+  private readonly diskLimiter = new IoLimiter({ iops: 0, bps: 0 });
   /** Serializes vCPU changes through the agent. */
   private cpuOps: Promise<unknown> = Promise.resolve();
   /** Disk counters of earlier boots (guest reboots) of this process. */
@@ -120,6 +123,7 @@ class VmProcess implements ControlTarget {
     this.netRateMbit = cfg.netRateMbit ?? 0;
     this.memory = new VmMemory(cfg.maxMemoryBytes ?? cfg.memoryBytes, cfg.memoryBytes);
     this.vcpus = cfg.vcpus;
+    this.diskLimiter.set({ iops: cfg.diskIops ?? 0, bps: cfg.diskBps ?? 0 });
     this.maxVcpus = cfg.maxVcpus ?? cfg.vcpus;
     // networking first: a published port that cannot be bound fails the start before the
     // control socket exists, so the daemon reports it as this VM's start error
@@ -230,7 +234,7 @@ class VmProcess implements ControlTarget {
       ramBytes: this.memory!.maxBytes, harts: this.maxVcpus,
       balloon: this.memory!.boardConfig(), discardRam: madviseDiscarder, engine, engineKind: cfg.engine,
       kernel: readFileSync(kernelPath), initrd: initrdPath ? readFileSync(initrdPath) : undefined, bootargs,
-      disks: this.disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
+      disks: this.disks.map((backend, i) => ({ backend, serial: `disk${i}`, limiter: this.diskLimiter })),
       nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
       console: this.console!,
       clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
@@ -339,6 +343,7 @@ class VmProcess implements ControlTarget {
         };
       }),
       netRateMbit: this.netRateMbit,
+      diskRate: { ...this.diskLimiter.current, throttled: this.diskLimiter.throttled },
       ssh: this.sshPort ? { port: this.sshPort, ...this.sshState } : null,
     };
   }
@@ -387,6 +392,12 @@ class VmProcess implements ControlTarget {
     }
     this.vm?.board.disks[index]?.resized();
     if (bytes !== before) this.log(`disk ${index} (${disk.name}) grown from ${before} to ${bytes} bytes`);
+  }
+
+  /** {@link ControlTarget.setDiskRate}. */
+  setDiskRate(iops: number, bps: number): void {
+    this.diskLimiter.set({ iops, bps });
+    this.log(iops || bps ? `disk limits set to ${iops || 'any'} requests/s, ${bps || 'any'} bytes/s` : 'disk limits removed');
   }
 
   /** {@link ControlTarget.setMemory}: the balloon moves (vmm/memory.ts). */

@@ -45,6 +45,9 @@ export interface VmProcessConfig {
   publish?: PublishedPort[];
   /** Bandwidth cap of each card, Mbit/s each way (`--net-rate`); absent: none. */
   netRateMbit?: number;
+  /** Disk I/O limits of the whole VM (all its disks together): requests/s (`--disk-iops`) and bytes/s (`--disk-bps`); absent: none. */
+  diskIops?: number;
+  diskBps?: number;
   /**
    * SSH access: at each boot the agent gives the guest user `user` (sudo, no password)
    * these public keys (OpenSSH lines); `vm ssh` logs in as it.
@@ -163,6 +166,8 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
   if (d.netRateMbit !== undefined && d.netRateMbit !== null) {
     try { netRateMbit = checkNetRate(d.netRateMbit) || undefined; } catch (e) { throw new VmConfigError(`netRateMbit: ${(e as Error).message}`); }
   }
+  const diskIops = checkDiskLimit(d.diskIops, 'diskIops');
+  const diskBps = checkDiskLimit(d.diskBps, 'diskBps');
   const ssh = checkSshConfig(d.ssh);
   if (d.engine !== undefined && d.engine !== null && !ENGINE_KINDS.includes(d.engine as EngineKind)) {
     throw new VmConfigError(`engine must be one of ${ENGINE_KINDS.join(', ')}`);
@@ -189,9 +194,25 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
     ...(nics.length ? { nics } : {}),
     ...(publish.length ? { publish } : {}),
     ...(netRateMbit ? { netRateMbit } : {}),
+    ...(diskIops ? { diskIops } : {}),
+    ...(diskBps ? { diskBps } : {}),
     ...(ssh ? { ssh } : {}),
     ...(engine ? { engine } : {}),
   };
+}
+
+/** Largest disk limit accepted (operations or bytes per second). */
+export const MAX_DISK_LIMIT = 2 ** 40;
+
+/**
+ * Checks a disk I/O limit (`diskIops` or `diskBps`): a whole number from 0 (none) to
+ * MAX_DISK_LIMIT per second; absent or null: none (0).
+ * @throws VmConfigError
+ */
+export function checkDiskLimit(v: unknown, what: string): number {
+  if (v === undefined || v === null) return 0;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_DISK_LIMIT) throw new VmConfigError(`${what} must be a whole number per second from 0 (no limit) to ${MAX_DISK_LIMIT}`);
+  return v;
 }
 
 /**

@@ -14,7 +14,9 @@
  *   - `--cpus 1 --max-cpus 4`: `vm set --cpus 4` gives the guest 4 online vCPUs within
  *     10 s, `--cpus 1` takes them back, and a loop running in the guest goes on;
  *   - `vm disk resize VM vdb 256M` while the guest has vdb (qcow2) mounted: the guest sees
- *     256 MiB at once, its files are intact, `qemu-img check` is clean; shrinking is refused.
+ *     256 MiB at once, its files are intact, `qemu-img check` is clean; shrinking is refused;
+ *   - `vm set --disk-bps 2M` on the running VM: reading 8 MiB takes about 4 s, and far less
+ *     once the limit is removed.
  *     (Growing the file system online with resize2fs is in debian.test.ts.)
  */
 import assert from 'node:assert/strict';
@@ -192,6 +194,19 @@ test('dynamic resources: free page reporting returns freed guest memory; vm set 
     assert.match(grown.stdout, /disk vda is now 256 MiB \(the guest was told\)/);
     assert.equal((await guest('blockdev --getsize64 /dev/vda')).trim(), String(256 * MiB), 'the guest sees the new size at once');
     assert.equal((await guest('sync; echo 3 > /proc/sys/vm/drop_caches; sha256sum /data/f')).split(' ')[0], dsum);
+
+    // disk limits, set on the running VM: 8 MiB read at 2 MiB/s take about 4 s; without them, far less
+    const readSeconds = async () => {
+      const [a, b] = (await guest('sync; echo 3 > /proc/sys/vm/drop_caches; read a x < /proc/uptime; cat /data/f > /dev/null; read b x < /proc/uptime; echo $a $b')).trim().split(' ').map(Number);
+      return b - a;
+    };
+    await cli(['vm', 'set', VM, '--disk-bps', '2M']);
+    const limited = await readSeconds();
+    assert.ok(limited >= 3, `8 MiB at 2 MiB/s took ${limited} s`);
+    assert.equal((await info()).definition.diskBps, 2 * MiB);
+    await cli(['vm', 'set', VM, '--disk-bps', 'none']);
+    const free = await readSeconds();
+    assert.ok(free < limited / 2, `without the limit: ${free} s (limited: ${limited} s)`);
   });
   const qemuImg = findTool('qemu-img');
   if (qemuImg) {

@@ -38,7 +38,7 @@ class FakeVm implements ControlTarget {
     return {
       name: 'fake', pid: process.pid, state: this.state, vcpus: 1, maxVcpus: 4, memoryBytes: this.memory.currentBytes, memory: this.memory.status(0), startedAt: 1,
       agent: this.agent, disks: [{ path: '/x.img', sizeBytes: this.diskSize, readBytes: 512, writtenBytes: 0 }],
-      nics: [], netRateMbit: this.netRate, ssh: null,
+      nics: [], netRateMbit: this.netRate, diskRate: { ...this.diskRate, throttled: 0 }, ssh: null,
     };
   }
   stop(timeoutMs: number): void { this.stops.push(timeoutMs); this.state = 'stopping'; }
@@ -49,6 +49,8 @@ class FakeVm implements ControlTarget {
   }
   async resume(): Promise<void> { if (this.state === 'paused') this.state = 'running'; }
   setNetRate(mbit: number): void { this.netRate = mbit; }
+  diskRate = { iops: 0, bps: 0 };
+  setDiskRate(iops: number, bps: number): void { this.diskRate = { iops, bps }; }
   cpus: number[] = [];
   diskSize = 1 << 20;
   resizeDisk(index: number, bytes: number): void {
@@ -172,6 +174,12 @@ describe('control channel', () => {
       assert.equal((await raw(sock, 'POST', '/cpus', body)).status, status, body);
     }
     assert.deepEqual(vm.cpus, [3]);
+  });
+
+  test('POST /disk-rate sets the limits; bad ones are refused', async () => {
+    assert.deepEqual((await client.setDiskRate(dir, 100, 1 << 20)).diskRate, { iops: 100, bps: 1 << 20, throttled: 0 });
+    for (const body of ['{"iops": -1}', '{"iops": 1.5}', '{"bps": "x"}']) assert.equal((await raw(sock, 'POST', '/disk-rate', body)).status, 400, body);
+    assert.deepEqual(vm.diskRate, { iops: 100, bps: 1 << 20 });
   });
 
   test('POST /net-rate sets the cap; a bad rate is refused', async () => {
