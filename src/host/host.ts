@@ -74,7 +74,6 @@ export interface HostConfigFile {
   overcommit?: number;
 }
 
-
 /** Longest Unix socket path Linux takes (sun_path is 108 bytes with its NUL). */
 const MAX_UNIX_SOCKET_PATH = 107;
 

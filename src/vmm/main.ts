@@ -259,7 +259,7 @@ class VmProcess implements ControlTarget {
       this.log('guest agent ready');
       if (this.imageHostname) this.setGuestHostname(client, this.imageHostname);
       // a system image boots its own command line (no maxcpus=): bring the online vCPUs to the target
-      if (this.maxVcpus > 1) void this.setCpus(this.vcpus).catch((e) => this.log(`vCPUs: ${(e as Error).message}`));
+      if (this.maxVcpus > this.vcpus) void this.setCpus(this.vcpus).catch((e) => this.log(`vCPUs: ${(e as Error).message}`));
       if (this.cfg?.ssh && this.sshPort) this.setUpSsh(client, this.cfg.ssh);
       if (this.stopRequested) {
         this.log('asking the guest agent to power off');
