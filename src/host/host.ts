@@ -333,24 +333,47 @@ export class Host {
       const next = patchDefinition(e.def, patch);
       validateDefinition(next, { cores: this.capacity.cores });
       this.checkNetworksExist(next);
-      const cpuChanged = next.cpuWeight !== e.def.cpuWeight || next.cpuCap !== e.def.cpuCap;
-      if (cpuChanged && ALIVE.includes(e.rt.state) && this.cgroups.version !== 'none') {
-        try {
-          this.cgroups.apply(name, next.cpuWeight, next.cpuCap);
-        } catch (err) {
-          throw new HostError('internal', `cannot apply CPU weight/cap to ${name}: ${(err as Error).message}`);
+      // A running VM takes some changes at once, one after the other. What it took is kept in
+      // the definition even when a later one is refused, so that the two never disagree.
+      let applied: VmDefinition = e.def;
+      const took = (...keys: Array<keyof VmDefinition>) => {
+        const a = { ...applied } as Record<string, unknown>;
+        for (const k of keys) { if (next[k] === undefined) delete a[k]; else a[k] = next[k]; }
+        applied = a as unknown as VmDefinition;
+      };
+      const running = e.rt.state === 'running' || e.rt.state === 'paused';
+      try {
+        const cpuChanged = next.cpuWeight !== e.def.cpuWeight || next.cpuCap !== e.def.cpuCap;
+        if (cpuChanged && ALIVE.includes(e.rt.state) && this.cgroups.version !== 'none') {
+          try {
+            this.cgroups.apply(name, next.cpuWeight, next.cpuCap);
+          } catch (err) {
+            throw new HostError('internal', `cannot apply CPU weight/cap to ${name}: ${(err as Error).message}`);
+          }
+          took('cpuWeight', 'cpuCap');
         }
-      }
-      if (next.memoryBytes !== e.def.memoryBytes && ALIVE.includes(e.rt.state)) await this.setRunningMemory(name, e, next.memoryBytes);
-      if (next.vcpus !== e.def.vcpus && ALIVE.includes(e.rt.state)) await this.setRunningCpus(name, e, next.vcpus);
-      const disk = { iops: next.diskIops ?? 0, bps: next.diskBps ?? 0 };
-      if ((disk.iops !== (e.def.diskIops ?? 0) || disk.bps !== (e.def.diskBps ?? 0)) && (e.rt.state === 'running' || e.rt.state === 'paused')) {
-        await this.channel(name).post('/disk-rate', disk);
-      }
-      const rate = next.netRateMbit ?? 0;
-      if (rate !== (e.def.netRateMbit ?? 0) && (e.rt.state === 'running' || e.rt.state === 'paused')) {
-        // the definition is saved only once the running VM took the new rate
-        await this.channel(name).post('/net-rate', { mbit: rate });
+        if (next.memoryBytes !== e.def.memoryBytes && ALIVE.includes(e.rt.state)) {
+          await this.setRunningMemory(name, e, next.memoryBytes);
+          took('memoryBytes');
+        }
+        if (next.vcpus !== e.def.vcpus && ALIVE.includes(e.rt.state)) {
+          await this.setRunningCpus(name, e, next.vcpus);
+          took('vcpus');
+        }
+        const disk = { iops: next.diskIops ?? 0, bps: next.diskBps ?? 0 };
+        if ((disk.iops !== (e.def.diskIops ?? 0) || disk.bps !== (e.def.diskBps ?? 0)) && running) {
+          await this.channel(name).post('/disk-rate', disk);
+          took('diskIops', 'diskBps');
+        }
+        const rate = next.netRateMbit ?? 0;
+        if (rate !== (e.def.netRateMbit ?? 0) && running) await this.channel(name).post('/net-rate', { mbit: rate });
+      } catch (err) {
+        if (applied !== e.def) {
+          this.store.saveDefinition(applied);
+          e.def = applied;
+          this.log(`updated ${name} in part (${(err as Error).message})`);
+        }
+        throw err;
       }
       this.store.saveDefinition(next);
       e.def = next;

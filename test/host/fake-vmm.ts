@@ -22,8 +22,9 @@ if (vmDir) main(vmDir);
 
 function main(dir: string): void {
   const def = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as {
-    name: string; vcpus: number; memoryBytes: number; disks: Array<{ path: string }>;
+    name: string; vcpus: number; memoryBytes: number; disks: Array<{ path: string }>; maxMemoryBytes?: number; maxVcpus?: number;
   };
+  let memoryBytes = def.memoryBytes;
   const sock = join(dir, 'vm.sock');
   const startedAt = Date.now();
   const diskRate = Number(process.env.FAKE_VMM_DISK_RATE ?? 0);
@@ -58,7 +59,7 @@ function main(dir: string): void {
       switch (`${req.method} ${req.url}`) {
         case 'GET /status':
           return json(200, {
-            name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes: def.memoryBytes, startedAt, agent: true,
+            name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true,
             disks: def.disks.map((d) => ({ path: d.path, readBytes: Math.floor(t * diskRate), writtenBytes: Math.floor(t * diskRate / 2) })),
           });
         case 'POST /stop':
@@ -70,6 +71,12 @@ function main(dir: string): void {
           json(202, {});
           setTimeout(() => exit(0), 10);
           return;
+        case 'POST /memory': // a guest that takes anything up to the RAM it booted with
+          if (body.bytes > (def.maxMemoryBytes ?? def.memoryBytes)) return json(400, { error: { code: 'bad_request', message: 'above the maximum' } });
+          memoryBytes = body.bytes;
+          return json(200, { name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, disks: [] });
+        case 'POST /cpus': // a guest whose agent refuses every change
+          return json(409, { error: { code: 'conflict', message: 'the guest refused to bring its vCPUs to ' + body.count } });
         case 'POST /pause': state = 'paused'; return json(200, {});
         case 'POST /resume': state = 'running'; return json(200, {});
         case 'POST /exec': {

@@ -285,4 +285,29 @@ describe('Host with a fake cgroup v1 root', () => {
     await h.kill('capped');
     await closeHost(h);
   });
+  test('vm set on a running VM: growth is admitted first; what the VM took is kept when a later change is refused', async () => {
+    const h = await open();
+    h.create({ name: 'elastic', memoryBytes: 1 * GiB, maxMemoryBytes: 3 * GiB, vcpus: 1, maxVcpus: 2 });
+    h.create({ name: 'other', memoryBytes: 2 * GiB });
+    pids.push((await h.start('elastic')).pid!, (await h.start('other')).pid!);
+    assert.equal(h.info().memory.allocatedBytes, 3 * GiB);
+    // 1 GiB more would pass the 4 GiB budget
+    await assert.rejects(h.update('elastic', { memoryBytes: 2 * GiB + 512 * MiB }), (e: unknown) => e instanceof HostError && e.code === 'insufficient_resources' && /cannot grow elastic/.test(e.message));
+    assert.equal(h.get('elastic').definition.memoryBytes, GiB);
+    assert.equal(h.info().memory.allocatedBytes, 3 * GiB, 'the reservation is unchanged');
+    // memory taken, vCPUs refused by the guest: the definition keeps the memory
+    await assert.rejects(h.update('elastic', { memoryBytes: 2 * GiB, vcpus: 2 }), (e: unknown) => e instanceof HostError && e.code === 'conflict' && /cannot change the vCPUs of elastic: the guest refused/.test(e.message));
+    const v = h.get('elastic');
+    assert.equal(v.definition.memoryBytes, 2 * GiB);
+    assert.equal(v.definition.vcpus, 1);
+    assert.equal(v.allocatedMemoryBytes, 2 * GiB);
+    assert.equal(h.info().memory.allocatedBytes, 4 * GiB);
+    assert.equal(JSON.parse(readFileSync(join(paths.vms, 'elastic', 'config.json'), 'utf8')).memoryBytes, 2 * GiB, 'on disk too');
+    // above the RAM it booted with: the VM process's reason, one line
+    await h.update('elastic', { memoryBytes: GiB });
+    await assert.rejects(h.update('other', { memoryBytes: 3 * GiB }), (e: unknown) => e instanceof HostError && e.code === 'invalid_argument' && /other: above the maximum/.test(e.message));
+    await h.kill('elastic');
+    await h.kill('other');
+    await closeHost(h);
+  });
 });
