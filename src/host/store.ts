@@ -12,13 +12,11 @@ import { readJsonFile, writeJsonAtomic } from '../vmm/atomic.js';
 import { HostError } from './errors.js';
 import { vmPaths, type VmPaths } from './paths.js';
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';
-import { MAX_DEVICES, VmConfigError, checkDiskLimit, checkNetworkConfig, checkSshConfig } from '../vmm/vm-config.js';
+import { MAX_DEVICES, MIN_MEMORY_BYTES, VmConfigError, checkDiskLimit, checkNetworkConfig, checkSshConfig } from '../vmm/vm-config.js';
 import { NetworkConfigError, checkNetRate, networkDefinition, type NicDefinition, type PublishedPort } from '../vmm/network.js';
 
 /** Allowed VM names: also the guest's host name. */
 export const VM_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
-/** Smallest guest RAM that boots Linux. */
-export const MIN_MEMORY_BYTES = 64 * 1024 * 1024;
 /** Default CPU weight (as cgroup v2's default). */
 export const DEFAULT_CPU_WEIGHT = 100;
 /** Restart policies. */

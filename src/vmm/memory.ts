@@ -8,10 +8,9 @@
 import type { BalloonConfig } from '../machine/board.js';
 import type { BalloonStats, VirtioBalloon } from '../devices/virtio/balloon.js';
 import type { VmMemoryStatus } from './control-api.js';
+import { MIN_MEMORY_BYTES as MIN_GUEST_MEMORY_BYTES } from './vm-config.js';
 
 const MIB = 1024 * 1024;
-/** Smallest memory a running guest may be shrunk to (the same floor as at boot). */
-export const MIN_GUEST_MEMORY_BYTES = 64 * MIB;
 /**
  * What a shrink leaves the guest beyond the memory it cannot give (its `MemAvailable`
  * less this reserve may go), so that reclaim never pushes it into its OOM killer.

@@ -69,6 +69,8 @@ export class VmConfigError extends Error {
 export const VM_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 const MIB = 1024 * 1024;
+/** Smallest guest memory, at boot and while the VM runs (bytes): less does not boot Linux. */
+export const MIN_MEMORY_BYTES = 64 * MIB;
 /** virtio-mmio slots for disks (the CD-ROM included) and network cards: 8 on the board, one taken by the agent channel. */
 export const MAX_DEVICES = 7;
 
@@ -135,7 +137,7 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
     throw new VmConfigError(`maxVcpus must be a whole number from vcpus to ${MAX_HARTS}`);
   }
   const mem = d.memoryBytes;
-  if (typeof mem !== 'number' || !Number.isInteger(mem) || mem % MIB !== 0 || mem < 64 * MIB || mem > MAX_RAM_BYTES) {
+  if (typeof mem !== 'number' || !Number.isInteger(mem) || mem % MIB !== 0 || mem < MIN_MEMORY_BYTES || mem > MAX_RAM_BYTES) {
     throw new VmConfigError(`memoryBytes must be a whole number of MiB from 64 MiB to ${Math.floor(MAX_RAM_BYTES / MIB)} MiB`);
   }
   const max = d.maxMemoryBytes;
