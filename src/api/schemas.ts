@@ -28,6 +28,11 @@ const memoryBytes = z.number().int().positive('must be positive').min(64 * MiB, 
 const maxMemoryBytes = z.number().int().positive('must be positive').min(64 * MiB, 'at least 64 MiB')
   .max(MAX_RAM_BYTES, `at most ${Math.floor(MAX_RAM_BYTES / MiB)} MiB per VM (guest RAM lives in one 32-bit WebAssembly memory)`).refine((n) => n % MiB === 0, 'must be a whole number of MiB')
   .meta({ description: 'RAM the guest boots with, at least memoryBytes; the balloon holds the difference, so the memory can grow up to it while the VM runs (default memoryBytes)', example: 2147483648 });
+const memoryPolicy = z.enum(['static', 'dynamic']).meta({ description: 'dynamic: the memory follows the guest\'s needs between minMemoryBytes and maxMemoryBytes (balloon), starting at memoryBytes; static (default): it moves only when asked' });
+const minMemoryBytes = z.number().int().min(64 * MiB, 'at least 64 MiB').refine((n) => n % MiB === 0, 'must be a whole number of MiB')
+  .meta({ description: 'a dynamic VM\'s guaranteed memory (what admission reserves), at most memoryBytes; default min(memoryBytes, 256 MiB)' });
+const memoryBufferPercent = z.number().int().min(5).max(200).meta({ description: 'a dynamic VM\'s free memory above its working set, percent of it (default 20)' });
+const memoryPriority = z.number().int().min(0).max(100).meta({ description: 'a dynamic VM\'s claim when memory is short (default 50): higher gets memory first and gives it back last' });
 const vcpus = z.number().int().min(1, 'at least 1').max(MAX_HARTS, `at most ${MAX_HARTS}`).meta({ description: 'number of vCPUs (harts)' });
 const maxVcpus = z.number().int().min(1, 'at least 1').max(MAX_HARTS, `at most ${MAX_HARTS}`).meta({ description: 'harts the guest boots with, at least vcpus; vcpus can go up to it while the VM runs (default vcpus)' });
 const cpuWeight = z.number().int().min(1).max(10000).meta({ description: 'relative CPU weight (default 100), kernel-enforced' });
@@ -44,6 +49,10 @@ export const VmCreateBody = z.strictObject({
   maxVcpus: maxVcpus.optional(),
   memoryBytes: memoryBytes.optional(),
   maxMemoryBytes: maxMemoryBytes.optional(),
+  memoryPolicy: memoryPolicy.optional(),
+  minMemoryBytes: minMemoryBytes.optional(),
+  memoryBufferPercent: memoryBufferPercent.optional(),
+  memoryPriority: memoryPriority.optional(),
   disks: z.array(Disk).max(7).optional(),
   cdrom: z.string().min(1).optional().meta({ description: 'ISO 9660 image, attached read-only after the disks' }),
   kernel: z.string().min(1).optional().meta({ description: 'RISC-V Linux Image; default: the default image' }),
@@ -70,6 +79,10 @@ export const VmPatchBody = z.strictObject({
   maxVcpus: maxVcpus.nullable().optional(),
   memoryBytes: memoryBytes.optional().meta({ description: 'guest memory in bytes (a multiple of 1 MiB); a running VM\'s balloon moves to it at once, up to the RAM it booted with' }),
   maxMemoryBytes: maxMemoryBytes.nullable().optional(),
+  memoryPolicy: memoryPolicy.optional(),
+  minMemoryBytes: minMemoryBytes.nullable().optional(),
+  memoryBufferPercent: memoryBufferPercent.nullable().optional(),
+  memoryPriority: memoryPriority.nullable().optional(),
   disks: z.array(Disk).max(7).optional(),
   cdrom: z.string().min(1).nullable().optional(),
   kernel: z.string().min(1).nullable().optional(),
@@ -125,6 +138,7 @@ export const ExecBody = z.strictObject({
 
 const VmDefinition = z.object({
   name: VmName, vcpus: z.number().int(), maxVcpus: z.number().int().optional(), memoryBytes: z.number().int(), maxMemoryBytes: z.number().int().optional(),
+  memoryPolicy: z.literal('dynamic').optional(), minMemoryBytes: z.number().int().optional(), memoryBufferPercent: z.number().int().optional(), memoryPriority: z.number().int().optional(),
   disks: z.array(z.object({ path: z.string(), readonly: z.boolean() })),
   cdrom: z.string().optional(), kernel: z.string().optional(), initrd: z.string().optional(), append: z.string().optional(),
   cpuWeight: z.number().int(), cpuCap: z.number().int(), restart: RestartPolicy,
@@ -166,8 +180,13 @@ export const VmInfoSchema = z.object({
     balloonBytes: z.number().meta({ description: 'what the guest\'s balloon driver holds' }),
     returnedBytes: z.number().meta({ description: 'guest memory given back to the host since the guest booted (ballooned and reported free pages)' }),
     rssBytes: z.number().meta({ description: 'the VM process\'s resident memory on the host' }),
-    guest: z.object({ totalBytes: z.number().optional(), freeBytes: z.number().optional(), availableBytes: z.number().optional(), atMs: z.number() }).nullable()
-      .meta({ description: 'the guest\'s MemTotal, MemFree and MemAvailable, from the balloon\'s statistics' }),
+    guest: z.object({
+      totalBytes: z.number().optional(), freeBytes: z.number().optional(), availableBytes: z.number().optional(),
+      allocStalls: z.number().optional(), oomKills: z.number().optional(), atMs: z.number(),
+    }).nullable()
+      .meta({ description: 'the guest\'s MemTotal, MemFree and MemAvailable, allocation stalls and OOM kills, from the balloon\'s statistics' }),
+    policy: z.object({ minBytes: z.number(), ceilingBytes: z.number(), bufferPercent: z.number() }).optional()
+      .meta({ description: 'a dynamic VM\'s guarantee, the ceiling granted to it now and its buffer' }),
   }).nullable().meta({ description: 'a running VM\'s memory; null when it is not running' }),
   ssh: z.object({
     user: z.string(), host: z.string(), port: z.number().int().nullable().meta({ description: 'host port published to the guest\'s port 22 while it runs' }),

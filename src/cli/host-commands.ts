@@ -3,6 +3,8 @@
  * `daemon start|stop|status`. Every command is a call of the REST API; the daemon is
  * started on first use when none answers on the local socket.
  */
+import { DEFAULT_BUFFER_PERCENT, defaultMinMemory } from '../vmm/memory-policy.js';
+import { DEFAULT_MEMORY_PRIORITY } from '../host/memory-balancer.js';
 import type { NetworkInfo } from '../host/network-manager.js';
 import { formatPublish, nicAttachment, parseNetRate } from '../vmm/network.js';
 import { spawn } from 'node:child_process';
@@ -106,6 +108,16 @@ function memoryNow(m: NonNullable<VmInfo['memory']>): string {
   return `${guest}; balloon ${formatSize(m.balloonBytes)} of ${formatSize(m.maxBytes)} RAM; host RSS ${formatSize(m.rssBytes)} (${formatSize(m.returnedBytes)} given back)`;
 }
 
+/** `vm info`'s line on a dynamic VM's policy: guarantee, buffer, priority, and the ceiling granted now. */
+function memoryPolicyLine(v: VmInfo): string {
+  const d = v.definition;
+  const p = v.memory?.policy;
+  return `dynamic: guaranteed ${formatSize(d.minMemoryBytes ?? defaultMinMemory(d.memoryBytes))}, `
+    + `at most ${formatSize(d.maxMemoryBytes ?? d.memoryBytes)}, starts with ${formatSize(d.memoryBytes)}, `
+    + `buffer ${d.memoryBufferPercent ?? DEFAULT_BUFFER_PERCENT}%, priority ${d.memoryPriority ?? DEFAULT_MEMORY_PRIORITY}`
+    + (p ? `; now ${formatSize(v.memory!.currentBytes)}, may grow to ${formatSize(p.ceilingBytes)}` : '');
+}
+
 /** `tsvisor vm info` text. */
 export function formatVmInfo(v: VmInfo): string {
   const d = v.definition;
@@ -116,6 +128,7 @@ export function formatVmInfo(v: VmInfo): string {
     ['uptime', duration(v.uptimeSeconds)],
     ['vcpus', String(d.vcpus) + (d.maxVcpus ? ` (at most ${d.maxVcpus})` : '')],
     ['memory', formatSize(d.memoryBytes) + (d.maxMemoryBytes ? ` (at most ${formatSize(d.maxMemoryBytes)})` : '')],
+    ...(d.memoryPolicy === 'dynamic' ? [['memory policy', memoryPolicyLine(v)] as [string, string]] : []),
     ...(v.memory ? [['memory now', memoryNow(v.memory)] as [string, string]] : []),
     ['engine', d.engine ?? 'jit'],
     ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
@@ -232,6 +245,7 @@ interface VmOpts {
   cpuWeight?: string; cpuCap?: string; restart?: string; network?: string[]; publish?: string[]; netRate?: string; sshKey?: string[];
   diskIops?: string; diskBps?: string;
   engine?: string;
+  memoryPolicy?: string; minMemory?: string; memoryBuffer?: string; memoryPriority?: string;
 }
 
 function definitionFields(o: VmOpts): Record<string, unknown> {
@@ -240,6 +254,10 @@ function definitionFields(o: VmOpts): Record<string, unknown> {
     maxVcpus: o.maxCpus === undefined ? undefined : o.maxCpus === 'none' ? null : intOption(o.maxCpus, '--max-cpus', 1),
     memoryBytes: memoryOption(o.memory),
     maxMemoryBytes: o.maxMemory === undefined ? undefined : o.maxMemory === 'none' ? null : parseSize(o.maxMemory, '--max-memory'),
+    memoryPolicy: o.memoryPolicy,
+    minMemoryBytes: o.minMemory === undefined ? undefined : o.minMemory === 'none' ? null : parseSize(o.minMemory, '--min-memory'),
+    memoryBufferPercent: o.memoryBuffer === undefined ? undefined : o.memoryBuffer === 'none' ? null : intOption(o.memoryBuffer.replace(/%$/, ''), '--memory-buffer', 5, 200),
+    memoryPriority: o.memoryPriority === undefined ? undefined : o.memoryPriority === 'none' ? null : intOption(o.memoryPriority, '--memory-priority', 0, 100),
     disks: o.disk && o.disk.length ? o.disk.map(parseDiskSpec).map((d) => ({ path: resolvePath(d.path), readonly: d.readonly })) : undefined,
     cdrom: o.cdrom === undefined ? undefined : resolvePath(o.cdrom),
     kernel: o.kernel === undefined ? undefined : resolvePath(o.kernel),
@@ -272,6 +290,10 @@ function addDefinitionOptions(cmd: Command): Command {
     .addOption(new Option('--engine <kind>', 'how guest code runs: jit (hot code translated to wasm, the default) or interp (the interpreter alone)').choices(ENGINE_KINDS))
     .option('-m, --memory <size>', 'guest memory (K, M, G suffixes); a running VM gets it at once through its balloon, up to the RAM it booted with')
     .option('--max-memory <size>', 'RAM the guest boots with, so that --memory can grow up to it while the VM runs (none: the same as --memory)')
+    .addOption(new Option('--memory-policy <policy>', 'dynamic: the memory follows the guest\'s needs between --min-memory and --max-memory, starting at --memory; static (the default): it moves only when asked').choices(['static', 'dynamic']))
+    .option('--min-memory <size>', 'a dynamic VM\'s guaranteed memory, what admission reserves (default: --memory, at most 256M)')
+    .option('--memory-buffer <percent>', 'a dynamic VM\'s free memory above its working set, 5..200 percent of it (default 20)')
+    .option('--memory-priority <n>', 'a dynamic VM\'s claim when memory is short, 0..100 (default 50): higher gets memory first and gives it back last')
     .option('--disk <path[,readonly]>', 'attach a disk image, raw or qcow2 (repeatable)', collect, [] as string[])
     .option('--cdrom <iso>', 'attach an ISO 9660 image read-only')
     .option('--kernel <file>', 'boot this RISC-V Linux Image instead of the default image')

@@ -19,6 +19,17 @@ export interface VmCreateInput {
   memoryBytes?: number;
   /** RAM the guest boots with; the balloon holds what `memoryBytes` leaves, so `vm set --memory` can grow it while it runs. Default: `memoryBytes`. */
   maxMemoryBytes?: number;
+  /**
+   * `dynamic`: the memory follows the guest's needs within [minMemoryBytes, maxMemoryBytes],
+   * starting at `memoryBytes` (src/host/memory-balancer.ts); default `static`.
+   */
+  memoryPolicy?: 'static' | 'dynamic';
+  /** A dynamic VM's guarantee (what admission reserves); default min(memoryBytes, 256 MiB). */
+  minMemoryBytes?: number;
+  /** A dynamic VM's free memory above its working set, percent of it (5..200, default 20). */
+  memoryBufferPercent?: number;
+  /** A dynamic VM's priority when memory is short (0..100, default 50): higher gets first and gives back last. */
+  memoryPriority?: number;
   disks?: Array<{ path: string; readonly?: boolean }>;
   cdrom?: string;
   kernel?: string;
@@ -48,10 +59,15 @@ export interface VmPatch {
   vcpus?: number;
   /** At the next start (null: the same as `vcpus`). */
   maxVcpus?: number | null;
-  /** Applies to a running VM at once, through its balloon (up to the RAM it booted with). */
+  /** Applies to a running VM at once, through its balloon (up to the RAM it booted with); a dynamic VM's at its next start. */
   memoryBytes?: number;
   /** At the next start (null: the same as `memoryBytes`). */
   maxMemoryBytes?: number | null;
+  /** As in {@link VmCreateInput}; apply to a running VM at once (`static` keeps the memory it has then). */
+  memoryPolicy?: 'static' | 'dynamic';
+  minMemoryBytes?: number | null;
+  memoryBufferPercent?: number | null;
+  memoryPriority?: number | null;
   disks?: Array<{ path: string; readonly?: boolean }>;
   cdrom?: string | null;
   kernel?: string | null;
@@ -99,7 +115,9 @@ export interface VmInfo {
    */
   memory: {
     currentBytes: number; maxBytes: number; balloonBytes: number; returnedBytes: number; rssBytes: number;
-    guest: { totalBytes?: number; freeBytes?: number; availableBytes?: number; atMs: number } | null;
+    guest: { totalBytes?: number; freeBytes?: number; availableBytes?: number; allocStalls?: number; oomKills?: number; atMs: number } | null;
+    /** The dynamic policy the VM process applies (absent: static): its guarantee, the ceiling granted now, its buffer. */
+    policy?: { minBytes: number; ceilingBytes: number; bufferPercent: number };
   } | null;
   /**
    * SSH access (`vm ssh`), for a VM with keys: the guest user, the host address and port

@@ -26,6 +26,10 @@ export function newDefinition(input: VmCreateInput, image?: { name: string; key:
     ...(input.maxVcpus !== undefined && input.maxVcpus !== vcpus ? { maxVcpus: input.maxVcpus } : {}),
     memoryBytes,
     ...(input.maxMemoryBytes !== undefined && input.maxMemoryBytes !== memoryBytes ? { maxMemoryBytes: input.maxMemoryBytes } : {}),
+    ...(input.memoryPolicy === 'dynamic' ? { memoryPolicy: 'dynamic' as const } : {}),
+    ...(input.minMemoryBytes !== undefined ? { minMemoryBytes: input.minMemoryBytes } : {}),
+    ...(input.memoryBufferPercent !== undefined ? { memoryBufferPercent: input.memoryBufferPercent } : {}),
+    ...(input.memoryPriority !== undefined ? { memoryPriority: input.memoryPriority } : {}),
     disks: (input.disks ?? []).map((d) => ({ path: d.path, readonly: !!d.readonly })),
     ...(input.cdrom ? { cdrom: input.cdrom } : {}),
     ...(input.kernel ? { kernel: input.kernel } : {}),
@@ -55,6 +59,11 @@ export function patchDefinition(def: VmDefinition, patch: VmPatch): VmDefinition
   const next: VmDefinition = { ...def };
   for (const [k, v] of Object.entries(patch) as Array<[keyof VmPatch, unknown]>) {
     if (v === undefined || k === 'networks' || k === 'publish' || k === 'sshKeys') continue;
+    if (k === 'memoryPolicy' && v === 'static') {
+      // a static VM has no minimum, buffer nor priority
+      for (const f of ['memoryPolicy', 'minMemoryBytes', 'memoryBufferPercent', 'memoryPriority'] as const) delete next[f];
+      continue;
+    }
     if (v === null || ((k === 'netRateMbit' || k === 'diskIops' || k === 'diskBps') && v === 0)) delete (next as unknown as Record<string, unknown>)[k];
     else if (k === 'disks') next.disks = (v as Array<{ path: string; readonly?: boolean }>).map((d) => ({ path: d.path, readonly: !!d.readonly }));
     else (next as unknown as Record<string, unknown>)[k] = v;

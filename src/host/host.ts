@@ -38,6 +38,8 @@ import { newDefinition, patchDefinition } from './definitions.js';
 import { ALIVE, type Entry } from './entry.js';
 import { hostInfo, topRows, usageReport, vmInfo, type ReportSources } from './reports.js';
 import { NetworkManager } from './network-manager.js';
+import { MemoryBalancer, guaranteedBytes } from './memory-balancer.js';
+import type { HostMemory } from './memory-plan.js';
 
 /** The VM process entry point next to this module (dist/src/vmm/main.js). */
 export const DEFAULT_VMM_ENTRY = fileURLToPath(new URL('../vmm/main.js', import.meta.url));
@@ -67,6 +69,10 @@ export interface HostOptions {
   env?: NodeJS.ProcessEnv;
   /** Log sink (one line per call, no trailing newline). */
   log?: (line: string) => void;
+  /** The host's memory for the dynamic policy (default: /proc/meminfo and /proc/pressure/memory). */
+  hostMemory?: () => HostMemory | null;
+  /** How long a start or a growth waits for dynamic VMs to give memory back (default 30 s). */
+  roomWaitMs?: number;
 }
 
 /** `host.json`: host policy. */
@@ -105,6 +111,8 @@ export class Host {
 
   /** The virtual networks and their switches. */
   readonly networks: NetworkManager;
+  /** Divides memory among the VMs on the dynamic policy. */
+  private readonly balancer: MemoryBalancer;
 
   private constructor(opts: HostOptions) {
     this.opts = opts;
@@ -125,6 +133,14 @@ export class Host {
     if (!(ratio > 0) || !Number.isFinite(ratio)) throw new HostError('invalid_argument', `overcommit ${ratio}: must be a positive number`);
     this.overcommit = ratio;
     this.vmm = opts.vmmEntry ?? opts.env?.TSVISOR_VMM ?? process.env.TSVISOR_VMM ?? DEFAULT_VMM_ENTRY;
+    this.balancer = new MemoryBalancer({
+      entries: this.entries,
+      limitBytes: () => this.budget().limitBytes,
+      post: (name, path, body) => this.channel(name).post(path, body),
+      changed: (name, e) => this.save(name, e),
+      log: (l) => this.log(l),
+      hostMemory: opts.hostMemory,
+    });
   }
 
   /**
@@ -221,11 +237,38 @@ export class Host {
     return run;
   }
 
-  /** RAM promised to VM processes that are alive. */
+  /** RAM promised to VM processes that are alive (a dynamic VM: its memory or its ceiling, the larger). */
   allocatedBytes(): number {
+    return this.balancer.allocatedBytes();
+  }
+
+  /**
+   * Make `bytes` of the budget free for `action` on VM `name`: when they are not free now,
+   * the dynamic VMs' ceilings are cut and this waits (up to `roomWaitMs`) for them to give
+   * memory back.
+   * @throws HostError('insufficient_resources') with the figures when it stays short.
+   */
+  private async makeRoom(name: string, bytes: number, action: string): Promise<void> {
+    const deadline = Date.now() + (this.opts.roomWaitMs ?? 30_000);
+    // wait only while the dynamic VMs could still give enough back
+    while (this.budget().freeBytes < bytes && this.budget().freeBytes + this.balancer.reclaimableBytes() >= bytes) {
+      await this.balancer.rebalance(bytes);
+      if (this.budget().freeBytes >= bytes || Date.now() >= deadline) break;
+      await sleep(500);
+    }
+    admitMemory(name, bytes, this.budget(), action);
+  }
+
+  /**
+   * Admission of VM `name`'s guarantee (a dynamic VM's minimum, another's memory): the
+   * guarantees of the live VMs together stay within the limit.
+   * @throws HostError('insufficient_resources') with the figures.
+   */
+  private admitGuarantee(name: string, e: Entry): void {
     let sum = 0;
-    for (const e of this.entries.values()) if (ALIVE.includes(e.rt.state)) sum += e.rt.memoryBytes ?? e.def.memoryBytes;
-    return sum;
+    for (const [n, o] of this.entries) if (n !== name && ALIVE.includes(o.rt.state)) sum += guaranteedBytes(o);
+    const budget = this.budget();
+    admitMemory(name, guaranteedBytes(e), memoryBudget(budget.capacityBytes, budget.overcommit, sum), `start ${name} (guaranteed memory)`);
   }
 
   /** The memory budget now. */
@@ -352,7 +395,8 @@ export class Host {
           }
           took('cpuWeight', 'cpuCap');
         }
-        if (next.memoryBytes !== e.def.memoryBytes && ALIVE.includes(e.rt.state)) {
+        // a dynamic VM's memory is its policy's; its --memory is where it starts next time
+        if (next.memoryBytes !== e.def.memoryBytes && ALIVE.includes(e.rt.state) && next.memoryPolicy !== 'dynamic' && e.def.memoryPolicy !== 'dynamic') {
           await this.setRunningMemory(name, e, next.memoryBytes);
           took('memoryBytes');
         }
@@ -378,6 +422,8 @@ export class Host {
       this.store.saveDefinition(next);
       e.def = next;
       this.log(`updated ${name}: ${JSON.stringify(patch)}`);
+      const policyChanged = (['memoryPolicy', 'minMemoryBytes', 'memoryBufferPercent', 'memoryPriority'] as const).some((k) => patch[k] !== undefined);
+      if (policyChanged && running) await this.balancer.rebalance();
       return this.get(name);
     });
   }
@@ -406,7 +452,7 @@ export class Host {
   private async setRunningMemory(name: string, e: Entry, bytes: number): Promise<void> {
     if (e.rt.state !== 'running' && e.rt.state !== 'paused') throw new HostError('conflict', `VM ${name} is ${e.rt.state}: its memory can change once it runs`);
     const reserved = e.rt.memoryBytes ?? e.def.memoryBytes;
-    if (bytes > reserved) admitMemory(name, bytes - reserved, this.budget(), `grow ${name} to ${bytes / (1024 * 1024)} MiB`);
+    if (bytes > reserved) await this.makeRoom(name, bytes - reserved, `grow ${name} to ${bytes / (1024 * 1024)} MiB`);
     // reserve before the await, so that two changes cannot both pass on the same free memory
     e.rt.memoryBytes = Math.max(reserved, bytes);
     try {
@@ -517,6 +563,9 @@ export class Host {
     // `vm ssh` goes through a loopback port chosen at each start, published to the guest's port 22
     const sshPort = e.def.ssh && e.def.nics?.some((n) => n.kind === 'user') ? await freeLoopbackPort() : 0;
     if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
+    this.admitGuarantee(name, e);
+    await this.makeRoom(name, e.def.memoryBytes, `start ${name}`);
+    if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
     // admission and reservation in one synchronous step: two starts cannot both pass on the same free memory
     admitMemory(name, e.def.memoryBytes, this.budget());
     const p = this.store.paths(name);
@@ -524,7 +573,11 @@ export class Host {
     e.guest = undefined;
     this.meter.resetRates(name);
     e.deadTicks = 0;
-    e.rt = { ...e.rt, state: 'starting', memoryBytes: e.def.memoryBytes, startedAt: Date.now(), pid: undefined, starttime: undefined };
+    e.rt = {
+      ...e.rt, state: 'starting', memoryBytes: e.def.memoryBytes, startedAt: Date.now(), pid: undefined, starttime: undefined,
+      // a dynamic VM process may hold what it starts with until the balancer grants more
+      ceilingBytes: e.def.memoryPolicy === 'dynamic' ? e.def.memoryBytes : undefined,
+    };
     this.save(name, e);
 
     let cgroupOk = false;
@@ -596,6 +649,12 @@ export class Host {
 
   private noteStatus(name: string, e: Entry, st: VmProcessStatus): void {
     e.guest = { state: st.state, agent: !!st.agent, at: Date.now(), ssh: checkedSsh(st.ssh), memory: checkedMemory(st.memory) };
+    const now = e.guest.memory?.currentBytes;
+    // a dynamic VM moves its own memory: the books and the meter follow it
+    if (e.guest.memory?.policy && now !== undefined && now !== e.rt.memoryBytes && ALIVE.includes(e.rt.state)) {
+      e.rt.memoryBytes = now;
+      this.meter.ledger.setRunMemory(name, now);
+    }
     this.meter.noteStatus(name, st);
     if (e.rt.state === 'running' && st.state === 'paused') this.setState(name, e, 'paused');
     else if (e.rt.state === 'paused' && st.state !== 'paused' && st.state !== 'stopping') this.setState(name, e, 'running');
@@ -889,6 +948,8 @@ export class Host {
         }, () => undefined).finally(() => { e.statusBusy = false; });
       }
     }
+    // with the statuses of the tick before, which have come back by now
+    if (this.ticks % 4 === 1) this.balancer.rebalance().catch((err) => this.log(`memory balancing: ${(err as Error).message}`));
   }
 }
 

@@ -12,7 +12,7 @@ import { readJsonFile, writeJsonAtomic } from '../vmm/atomic.js';
 import { HostError } from './errors.js';
 import { vmPaths, type VmPaths } from './paths.js';
 import type { RestartPolicy, VmDefinition, VmState } from './types.js';
-import { MAX_DEVICES, MIN_MEMORY_BYTES, VmConfigError, checkDiskLimit, checkNetworkConfig, checkSshConfig } from '../vmm/vm-config.js';
+import { MAX_DEVICES, MIN_MEMORY_BYTES, VmConfigError, checkDiskLimit, checkMemoryPolicy, checkNetworkConfig, checkSshConfig } from '../vmm/vm-config.js';
 import { NetworkConfigError, checkNetRate, networkDefinition, type NicDefinition, type PublishedPort } from '../vmm/network.js';
 
 /** Allowed VM names: also the guest's host name. */
@@ -39,8 +39,10 @@ export interface VmRuntime {
   /** /proc starttime of the process, to tell it from a later process with the same pid. */
   starttime?: number;
   startedAt?: number;
-  /** RAM promised to the running process (the definition may have changed since). */
+  /** RAM promised to the running process (the definition may have changed since); a dynamic VM's current memory. */
   memoryBytes?: number;
+  /** A dynamic VM's ceiling: the most it may take now without asking (see host/memory-balancer.ts). */
+  ceilingBytes?: number;
   lastExit?: VmExit;
   /** Automatic restarts done by the restart policy so far. */
   restarts: number;
@@ -80,6 +82,14 @@ export function validateDefinition(d: VmDefinition, opts: { checkFiles?: boolean
   if (d.memoryBytes % (1024 * 1024) !== 0) bad(`memory ${d.memoryBytes}: must be a whole number of MiB`);
   if (d.memoryBytes < MIN_MEMORY_BYTES) bad(`memory ${d.memoryBytes}: at least 64 MiB is needed to boot Linux`);
   if (d.memoryBytes > MAX_RAM_BYTES) bad(`memory ${d.memoryBytes}: at most ${MAX_RAM_BYTES - (MAX_RAM_BYTES % (1024 * 1024))} bytes per VM`);
+  try {
+    checkMemoryPolicy(d.memoryPolicy, d.minMemoryBytes, d.memoryBufferPercent, d.memoryBytes);
+  } catch (e) {
+    bad((e as Error).message);
+  }
+  if (d.memoryPriority !== undefined && (d.memoryPolicy !== 'dynamic' || !Number.isInteger(d.memoryPriority) || d.memoryPriority < 0 || d.memoryPriority > 100)) {
+    bad(d.memoryPolicy !== 'dynamic' ? 'a memory priority needs the dynamic memory policy (--memory-policy dynamic)' : `memory priority ${d.memoryPriority}: expected 0..100`);
+  }
   try {
     checkDiskLimit(d.diskIops, 'disk iops');
     checkDiskLimit(d.diskBps, 'disk bps');

@@ -20,6 +20,8 @@ export interface VmDefinition extends VmProcessConfig {
   /** CPU cap in percent of one host core (1..100*cores), or 0 for none (cgroup cpu.max / cfs_quota). */
   cpuCap: number;
   restart: RestartPolicy;
+  /** A dynamic VM's claim on memory when the budget is short: higher gets first and gives back last, 0..100 (absent: 50). */
+  memoryPriority?: number;
   createdAt: number;
 }
 

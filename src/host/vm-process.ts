@@ -102,9 +102,14 @@ export function checkedMemory(v: unknown): VmInfo['memory'] {
   if (!m || typeof m !== 'object' || !n(m.currentBytes) || !n(m.maxBytes) || !n(m.balloonBytes) || !n(m.returnedBytes) || !n(m.rssBytes)) return null;
   const g = m.guest as Record<string, unknown> | null | undefined;
   const opt = (x: unknown) => (n(x) ? x : undefined);
+  const p = m.policy as Record<string, unknown> | null | undefined;
   return {
     currentBytes: m.currentBytes, maxBytes: m.maxBytes, balloonBytes: m.balloonBytes, returnedBytes: m.returnedBytes, rssBytes: m.rssBytes,
-    guest: g && typeof g === 'object' && n(g.atMs) ? { totalBytes: opt(g.totalBytes), freeBytes: opt(g.freeBytes), availableBytes: opt(g.availableBytes), atMs: g.atMs } : null,
+    guest: g && typeof g === 'object' && n(g.atMs)
+      ? { totalBytes: opt(g.totalBytes), freeBytes: opt(g.freeBytes), availableBytes: opt(g.availableBytes), allocStalls: opt(g.allocStalls), oomKills: opt(g.oomKills), atMs: g.atMs }
+      : null,
+    ...(p && typeof p === 'object' && n(p.minBytes) && n(p.ceilingBytes) && n(p.bufferPercent)
+      ? { policy: { minBytes: p.minBytes, ceilingBytes: p.ceilingBytes, bufferPercent: p.bufferPercent } } : {}),
   };
 }
 

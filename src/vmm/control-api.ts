@@ -16,6 +16,8 @@
  *   POST /disk-rate {iops, bps}  -> 200; sets the VM's disk I/O limits (requests/s and bytes/s for all disks, 0: none)
  *   POST /memory  {bytes}        -> 200; moves the balloon so that the guest has `bytes` of RAM (whole MiB,
  *                                   at most the RAM it booted with); 409 when the guest cannot give that much
+ *   POST /memory-policy {minBytes, ceilingBytes, bufferPercent} | {} -> 200; puts the memory under the dynamic
+ *                                   policy (vmm/memory-policy.ts) with these figures, or ({}) takes it off
  *   GET  /console                -> HTTP upgrade ("Upgrade: tsvisor-console"): raw byte stream both ways;
  *                                   the server first sends the scrollback (last 64 KiB of console.log)
  *   POST /exec    {argv: string[], stdin?: string (base64)}
@@ -23,6 +25,7 @@
  *
  * Errors are JSON `{ "error": { "code": string, "message": string } }` with a 4xx/5xx status.
  */
+import type { MemoryPolicy } from './memory-policy.js';
 
 /** `GET /status`. Sizes in bytes, times in ms since the Unix epoch. */
 export interface VmProcessStatus {
@@ -74,6 +77,8 @@ export interface VmMemoryStatus {
   returnedBytes: number;
   guest: { totalBytes?: number; freeBytes?: number; availableBytes?: number; cachesBytes?: number; oomKills?: number; allocStalls?: number; atMs: number } | null;
   rssBytes: number;
+  /** The dynamic policy in force (absent: the memory moves only when asked). */
+  policy?: MemoryPolicy;
 }
 
 /** One line of a `POST /exec` response body. `data` is base64. */

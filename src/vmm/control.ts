@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { ExecEvent, VmProcessStatus } from './control-api.js';
 import { checkNetRate } from './network.js';
 import { checkDiskLimit } from './vm-config.js';
+import type { MemoryPolicy } from './memory-policy.js';
 
 /** Default of `POST /stop`'s `timeoutMs`. */
 export const DEFAULT_STOP_TIMEOUT_MS = 30_000;
@@ -50,6 +51,8 @@ export interface ControlTarget {
    * cannot give that much now) with the figures.
    */
   setMemory(bytes: number): void;
+  /** `POST /memory-policy`: the dynamic policy's figures (checked for type only), or null to end it; throws ControlHttpError(400). */
+  setMemoryPolicy(policy: MemoryPolicy | null): void;
   /**
    * `POST /cpus`: keep `count` vCPUs online (a positive whole number, otherwise
    * unchecked). Resolves once the guest did; rejects with ControlHttpError (400 out of
@@ -122,7 +125,7 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 }
 
 const ROUTES: Record<string, string> = {
-  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-rate': 'POST', '/console': 'GET', '/exec': 'POST',
+  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/memory-policy': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-rate': 'POST', '/console': 'GET', '/exec': 'POST',
 };
 
 /** The HTTP server of the control channel. */
@@ -219,6 +222,20 @@ export class ControlServer {
           const bytes = body.bytes;
           if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes <= 0) throw new ControlHttpError(400, 'bad_request', 'bytes must be a positive whole number');
           this.target.setMemory(bytes);
+          sendJson(res, 200, this.target.status());
+          return;
+        }
+        case '/memory-policy': {
+          const body = await readJson(req);
+          if (Object.keys(body).length === 0) {
+            this.target.setMemoryPolicy(null);
+          } else {
+            const { minBytes, ceilingBytes, bufferPercent } = body;
+            for (const [k, v] of Object.entries({ minBytes, ceilingBytes, bufferPercent })) {
+              if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw new ControlHttpError(400, 'bad_request', `${k} must be a positive whole number`);
+            }
+            this.target.setMemoryPolicy({ minBytes: minBytes as number, ceilingBytes: ceilingBytes as number, bufferPercent: bufferPercent as number });
+          }
           sendJson(res, 200, this.target.status());
           return;
         }

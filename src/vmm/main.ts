@@ -43,6 +43,10 @@ import { startNetLinks, type NetLink } from './net-links.js';
 import { NO_SSHD_MARK, hostnameScript, sshUserScript } from './guest-setup.js';
 import { nicAttachment } from './network.js';
 import { VmMemory, MemoryChangeError } from './memory.js';
+import { DEFAULT_BUFFER_PERCENT, defaultMinMemory, type MemoryPolicy } from './memory-policy.js';
+
+/** How often a dynamic VM looks at its guest's memory (ms). */
+const POLICY_TICK_MS = 500;
 import { VcpuChangeError, cpuOnlineScript } from './vcpus.js';
 import { madviseDiscarder } from '../devices/node/discard.js';
 import { IoLimiter } from '../devices/io-limiter.js';
@@ -122,6 +126,19 @@ class VmProcess implements ControlTarget {
     const cfg = this.cfg;
     this.netRateMbit = cfg.netRateMbit ?? 0;
     this.memory = new VmMemory(cfg.maxMemoryBytes ?? cfg.memoryBytes, cfg.memoryBytes);
+    if (cfg.memoryPolicy === 'dynamic') {
+      // until the daemon grants more, the VM may hold what it starts with
+      this.memory.setPolicy({
+        minBytes: cfg.minMemoryBytes ?? defaultMinMemory(cfg.memoryBytes), ceilingBytes: cfg.memoryBytes,
+        bufferPercent: cfg.memoryBufferPercent ?? DEFAULT_BUFFER_PERCENT,
+      });
+    }
+    const policyTimer = setInterval(() => {
+      const before = this.memory!.currentBytes;
+      const moved = this.memory!.policyTick(Date.now());
+      if (moved !== null) this.log(`memory policy: ${before / (1024 * 1024)} MiB -> ${moved / (1024 * 1024)} MiB`);
+    }, POLICY_TICK_MS);
+    policyTimer.unref();
     this.vcpus = cfg.vcpus;
     this.diskLimiter.set({ iops: cfg.diskIops ?? 0, bps: cfg.diskBps ?? 0 });
     this.maxVcpus = cfg.maxVcpus ?? cfg.vcpus;
@@ -410,6 +427,16 @@ class VmProcess implements ControlTarget {
       throw e;
     }
     this.log(`memory ${before / (1024 * 1024)} MiB -> ${bytes / (1024 * 1024)} MiB (balloon target ${(this.memory!.maxBytes - bytes) / (1024 * 1024)} MiB)`);
+  }
+
+  /** {@link ControlTarget.setMemoryPolicy}. */
+  setMemoryPolicy(policy: MemoryPolicy | null): void {
+    try {
+      this.memory!.setPolicy(policy);
+    } catch (e) {
+      if (e instanceof MemoryChangeError) throw new ControlHttpError(e.status, 'bad_request', e.message);
+      throw e;
+    }
   }
 
   /** {@link ControlTarget.stop}: agent poweroff, or force after `timeoutMs`. A repeated stop may shorten the deadline. */

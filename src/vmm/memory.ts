@@ -9,6 +9,7 @@ import type { BalloonConfig } from '../machine/board.js';
 import type { BalloonStats, VirtioBalloon } from '../devices/virtio/balloon.js';
 import type { VmMemoryStatus } from './control-api.js';
 import { MIN_MEMORY_BYTES as MIN_GUEST_MEMORY_BYTES } from './vm-config.js';
+import { policyTarget, type MemoryPolicy, type PolicyState } from './memory-policy.js';
 
 const MIB = 1024 * 1024;
 /**
@@ -35,6 +36,10 @@ function mib(bytes: number): string {
 export class VmMemory {
   private current: number;
   private balloon: VirtioBalloon | null = null;
+  private policy: MemoryPolicy | null = null;
+  private policyState: PolicyState = { lastStalls: -1, lastPressureMs: 0 };
+  /** When the statistics the policy last acted on were taken (ms). */
+  private policySeenMs = 0;
 
   /**
    * @param maxBytes the RAM the guest boots with (bytes, whole MiB)
@@ -91,6 +96,58 @@ export class VmMemory {
     this.balloon?.setTargetPages((this.maxBytes - bytes) / 4096);
   }
 
+  /**
+   * Put the memory under the dynamic policy (vmm/memory-policy.ts), or take it off (null:
+   * the memory stays where it is). A ceiling below the current memory makes the guest
+   * give back what it can at the next {@link policyTick}.
+   * @throws MemoryChangeError(400) when the figures are out of range (min below the
+   *   floor or above the RAM the guest booted with, buffer outside 5..200 %).
+   */
+  setPolicy(p: MemoryPolicy | null): void {
+    if (p) {
+      for (const [k, v] of [['minBytes', p.minBytes], ['ceilingBytes', p.ceilingBytes]] as const) {
+        if (!Number.isSafeInteger(v) || v % MIB !== 0) throw new MemoryChangeError(400, `${k} ${v}: must be a whole number of MiB`);
+      }
+      if (p.minBytes < Math.min(MIN_GUEST_MEMORY_BYTES, this.maxBytes) || p.minBytes > this.maxBytes) {
+        throw new MemoryChangeError(400, `minimum ${mib(p.minBytes)} is outside ${mib(MIN_GUEST_MEMORY_BYTES)}..${mib(this.maxBytes)}`);
+      }
+      if (!Number.isInteger(p.bufferPercent) || p.bufferPercent < 5 || p.bufferPercent > 200) {
+        throw new MemoryChangeError(400, `buffer ${p.bufferPercent}: expected a whole percentage from 5 to 200`);
+      }
+      p = { ...p, ceilingBytes: Math.min(Math.max(p.ceilingBytes, p.minBytes), this.maxBytes) };
+    }
+    if (p && !this.policy) this.policyState = { lastStalls: -1, lastPressureMs: 0 };
+    this.policy = p;
+  }
+
+  /** The policy in force (null: static). */
+  get dynamicPolicy(): MemoryPolicy | null { return this.policy ? { ...this.policy } : null; }
+
+  /**
+   * One step of the dynamic policy (call it about twice a second): act on statistics newer
+   * than the last ones acted on, then ask the guest for fresh ones. Returns the new memory
+   * (bytes) when it moved, else null.
+   */
+  policyTick(nowMs: number): number | null {
+    const b = this.balloon;
+    const p = this.policy;
+    if (!p || !b || !b.active) return null;
+    const last = b.lastStats();
+    let moved: number | null = null;
+    const s = last?.stats;
+    if (last && last.atMs > this.policySeenMs && s?.totalMemory !== undefined && s.availableMemory !== undefined) {
+      this.policySeenMs = last.atMs;
+      const target = policyTarget(p, this.current, { totalBytes: s.totalMemory, availableBytes: s.availableMemory, allocStalls: s.allocStalls ?? 0 }, this.policyState, nowMs);
+      if (target !== this.current) {
+        this.current = target;
+        b.setTargetPages((this.maxBytes - target) / 4096);
+        moved = target;
+      }
+    }
+    b.requestStats();
+    return moved;
+  }
+
   /** The figures for `GET /status`; asks the guest for fresh statistics when the last are old. */
   status(rssBytes: number): VmMemoryStatus {
     const b = this.balloon;
@@ -103,6 +160,7 @@ export class VmMemory {
       returnedBytes: b?.metrics.discardedBytes ?? 0,
       guest: last ? guestView(last.stats, last.atMs) : null,
       rssBytes,
+      ...(this.policy ? { policy: { ...this.policy } } : {}),
     };
   }
 }

@@ -25,6 +25,16 @@ export interface VmProcessConfig {
   memoryBytes: number;
   /** The RAM the guest boots with (its device tree), at least `memoryBytes`; absent: `memoryBytes`. */
   maxMemoryBytes?: number;
+  /**
+   * `dynamic`: the VM process moves the balloon by itself within [minMemoryBytes, the
+   * ceiling the daemon grants] (vmm/memory-policy.ts), starting at `memoryBytes`;
+   * absent: the memory moves only when asked (`vm set --memory`).
+   */
+  memoryPolicy?: 'dynamic';
+  /** A dynamic VM's guarantee, from 64 MiB to `memoryBytes` (absent: see defaultMinMemory). */
+  minMemoryBytes?: number;
+  /** A dynamic VM's free memory above its working set, percent of it, 5..200 (absent: 20). */
+  memoryBufferPercent?: number;
   disks: Array<{ path: string; readonly: boolean }>;
   /** ISO 9660 image attached read-only after the disks. */
   cdrom?: string;
@@ -73,6 +83,32 @@ const MIB = 1024 * 1024;
 export const MIN_MEMORY_BYTES = 64 * MIB;
 /** virtio-mmio slots for disks (the CD-ROM included) and network cards: 8 on the board, one taken by the agent channel. */
 export const MAX_DEVICES = 7;
+
+/**
+ * Checks the dynamic-memory fields of a definition whose startup memory is `memoryBytes`.
+ * Returns the fields to keep (none for a static VM).
+ * @throws VmConfigError (one line): an unknown policy, a minimum that is not whole MiB or
+ *   outside 64 MiB..memoryBytes, a buffer outside 5..200 %, or either without `dynamic`.
+ */
+export function checkMemoryPolicy(policy: unknown, min: unknown, buffer: unknown, memoryBytes: number): Pick<VmProcessConfig, 'memoryPolicy' | 'minMemoryBytes' | 'memoryBufferPercent'> {
+  const given = (x: unknown) => x !== undefined && x !== null;
+  if (given(policy) && policy !== 'dynamic' && policy !== 'static') throw new VmConfigError(`memory policy ${JSON.stringify(policy)}: expected static or dynamic`);
+  if (policy !== 'dynamic') {
+    if (given(min) || given(buffer)) throw new VmConfigError('a minimum memory and a memory buffer need the dynamic memory policy (--memory-policy dynamic)');
+    return {};
+  }
+  if (given(min) && (typeof min !== 'number' || !Number.isInteger(min) || min % MIB !== 0 || min < MIN_MEMORY_BYTES || min > memoryBytes)) {
+    throw new VmConfigError(`minimum memory ${typeof min === 'number' ? `${Math.floor(min / MIB)} MiB` : JSON.stringify(min)}: expected whole MiB from 64 MiB to the memory (${memoryBytes / MIB} MiB)`);
+  }
+  if (given(buffer) && (typeof buffer !== 'number' || !Number.isInteger(buffer) || buffer < 5 || buffer > 200)) {
+    throw new VmConfigError(`memory buffer ${JSON.stringify(buffer)}: expected a whole percentage from 5 to 200`);
+  }
+  return {
+    memoryPolicy: 'dynamic',
+    ...(given(min) ? { minMemoryBytes: min as number } : {}),
+    ...(given(buffer) ? { memoryBufferPercent: buffer as number } : {}),
+  };
+}
 
 /**
  * Checks `nics` and `publish` of a definition.
@@ -146,6 +182,7 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
       throw new VmConfigError(`maxMemoryBytes must be a whole number of MiB from memoryBytes to ${Math.floor(MAX_RAM_BYTES / MIB)} MiB`);
     }
   }
+  const dyn = checkMemoryPolicy(d.memoryPolicy, d.minMemoryBytes, d.memoryBufferPercent, mem);
   const disksIn = d.disks ?? [];
   if (!Array.isArray(disksIn)) throw new VmConfigError('disks must be an array');
   const disks = disksIn.map((x: unknown, i) => {
@@ -189,6 +226,7 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
     name, vcpus, memoryBytes: mem, disks,
     ...(typeof maxVcpus === 'number' && maxVcpus > vcpus ? { maxVcpus } : {}),
     ...(typeof max === 'number' && max > mem ? { maxMemoryBytes: max } : {}),
+    ...dyn,
     cdrom: cdrom ? path(cdrom) : undefined,
     kernel: kernel ? path(kernel) : undefined,
     initrd: initrd ? path(initrd) : undefined,

@@ -10,9 +10,13 @@
  * FAKE_VMM_POWEROFF_MS=N exits with status 0 N ms after its first request (the guest powered
  * off by itself once the daemon saw it start, however loaded the host is);
  * FAKE_VMM_STOP_MS=N takes N ms (default 100) to power off after POST /stop.
+ * Memory: the guest's working set is the number of MiB in `<vmDir>/fake-working-set`
+ * (default 100); under POST /memory-policy the real policy (src/vmm/memory-policy.ts)
+ * moves its memory every 100 ms, and GET /status reports it as the VM process does.
  * Run without arguments (as the test runner does with every file), it does nothing.
  */
 import { readFileSync, rmSync } from 'node:fs';
+import { DEFAULT_BUFFER_PERCENT, defaultMinMemory, policyTarget, type MemoryPolicy, type PolicyState } from '../../src/vmm/memory-policy.js';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -23,8 +27,26 @@ if (vmDir) main(vmDir);
 function main(dir: string): void {
   const def = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as {
     name: string; vcpus: number; memoryBytes: number; disks: Array<{ path: string }>; maxMemoryBytes?: number; maxVcpus?: number;
+    memoryPolicy?: string; minMemoryBytes?: number; memoryBufferPercent?: number;
   };
   let memoryBytes = def.memoryBytes;
+  const maxBytes = def.maxMemoryBytes ?? def.memoryBytes;
+  const MiB = 1024 * 1024;
+  const workingSet = () => {
+    try { return Number(readFileSync(join(dir, 'fake-working-set'), 'utf8')) * MiB; } catch { return 100 * MiB; }
+  };
+  let policy: MemoryPolicy | null = def.memoryPolicy === 'dynamic'
+    ? { minBytes: def.minMemoryBytes ?? defaultMinMemory(def.memoryBytes), ceilingBytes: def.memoryBytes, bufferPercent: def.memoryBufferPercent ?? DEFAULT_BUFFER_PERCENT }
+    : null;
+  const policyState: PolicyState = { lastStalls: -1, lastPressureMs: 0 };
+  const guest = () => ({ totalBytes: memoryBytes, availableBytes: Math.max(0, memoryBytes - workingSet()), allocStalls: 0 });
+  setInterval(() => {
+    if (policy) memoryBytes = policyTarget(policy, memoryBytes, guest(), policyState, Date.now());
+  }, 100).unref();
+  const memoryStatus = () => ({
+    currentBytes: memoryBytes, maxBytes, balloonBytes: maxBytes - memoryBytes, returnedBytes: 0, rssBytes: 0,
+    guest: { ...guest(), atMs: Date.now() }, ...(policy ? { policy } : {}),
+  });
   const sock = join(dir, 'vm.sock');
   const startedAt = Date.now();
   const diskRate = Number(process.env.FAKE_VMM_DISK_RATE ?? 0);
@@ -59,7 +81,7 @@ function main(dir: string): void {
       switch (`${req.method} ${req.url}`) {
         case 'GET /status':
           return json(200, {
-            name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true,
+            name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, memory: memoryStatus(),
             disks: def.disks.map((d) => ({ path: d.path, readBytes: Math.floor(t * diskRate), writtenBytes: Math.floor(t * diskRate / 2) })),
           });
         case 'POST /stop':
@@ -75,6 +97,9 @@ function main(dir: string): void {
           if (body.bytes > (def.maxMemoryBytes ?? def.memoryBytes)) return json(400, { error: { code: 'bad_request', message: 'above the maximum' } });
           memoryBytes = body.bytes;
           return json(200, { name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, disks: [] });
+        case 'POST /memory-policy':
+          policy = Object.keys(body).length ? { ...body, ceilingBytes: Math.min(body.ceilingBytes, maxBytes) } : null;
+          return json(200, { name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, memory: memoryStatus(), disks: [] });
         case 'POST /cpus': // a guest whose agent refuses every change
           return json(409, { error: { code: 'conflict', message: 'the guest refused to bring its vCPUs to ' + body.count } });
         case 'POST /pause': state = 'paused'; return json(200, {});

@@ -310,4 +310,47 @@ describe('Host with a fake cgroup v1 root', () => {
     await h.kill('other');
     await closeHost(h);
   });
+
+  test('dynamic memory: the budget follows the guests\' needs, is never exceeded, and a start makes room or is refused with the figures', async () => {
+    const h = await open({ roomWaitMs: 3000 });
+    const dyn = { memoryBytes: GiB, maxMemoryBytes: 3 * GiB, memoryPolicy: 'dynamic' as const, minMemoryBytes: 256 * MiB };
+    h.create({ name: 'mbusy', ...dyn, memoryPriority: 80 });
+    h.create({ name: 'midle1', ...dyn });
+    h.create({ name: 'midle2', ...dyn });
+    h.create({ name: 'mfixed', memoryBytes: GiB });
+    assert.throws(() => h.create({ name: 'bad1', ...dyn, minMemoryBytes: 2 * GiB }), /minimum memory 2048 MiB: expected whole MiB from 64 MiB to the memory \(1024 MiB\)/);
+    assert.throws(() => h.create({ name: 'bad2', memoryBytes: GiB, minMemoryBytes: 512 * MiB }), /need the dynamic memory policy/);
+    assert.throws(() => h.create({ name: 'bad3', ...dyn, memoryPriority: 101 }), /memory priority 101/);
+    let worst = 0;
+    const watch = setInterval(() => { worst = Math.max(worst, h.info().memory.allocatedBytes); }, 20);
+    try {
+      for (const n of ['mbusy', 'midle1', 'midle2']) pids.push((await h.start(n)).pid!);
+      const now = (n: string) => h.get(n).memory?.currentBytes ?? 0;
+      // idle guests (working set 100 MiB) shrink to their minimum; their ceilings still share the rest
+      await waitFor(() => now('midle1') === 256 * MiB && now('midle2') === 256 * MiB && now('mbusy') === 256 * MiB, 10_000, 'idle VMs to shrink');
+      // the busy one's working set grows to 2800 MiB: it gets working set + 20 %, capped at its 3 GiB
+      writeFileSync(join(paths.vms, 'mbusy', 'fake-working-set'), '2800');
+      await waitFor(() => now('mbusy') === 3 * GiB, 10_000, 'the busy VM to grow');
+      assert.equal(h.get('mbusy').memory?.policy?.minBytes, 256 * MiB);
+      // a static 1 GiB VM: 4 GiB - 3 GiB - 2 x 256 MiB leaves 512 MiB, and mbusy can give only 240 MiB more
+      await assert.rejects(h.start('mfixed'), (e: unknown) => e instanceof HostError && e.code === 'insufficient_resources' && /cannot start mfixed: not enough memory: requested 1 GiB/.test(e.message));
+      // once it needs less, the start makes room by cutting its ceiling
+      writeFileSync(join(paths.vms, 'mbusy', 'fake-working-set'), '1500');
+      pids.push((await h.start('mfixed')).pid!);
+      assert.ok(now('mbusy') <= 2 * GiB + 512 * MiB, `mbusy gave back: ${now('mbusy') / MiB} MiB`);
+      // guarantees: a fourth dynamic VM whose minimum does not fit is refused at once
+      // (guaranteed now: 3 x 256 MiB + 1 GiB)
+      h.create({ name: 'mgreedy', memoryBytes: 2560 * MiB, memoryPolicy: 'dynamic', minMemoryBytes: 2560 * MiB });
+      await assert.rejects(h.start('mgreedy'), /cannot start mgreedy \(guaranteed memory\): not enough memory: requested 2.5 GiB .*allocated 1.8 GiB/);
+      // back to static: the memory stays where it is and moves only when asked
+      await h.update('midle1', { memoryPolicy: 'static' });
+      await waitFor(() => h.get('midle1').memory?.policy === undefined, 5000, 'the policy to end');
+      assert.equal(h.get('midle1').definition.minMemoryBytes, undefined);
+    } finally {
+      clearInterval(watch);
+    }
+    assert.ok(worst <= 4 * GiB, `the budget was exceeded: ${worst / MiB} MiB`);
+    for (const n of ['mbusy', 'midle1', 'midle2', 'mfixed']) await h.kill(n);
+    await closeHost(h);
+  });
 });

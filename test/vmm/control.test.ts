@@ -3,6 +3,7 @@
  * of ControlServer, the client library, the console hub (scrollback, several viewers,
  * input, log rotation) and the configuration reader.
  */
+import type { MemoryPolicy } from '../../src/vmm/memory-policy.js';
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -63,6 +64,9 @@ class FakeVm implements ControlTarget {
   }
   setMemory(bytes: number): void {
     try { this.memory.set(bytes); } catch (e) { throw e instanceof MemoryChangeError ? new ControlHttpError(e.status, 'x', e.message) : e; }
+  }
+  setMemoryPolicy(policy: MemoryPolicy | null): void {
+    try { this.memory.setPolicy(policy); } catch (e) { throw e instanceof MemoryChangeError ? new ControlHttpError(e.status, 'x', e.message) : e; }
   }
   attachConsole(stream: Duplex): void { this.hub.attach(stream); }
   async exec(argv: string[], stdin: Uint8Array | undefined, out: ExecOutput): Promise<number> {
