@@ -223,7 +223,7 @@ export const TopSchema = z.object({
   vms: z.array(z.object({
     name: z.string(), state: VmState, pid: z.number().int().nullable(), vcpus: z.number().int(),
     cpuPercent: z.number().meta({ description: 'percent of one host core, over the last ~3 s' }),
-    memoryBytes: z.number(), rssBytes: z.number().nullable(),
+    memoryBytes: z.number(), guaranteedMemoryBytes: z.number(), maxMemoryBytes: z.number(), guestAvailableBytes: z.number().nullable(), rssBytes: z.number().nullable(),
     diskReadBytesPerSec: z.number(), diskWrittenBytesPerSec: z.number(),
     netRxBytesPerSec: z.number().meta({ description: 'received by the guest' }), netTxBytesPerSec: z.number(),
     netRxPacketsPerSec: z.number(), netTxPacketsPerSec: z.number(), cpuSeconds: z.number(),

@@ -198,9 +198,12 @@ export function formatUsage(u: UsageReport): string {
 export function formatTop(rows: TopRow[], host?: HostInfo): string {
   const head = host ? `tsvisor top — ${host.vms.running}/${host.vms.defined} VMs running, memory ${formatSize(host.memory.allocatedBytes)} of ${formatSize(host.memory.limitBytes)} allocated, ${host.cores} cores\n\n` : '';
   if (rows.length === 0) return head + 'no VMs\n';
-  return head + table(['NAME', 'STATE', 'PID', 'VCPUS', 'CPU%', 'MEMORY', 'RSS', 'READ/s', 'WRITE/s', 'NET-RX/s', 'NET-TX/s', 'CPU-S'], rows.map((r) => [
+  return head + table(['NAME', 'STATE', 'PID', 'VCPUS', 'CPU%', 'MEMORY', 'MIN/MAX', 'AVAIL', 'RSS', 'READ/s', 'WRITE/s', 'NET-RX/s', 'NET-TX/s', 'CPU-S'], rows.map((r) => [
     r.name, r.state, r.pid === null ? '-' : String(r.pid), String(r.vcpus), r.cpuPercent.toFixed(1),
-    r.memoryBytes ? formatSize(r.memoryBytes) : '-', r.rssBytes === null ? '-' : formatSize(r.rssBytes),
+    r.memoryBytes ? formatSize(r.memoryBytes) : '-',
+    r.guaranteedMemoryBytes ? `${formatSize(r.guaranteedMemoryBytes)}/${formatSize(r.maxMemoryBytes)}` : '-',
+    r.guestAvailableBytes === null || r.guestAvailableBytes === undefined ? '-' : formatSize(r.guestAvailableBytes),
+    r.rssBytes === null ? '-' : formatSize(r.rssBytes),
     formatSize(Math.round(r.diskReadBytesPerSec)), formatSize(Math.round(r.diskWrittenBytesPerSec)),
     formatSize(Math.round(r.netRxBytesPerSec)), formatSize(Math.round(r.netTxBytesPerSec)), r.cpuSeconds.toFixed(1),
   ]));

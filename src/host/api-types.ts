@@ -151,7 +151,14 @@ export interface TopRow {
   vcpus: number;
   /** CPU use in percent of one host core. */
   cpuPercent: number;
+  /** The guest's memory now (0 when not running). */
   memoryBytes: number;
+  /** What it is guaranteed (a dynamic VM's minimum, another's memory; 0 when not running) and the RAM it boots with. */
+  guaranteedMemoryBytes: number;
+  maxMemoryBytes: number;
+  /** The guest's MemAvailable from its balloon statistics (null before the first, or when not running). */
+  guestAvailableBytes: number | null;
+  /** The VM process's resident memory on the host. */
   rssBytes: number | null;
   diskReadBytesPerSec: number;
   diskWrittenBytesPerSec: number;

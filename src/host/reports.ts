@@ -3,6 +3,7 @@
  * (`GET /v1/vms/{name}`), live rates (`GET /v1/top`) and metering totals (`GET /v1/usage`).
  * Sizes in bytes, times in ms since the epoch.
  */
+import { guaranteedBytes } from './memory-balancer.js';
 import { join } from 'node:path';
 import type { MemoryBudget, HostCapacity } from './admission.js';
 import type { CgroupDriver } from './cgroups.js';
@@ -92,6 +93,9 @@ export function topRows(src: ReportSources): TopRow[] {
     return {
       name, state: e.rt.state, pid: alive ? e.rt.pid ?? null : null, vcpus: e.def.vcpus,
       memoryBytes: alive ? e.rt.memoryBytes ?? e.def.memoryBytes : 0,
+      guaranteedMemoryBytes: alive ? guaranteedBytes(e) : 0,
+      maxMemoryBytes: e.guest?.memory?.maxBytes ?? e.def.maxMemoryBytes ?? e.def.memoryBytes,
+      guestAvailableBytes: alive ? e.guest?.memory?.guest?.availableBytes ?? null : null,
       rssBytes: alive && e.rt.pid ? processRssBytes(e.rt.pid) ?? null : null,
       ...src.meter.topFigures(name, alive),
     };

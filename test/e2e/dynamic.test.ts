@@ -20,7 +20,7 @@
  *     (Growing the file system online with resize2fs is in debian.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { describeRun, findTool, host, tempTsvisorHome, tsvisor, withVmLogs, type RunResult } from './helpers.js';
@@ -215,4 +215,65 @@ test('dynamic resources: free page reporting returns freed guest memory; vm set 
     const v = JSON.parse(host(qemuImg, ['info', '--output=json', data]).toString());
     assert.equal(v['virtual-size'], 256 * MiB);
   }
+});
+
+test('dynamic memory policy: an idle guest shrinks to its working set plus buffer, a guest that allocates 1 GiB gets it without an OOM kill, within the host budget', { timeout: 10 * T }, async () => {
+  const DYN = `${VM}-p`;
+  // a host budget of 2 GiB whatever this machine has
+  const total = Number(/MemTotal:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) * 1024;
+  const limit = 2048 * MiB;
+  await tsvisor(['daemon', 'stop'], { env, timeoutMs: T });
+  writeFileSync(join(root, 'home', 'host.json'), JSON.stringify({ overcommit: limit / total }));
+  const bad = await tsvisor(['vm', 'create', 'x', '--memory', '512M', '--min-memory', '1G', '--memory-policy', 'dynamic'], { env });
+  assert.equal(bad.code, 1, describeRun('--min-memory above --memory', bad));
+  assert.match(bad.stderr, /^tsvisor: minimum memory 1024 MiB: expected whole MiB from 64 MiB to the memory \(512 MiB\)\n$/);
+  await cli(['vm', 'create', DYN, '--memory', '512M', '--max-memory', '1536M', '--min-memory', '96M', '--memory-policy', 'dynamic', '--network', 'none']);
+  await withVmLogs(() => join(root, 'home'), [DYN], async () => {
+    await cli(['vm', 'start', DYN]);
+    const dinfo = async () => JSON.parse((await cli(['vm', 'info', DYN, '--json'])).stdout);
+    const dguest = async (script: string) => (await cli(['vm', 'exec', DYN, '--', 'sh', '-c', script])).stdout;
+    pid = (await dinfo()).pid;
+    await waitFor(3 * T, async () => (await tsvisor(['vm', 'exec', DYN, '--', 'true'], { env })).code === 0, () => 'the guest agent answers');
+    let worst = 0;
+    const budget = setInterval(() => {
+      void tsvisor(['host', 'info', '--json'], { env }).then((r) => {
+        if (r.code === 0) worst = Math.max(worst, JSON.parse(r.stdout).memory.allocatedBytes);
+      });
+    }, 2000);
+    try {
+      // idle: the memory comes down to the working set + 20 % (32 MiB at least), and so does the guest's RAM on the host
+      let m: any = null;
+      const target = () => {
+        const g = m.guest;
+        const ws = g.totalBytes - g.availableBytes;
+        return ws + Math.max(32 * MiB, ws * 0.2);
+      };
+      await waitFor(60_000, async () => {
+        m = (await dinfo()).memory;
+        return !!m?.guest?.availableBytes && m.currentBytes < 256 * MiB && m.currentBytes <= target() + 8 * MiB;
+      }, () => `memory ${JSON.stringify(m)}`);
+      // the mapping also holds the engine's 80 MiB below the RAM, partly touched
+      await waitFor(30_000, () => guestRamRssBytes() <= m.currentBytes + 80 * MiB,
+        () => `guest RAM resident ${guestRamRssBytes() >> 20} MiB for ${m.currentBytes >> 20} MiB of memory`);
+      const idle = m.currentBytes;
+
+      // busy: 1 GiB in a tmpfs; the memory follows and no process is killed
+      const t0 = Date.now();
+      await dguest('mkdir -p /mnt/t && mount -t tmpfs -o size=1100m tmpfs /mnt/t && dd if=/dev/zero of=/mnt/t/big bs=1M count=1024 2>/dev/null && sync');
+      const took = Date.now() - t0;
+      assert.equal((await dguest('du -m /mnt/t/big')).split(/\s/)[0], '1024', 'all of it written');
+      m = (await dinfo()).memory;
+      assert.ok(m.currentBytes >= 1024 * MiB + idle / 2, `memory ${m.currentBytes >> 20} MiB with 1 GiB in use`);
+      assert.equal(Number(/oom_kill (\d+)/.exec(await dguest('cat /proc/vmstat'))![1]), 0, 'no OOM kill in the guest');
+      assert.equal(m.guest.oomKills ?? 0, 0);
+      console.log(`# dynamic: idle ${idle >> 20} MiB; 1 GiB written in ${took} ms; memory then ${m.currentBytes >> 20} MiB`);
+      await dguest('rm /mnt/t/big && umount /mnt/t');
+      // and back down once it is freed
+      await waitFor(60_000, async () => (await dinfo()).memory.currentBytes < 512 * MiB, () => 'the memory to come back down');
+    } finally {
+      clearInterval(budget);
+    }
+    assert.ok(worst > 0 && worst <= limit, `allocated at most ${worst >> 20} MiB of the ${limit >> 20} MiB budget`);
+    await cli(['vm', 'kill', DYN]);
+  });
 });
