@@ -10,7 +10,13 @@
  *     (grow back to 2 GiB);
  *   - host RSS 10 s after the balloon reached a target of 512 MiB.
  *
- * Not measured yet: the automatic policy's four VMs (the policy is not built).
+ *
+ * Then the automatic policy (tsvisor alone: QEMU has none of its own): four VMs on
+ * `--memory-policy dynamic` (512 MiB to start, 128 MiB guaranteed, 1 GiB at most each)
+ * under a host budget of 2 GiB, half the sum of their maxima; once they idle, one writes
+ * 768 MiB to a tmpfs: how much memory each holds, how long the writing took, how long until
+ * the busy one held it, whether any guest killed a process, and the most the budget
+ * ever counted.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -93,6 +99,52 @@ async function tsvisorSide(): Promise<Figures> {
   return f;
 }
 
+/** The figures of the policy run (bytes and seconds). */
+interface PolicyFigures {
+  idle: number[]; idleRss: number[]; busy: number[]; busyRss: number[];
+  writeS: number; holdS?: number; worstAllocated: number; limit: number; oomKills: number;
+}
+
+async function policySide(): Promise<PolicyFigures> {
+  const { root, env } = tempTsvisorHome('tsvisor-bench-pol-');
+  const limit = 2 * GiB;
+  const total = Number(/MemTotal:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) * 1024;
+  const d = await runDaemon({ paths: hostPaths(env), log: () => {}, overcommit: limit / total });
+  const names = [0, 1, 2, 3].map((i) => `pol${i}-${process.pid.toString(36)}`);
+  let worst = 0;
+  const watch = setInterval(() => { worst = Math.max(worst, d.host.info().memory.allocatedBytes); }, 100);
+  try {
+    for (const name of names) {
+      d.host.create({ name, memoryBytes: 512 * MiB, maxMemoryBytes: GiB, minMemoryBytes: 128 * MiB, memoryPolicy: 'dynamic', networks: ['none'] });
+      await d.host.start(name);
+    }
+    for (const name of names) {
+      if (await timeUntil(400_000, () => !!d.host.get(name).guest?.agent) === undefined) throw new Error(`the guest agent of ${name} never answered`);
+    }
+    await sleep(SETTLE_S * 1000);
+    const mem = () => names.map((n) => d.host.get(n).memory?.currentBytes ?? 0);
+    const rss = () => names.map((n) => processRssBytes(d.host.get(n).pid!) ?? 0);
+    const idle = mem();
+    const idleRss = rss();
+    const t0 = performance.now();
+    await exec(d, names[0], 'mkdir -p /mnt/t && mount -t tmpfs -o size=900m tmpfs /mnt/t && dd if=/dev/zero of=/mnt/t/f bs=1M count=768 2>/dev/null && sync');
+    const writeS = (performance.now() - t0) / 1000;
+    const holdS = await timeUntil(60_000, () => mem()[0] >= 768 * MiB);
+    const busy = mem();
+    const busyRss = rss();
+    const oomKills = names.reduce((s, n) => s + (d.host.get(n).memory?.guest?.oomKills ?? 0), 0);
+    return { idle, idleRss, busy, busyRss, writeS, holdS: holdS === undefined ? undefined : writeS + holdS, worstAllocated: worst, limit, oomKills };
+  } finally {
+    clearInterval(watch);
+    for (const name of names) {
+      await d.host.kill(name).catch(() => undefined);
+      await d.host.delete(name, { force: true }).catch(() => undefined);
+    }
+    await d.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 /** QEMU's human monitor on a Unix socket: send a command, collect what it answers within 500 ms. */
 async function hmp(sock: string, command: string): Promise<string> {
   return await new Promise((resolve, reject) => {
@@ -156,7 +208,10 @@ export async function benchDynamic(g: Guests, work: string): Promise<string[]> {
     log('dynamic: qemu -m 2G with virtio-balloon (free-page-reporting=on)');
     q = await qemuSide(g, work);
   }
+  log('dynamic: four VMs on the dynamic policy under a 2 GiB budget');
+  const p = await policySide();
   const m = (x: number | undefined) => (x === undefined ? undefined : x / MiB);
+  const list = (xs: number[]) => xs.map((x) => Math.round(x / MiB)).join(' / ');
   return [
     `== dynamic memory: a 2 GiB guest (1 vCPU, default image); host RSS of the VM process (MiB) and balloon times (s)`,
     `QEMU: ${g.qemuVersion}, -device virtio-balloon-device,free-page-reporting=on, monitor "balloon N"`,
@@ -173,6 +228,10 @@ export async function benchDynamic(g: Guests, work: string): Promise<string[]> {
       ['grow 1 GiB -> 2 GiB', t.growS, q.growS],
     ], 's'),
     '',
-    'not measured: four VMs under the automatic policy (not built yet)',
+    `== dynamic policy: 4 VMs (start 512 MiB, min 128 MiB, max 1 GiB each) under a ${p.limit / MiB} MiB budget; VM 1 then writes 768 MiB to a tmpfs`,
+    `memory idle (MiB):           ${list(p.idle)}   (host RSS ${list(p.idleRss)})`,
+    `memory with VM 1 busy (MiB): ${list(p.busy)}   (host RSS ${list(p.busyRss)})`,
+    `VM 1 wrote 768 MiB in ${p.writeS.toFixed(1)} s; it held 768 MiB or more ${p.holdS === undefined ? 'never (within 60 s)' : `${p.holdS.toFixed(1)} s after the writing began`}`,
+    `OOM kills in the guests: ${p.oomKills}; most memory the budget counted: ${Math.round(p.worstAllocated / MiB)} MiB of ${p.limit / MiB} MiB`,
   ];
 }

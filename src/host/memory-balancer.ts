@@ -79,14 +79,14 @@ export class MemoryBalancer {
     const m = e.guest?.memory;
     const g = m?.guest;
     const held = e.rt.memoryBytes ?? e.def.memoryBytes;
-    if (!m || !g || g.totalBytes === undefined || g.availableBytes === undefined) return held;
-    const s = { totalBytes: g.totalBytes, availableBytes: g.availableBytes, allocStalls: g.allocStalls ?? 0 };
+    if (!m || !g || g.availableBytes === undefined) return held;
+    const s = { totalBytes: m.maxBytes - m.balloonBytes, availableBytes: g.availableBytes, allocStalls: g.allocStalls ?? 0 };
     const pct = e.def.memoryBufferPercent ?? DEFAULT_BUFFER_PERCENT;
     const pressure = underPressure(s, this.stalls.get(name) ?? -1, pct);
     this.stalls.set(name, s.allocStalls);
     const ws = workingSetBytes(s);
     const want = ceilMiB(ws + bufferBytes(ws, pct));
-    return pressure ? Math.max(want, ceilMiB(held + Math.max(held / 2, PRESSURE_GROW_BYTES))) : want;
+    return pressure ? Math.max(want, ceilMiB(held + Math.max(held, PRESSURE_GROW_BYTES))) : want;
   }
 
   /**

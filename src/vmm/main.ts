@@ -46,7 +46,7 @@ import { VmMemory, MemoryChangeError } from './memory.js';
 import { DEFAULT_BUFFER_PERCENT, defaultMinMemory, type MemoryPolicy } from './memory-policy.js';
 
 /** How often a dynamic VM looks at its guest's memory (ms). */
-const POLICY_TICK_MS = 500;
+const POLICY_TICK_MS = 250;
 import { VcpuChangeError, cpuOnlineScript } from './vcpus.js';
 import { madviseDiscarder } from '../devices/node/discard.js';
 import { IoLimiter } from '../devices/io-limiter.js';

@@ -1,5 +1,5 @@
 /**
- * Dynamic memory, the VM's own half (Hyper-V Dynamic Memory's guest-facing loop): twice a
+ * Dynamic memory, the VM's own half (Hyper-V Dynamic Memory's guest-facing loop): four times a
  * second the VM process reads its guest's balloon statistics and moves the balloon so that
  * the guest keeps its working set plus a buffer. It grows at once (and faster while the
  * guest is short of memory), never beyond the ceiling the host daemon grants it (the
@@ -24,7 +24,10 @@ export interface MemoryPolicy {
 
 /** One reading of the guest's balloon statistics (virtio 1.2 §5.5.6.3), bytes. */
 export interface MemorySample {
-  /** MemTotal: follows the balloon. */
+  /**
+   * The memory the guest holds: its RAM less what its balloon holds (not MemTotal, which
+   * also leaves out what the kernel reserved at boot, memory the guest needs all the same).
+   */
   totalBytes: number;
   /** MemAvailable: free memory plus what the guest can reclaim without swapping. */
   availableBytes: number;
@@ -36,8 +39,21 @@ export interface MemorySample {
 export interface PolicyState {
   /** allocStalls of the last reading (-1: none yet). */
   lastStalls: number;
-  /** When the guest was last short of memory (ms, the caller's clock). */
-  lastPressureMs: number;
+  /** The working set of the last reading (bytes; -1: none yet). */
+  lastWorkingSet: number;
+  /** How much it grew at the reading before (bytes). */
+  lastGrowth: number;
+  /** When the guest was last short of memory or its working set last grew (ms, the caller's clock). */
+  lastActiveMs: number;
+  /** The last decision was a step of a shrink (which then goes on to its end). */
+  shrinking: boolean;
+  /** When the last shrink step was decided (ms): the balloon inflating makes the guest reclaim, and stall, for a while. */
+  lastShrinkMs: number;
+}
+
+/** A fresh {@link PolicyState}. */
+export function newPolicyState(): PolicyState {
+  return { lastStalls: -1, lastWorkingSet: -1, lastGrowth: 0, lastActiveMs: 0, shrinking: false, lastShrinkMs: -Infinity };
 }
 
 /** `--memory-buffer` when not given (percent), as Hyper-V's default. */
@@ -50,14 +66,20 @@ export function defaultMinMemory(memoryBytes: number): number {
   return Math.min(memoryBytes, DEFAULT_MIN_MEMORY_BYTES);
 }
 
-/** A shrink waits for this long without pressure (ms). */
-export const SHRINK_CALM_MS = 3000;
+/** A shrink waits for this long without pressure nor a growing working set (ms). */
+export const SHRINK_CALM_MS = 10_000;
+/** Allocation stalls this soon after a shrink step are the balloon's own (ms). */
+export const SHRINK_STALL_MS = 3000;
+/** A working set that grew by more than this between two readings is busy (bytes). */
+export const GROWTH_NOISE_BYTES = 4 * MIB;
 /** The buffer is at least this (bytes): a guest with a tiny working set still has room to start a program. */
-export const MIN_BUFFER_BYTES = 32 * MIB;
+export const MIN_BUFFER_BYTES = 64 * MIB;
 /** What a shrink leaves the guest beyond what it could give (bytes; see vmm/memory.ts SHRINK_RESERVE_BYTES). */
 export const POLICY_SHRINK_RESERVE_BYTES = 32 * MIB;
 /** Smallest growth while the guest is short of memory (bytes). */
-export const PRESSURE_GROW_BYTES = 128 * MIB;
+export const PRESSURE_GROW_BYTES = 256 * MIB;
+/** How many of its last growths a growing working set gets on top of its buffer (at 4 readings a second: 1 s ahead). */
+export const TREND_READINGS = 4;
 
 /** `bytes` rounded up to whole MiB. */
 export function ceilMiB(bytes: number): number {
@@ -65,8 +87,8 @@ export function ceilMiB(bytes: number): number {
 }
 
 /**
- * The guest's working set from one reading: what it uses and cannot reclaim
- * (`MemTotal - MemAvailable`), bytes.
+ * The guest's working set from one reading: what it holds and cannot give
+ * (its memory less `MemAvailable`), bytes.
  */
 export function workingSetBytes(s: MemorySample): number {
   return Math.max(0, s.totalBytes - s.availableBytes);
@@ -78,39 +100,61 @@ export function bufferBytes(workingSet: number, bufferPercent: number): number {
 }
 
 /**
- * Whether the guest is short of memory in reading `s`: less than half its buffer
- * available, or allocations stalled since the last reading while less than the whole
- * buffer is (a balloon inflating reclaims too, and stalls, with room to spare).
+ * Whether the guest is short of memory in reading `s`: less than a quarter of its buffer
+ * available, or allocations stalled since the last reading while less than half of it is
+ * (a balloon inflating reclaims too, and stalls, with room to spare). `lastStalls` -1:
+ * stalls do not count.
  */
 export function underPressure(s: MemorySample, lastStalls: number, bufferPercent: number): boolean {
   const buffer = bufferBytes(workingSetBytes(s), bufferPercent);
-  if (s.availableBytes < buffer / 2) return true;
-  return lastStalls >= 0 && s.allocStalls > lastStalls && s.availableBytes < buffer;
+  if (s.availableBytes < buffer / 4) return true;
+  return lastStalls >= 0 && s.allocStalls > lastStalls && s.availableBytes < buffer / 2;
 }
 
 /**
  * The memory the guest should have after reading `s` (bytes, whole MiB), given that it
- * has `currentBytes` now; updates `state`. Growth: to working set + buffer, and while
- * under pressure by at least half again (PRESSURE_GROW_BYTES at least), up to the
- * ceiling. Shrink: when above the ceiling, as far as the guest can give; otherwise after
- * SHRINK_CALM_MS without pressure, toward working set + buffer, when that frees at least
- * 1/16 of its memory (32 MiB at least), and never past `MemAvailable` less
- * POLICY_SHRINK_RESERVE_BYTES. Never below `minBytes`.
+ * has `currentBytes` now; updates `state`.
+ *
+ * Allocation stalls within SHRINK_STALL_MS of a shrink step are not pressure (the balloon's).
+ * Growth, at once and up to the ceiling: to working set + buffer; while the working set
+ * grew at the last two readings, also TREND_READINGS times the smaller growth on top (the trend); under pressure
+ * to at least twice the memory (PRESSURE_GROW_BYTES more at least). Growths of less than GROWTH_NOISE_BYTES wait for
+ * more. Shrink: when above the ceiling, as far as the guest can give (`MemAvailable` less
+ * POLICY_SHRINK_RESERVE_BYTES); otherwise only after SHRINK_CALM_MS with neither pressure
+ * nor a growing working set, toward working set + buffer + that reserve when it frees at least 1/16
+ * of the memory (32 MiB at least), by at most 1/8 of it (64 MiB at least) per reading,
+ * and on to the end once begun, never past what the guest can give. Never below `minBytes`.
  */
 export function policyTarget(p: MemoryPolicy, currentBytes: number, s: MemorySample, state: PolicyState, nowMs: number): number {
-  const pressure = underPressure(s, state.lastStalls, p.bufferPercent);
-  state.lastStalls = s.allocStalls;
-  if (pressure) state.lastPressureMs = nowMs;
-  const ceiling = Math.max(p.minBytes, p.ceilingBytes);
+  const pressure = underPressure(s, nowMs - state.lastShrinkMs < SHRINK_STALL_MS ? -1 : state.lastStalls, p.bufferPercent);
   const ws = workingSetBytes(s);
-  let want = ceilMiB(ws + bufferBytes(ws, p.bufferPercent));
-  if (pressure) want = Math.max(want, ceilMiB(currentBytes + Math.max(currentBytes / 2, PRESSURE_GROW_BYTES)));
+  const growth = state.lastWorkingSet >= 0 ? ws - state.lastWorkingSet : 0;
+  // growing at two readings in a row (one alone may be free page reporting holding pages for a moment)
+  const trend = Math.min(growth, state.lastGrowth);
+  const busy = trend > GROWTH_NOISE_BYTES;
+  state.lastStalls = s.allocStalls;
+  state.lastWorkingSet = ws;
+  state.lastGrowth = growth;
+  if (pressure || busy) state.lastActiveMs = nowMs;
+  const ceiling = Math.max(p.minBytes, p.ceilingBytes);
+  const need = ceilMiB(ws + bufferBytes(ws, p.bufferPercent) + (busy ? TREND_READINGS * trend : 0));
+  let want = need;
+  if (pressure) want = Math.max(want, ceilMiB(currentBytes + Math.max(currentBytes, PRESSURE_GROW_BYTES)));
   want = Math.min(Math.max(want, p.minBytes), ceiling);
-  if (want > currentBytes) return want;
+  const shrinking = state.shrinking;
+  state.shrinking = false;
+  if (want > currentBytes && (pressure || want - currentBytes >= GROWTH_NOISE_BYTES)) return want;
   const canGive = Math.max(0, s.availableBytes - POLICY_SHRINK_RESERVE_BYTES);
   const floor = Math.max(p.minBytes, ceilMiB(currentBytes - canGive));
   if (currentBytes > ceiling) return Math.min(currentBytes, Math.max(ceiling, floor));
-  if (pressure || nowMs - state.lastPressureMs < SHRINK_CALM_MS) return currentBytes;
-  if (currentBytes - want < Math.max(32 * MIB, currentBytes / 16)) return currentBytes;
-  return Math.min(currentBytes, Math.max(want, floor));
+  // a shrink leaves the reserve on top of the buffer: growth and shrink do not chase each other
+  want = Math.min(Math.max(need + POLICY_SHRINK_RESERVE_BYTES, p.minBytes), ceiling);
+  if (pressure || busy || nowMs - state.lastActiveMs < SHRINK_CALM_MS || want >= currentBytes) return currentBytes;
+  // a shrink starts only when it is worth it, and then goes on to its end
+  if (!shrinking && currentBytes - want < Math.max(32 * MIB, currentBytes / 16)) return currentBytes;
+  const step = Math.max(64 * MIB, currentBytes / 8);
+  const target = Math.min(currentBytes, ceilMiB(Math.max(want, floor, currentBytes - step)));
+  state.shrinking = target < currentBytes;
+  if (state.shrinking) state.lastShrinkMs = nowMs;
+  return target;
 }

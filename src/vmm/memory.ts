@@ -9,7 +9,7 @@ import type { BalloonConfig } from '../machine/board.js';
 import type { BalloonStats, VirtioBalloon } from '../devices/virtio/balloon.js';
 import type { VmMemoryStatus } from './control-api.js';
 import { MIN_MEMORY_BYTES as MIN_GUEST_MEMORY_BYTES } from './vm-config.js';
-import { policyTarget, type MemoryPolicy, type PolicyState } from './memory-policy.js';
+import { newPolicyState, policyTarget, type MemoryPolicy, type PolicyState } from './memory-policy.js';
 
 const MIB = 1024 * 1024;
 /**
@@ -37,7 +37,7 @@ export class VmMemory {
   private current: number;
   private balloon: VirtioBalloon | null = null;
   private policy: MemoryPolicy | null = null;
-  private policyState: PolicyState = { lastStalls: -1, lastPressureMs: 0 };
+  private policyState: PolicyState = newPolicyState();
   /** When the statistics the policy last acted on were taken (ms). */
   private policySeenMs = 0;
 
@@ -116,7 +116,7 @@ export class VmMemory {
       }
       p = { ...p, ceilingBytes: Math.min(Math.max(p.ceilingBytes, p.minBytes), this.maxBytes) };
     }
-    if (p && !this.policy) this.policyState = { lastStalls: -1, lastPressureMs: 0 };
+    if (p && !this.policy) this.policyState = newPolicyState();
     this.policy = p;
   }
 
@@ -124,24 +124,33 @@ export class VmMemory {
   get dynamicPolicy(): MemoryPolicy | null { return this.policy ? { ...this.policy } : null; }
 
   /**
-   * One step of the dynamic policy (call it about twice a second): act on statistics newer
-   * than the last ones acted on, then ask the guest for fresh ones. Returns the new memory
+   * One step of the dynamic policy (call it about four times a second): act on statistics the
+   * guest took after its balloon reached the last target (older ones would count a move
+   * twice), then ask it for fresh ones. Returns the new memory
    * (bytes) when it moved, else null.
    */
   policyTick(nowMs: number): number | null {
     const b = this.balloon;
     const p = this.policy;
     if (!p || !b || !b.active) return null;
+    // decide only on figures the guest took once its balloon had caught up with the last move
+    if (b.actualPages !== b.targetPages) {
+      this.policySeenMs = nowMs;
+      b.requestStats();
+      return null;
+    }
     const last = b.lastStats();
     let moved: number | null = null;
     const s = last?.stats;
-    if (last && last.atMs > this.policySeenMs && s?.totalMemory !== undefined && s.availableMemory !== undefined) {
+    if (last && last.atMs > this.policySeenMs && s?.availableMemory !== undefined) {
       this.policySeenMs = last.atMs;
-      const target = policyTarget(p, this.current, { totalBytes: s.totalMemory, availableBytes: s.availableMemory, allocStalls: s.allocStalls ?? 0 }, this.policyState, nowMs);
+      const held = this.maxBytes - b.actualPages * 4096;
+      const target = policyTarget(p, this.current, { totalBytes: held, availableBytes: s.availableMemory, allocStalls: s.allocStalls ?? 0 }, this.policyState, nowMs);
       if (target !== this.current) {
         this.current = target;
         b.setTargetPages((this.maxBytes - target) / 4096);
         moved = target;
+        this.policySeenMs = nowMs;
       }
     }
     b.requestStats();

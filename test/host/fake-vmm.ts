@@ -16,7 +16,7 @@
  * Run without arguments (as the test runner does with every file), it does nothing.
  */
 import { readFileSync, rmSync } from 'node:fs';
-import { DEFAULT_BUFFER_PERCENT, defaultMinMemory, policyTarget, type MemoryPolicy, type PolicyState } from '../../src/vmm/memory-policy.js';
+import { DEFAULT_BUFFER_PERCENT, defaultMinMemory, newPolicyState, policyTarget, type MemoryPolicy, type PolicyState } from '../../src/vmm/memory-policy.js';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -38,7 +38,7 @@ function main(dir: string): void {
   let policy: MemoryPolicy | null = def.memoryPolicy === 'dynamic'
     ? { minBytes: def.minMemoryBytes ?? defaultMinMemory(def.memoryBytes), ceilingBytes: def.memoryBytes, bufferPercent: def.memoryBufferPercent ?? DEFAULT_BUFFER_PERCENT }
     : null;
-  const policyState: PolicyState = { lastStalls: -1, lastPressureMs: 0 };
+  const policyState: PolicyState = newPolicyState();
   const guest = () => ({ totalBytes: memoryBytes, availableBytes: Math.max(0, memoryBytes - workingSet()), allocStalls: 0 });
   setInterval(() => {
     if (policy) memoryBytes = policyTarget(policy, memoryBytes, guest(), policyState, Date.now());

@@ -327,7 +327,7 @@ describe('Host with a fake cgroup v1 root', () => {
       for (const n of ['mbusy', 'midle1', 'midle2']) pids.push((await h.start(n)).pid!);
       const now = (n: string) => h.get(n).memory?.currentBytes ?? 0;
       // idle guests (working set 100 MiB) shrink to their minimum; their ceilings still share the rest
-      await waitFor(() => now('midle1') === 256 * MiB && now('midle2') === 256 * MiB && now('mbusy') === 256 * MiB, 10_000, 'idle VMs to shrink');
+      await waitFor(() => now('midle1') === 256 * MiB && now('midle2') === 256 * MiB && now('mbusy') === 256 * MiB, 30_000, 'idle VMs to shrink');
       // the busy one's working set grows to 2800 MiB: it gets working set + 20 %, capped at its 3 GiB
       writeFileSync(join(paths.vms, 'mbusy', 'fake-working-set'), '2800');
       await waitFor(() => now('mbusy') === 3 * GiB, 10_000, 'the busy VM to grow');
