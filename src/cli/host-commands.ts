@@ -291,7 +291,7 @@ function addDefinitionOptions(cmd: Command): Command {
     .option('--cpus <n>', 'number of vCPUs; a running VM brings them online or offline at once, up to the vCPUs it booted with')
     .option('--max-cpus <n>', 'vCPUs the guest boots with, so that --cpus can grow up to it while the VM runs (none: the same as --cpus)')
     .addOption(new Option('--engine <kind>', 'how guest code runs: jit (hot code translated to wasm, the default) or interp (the interpreter alone)').choices(ENGINE_KINDS))
-    .option('-m, --memory <size>', 'guest memory (K, M, G suffixes); a running VM gets it at once through its balloon, up to the RAM it booted with')
+    .option('-m, --memory <size>', 'guest memory (K, M, G suffixes); a running VM gets it at once through its balloon, up to the RAM it booted with (a dynamic VM: the memory it starts with)')
     .option('--max-memory <size>', 'RAM the guest boots with, so that --memory can grow up to it while the VM runs (none: the same as --memory)')
     .addOption(new Option('--memory-policy <policy>', 'dynamic: the memory follows the guest\'s needs between --min-memory and --max-memory, starting at --memory; static (the default): it moves only when asked').choices(['static', 'dynamic']))
     .option('--min-memory <size>', 'a dynamic VM\'s guaranteed memory, what admission reserves (default: --memory, at most 256M)')

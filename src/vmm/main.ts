@@ -44,12 +44,12 @@ import { NO_SSHD_MARK, hostnameScript, sshUserScript } from './guest-setup.js';
 import { nicAttachment } from './network.js';
 import { VmMemory, MemoryChangeError } from './memory.js';
 import { DEFAULT_BUFFER_PERCENT, defaultMinMemory, type MemoryPolicy } from './memory-policy.js';
-
-/** How often a dynamic VM looks at its guest's memory (ms). */
-const POLICY_TICK_MS = 250;
 import { VcpuChangeError, cpuOnlineScript } from './vcpus.js';
 import { madviseDiscarder } from '../devices/node/discard.js';
 import { IoLimiter } from '../devices/io-limiter.js';
+
+/** How often a dynamic VM looks at its guest's memory (ms). */
+const POLICY_TICK_MS = 250;
 
 /**
  * Largest exec stdin: the agent runs one `sh -c` command line, which Linux limits to

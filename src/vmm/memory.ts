@@ -17,6 +17,8 @@ const MIB = 1024 * 1024;
  * less this reserve may go), so that reclaim never pushes it into its OOM killer.
  */
 export const SHRINK_RESERVE_BYTES = 32 * MIB;
+/** The longest the dynamic policy waits for the balloon to reach its last target before it decides again (ms). */
+const POLICY_SETTLE_MS = 2000;
 /** Statistics older than this are refreshed when the status is read (ms). */
 const STATS_REFRESH_MS = 2000;
 
@@ -40,6 +42,8 @@ export class VmMemory {
   private policyState: PolicyState = newPolicyState();
   /** When the statistics the policy last acted on were taken (ms). */
   private policySeenMs = 0;
+  /** Since when the balloon has not reached its target (ms; null: it has). */
+  private unsettledSinceMs: number | null = null;
 
   /**
    * @param maxBytes the RAM the guest boots with (bytes, whole MiB)
@@ -120,24 +124,27 @@ export class VmMemory {
     this.policy = p;
   }
 
-  /** The policy in force (null: static). */
-  get dynamicPolicy(): MemoryPolicy | null { return this.policy ? { ...this.policy } : null; }
-
   /**
    * One step of the dynamic policy (call it about four times a second): act on statistics the
    * guest took after its balloon reached the last target (older ones would count a move
-   * twice), then ask it for fresh ones. Returns the new memory
-   * (bytes) when it moved, else null.
+   * twice; after POLICY_SETTLE_MS, on the latest anyway), then ask it for fresh ones.
+   * Returns the new memory (bytes) when it moved, else null.
    */
   policyTick(nowMs: number): number | null {
     const b = this.balloon;
     const p = this.policy;
     if (!p || !b || !b.active) return null;
-    // decide only on figures the guest took once its balloon had caught up with the last move
+    // decide only on figures the guest took once its balloon had caught up with the last move,
+    // or after POLICY_SETTLE_MS when it does not (a guest that cannot give what was asked)
     if (b.actualPages !== b.targetPages) {
-      this.policySeenMs = nowMs;
-      b.requestStats();
-      return null;
+      this.unsettledSinceMs ??= nowMs;
+      if (nowMs - this.unsettledSinceMs < POLICY_SETTLE_MS) {
+        this.policySeenMs = nowMs;
+        b.requestStats();
+        return null;
+      }
+    } else {
+      this.unsettledSinceMs = null;
     }
     const last = b.lastStats();
     let moved: number | null = null;
