@@ -17,9 +17,13 @@
  * 768 MiB to a tmpfs: how much memory each holds, how long the writing took, how long until
  * the busy one held it, whether any guest killed a process, and the most the budget
  * ever counted.
+ *
+ * Last, disk fairness: one VM appends 4 KiB to a file and `fdatasync`s it, 300 times
+ * (ext4 on a raw disk), alone and while a second VM writes 1.5 GiB to its own disk as
+ * fast as it can (equal weights, no limits): operations per second of the first, both ways.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { tempTsvisorHome } from '../test/e2e/helpers.js';
@@ -50,10 +54,7 @@ async function timeUntil(ms: number, probe: () => Promise<boolean> | boolean): P
 
 /** Run `script` in the guest through the daemon's exec; throws unless it exits 0. */
 async function exec(d: Daemon, name: string, script: string): Promise<void> {
-  const res = await d.host.openExec(name, { argv: ['sh', '-c', script] });
-  let text = '';
-  for await (const c of res) text += (c as Buffer).toString();
-  if (res.statusCode !== 200 || !text.includes('"exit":0')) throw new Error(`exec in ${name} failed: ${text.slice(-300)}`);
+  await execOut(d, name, script);
 }
 
 async function tsvisorSide(): Promise<Figures> {
@@ -145,6 +146,59 @@ async function policySide(): Promise<PolicyFigures> {
   }
 }
 
+/** Run `script` in the guest through the daemon's exec; its standard output. Throws unless it exits 0. */
+async function execOut(d: Daemon, name: string, script: string): Promise<string> {
+  const res = await d.host.openExec(name, { argv: ['sh', '-c', script] });
+  let text = '';
+  for await (const c of res) text += (c as Buffer).toString();
+  if (res.statusCode !== 200 || !text.includes('"exit":0')) throw new Error(`exec in ${name} failed: ${text.slice(-300)}`);
+  let out = '';
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    const ev = JSON.parse(line) as { stream?: string; data?: string };
+    if (ev.stream === 'stdout' && ev.data) out += Buffer.from(ev.data, 'base64').toString();
+  }
+  return out;
+}
+
+/** fdatasync'ed 4 KiB appends per second, alone and beside a VM that writes flat out. */
+interface FairnessFigures { alone: number; contended: number; writerMiBs?: number }
+
+const SYNC_LOOP = 'read a x < /proc/uptime; i=0; while [ $i -lt 300 ]; do printf "%4095s\\n" $i >> /mnt/f; sync -d /mnt/f; i=$((i+1)); done; read b x < /proc/uptime; echo $a $b';
+
+async function fairnessSide(): Promise<FairnessFigures> {
+  const { root, env } = tempTsvisorHome('tsvisor-bench-io-');
+  const d = await runDaemon({ paths: hostPaths(env), log: () => {} });
+  const [syncer, writer] = ['sync', 'flood'].map((n) => `${n}-${process.pid.toString(36)}`);
+  try {
+    for (const [name, size] of [[syncer, 256 * MiB], [writer, 2 * GiB]] as const) {
+      const disk = join(root, `${name}.img`);
+      writeFileSync(disk, '');
+      truncateSync(disk, size);
+      d.host.create({ name, memoryBytes: 512 * MiB, networks: ['none'], disks: [{ path: disk }] });
+      await d.host.start(name);
+    }
+    for (const name of [syncer, writer]) {
+      if (await timeUntil(400_000, () => !!d.host.get(name).guest?.agent) === undefined) throw new Error(`the guest agent of ${name} never answered`);
+    }
+    await execOut(d, syncer, 'mke2fs -q -F /dev/vda && mount /dev/vda /mnt');
+    const rate = (out: string) => { const [a, b] = out.trim().split(' ').map(Number); return 300 / (b - a); };
+    const alone = rate(await execOut(d, syncer, `rm -f /mnt/f; ${SYNC_LOOP}`));
+    const flood = execOut(d, writer, 'read a x < /proc/uptime; dd if=/dev/zero of=/dev/vda bs=1M count=1536 conv=fsync 2>/dev/null; read b x < /proc/uptime; echo $a $b');
+    await sleep(3000);
+    const contended = rate(await execOut(d, syncer, `rm -f /mnt/f; ${SYNC_LOOP}`));
+    const [a, b] = (await flood).trim().split(' ').map(Number);
+    return { alone, contended, writerMiBs: 1536 / (b - a) };
+  } finally {
+    for (const name of [syncer, writer]) {
+      await d.host.kill(name).catch(() => undefined);
+      await d.host.delete(name, { force: true }).catch(() => undefined);
+    }
+    await d.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 /** QEMU's human monitor on a Unix socket: send a command, collect what it answers within 500 ms. */
 async function hmp(sock: string, command: string): Promise<string> {
   return await new Promise((resolve, reject) => {
@@ -210,6 +264,8 @@ export async function benchDynamic(g: Guests, work: string): Promise<string[]> {
   }
   log('dynamic: four VMs on the dynamic policy under a 2 GiB budget');
   const p = await policySide();
+  log('dynamic: disk fairness, an fdatasync loop beside a VM writing flat out');
+  const io = await fairnessSide();
   const m = (x: number | undefined) => (x === undefined ? undefined : x / MiB);
   const list = (xs: number[]) => xs.map((x) => Math.round(x / MiB)).join(' / ');
   return [
@@ -233,5 +289,8 @@ export async function benchDynamic(g: Guests, work: string): Promise<string[]> {
     `memory with VM 1 busy (MiB): ${list(p.busy)}   (host RSS ${list(p.busyRss)})`,
     `VM 1 wrote 768 MiB in ${p.writeS.toFixed(1)} s; it held 768 MiB or more ${p.holdS === undefined ? 'never (within 60 s)' : `${p.holdS.toFixed(1)} s after the writing began`}`,
     `OOM kills in the guests: ${p.oomKills}; most memory the budget counted: ${Math.round(p.worstAllocated / MiB)} MiB of ${p.limit / MiB} MiB`,
+    '',
+    '== disk fairness: 300 fdatasync\'ed 4 KiB appends (ext4 on a raw disk), alone and while another VM writes 1.5 GiB flat out (equal weights, no limits)',
+    `operations/s alone ${io.alone.toFixed(1)}, beside the writer ${io.contended.toFixed(1)} (${((io.contended / io.alone) * 100).toFixed(0)} % of alone; the writer: ${io.writerMiBs?.toFixed(1) ?? 'n/a'} MiB/s)`,
   ];
 }

@@ -9,7 +9,9 @@
  *   net    user-mode networking through passt: TCP each way and HTTP request latency (net.ts)
  *   host   the daemon: four 1 GiB VMs, CPU weight 2:1, CPU cap 50%, metering (host.ts)
  *   dynamic  a 2 GiB VM's RSS idle, after freeing 1 GiB, at a 512 MiB balloon target, and
- *          balloon shrink/grow times, against QEMU's virtio-balloon (dynamic.ts)
+ *          balloon shrink/grow times, against QEMU's virtio-balloon; four VMs on the dynamic
+ *          memory policy under a budget of half their maxima; an fdatasync loop's rate alone
+ *          and beside a VM writing flat out (dynamic.ts)
  *   debian the Debian image: boot to multi-user.target and to the agent against QEMU, build
  *          time, ten VMs from one base and their overlays' bytes (debian.ts; not in the
  *          default set: ~30 minutes)

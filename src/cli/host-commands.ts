@@ -154,7 +154,7 @@ export function formatVmInfo(v: VmInfo): string {
     ['net sent', `${formatSize(v.usage.netTxBytes)} (${v.usage.netTxPackets} packets)`],
     ['log', v.log],
   ];
-  return lines.map(([k, val]) => `${(k + ':').padEnd(14)}${val}\n`).join('');
+  return lines.map(([k, val]) => `${(k + ':').padEnd(16)}${val}\n`).join('');
 }
 
 /** `tsvisor vm list` text. */
