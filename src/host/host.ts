@@ -295,7 +295,8 @@ export class Host {
 
   /** All VMs, sorted by name. */
   list(): VmInfo[] {
-    return [...this.entries.keys()].sort().map((n) => this.vmInfo(n, this.entries.get(n)!));
+    const src = this.sources(); // once: the budget walks every VM
+    return [...this.entries.keys()].sort().map((n) => vmInfo(src, n, this.entries.get(n)!));
   }
 
   /** One VM; throws HostError('not_found'). */
