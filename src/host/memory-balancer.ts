@@ -53,7 +53,7 @@ export interface BalancerHost {
 /** Divides memory among dynamic VMs; see the file comment. */
 export class MemoryBalancer {
   private chain: Promise<unknown> = Promise.resolve();
-  /** allocStalls of each VM's last statistics, to see new stalls. */
+  /** allocStalls of each VM's last statistics, to see new stalls (a rebooted guest counts from 0: no false alarm). */
   private stalls = new Map<string, number>();
 
   constructor(private readonly host: BalancerHost) {}
@@ -137,7 +137,7 @@ export class MemoryBalancer {
       wantBytes: this.want(name, e),
     }));
     const plan = planCeilings(vms, pool);
-    // lower first (at once in the books), then raise within what the books allow
+    // cuts first, then raises within what the books allow once the cuts are booked
     const order = [...dyn].sort(([a, ea], [b, eb]) => (plan.get(a)! - (ea.rt.ceilingBytes ?? 0)) - (plan.get(b)! - (eb.rt.ceilingBytes ?? 0)));
     for (const [name, e] of order) {
       const old = e.rt.ceilingBytes;
@@ -150,7 +150,7 @@ export class MemoryBalancer {
       const v = vms.find((x) => x.name === name)!;
       const policy = { minBytes: v.minBytes, ceilingBytes: ceiling, bufferPercent: e.def.memoryBufferPercent ?? DEFAULT_BUFFER_PERCENT };
       const sent = e.guest?.memory?.policy;
-      if (old === ceiling && sent && sent.minBytes === policy.minBytes && sent.bufferPercent === policy.bufferPercent) continue;
+      if (old === ceiling && sent && sent.ceilingBytes === ceiling && sent.minBytes === policy.minBytes && sent.bufferPercent === policy.bufferPercent) continue;
       // a raise is booked before the VM hears of it, a cut once it has: the books never show less than the VM may take
       const raise = old === undefined || ceiling > old;
       if (raise) e.rt.ceilingBytes = ceiling;
@@ -164,10 +164,5 @@ export class MemoryBalancer {
         this.host.log(`${name}: cannot grant its memory ceiling of ${ceiling / MIB} MiB: ${(err as Error).message}`);
       }
     }
-  }
-
-  /** Forget what was seen of VM `name` (it stopped). */
-  forget(name: string): void {
-    this.stalls.delete(name);
   }
 }
