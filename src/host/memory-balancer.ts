@@ -11,9 +11,7 @@
  */
 import { ALIVE, type Entry } from './entry.js';
 import { hostShortfall, planCeilings, readHostMemory, type HostMemory, type PlanVm } from './memory-plan.js';
-import {
-  DEFAULT_BUFFER_PERCENT, PRESSURE_GROW_BYTES, bufferBytes, ceilMiB, defaultMinMemory, underPressure, workingSetBytes,
-} from '../vmm/memory-policy.js';
+import { DEFAULT_BUFFER_PERCENT, defaultMinMemory, neededBytes, underPressure, workingSetBytes } from '../vmm/memory-policy.js';
 
 const MIB = 1024 * 1024;
 /** `--memory-priority` when not given. */
@@ -84,9 +82,7 @@ export class MemoryBalancer {
     const pct = e.def.memoryBufferPercent ?? DEFAULT_BUFFER_PERCENT;
     const pressure = underPressure(s, this.stalls.get(name) ?? -1, pct);
     this.stalls.set(name, s.allocStalls);
-    const ws = workingSetBytes(s);
-    const want = ceilMiB(ws + bufferBytes(ws, pct));
-    return pressure ? Math.max(want, ceilMiB(held + Math.max(held, PRESSURE_GROW_BYTES))) : want;
+    return neededBytes(workingSetBytes(s), pct, held, pressure);
   }
 
   /**

@@ -74,8 +74,12 @@ export const SHRINK_STALL_MS = 3000;
 export const GROWTH_NOISE_BYTES = 4 * MIB;
 /** The buffer is at least this (bytes): a guest with a tiny working set still has room to start a program. */
 export const MIN_BUFFER_BYTES = 64 * MIB;
-/** What a shrink leaves the guest beyond what it could give (bytes; see vmm/memory.ts SHRINK_RESERVE_BYTES). */
-export const POLICY_SHRINK_RESERVE_BYTES = 32 * MIB;
+/**
+ * What a shrink leaves the guest beyond the memory it cannot give (its `MemAvailable`
+ * less this may go), so that reclaim never pushes it into its OOM killer (bytes). Also
+ * what the policy's shrink leaves on top of the buffer.
+ */
+export const SHRINK_RESERVE_BYTES = 32 * MIB;
 /** Smallest growth while the guest is short of memory (bytes). */
 export const PRESSURE_GROW_BYTES = 256 * MIB;
 /** How many of its last growths a growing working set gets on top of its buffer (at 4 readings a second: 1 s ahead). */
@@ -100,6 +104,17 @@ export function bufferBytes(workingSet: number, bufferPercent: number): number {
 }
 
 /**
+ * The memory a guest with working set `ws` and memory `currentBytes` needs now (bytes,
+ * whole MiB, not clamped): working set + buffer + `trendBytes`, and under pressure at
+ * least twice its memory (PRESSURE_GROW_BYTES more at least). The VM's policy and the
+ * daemon's plan (src/host/memory-balancer.ts) both grow by it.
+ */
+export function neededBytes(ws: number, bufferPercent: number, currentBytes: number, pressure: boolean, trendBytes = 0): number {
+  const need = ceilMiB(ws + bufferBytes(ws, bufferPercent) + trendBytes);
+  return pressure ? Math.max(need, ceilMiB(currentBytes + Math.max(currentBytes, PRESSURE_GROW_BYTES))) : need;
+}
+
+/**
  * Whether the guest is short of memory in reading `s`: less than a quarter of its buffer
  * available, or allocations stalled since the last reading while less than half of it is
  * (a balloon inflating reclaims too, and stalls, with room to spare). `lastStalls` -1:
@@ -120,7 +135,7 @@ export function underPressure(s: MemorySample, lastStalls: number, bufferPercent
  * grew at the last two readings, also TREND_READINGS times the smaller growth on top (the trend); under pressure
  * to at least twice the memory (PRESSURE_GROW_BYTES more at least). Growths of less than GROWTH_NOISE_BYTES wait for
  * more. Shrink: when above the ceiling, as far as the guest can give (`MemAvailable` less
- * POLICY_SHRINK_RESERVE_BYTES); otherwise only after SHRINK_CALM_MS with neither pressure
+ * SHRINK_RESERVE_BYTES); otherwise only after SHRINK_CALM_MS with neither pressure
  * nor a growing working set, toward working set + buffer + that reserve when it frees at least 1/16
  * of the memory (32 MiB at least), by at most 1/8 of it (64 MiB at least) per reading,
  * and on to the end once begun, never past what the guest can give. Never below `minBytes`.
@@ -137,18 +152,17 @@ export function policyTarget(p: MemoryPolicy, currentBytes: number, s: MemorySam
   state.lastGrowth = growth;
   if (pressure || busy) state.lastActiveMs = nowMs;
   const ceiling = Math.max(p.minBytes, p.ceilingBytes);
-  const need = ceilMiB(ws + bufferBytes(ws, p.bufferPercent) + (busy ? TREND_READINGS * trend : 0));
-  let want = need;
-  if (pressure) want = Math.max(want, ceilMiB(currentBytes + Math.max(currentBytes, PRESSURE_GROW_BYTES)));
-  want = Math.min(Math.max(want, p.minBytes), ceiling);
+  // (under pressure the shrink below never runs, so one figure serves both ways)
+  const need = neededBytes(ws, p.bufferPercent, currentBytes, pressure, busy ? TREND_READINGS * trend : 0);
+  let want = Math.min(Math.max(need, p.minBytes), ceiling);
   const shrinking = state.shrinking;
   state.shrinking = false;
   if (want > currentBytes && (pressure || want - currentBytes >= GROWTH_NOISE_BYTES)) return want;
-  const canGive = Math.max(0, s.availableBytes - POLICY_SHRINK_RESERVE_BYTES);
+  const canGive = Math.max(0, s.availableBytes - SHRINK_RESERVE_BYTES);
   const floor = Math.max(p.minBytes, ceilMiB(currentBytes - canGive));
   if (currentBytes > ceiling) return Math.min(currentBytes, Math.max(ceiling, floor));
   // a shrink leaves the reserve on top of the buffer: growth and shrink do not chase each other
-  want = Math.min(Math.max(need + POLICY_SHRINK_RESERVE_BYTES, p.minBytes), ceiling);
+  want = Math.min(Math.max(need + SHRINK_RESERVE_BYTES, p.minBytes), ceiling);
   if (pressure || busy || nowMs - state.lastActiveMs < SHRINK_CALM_MS || want >= currentBytes) return currentBytes;
   // a shrink starts only when it is worth it, and then goes on to its end
   if (!shrinking && currentBytes - want < Math.max(32 * MIB, currentBytes / 16)) return currentBytes;

@@ -9,14 +9,11 @@ import type { BalloonConfig } from '../machine/board.js';
 import type { BalloonStats, VirtioBalloon } from '../devices/virtio/balloon.js';
 import type { VmMemoryStatus } from './control-api.js';
 import { MIN_MEMORY_BYTES as MIN_GUEST_MEMORY_BYTES } from './vm-config.js';
-import { newPolicyState, policyTarget, type MemoryPolicy, type PolicyState } from './memory-policy.js';
+import { SHRINK_RESERVE_BYTES, newPolicyState, policyTarget, type MemoryPolicy, type PolicyState } from './memory-policy.js';
+
+export { SHRINK_RESERVE_BYTES };
 
 const MIB = 1024 * 1024;
-/**
- * What a shrink leaves the guest beyond the memory it cannot give (its `MemAvailable`
- * less this reserve may go), so that reclaim never pushes it into its OOM killer.
- */
-export const SHRINK_RESERVE_BYTES = 32 * MIB;
 /** The longest the dynamic policy waits for the balloon to reach its last target before it decides again (ms). */
 const POLICY_SETTLE_MS = 2000;
 /** Statistics older than this are refreshed when the status is read (ms). */
