@@ -99,6 +99,31 @@ export function openApiDocument(version = '0.1.0'): Record<string, unknown> {
           },
         },
       },
+      '/v1/vms/{name}/disks': {
+        post: {
+          summary: 'attach a disk image as the last disk; a running guest sees a new vdX at once (a spare virtio slot, bound by its agent); the definition keeps it',
+          parameters: [nameParam],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('DiskAttach') } } },
+          responses: {
+            200: json({
+              type: 'object', required: ['device', 'vm'],
+              properties: { device: { type: ['string', 'null'], description: "the guest's name of the disk (vdc); null for a stopped VM" }, vm: ref('Vm') },
+            }, 'the disk and the VM'),
+            ...errors(400, 401, 404, 409),
+          },
+        },
+      },
+      '/v1/vms/{name}/disks/{disk}': {
+        delete: {
+          summary: 'detach a disk (not the CD-ROM); a running guest lets it go first, refused while mounted, swap or held there unless force; the image file is kept',
+          parameters: [
+            nameParam,
+            { name: 'disk', in: 'path', required: true, schema: { type: 'string' }, description: 'vda, vdb, ... (attach order), an index, or the image path' },
+            { name: 'force', in: 'query', required: false, schema: { type: 'string', enum: ['1', 'true', 'yes'] }, description: 'detach even while the guest uses it (it is synced first)' },
+          ],
+          responses: { 200: json(ref('Vm'), 'the VM'), ...errors(400, 401, 404, 409) },
+        },
+      },
       '/v1/vms/{name}/disks/{disk}/resize': {
         post: {
           summary: 'grow a disk (raw or qcow2); a running guest sees the new size at once (virtio-blk configuration change)',

@@ -123,6 +123,13 @@ export const DiskResizeBody = z.strictObject({
     .meta({ description: 'the new size in bytes, at least the current one (disks only grow)', example: 2147483648 }),
 }).meta({ id: 'DiskResize' });
 
+/** `POST /v1/vms/{name}/disks`. */
+export const DiskAttachBody = z.strictObject({
+  path: z.string().min(1).refine((p) => p.startsWith('/') && !p.includes('\0'), 'must be an absolute path')
+    .meta({ description: 'the disk image (raw or qcow2) on the daemon\'s host', example: '/srv/disks/data.qcow2' }),
+  readonly: z.boolean().optional().meta({ description: 'attach it read-only (default false)' }),
+}).meta({ id: 'DiskAttach' });
+
 export const StopBody = z.strictObject({
   timeoutMs: z.number().int().min(0).max(3_600_000).optional()
     .meta({ description: 'graceful shutdown time before the VM process is killed (default 30000)' }),

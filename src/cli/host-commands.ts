@@ -15,7 +15,7 @@ import { Command, Option } from 'commander';
 import { ENGINE_KINDS } from '../engine/hart.js';
 import { ApiClient, ApiClientError, apiTarget, readJsonAnswer } from '../api/client.js';
 import { pingSocket, runDaemon } from '../api/daemon.js';
-import type { HostInfo, TopRow, UsageReport, VmInfo } from '../host/api-types.js';
+import type { DiskAttachResult, HostInfo, TopRow, UsageReport, VmInfo } from '../host/api-types.js';
 import { hostPaths, type HostPaths } from '../host/paths.js';
 import type { RestartPolicy } from '../host/types.js';
 import { UsageError } from './errors.js';
@@ -502,9 +502,30 @@ export function registerHostCommands(program: Command): void {
     .option('--json', 'print the VM as JSON')
     .action(async (name: string, disk: string, size: string, o: { json?: boolean }) => {
       const bytes = parseSize(size, 'size');
-      const v = await api<VmInfo>('POST', `${vmPath(name)}/disks/${encodeURIComponent(disk)}/resize`, { sizeBytes: bytes });
+      const spec = /^(vd[a-z]|\d+)$/.test(disk) ? disk : resolvePath(disk);
+      const v = await api<VmInfo>('POST', `${vmPath(name)}/disks/${encodeURIComponent(spec)}/resize`, { sizeBytes: bytes });
       if (o.json) process.stdout.write(JSON.stringify(v, null, 2) + '\n');
       else process.stdout.write(`${name}: disk ${disk} is now ${formatSize(bytes)}${v.state === 'running' || v.state === 'paused' ? ' (the guest was told)' : ''}\n`);
+    });
+  vmDisk.command('attach').description('attach a disk image (raw or qcow2) as the last disk; a running guest sees a new vdX at once, and the VM keeps it')
+    .argument('<name>').argument('<file>', 'the image (created with tsvisor disk create or qemu-img)')
+    .option('--readonly', 'attach it read-only')
+    .option('--json', 'print the result as JSON')
+    .action(async (name: string, file: string, o: { readonly?: boolean; json?: boolean }) => {
+      const path = resolvePath(file);
+      const r = await api<DiskAttachResult>('POST', `${vmPath(name)}/disks`, { path, ...(o.readonly ? { readonly: true } : {}) });
+      if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      else process.stdout.write(`${name}: attached ${path}${r.device ? ` (the guest's /dev/${r.device})` : ' (at its next start)'}\n`);
+    });
+  vmDisk.command('detach').description('detach a disk; a running guest lets it go first (refused while it is mounted there, unless --force); the image file is kept')
+    .argument('<name>').argument('<disk>', 'vda, vdb, ... (attach order), an index, or the image path')
+    .option('--force', 'detach even while the guest uses it (the guest syncs first; what it has not written is lost)')
+    .option('--json', 'print the VM as JSON')
+    .action(async (name: string, disk: string, o: { force?: boolean; json?: boolean }) => {
+      const spec = /^(vd[a-z]|\d+)$/.test(disk) ? disk : resolvePath(disk);
+      const v = await api<VmInfo>('DELETE', `${vmPath(name)}/disks/${encodeURIComponent(spec)}${o.force ? '?force=true' : ''}`);
+      if (o.json) process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+      else process.stdout.write(`${name}: detached ${disk}\n`);
     });
   vm.command('exec').description('run a command in the guest; exits with its status').usage('[options] <name> -- <command...>')
     .argument('<name>').argument('<command...>')

@@ -53,6 +53,12 @@ export interface VmCreateInput {
   engine?: EngineKind;
 }
 
+/** `POST /v1/vms/{name}/disks`: the guest's name of the new disk (null for a stopped VM) and the VM. */
+export interface DiskAttachResult {
+  device: string | null;
+  vm: VmInfo;
+}
+
 /** Changes to a VM (`PATCH`): `null` removes an optional field. CPU weight and cap apply at once. */
 export interface VmPatch {
   /** Applies to a running VM at once (the guest agent brings vCPUs online or offline), up to the harts it booted with. */

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { ensureDefaultImage } from '../images/index.js';
 import { bootDiskFirmware, createImageOverlay, resolveImage } from './system-disk.js';
 import type { VmProcessStatus } from '../vmm/control-api.js';
-import { admitMemory, hostCapacity, memoryBudget, type HostCapacity, type MemoryBudget } from './admission.js';
+import { hostCapacity, type HostCapacity, type MemoryBudget } from './admission.js';
 import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
 import { detectCgroups, type CgroupDriver } from './cgroups.js';
 import { HostError } from './errors.js';
@@ -31,14 +31,15 @@ import { processAlive, processCpuSeconds, readProcStat } from './procfs.js';
 import { VmStore, checkVmName, validateDefinition, type VmExit } from './store.js';
 import { NetworkConfigError, checkPortsFree, freeLoopbackPort } from '../vmm/network.js';
 import type { VmDefinition, VmState } from './types.js';
-import type { HostInfo, TopRow, UsageReport, VmCreateInput, VmInfo, VmPatch } from './api-types.js';
+import type { DiskAttachResult, HostInfo, TopRow, UsageReport, VmCreateInput, VmInfo, VmPatch } from './api-types.js';
 import { VmChannel } from './vm-channel.js';
-import { diskIndex, resizeStoppedDisk } from './disk-resize.js';
-import { newDefinition, patchDefinition } from './definitions.js';
+import { newDefinition } from './definitions.js';
 import { ALIVE, type Entry } from './entry.js';
 import { hostInfo, topRows, usageReport, vmInfo, type ReportSources } from './reports.js';
 import { NetworkManager } from './network-manager.js';
-import { MemoryBalancer, guaranteedBytes } from './memory-balancer.js';
+import { MemoryBalancer } from './memory-balancer.js';
+import { MemoryAdmission } from './memory-admission.js';
+import { VmChanges } from './vm-changes.js';
 import type { HostMemory } from './memory-plan.js';
 
 /** The VM process entry point next to this module (dist/src/vmm/main.js). */
@@ -113,6 +114,10 @@ export class Host {
   readonly networks: NetworkManager;
   /** Divides memory among the VMs on the dynamic policy. */
   private readonly balancer: MemoryBalancer;
+  /** The memory budget and what may take from it. */
+  private readonly admission: MemoryAdmission;
+  /** `vm set` and `vm disk`: changes to definitions and running VMs. */
+  private readonly changes: VmChanges;
 
   private constructor(opts: HostOptions) {
     this.opts = opts;
@@ -140,6 +145,17 @@ export class Host {
       changed: (name, e) => this.save(name, e),
       log: (l) => this.log(l),
       hostMemory: opts.hostMemory,
+    });
+    this.admission = new MemoryAdmission({ entries: this.entries, capacity: this.capacity, overcommit: this.overcommit, balancer: this.balancer, roomWaitMs: opts.roomWaitMs });
+    this.changes = new VmChanges({
+      store: this.store, cgroups: this.cgroups, meter: this.meter, capacity: this.capacity, admission: this.admission, balancer: this.balancer,
+      locked: (name, fn) => this.locked(name, fn),
+      channel: (name) => this.channel(name),
+      noteStatus: (name, e, st) => this.noteStatus(name, e, st),
+      save: (name, e) => this.save(name, e),
+      checkNetworksExist: (def) => this.checkNetworksExist(def),
+      get: (name) => this.get(name),
+      log: (line) => this.log(line),
     });
   }
 
@@ -239,41 +255,12 @@ export class Host {
 
   /** RAM promised to VM processes that are alive (a dynamic VM: its memory or its ceiling, the larger). */
   allocatedBytes(): number {
-    return this.balancer.allocatedBytes();
-  }
-
-  /**
-   * Make `bytes` of the budget free for `action` on VM `name`: when they are not free now,
-   * the dynamic VMs' ceilings are cut and this waits (up to `roomWaitMs`) for them to give
-   * memory back.
-   * @throws HostError('insufficient_resources') with the figures when it stays short.
-   */
-  private async makeRoom(name: string, bytes: number, action: string): Promise<void> {
-    const deadline = Date.now() + (this.opts.roomWaitMs ?? 30_000);
-    // wait only while the dynamic VMs could still give enough back
-    while (this.budget().freeBytes < bytes && this.budget().freeBytes + this.balancer.reclaimableBytes() >= bytes) {
-      await this.balancer.rebalance(bytes);
-      if (this.budget().freeBytes >= bytes || Date.now() >= deadline) break;
-      await sleep(500);
-    }
-    admitMemory(name, bytes, this.budget(), action);
-  }
-
-  /**
-   * Admission of VM `name`'s guarantee (a dynamic VM's minimum, another's memory): the
-   * guarantees of the live VMs together stay within the limit.
-   * @throws HostError('insufficient_resources') with the figures.
-   */
-  private admitGuarantee(name: string, e: Entry): void {
-    let sum = 0;
-    for (const [n, o] of this.entries) if (n !== name && ALIVE.includes(o.rt.state)) sum += guaranteedBytes(o);
-    const budget = this.budget();
-    admitMemory(name, guaranteedBytes(e), memoryBudget(budget.capacityBytes, budget.overcommit, sum), `start ${name} (guaranteed memory)`);
+    return this.admission.allocatedBytes();
   }
 
   /** The memory budget now. */
   budget(): MemoryBudget {
-    return memoryBudget(this.capacity.memoryBytes, this.overcommit, this.allocatedBytes());
+    return this.admission.budget();
   }
 
   /** What the reports (reports.ts) are computed from, now. */
@@ -368,134 +355,26 @@ export class Host {
   }
 
   /**
-   * Change a VM's definition. CPU weight and cap, the network rate and the memory apply to
-   * a running VM at once (the memory through its balloon, up to the RAM it booted with;
-   * growing it is admitted against the host's budget first); the rest at its next start.
+   * Change a VM's definition; what a running VM can take applies at once (see
+   * {@link VmChanges.update}).
    */
   update(name: string, patch: VmPatch): Promise<VmInfo> {
-    return this.locked(name, async (e) => {
-      const next = patchDefinition(e.def, patch);
-      validateDefinition(next, { cores: this.capacity.cores });
-      this.checkNetworksExist(next);
-      // A running VM takes some changes at once, one after the other. What it took is kept in
-      // the definition even when a later one is refused, so that the two never disagree.
-      let applied: VmDefinition = e.def;
-      const took = (...keys: Array<keyof VmDefinition>) => {
-        const a = { ...applied } as Record<string, unknown>;
-        for (const k of keys) { if (next[k] === undefined) delete a[k]; else a[k] = next[k]; }
-        applied = a as unknown as VmDefinition;
-      };
-      const running = e.rt.state === 'running' || e.rt.state === 'paused';
-      try {
-        const cpuChanged = next.cpuWeight !== e.def.cpuWeight || next.cpuCap !== e.def.cpuCap;
-        if (cpuChanged && ALIVE.includes(e.rt.state) && this.cgroups.version !== 'none') {
-          try {
-            this.cgroups.apply(name, next.cpuWeight, next.cpuCap);
-          } catch (err) {
-            throw new HostError('internal', `cannot apply CPU weight/cap to ${name}: ${(err as Error).message}`);
-          }
-          took('cpuWeight', 'cpuCap');
-        }
-        // a dynamic VM's memory is its policy's; its --memory is where it starts next time
-        if (next.memoryBytes !== e.def.memoryBytes && ALIVE.includes(e.rt.state) && next.memoryPolicy !== 'dynamic' && e.def.memoryPolicy !== 'dynamic') {
-          await this.setRunningMemory(name, e, next.memoryBytes);
-          took('memoryBytes');
-        }
-        if (next.vcpus !== e.def.vcpus && ALIVE.includes(e.rt.state)) {
-          await this.setRunningCpus(name, e, next.vcpus);
-          took('vcpus');
-        }
-        const disk = { iops: next.diskIops ?? 0, bps: next.diskBps ?? 0 };
-        if ((disk.iops !== (e.def.diskIops ?? 0) || disk.bps !== (e.def.diskBps ?? 0)) && running) {
-          await this.channel(name).post('/disk-rate', disk);
-          took('diskIops', 'diskBps');
-        }
-        const rate = next.netRateMbit ?? 0;
-        if (rate !== (e.def.netRateMbit ?? 0) && running) await this.channel(name).post('/net-rate', { mbit: rate });
-      } catch (err) {
-        if (applied !== e.def) {
-          this.store.saveDefinition(applied);
-          e.def = applied;
-          this.log(`updated ${name} in part (${(err as Error).message})`);
-        }
-        throw err;
-      }
-      this.store.saveDefinition(next);
-      e.def = next;
-      this.log(`updated ${name}: ${JSON.stringify(patch)}`);
-      const policyChanged = (['memoryPolicy', 'minMemoryBytes', 'memoryBufferPercent', 'memoryPriority'] as const).some((k) => patch[k] !== undefined);
-      if (policyChanged && running) await this.balancer.rebalance();
-      return this.get(name);
-    });
+    return this.changes.update(name, patch);
   }
 
-  /**
-   * Bring a running VM's online vCPUs to `count` (through its guest agent), up to the
-   * harts it booted with.
-   * @throws HostError: conflict (not running, no agent, the guest refused), invalid_argument (above its harts).
-   */
-  private async setRunningCpus(name: string, e: Entry, count: number): Promise<void> {
-    if (e.rt.state !== 'running') throw new HostError('conflict', `VM ${name} is ${e.rt.state}: its vCPUs can change while it runs`);
-    try {
-      this.noteStatus(name, e, await this.channel(name).post('/cpus', { count }, 30_000) as VmProcessStatus);
-    } catch (err) {
-      const reason = err instanceof HostError ? err.details?.reason : undefined;
-      throw typeof reason === 'string' && err instanceof HostError ? new HostError(err.code, `cannot change the vCPUs of ${name}: ${reason}`) : err;
-    }
-  }
-
-  /**
-   * Move a running VM's memory to `bytes` (its balloon): growth beyond what it holds is
-   * admitted first; its reservation follows once the VM process took the change.
-   * @throws HostError: conflict (not running or paused, or the guest cannot give that much
-   *   now), insufficient_resources, invalid_argument (above the RAM it booted with).
-   */
-  private async setRunningMemory(name: string, e: Entry, bytes: number): Promise<void> {
-    if (e.rt.state !== 'running' && e.rt.state !== 'paused') throw new HostError('conflict', `VM ${name} is ${e.rt.state}: its memory can change once it runs`);
-    const reserved = e.rt.memoryBytes ?? e.def.memoryBytes;
-    if (bytes > reserved) await this.makeRoom(name, bytes - reserved, `grow ${name} to ${bytes / (1024 * 1024)} MiB`);
-    // reserve before the await, so that two changes cannot both pass on the same free memory
-    e.rt.memoryBytes = Math.max(reserved, bytes);
-    try {
-      const st = await this.channel(name).post('/memory', { bytes }) as VmProcessStatus;
-      e.rt.memoryBytes = bytes;
-      this.meter.ledger.setRunMemory(name, bytes);
-      this.noteStatus(name, e, st);
-    } catch (err) {
-      e.rt.memoryBytes = reserved;
-      // the VM process's reason is meant for the user as it is
-      const reason = err instanceof HostError ? err.details?.reason : undefined;
-      throw typeof reason === 'string' && err instanceof HostError ? new HostError(err.code, `cannot change the memory of ${name}: ${reason}`) : err;
-    } finally {
-      this.save(name, e);
-    }
-  }
-
-  /**
-   * Grow disk `disk` of VM `name` (`vda`, an index or its path; see disk-resize.ts) to
-   * `bytes`: a running VM's own process grows it and tells the guest, which sees the new
-   * size at once; a stopped VM's image is grown here.
-   * @throws HostError: not_found, invalid_argument (no such disk, the CD-ROM, read-only,
-   *   smaller than now, not a multiple of 512), conflict (starting or stopping).
-   */
+  /** Grow one of a VM's disks (see {@link VmChanges.resizeDisk}). */
   resizeDisk(name: string, disk: string, bytes: number): Promise<VmInfo> {
-    return this.locked(name, async (e) => {
-      const i = diskIndex(e.def, disk);
-      if (e.rt.state === 'running' || e.rt.state === 'paused') {
-        try {
-          this.noteStatus(name, e, await this.channel(name).post('/disk-resize', { index: i, bytes }, 60_000) as VmProcessStatus);
-        } catch (err) {
-          const reason = err instanceof HostError ? err.details?.reason : undefined;
-          throw typeof reason === 'string' && err instanceof HostError ? new HostError(err.code, reason) : err;
-        }
-      } else if (ALIVE.includes(e.rt.state)) {
-        throw new HostError('conflict', `VM ${name} is ${e.rt.state}: resize its disk once it runs or has stopped`);
-      } else {
-        resizeStoppedDisk(e.def.disks[i].path, bytes);
-      }
-      this.log(`${name}: disk ${disk} grown to ${bytes} bytes`);
-      return this.get(name);
-    });
+    return this.changes.resizeDisk(name, disk, bytes);
+  }
+
+  /** Attach a disk image to a VM, running or not (see {@link VmChanges.attachDisk}). */
+  attachDisk(name: string, path: string, opts: { readonly?: boolean } = {}): Promise<DiskAttachResult> {
+    return this.changes.attachDisk(name, path, opts);
+  }
+
+  /** Detach one of a VM's disks, running or not (see {@link VmChanges.detachDisk}). */
+  detachDisk(name: string, disk: string, opts: { force?: boolean } = {}): Promise<VmInfo> {
+    return this.changes.detachDisk(name, disk, opts);
   }
 
   /** Delete a VM (its folder, cgroup; usage totals are kept). A VM whose process is alive needs `force`. */
@@ -564,11 +443,10 @@ export class Host {
     // `vm ssh` goes through a loopback port chosen at each start, published to the guest's port 22
     const sshPort = e.def.ssh && e.def.nics?.some((n) => n.kind === 'user') ? await freeLoopbackPort() : 0;
     if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
-    this.admitGuarantee(name, e);
-    await this.makeRoom(name, e.def.memoryBytes, `start ${name}`);
+    await this.admission.admitStart(name, e);
     if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
     // admission and reservation in one synchronous step: two starts cannot both pass on the same free memory
-    admitMemory(name, e.def.memoryBytes, this.budget());
+    this.admission.checkStart(name, e);
     const p = this.store.paths(name);
     e.intent = undefined;
     e.guest = undefined;

@@ -21,6 +21,7 @@ import { Aclint } from '../devices/aclint.js';
 import { GoldfishRtc } from '../devices/goldfish-rtc.js';
 import { Syscon, type PowerEvent } from '../devices/syscon.js';
 import { VirtioMmioTransport } from '../devices/virtio/mmio.js';
+import { VirtioMmioSlot } from '../devices/virtio/mmio-slot.js';
 import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
 import { VirtioConsole, type VirtioConsolePort } from '../devices/virtio/console.js';
@@ -131,6 +132,12 @@ export interface BoardConfig {
   agent?: AgentChannelConfig;
   /** Memory balloon, in the virtio slot after the agent channel (and free page reporting with it). Absent: none. */
   balloon?: BalloonConfig;
+  /**
+   * Empty virtio-mmio slots reserved after every other device, listed in the device tree,
+   * for disks plugged in while the guest runs ({@link Board.plugDisk}). Default 0; at most
+   * the slots the other devices leave.
+   */
+  hotplugSlots?: number;
   /** Gives guest RAM back to the host for the balloon (Node: madvise, src/devices/node/discard.ts); default zero-fill. */
   discardRam?: RamDiscarder;
   console: CharBackend;
@@ -169,6 +176,12 @@ export class Board {
   readonly agent: VirtioConsolePort | null = null;
   /** The memory balloon, or null without `cfg.balloon`. */
   readonly balloon: VirtioBalloon | null = null;
+  /** The hot-plug slots ({@link BoardConfig.hotplugSlots}), in slot order after the boot devices. */
+  private readonly hotplug: VirtioMmioSlot[] = [];
+  /** The disks in the board now (booted with or plugged in since), by slot. */
+  private readonly plugged = new Map<number, { disk: DiskConfig; blk: VirtioBlk }>();
+  /** The slots that hold a disk or may be given one, by slot index. */
+  private readonly diskSlots = new Map<number, VirtioMmioSlot>();
   private readonly windows: Window[] = [];
   /** virtio-mmio InterruptStatus words, one per slot, shared with the harts' threads. */
   private readonly isrWords = new Int32Array(new SharedArrayBuffer(4 * VIRTIO_SLOTS));
@@ -200,6 +213,10 @@ export class Board {
     if (slots > VIRTIO_SLOTS) {
       throw new BootError(`too many devices: ${cfg.disks.length} disks, ${cfg.nics?.length ?? 0} network cards${cfg.agent ? ', the agent channel' : ''}${cfg.balloon ? ', the balloon' : ''} need ${slots} virtio slots, the board has ${VIRTIO_SLOTS}`);
     }
+    const hotplug = cfg.hotplugSlots ?? 0;
+    if (!Number.isInteger(hotplug) || hotplug < 0 || slots + hotplug > VIRTIO_SLOTS) {
+      throw new BootError(`hotplugSlots ${hotplug}: expected 0..${VIRTIO_SLOTS - slots} (the virtio slots the other devices leave)`);
+    }
     const balloonTarget = cfg.balloon?.targetBytes ?? 0;
     if (!Number.isInteger(balloonTarget) || balloonTarget < 0 || balloonTarget % VIRTIO_BALLOON_PAGE_BYTES !== 0 || balloonTarget >= cfg.ramBytes) {
       throw new BootError(`balloon target ${balloonTarget}: expected a whole number of 4 KiB pages below the RAM size`);
@@ -209,6 +226,7 @@ export class Board {
       const mmio = this.virtioTransport(blk, i);
       this.disks.push(blk);
       this.virtio.push(mmio);
+      this.plugged.set(i, { disk: d, blk });
     });
     for (const n of cfg.nics ?? []) {
       const nic = new VirtioNet(n.backend, { mac: n.mac });
@@ -227,10 +245,68 @@ export class Board {
       this.balloon = new VirtioBalloon({ targetPages: balloonTarget / VIRTIO_BALLOON_PAGE_BYTES, onStats: b.onStats });
       this.virtio.push(this.virtioTransport(this.balloon, this.virtio.length));
     }
-    for (let i = 0; i < VIRTIO_SLOTS; i++) {
-      const base = VIRTIO_BASE + i * VIRTIO_STRIDE;
-      if (i < this.virtio.length) this.map(base, this.virtio[i]);
+    // a disk's slot can be emptied while the guest runs (the disk detached), and a spare one filled
+    for (let i = 0; i < this.virtio.length; i++) {
+      if (i < cfg.disks.length) {
+        const slot = new VirtioMmioSlot();
+        slot.plug(this.virtio[i]);
+        this.diskSlots.set(i, slot);
+        this.map(Board.slotAddress(i), slot);
+      } else {
+        this.map(Board.slotAddress(i), this.virtio[i]);
+      }
     }
+    for (let i = 0; i < hotplug; i++) {
+      const slot = new VirtioMmioSlot();
+      this.hotplug.push(slot);
+      this.diskSlots.set(this.virtio.length + i, slot);
+      this.map(Board.slotAddress(this.virtio.length + i), slot);
+    }
+  }
+
+  /** Guest physical address of virtio-mmio slot `slot`'s window. */
+  static slotAddress(slot: number): number {
+    return VIRTIO_BASE + slot * VIRTIO_STRIDE;
+  }
+
+  /** Hot-plug slots with no device in them. */
+  get freeHotplugSlots(): number {
+    return this.hotplug.filter((s) => !s.transport).length;
+  }
+
+  /**
+   * Plug disk `disk` into the first empty hot-plug slot (the guest finds it once it binds
+   * the slot's platform device again; see devices/virtio/mmio-slot.ts).
+   * @returns the slot's index and the new device.
+   * @throws RangeError when no hot-plug slot is empty.
+   */
+  plugDisk(disk: DiskConfig): { slot: number; blk: VirtioBlk } {
+    const k = this.hotplug.findIndex((s) => !s.transport);
+    if (k < 0) throw new RangeError(`no free virtio slot: the ${this.hotplug.length} slot(s) kept for disks attached while the VM runs are taken (a restart gives the attached disks slots of their own)`);
+    const slot = this.virtio.length + k;
+    const blk = new VirtioBlk(disk.backend, { serial: disk.serial ?? `tsvisor-disk-slot${slot}`, limiter: disk.limiter });
+    this.hotplug[k].plug(this.virtioTransport(blk, slot));
+    this.plugged.set(slot, { disk, blk });
+    return { slot, blk };
+  }
+
+  /**
+   * Empty slot `slot` of a disk (one the board booted with or one plugged in since), after
+   * the guest let its device go, and flush the disk; the caller closes its backend.
+   * @returns the transport's device status when it was unplugged (0 once the driver reset it).
+   * @throws RangeError if `slot` holds no disk.
+   */
+  unplugDisk(slot: number): number {
+    const p = this.plugged.get(slot);
+    const s = this.diskSlots.get(slot);
+    if (!p || !s) throw new RangeError(`virtio slot ${slot} holds no disk`);
+    const status = s.transport?.deviceStatus ?? 0;
+    s.unplug();
+    Atomics.store(this.isrWords, slot, 0);
+    this.plic.setLevel(virtioIrq(slot), false);
+    this.plugged.delete(slot);
+    try { p.disk.backend.flush(); } catch { /* reported by the device on guest flush */ }
+    return status;
   }
 
   /** Build the board and load the kernel, initrd and device tree. Throws BootError. */
@@ -282,7 +358,7 @@ export class Board {
       plicSources: this.plic.numSources,
       plicContexts: this.plic.numContexts,
       plicBuffer: this.plic.buffer,
-      virtio: this.virtio.map((t, i) => ({ base: VIRTIO_BASE + i * VIRTIO_STRIDE, size: t.size, irq: virtioIrq(i), isr: i })),
+      virtio: [...this.virtio, ...this.hotplug].map((t, i) => ({ base: VIRTIO_BASE + i * VIRTIO_STRIDE, size: t.size, irq: virtioIrq(i), isr: i })),
       isrBuffer: this.isrWords.buffer as SharedArrayBuffer,
       windows: this.windows.filter((w) => w.dev !== this.plic).map((w) => ({ base: w.base, size: w.end - w.base })),
     };
@@ -349,9 +425,11 @@ export class Board {
     this.rtc.poll();
   }
 
-  /** Flush every disk (used at power-off). */
+  /** Flush every disk in the board (used at power-off). */
   flushDisks(): void {
-    for (const d of this.cfg.disks) { try { d.backend.flush(); } catch { /* reported by the device on guest flush */ } }
+    for (const p of this.plugged.values()) {
+      try { p.disk.backend.flush(); } catch { /* reported by the device on guest flush */ }
+    }
   }
 
   // ------------------------------------------------------------ device tree
@@ -415,7 +493,7 @@ export class Board {
       .prop('interrupts', [UART_IRQ]).prop('interrupt-parent', [plicPh])
       .prop('clock-frequency', [UART_CLOCK_HZ])
       .prop('reg', [...cells64(UART_BASE), 0, 0x100]).prop('compatible', 'ns16550a');
-    for (let i = 0; i < this.virtio.length; i++) {
+    for (let i = 0; i < this.virtio.length + this.hotplug.length; i++) {
       const base = VIRTIO_BASE + i * VIRTIO_STRIDE;
       soc.child(`virtio_mmio@${base.toString(16)}`)
         .prop('interrupts', [virtioIrq(i)]).prop('interrupt-parent', [plicPh])

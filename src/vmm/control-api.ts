@@ -13,6 +13,11 @@
  *                                   offline; 400 beyond the harts it booted with, 409 without an agent
  *   POST /disk-resize {index, bytes} -> 200; grows disk `index` (not the CD-ROM) to `bytes` (a multiple of 512)
  *                                   and tells the guest (virtio-blk configuration change); 400 when it cannot
+ *   POST /disk-attach {path, readonly?} -> 200 {device, status}; attaches the image at `path` to the running
+ *                                   guest (a spare virtio slot, bound by the guest agent); `device` is the
+ *                                   guest's name of it (`vdc`); 400 bad image or already attached, 409 not now
+ *   POST /disk-detach {path, force?} -> 200; detaches the disk of image `path` (not the CD-ROM) once the guest let it go;
+ *                                   409 while the guest uses it (mounted, swap, held) unless `force`
  *   POST /disk-rate {iops, bps}  -> 200; sets the VM's disk I/O limits (requests/s and bytes/s for all disks, 0: none)
  *   POST /memory  {bytes}        -> 200; moves the balloon so that the guest has `bytes` of RAM (whole MiB,
  *                                   at most the RAM it booted with); 409 when the guest cannot give that much

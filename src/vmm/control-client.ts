@@ -160,6 +160,16 @@ export async function resizeDisk(vmDir: string, index: number, bytes: number, op
   return await call(vmDir, 'POST', '/disk-resize', { index, bytes }, opts) as VmProcessStatus;
 }
 
+/** `POST /disk-attach`: the image at `path` is attached to the running guest; `device` is the guest's name of it. */
+export async function attachDisk(vmDir: string, path: string, readonly: boolean, opts?: RequestOptions): Promise<{ device: string; status: VmProcessStatus }> {
+  return await call(vmDir, 'POST', '/disk-attach', { path, readonly }, opts) as { device: string; status: VmProcessStatus };
+}
+
+/** `POST /disk-detach`: the disk of image `path` is detached from the running guest once it let go (or at once with `force`). */
+export async function detachDisk(vmDir: string, path: string, force: boolean, opts?: RequestOptions): Promise<VmProcessStatus> {
+  return await call(vmDir, 'POST', '/disk-detach', { path, force }, opts) as VmProcessStatus;
+}
+
 /** `POST /disk-rate`: the VM's disk I/O limits (requests/s and bytes/s, 0: none). */
 export async function setDiskRate(vmDir: string, iops: number, bps: number, opts?: RequestOptions): Promise<VmProcessStatus> {
   return await call(vmDir, 'POST', '/disk-rate', { iops, bps }, opts) as VmProcessStatus;

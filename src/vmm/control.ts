@@ -64,6 +64,18 @@ export interface ControlTarget {
    * and tell the guest. Throw ControlHttpError (400 bad disk or size, 409 not now).
    */
   resizeDisk(index: number, bytes: number): void;
+  /**
+   * `POST /disk-attach`: attach the image at `path` (absolute; otherwise unchecked) to the
+   * running guest; resolves with the guest's name of the disk (`vdc`). Rejects with
+   * ControlHttpError (400 cannot be opened or already attached, 409 not now).
+   */
+  attachDisk(path: string, readonly: boolean): Promise<string>;
+  /**
+   * `POST /disk-detach`: detach the disk whose image is at `path` (not the CD-ROM) from the
+   * running guest, even while the guest uses it when `force`. Rejects with
+   * ControlHttpError (400 no such disk, 409 not now or in use, with the guest's reason).
+   */
+  detachDisk(path: string, force: boolean): Promise<void>;
   /** `POST /disk-rate`: the VM's disk I/O limits, per second (0: none; already checked). */
   setDiskRate(iops: number, bps: number): void;
   /** `GET /console` upgrade: attach the raw stream as a console viewer. */
@@ -125,7 +137,7 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 }
 
 const ROUTES: Record<string, string> = {
-  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/memory-policy': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-rate': 'POST', '/console': 'GET', '/exec': 'POST',
+  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/memory-policy': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-attach': 'POST', '/disk-detach': 'POST', '/disk-rate': 'POST', '/console': 'GET', '/exec': 'POST',
 };
 
 /** The HTTP server of the control channel. */
@@ -253,6 +265,24 @@ export class ControlServer {
           if (typeof index !== 'number' || !Number.isInteger(index) || index < 0) throw new ControlHttpError(400, 'bad_request', 'index must be a disk number (0, 1, ...)');
           if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes <= 0) throw new ControlHttpError(400, 'bad_request', 'bytes must be a positive whole number');
           this.target.resizeDisk(index, bytes);
+          sendJson(res, 200, this.target.status());
+          return;
+        }
+        case '/disk-attach': {
+          const body = await readJson(req);
+          const { path, readonly } = body;
+          if (typeof path !== 'string' || !path.startsWith('/') || path.includes('\0')) throw new ControlHttpError(400, 'bad_request', 'path must be an absolute file path');
+          if (readonly !== undefined && typeof readonly !== 'boolean') throw new ControlHttpError(400, 'bad_request', 'readonly must be true or false');
+          const device = await this.target.attachDisk(path, !!readonly);
+          sendJson(res, 200, { device, status: this.target.status() });
+          return;
+        }
+        case '/disk-detach': {
+          const body = await readJson(req);
+          const { path, force } = body;
+          if (typeof path !== 'string' || !path) throw new ControlHttpError(400, 'bad_request', 'path must be the path of one of the disks');
+          if (force !== undefined && typeof force !== 'boolean') throw new ControlHttpError(400, 'bad_request', 'force must be true or false');
+          await this.target.detachDisk(path, !!force);
           sendJson(res, 200, this.target.status());
           return;
         }

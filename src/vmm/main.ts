@@ -34,7 +34,8 @@ import { readVmConfig, vmDirPaths, VmConfigError, type VmDirPaths, type VmProces
 import { kernelBootargs, shellQuote } from './boot-config.js';
 import { AgentClient } from './agent.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
-import { openDisk, type DiskImage } from '../devices/node/disk.js';
+import { VmDisks, DiskChangeError, type GuestShell } from './disks.js';
+import { VIRTIO_SLOTS } from '../machine/board.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { ensureDefaultImage } from '../images/index.js';
 import type { PowerEvent } from '../devices/syscon.js';
@@ -68,8 +69,10 @@ class VmProcess implements ControlTarget {
   private agentReady = false;
   /** The VM name, when it boots a system image (the host name is set through the agent). */
   private get imageHostname(): string | null { return this.cfg?.image ? this.cfg.name : null; }
-  private disks: DiskImage[] = [];
-  private diskPaths: string[] = [];
+  /** Disk I/O limits shared by every disk, across reboots. */
+  private readonly diskLimiter = new IoLimiter({ iops: 0, bps: 0 });
+  /** The disks, across reboots (vmm/disks.ts). */
+  private readonly disks = new VmDisks(this.diskLimiter, (line) => this.log(line));
   /** The host side of each network card, in card order. */
   private links: NetLink[] = [];
   /** Host loopback port published to the guest's port 22 (`TSVISOR_SSH_PORT`, chosen by the daemon), or 0. */
@@ -81,12 +84,8 @@ class VmProcess implements ControlTarget {
   /** vCPUs the guest should keep online, and the harts of the board (vcpus.ts). */
   private vcpus = 1;
   private maxVcpus = 1;
-  /** Disk I/O limits shared by every disk, across reboots. */
-  private readonly diskLimiter = new IoLimiter({ iops: 0, bps: 0 });
   /** Serializes vCPU changes through the agent. */
   private cpuOps: Promise<unknown> = Promise.resolve();
-  /** Disk counters of earlier boots (guest reboots) of this process. */
-  private diskBase: Array<{ readBytes: number; writtenBytes: number }> = [];
   private hub: ConsoleHub | null = null;
   private console: StdioCharBackend | null = null;
   private server: ControlServer | null = null;
@@ -184,14 +183,9 @@ class VmProcess implements ControlTarget {
     let kernelPath: string;
     let initrdPath: string | undefined;
     try {
-      this.diskPaths = cfg.disks.map((d) => d.path);
       // raw or qcow2 (detected), each with its backing chain; closed (chain included) in finish()
-      for (const d of cfg.disks) this.disks.push(openDisk(d.path, { readonly: d.readonly }));
-      if (cfg.cdrom) {
-        this.diskPaths.push(cfg.cdrom);
-        this.disks.push(openDisk(cfg.cdrom, { readonly: true, format: 'raw' })); // an ISO 9660 image
-      }
-      this.diskBase = this.disks.map(() => ({ readBytes: 0, writtenBytes: 0 }));
+      this.disks.open(cfg.disks);
+      if (cfg.cdrom) this.disks.openCdrom(cfg.cdrom); // an ISO 9660 image
       if (cfg.kernel) {
         kernelPath = cfg.kernel;
         initrdPath = cfg.initrd;
@@ -220,6 +214,7 @@ class VmProcess implements ControlTarget {
         this.vm = await this.createVm(cfg, engine, kernelPath, initrdPath, bootargs);
         this.newAgent(null);
         this.memory.attach(this.vm.board.balloon);
+        this.disks.setBoard(this.vm.board);
         if (this.stopRequested) this.vm.stop(); // asked while the board was being built
         else this.state = 'running';
         this.log('guest started');
@@ -227,7 +222,7 @@ class VmProcess implements ControlTarget {
       } catch (e) {
         return this.finish(1, (e as Error).message.startsWith('VM failed') ? (e as Error).message : `VM failed: ${(e as Error).message}`);
       }
-      this.addDiskBase();
+      this.disks.setBoard(null);
       this.memory.attach(null);
       this.closeAgent('the guest stopped');
       this.vm = null;
@@ -247,11 +242,15 @@ class VmProcess implements ControlTarget {
    * guest's RAM holds them once it runs.
    */
   private async createVm(cfg: VmProcessConfig, engine: WebAssembly.Module, kernelPath: string, initrdPath: string | undefined, bootargs: string): Promise<Vm> {
+    const disks = this.disks.boardDisks();
+    const balloon = this.memory!.boardConfig();
     return await Vm.create({
       ramBytes: this.memory!.maxBytes, harts: this.maxVcpus,
-      balloon: this.memory!.boardConfig(), discardRam: madviseDiscarder, engine, engineKind: cfg.engine,
+      balloon, discardRam: madviseDiscarder, engine, engineKind: cfg.engine,
       kernel: readFileSync(kernelPath), initrd: initrdPath ? readFileSync(initrdPath) : undefined, bootargs,
-      disks: this.disks.map((backend, i) => ({ backend, serial: `disk${i}`, limiter: this.diskLimiter })),
+      disks,
+      // every virtio slot the other devices leave is kept for disks attached while the guest runs
+      hotplugSlots: VIRTIO_SLOTS - disks.length - this.links.length - 1 - (balloon ? 1 : 0),
       nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
       console: this.console!,
       clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
@@ -319,20 +318,11 @@ class VmProcess implements ControlTarget {
     this.sshState = { ready: false };
   }
 
-  private addDiskBase(): void {
-    const blk = this.vm?.board.disks ?? [];
-    blk.forEach((d, i) => {
-      this.diskBase[i].readBytes += d.metrics.readBytes;
-      this.diskBase[i].writtenBytes += d.metrics.writeBytes;
-    });
-  }
-
   // ------------------------------------------------------------ ControlTarget
 
   /** {@link ControlTarget.status}. */
   status(): VmProcessStatus {
     const cfg = this.cfg!;
-    const blk = this.vm?.board.disks ?? [];
     return {
       name: cfg.name,
       pid: process.pid,
@@ -343,12 +333,7 @@ class VmProcess implements ControlTarget {
       memory: this.memory!.status(process.memoryUsage.rss()),
       startedAt: this.startedAt,
       agent: this.agentReady,
-      disks: this.diskPaths.map((path, i) => ({
-        path,
-        sizeBytes: this.disks[i]?.size ?? 0,
-        readBytes: (this.diskBase[i]?.readBytes ?? 0) + (blk[i]?.metrics.readBytes ?? 0),
-        writtenBytes: (this.diskBase[i]?.writtenBytes ?? 0) + (blk[i]?.metrics.writeBytes ?? 0),
-      })),
+      disks: this.disks.status(),
       nics: this.links.map((l, i) => {
         const nic = cfg.nics![i];
         const m = this.vm?.board.nics[i]?.metrics;
@@ -397,18 +382,44 @@ class VmProcess implements ControlTarget {
 
   /** {@link ControlTarget.resizeDisk}: the image grows, then virtio-blk tells the guest. */
   resizeDisk(index: number, bytes: number): void {
-    const cfg = this.cfg!;
-    if (index >= cfg.disks.length) throw new ControlHttpError(400, 'bad_request', `no disk ${index}: this VM has ${cfg.disks.length} disk(s)${cfg.cdrom ? ' (the CD-ROM cannot be resized)' : ''}`);
-    if (cfg.disks[index].readonly) throw new ControlHttpError(400, 'bad_request', `disk ${index} is attached read-only`);
-    const disk = this.disks[index];
-    const before = disk.size;
     try {
-      disk.resize(bytes);
+      this.disks.resize(index, bytes);
     } catch (e) {
-      throw new ControlHttpError(400, 'bad_request', (e as Error).message);
+      throw e instanceof DiskChangeError ? new ControlHttpError(e.status, 'bad_request', e.message) : e;
     }
-    this.vm?.board.disks[index]?.resized();
-    if (bytes !== before) this.log(`disk ${index} (${disk.name}) grown from ${before} to ${bytes} bytes`);
+  }
+
+  /** {@link ControlTarget.attachDisk}: plugged into a spare virtio slot, bound by the guest agent (vmm/disks.ts). */
+  async attachDisk(path: string, readonly: boolean): Promise<string> {
+    try {
+      return await this.disks.attach(path, readonly, this.guestShell());
+    } catch (e) {
+      throw e instanceof DiskChangeError ? new ControlHttpError(e.status, e.status === 400 ? 'bad_request' : 'conflict', e.message) : e;
+    }
+  }
+
+  /** {@link ControlTarget.detachDisk}: released by the guest agent, then the slot is emptied (vmm/disks.ts). */
+  async detachDisk(path: string, force: boolean): Promise<void> {
+    try {
+      await this.disks.detach(path, force, this.guestShell());
+    } catch (e) {
+      throw e instanceof DiskChangeError ? new ControlHttpError(e.status, e.status === 400 ? 'bad_request' : 'conflict', e.message) : e;
+    }
+  }
+
+  /** A shell in the running guest through its agent, or null while there is none (or the VM is paused). */
+  private guestShell(): GuestShell | null {
+    const client = this.agentReady && this.state === 'running' && !this.vm?.paused ? this.agent : null;
+    if (!client) return null;
+    return async (script) => {
+      let stdout = '';
+      let stderr = '';
+      const status = await client.execShell(script, {
+        stdout: (b) => { stdout += Buffer.from(b).toString('utf8'); },
+        stderr: (b) => { stderr += Buffer.from(b).toString('utf8'); },
+      });
+      return { status, stdout, stderr };
+    };
   }
 
   /** {@link ControlTarget.setDiskRate}. */
@@ -531,7 +542,7 @@ class VmProcess implements ControlTarget {
     if (this.stopTimer) clearTimeout(this.stopTimer);
     this.closeAgent('the VM process is exiting');
     try { this.vm?.board.flushDisks(); } catch { /* best effort */ }
-    for (const d of this.disks) { try { d.close(); } catch { /* already closed */ } }
+    this.disks.closeAll();
     for (const l of this.links) l.stop();
     // let viewers see the last output and the end of the stream, briefly
     const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -103,12 +103,13 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-test('dynamic resources: free page reporting returns freed guest memory; vm set --memory and --cpus change a running guest', { timeout: 10 * T }, async () => {
+test('dynamic resources: free page reporting returns freed guest memory; vm set --memory and --cpus, vm disk resize and attach/detach change a running guest', { timeout: 10 * T }, async () => {
   const bad = await tsvisor(['vm', 'create', 'x', '--memory', '1G', '--max-memory', '512M'], { env });
   assert.equal(bad.code, 1, describeRun('create with --memory over --max-memory', bad));
   assert.match(bad.stderr, /^tsvisor: .*memory 1024 MiB is above the max memory 512 MiB\n$/);
 
   const data = join(root, 'data.qcow2');
+  const extra = join(root, 'extra.qcow2');
   await cli(['disk', 'create', data, '64M']);
   await cli(['vm', 'create', VM, '--memory', '512M', '--max-memory', '1G', '--cpus', '1', '--max-cpus', '4', '--network', 'none', '--disk', data]);
   await withVmLogs(() => join(root, 'home'), [VM], async () => {
@@ -207,10 +208,29 @@ test('dynamic resources: free page reporting returns freed guest memory; vm set 
     await cli(['vm', 'set', VM, '--disk-bps', 'none']);
     const free = await readSeconds();
     assert.ok(free < limited / 2, `without the limit: ${free} s (limited: ${limited} s)`);
+
+    // a disk attached while the guest runs: a new vdb at once; its detach is refused while mounted
+    await cli(['disk', 'create', extra, '32M']);
+    const att = await cli(['vm', 'disk', 'attach', VM, extra]);
+    assert.match(att.stdout, /attached .*extra\.qcow2 \(the guest's \/dev\/vdb\)/);
+    assert.equal((await guest('blockdev --getsize64 /dev/vdb')).trim(), String(32 * MiB), 'the guest sees it at once');
+    const esum = (await guest('mke2fs -q /dev/vdb >/dev/null && mkdir -p /extra && mount /dev/vdb /extra && dd if=/dev/urandom of=/extra/f bs=1M count=4 2>/dev/null && sha256sum /extra/f')).split(' ')[0];
+    const busy = await tsvisor(['vm', 'disk', 'detach', VM, 'vdb'], { env });
+    assert.equal(busy.code, 1, describeRun('detach a mounted disk', busy));
+    assert.match(busy.stderr, /^tsvisor: cannot detach vdb from .*: \/dev\/vdb is mounted at \/extra in the guest: unmount it first \(or detach with --force\)\n$/);
+    assert.equal((await info()).definition.disks.length, 2, 'nothing changed');
+    await guest('umount /extra');
+    await cli(['vm', 'disk', 'detach', VM, 'vdb']);
+    assert.equal((await guest('test -e /sys/block/vdb && echo present || echo gone')).trim(), 'gone', 'the guest let it go');
+    assert.deepEqual((await info()).definition.disks.map((d: { path: string }) => d.path), [data]);
+    // attached again: what the guest wrote before the detach is on it
+    assert.match((await cli(['vm', 'disk', 'attach', VM, extra])).stdout, /\/dev\/vdb/);
+    assert.equal((await guest('mount /dev/vdb /extra && sha256sum /extra/f')).split(' ')[0], esum);
   });
   const qemuImg = findTool('qemu-img');
   if (qemuImg) {
     await cli(['vm', 'kill', VM]);
+    host(qemuImg, ['check', '-q', extra]);
     host(qemuImg, ['check', '-q', data]);
     const v = JSON.parse(host(qemuImg, ['info', '--output=json', data]).toString());
     assert.equal(v['virtual-size'], 256 * MiB);

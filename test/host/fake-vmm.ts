@@ -13,6 +13,8 @@
  * Memory: the guest's working set is the number of MiB in `<vmDir>/fake-working-set`
  * (default 100); under POST /memory-policy the real policy (src/vmm/memory-policy.ts)
  * moves its memory every 100 ms, and GET /status reports it as the VM process does.
+ * Disks: POST /disk-attach adds one (the guest's name is the next vdX); POST /disk-detach
+ * refuses, as a guest with it mounted does, a disk whose path is in `<vmDir>/fake-mounted`.
  * Run without arguments (as the test runner does with every file), it does nothing.
  */
 import { readFileSync, rmSync } from 'node:fs';
@@ -100,6 +102,16 @@ function main(dir: string): void {
         case 'POST /memory-policy':
           policy = Object.keys(body).length ? { ...body, ceilingBytes: Math.min(body.ceilingBytes, maxBytes) } : null;
           return json(200, { name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, memory: memoryStatus(), disks: [] });
+        case 'POST /disk-attach':
+          def.disks.push({ path: body.path });
+          return json(200, { device: `vd${String.fromCharCode(96 + def.disks.length)}`, status: { name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, disks: def.disks } });
+        case 'POST /disk-detach': {
+          let mounted = '';
+          try { mounted = readFileSync(join(dir, 'fake-mounted'), 'utf8').trim(); } catch { /* none */ }
+          if (mounted === body.path && !body.force) return json(409, { error: { code: 'conflict', message: '/dev/vdb is mounted at /data in the guest: unmount it first (or detach with --force)' } });
+          def.disks = def.disks.filter((d) => d.path !== body.path);
+          return json(200, { name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, disks: def.disks });
+        }
         case 'POST /cpus': // a guest whose agent refuses every change
           return json(409, { error: { code: 'conflict', message: 'the guest refused to bring its vCPUs to ' + body.count } });
         case 'POST /pause': state = 'paused'; return json(200, {});

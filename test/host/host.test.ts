@@ -311,6 +311,37 @@ describe('Host with a fake cgroup v1 root', () => {
     await closeHost(h);
   });
 
+  test('vm disk attach/detach: a running VM takes the change and its definition keeps it; a refusal changes nothing', async () => {
+    const h = await open();
+    const a = join(root, 'hot-a.raw');
+    const b = join(root, 'hot-b.raw');
+    writeFileSync(a, Buffer.alloc(MiB));
+    writeFileSync(b, Buffer.alloc(MiB));
+    h.create({ name: 'hot', memoryBytes: 256 * MiB, disks: [{ path: a }] });
+    // stopped: the definition only, after the image was checked
+    await assert.rejects(h.attachDisk('hot', join(root, 'missing.raw')), (e: unknown) => e instanceof HostError && e.code === 'invalid_argument');
+    await assert.rejects(h.attachDisk('hot', a), (e: unknown) => e instanceof HostError && /already attached to hot/.test(e.message));
+    assert.equal((await h.attachDisk('hot', b, { readonly: true })).device, null);
+    assert.deepEqual(h.get('hot').definition.disks, [{ path: a, readonly: false }, { path: b, readonly: true }]);
+    await h.detachDisk('hot', 'vdb');
+    assert.deepEqual(h.get('hot').definition.disks, [{ path: a, readonly: false }]);
+    // running: through the VM process, which names the guest's device
+    pids.push((await h.start('hot')).pid!);
+    const r = await h.attachDisk('hot', b);
+    assert.equal(r.device, 'vdb');
+    assert.deepEqual(r.vm.definition.disks.map((d) => d.path), [a, b]);
+    assert.deepEqual(JSON.parse(readFileSync(join(paths.vms, 'hot', 'config.json'), 'utf8')).disks.map((d: { path: string }) => d.path), [a, b], 'on disk too');
+    // the guest has it mounted: refused with its reason, nothing changed; forced, it goes
+    writeFileSync(join(paths.vms, 'hot', 'fake-mounted'), b);
+    await assert.rejects(h.detachDisk('hot', b), (e: unknown) => e instanceof HostError && e.code === 'conflict' && /^cannot detach .*hot-b\.raw from hot: \/dev\/vdb is mounted at \/data/.test(e.message));
+    assert.equal(h.get('hot').definition.disks.length, 2);
+    await assert.rejects(h.detachDisk('hot', 'vdc'), (e: unknown) => e instanceof HostError && e.code === 'invalid_argument' && /hot has no disk vdc/.test(e.message));
+    await h.detachDisk('hot', 'vdb', { force: true });
+    assert.deepEqual(h.get('hot').definition.disks.map((d) => d.path), [a]);
+    await h.kill('hot');
+    await closeHost(h);
+  });
+
   test('dynamic memory: the budget follows the guests\' needs, is never exceeded, and a start makes room or is refused with the figures', async () => {
     const h = await open({ roomWaitMs: 3000 });
     const dyn = { memoryBytes: GiB, maxMemoryBytes: 3 * GiB, memoryPolicy: 'dynamic' as const, minMemoryBytes: 256 * MiB };

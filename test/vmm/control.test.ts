@@ -58,6 +58,17 @@ class FakeVm implements ControlTarget {
     if (index !== 0 || bytes < this.diskSize) throw new ControlHttpError(400, 'bad_request', 'no');
     this.diskSize = bytes;
   }
+  attached: Array<[string, boolean]> = [];
+  detached: Array<[string, boolean]> = [];
+  async attachDisk(path: string, readonly: boolean): Promise<string> {
+    if (path === '/in/use') throw new ControlHttpError(409, 'conflict', 'busy');
+    this.attached.push([path, readonly]);
+    return 'vdb';
+  }
+  async detachDisk(path: string, force: boolean): Promise<void> {
+    if (path !== '/images/data.qcow2') throw new ControlHttpError(400, 'bad_request', 'no such disk');
+    this.detached.push([path, force]);
+  }
   async setCpus(count: number): Promise<void> {
     if (count > 4) throw new ControlHttpError(400, 'bad_request', 'vcpus: at most 4');
     this.cpus.push(count);
@@ -169,6 +180,19 @@ describe('control channel', () => {
       assert.equal((await raw(sock, 'POST', '/disk-resize', body)).status, 400, body);
     }
     assert.equal(vm.diskSize, 4 << 20);
+  });
+
+  test('POST /disk-attach and /disk-detach pass their bodies on; malformed ones are refused', async () => {
+    assert.equal((await client.attachDisk(dir, '/images/data.qcow2', true)).device, 'vdb');
+    for (const [body, status] of [['{"path": "rel/x"}', 400], ['{}', 400], ['{"path": "/x", "readonly": 1}', 400], ['{"path": "/in/use"}', 409]] as const) {
+      assert.equal((await raw(sock, 'POST', '/disk-attach', body)).status, status, body);
+    }
+    assert.deepEqual(vm.attached, [['/images/data.qcow2', true]]);
+    await client.detachDisk(dir, '/images/data.qcow2', true);
+    for (const body of ['{"index": 0}', '{"path": ""}', '{"path": "/images/data.qcow2", "force": "yes"}', '{"path": "/other"}']) {
+      assert.equal((await raw(sock, 'POST', '/disk-detach', body)).status, 400, body);
+    }
+    assert.deepEqual(vm.detached, [['/images/data.qcow2', true]]);
   });
 
   test('POST /cpus passes a positive count on; the rest is refused', async () => {
