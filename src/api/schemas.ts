@@ -32,6 +32,7 @@ const memoryPolicy = z.enum(['static', 'dynamic']).meta({ description: 'dynamic:
 const minMemoryBytes = z.number().int().min(64 * MiB, 'at least 64 MiB').refine((n) => n % MiB === 0, 'must be a whole number of MiB')
   .meta({ description: 'a dynamic VM\'s guaranteed memory (what admission reserves), at most memoryBytes; default min(memoryBytes, 256 MiB)' });
 const memoryBufferPercent = z.number().int().min(5).max(200).meta({ description: 'a dynamic VM\'s free memory above its working set, percent of it (default 20)' });
+const diskWeight = z.number().int().min(1).max(10000).meta({ description: 'the VM\'s share of a contended host disk (default 100), as cgroup io.weight: while VMs keep the disk busy, each gets requests and bytes per second in proportion' });
 const memoryPriority = z.number().int().min(0).max(100).meta({ description: 'a dynamic VM\'s claim when memory is short (default 50): higher gets memory first and gives it back last' });
 const vcpus = z.number().int().min(1, 'at least 1').max(MAX_HARTS, `at most ${MAX_HARTS}`).meta({ description: 'number of vCPUs (harts)' });
 const maxVcpus = z.number().int().min(1, 'at least 1').max(MAX_HARTS, `at most ${MAX_HARTS}`).meta({ description: 'harts the guest boots with, at least vcpus; vcpus can go up to it while the VM runs (default vcpus)' });
@@ -53,6 +54,7 @@ export const VmCreateBody = z.strictObject({
   minMemoryBytes: minMemoryBytes.optional(),
   memoryBufferPercent: memoryBufferPercent.optional(),
   memoryPriority: memoryPriority.optional(),
+  diskWeight: diskWeight.optional(),
   disks: z.array(Disk).max(7).optional(),
   cdrom: z.string().min(1).optional().meta({ description: 'ISO 9660 image, attached read-only after the disks' }),
   kernel: z.string().min(1).optional().meta({ description: 'RISC-V Linux Image; default: the default image' }),
@@ -83,6 +85,7 @@ export const VmPatchBody = z.strictObject({
   minMemoryBytes: minMemoryBytes.nullable().optional(),
   memoryBufferPercent: memoryBufferPercent.nullable().optional(),
   memoryPriority: memoryPriority.nullable().optional(),
+  diskWeight: diskWeight.nullable().optional(),
   disks: z.array(Disk).max(7).optional(),
   cdrom: z.string().min(1).nullable().optional(),
   kernel: z.string().min(1).nullable().optional(),
@@ -152,7 +155,7 @@ const VmDefinition = z.object({
   nics: z.array(z.object({ kind: z.enum(['user', 'network', 'tap']), mac: z.string(), network: z.string().optional(), ifname: z.string().optional() })).optional().meta({ description: 'network cards, in order (eth0, eth1, ...)' }),
   publish: z.array(z.object({ hostIp: z.string().optional(), hostPort: z.number().int(), guestPort: z.number().int(), protocol: z.enum(['tcp', 'udp']) })).optional(),
   netRateMbit: z.number().optional().meta({ description: 'bandwidth cap of each network card, Mbit/s each way' }),
-  diskIops: z.number().optional(), diskBps: z.number().optional(),
+  diskIops: z.number().optional(), diskBps: z.number().optional(), diskWeight: z.number().int().optional(),
   ssh: z.object({ user: z.string(), keys: z.array(z.string()) }).optional().meta({ description: 'the guest\'s default user and its public keys' }),
   engine: engine.optional(),
   createdAt: z.number().meta({ description: 'ms since the Unix epoch' }),
@@ -195,6 +198,8 @@ export const VmInfoSchema = z.object({
     policy: z.object({ minBytes: z.number(), ceilingBytes: z.number(), bufferPercent: z.number() }).optional()
       .meta({ description: 'a dynamic VM\'s guarantee, the ceiling granted to it now and its buffer' }),
   }).nullable().meta({ description: 'a running VM\'s memory; null when it is not running' }),
+  diskShare: z.object({ iops: z.number(), bps: z.number() }).nullable()
+    .meta({ description: 'what the daemon holds a running VM to while the host disk is contended (by diskWeight): requests/s and bytes/s, 0 for none; null: no share' }),
   ssh: z.object({
     user: z.string(), host: z.string(), port: z.number().int().nullable().meta({ description: 'host port published to the guest\'s port 22 while it runs' }),
     ready: z.boolean(), error: z.string().optional(), knownHostsFile: z.string(),

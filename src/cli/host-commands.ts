@@ -15,6 +15,7 @@ import { Command, Option } from 'commander';
 import { ENGINE_KINDS } from '../engine/hart.js';
 import { ApiClient, ApiClientError, apiTarget, readJsonAnswer } from '../api/client.js';
 import { pingSocket, runDaemon } from '../api/daemon.js';
+import { DEFAULT_DISK_WEIGHT } from '../host/disk-arbiter.js';
 import type { DiskAttachResult, HostInfo, TopRow, UsageReport, VmInfo } from '../host/api-types.js';
 import { hostPaths, type HostPaths } from '../host/paths.js';
 import type { RestartPolicy } from '../host/types.js';
@@ -139,6 +140,7 @@ export function formatVmInfo(v: VmInfo): string {
     ...(d.initrd ? [['initrd', d.initrd] as [string, string]] : []),
     ...(d.append ? [['append', d.append] as [string, string]] : []),
     ...(d.diskIops || d.diskBps ? [['disk limits', `${d.diskIops ? `${d.diskIops} requests/s` : 'any requests/s'}, ${d.diskBps ? `${formatSize(d.diskBps)}/s` : 'any bytes/s'}`] as [string, string]] : []),
+    ['disk weight', `${d.diskWeight ?? DEFAULT_DISK_WEIGHT}${v.diskShare ? ` (host disk contended: held to ${v.diskShare.iops ? `${v.diskShare.iops} requests/s` : 'any requests/s'}, ${v.diskShare.bps ? `${formatSize(v.diskShare.bps)}/s` : 'any bytes/s'})` : ''}`],
     ['cpu weight', String(d.cpuWeight)],
     ['cpu cap', d.cpuCap ? `${d.cpuCap}%` : 'none'],
     ...(v.ssh ? [['ssh', `${v.ssh.user}@${v.ssh.host}${v.ssh.port ? `:${v.ssh.port}` : ''} (${v.ssh.ready ? 'ready' : v.ssh.error ?? (v.ssh.port ? 'not ready yet' : 'when running')}; tsvisor vm ssh ${v.name})`] as [string, string]] : []),
@@ -246,7 +248,7 @@ function memoryOption(text: string | undefined): number | undefined {
 interface VmOpts {
   cpus?: string; maxCpus?: string; memory?: string; maxMemory?: string; disk?: string[]; cdrom?: string; kernel?: string; initrd?: string; append?: string;
   cpuWeight?: string; cpuCap?: string; restart?: string; network?: string[]; publish?: string[]; netRate?: string; sshKey?: string[];
-  diskIops?: string; diskBps?: string;
+  diskIops?: string; diskBps?: string; diskWeight?: string;
   engine?: string;
   memoryPolicy?: string; minMemory?: string; memoryBuffer?: string; memoryPriority?: string;
 }
@@ -274,6 +276,7 @@ function definitionFields(o: VmOpts): Record<string, unknown> {
     netRateMbit: o.netRate === undefined ? undefined : netRateOption(o.netRate),
     diskIops: o.diskIops === undefined ? undefined : o.diskIops === 'none' ? 0 : intOption(o.diskIops, '--disk-iops', 0),
     diskBps: o.diskBps === undefined ? undefined : o.diskBps === 'none' || o.diskBps === '0' ? 0 : parseSize(o.diskBps.replace(/\/s$/, ''), '--disk-bps'),
+    diskWeight: o.diskWeight === undefined ? undefined : intOption(o.diskWeight, '--disk-weight', 1, 10000),
     engine: o.engine,
   };
   for (const k of Object.keys(f)) if (f[k] === undefined) delete f[k];
@@ -310,6 +313,7 @@ function addDefinitionOptions(cmd: Command): Command {
     .option('--net-rate <mbit>', 'bandwidth cap of each network card in Mbit/s, each way (none: no cap); applies to a running VM at once')
     .option('--disk-iops <n>', 'disk requests per second, all the VM\'s disks together (none: no limit); applies to a running VM at once')
     .option('--disk-bps <size>', 'disk bytes per second (K, M, G suffixes), all the VM\'s disks together (none: no limit); applies to a running VM at once')
+    .option('--disk-weight <n>', 'share of a contended host disk, 1..10000 (default 100), as cgroup io.weight: while VMs keep the disk busy, each gets requests and bytes per second in proportion; applies to a running VM at once')
     .option('--ssh-key <file>', `public key for the guest's default user "${DEFAULT_SSH_USER}" (sudo), for vm ssh (repeatable; none: no SSH access; vm create's default: ~/${DEFAULT_PUBLIC_KEYS.join(' or ~/')})`, collect, [] as string[]);
 }
 

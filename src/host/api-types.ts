@@ -30,6 +30,8 @@ export interface VmCreateInput {
   memoryBufferPercent?: number;
   /** A dynamic VM's priority when memory is short (0..100, default 50): higher gets first and gives back last. */
   memoryPriority?: number;
+  /** Share of a contended host disk, 1..10000 (default 100). */
+  diskWeight?: number;
   disks?: Array<{ path: string; readonly?: boolean }>;
   cdrom?: string;
   kernel?: string;
@@ -74,6 +76,8 @@ export interface VmPatch {
   minMemoryBytes?: number | null;
   memoryBufferPercent?: number | null;
   memoryPriority?: number | null;
+  /** Applies to a running VM at once (null: the default, 100). */
+  diskWeight?: number | null;
   disks?: Array<{ path: string; readonly?: boolean }>;
   cdrom?: string | null;
   kernel?: string | null;
@@ -131,6 +135,12 @@ export interface VmInfo {
    * are ready (or why not), and the known_hosts file that keeps its host keys.
    */
   ssh: { user: string; host: string; port: number | null; ready: boolean; error?: string; knownHostsFile: string } | null;
+  /**
+   * What the daemon holds a running VM to while the host disk is contended (its
+   * `diskWeight`'s share; src/host/disk-arbiter.ts): requests/s and bytes/s, 0 for none.
+   * Null: no share.
+   */
+  diskShare: { iops: number; bps: number } | null;
   /** Totals since the VM was created: CPU, memory, disk and network (`rx`: to the guest). */
   usage: { cpuSeconds: number; memoryGiBSeconds: number } & IoCounters;
   log: string;

@@ -4,6 +4,7 @@
  * caller's (src/host/host.ts).
  */
 import { DEFAULT_CPU_WEIGHT, networkFields } from './store.js';
+import { DEFAULT_DISK_WEIGHT } from './disk-arbiter.js';
 import { DEFAULT_SSH_USER } from '../vmm/guest-setup.js';
 import { formatPublish, nicAttachment } from '../vmm/network.js';
 import type { VmDefinition } from './types.js';
@@ -30,6 +31,7 @@ export function newDefinition(input: VmCreateInput, image?: { name: string; key:
     ...(input.minMemoryBytes !== undefined ? { minMemoryBytes: input.minMemoryBytes } : {}),
     ...(input.memoryBufferPercent !== undefined ? { memoryBufferPercent: input.memoryBufferPercent } : {}),
     ...(input.memoryPriority !== undefined ? { memoryPriority: input.memoryPriority } : {}),
+    ...(input.diskWeight !== undefined && input.diskWeight !== DEFAULT_DISK_WEIGHT ? { diskWeight: input.diskWeight } : {}),
     disks: (input.disks ?? []).map((d) => ({ path: d.path, readonly: !!d.readonly })),
     ...(input.cdrom ? { cdrom: input.cdrom } : {}),
     ...(input.kernel ? { kernel: input.kernel } : {}),

@@ -7,6 +7,7 @@ import type { VmProcessStatus } from '../vmm/control-api.js';
 import type { VmRuntime } from './store.js';
 import type { VmDefinition, VmState } from './types.js';
 import type { VmInfo } from './api-types.js';
+import type { DiskMeter } from './disk-arbiter.js';
 
 /** States in which a VM's process is alive (and holds its memory reservation). */
 export const ALIVE: readonly VmState[] = ['starting', 'running', 'paused', 'stopping'];
@@ -19,7 +20,8 @@ export interface Entry {
   /** What the user asked of the current process. */
   intent?: 'stop' | 'kill';
   lock: Promise<unknown>;
-  guest?: { state: string; agent: boolean; at: number; ssh: VmProcessStatus['ssh']; memory: VmInfo['memory'] };
+  /** What its VM process last answered, and when (ms since the epoch); `disk` is its disk meter (disk-arbiter.ts). */
+  guest?: { state: string; agent: boolean; at: number; ssh: VmProcessStatus['ssh']; memory: VmInfo['memory']; disk?: DiskMeter };
   statusBusy: boolean;
   restartTimer?: NodeJS.Timeout;
   waiters: Array<() => void>;

@@ -25,7 +25,7 @@ import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
 import { detectCgroups, type CgroupDriver } from './cgroups.js';
 import { HostError } from './errors.js';
 import { HostMeter } from './meter.js';
-import { checkedMemory, checkedSsh, describeExit, logTail, readExitFile, restartDelayMs, shouldRestart, spawnVmProcess } from './vm-process.js';
+import { checkedDiskMeter, checkedMemory, checkedSsh, describeExit, logTail, readExitFile, restartDelayMs, shouldRestart, spawnVmProcess } from './vm-process.js';
 import type { HostPaths } from './paths.js';
 import { processAlive, processCpuSeconds, readProcStat } from './procfs.js';
 import { VmStore, checkVmName, validateDefinition, type VmExit } from './store.js';
@@ -40,6 +40,7 @@ import { NetworkManager } from './network-manager.js';
 import { MemoryBalancer } from './memory-balancer.js';
 import { MemoryAdmission } from './memory-admission.js';
 import { VmChanges } from './vm-changes.js';
+import { DiskArbiter } from './disk-arbiter.js';
 import type { HostMemory } from './memory-plan.js';
 
 /** The VM process entry point next to this module (dist/src/vmm/main.js). */
@@ -116,6 +117,8 @@ export class Host {
   private readonly balancer: MemoryBalancer;
   /** The memory budget and what may take from it. */
   private readonly admission: MemoryAdmission;
+  /** Shares a contended host disk among the VMs by weight. */
+  private readonly disks: DiskArbiter;
   /** `vm set` and `vm disk`: changes to definitions and running VMs. */
   private readonly changes: VmChanges;
 
@@ -147,6 +150,7 @@ export class Host {
       hostMemory: opts.hostMemory,
     });
     this.admission = new MemoryAdmission({ entries: this.entries, capacity: this.capacity, overcommit: this.overcommit, balancer: this.balancer, roomWaitMs: opts.roomWaitMs });
+    this.disks = new DiskArbiter({ entries: this.entries, post: (name, path, body) => this.channel(name).post(path, body), log: (l) => this.log(l) });
     this.changes = new VmChanges({
       store: this.store, cgroups: this.cgroups, meter: this.meter, capacity: this.capacity, admission: this.admission, balancer: this.balancer,
       locked: (name, fn) => this.locked(name, fn),
@@ -527,7 +531,7 @@ export class Host {
   }
 
   private noteStatus(name: string, e: Entry, st: VmProcessStatus): void {
-    e.guest = { state: st.state, agent: !!st.agent, at: Date.now(), ssh: checkedSsh(st.ssh), memory: checkedMemory(st.memory) };
+    e.guest = { state: st.state, agent: !!st.agent, at: Date.now(), ssh: checkedSsh(st.ssh), memory: checkedMemory(st.memory), disk: checkedDiskMeter(st.diskRate) };
     const now = e.guest.memory?.currentBytes;
     // a dynamic VM moves its own memory: the books and the meter follow it
     if (e.guest.memory?.policy && now !== undefined && now !== e.rt.memoryBytes && ALIVE.includes(e.rt.state)) {
@@ -828,7 +832,10 @@ export class Host {
       }
     }
     // with the statuses of the tick before, which have come back by now
-    if (this.ticks % 4 === 1) this.balancer.rebalance().catch((err) => this.log(`memory balancing: ${(err as Error).message}`));
+    if (this.ticks % 4 === 1) {
+      this.balancer.rebalance().catch((err) => this.log(`memory balancing: ${(err as Error).message}`));
+      this.disks.rebalance().catch((err) => this.log(`disk sharing: ${(err as Error).message}`));
+    }
   }
 }
 

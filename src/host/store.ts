@@ -90,6 +90,7 @@ export function validateDefinition(d: VmDefinition, opts: { checkFiles?: boolean
   if (d.memoryPriority !== undefined && (d.memoryPolicy !== 'dynamic' || !Number.isInteger(d.memoryPriority) || d.memoryPriority < 0 || d.memoryPriority > 100)) {
     bad(d.memoryPolicy !== 'dynamic' ? 'a memory priority needs the dynamic memory policy (--memory-policy dynamic)' : `memory priority ${d.memoryPriority}: expected 0..100`);
   }
+  if (d.diskWeight !== undefined && (!Number.isInteger(d.diskWeight) || d.diskWeight < 1 || d.diskWeight > 10000)) bad(`disk weight ${d.diskWeight}: expected 1..10000`);
   try {
     checkDiskLimit(d.diskIops, 'disk iops');
     checkDiskLimit(d.diskBps, 'disk bps');

@@ -22,6 +22,12 @@ export interface VmDefinition extends VmProcessConfig {
   restart: RestartPolicy;
   /** A dynamic VM's claim on memory when the budget is short: higher gets first and gives back last, 0..100 (absent: 50). */
   memoryPriority?: number;
+  /**
+   * The VM's claim on a contended host disk, 1..10000 (absent: 100), as cgroup io.weight:
+   * while several VMs keep the disk busy, each gets requests and bytes per second in
+   * proportion to it (src/host/disk-arbiter.ts).
+   */
+  diskWeight?: number;
   createdAt: number;
 }
 

@@ -10,6 +10,7 @@ import type { VmProcessStatus } from '../vmm/control-api.js';
 import type { VmExit } from './store.js';
 import type { RestartPolicy } from './types.js';
 import type { VmInfo } from './api-types.js';
+import type { DiskMeter } from './disk-arbiter.js';
 
 /**
  * Node flags of a VM process: young generations of 2 MiB semi-spaces in each of its
@@ -110,6 +111,18 @@ export function checkedMemory(v: unknown): VmInfo['memory'] {
       : null,
     ...(p && typeof p === 'object' && n(p.minBytes) && n(p.ceilingBytes) && n(p.bufferPercent)
       ? { policy: { minBytes: p.minBytes, ceilingBytes: p.ceilingBytes, bufferPercent: p.bufferPercent } } : {}),
+  };
+}
+
+/** The disk meter in the `diskRate` of a VM process's status (src/host/disk-arbiter.ts), or undefined when malformed. */
+export function checkedDiskMeter(v: unknown): DiskMeter | undefined {
+  const d = v as Record<string, unknown> | null | undefined;
+  const n = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+  const share = d?.share as Record<string, unknown> | null | undefined;
+  if (!d || typeof d !== 'object' || !n(d.ops) || !n(d.bytes) || !n(d.serviceMs) || !n(d.waitMs)) return undefined;
+  return {
+    ops: d.ops, bytes: d.bytes, serviceMs: d.serviceMs, waitMs: d.waitMs,
+    share: share && typeof share === 'object' && n(share.iops) && n(share.bps) ? { iops: share.iops, bps: share.bps } : { iops: 0, bps: 0 },
   };
 }
 

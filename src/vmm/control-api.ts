@@ -19,6 +19,8 @@
  *   POST /disk-detach {path, force?} -> 200; detaches the disk of image `path` (not the CD-ROM) once the guest let it go;
  *                                   409 while the guest uses it (mounted, swap, held) unless `force`
  *   POST /disk-rate {iops, bps}  -> 200; sets the VM's disk I/O limits (requests/s and bytes/s for all disks, 0: none)
+ *   POST /disk-share {iops, bps} -> 200; sets the VM's share of a contended host disk (the daemon's, by --disk-weight;
+ *                                   0: none); the smaller of it and the limits above is in force
  *   POST /memory  {bytes}        -> 200; moves the balloon so that the guest has `bytes` of RAM (whole MiB,
  *                                   at most the RAM it booted with); 409 when the guest cannot give that much
  *   POST /memory-policy {minBytes, ceilingBytes, bufferPercent} | {} -> 200; puts the memory under the dynamic
@@ -58,8 +60,12 @@ export interface VmProcessStatus {
   nics: Array<{ network: string; mac: string; rxBytes: number; rxPackets: number; txBytes: number; txPackets: number; rxDropped: number; txDropped: number }>;
   /** The cap of each card, Mbit/s each way; 0: none. */
   netRateMbit: number;
-  /** Disk I/O limits of the VM (all disks), per second (0: none), and how often a request had to wait. */
-  diskRate: { iops: number; bps: number; throttled: number };
+  /**
+   * Disk I/O of the VM (all disks): the user's limits per second (0: none), how often a
+   * request had to wait, the share of a contended host disk the daemon set (`--disk-weight`;
+   * 0: none), and what was metered since the process started (requests, bytes, ms served, ms waited).
+   */
+  diskRate: { iops: number; bps: number; throttled: number; share: { iops: number; bps: number }; ops: number; bytes: number; serviceMs: number; waitMs: number };
   /**
    * SSH access (`vm ssh`): the host loopback port published to the guest's port 22, and
    * whether the default user and sshd are ready (or why not). Null: the VM has none.

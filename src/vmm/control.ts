@@ -78,6 +78,8 @@ export interface ControlTarget {
   detachDisk(path: string, force: boolean): Promise<void>;
   /** `POST /disk-rate`: the VM's disk I/O limits, per second (0: none; already checked). */
   setDiskRate(iops: number, bps: number): void;
+  /** `POST /disk-share`: the VM's share of a contended host disk, per second (0: none; already checked). */
+  setDiskShare(iops: number, bps: number): void;
   /** `GET /console` upgrade: attach the raw stream as a console viewer. */
   attachConsole(stream: Duplex): void;
   /**
@@ -137,7 +139,7 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 }
 
 const ROUTES: Record<string, string> = {
-  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/memory-policy': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-attach': 'POST', '/disk-detach': 'POST', '/disk-rate': 'POST', '/console': 'GET', '/exec': 'POST',
+  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/memory-policy': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-attach': 'POST', '/disk-detach': 'POST', '/disk-rate': 'POST', '/disk-share': 'POST', '/console': 'GET', '/exec': 'POST',
 };
 
 /** The HTTP server of the control channel. */
@@ -286,14 +288,16 @@ export class ControlServer {
           sendJson(res, 200, this.target.status());
           return;
         }
-        case '/disk-rate': {
+        case '/disk-rate':
+        case '/disk-share': {
           const body = await readJson(req);
           let iops: number, bps: number;
           try {
             iops = checkDiskLimit(body.iops, 'iops');
             bps = checkDiskLimit(body.bps, 'bps');
           } catch (e) { throw new ControlHttpError(400, 'bad_request', (e as Error).message); }
-          this.target.setDiskRate(iops, bps);
+          if (route === '/disk-rate') this.target.setDiskRate(iops, bps);
+          else this.target.setDiskShare(iops, bps);
           sendJson(res, 200, this.target.status());
           return;
         }

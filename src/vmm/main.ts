@@ -345,7 +345,7 @@ class VmProcess implements ControlTarget {
         };
       }),
       netRateMbit: this.netRateMbit,
-      diskRate: { ...this.diskLimiter.current, throttled: this.diskLimiter.throttled },
+      diskRate: { ...this.diskLimiter.current, throttled: this.diskLimiter.throttled, share: this.diskLimiter.share, ...this.diskLimiter.meter },
       ssh: this.sshPort ? { port: this.sshPort, ...this.sshState } : null,
     };
   }
@@ -426,6 +426,15 @@ class VmProcess implements ControlTarget {
   setDiskRate(iops: number, bps: number): void {
     this.diskLimiter.set({ iops, bps });
     this.log(iops || bps ? `disk limits set to ${iops || 'any'} requests/s, ${bps || 'any'} bytes/s` : 'disk limits removed');
+  }
+
+  /** {@link ControlTarget.setDiskShare}: the daemon's share of a contended host disk. */
+  setDiskShare(iops: number, bps: number): void {
+    const before = this.diskLimiter.share;
+    this.diskLimiter.setShare({ iops, bps });
+    if ((before.iops === 0 && before.bps === 0) !== (iops === 0 && bps === 0)) {
+      this.log(iops || bps ? `host disk contended: this VM's share is ${iops || 'any'} requests/s, ${bps || 'any'} bytes/s` : 'host disk share removed');
+    }
   }
 
   /** {@link ControlTarget.setMemory}: the balloon moves (vmm/memory.ts). */

@@ -657,3 +657,29 @@ test('virtio-blk with an I/O limiter: requests beyond the rate wait in the queue
   assert.equal(drv.takeUsed().length, 10);
   assert.throws(() => limiter.set({ iops: -1, bps: 0 }), RangeError);
 });
+
+test('I/O limiter: the smaller of the user\'s limits and the daemon\'s share is in force; requests, bytes and busy time are metered', () => {
+  let now = 0;
+  const limiter = new IoLimiter({ iops: 100, bps: 0 }, () => now);
+  assert.equal(limiter.active, true);
+  limiter.setShare({ iops: 40, bps: 1 << 20 });
+  assert.deepEqual(limiter.current, { iops: 100, bps: 0 }, 'the user\'s limits are kept');
+  assert.deepEqual(limiter.share, { iops: 40, bps: 1 << 20 });
+  // 40/s with a bucket 4 deep: 5 requests pass at once (the 5th into debt), the 6th waits 25 ms
+  for (let i = 0; i < 5; i++) { assert.equal(limiter.delayMs(), 0); limiter.charge(4096, now); }
+  assert.equal(limiter.delayMs(), 25);
+  now += 25;
+  assert.equal(limiter.delayMs(), 0);
+  const started = now;
+  now += 3; // served in 3 ms
+  limiter.charge(4096, started);
+  assert.deepEqual(limiter.meter, { ops: 6, bytes: 6 * 4096, serviceMs: 3, waitMs: 25 });
+  // the share off: the user's 100/s again
+  limiter.setShare({ iops: 0, bps: 0 });
+  for (let i = 0; i < 11; i++) { assert.equal(limiter.delayMs(), 0); limiter.charge(512); }
+  assert.ok(limiter.delayMs() > 0);
+  limiter.cancelWait();
+  limiter.set({ iops: 0, bps: 0 });
+  assert.equal(limiter.active, false);
+  assert.throws(() => limiter.setShare({ iops: -1, bps: 0 }), RangeError);
+});

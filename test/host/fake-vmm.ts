@@ -15,6 +15,9 @@
  * moves its memory every 100 ms, and GET /status reports it as the VM process does.
  * Disks: POST /disk-attach adds one (the guest's name is the next vdX); POST /disk-detach
  * refuses, as a guest with it mounted does, a disk whose path is in `<vmDir>/fake-mounted`.
+ * Disk meter (disk-arbiter.ts): with FAKE_VMM_DISK_IOPS=N the guest keeps its disks busy
+ * all the time asking N requests/s of 4 KiB, one at a time, held to the share POST
+ * /disk-share sets; each takes the ms in `<vmDir>/fake-disk-latency` (default 1) to serve.
  * Run without arguments (as the test runner does with every file), it does nothing.
  */
 import { readFileSync, rmSync } from 'node:fs';
@@ -52,6 +55,26 @@ function main(dir: string): void {
   const sock = join(dir, 'vm.sock');
   const startedAt = Date.now();
   const diskRate = Number(process.env.FAKE_VMM_DISK_RATE ?? 0);
+  const diskDemand = Number(process.env.FAKE_VMM_DISK_IOPS ?? 0);
+  const meter = { ops: 0, bytes: 0, serviceMs: 0, waitMs: 0 };
+  let share = { iops: 0, bps: 0 };
+  let meteredAt = Date.now();
+  const diskMeter = () => {
+    const now = Date.now();
+    const ms = now - meteredAt;
+    meteredAt = now;
+    if (diskDemand > 0) {
+      let latency = 1;
+      try { latency = Number(readFileSync(join(dir, 'fake-disk-latency'), 'utf8')) || 1; } catch { /* default */ }
+      // one request at a time: at most 1000/latency a second
+      const ops = (Math.min(diskDemand, share.iops || Infinity, 1000 / latency) * ms) / 1000;
+      meter.ops += ops;
+      meter.bytes += ops * 4096;
+      meter.serviceMs += ops * latency;
+      meter.waitMs += Math.max(0, ms - ops * latency);
+    }
+    return { iops: 0, bps: 0, throttled: 0, share, ...meter };
+  };
   let state: 'booting' | 'running' | 'paused' | 'stopping' = 'running';
   const workers: Worker[] = [];
   if (process.env.FAKE_VMM_BUSY === '1') {
@@ -83,7 +106,7 @@ function main(dir: string): void {
       switch (`${req.method} ${req.url}`) {
         case 'GET /status':
           return json(200, {
-            name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, memory: memoryStatus(),
+            name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, memory: memoryStatus(), diskRate: diskMeter(),
             disks: def.disks.map((d) => ({ path: d.path, readBytes: Math.floor(t * diskRate), writtenBytes: Math.floor(t * diskRate / 2) })),
           });
         case 'POST /stop':
@@ -102,6 +125,10 @@ function main(dir: string): void {
         case 'POST /memory-policy':
           policy = Object.keys(body).length ? { ...body, ceilingBytes: Math.min(body.ceilingBytes, maxBytes) } : null;
           return json(200, { name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, memory: memoryStatus(), disks: [] });
+        case 'POST /disk-share':
+          diskMeter();
+          share = { iops: body.iops, bps: body.bps };
+          return json(200, { name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, disks: [] });
         case 'POST /disk-attach':
           def.disks.push({ path: body.path });
           return json(200, { device: `vd${String.fromCharCode(96 + def.disks.length)}`, status: { name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, disks: def.disks } });

@@ -342,6 +342,27 @@ describe('Host with a fake cgroup v1 root', () => {
     await closeHost(h);
   });
 
+  test('disk weights: while two VMs keep the disk busy and one is slowed, the one above its weighted part is held to it; let go when that brings no relief', async () => {
+    const h = await open({ env: { ...process.env, FAKE_VMM_DISK_IOPS: '1000' } });
+    h.create({ name: 'dw-a', memoryBytes: 256 * MiB });
+    h.create({ name: 'dw-b', memoryBytes: 256 * MiB, diskWeight: 300 });
+    pids.push((await h.start('dw-a')).pid!, (await h.start('dw-b')).pid!);
+    assert.equal(h.get('dw-b').definition.diskWeight, 300);
+    await new Promise((r) => setTimeout(r, 3000)); // the baselines: 1 ms a request
+    assert.deepEqual([h.get('dw-a').diskShare, h.get('dw-b').diskShare], [null, null], 'both busy, nobody slowed');
+    writeFileSync(join(paths.vms, 'dw-b', 'fake-disk-latency'), '5');
+    // 1000 + 200 requests/s between them, 1:3: a's part is 300
+    await waitFor(() => h.get('dw-a').diskShare !== null, 15_000, 'dw-a gets a share');
+    const share = h.get('dw-a').diskShare!;
+    assert.ok(share.iops >= 300 && share.iops <= 300 * 1.2, `dw-a held to ${share.iops} requests/s`);
+    assert.equal(h.get('dw-b').diskShare, null);
+    // dw-b stays as slow (on its own, in this fake): dw-a is let go again
+    await waitFor(() => h.get('dw-a').diskShare === null, 20_000, 'dw-a let go');
+    await h.kill('dw-a');
+    await h.kill('dw-b');
+    await closeHost(h);
+  });
+
   test('dynamic memory: the budget follows the guests\' needs, is never exceeded, and a start makes room or is refused with the figures', async () => {
     const h = await open({ roomWaitMs: 3000 });
     const dyn = { memoryBytes: GiB, maxMemoryBytes: 3 * GiB, memoryPolicy: 'dynamic' as const, minMemoryBytes: 256 * MiB };

@@ -39,7 +39,7 @@ class FakeVm implements ControlTarget {
     return {
       name: 'fake', pid: process.pid, state: this.state, vcpus: 1, maxVcpus: 4, memoryBytes: this.memory.currentBytes, memory: this.memory.status(0), startedAt: 1,
       agent: this.agent, disks: [{ path: '/x.img', sizeBytes: this.diskSize, readBytes: 512, writtenBytes: 0 }],
-      nics: [], netRateMbit: this.netRate, diskRate: { ...this.diskRate, throttled: 0 }, ssh: null,
+      nics: [], netRateMbit: this.netRate, diskRate: { ...this.diskRate, throttled: 0, share: this.diskShare, ops: 0, bytes: 0, serviceMs: 0, waitMs: 0 }, ssh: null,
     };
   }
   stop(timeoutMs: number): void { this.stops.push(timeoutMs); this.state = 'stopping'; }
@@ -52,6 +52,8 @@ class FakeVm implements ControlTarget {
   setNetRate(mbit: number): void { this.netRate = mbit; }
   diskRate = { iops: 0, bps: 0 };
   setDiskRate(iops: number, bps: number): void { this.diskRate = { iops, bps }; }
+  diskShare = { iops: 0, bps: 0 };
+  setDiskShare(iops: number, bps: number): void { this.diskShare = { iops, bps }; }
   cpus: number[] = [];
   diskSize = 1 << 20;
   resizeDisk(index: number, bytes: number): void {
@@ -205,9 +207,12 @@ describe('control channel', () => {
   });
 
   test('POST /disk-rate sets the limits; bad ones are refused', async () => {
-    assert.deepEqual((await client.setDiskRate(dir, 100, 1 << 20)).diskRate, { iops: 100, bps: 1 << 20, throttled: 0 });
+    assert.deepEqual((await client.setDiskRate(dir, 100, 1 << 20)).diskRate, { iops: 100, bps: 1 << 20, throttled: 0, share: { iops: 0, bps: 0 }, ops: 0, bytes: 0, serviceMs: 0, waitMs: 0 });
     for (const body of ['{"iops": -1}', '{"iops": 1.5}', '{"bps": "x"}']) assert.equal((await raw(sock, 'POST', '/disk-rate', body)).status, 400, body);
     assert.deepEqual(vm.diskRate, { iops: 100, bps: 1 << 20 });
+    assert.equal((await raw(sock, 'POST', '/disk-share', '{"iops": 40, "bps": 0}')).status, 200);
+    assert.deepEqual(vm.diskShare, { iops: 40, bps: 0 });
+    assert.equal((await raw(sock, 'POST', '/disk-share', '{"iops": -4}')).status, 400);
   });
 
   test('POST /net-rate sets the cap; a bad rate is refused', async () => {

@@ -205,7 +205,7 @@ export class VirtioBlk implements VirtioDevice {
   /** Device reset (§2.4): drop the context. Metrics are kept (they meter the VM, not the driver session). */
   reset(): void {
     this.ctx = null;
-    if (this.retry) clearTimeout(this.retry);
+    if (this.retry) { clearTimeout(this.retry); this.limiter?.cancelWait(); }
     this.retry = null;
   }
 
@@ -229,6 +229,7 @@ export class VirtioBlk implements VirtioDevice {
         }
         const chain = vq.pop();
         if (!chain) break;
+        const startedAt = this.limiter?.now();
         const res = this.serve(vq, chain);
         if (typeof res === 'string') {
           failure = res;
@@ -237,7 +238,7 @@ export class VirtioBlk implements VirtioDevice {
         vq.pushUsed(chain.head, res);
         pushed = true;
         // what the request moved: its data, without the header and the status byte
-        this.limiter?.charge(Math.max(0, chain.readableLength - HEADER_SIZE) + Math.max(0, chain.writableLength - 1));
+        this.limiter?.charge(Math.max(0, chain.readableLength - HEADER_SIZE) + Math.max(0, chain.writableLength - 1), startedAt);
       }
     } catch (e) {
       failure = e instanceof Error ? e.message : String(e);
