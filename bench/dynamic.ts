@@ -21,6 +21,8 @@
  * Last, disk fairness: one VM appends 4 KiB to a file and `fdatasync`s it, 300 times
  * (ext4 on a raw disk), alone and while a second VM writes 1.5 GiB to its own disk as
  * fast as it can (equal weights, no limits): operations per second of the first, both ways.
+ * Then both write 768 MiB flat out with `--disk-weight` 300 and 100: MiB/s of each, and
+ * how often the daemon held each to a share (src/host/disk-arbiter.ts).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
@@ -161,8 +163,21 @@ async function execOut(d: Daemon, name: string, script: string): Promise<string>
   return out;
 }
 
-/** fdatasync'ed 4 KiB appends per second, alone and beside a VM that writes flat out. */
-interface FairnessFigures { alone: number; contended: number; writerMiBs?: number }
+/**
+ * fdatasync'ed 4 KiB appends per second, alone and beside a VM that writes flat out; then
+ * both VMs writing flat out, with disk weights 300 and 100: MiB/s of each, and the share of
+ * the samples (every 500 ms) in which the daemon held each to a share.
+ */
+interface FairnessFigures {
+  alone: number; contended: number; writerMiBs?: number;
+  weighted: { heavyMiBs: number; lightMiBs: number; heavyHeld: number; lightHeld: number };
+}
+
+/** Write `mib` MiB of zeros to the guest's /dev/vda with fsync at the end; MiB/s. */
+async function flatOut(d: Daemon, name: string, mib: number): Promise<number> {
+  const [a, b] = (await execOut(d, name, `read a x < /proc/uptime; dd if=/dev/zero of=/dev/vda bs=1M count=${mib} conv=fsync 2>/dev/null; read b x < /proc/uptime; echo $a $b`)).trim().split(' ').map(Number);
+  return mib / (b - a);
+}
 
 const SYNC_LOOP = 'read a x < /proc/uptime; i=0; while [ $i -lt 300 ]; do printf "%4095s\\n" $i >> /mnt/f; sync -d /mnt/f; i=$((i+1)); done; read b x < /proc/uptime; echo $a $b';
 
@@ -171,7 +186,7 @@ async function fairnessSide(): Promise<FairnessFigures> {
   const d = await runDaemon({ paths: hostPaths(env), log: () => {} });
   const [syncer, writer] = ['sync', 'flood'].map((n) => `${n}-${process.pid.toString(36)}`);
   try {
-    for (const [name, size] of [[syncer, 256 * MiB], [writer, 2 * GiB]] as const) {
+    for (const [name, size] of [[syncer, GiB], [writer, 2 * GiB]] as const) {
       const disk = join(root, `${name}.img`);
       writeFileSync(disk, '');
       truncateSync(disk, size);
@@ -184,11 +199,28 @@ async function fairnessSide(): Promise<FairnessFigures> {
     await execOut(d, syncer, 'mke2fs -q -F /dev/vda && mount /dev/vda /mnt');
     const rate = (out: string) => { const [a, b] = out.trim().split(' ').map(Number); return 300 / (b - a); };
     const alone = rate(await execOut(d, syncer, `rm -f /mnt/f; ${SYNC_LOOP}`));
-    const flood = execOut(d, writer, 'read a x < /proc/uptime; dd if=/dev/zero of=/dev/vda bs=1M count=1536 conv=fsync 2>/dev/null; read b x < /proc/uptime; echo $a $b');
+    const flood = flatOut(d, writer, 1536);
     await sleep(3000);
     const contended = rate(await execOut(d, syncer, `rm -f /mnt/f; ${SYNC_LOOP}`));
-    const [a, b] = (await flood).trim().split(' ').map(Number);
-    return { alone, contended, writerMiBs: 1536 / (b - a) };
+    const writerMiBs = await flood;
+    // both flat out, weights 300 (the first) and 100
+    await execOut(d, syncer, 'umount /mnt');
+    await d.host.update(syncer, { diskWeight: 300 });
+    const held = { heavy: 0, light: 0, samples: 0 };
+    let running = true;
+    const sampler = (async () => {
+      while (running) {
+        held.samples++;
+        if (d.host.get(syncer).diskShare) held.heavy++;
+        if (d.host.get(writer).diskShare) held.light++;
+        await sleep(500);
+      }
+    })();
+    const [heavyMiBs, lightMiBs] = await Promise.all([flatOut(d, syncer, 768), flatOut(d, writer, 768)]);
+    running = false;
+    await sampler;
+    const pct = (n: number) => (held.samples ? (100 * n) / held.samples : 0);
+    return { alone, contended, writerMiBs, weighted: { heavyMiBs, lightMiBs, heavyHeld: pct(held.heavy), lightHeld: pct(held.light) } };
   } finally {
     for (const name of [syncer, writer]) {
       await d.host.kill(name).catch(() => undefined);
@@ -264,7 +296,7 @@ export async function benchDynamic(g: Guests, work: string): Promise<string[]> {
   }
   log('dynamic: four VMs on the dynamic policy under a 2 GiB budget');
   const p = await policySide();
-  log('dynamic: disk fairness, an fdatasync loop beside a VM writing flat out');
+  log('dynamic: disk fairness, an fdatasync loop beside a VM writing flat out, then two writers with weights 300 and 100');
   const io = await fairnessSide();
   const m = (x: number | undefined) => (x === undefined ? undefined : x / MiB);
   const list = (xs: number[]) => xs.map((x) => Math.round(x / MiB)).join(' / ');
@@ -292,5 +324,7 @@ export async function benchDynamic(g: Guests, work: string): Promise<string[]> {
     '',
     '== disk fairness: 300 fdatasync\'ed 4 KiB appends (ext4 on a raw disk), alone and while another VM writes 1.5 GiB flat out (equal weights, no limits)',
     `operations/s alone ${io.alone.toFixed(1)}, beside the writer ${io.contended.toFixed(1)} (${((io.contended / io.alone) * 100).toFixed(0)} % of alone; the writer: ${io.writerMiBs?.toFixed(1) ?? 'n/a'} MiB/s)`,
+    `both writing 768 MiB flat out, --disk-weight 300 and 100: ${io.weighted.heavyMiBs.toFixed(1)} and ${io.weighted.lightMiBs.toFixed(1)} MiB/s `
+      + `(ratio ${(io.weighted.heavyMiBs / io.weighted.lightMiBs).toFixed(2)}); held to a share in ${io.weighted.heavyHeld.toFixed(0)} % and ${io.weighted.lightHeld.toFixed(0)} % of the samples`,
   ];
 }

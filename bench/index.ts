@@ -11,7 +11,7 @@
  *   dynamic  a 2 GiB VM's RSS idle, after freeing 1 GiB, at a 512 MiB balloon target, and
  *          balloon shrink/grow times, against QEMU's virtio-balloon; four VMs on the dynamic
  *          memory policy under a budget of half their maxima; an fdatasync loop's rate alone
- *          and beside a VM writing flat out (dynamic.ts)
+ *          and beside a VM writing flat out, and two writers with disk weights 300 and 100 (dynamic.ts)
  *   debian the Debian image: boot to multi-user.target and to the agent against QEMU, build
  *          time, ten VMs from one base and their overlays' bytes (debian.ts; not in the
  *          default set: ~30 minutes)

@@ -101,7 +101,7 @@ export const VmPatchBody = z.strictObject({
   diskBps: diskLimit('disk bytes').nullable().optional(),
   sshKeys: sshKeys.nullable().optional(),
   engine: engine.nullable().optional(),
-}).meta({ id: 'VmPatch', description: 'CPU weight and cap and the network rate apply to a running VM at once; the rest at its next start' });
+}).meta({ id: 'VmPatch', description: 'CPU weight and cap, memory, vCPUs (up to their maxima), the memory policy, disk limits and weight and the network rate apply to a running VM at once; the rest at its next start' });
 
 /** `POST /v1/networks`. */
 export const NetworkCreateBody = z.strictObject({

@@ -55,9 +55,10 @@ export class VmChanges {
   constructor(private readonly host: ChangesHost) {}
 
   /**
-   * Change a VM's definition. CPU weight and cap, the network rate and the memory apply to
-   * a running VM at once (the memory through its balloon, up to the RAM it booted with;
-   * growing it is admitted against the host's budget first); the rest at its next start.
+   * Change a VM's definition. CPU weight and cap, memory, vCPUs, disk limits and weight, the
+   * network rate and the memory policy apply to a running VM at once (the memory through its
+   * balloon, up to the RAM it booted with; growing it is admitted against the host's budget
+   * first; the disk weight at the daemon's next round); the rest at its next start.
    */
   update(name: string, patch: VmPatch): Promise<VmInfo> {
     return this.host.locked(name, async (e) => {

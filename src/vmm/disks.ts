@@ -227,6 +227,12 @@ export class VmDisks {
         this.log(`disk ${path} attached in virtio slot ${slot}: the guest's /dev/${name}`);
         return name;
       } catch (e) {
+        if (this.board !== board && this.disks.includes(disk)) {
+          // the guest rebooted meanwhile: the new board has the disk in a slot of its own, in list order
+          const name = `vd${String.fromCharCode(97 + this.disks.indexOf(disk))}`;
+          this.log(`disk ${path} attached while the guest rebooted: the guest's /dev/${name} once it is up`);
+          return name;
+        }
         if (slot >= 0 && this.board === board) {
           // the guest may have bound it after all: let go of it before the slot empties
           if (shell) await shell(unbindScript(slot, true)).catch(() => undefined);

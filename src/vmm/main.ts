@@ -250,7 +250,7 @@ class VmProcess implements ControlTarget {
       kernel: readFileSync(kernelPath), initrd: initrdPath ? readFileSync(initrdPath) : undefined, bootargs,
       disks,
       // every virtio slot the other devices leave is kept for disks attached while the guest runs
-      hotplugSlots: VIRTIO_SLOTS - disks.length - this.links.length - 1 - (balloon ? 1 : 0),
+      hotplugSlots: Math.max(0, VIRTIO_SLOTS - disks.length - this.links.length - 1 - (balloon ? 1 : 0)),
       nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
       console: this.console!,
       clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
