@@ -9,15 +9,8 @@ import { BootError } from '../../src/machine/boot.js';
 import { RTC_ALARM_HIGH, RTC_ALARM_LOW } from '../../src/devices/goldfish-rtc.js';
 import { AGENT_PORT_NAME as IMAGE_AGENT_PORT_NAME } from '../../src/images/initramfs.js';
 import { MemBlock, MemChar } from '../devices/helpers.js';
+import { fakeImage } from './helpers.js';
 
-function fakeImage(): Uint8Array {
-  const img = new Uint8Array(8192);
-  const dv = new DataView(img.buffer);
-  dv.setBigUint64(8, 0x200000n, true);
-  dv.setBigUint64(16, BigInt(1 << 20), true);
-  dv.setUint32(56, 0x05435352, true);
-  return img;
-}
 
 function config(disks: number, agent?: BoardConfig['agent']): BoardConfig {
   return {

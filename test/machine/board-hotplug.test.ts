@@ -9,15 +9,8 @@ import { Board, VIRTIO_BASE, VIRTIO_SLOTS, VIRTIO_STRIDE, virtioIrq, type BoardC
 import { BootError } from '../../src/machine/boot.js';
 import { VIRTIO_MMIO_MAGIC } from '../../src/devices/virtio/mmio.js';
 import { MemBlock, MemChar } from '../devices/helpers.js';
+import { fakeImage } from './helpers.js';
 
-function fakeImage(): Uint8Array {
-  const img = new Uint8Array(8192);
-  const dv = new DataView(img.buffer);
-  dv.setBigUint64(8, 0x200000n, true);
-  dv.setBigUint64(16, BigInt(1 << 20), true);
-  dv.setUint32(56, 0x05435352, true);
-  return img;
-}
 
 function config(disks: MemBlock[], hotplugSlots?: number): BoardConfig {
   return {

@@ -4,6 +4,7 @@ import { FdtNode, buildFdt, cells64 } from '../../src/machine/fdt.js';
 import { parseKernelImage, layoutBoot, BootError } from '../../src/machine/boot.js';
 import { handleSbiCall, EID_BASE, EID_TIME, EID_IPI, EID_HSM, EID_SRST, EID_DBCN, SBI_ERR_NOT_SUPPORTED, SBI_ERR_INVALID_PARAM, DBCN_MAX_BYTES, type SbiHart, type SbiPlatform } from '../../src/machine/sbi.js';
 import { GuestMemory } from '../../src/devices/guest-memory.js';
+import { fakeImage } from './helpers.js';
 
 /** Minimal flattened-device-tree reader, enough to check what buildFdt wrote. */
 function readFdt(b: Uint8Array): Map<string, Uint8Array> {
@@ -41,14 +42,6 @@ test('FDT: properties, cells and strings round-trip', () => {
   assert.deepEqual([...props.get('/memory@80000000:reg')!], [0, 0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0]);
 });
 
-function fakeImage(fileBytes: number, imageSize: number): Uint8Array {
-  const img = new Uint8Array(fileBytes);
-  const dv = new DataView(img.buffer);
-  dv.setBigUint64(8, 0x200000n, true);
-  dv.setBigUint64(16, BigInt(imageSize), true);
-  dv.setUint32(56, 0x05435352, true);
-  return img;
-}
 
 test('kernel Image: header parsed, non-Image and truncated PE rejected', () => {
   assert.deepEqual(parseKernelImage(fakeImage(8192, 1 << 20)), { textOffset: 0x200000, imageSize: 1 << 20 });
