@@ -23,10 +23,10 @@ const Disk = z.strictObject({
 });
 
 const memoryBytes = z.number().int().positive('must be positive').min(64 * MiB, 'at least 64 MiB is needed to boot Linux')
-  .max(MAX_RAM_BYTES, `at most ${Math.floor(MAX_RAM_BYTES / MiB)} MiB per VM (guest RAM lives in one 32-bit WebAssembly memory)`).refine((n) => n % MiB === 0, 'must be a whole number of MiB')
+  .max(MAX_RAM_BYTES, `at most ${Math.floor(MAX_RAM_BYTES / MiB)} MiB per VM`).refine((n) => n % MiB === 0, 'must be a whole number of MiB')
   .meta({ description: 'guest RAM in bytes (a multiple of 1 MiB)', example: 268435456 });
 const maxMemoryBytes = z.number().int().positive('must be positive').min(64 * MiB, 'at least 64 MiB')
-  .max(MAX_RAM_BYTES, `at most ${Math.floor(MAX_RAM_BYTES / MiB)} MiB per VM (guest RAM lives in one 32-bit WebAssembly memory)`).refine((n) => n % MiB === 0, 'must be a whole number of MiB')
+  .max(MAX_RAM_BYTES, `at most ${Math.floor(MAX_RAM_BYTES / MiB)} MiB per VM`).refine((n) => n % MiB === 0, 'must be a whole number of MiB')
   .meta({ description: 'RAM the guest boots with, at least memoryBytes; the balloon holds the difference, so the memory can grow up to it while the VM runs (default memoryBytes)', example: 2147483648 });
 const memoryPolicy = z.enum(['static', 'dynamic']).meta({ description: 'dynamic: the memory follows the guest\'s needs between minMemoryBytes and maxMemoryBytes (balloon), starting at memoryBytes; static (default): it moves only when asked' });
 const minMemoryBytes = z.number().int().min(64 * MiB, 'at least 64 MiB').refine((n) => n % MiB === 0, 'must be a whole number of MiB')

@@ -23,8 +23,22 @@ export const HS_IRQ = 512;
 export const HS_WAKE = 516;
 /** Diagnostic mirror of the hart's CSRs, written by the engine at every exit from run() (see HartSnapshot). */
 export const HS_MIRROR = 528;
-/** Largest guest RAM the 32-bit wasm address space allows, in bytes. */
-export const MAX_RAM_BYTES = 4 * 1024 * 1024 * 1024 - RAM_OFFSET - 64 * 1024;
+/**
+ * Largest guest RAM the 32-bit wasm address space can back, in bytes (4015 MiB: 4 GiB less
+ * the engine's 80 MiB, in whole MiB).
+ */
+export const MAX_BACKED_RAM_BYTES = 4015 * 1024 * 1024;
+/**
+ * Largest guest RAM a VM may have, in bytes (4 GiB). Above {@link MAX_BACKED_RAM_BYTES} the
+ * board lists the rest in its device tree as reserved, `no-map` (src/machine/board.ts):
+ * the guest's MemTotal is that much less, as firmware reservations make it on real boards.
+ */
+export const MAX_RAM_BYTES = 4 * 1024 * 1024 * 1024;
+
+/** The part of `ramBytes` of guest RAM that memory backs (the rest is reserved; see {@link MAX_RAM_BYTES}). */
+export function backedRamBytes(ramBytes: number): number {
+  return Math.min(ramBytes, MAX_BACKED_RAM_BYTES);
+}
 /** Timebase frequency of the `time` CSR and SBI timer, in Hz. */
 export const TIMEBASE_HZ = 10_000_000;
 /** The JIT's shared words and tables (see src/engine/as/jit.ts). */

@@ -11,7 +11,7 @@
  *   0x8000_0000  RAM
  */
 import { HartSignals, createGuestMemory } from '../engine/hart.js';
-import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ, MAX_HARTS } from '../engine/layout.js';
+import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ, MAX_HARTS, backedRamBytes } from '../engine/layout.js';
 import { codeWriteNotifier } from '../engine/code-pages.js';
 import type { MmioDevice, CharBackend, BlockBackend, NetBackend, WallClock, MmioWidth } from '../devices/bus.js';
 import { GuestMemory } from '../devices/guest-memory.js';
@@ -161,6 +161,11 @@ export interface BootEntry { entry: number; fdt: number }
 export class Board {
   readonly memory: GuestMemory;
   readonly wasmMemory: WebAssembly.Memory;
+  /**
+   * The guest RAM memory backs, from RAM_BASE (bytes): all of `ramBytes` up to
+   * MAX_BACKED_RAM_BYTES; the rest is reserved in the device tree (src/engine/layout.ts).
+   */
+  readonly backedBytes: number;
   readonly signals: HartSignals[] = [];
   /** Set by create(). */
   boot: BootEntry = { entry: 0, fdt: 0 };
@@ -196,8 +201,9 @@ export class Board {
     // the boot images are loaded by create() and not kept: tens of MiB the guest has its own copy of
     this.cfg = { ...cfg, kernel: new Uint8Array(0), initrd: undefined };
     this.t0 = cfg.monotonicNs();
-    this.wasmMemory = createGuestMemory(cfg.ramBytes);
-    this.memory = new GuestMemory(new Uint8Array(this.wasmMemory.buffer, RAM_OFFSET, cfg.ramBytes), RAM_BASE, codeWriteNotifier(this.wasmMemory), cfg.discardRam);
+    this.backedBytes = backedRamBytes(cfg.ramBytes);
+    this.wasmMemory = createGuestMemory(this.backedBytes);
+    this.memory = new GuestMemory(new Uint8Array(this.wasmMemory.buffer, RAM_OFFSET, this.backedBytes), RAM_BASE, codeWriteNotifier(this.wasmMemory), cfg.discardRam);
     for (let i = 0; i < cfg.harts; i++) this.signals.push(new HartSignals(this.wasmMemory, i));
     this.plic = new Plic(PLIC_SOURCES, 2 * cfg.harts, sExternalInterrupts(this.signals));
     this.uart = new Uart16550(cfg.console, this.plic.line(UART_IRQ));
@@ -322,7 +328,7 @@ export class Board {
     let load: (board: Board) => void;
     if (isElf(cfg.kernel)) {
       const elf = parseElfExecutable(cfg.kernel);
-      layout = layoutElfBoot(RAM_BASE, cfg.ramBytes, elf, initrdBytes);
+      layout = layoutElfBoot(RAM_BASE, backedRamBytes(cfg.ramBytes), elf, initrdBytes);
       load = (board) => {
         for (const s of elf.segments) {
           const dst = board.memory.slice(s.paddr, s.memSize);
@@ -331,7 +337,7 @@ export class Board {
         }
       };
     } else {
-      layout = layoutBoot(RAM_BASE, cfg.ramBytes, parseKernelImage(cfg.kernel), initrdBytes);
+      layout = layoutBoot(RAM_BASE, backedRamBytes(cfg.ramBytes), parseKernelImage(cfg.kernel), initrdBytes);
       load = (board) => board.memory.slice(layout.kernelAddr, cfg.kernel.length).set(cfg.kernel);
     }
     const board = new Board(cfg);
@@ -454,6 +460,14 @@ export class Board {
     root.child(`memory@${RAM_BASE.toString(16)}`)
       .prop('device_type', 'memory')
       .prop('reg', [...cells64(RAM_BASE), ...cells64(this.cfg.ramBytes)]);
+    if (this.backedBytes < this.cfg.ramBytes) {
+      // RAM past what the wasm memory backs: reserved, never mapped (devicetree
+      // bindings, reserved-memory/reserved-memory.yaml)
+      const rsv = root.child('reserved-memory');
+      rsv.prop('#address-cells', [2]).prop('#size-cells', [2]).prop('ranges', null);
+      const at = RAM_BASE + this.backedBytes;
+      rsv.child(`unbacked@${at.toString(16)}`).prop('reg', [...cells64(at), ...cells64(this.cfg.ramBytes - this.backedBytes)]).prop('no-map', null);
+    }
     const cpus = root.child('cpus');
     cpus.prop('#address-cells', [1]).prop('#size-cells', [0]).prop('timebase-frequency', [TIMEBASE_HZ]);
     const intcPhandles: number[] = [];

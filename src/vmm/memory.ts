@@ -9,6 +9,7 @@ import type { BalloonConfig } from '../machine/board.js';
 import type { BalloonStats, VirtioBalloon } from '../devices/virtio/balloon.js';
 import type { VmMemoryStatus } from './control-api.js';
 import { MIN_MEMORY_BYTES as MIN_GUEST_MEMORY_BYTES } from './vm-config.js';
+import { backedRamBytes } from '../engine/layout.js';
 import { SHRINK_RESERVE_BYTES, newPolicyState, policyTarget, type MemoryPolicy, type PolicyState } from './memory-policy.js';
 
 export { SHRINK_RESERVE_BYTES };
@@ -57,9 +58,17 @@ export class VmMemory {
   /** The memory the guest should have, in bytes. */
   get currentBytes(): number { return this.current; }
 
+  /**
+   * What the balloon holds when the guest should have `bytes` (bytes): the RAM memory backs
+   * less `bytes` (a VM above MAX_BACKED_RAM_BYTES boots the rest reserved; engine/layout.ts).
+   */
+  private balloonFor(bytes: number): number {
+    return Math.max(0, backedRamBytes(this.maxBytes) - bytes);
+  }
+
   /** The board's balloon for the next boot: it starts at the current target. */
   boardConfig(): BalloonConfig {
-    return { targetBytes: this.maxBytes - this.current };
+    return { targetBytes: this.balloonFor(this.current) };
   }
 
   /** The balloon of the board that now runs (null between boards). */
@@ -82,7 +91,7 @@ export class VmMemory {
       throw new MemoryChangeError(400, `memory ${mib(bytes)} is above this VM's maximum of ${mib(this.maxBytes)} (the RAM it booted with; raise --max-memory and restart it for more)`);
     }
     if (bytes < MIN_GUEST_MEMORY_BYTES) throw new MemoryChangeError(400, `memory ${mib(bytes)} is below the minimum of ${mib(MIN_GUEST_MEMORY_BYTES)}`);
-    const give = this.current - bytes;
+    const give = this.balloonFor(bytes) - this.balloonFor(this.current);
     if (give > 0) {
       const b = this.balloon;
       if (!b || !b.active) throw new MemoryChangeError(409, "the guest's balloon driver is not running (yet): its memory cannot shrink now");
@@ -94,7 +103,7 @@ export class VmMemory {
       }
     }
     this.current = bytes;
-    this.balloon?.setTargetPages((this.maxBytes - bytes) / 4096);
+    this.balloon?.setTargetPages(this.balloonFor(bytes) / 4096);
   }
 
   /**
@@ -148,11 +157,11 @@ export class VmMemory {
     const s = last?.stats;
     if (last && last.atMs > this.policySeenMs && s?.availableMemory !== undefined) {
       this.policySeenMs = last.atMs;
-      const held = this.maxBytes - b.actualPages * 4096;
+      const held = backedRamBytes(this.maxBytes) - b.actualPages * 4096;
       const target = policyTarget(p, this.current, { totalBytes: held, availableBytes: s.availableMemory, allocStalls: s.allocStalls ?? 0 }, this.policyState, nowMs);
       if (target !== this.current) {
         this.current = target;
-        b.setTargetPages((this.maxBytes - target) / 4096);
+        b.setTargetPages(this.balloonFor(target) / 4096);
         moved = target;
         this.policySeenMs = nowMs;
       }

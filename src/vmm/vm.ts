@@ -225,7 +225,7 @@ export class Vm {
     const exits: Promise<void>[] = [];
     for (let i = 0; i < n; i++) {
       const data: HartWorkerData = {
-        id: i, harts: n, ramBytes: this.opts.ramBytes, module: this.opts.engine, engineKind: this.opts.engineKind ?? 'jit',
+        id: i, harts: n, ramBytes: this.board.backedBytes, module: this.opts.engine, engineKind: this.opts.engineKind ?? 'jit',
         memory: this.board.wasmMemory, ctlWords: words, ctlArgs: args, ctlClock: clock, t0Ms: this.t0Ms,
         mmioLayout: this.board.hartMmioLayout(),
       };

@@ -1,12 +1,14 @@
 /**
  * Disk slots that change while the guest runs: the board keeps empty virtio-mmio slots
  * (listed in its device tree, answering DeviceID 0 as QEMU virt's empty slots do), plugs a
- * disk into one, and empties a disk's slot again, boot disks included.
+ * disk into one, and empties a disk's slot again, boot disks included. And RAM past what
+ * the wasm memory backs, reserved in the device tree.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Board, VIRTIO_BASE, VIRTIO_SLOTS, VIRTIO_STRIDE, virtioIrq, type BoardConfig } from '../../src/machine/board.js';
 import { BootError } from '../../src/machine/boot.js';
+import { MAX_BACKED_RAM_BYTES, MAX_RAM_BYTES, RAM_BASE, RAM_OFFSET } from '../../src/engine/layout.js';
 import { VIRTIO_MMIO_MAGIC } from '../../src/devices/virtio/mmio.js';
 import { MemBlock, MemChar } from '../devices/helpers.js';
 import { fakeImage } from './helpers.js';
@@ -60,4 +62,15 @@ test('plugDisk fills the first empty slot; unplugDisk empties it (or a boot disk
   board.unplugDisk(0);
   assert.equal(reg(board, 0, 8), 0);
   assert.throws(() => board.unplugDisk(3), /holds no disk/);
+});
+
+test('a 4 GiB board: memory backs 4015 MiB, the rest is reserved no-map in the device tree', () => {
+  const board = Board.create({ ...config([]), ramBytes: MAX_RAM_BYTES });
+  assert.equal(board.backedBytes, MAX_BACKED_RAM_BYTES);
+  assert.equal(board.wasmMemory.buffer.byteLength, RAM_OFFSET + MAX_BACKED_RAM_BYTES);
+  const fdt = board.deviceTree(null);
+  assert.ok(has(fdt, 'reserved-memory') && has(fdt, `unbacked@${(RAM_BASE + MAX_BACKED_RAM_BYTES).toString(16)}`) && has(fdt, 'no-map'));
+  assert.equal(board.mmioRead(RAM_BASE + MAX_BACKED_RAM_BYTES, 4), undefined, 'nothing answers there');
+  // below the limit: no reservation
+  assert.ok(!has(Board.create(config([])).deviceTree(null), 'reserved-memory'));
 });
