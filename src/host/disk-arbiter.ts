@@ -16,7 +16,8 @@
  *     lowest it had lately, forgotten slowly), so it waits for the others' requests;
  *   - contended, the requests and the bytes the backlogged VMs got together are divided
  *     among them by weight, and a VM that used more than its part is held to it, with
- *     {@link SHARE_HEADROOM} (`POST /disk-share`);
+ *     {@link SHARE_HEADROOM} (`POST /disk-share`); a round of a few long requests (fewer
+ *     than {@link MIN_SHARE} a VM: flushes) leaves the shares as they are;
  *   - no longer contended, a share is relaxed by {@link SHARE_RELAX} each round and taken
  *     off once the VM no longer reaches it, so the VMs find the disk's room again.
  *
@@ -90,6 +91,11 @@ export function planDiskShares(vms: ReadonlyArray<DiskUse>): Map<string, IoLimit
   }
   const weights = backlogged.reduce((sum, v) => sum + v.weight, 0);
   const total = { iops: backlogged.reduce((sum, v) => sum + v.iops, 0), bps: backlogged.reduce((sum, v) => sum + v.bps, 0) };
+  if (total.iops < MIN_SHARE.iops * backlogged.length) {
+    // a round spent in a few long requests (a flush of much written data) says nothing of the parts: keep the shares
+    for (const v of vms) out.set(v.name, v.share);
+    return out;
+  }
   for (const v of vms) {
     if (v.busy < BACKLOG_FRACTION) { out.set(v.name, null); continue; }
     const hold = (k: 'iops' | 'bps') => {

@@ -16,7 +16,11 @@
  *   - `vm disk resize VM vdb 256M` while the guest has vdb (qcow2) mounted: the guest sees
  *     256 MiB at once, its files are intact, `qemu-img check` is clean; shrinking is refused;
  *   - `vm set --disk-bps 2M` on the running VM: reading 8 MiB takes about 4 s, and far less
- *     once the limit is removed.
+ *     once the limit is removed;
+ *   - `vm disk attach` while the guest runs: a new vdb at once; its detach is refused while
+ *     the guest has it mounted, then done; attached again, its data are there;
+ *   - `--memory 512M --max-memory 4G`, then `vm set --memory 2G`: MemTotal near 2 GiB
+ *     within 10 s.
  *     (Growing the file system online with resize2fs is in debian.test.ts.)
  */
 import assert from 'node:assert/strict';
@@ -28,6 +32,7 @@ import { describeRun, findTool, host, tempTsvisorHome, tsvisor, withVmLogs, type
 const MiB = 1024 * 1024;
 const T = 60_000;
 const VM = `e2e-dyn-${process.pid.toString(36)}`;
+const VM4 = `e2e-4g-${process.pid.toString(36)}`;
 
 let root = '';
 let env: Record<string, string> = {};
@@ -98,6 +103,7 @@ before(() => {
 after(async () => {
   await tsvisor(['vm', 'stop', VM], { env, timeoutMs: T }).catch(() => undefined);
   await tsvisor(['vm', 'kill', VM], { env, timeoutMs: T }).catch(() => undefined);
+  await tsvisor(['vm', 'kill', VM4], { env, timeoutMs: T }).catch(() => undefined);
   await tsvisor(['daemon', 'stop'], { env, timeoutMs: T }).catch(() => undefined);
   if (pid) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
   rmSync(root, { recursive: true, force: true });
@@ -295,5 +301,22 @@ test('dynamic memory policy: an idle guest shrinks to its working set plus buffe
     }
     assert.ok(worst > 0 && worst <= limit, `allocated at most ${worst >> 20} MiB of the ${limit >> 20} MiB budget`);
     await cli(['vm', 'kill', DYN]);
+  });
+});
+
+test('a VM of --memory 512M --max-memory 4G: vm set --memory 2G gives the guest about 2 GiB within 10 s', { timeout: 5 * T }, async () => {
+  await cli(['vm', 'create', VM4, '--memory', '512M', '--max-memory', '4G', '--network', 'none']);
+  await withVmLogs(() => join(root, 'home'), [VM4], async () => {
+    await cli(['vm', 'start', VM4]);
+    const total = async () => Number(/MemTotal:\s+(\d+)/.exec((await cli(['vm', 'exec', VM4, '--', 'cat', '/proc/meminfo'])).stdout)![1]);
+    await waitFor(3 * T, async () => (await tsvisor(['vm', 'exec', VM4, '--', 'true'], { env })).code === 0, () => 'the guest agent answers');
+    await waitFor(30_000, async () => (await total()) < 512 * 1024, () => 'MemTotal under 512 MiB');
+    await cli(['vm', 'set', VM4, '--memory', '2G']);
+    const t0 = Date.now();
+    let kib = 0;
+    await waitFor(10_000, async () => { kib = await total(); return kib > 1700 * 1024; }, () => `MemTotal ${kib} kB`);
+    assert.ok(Date.now() - t0 <= 12_000);
+    assert.ok(kib <= 2048 * 1024, `MemTotal ${kib} kB is at most 2 GiB`);
+    await cli(['vm', 'kill', VM4]);
   });
 });

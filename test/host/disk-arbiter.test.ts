@@ -34,6 +34,9 @@ test('planDiskShares: contended, each VM above its weighted part is held to it (
   // a VM that is not backlogged is never held, and does not count in the split
   const idle = planDiskShares([use('a', 100, 500, 1e6), use('b', 100, 500, 1e6, { latencyMs: 1 }), use('c', 100, 5000, 1e9, { busy: 0.1 })]);
   assert.deepEqual([idle.get('a'), idle.get('b'), idle.get('c')], [null, null, null]);
+  // a round of a few long requests (flushes): the shares stay as they are
+  const flush = planDiskShares([use('a', 100, 2, 1e3, { latencyMs: 900, share: { iops: 50, bps: 0 } }), use('b', 100, 1, 1e3, { latencyMs: 900 })]);
+  assert.deepEqual([flush.get('a'), flush.get('b')], [{ iops: 50, bps: 0 }, null]);
   // a share never goes below the floor
   const floor = planDiskShares([use('a', 1, 20, 1e6), use('b', 10000, 20, 1e6)]);
   assert.deepEqual(floor.get('a'), { iops: MIN_SHARE.iops, bps: MIN_SHARE.bps });
