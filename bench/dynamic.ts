@@ -8,7 +8,7 @@
  *     reporting gives the pages back);
  *   - seconds until the balloon holds 1 GiB more (shrink 2 GiB -> 1 GiB), then 1 GiB less
  *     (grow back to 2 GiB);
- *   - host RSS 10 s after the balloon reached a target of 512 MiB.
+ *   - host RSS 10 s after the balloon reached a target of 512 MiB, then 256 MiB.
  *
  *
  * Then the automatic policy (tsvisor alone: QEMU has none of its own): four VMs on
@@ -42,7 +42,7 @@ const FILL = 'mkdir -p /mnt/t && mount -t tmpfs -o size=1200m tmpfs /mnt/t && dd
 const FREE = 'rm /mnt/t/f && umount /mnt/t';
 
 /** The figures of one side (bytes and seconds). */
-interface Figures { idle?: number; full?: number; freed?: number; shrinkS?: number; growS?: number; at512?: number }
+interface Figures { idle?: number; full?: number; freed?: number; shrinkS?: number; growS?: number; at512?: number; at256?: number }
 
 /** Poll `probe` every 200 ms for up to `ms`; seconds it took, or undefined if it never held. */
 async function timeUntil(ms: number, probe: () => Promise<boolean> | boolean): Promise<number | undefined> {
@@ -92,6 +92,14 @@ async function tsvisorSide(): Promise<Figures> {
     if (await timeUntil(60_000, () => balloon() === 1536 * MiB) !== undefined) {
       await sleep(10_000);
       f.at512 = rss();
+    }
+    await sleep(3000); // fresh statistics for the shrink's check
+    d.host.get(name);
+    await sleep(1500);
+    await d.host.update(name, { memoryBytes: 256 * MiB });
+    if (await timeUntil(60_000, () => balloon() === 1792 * MiB) !== undefined) {
+      await sleep(10_000);
+      f.at256 = rss();
     }
   } finally {
     await d.host.kill(name).catch(() => undefined);
@@ -278,6 +286,11 @@ async function qemuSide(g: Guests, work: string): Promise<Figures> {
       await sleep(10_000);
       f.at512 = rss();
     }
+    await hmp(sock, 'balloon 256');
+    if (await timeUntil(60_000, async () => (await actual()) === 256) !== undefined) {
+      await sleep(10_000);
+      f.at256 = rss();
+    }
   } finally {
     child.kill('SIGKILL');
     rmSync(initrd, { force: true });
@@ -309,6 +322,7 @@ export async function benchDynamic(g: Guests, work: string): Promise<string[]> {
       ['RSS with 1 GiB in a tmpfs', m(t.full), m(q.full)],
       ['RSS 15 s after deleting it', m(t.freed), m(q.freed)],
       ['RSS at a 512 MiB target', m(t.at512), m(q.at512)],
+      ['RSS at a 256 MiB target', m(t.at256), m(q.at256)],
     ], 'MiB', 0),
     '',
     ...table([
