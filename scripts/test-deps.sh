@@ -4,6 +4,7 @@
 #   qemu-system-misc opensbi  the benchmark compares against QEMU
 #   e2fsprogs cpio xz-utils  disk images, initramfs checks, kernel modules
 #   qemu-utils            qemu-img and qemu-io: qcow2 interoperability and consistency tests
+#   xorriso               ISO images for the CD-ROM tests
 # plus what tsvisor itself needs (scripts/deps.sh: fakeroot, fdisk, kmod, ... for the Debian image)
 set -euo pipefail
 bash "$(dirname "$0")/deps.sh"
@@ -12,4 +13,4 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get install -y -qq --no-install-recommends \
   gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross \
-  qemu-system-misc opensbi qemu-utils e2fsprogs cpio xz-utils ca-certificates >/dev/null
+  qemu-system-misc opensbi qemu-utils xorriso e2fsprogs cpio xz-utils ca-certificates >/dev/null

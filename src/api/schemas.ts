@@ -56,7 +56,7 @@ export const VmCreateBody = z.strictObject({
   memoryPriority: memoryPriority.optional(),
   diskWeight: diskWeight.optional(),
   disks: z.array(Disk).max(7).optional(),
-  cdrom: z.string().min(1).optional().meta({ description: 'ISO 9660 image, attached read-only after the disks' }),
+  cdrom: z.string().min(1).optional().meta({ description: 'ISO 9660 image in the CD-ROM drive (virtio-scsi; the guest\'s /dev/sr0), opened read-only' }),
   kernel: z.string().min(1).optional().meta({ description: 'RISC-V Linux Image; default: the default image' }),
   initrd: z.string().min(1).optional(),
   append: z.string().optional().meta({ description: 'extra kernel command-line arguments' }),

@@ -301,7 +301,7 @@ function addDefinitionOptions(cmd: Command): Command {
     .option('--memory-buffer <percent>', 'a dynamic VM\'s free memory above its working set, 5..200 percent of it (default 20)')
     .option('--memory-priority <n>', 'a dynamic VM\'s claim when memory is short, 0..100 (default 50): higher gets memory first and gives it back last')
     .option('--disk <path[,readonly]>', 'attach a disk image, raw or qcow2 (repeatable)', collect, [] as string[])
-    .option('--cdrom <iso>', 'attach an ISO 9660 image read-only')
+    .option('--cdrom <iso>', 'put an ISO 9660 image in the CD-ROM drive (the guest\'s /dev/sr0; read-only)')
     .option('--kernel <file>', 'boot this RISC-V Linux Image instead of the default image')
     .option('--initrd <file>', 'initramfs to use with --kernel')
     .option('--append <args>', 'extra kernel command-line arguments')

@@ -54,7 +54,7 @@ import { resolveModuleOrder, stripModuleSignature } from './modules.js';
  * Version of the initramfs layout and /init script; part of the image cache key, so
  * bump it whenever the built initramfs would change for the same inputs.
  */
-export const INITRAMFS_BUILDER_VERSION = 5;
+export const INITRAMFS_BUILDER_VERSION = 6;
 
 /**
  * Modules the default guest loads (names as the kernel knows them), in the order they
@@ -68,6 +68,8 @@ export const DEFAULT_GUEST_MODULES: readonly string[] = [
   'virtio_rng',
   'virtio_console',
   'virtio_balloon',
+  'virtio_scsi',
+  'sr_mod',
   'ext4',
   'crc32c_generic',
   'vfat',
@@ -180,6 +182,11 @@ if [ -f /etc/tsvisor/modules ]; then
       insmod "$tsv_mod" >/dev/null 2>&1
     fi
   done < /etc/tsvisor/modules
+fi
+# the CD-ROM drive (virtio-scsi): SCSI scans asynchronously; /dev/sr0 within a moment
+if [ -d /sys/class/scsi_host/host0 ]; then
+  tsv_i=0
+  while [ ! -e /sys/block/sr0 ] && [ "$tsv_i" -lt 30 ]; do sleep 0.1 2>/dev/null || sleep 1; tsv_i=$((tsv_i+1)); done
 fi
 
 # network cards (virtio-net): address, route and DNS by DHCP before anything runs

@@ -26,6 +26,8 @@ import type { VirtioDevice } from '../devices/virtio/device.js';
 import { VirtioBlk } from '../devices/virtio/blk.js';
 import { VirtioConsole, type VirtioConsolePort } from '../devices/virtio/console.js';
 import { VirtioNet } from '../devices/virtio/net.js';
+import { VirtioScsi } from '../devices/virtio/scsi.js';
+import { CdromUnit } from '../devices/scsi/cdrom.js';
 import { VirtioBalloon, VIRTIO_BALLOON_PAGE_BYTES, type BalloonStats } from '../devices/virtio/balloon.js';
 import type { RamDiscarder } from '../devices/guest-memory.js';
 import type { IoLimiter } from '../devices/io-limiter.js';
@@ -73,6 +75,14 @@ export interface DiskConfig {
   serial?: string;
   /** I/O limits (may be shared by several disks). */
   limiter?: IoLimiter;
+}
+
+/** The CD-ROM drive of the board (virtio-scsi, one MMC logical unit). */
+export interface CdromConfig {
+  /** The disc in the drive at power-on (an ISO image), or null for an empty drive. */
+  medium: BlockBackend | null;
+  /** The guest ejected the disc (START STOP UNIT): the drive is empty; the disc is the caller's to close. */
+  onEject?: (medium: BlockBackend) => void;
 }
 
 /** One network card of the board (virtio-net). */
@@ -123,6 +133,8 @@ export interface BoardConfig {
    */
   bootDelay?: number;
   disks: DiskConfig[];
+  /** A CD-ROM drive (virtio-scsi), in the virtio slot after the disks; absent: none. */
+  cdrom?: CdromConfig;
   /** Network cards, in the virtio slots after the disks (the guest's eth0, eth1, ... in this order). */
   nics?: NicConfig[];
   /**
@@ -181,6 +193,8 @@ export class Board {
   readonly agent: VirtioConsolePort | null = null;
   /** The memory balloon, or null without `cfg.balloon`. */
   readonly balloon: VirtioBalloon | null = null;
+  /** The CD-ROM drive, or null without `cfg.cdrom`. */
+  readonly cdrom: CdromUnit | null = null;
   /** The hot-plug slots ({@link BoardConfig.hotplugSlots}), in slot order after the boot devices. */
   private readonly hotplug: VirtioMmioSlot[] = [];
   /** The disks in the board now (booted with or plugged in since), by slot. */
@@ -215,9 +229,9 @@ export class Board {
     this.map(CLINT_BASE, this.clint);
     this.map(PLIC_BASE, this.plic);
     this.map(UART_BASE, this.uart);
-    const slots = cfg.disks.length + (cfg.nics?.length ?? 0) + (cfg.agent ? 1 : 0) + (cfg.balloon ? 1 : 0);
+    const slots = cfg.disks.length + (cfg.cdrom ? 1 : 0) + (cfg.nics?.length ?? 0) + (cfg.agent ? 1 : 0) + (cfg.balloon ? 1 : 0);
     if (slots > VIRTIO_SLOTS) {
-      throw new BootError(`too many devices: ${cfg.disks.length} disks, ${cfg.nics?.length ?? 0} network cards${cfg.agent ? ', the agent channel' : ''}${cfg.balloon ? ', the balloon' : ''} need ${slots} virtio slots, the board has ${VIRTIO_SLOTS}`);
+      throw new BootError(`too many devices: ${cfg.disks.length} disks${cfg.cdrom ? ', the CD-ROM drive' : ''}, ${cfg.nics?.length ?? 0} network cards${cfg.agent ? ', the agent channel' : ''}${cfg.balloon ? ', the balloon' : ''} need ${slots} virtio slots, the board has ${VIRTIO_SLOTS}`);
     }
     const hotplug = cfg.hotplugSlots ?? 0;
     if (!Number.isInteger(hotplug) || hotplug < 0 || slots + hotplug > VIRTIO_SLOTS) {
@@ -234,6 +248,12 @@ export class Board {
       this.virtio.push(mmio);
       this.plugged.set(i, { disk: d, blk });
     });
+    if (cfg.cdrom) {
+      const unit = new CdromUnit({}, cfg.cdrom.onEject);
+      if (cfg.cdrom.medium) unit.insert(cfg.cdrom.medium);
+      this.virtio.push(this.virtioTransport(new VirtioScsi(unit), this.virtio.length));
+      this.cdrom = unit;
+    }
     for (const n of cfg.nics ?? []) {
       const nic = new VirtioNet(n.backend, { mac: n.mac });
       this.virtio.push(this.virtioTransport(nic, this.virtio.length));

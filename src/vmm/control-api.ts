@@ -33,6 +33,7 @@
  * Errors are JSON `{ "error": { "code": string, "message": string } }` with a 4xx/5xx status.
  */
 import type { MemoryPolicy } from './memory-policy.js';
+import type { CdromStatus } from './cdrom.js';
 
 /** `GET /status`. Sizes in bytes, times in ms since the Unix epoch. */
 export interface VmProcessStatus {
@@ -49,8 +50,10 @@ export interface VmProcessStatus {
   startedAt: number;
   /** Guest agent answering (exec available). */
   agent: boolean;
-  /** Per disk (the CD-ROM last), its size and the bytes the guest read and wrote. */
+  /** Per disk, its size and the bytes the guest read and wrote. */
   disks: Array<{ path: string; sizeBytes: number; readBytes: number; writtenBytes: number }>;
+  /** The CD-ROM drive: the ISO image in it (null: empty), and whether the guest holds the tray locked (a mounted disc). */
+  cdrom?: CdromStatus;
   /**
    * Per network card (guest order): where it is attached (`user` or the virtual network's
    * name), its MAC, frames and Ethernet bytes delivered to (`rx`) and sent by (`tx`) the

@@ -103,13 +103,9 @@ export function unbindScript(slot: number, force: boolean): string {
   return lines.join('\n') + '\n';
 }
 
-/**
- * The disks of one VM process; see the file comment. The CD-ROM (an ISO image, read-only)
- * is kept apart: it is always the last disk of a board and cannot be resized or detached.
- */
+/** The disks of one VM process; see the file comment. (The CD-ROM drive is vmm/cdrom.ts.) */
 export class VmDisks {
   private readonly disks: VmDisk[] = [];
-  private cdrom: VmDisk | null = null;
   private board: Board | null = null;
   /** Serializes attach and detach. */
   private ops: Promise<unknown> = Promise.resolve();
@@ -126,29 +122,15 @@ export class VmDisks {
     for (const d of disks) this.add(d.path, !!d.readonly, openDisk(d.path, { readonly: d.readonly }));
   }
 
-  /**
-   * Open the CD-ROM's ISO image (raw, read-only).
-   * @throws Error with the image's one-line reason.
-   */
-  openCdrom(path: string): void {
-    const image = openDisk(path, { readonly: true, format: 'raw' });
-    this.cdrom = { path, readonly: true, image, serial: 'cdrom', base: { readBytes: 0, writtenBytes: 0 }, dev: null };
-  }
-
-  /** Every disk, the CD-ROM last. */
-  private get all(): VmDisk[] {
-    return this.cdrom ? [...this.disks, this.cdrom] : this.disks;
-  }
-
   private add(path: string, readonly: boolean, image: DiskImage): VmDisk {
     const disk: VmDisk = { path, readonly, image, serial: `disk${this.nextSerial++}`, base: { readBytes: 0, writtenBytes: 0 }, dev: null };
     this.disks.push(disk);
     return disk;
   }
 
-  /** The disks of the next board, in slot order (the board's first slots), the CD-ROM last. */
+  /** The disks of the next board, in slot order (the board's first slots). */
   boardDisks(): DiskConfig[] {
-    return this.all.map((d, i) => ({ backend: d.image, serial: d === this.cdrom ? `disk${i}` : d.serial, limiter: this.limiter }));
+    return this.disks.map((d) => ({ backend: d.image, serial: d.serial, limiter: this.limiter }));
   }
 
   /**
@@ -156,8 +138,7 @@ export class VmDisks {
    * guest stopped: the counters of its devices are kept).
    */
   setBoard(board: Board | null): void {
-    const all = this.all;
-    for (const d of all) {
+    for (const d of this.disks) {
       if (d.dev) {
         d.base.readBytes += d.dev.blk.metrics.readBytes;
         d.base.writtenBytes += d.dev.blk.metrics.writeBytes;
@@ -165,12 +146,12 @@ export class VmDisks {
       d.dev = null;
     }
     this.board = board;
-    if (board) all.forEach((d, i) => { d.dev = { blk: board.disks[i], slot: i }; });
+    if (board) this.disks.forEach((d, i) => { d.dev = { blk: board.disks[i], slot: i }; });
   }
 
-  /** Per disk (the CD-ROM last): path, size and the bytes the guest read and wrote since the process started. */
+  /** Per disk: path, size and the bytes the guest read and wrote since the process started. */
   status(): Array<{ path: string; sizeBytes: number; readBytes: number; writtenBytes: number }> {
-    return this.all.map((d) => ({
+    return this.disks.map((d) => ({
       path: d.path,
       sizeBytes: d.image.size,
       readBytes: d.base.readBytes + (d.dev?.blk.metrics.readBytes ?? 0),
@@ -184,7 +165,7 @@ export class VmDisks {
    */
   resize(index: number, bytes: number): void {
     const d = this.disks[index];
-    if (!d) throw new DiskChangeError(400, `no disk ${index}: this VM has ${this.disks.length} disk(s) (the CD-ROM cannot be resized)`);
+    if (!d) throw new DiskChangeError(400, `no disk ${index}: this VM has ${this.disks.length} disk(s)`);
     if (d.readonly) throw new DiskChangeError(400, `disk ${index} is attached read-only`);
     const before = d.image.size;
     try {
@@ -204,7 +185,7 @@ export class VmDisks {
    */
   attach(path: string, readonly: boolean, shell: GuestShell | null): Promise<string> {
     return this.serialize(async () => {
-      if (this.all.some((d) => d.path === path)) throw new DiskChangeError(400, `${path} is already attached to this VM`);
+      if (this.disks.some((d) => d.path === path)) throw new DiskChangeError(400, `${path} is already attached to this VM`);
       const board = this.board;
       if (!board) throw new DiskChangeError(409, 'the guest is not running');
       if (!shell) throw new DiskChangeError(409, 'the guest agent is not running (yet): a disk is attached through it');
@@ -254,7 +235,7 @@ export class VmDisks {
   detach(path: string, force: boolean, shell: GuestShell | null): Promise<void> {
     return this.serialize(async () => {
       const d = this.disks.find((x) => x.path === path);
-      if (!d) throw new DiskChangeError(400, path === this.cdrom?.path ? `${path} is the CD-ROM: it cannot be detached` : `${path} is not a disk of this VM`);
+      if (!d) throw new DiskChangeError(400, `${path} is not a disk of this VM`);
       const board = this.board;
       if (!board || !d.dev) throw new DiskChangeError(409, 'the guest is not running');
       if (!shell) throw new DiskChangeError(409, 'the guest agent is not running (yet): a disk is detached through it');
@@ -276,7 +257,7 @@ export class VmDisks {
 
   /** Flush and close every image (the process exits). */
   closeAll(): void {
-    for (const d of this.all) {
+    for (const d of this.disks) {
       try { d.image.flush(); } catch { /* reported on the guest's flush */ }
       try { d.image.close(); } catch { /* already closed */ }
     }

@@ -35,6 +35,7 @@ import { kernelBootargs, shellQuote } from './boot-config.js';
 import { AgentClient } from './agent.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { VmDisks, DiskChangeError, type GuestShell } from './disks.js';
+import { VmCdrom } from './cdrom.js';
 import { VIRTIO_SLOTS } from '../machine/board.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { ensureDefaultImage } from '../images/index.js';
@@ -73,6 +74,8 @@ class VmProcess implements ControlTarget {
   private readonly diskLimiter = new IoLimiter({ iops: 0, bps: 0 });
   /** The disks, across reboots (vmm/disks.ts). */
   private readonly disks = new VmDisks(this.diskLimiter, (line) => this.log(line));
+  /** The CD-ROM drive, across reboots (vmm/cdrom.ts). */
+  private readonly cdrom = new VmCdrom((line) => this.log(line));
   /** The host side of each network card, in card order. */
   private links: NetLink[] = [];
   /** Host loopback port published to the guest's port 22 (`TSVISOR_SSH_PORT`, chosen by the daemon), or 0. */
@@ -185,7 +188,7 @@ class VmProcess implements ControlTarget {
     try {
       // raw or qcow2 (detected), each with its backing chain; closed (chain included) in finish()
       this.disks.open(cfg.disks);
-      if (cfg.cdrom) this.disks.openCdrom(cfg.cdrom); // an ISO 9660 image
+      if (cfg.cdrom) this.cdrom.open(cfg.cdrom); // an ISO 9660 image, in the CD-ROM drive
       if (cfg.kernel) {
         kernelPath = cfg.kernel;
         initrdPath = cfg.initrd;
@@ -215,6 +218,7 @@ class VmProcess implements ControlTarget {
         this.newAgent(null);
         this.memory.attach(this.vm.board.balloon);
         this.disks.setBoard(this.vm.board);
+        this.cdrom.setBoard(this.vm.board.cdrom);
         if (this.stopRequested) this.vm.stop(); // asked while the board was being built
         else this.state = 'running';
         this.log('guest started');
@@ -223,6 +227,7 @@ class VmProcess implements ControlTarget {
         return this.finish(1, (e as Error).message.startsWith('VM failed') ? (e as Error).message : `VM failed: ${(e as Error).message}`);
       }
       this.disks.setBoard(null);
+      this.cdrom.setBoard(null);
       this.memory.attach(null);
       this.closeAgent('the guest stopped');
       this.vm = null;
@@ -249,8 +254,9 @@ class VmProcess implements ControlTarget {
       balloon, discardRam: madviseDiscarder, engine, engineKind: cfg.engine,
       kernel: readFileSync(kernelPath), initrd: initrdPath ? readFileSync(initrdPath) : undefined, bootargs,
       disks,
+      cdrom: this.cdrom.boardConfig(),
       // every virtio slot the other devices leave is kept for disks attached while the guest runs
-      hotplugSlots: Math.max(0, VIRTIO_SLOTS - disks.length - this.links.length - 1 - (balloon ? 1 : 0)),
+      hotplugSlots: Math.max(0, VIRTIO_SLOTS - disks.length - 1 - this.links.length - 1 - (balloon ? 1 : 0)),
       nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
       console: this.console!,
       clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
@@ -334,6 +340,7 @@ class VmProcess implements ControlTarget {
       startedAt: this.startedAt,
       agent: this.agentReady,
       disks: this.disks.status(),
+      cdrom: this.cdrom.status(),
       nics: this.links.map((l, i) => {
         const nic = cfg.nics![i];
         const m = this.vm?.board.nics[i]?.metrics;
@@ -552,6 +559,7 @@ class VmProcess implements ControlTarget {
     this.closeAgent('the VM process is exiting');
     try { this.vm?.board.flushDisks(); } catch { /* best effort */ }
     this.disks.closeAll();
+    this.cdrom.close();
     for (const l of this.links) l.stop();
     // let viewers see the last output and the end of the stream, briefly
     const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
