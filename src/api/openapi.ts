@@ -99,6 +99,19 @@ export function openApiDocument(version = '0.1.0'): Record<string, unknown> {
           },
         },
       },
+      '/v1/vms/{name}/cdrom': {
+        post: {
+          summary: 'put a disc (ISO image) in the CD-ROM drive, taking out the one in it; a running guest is told; the definition keeps it',
+          parameters: [nameParam],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('CdromInsert') } } },
+          responses: { 200: json(ref('Vm'), 'the VM'), ...errors(400, 401, 404, 409) },
+        },
+        delete: {
+          summary: 'eject the disc; refused while a running guest holds the tray locked (a mounted disc) unless force',
+          parameters: [nameParam, { name: 'force', in: 'query', required: false, schema: { type: 'string', enum: ['1', 'true', 'yes'] }, description: 'eject even from a locked tray' }],
+          responses: { 200: json(ref('Vm'), 'the VM'), ...errors(400, 401, 404, 409) },
+        },
+      },
       '/v1/vms/{name}/disks': {
         post: {
           summary: 'attach a disk image as the last disk; a running guest sees a new vdX at once (a spare virtio slot, bound by its agent); the definition keeps it',

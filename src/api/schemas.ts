@@ -133,6 +133,12 @@ export const DiskAttachBody = z.strictObject({
   readonly: z.boolean().optional().meta({ description: 'attach it read-only (default false)' }),
 }).meta({ id: 'DiskAttach' });
 
+/** `POST /v1/vms/{name}/cdrom`. */
+export const CdromInsertBody = z.strictObject({
+  path: z.string().min(1).refine((p) => p.startsWith('/') && !p.includes('\0'), 'must be an absolute path')
+    .meta({ description: 'the ISO 9660 image on the daemon\'s host, opened read-only', example: '/srv/iso/tools.iso' }),
+}).meta({ id: 'CdromInsert' });
+
 export const StopBody = z.strictObject({
   timeoutMs: z.number().int().min(0).max(3_600_000).optional()
     .meta({ description: 'graceful shutdown time before the VM process is killed (default 30000)' }),
@@ -198,6 +204,8 @@ export const VmInfoSchema = z.object({
     policy: z.object({ minBytes: z.number(), ceilingBytes: z.number(), bufferPercent: z.number() }).optional()
       .meta({ description: 'a dynamic VM\'s guarantee, the ceiling granted to it now and its buffer' }),
   }).nullable().meta({ description: 'a running VM\'s memory; null when it is not running' }),
+  cdrom: z.object({ path: z.string().nullable(), locked: z.boolean() }).nullable()
+    .meta({ description: 'a running VM\'s CD-ROM drive: the disc in it (null: empty) and whether the guest holds the tray locked (a mounted disc); null when not running' }),
   diskShare: z.object({ iops: z.number(), bps: z.number() }).nullable()
     .meta({ description: 'what the daemon holds a running VM to while the host disk is contended (by diskWeight): requests/s and bytes/s, 0 for none; null: no share' }),
   ssh: z.object({

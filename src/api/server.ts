@@ -11,7 +11,7 @@ import type { z } from 'zod';
 import { HOST_ERROR_STATUS, HostError } from '../host/errors.js';
 import type { Host } from '../host/host.js';
 import { openApiDocument } from './openapi.js';
-import { DiskResizeBody, DiskAttachBody, ExecBody, NetworkCreateBody, StopBody, VmCreateBody, VmPatchBody, describeZodError } from './schemas.js';
+import { DiskResizeBody, DiskAttachBody, CdromInsertBody, ExecBody, NetworkCreateBody, StopBody, VmCreateBody, VmPatchBody, describeZodError } from './schemas.js';
 
 /** An error answer: HTTP status, code, message. */
 export class ApiError extends Error {
@@ -227,6 +227,19 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
     const body = parse(DiskResizeBody, await readBody(req));
     sendJson(res, 200, await host.resizeDisk(name, parts[4], body.sizeBytes));
     return;
+  }
+  if (action === 'cdrom' && parts.length === 4) {
+    if (method === 'POST') {
+      const body = parse(CdromInsertBody, await readBody(req));
+      sendJson(res, 200, await host.setCdrom(name, body.path));
+      return;
+    }
+    if (method === 'DELETE') {
+      const force = ['1', 'true', 'yes'].includes(url.searchParams.get('force') ?? '');
+      sendJson(res, 200, await host.setCdrom(name, null, { force }));
+      return;
+    }
+    throw notAllowed();
   }
   if (action === 'disks' && parts.length === 4) {
     if (method !== 'POST') throw notAllowed();

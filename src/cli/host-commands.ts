@@ -133,7 +133,8 @@ export function formatVmInfo(v: VmInfo): string {
     ...(v.memory ? [['memory now', memoryNow(v.memory)] as [string, string]] : []),
     ['engine', d.engine ?? 'jit'],
     ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
-    ...(d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
+    ...(v.cdrom ? [['cdrom', v.cdrom.path ? `${v.cdrom.path}${v.cdrom.locked ? ' (mounted in the guest: tray locked)' : ''}` : 'empty'] as [string, string]]
+      : d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
     ...(d.nics ?? []).map((n, i): [string, string] => [`network ${i}`, `${nicAttachment(n)} (eth${i}, ${n.mac})`]),
     ...(d.publish?.length ? [['published', d.publish.map((p) => `${formatPublish(p)}`).join(', ')] as [string, string]] : []),
     ...(d.image ? [['image', `${d.image.name} (${d.image.key}), booted through ${d.kernel}`] as [string, string]] : [['kernel', d.kernel ?? 'default image'] as [string, string]]),
@@ -530,6 +531,21 @@ export function registerHostCommands(program: Command): void {
       const v = await api<VmInfo>('DELETE', `${vmPath(name)}/disks/${encodeURIComponent(spec)}${o.force ? '?force=true' : ''}`);
       if (o.json) process.stdout.write(JSON.stringify(v, null, 2) + '\n');
       else process.stdout.write(`${name}: detached ${disk}\n`);
+    });
+  const vmCdrom = vm.command('cdrom').description("change the disc in a VM's CD-ROM drive");
+  vmCdrom.command('insert').description('put an ISO 9660 image in the drive (taking out the disc in it); a running guest sees it at once, and the VM keeps it')
+    .argument('<name>').argument('<iso>')
+    .action(async (name: string, iso: string) => {
+      const path = resolvePath(iso);
+      const v = await api<VmInfo>('POST', `${vmPath(name)}/cdrom`, { path });
+      process.stdout.write(`${name}: ${path} inserted${v.state === 'running' ? ' (the guest was told)' : ''}\n`);
+    });
+  vmCdrom.command('eject').description('take the disc out; refused while the guest has it mounted (the tray locked), unless --force')
+    .argument('<name>')
+    .option('--force', 'eject even from a locked tray (reads of the mounted disc fail in the guest)')
+    .action(async (name: string, o: { force?: boolean }) => {
+      await api<VmInfo>('DELETE', `${vmPath(name)}/cdrom${o.force ? '?force=true' : ''}`);
+      process.stdout.write(`${name}: disc ejected\n`);
     });
   vm.command('exec').description('run a command in the guest; exits with its status').usage('[options] <name> -- <command...>')
     .argument('<name>').argument('<command...>')

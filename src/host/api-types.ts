@@ -141,6 +141,8 @@ export interface VmInfo {
    * Null: no share.
    */
   diskShare: { iops: number; bps: number } | null;
+  /** A running VM's CD-ROM drive: the disc in it (null: empty) and whether the guest holds the tray locked; null when not running. */
+  cdrom: { path: string | null; locked: boolean } | null;
   /** Totals since the VM was created: CPU, memory, disk and network (`rx`: to the guest). */
   usage: { cpuSeconds: number; memoryGiBSeconds: number } & IoCounters;
   log: string;

@@ -25,7 +25,7 @@ import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
 import { detectCgroups, type CgroupDriver } from './cgroups.js';
 import { HostError } from './errors.js';
 import { HostMeter } from './meter.js';
-import { checkedDiskMeter, checkedMemory, checkedSsh, describeExit, logTail, readExitFile, restartDelayMs, shouldRestart, spawnVmProcess } from './vm-process.js';
+import { checkedCdrom, checkedDiskMeter, checkedMemory, checkedSsh, describeExit, logTail, readExitFile, restartDelayMs, shouldRestart, spawnVmProcess } from './vm-process.js';
 import type { HostPaths } from './paths.js';
 import { processAlive, processCpuSeconds, readProcStat } from './procfs.js';
 import { VmStore, checkVmName, validateDefinition, type VmExit } from './store.js';
@@ -376,6 +376,11 @@ export class Host {
     return this.changes.attachDisk(name, path, opts);
   }
 
+  /** Insert a disc in a VM's CD-ROM drive, or (null) eject it (see {@link VmChanges.setCdrom}). */
+  setCdrom(name: string, path: string | null, opts: { force?: boolean } = {}): Promise<VmInfo> {
+    return this.changes.setCdrom(name, path, opts);
+  }
+
   /** Detach one of a VM's disks, running or not (see {@link VmChanges.detachDisk}). */
   detachDisk(name: string, disk: string, opts: { force?: boolean } = {}): Promise<VmInfo> {
     return this.changes.detachDisk(name, disk, opts);
@@ -531,7 +536,7 @@ export class Host {
   }
 
   private noteStatus(name: string, e: Entry, st: VmProcessStatus): void {
-    e.guest = { state: st.state, agent: !!st.agent, at: Date.now(), ssh: checkedSsh(st.ssh), memory: checkedMemory(st.memory), disk: checkedDiskMeter(st.diskRate) };
+    e.guest = { state: st.state, agent: !!st.agent, at: Date.now(), ssh: checkedSsh(st.ssh), memory: checkedMemory(st.memory), disk: checkedDiskMeter(st.diskRate), cdrom: checkedCdrom(st.cdrom) };
     const now = e.guest.memory?.currentBytes;
     // a dynamic VM moves its own memory: the books and the meter follow it
     if (e.guest.memory?.policy && now !== undefined && now !== e.rt.memoryBytes && ALIVE.includes(e.rt.state)) {

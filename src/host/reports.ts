@@ -65,6 +65,7 @@ export function vmInfo(src: ReportSources, name: string, e: Entry): VmInfo {
     cgroup: alive && src.cgroups.version !== 'none' ? src.cgroups.path(name) ?? null : null,
     guest: alive && e.guest ? { state: e.guest.state, agent: e.guest.agent } : null,
     memory: alive ? e.guest?.memory ?? null : null,
+    cdrom: alive ? e.guest?.cdrom ?? null : null,
     diskShare: alive && e.guest?.disk && (e.guest.disk.share.iops || e.guest.disk.share.bps) ? e.guest.disk.share : null,
     ssh: e.def.ssh ? {
       user: e.def.ssh.user,

@@ -124,8 +124,8 @@ export function validateDefinition(d: VmDefinition, opts: { checkFiles?: boolean
   if (d.netRateMbit !== undefined) {
     try { checkNetRate(d.netRateMbit); } catch (e) { bad((e as Error).message); }
   }
-  const devices = d.disks.length + (d.cdrom ? 1 : 0) + (d.nics?.length ?? 0);
-  if (devices > MAX_DEVICES) bad(`at most ${MAX_DEVICES} disks and network cards together (the CD-ROM included), not ${devices}`);
+  const devices = d.disks.length + (d.nics?.length ?? 0);
+  if (devices > MAX_DEVICES) bad(`at most ${MAX_DEVICES} disks and network cards together, not ${devices}`);
   if (d.initrd && !d.kernel) bad('initrd needs kernel (the default image brings its own)');
   if (opts.checkFiles !== false) {
     d.disks.forEach((disk, i) => checkFile(disk.path, `disk ${i}`));

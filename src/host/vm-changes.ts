@@ -239,4 +239,35 @@ export class VmChanges {
       return this.host.get(name);
     });
   }
+
+  /**
+   * Put the ISO image at `path` (absolute) in VM `name`'s CD-ROM drive, or (null) take the
+   * disc out, as `virsh change-media --live --config`: a running guest is told (it sees the
+   * new disc at its next access; a disc it has mounted holds the tray locked, and only
+   * `force` ejects it then); the definition keeps the change for the next start.
+   * @throws HostError: not_found; invalid_argument (the image cannot be opened); conflict
+   *   (starting, stopping or paused; the tray is locked: the VM process's reason).
+   */
+  setCdrom(name: string, path: string | null, opts: { force?: boolean }): Promise<VmInfo> {
+    return this.host.locked(name, async (e) => {
+      const next: VmDefinition = { ...e.def };
+      if (path === null) delete next.cdrom; else next.cdrom = path;
+      validateDefinition(next, { cores: this.host.capacity.cores });
+      if (e.rt.state === 'running') {
+        try {
+          this.host.noteStatus(name, e, await this.host.channel(name).post('/cdrom', { path, force: !!opts.force }, 30_000) as VmProcessStatus);
+        } catch (err) {
+          throw vmReason(err, path === null ? `cannot eject the disc of ${name}: ` : `cannot insert ${path} in ${name}: `);
+        }
+      } else if (ALIVE.includes(e.rt.state)) {
+        throw new HostError('conflict', `VM ${name} is ${e.rt.state}: change its disc while it runs or once it has stopped`);
+      } else if (path !== null) {
+        checkDiskImage(path, true);
+      }
+      this.host.store.saveDefinition(next);
+      e.def = next;
+      this.host.log(`${name}: CD-ROM ${path === null ? `ejected${opts.force ? ' (forced)' : ''}` : `${path} inserted`}`);
+      return this.host.get(name);
+    });
+  }
 }

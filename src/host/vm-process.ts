@@ -126,6 +126,13 @@ export function checkedDiskMeter(v: unknown): DiskMeter | undefined {
   };
 }
 
+/** The `cdrom` of a VM process's status (the disc in the drive, the tray lock), or undefined when malformed. */
+export function checkedCdrom(v: unknown): { path: string | null; locked: boolean } | undefined {
+  const c = v as { path?: unknown; locked?: unknown } | null | undefined;
+  if (!c || typeof c !== 'object' || (c.path !== null && typeof c.path !== 'string')) return undefined;
+  return { path: typeof c.path === 'string' ? c.path.slice(0, 4096) : null, locked: c.locked === true };
+}
+
 /** The `ssh` of a VM process's status, if well formed. */
 export function checkedSsh(v: unknown): VmProcessStatus['ssh'] {
   const s = v as { port?: unknown; ready?: unknown; error?: unknown } | null | undefined;

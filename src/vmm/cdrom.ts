@@ -5,6 +5,7 @@
  * closes the image; a reboot keeps whatever is in the drive.
  */
 import { openDisk, type DiskImage } from '../devices/node/disk.js';
+import { DiskChangeError } from './disks.js';
 import type { BlockBackend } from '../devices/bus.js';
 import type { CdromUnit } from '../devices/scsi/cdrom.js';
 import type { CdromConfig } from '../machine/board.js';
@@ -48,6 +49,43 @@ export class VmCdrom {
     try { this.image?.close(); } catch { /* nothing more to do */ }
     this.image = null;
     this.path = null;
+  }
+
+  /**
+   * Put the ISO image at `path` in the drive (the disc in it, if any, is taken out first);
+   * a running guest is told (UNIT ATTENTION, media event), and the next boot has it.
+   * @throws DiskChangeError(400) when the image cannot be opened; nothing changes then.
+   */
+  insert(path: string): void {
+    let image: DiskImage;
+    try {
+      image = openDisk(path, { readonly: true, format: 'raw' });
+    } catch (e) {
+      throw new DiskChangeError(400, (e as Error).message);
+    }
+    const old = this.image;
+    if (this.unit) this.unit.insert(image);
+    this.image = image;
+    this.path = path;
+    if (old) { try { old.close(); } catch { /* nothing more to do */ } }
+    this.log(`CD-ROM: ${path} inserted`);
+  }
+
+  /**
+   * Take the disc out. While the running guest holds the tray locked (a mounted disc),
+   * only `force` does; otherwise the guest is asked to let it go (a media event) and this
+   * throws.
+   * @throws DiskChangeError(409) with the reason when the tray is locked.
+   */
+  eject(force: boolean): void {
+    if (this.unit && this.unit.eject(force) === 'locked') {
+      throw new DiskChangeError(409, 'the guest holds the tray locked (the disc is mounted): unmount it in the guest first, or eject with --force');
+    }
+    const path = this.path;
+    try { this.image?.close(); } catch { /* nothing more to do */ }
+    this.image = null;
+    this.path = null;
+    if (path) this.log(`CD-ROM: ${path} ejected${force ? ' (forced)' : ''}`);
   }
 
   /** The drive's state for `GET /status`. */

@@ -18,6 +18,8 @@
  *                                   guest's name of it (`vdc`); 400 bad image or already attached, 409 not now
  *   POST /disk-detach {path, force?} -> 200; detaches the disk of image `path` (not the CD-ROM) once the guest let it go;
  *                                   409 while the guest uses it (mounted, swap, held) unless `force`
+ *   POST /cdrom {path | null, force?} -> 200; puts the ISO image at `path` in the CD-ROM drive (the guest is told),
+ *                                   or (null) takes the disc out; 409 while the guest holds the tray locked unless `force`
  *   POST /disk-rate {iops, bps}  -> 200; sets the VM's disk I/O limits (requests/s and bytes/s for all disks, 0: none)
  *   POST /disk-share {iops, bps} -> 200; sets the VM's share of a contended host disk (the daemon's, by --disk-weight;
  *                                   0: none); the smaller of it and the limits above is in force

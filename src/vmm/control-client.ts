@@ -170,6 +170,11 @@ export async function detachDisk(vmDir: string, path: string, force: boolean, op
   return await call(vmDir, 'POST', '/disk-detach', { path, force }, opts) as VmProcessStatus;
 }
 
+/** `POST /cdrom`: the ISO image at `path` goes in the CD-ROM drive, or (null) the disc comes out. */
+export async function setCdrom(vmDir: string, path: string | null, force: boolean, opts?: RequestOptions): Promise<VmProcessStatus> {
+  return await call(vmDir, 'POST', '/cdrom', { path, force }, opts) as VmProcessStatus;
+}
+
 /** `POST /disk-rate`: the VM's disk I/O limits (requests/s and bytes/s, 0: none). */
 export async function setDiskRate(vmDir: string, iops: number, bps: number, opts?: RequestOptions): Promise<VmProcessStatus> {
   return await call(vmDir, 'POST', '/disk-rate', { iops, bps }, opts) as VmProcessStatus;

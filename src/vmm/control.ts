@@ -76,6 +76,12 @@ export interface ControlTarget {
    * ControlHttpError (400 no such disk, 409 not now or in use, with the guest's reason).
    */
   detachDisk(path: string, force: boolean): Promise<void>;
+  /**
+   * `POST /cdrom`: put the ISO image at `path` (absolute; otherwise unchecked) in the CD-ROM
+   * drive, or (null) take the disc out, even from a guest that holds the tray locked when
+   * `force`. Throw ControlHttpError (400 the image cannot be opened, 409 the tray is locked).
+   */
+  setCdrom(path: string | null, force: boolean): void;
   /** `POST /disk-rate`: the VM's disk I/O limits, per second (0: none; already checked). */
   setDiskRate(iops: number, bps: number): void;
   /** `POST /disk-share`: the VM's share of a contended host disk, per second (0: none; already checked). */
@@ -139,7 +145,7 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 }
 
 const ROUTES: Record<string, string> = {
-  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/memory-policy': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-attach': 'POST', '/disk-detach': 'POST', '/disk-rate': 'POST', '/disk-share': 'POST', '/console': 'GET', '/exec': 'POST',
+  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/memory-policy': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-attach': 'POST', '/disk-detach': 'POST', '/cdrom': 'POST', '/disk-rate': 'POST', '/disk-share': 'POST', '/console': 'GET', '/exec': 'POST',
 };
 
 /** The HTTP server of the control channel. */
@@ -277,6 +283,15 @@ export class ControlServer {
           if (readonly !== undefined && typeof readonly !== 'boolean') throw new ControlHttpError(400, 'bad_request', 'readonly must be true or false');
           const device = await this.target.attachDisk(path, !!readonly);
           sendJson(res, 200, { device, status: this.target.status() });
+          return;
+        }
+        case '/cdrom': {
+          const body = await readJson(req);
+          const { path, force } = body;
+          if (path !== null && (typeof path !== 'string' || !path.startsWith('/') || path.includes('\0'))) throw new ControlHttpError(400, 'bad_request', 'path must be an absolute file path, or null to eject');
+          if (force !== undefined && typeof force !== 'boolean') throw new ControlHttpError(400, 'bad_request', 'force must be true or false');
+          this.target.setCdrom(path as string | null, !!force);
+          sendJson(res, 200, this.target.status());
           return;
         }
         case '/disk-detach': {

@@ -429,6 +429,16 @@ class VmProcess implements ControlTarget {
     };
   }
 
+  /** {@link ControlTarget.setCdrom}: the CD-ROM drive (vmm/cdrom.ts). */
+  setCdrom(path: string | null, force: boolean): void {
+    try {
+      if (path === null) this.cdrom.eject(force);
+      else this.cdrom.insert(path);
+    } catch (e) {
+      throw e instanceof DiskChangeError ? new ControlHttpError(e.status, e.status === 400 ? 'bad_request' : 'conflict', e.message) : e;
+    }
+  }
+
   /** {@link ControlTarget.setDiskRate}. */
   setDiskRate(iops: number, bps: number): void {
     this.diskLimiter.set({ iops, bps });

@@ -81,7 +81,7 @@ export const VM_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const MIB = 1024 * 1024;
 /** Smallest guest memory, at boot and while the VM runs (bytes): less does not boot Linux. */
 export const MIN_MEMORY_BYTES = 64 * MIB;
-/** virtio-mmio slots for disks (the CD-ROM included) and network cards: 8 on the board, one taken by the agent channel. */
+/** Disks and network cards together a VM boots with (the board's CD-ROM drive, agent channel and balloon take slots of their own). */
 export const MAX_DEVICES = 7;
 
 /**
@@ -198,8 +198,8 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
   const append = d.append === undefined || d.append === null ? undefined : d.append;
   if (append !== undefined && typeof append !== 'string') throw new VmConfigError('append must be a string');
   const { nics, publish } = checkNetworkConfig(d.nics, d.publish);
-  if (disks.length + (cdrom ? 1 : 0) + nics.length > MAX_DEVICES) {
-    throw new VmConfigError(`at most ${MAX_DEVICES} disks and network cards together (the CD-ROM included): ${disks.length + (cdrom ? 1 : 0)} disks and ${nics.length} network cards asked`);
+  if (disks.length + nics.length > MAX_DEVICES) {
+    throw new VmConfigError(`at most ${MAX_DEVICES} disks and network cards together: ${disks.length} disks and ${nics.length} network cards asked`);
   }
   let netRateMbit: number | undefined;
   if (d.netRateMbit !== undefined && d.netRateMbit !== null) {

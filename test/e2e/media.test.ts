@@ -4,7 +4,11 @@
  *   - an ISO made with xorriso holding a 50 MiB file: `vm create --cdrom ISO`, then in the
  *     guest `mount -o ro /dev/sr0` and the file's sha256 is the host's;
  *   - the guest sees a SCSI CD-ROM (`/sys/block/sr0`, device type 5) and `vm info` shows the disc;
- *   - bad input: an ISO that does not exist is one line of error, and nothing is created.
+ *   - on the running VM: `vm cdrom eject` is refused while the guest has the disc mounted
+ *     (the guest keeps reading it), works once it is unmounted (the guest's drive is empty),
+ *     and `vm cdrom insert` of ISO B gives the guest B, with no reboot;
+ *   - bad input: an ISO that does not exist (create, insert) is one line of error, and
+ *     nothing changes.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -68,5 +72,31 @@ test('a CD-ROM drive: the guest mounts /dev/sr0 and reads a 50 MiB file of an xo
     assert.equal(out.split('\n')[1].split(' ')[0], want, 'the 50 MiB file reads byte for byte');
     const info = JSON.parse((await cli(['vm', 'info', VM, '--json'])).stdout);
     assert.equal(info.definition.cdrom, iso);
+    assert.deepEqual(info.cdrom, { path: iso, locked: true }, 'mounted: the guest holds the tray locked');
+
+    // a mounted disc: the eject is refused and the guest keeps reading
+    const busy = await tsvisor(['vm', 'cdrom', 'eject', VM], { env });
+    assert.equal(busy.code, 1, describeRun('eject a mounted disc', busy));
+    assert.match(busy.stderr, /^tsvisor: cannot eject the disc of .*: the guest holds the tray locked \(the disc is mounted\): unmount it in the guest first, or eject with --force\n$/);
+    assert.equal((await guest('sync; echo 3 > /proc/sys/vm/drop_caches; sha256sum /mnt/cd/big.bin')).split(' ')[0], want);
+    // unmounted: ejected; the guest's drive is empty
+    await guest('umount /mnt/cd');
+    await cli(['vm', 'cdrom', 'eject', VM]);
+    assert.equal(JSON.parse((await cli(['vm', 'info', VM, '--json'])).stdout).cdrom.path, null);
+    assert.notEqual((await tsvisor(['vm', 'exec', VM, '--', 'mount', '-o', 'ro', '/dev/sr0', '/mnt/cd'], { env })).code, 0, 'no disc to mount');
+    // ISO B, with no reboot
+    const treeB = join(root, 'treeB');
+    mkdirSync(treeB);
+    writeFileSync(join(treeB, 'b.txt'), 'disc B\n');
+    const isoB = join(root, 'b.iso');
+    host(xorriso, ['-as', 'mkisofs', '-quiet', '-V', 'TSVISOR_B', '-J', '-R', '-o', isoB, treeB]);
+    const bad = await tsvisor(['vm', 'cdrom', 'insert', VM, join(root, 'nope.iso')], { env });
+    assert.equal(bad.code, 1, describeRun('insert a missing ISO', bad));
+    assert.equal(bad.stderr.split('\n').filter(Boolean).length, 1, `one line: ${bad.stderr}`);
+    const uptime = Number((await guest('cut -d. -f1 /proc/uptime')).trim());
+    await cli(['vm', 'cdrom', 'insert', VM, isoB]);
+    assert.equal((await guest('mount -o ro /dev/sr0 /mnt/cd && cat /mnt/cd/b.txt')), 'disc B\n');
+    assert.ok(Number((await guest('cut -d. -f1 /proc/uptime')).trim()) >= uptime, 'no reboot');
+    assert.equal(JSON.parse((await cli(['vm', 'info', VM, '--json'])).stdout).definition.cdrom, isoB, 'the VM keeps disc B');
   });
 });

@@ -60,6 +60,11 @@ class FakeVm implements ControlTarget {
     if (index !== 0 || bytes < this.diskSize) throw new ControlHttpError(400, 'bad_request', 'no');
     this.diskSize = bytes;
   }
+  cdrom: Array<[string | null, boolean]> = [];
+  setCdrom(path: string | null, force: boolean): void {
+    if (path === '/locked.iso') throw new ControlHttpError(409, 'conflict', 'locked');
+    this.cdrom.push([path, force]);
+  }
   attached: Array<[string, boolean]> = [];
   detached: Array<[string, boolean]> = [];
   async attachDisk(path: string, readonly: boolean): Promise<string> {
@@ -195,6 +200,15 @@ describe('control channel', () => {
       assert.equal((await raw(sock, 'POST', '/disk-detach', body)).status, 400, body);
     }
     assert.deepEqual(vm.detached, [['/images/data.qcow2', true]]);
+  });
+
+  test('POST /cdrom passes an insert or an eject on; malformed bodies are refused', async () => {
+    await client.setCdrom(dir, '/iso/b.iso', false);
+    await client.setCdrom(dir, null, true);
+    for (const [body, status] of [['{"path": "b.iso"}', 400], ['{}', 400], ['{"path": null, "force": 1}', 400], ['{"path": "/locked.iso"}', 409]] as const) {
+      assert.equal((await raw(sock, 'POST', '/cdrom', body)).status, status, body);
+    }
+    assert.deepEqual(vm.cdrom, [['/iso/b.iso', false], [null, true]]);
   });
 
   test('POST /cpus passes a positive count on; the rest is refused', async () => {
