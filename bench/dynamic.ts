@@ -85,21 +85,15 @@ async function tsvisorSide(): Promise<Figures> {
     f.shrinkS = await timeUntil(60_000, () => balloon() === GiB);
     await d.host.update(name, { memoryBytes: 2 * GiB });
     f.growS = await timeUntil(60_000, () => balloon() === 0);
-    await sleep(3000);
-    d.host.get(name);
-    await sleep(1500);
-    await d.host.update(name, { memoryBytes: 512 * MiB });
-    if (await timeUntil(60_000, () => balloon() === 1536 * MiB) !== undefined) {
-      await sleep(10_000);
-      f.at512 = rss();
-    }
-    await sleep(3000); // fresh statistics for the shrink's check
-    d.host.get(name);
-    await sleep(1500);
-    await d.host.update(name, { memoryBytes: 256 * MiB });
-    if (await timeUntil(60_000, () => balloon() === 1792 * MiB) !== undefined) {
-      await sleep(10_000);
-      f.at256 = rss();
+    for (const [mib, key] of [[512, 'at512'], [256, 'at256']] as const) {
+      await sleep(3000); // fresh statistics for the shrink's check
+      d.host.get(name);
+      await sleep(1500);
+      await d.host.update(name, { memoryBytes: mib * MiB });
+      if (await timeUntil(60_000, () => balloon() === 2 * GiB - mib * MiB) !== undefined) {
+        await sleep(10_000);
+        f[key] = rss();
+      }
     }
   } finally {
     await d.host.kill(name).catch(() => undefined);
@@ -281,15 +275,12 @@ async function qemuSide(g: Guests, work: string): Promise<Figures> {
     f.shrinkS = await timeUntil(60_000, async () => (await actual()) === 1024);
     await hmp(sock, 'balloon 2048');
     f.growS = await timeUntil(60_000, async () => (await actual()) === 2048);
-    await hmp(sock, 'balloon 512');
-    if (await timeUntil(60_000, async () => (await actual()) === 512) !== undefined) {
-      await sleep(10_000);
-      f.at512 = rss();
-    }
-    await hmp(sock, 'balloon 256');
-    if (await timeUntil(60_000, async () => (await actual()) === 256) !== undefined) {
-      await sleep(10_000);
-      f.at256 = rss();
+    for (const [mib, key] of [[512, 'at512'], [256, 'at256']] as const) {
+      await hmp(sock, `balloon ${mib}`);
+      if (await timeUntil(60_000, async () => (await actual()) === mib) !== undefined) {
+        await sleep(10_000);
+        f[key] = rss();
+      }
     }
   } finally {
     child.kill('SIGKILL');
