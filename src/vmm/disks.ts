@@ -138,15 +138,18 @@ export class VmDisks {
    * guest stopped: the counters of its devices are kept).
    */
   setBoard(board: Board | null): void {
-    for (const d of this.disks) {
-      if (d.dev) {
-        d.base.readBytes += d.dev.blk.metrics.readBytes;
-        d.base.writtenBytes += d.dev.blk.metrics.writeBytes;
-      }
-      d.dev = null;
-    }
+    for (const d of this.disks) VmDisks.unbind(d);
     this.board = board;
     if (board) this.disks.forEach((d, i) => { d.dev = { blk: board.disks[i], slot: i }; });
+  }
+
+  /** `d` leaves its device: the device's counters go into the disk's own. */
+  private static unbind(d: VmDisk): void {
+    if (d.dev) {
+      d.base.readBytes += d.dev.blk.metrics.readBytes;
+      d.base.writtenBytes += d.dev.blk.metrics.writeBytes;
+    }
+    d.dev = null;
   }
 
   /** Per disk: path, size and the bytes the guest read and wrote since the process started. */
@@ -216,7 +219,7 @@ export class VmDisks {
         }
         if (slot >= 0 && this.board === board) {
           // the guest may have bound it after all: let go of it before the slot empties
-          if (shell) await shell(unbindScript(slot, true)).catch(() => undefined);
+          await shell(unbindScript(slot, true)).catch(() => undefined);
           try { board.unplugDisk(slot); } catch { /* already empty */ }
         }
         this.disks.splice(this.disks.indexOf(disk), 1);
@@ -244,9 +247,7 @@ export class VmDisks {
       if (r.status !== 0) throw new DiskChangeError(409, r.status === IN_USE ? lastLine(r.stderr) : `the guest did not let the disk go: ${lastLine(r.stderr) || `status ${r.status}`}`);
       if (this.board !== board || !d.dev) throw new DiskChangeError(409, 'the guest stopped while the disk was being detached');
       const status = board.unplugDisk(slot);
-      d.base.readBytes += d.dev.blk.metrics.readBytes;
-      d.base.writtenBytes += d.dev.blk.metrics.writeBytes;
-      d.dev = null;
+      VmDisks.unbind(d);
       this.disks.splice(this.disks.indexOf(d), 1);
       try { d.image.close(); } catch (e) { this.log(`closing ${d.path}: ${(e as Error).message}`); }
       // Linux resets the device when its driver goes, then sets ACKNOWLEDGE again (virtio_dev_remove)

@@ -392,7 +392,7 @@ class VmProcess implements ControlTarget {
     try {
       this.disks.resize(index, bytes);
     } catch (e) {
-      throw e instanceof DiskChangeError ? new ControlHttpError(e.status, 'bad_request', e.message) : e;
+      throw controlError(e);
     }
   }
 
@@ -401,7 +401,7 @@ class VmProcess implements ControlTarget {
     try {
       return await this.disks.attach(path, readonly, this.guestShell());
     } catch (e) {
-      throw e instanceof DiskChangeError ? new ControlHttpError(e.status, e.status === 400 ? 'bad_request' : 'conflict', e.message) : e;
+      throw controlError(e);
     }
   }
 
@@ -410,7 +410,7 @@ class VmProcess implements ControlTarget {
     try {
       await this.disks.detach(path, force, this.guestShell());
     } catch (e) {
-      throw e instanceof DiskChangeError ? new ControlHttpError(e.status, e.status === 400 ? 'bad_request' : 'conflict', e.message) : e;
+      throw controlError(e);
     }
   }
 
@@ -435,7 +435,7 @@ class VmProcess implements ControlTarget {
       if (path === null) this.cdrom.eject(force);
       else this.cdrom.insert(path);
     } catch (e) {
-      throw e instanceof DiskChangeError ? new ControlHttpError(e.status, e.status === 400 ? 'bad_request' : 'conflict', e.message) : e;
+      throw controlError(e);
     }
   }
 
@@ -589,6 +589,11 @@ class VmProcess implements ControlTarget {
     } catch { /* best effort */ }
     process.exit(code);
   }
+}
+
+/** A disk or CD-ROM change the VM process refused, as the control channel's error (400 bad_request, 409 conflict); anything else as it is. */
+function controlError(e: unknown): unknown {
+  return e instanceof DiskChangeError ? new ControlHttpError(e.status, e.status === 400 ? 'bad_request' : 'conflict', e.message) : e;
 }
 
 /** Entry point: `main.js <vmDir>`. */

@@ -194,6 +194,17 @@ export class CdromUnit {
     this.armAttention(SENSE.reset);
   }
 
+  /** Report the pending UNIT ATTENTION (there is one): after an insert's first, 06/28/00 follows. */
+  private takeAttention(): Sense {
+    const ua = this.unitAttention!;
+    this.unitAttention = null;
+    if (this.mediaChanged) {
+      this.mediaChanged = false;
+      this.unitAttention = SENSE.mediumChanged;
+    }
+    return ua;
+  }
+
   private armAttention(s: Sense): void {
     if (!this.unitAttention || uaPriority(s) < uaPriority(this.unitAttention)) this.unitAttention = s;
   }
@@ -246,15 +257,7 @@ export class CdromUnit {
     const op = cdb[0];
     // UNIT ATTENTION goes to the first command that is not exempt, instead of running it
     const exempt = op === 0x12 || op === 0xa0 || op === 0x46 || op === 0x4a || op === 0x03;
-    if (this.unitAttention && !exempt) {
-      const ua = this.unitAttention;
-      this.unitAttention = null;
-      if (this.mediaChanged) {
-        this.mediaChanged = false;
-        this.unitAttention = SENSE.mediumChanged;
-      }
-      return this.check(ua);
-    }
+    if (this.unitAttention && !exempt) return this.check(this.takeAttention());
     const needsMedium = !(op === 0x12 || op === 0x1a || op === 0x5a || op === 0x1b || op === 0x1e || op === 0x46
       || op === 0x4a || op === 0xbd || op === 0x03 || op === 0xa0);
     if (needsMedium && !this.available) return this.check(SENSE.noMedium);
@@ -289,12 +292,7 @@ export class CdromUnit {
 
   /** REQUEST SENSE (SPC-3 §6.27): the last command's sense, else NO SENSE; fixed format. */
   private requestSense(cdb: Uint8Array): ScsiOutcome {
-    let s = this.lastSense ?? sense(SENSE_NO_SENSE, 0, 0);
-    if (this.unitAttention) {
-      s = this.unitAttention;
-      this.unitAttention = null;
-      if (this.mediaChanged) { this.mediaChanged = false; this.unitAttention = SENSE.mediumChanged; }
-    }
+    const s = this.unitAttention ? this.takeAttention() : this.lastSense ?? sense(SENSE_NO_SENSE, 0, 0);
     return this.good(fixedSense(s), cdb[4]);
   }
 
