@@ -34,6 +34,8 @@ function buildProgram(): Command {
     .option('--network <net>', 'network card: user (NAT through passt, the default), tap:IFNAME (an existing tap device) or none (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('-p, --publish <[ip:]hostport:guestport[/udp]>', 'forward a host port into the guest (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--net-rate <mbit>', 'bandwidth cap of each network card in Mbit/s, each way')
+    .option('--cdrom <iso>', 'put an ISO 9660 image in the CD-ROM drive (the guest\'s /dev/sr0; read-only)')
+    .option('--share <hostdir:tag[,readonly]>', 'share a host folder with the guest (virtio-9p; mounted on /mnt/TAG; repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .argument('[command...]', 'command to run in the guest')
     .action(async (command: string[], opts: RunOptions) => {
       process.exitCode = await runCommand(opts, command);

@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from './errors.js';
+import type { RunMedia } from './run.js';
 import { parseSize } from './size.js';
 import { Vm } from '../vmm/vm.js';
 import { AgentClient } from '../vmm/agent.js';
@@ -53,6 +54,8 @@ export interface RunImageOptions {
   nics?: NicConfig[];
   /** `--disk-size`: the overlay's size (default: the base image's). */
   diskSize?: string;
+  /** The CD-ROM drive and shared folders (already opened). */
+  media?: RunMedia;
   verbose?: boolean;
 }
 
@@ -111,6 +114,7 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
         ramBytes: opts.ramBytes, harts: opts.cpus, engine, engineKind: opts.engineKind, stats: opts.stats, kernel: firmware, bootargs: '',
         disks: disks.map((backend, i) => ({ backend, serial: i === 0 ? 'system' : `disk${i}` })),
         nics: opts.nics,
+        cdrom: opts.media?.cdrom, shares: opts.media?.shares,
         balloon: {}, discardRam: madviseDiscarder,
         console,
         clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },

@@ -21,7 +21,8 @@ import { kernelBootargs, initrdWithCommand } from '../vmm/boot-config.js';
 import { networkDefinition, parseNetRate, NetworkConfigError, type NicDefinition, type PublishedPort } from '../vmm/network.js';
 import { startNetLinks, type NetLink } from '../vmm/net-links.js';
 import { parseMac } from '../devices/net/frame.js';
-import type { NicConfig } from '../machine/board.js';
+import type { CdromConfig, NicConfig, ShareConfig } from '../machine/board.js';
+import { VmShares, ShareConfigError, checkShareDirs, checkShareList, parseShareSpec } from '../vmm/shares.js';
 
 // The command line and initrd assembly live in src/vmm (shared with the VM process);
 // re-exported for the benchmarks and tests that import them from here.
@@ -52,6 +53,51 @@ export interface RunOptions {
   publish?: string[];
   /** `--net-rate MBIT`: bandwidth cap of each card, each way. */
   netRate?: string;
+  /** `--cdrom ISO`: an ISO 9660 image in the CD-ROM drive. */
+  cdrom?: string;
+  /** `--share HOSTDIR:TAG[,readonly]` (repeatable). */
+  share?: string[];
+}
+
+/** The CD-ROM drive and shared folders of `tsvisor run`, opened; close() releases them. */
+export interface RunMedia {
+  cdrom?: CdromConfig;
+  shares: ShareConfig[];
+  close(): void;
+}
+
+/**
+ * Opens `--cdrom` (read-only) and the `--share` folders.
+ * @throws UsageError (one line) for an ISO that is missing or not a file, a bad share or a missing folder.
+ */
+export function openRunMedia(opts: Pick<RunOptions, 'cdrom' | 'share'>): RunMedia {
+  let shares: VmShares;
+  try {
+    const defs = checkShareList((opts.share ?? []).map((s) => parseShareSpec(s)), process.cwd());
+    checkShareDirs(defs);
+    shares = new VmShares(defs);
+  } catch (e) {
+    if (e instanceof ShareConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+  let iso: DiskImage | null = null;
+  if (opts.cdrom !== undefined) {
+    try {
+      iso = openDisk(opts.cdrom, { readonly: true, format: 'raw' });
+    } catch (e) {
+      shares.close();
+      throw new UsageError(`--cdrom: ${(e as Error).message}`);
+    }
+  }
+  const disc = iso;
+  return {
+    cdrom: { medium: disc, onEject: () => {} },
+    shares: shares.boardConfig(),
+    close: () => {
+      shares.close();
+      try { disc?.close(); } catch { /* already closed */ }
+    },
+  };
 }
 
 /**
@@ -143,6 +189,7 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
   // open disks first: a bad path fails before anything is downloaded or written
   const disks: DiskImage[] = [];
   let links: NetLink[] = [];
+  const media = openRunMedia(opts);
   try {
     if (opts.bootDisk !== undefined) {
       try {
@@ -162,19 +209,20 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
     links = started.links;
     const nics = started.nics;
     if (opts.bootDisk !== undefined) {
-      return await runImage({ bootDisk: disks[0], ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks: disks.slice(1), nics, verbose: opts.verbose }, command);
+      return await runImage({ bootDisk: disks[0], ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks: disks.slice(1), nics, media, verbose: opts.verbose }, command);
     }
     if (opts.image !== undefined) {
-      return await runImage({ image: opts.image, ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks, nics, diskSize: opts.diskSize, verbose: opts.verbose }, command);
+      return await runImage({ image: opts.image, ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks, nics, media, diskSize: opts.diskSize, verbose: opts.verbose }, command);
     }
-    return await runWithDisks(opts, command, ramBytes, cpus, disks, nics);
+    return await runWithDisks(opts, command, ramBytes, cpus, disks, nics, media);
   } finally {
+    media.close();
     for (const d of disks) { try { d.close(); } catch { /* already closed */ } }
     for (const l of links) l.stop();
   }
 }
 
-async function runWithDisks(opts: RunOptions, command: string[], ramBytes: number, cpus: number, disks: DiskImage[], nics: NicConfig[]): Promise<number> {
+async function runWithDisks(opts: RunOptions, command: string[], ramBytes: number, cpus: number, disks: DiskImage[], nics: NicConfig[], media: RunMedia): Promise<number> {
   let kernel: Uint8Array;
   let initrd: Uint8Array | undefined;
   if (opts.kernel) {
@@ -199,6 +247,7 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
   vm = await Vm.create({
     ramBytes, harts: cpus, engine: loadEngineModule(), engineKind: opts.engine, stats: opts.stats, kernel, initrd, bootargs,
     disks: disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
+    cdrom: media.cdrom, shares: media.shares,
     nics,
     // free page reporting: memory the guest frees goes back to the host
     balloon: {}, discardRam: madviseDiscarder,

@@ -28,6 +28,8 @@ import { VirtioConsole, type VirtioConsolePort } from '../devices/virtio/console
 import { VirtioNet } from '../devices/virtio/net.js';
 import { VirtioScsi } from '../devices/virtio/scsi.js';
 import { CdromUnit } from '../devices/scsi/cdrom.js';
+import { VirtioP9 } from '../devices/virtio/9p.js';
+import type { P9Server } from '../devices/9p/wire.js';
 import { VirtioBalloon, VIRTIO_BALLOON_PAGE_BYTES, type BalloonStats } from '../devices/virtio/balloon.js';
 import type { RamDiscarder } from '../devices/guest-memory.js';
 import type { IoLimiter } from '../devices/io-limiter.js';
@@ -83,6 +85,14 @@ export interface CdromConfig {
   medium: BlockBackend | null;
   /** The guest ejected the disc (START STOP UNIT): the drive is empty; the disc is the caller's to close. */
   onEject?: (medium: BlockBackend) => void;
+}
+
+/** One shared folder of the board (virtio-9p). */
+export interface ShareConfig {
+  /** Mount tag (src/devices/virtio/9p.ts isValidMountTag). */
+  tag: string;
+  /** The 9P2000.L server of the folder (src/devices/node/host-share.ts); the board does not close it. */
+  server: P9Server;
 }
 
 /** One network card of the board (virtio-net). */
@@ -144,6 +154,8 @@ export interface BoardConfig {
   agent?: AgentChannelConfig;
   /** Memory balloon, in the virtio slot after the agent channel (and free page reporting with it). Absent: none. */
   balloon?: BalloonConfig;
+  /** Shared folders (virtio-9p), one slot each after the balloon. */
+  shares?: ShareConfig[];
   /**
    * Empty virtio-mmio slots reserved after every other device, listed in the device tree,
    * for disks plugged in while the guest runs ({@link Board.plugDisk}). Default 0; at most
@@ -195,6 +207,8 @@ export class Board {
   readonly balloon: VirtioBalloon | null = null;
   /** The CD-ROM drive, or null without `cfg.cdrom`. */
   readonly cdrom: CdromUnit | null = null;
+  /** The shared folders, in `cfg.shares` order. */
+  readonly shares: VirtioP9[] = [];
   /** The hot-plug slots ({@link BoardConfig.hotplugSlots}), in slot order after the boot devices. */
   private readonly hotplug: VirtioMmioSlot[] = [];
   /** The disks in the board now (booted with or plugged in since), by slot. */
@@ -229,9 +243,10 @@ export class Board {
     this.map(CLINT_BASE, this.clint);
     this.map(PLIC_BASE, this.plic);
     this.map(UART_BASE, this.uart);
-    const slots = cfg.disks.length + (cfg.cdrom ? 1 : 0) + (cfg.nics?.length ?? 0) + (cfg.agent ? 1 : 0) + (cfg.balloon ? 1 : 0);
+    const shares = cfg.shares ?? [];
+    const slots = cfg.disks.length + (cfg.cdrom ? 1 : 0) + (cfg.nics?.length ?? 0) + (cfg.agent ? 1 : 0) + (cfg.balloon ? 1 : 0) + shares.length;
     if (slots > VIRTIO_SLOTS) {
-      throw new BootError(`too many devices: ${cfg.disks.length} disks${cfg.cdrom ? ', the CD-ROM drive' : ''}, ${cfg.nics?.length ?? 0} network cards${cfg.agent ? ', the agent channel' : ''}${cfg.balloon ? ', the balloon' : ''} need ${slots} virtio slots, the board has ${VIRTIO_SLOTS}`);
+      throw new BootError(`too many devices: ${cfg.disks.length} disks${cfg.cdrom ? ', the CD-ROM drive' : ''}, ${cfg.nics?.length ?? 0} network cards${cfg.agent ? ', the agent channel' : ''}${cfg.balloon ? ', the balloon' : ''}, ${shares.length} shared folders need ${slots} virtio slots, the board has ${VIRTIO_SLOTS}`);
     }
     const hotplug = cfg.hotplugSlots ?? 0;
     if (!Number.isInteger(hotplug) || hotplug < 0 || slots + hotplug > VIRTIO_SLOTS) {
@@ -270,6 +285,11 @@ export class Board {
       const b = cfg.balloon;
       this.balloon = new VirtioBalloon({ targetPages: balloonTarget / VIRTIO_BALLOON_PAGE_BYTES, onStats: b.onStats });
       this.virtio.push(this.virtioTransport(this.balloon, this.virtio.length));
+    }
+    for (const sh of shares) {
+      const dev = new VirtioP9(sh.tag, sh.server);
+      this.virtio.push(this.virtioTransport(dev, this.virtio.length));
+      this.shares.push(dev);
     }
     // a disk's slot can be emptied while the guest runs (the disk detached), and a spare one filled
     for (let i = 0; i < this.virtio.length; i++) {

@@ -36,6 +36,7 @@ import { AgentClient } from './agent.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { VmDisks, DiskChangeError, type GuestShell } from './disks.js';
 import { VmCdrom } from './cdrom.js';
+import { VmShares } from './shares.js';
 import { VIRTIO_SLOTS } from '../machine/board.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { ensureDefaultImage } from '../images/index.js';
@@ -76,6 +77,8 @@ class VmProcess implements ControlTarget {
   private readonly disks = new VmDisks(this.diskLimiter, (line) => this.log(line));
   /** The CD-ROM drive, across reboots (vmm/cdrom.ts). */
   private readonly cdrom = new VmCdrom((line) => this.log(line));
+  /** The shared folders' servers, opened at start (vmm/shares.ts). */
+  private shares = new VmShares([]);
   /** The host side of each network card, in card order. */
   private links: NetLink[] = [];
   /** Host loopback port published to the guest's port 22 (`TSVISOR_SSH_PORT`, chosen by the daemon), or 0. */
@@ -189,6 +192,7 @@ class VmProcess implements ControlTarget {
       // raw or qcow2 (detected), each with its backing chain; closed (chain included) in finish()
       this.disks.open(cfg.disks);
       if (cfg.cdrom) this.cdrom.open(cfg.cdrom); // an ISO 9660 image, in the CD-ROM drive
+      this.shares = new VmShares(cfg.shares ?? []); // host folders, held open until the process ends
       if (cfg.kernel) {
         kernelPath = cfg.kernel;
         initrdPath = cfg.initrd;
@@ -255,8 +259,9 @@ class VmProcess implements ControlTarget {
       kernel: readFileSync(kernelPath), initrd: initrdPath ? readFileSync(initrdPath) : undefined, bootargs,
       disks,
       cdrom: this.cdrom.boardConfig(),
+      shares: this.shares.boardConfig(),
       // every virtio slot the other devices leave is kept for disks attached while the guest runs
-      hotplugSlots: Math.max(0, VIRTIO_SLOTS - disks.length - 1 - this.links.length - 1 - (balloon ? 1 : 0)),
+      hotplugSlots: Math.max(0, VIRTIO_SLOTS - disks.length - 1 - this.links.length - 1 - (balloon ? 1 : 0) - this.shares.count),
       nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
       console: this.console!,
       clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
@@ -570,6 +575,7 @@ class VmProcess implements ControlTarget {
     try { this.vm?.board.flushDisks(); } catch { /* best effort */ }
     this.disks.closeAll();
     this.cdrom.close();
+    this.shares.close();
     for (const l of this.links) l.stop();
     // let viewers see the last output and the end of the stream, briefly
     const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -12,6 +12,7 @@ import { ENGINE_KINDS, type EngineKind } from '../engine/hart.js';
 import { NETWORK_NAME_PATTERN, TAP_IFNAME_PATTERN, NetworkConfigError, checkNetRate, checkPublishList, parsePublish, formatPublish, type NicDefinition, type PublishedPort } from './network.js';
 import { parseMac } from '../devices/net/frame.js';
 import { SSH_USER_RE, checkSshPublicKey } from './guest-setup.js';
+import { checkShareList, type ShareDefinition } from './shares.js';
 
 /** The machine part of a VmDefinition (same field names and meaning). Sizes in bytes. */
 export interface VmProcessConfig {
@@ -36,8 +37,10 @@ export interface VmProcessConfig {
   /** A dynamic VM's free memory above its working set, percent of it, 5..200 (absent: 20). */
   memoryBufferPercent?: number;
   disks: Array<{ path: string; readonly: boolean }>;
-  /** ISO 9660 image attached read-only after the disks. */
+  /** ISO 9660 image in the CD-ROM drive (read-only). */
   cdrom?: string;
+  /** Host folders shared into the guest (virtio-9p, vmm/shares.ts). */
+  shares?: ShareDefinition[];
   /** Own kernel/initrd; absent = the default image. */
   kernel?: string;
   initrd?: string;
@@ -192,6 +195,8 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
     return { path: path(e.path), readonly: e.readonly === true };
   });
   const cdrom = str('cdrom');
+  let shares: ShareDefinition[];
+  try { shares = checkShareList(d.shares, baseDir); } catch (e) { throw new VmConfigError((e as Error).message); }
   const kernel = str('kernel');
   const initrd = str('initrd');
   if (initrd && !kernel) throw new VmConfigError('initrd needs kernel (the default image brings its own)');
@@ -228,6 +233,7 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
     ...(typeof max === 'number' && max > mem ? { maxMemoryBytes: max } : {}),
     ...dyn,
     cdrom: cdrom ? path(cdrom) : undefined,
+    ...(shares.length ? { shares } : {}),
     kernel: kernel ? path(kernel) : undefined,
     initrd: initrd ? path(initrd) : undefined,
     append: append || undefined,
