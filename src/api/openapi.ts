@@ -99,6 +99,21 @@ export function openApiDocument(version = '0.1.0'): Record<string, unknown> {
           },
         },
       },
+      '/v1/vms/{name}/shares': {
+        post: {
+          summary: 'share a host folder with a stopped VM (virtio-9p); the guest mounts it on /mnt/TAG from its next start',
+          parameters: [nameParam],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('Share') } } },
+          responses: { 200: json(ref('Vm'), 'the VM'), ...errors(400, 401, 404, 409) },
+        },
+      },
+      '/v1/vms/{name}/shares/{tag}': {
+        delete: {
+          summary: 'stop sharing the folder tagged TAG with a stopped VM',
+          parameters: [nameParam, { name: 'tag', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { 200: json(ref('Vm'), 'the VM'), ...errors(400, 401, 404, 409) },
+        },
+      },
       '/v1/vms/{name}/cdrom': {
         post: {
           summary: 'put a disc (ISO image) in the CD-ROM drive, taking out the one in it; a running guest is told; the definition keeps it',

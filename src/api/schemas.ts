@@ -43,6 +43,15 @@ const diskLimit = (what: string) => z.number().int().min(0).max(MAX_DISK_LIMIT).
 const sshKeys = z.array(z.string().min(1).max(16384)).min(1).max(32).meta({ description: 'OpenSSH public keys (lines of id_*.pub) for the guest\'s default user, who has sudo; vm ssh logs in as it through a loopback port published at each start (needs a user-mode card)' });
 const cpuCap = z.number().int().min(0).meta({ description: 'CPU cap in percent of one host core; 0 = none' });
 
+/** A shared folder (virtio-9p). */
+export const Share = z.strictObject({
+  path: z.string().min(1).refine((p) => p.startsWith('/') && !p.includes('\0'), 'must be an absolute path')
+    .meta({ description: 'the folder on the daemon\'s host', example: '/srv/share' }),
+  tag: z.string().regex(/^[A-Za-z0-9_.-]{1,31}$/, 'a tag is 1 to 31 letters, digits, "_", "-" or "."')
+    .meta({ description: 'the mount tag; the guest mounts it on /mnt/TAG (mount -t 9p -o trans=virtio,version=9p2000.L TAG DIR)', example: 'data' }),
+  readonly: z.boolean().optional().meta({ description: 'refuse every change from the guest (default false)' }),
+}).meta({ id: 'Share' });
+
 /** `POST /v1/vms`. */
 export const VmCreateBody = z.strictObject({
   name: VmName,
@@ -57,6 +66,7 @@ export const VmCreateBody = z.strictObject({
   diskWeight: diskWeight.optional(),
   disks: z.array(Disk).max(7).optional(),
   cdrom: z.string().min(1).optional().meta({ description: 'ISO 9660 image in the CD-ROM drive (virtio-scsi; the guest\'s /dev/sr0), opened read-only' }),
+  shares: z.array(Share).max(4).optional().meta({ description: 'host folders shared into the guest (virtio-9p 9P2000.L), mounted on /mnt/TAG' }),
   kernel: z.string().min(1).optional().meta({ description: 'RISC-V Linux Image; default: the default image' }),
   initrd: z.string().min(1).optional(),
   append: z.string().optional().meta({ description: 'extra kernel command-line arguments' }),

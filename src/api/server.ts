@@ -11,7 +11,7 @@ import type { z } from 'zod';
 import { HOST_ERROR_STATUS, HostError } from '../host/errors.js';
 import type { Host } from '../host/host.js';
 import { openApiDocument } from './openapi.js';
-import { DiskResizeBody, DiskAttachBody, CdromInsertBody, ExecBody, NetworkCreateBody, StopBody, VmCreateBody, VmPatchBody, describeZodError } from './schemas.js';
+import { DiskResizeBody, DiskAttachBody, CdromInsertBody, Share, ExecBody, NetworkCreateBody, StopBody, VmCreateBody, VmPatchBody, describeZodError } from './schemas.js';
 
 /** An error answer: HTTP status, code, message. */
 export class ApiError extends Error {
@@ -184,7 +184,7 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
     if (method === 'DELETE') { host.deleteNetwork(parts[2]); sendJson(res, 200, { deleted: parts[2] }); return; }
     throw notAllowed();
   }
-  if (parts[1] !== 'vms' || (parts.length > 4 && !((parts.length === 5 || parts.length === 6) && parts[3] === 'disks'))) throw new ApiError(404, 'not_found', `no route ${url.pathname}`);
+  if (parts[1] !== 'vms' || (parts.length > 4 && !(((parts.length === 5 || parts.length === 6) && parts[3] === 'disks') || (parts.length === 5 && parts[3] === 'shares')))) throw new ApiError(404, 'not_found', `no route ${url.pathname}`);
 
   if (parts.length === 2) {
     if (method === 'GET') { sendJson(res, 200, { vms: host.list() }); return; }
@@ -226,6 +226,17 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
     if (method !== 'POST') throw notAllowed();
     const body = parse(DiskResizeBody, await readBody(req));
     sendJson(res, 200, await host.resizeDisk(name, parts[4], body.sizeBytes));
+    return;
+  }
+  if (action === 'shares' && parts.length === 4) {
+    if (method !== 'POST') throw notAllowed();
+    const body = parse(Share, await readBody(req));
+    sendJson(res, 200, await host.setShare(name, body.tag, { path: body.path, readonly: body.readonly }));
+    return;
+  }
+  if (action === 'shares' && parts.length === 5) {
+    if (method !== 'DELETE') throw notAllowed();
+    sendJson(res, 200, await host.setShare(name, parts[4], null));
     return;
   }
   if (action === 'cdrom' && parts.length === 4) {

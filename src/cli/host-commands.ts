@@ -3,6 +3,7 @@
  * `daemon start|stop|status`. Every command is a call of the REST API; the daemon is
  * started on first use when none answers on the local socket.
  */
+import { parseShareSpec, ShareConfigError, type ShareDefinition } from '../vmm/shares.js';
 import { DEFAULT_BUFFER_PERCENT, defaultMinMemory } from '../vmm/memory-policy.js';
 import { DEFAULT_MEMORY_PRIORITY } from '../host/memory-balancer.js';
 import type { NetworkInfo } from '../host/network-manager.js';
@@ -119,6 +120,16 @@ function memoryPolicyLine(v: VmInfo): string {
     + (p ? `; now ${formatSize(v.memory!.currentBytes)}, may grow to ${formatSize(p.ceilingBytes)}` : '');
 }
 
+/** `--share HOSTDIR:TAG[,readonly]` as the API's Share. @throws UsageError for a bad spec. */
+function shareSpec(spec: string): ShareDefinition {
+  try {
+    return parseShareSpec(spec);
+  } catch (e) {
+    if (e instanceof ShareConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
 /** `tsvisor vm info` text. */
 export function formatVmInfo(v: VmInfo): string {
   const d = v.definition;
@@ -135,6 +146,7 @@ export function formatVmInfo(v: VmInfo): string {
     ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
     ...(v.cdrom ? [['cdrom', v.cdrom.path ? `${v.cdrom.path}${v.cdrom.locked ? ' (mounted in the guest: tray locked)' : ''}` : 'empty'] as [string, string]]
       : d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
+    ...(d.shares ?? []).map((s): [string, string] => [`share ${s.tag}`, `${s.path}${s.readonly ? ' (read-only)' : ''} on /mnt/${s.tag}`]),
     ...(d.nics ?? []).map((n, i): [string, string] => [`network ${i}`, `${nicAttachment(n)} (eth${i}, ${n.mac})`]),
     ...(d.publish?.length ? [['published', d.publish.map((p) => `${formatPublish(p)}`).join(', ')] as [string, string]] : []),
     ...(d.image ? [['image', `${d.image.name} (${d.image.key}), booted through ${d.kernel}`] as [string, string]] : [['kernel', d.kernel ?? 'default image'] as [string, string]]),
@@ -427,10 +439,12 @@ export function registerHostCommands(program: Command): void {
     .option('--image <name>', 'make it from a system image (debian): its own copy-on-write overlay of the image is /dev/vda')
     .option('--disk-size <size>', 'with --image: size of its system disk (default: the image\'s); the guest grows into it')
     .option('--boot-disk <file>', 'boot its own system disk (raw or qcow2, written in place) through the firmware, from the kernel in its /boot')
+    .option('--share <hostdir:tag[,readonly]>', 'share a host folder with the guest (virtio-9p), mounted on /mnt/TAG (repeatable; later: vm share add|remove)', collect, [] as string[])
     .option('--start', 'start it right away')
     .option('--json', 'print the VM as JSON')
-    .action(async (name: string, o: VmOpts & { start?: boolean; json?: boolean; image?: string; diskSize?: string; bootDisk?: string }) => {
+    .action(async (name: string, o: VmOpts & { start?: boolean; json?: boolean; image?: string; diskSize?: string; bootDisk?: string; share?: string[] }) => {
       const fromImage: Record<string, unknown> = {};
+      if (o.share?.length) fromImage.shares = o.share.map(shareSpec);
       if (o.image !== undefined && o.bootDisk !== undefined) throw new UsageError('--image and --boot-disk are two system disks: give one');
       if (o.bootDisk !== undefined) {
         if (o.diskSize !== undefined) throw new UsageError('--disk-size needs --image');
@@ -531,6 +545,20 @@ export function registerHostCommands(program: Command): void {
       const v = await api<VmInfo>('DELETE', `${vmPath(name)}/disks/${encodeURIComponent(spec)}${o.force ? '?force=true' : ''}`);
       if (o.json) process.stdout.write(JSON.stringify(v, null, 2) + '\n');
       else process.stdout.write(`${name}: detached ${disk}\n`);
+    });
+  const vmShare = vm.command('share').description('share host folders with a stopped VM (virtio-9p; the guest mounts each on /mnt/TAG)');
+  vmShare.command('add').description('share a host folder; the guest has it from its next start')
+    .argument('<name>').argument('<hostdir:tag[,readonly]>')
+    .action(async (name: string, spec: string) => {
+      const s = shareSpec(spec);
+      await api<VmInfo>('POST', `${vmPath(name)}/shares`, s);
+      process.stdout.write(`${name}: ${s.path} shared as ${s.tag}${s.readonly ? ' (read-only)' : ''}\n`);
+    });
+  vmShare.command('remove').alias('rm').description('stop sharing the folder tagged TAG')
+    .argument('<name>').argument('<tag>')
+    .action(async (name: string, tag: string) => {
+      await api<VmInfo>('DELETE', `${vmPath(name)}/shares/${encodeURIComponent(tag)}`);
+      process.stdout.write(`${name}: shared folder ${tag} removed\n`);
     });
   const vmCdrom = vm.command('cdrom').description("change the disc in a VM's CD-ROM drive");
   vmCdrom.command('insert').description('put an ISO 9660 image in the drive (taking out the disc in it); a running guest sees it at once, and the VM keeps it')

@@ -34,6 +34,8 @@ export interface VmCreateInput {
   diskWeight?: number;
   disks?: Array<{ path: string; readonly?: boolean }>;
   cdrom?: string;
+  /** Host folders shared into the guest (virtio-9p; vmm/shares.ts), absolute paths. */
+  shares?: Array<{ path: string; tag: string; readonly?: boolean }>;
   kernel?: string;
   initrd?: string;
   append?: string;

@@ -34,6 +34,7 @@ export function newDefinition(input: VmCreateInput, image?: { name: string; key:
     ...(input.diskWeight !== undefined && input.diskWeight !== DEFAULT_DISK_WEIGHT ? { diskWeight: input.diskWeight } : {}),
     disks: (input.disks ?? []).map((d) => ({ path: d.path, readonly: !!d.readonly })),
     ...(input.cdrom ? { cdrom: input.cdrom } : {}),
+    ...(input.shares?.length ? { shares: input.shares.map((s) => ({ path: s.path, tag: s.tag, ...(s.readonly ? { readonly: true } : {}) })) } : {}),
     ...(input.kernel ? { kernel: input.kernel } : {}),
     ...(input.initrd ? { initrd: input.initrd } : {}),
     ...(input.append ? { append: input.append } : {}),

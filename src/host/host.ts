@@ -376,6 +376,11 @@ export class Host {
     return this.changes.attachDisk(name, path, opts);
   }
 
+  /** Share a host folder with a stopped VM, or (null) stop sharing it (see {@link VmChanges.setShare}). */
+  setShare(name: string, tag: string, share: { path: string; readonly?: boolean } | null): Promise<VmInfo> {
+    return this.changes.setShare(name, tag, share);
+  }
+
   /** Insert a disc in a VM's CD-ROM drive, or (null) eject it (see {@link VmChanges.setCdrom}). */
   setCdrom(name: string, path: string | null, opts: { force?: boolean } = {}): Promise<VmInfo> {
     return this.changes.setCdrom(name, path, opts);

@@ -4,6 +4,7 @@
  * written atomically. Validation happens before anything is written, so a refused
  * request leaves the disk as it was.
  */
+import { checkShareDirs, checkShareList } from '../vmm/shares.js';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute } from 'node:path';
@@ -123,6 +124,13 @@ export function validateDefinition(d: VmDefinition, opts: { checkFiles?: boolean
   }
   if (d.netRateMbit !== undefined) {
     try { checkNetRate(d.netRateMbit); } catch (e) { bad((e as Error).message); }
+  }
+  try {
+    checkShareList(d.shares, '/');
+    if (d.shares?.some((s) => !s.path.startsWith('/'))) bad('shared folders need absolute paths');
+    if (opts.checkFiles !== false) checkShareDirs(d.shares ?? []);
+  } catch (e) {
+    bad((e as Error).message);
   }
   const devices = d.disks.length + (d.nics?.length ?? 0);
   if (devices > MAX_DEVICES) bad(`at most ${MAX_DEVICES} disks and network cards together, not ${devices}`);

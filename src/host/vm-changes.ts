@@ -270,4 +270,30 @@ export class VmChanges {
       return this.host.get(name);
     });
   }
+
+  /**
+   * Share the host folder `share.path` (absolute) with stopped VM `name` under
+   * `share.tag`, or (`share` null) stop sharing the folder tagged `tag`: the definition
+   * changes, and the guest has it from its next start (mounted on /mnt/TAG).
+   * @throws HostError: not_found; invalid_argument (no such folder, a tag taken or unknown,
+   *   too many); conflict (the VM is not stopped).
+   */
+  setShare(name: string, tag: string, share: { path: string; readonly?: boolean } | null): Promise<VmInfo> {
+    return this.host.locked(name, async (e) => {
+      if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is ${e.rt.state}: shared folders change while it is stopped (vm stop ${name} first)`);
+      const shares = e.def.shares ?? [];
+      const has = shares.some((s) => s.tag === tag);
+      if (share === null && !has) throw new HostError('invalid_argument', `${name} has no shared folder tagged ${tag}`);
+      if (share !== null && has) throw new HostError('invalid_argument', `${name} already has a shared folder tagged ${tag}`);
+      const rest = shares.filter((s) => s.tag !== tag);
+      const list = share === null ? rest : [...rest, { path: share.path, tag, ...(share.readonly ? { readonly: true } : {}) }];
+      const next: VmDefinition = { ...e.def, shares: list };
+      if (list.length === 0) delete next.shares;
+      validateDefinition(next, { cores: this.host.capacity.cores });
+      this.host.store.saveDefinition(next);
+      e.def = next;
+      this.host.log(`${name}: ${share === null ? `shared folder ${tag} removed` : `${share.path} shared as ${tag}${share.readonly ? ' (read-only)' : ''}`}`);
+      return this.host.get(name);
+    });
+  }
 }

@@ -16,6 +16,8 @@
  * 3. If `/tsvisor/mounts` exists, mounts each line `DEVICE MOUNTPOINT [FSTYPE [OPTIONS]]`
  *    (mountpoint created first; `/dev/...` devices are awaited up to 5 s; FSTYPE `-` or
  *    `auto` means "let mount guess"; `9p` defaults to `trans=virtio,version=9p2000.L`).
+ *    Then every shared folder (virtio-9p) not mounted yet is mounted on `/mnt/TAG`
+ *    ({@link mountSharesScript}).
  * 4. If `/tsvisor/cmd` exists (a shell script body, normally supplied by a second cpio
  *    archive appended by the run command): puts the console in raw mode
  *    (`stty raw -echo`, so output bytes are not translated), lowers the kernel console
@@ -46,6 +48,26 @@
  * parent directories exist (`/tsvisor` exists, empty, in the base archive).
  */
 import type { CpioEntry } from './cpio.js';
+
+/**
+ * Shell lines that mount every shared folder of the board (a virtio-9p device, its tag in
+ * sysfs `mount_tag`) on `/mnt/TAG`, 9P2000.L with a 256 KiB msize, unless the tag is
+ * mounted already. Used by the default image's /init and the Debian image's
+ * `tsvisor-shares.service`.
+ */
+export function mountSharesScript(): string {
+  return [
+    '# shared folders (virtio-9p): each on /mnt/TAG',
+    'for tsv_tagf in /sys/bus/virtio/devices/*/mount_tag; do',
+    '  [ -e "$tsv_tagf" ] || continue',
+    '  tsv_tag=$(tr -d \'\\000\\n\' < "$tsv_tagf")',
+    '  case "$tsv_tag" in \'\'|*[!A-Za-z0-9_.-]*) continue ;; esac',
+    '  grep -qs "^$tsv_tag " /proc/mounts && continue',
+    '  mkdir -p "/mnt/$tsv_tag"',
+    '  mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 "$tsv_tag" "/mnt/$tsv_tag" || echo "tsvisor: cannot mount the shared folder $tsv_tag" >&2',
+    'done',
+  ].join('\n');
+}
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, cpioNewc } from './cpio.js';
 import type { KernelModuleTree, ModuleOrder } from './modules.js';
 import { resolveModuleOrder, stripModuleSignature } from './modules.js';
@@ -54,7 +76,7 @@ import { resolveModuleOrder, stripModuleSignature } from './modules.js';
  * Version of the initramfs layout and /init script; part of the image cache key, so
  * bump it whenever the built initramfs would change for the same inputs.
  */
-export const INITRAMFS_BUILDER_VERSION = 6;
+export const INITRAMFS_BUILDER_VERSION = 7;
 
 /**
  * Modules the default guest loads (names as the kernel knows them), in the order they
@@ -217,6 +239,7 @@ if [ -f /tsvisor/mounts ]; then
   done < /tsvisor/mounts
   set --
 fi
+${mountSharesScript()}
 
 mkdir -p /root
 cd /root

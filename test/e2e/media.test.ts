@@ -58,7 +58,10 @@ test('a CD-ROM drive: the guest mounts /dev/sr0 and reads a 50 MiB file of an xo
   assert.equal(missing.stderr.split('\n').filter(Boolean).length, 1, `one line: ${missing.stderr}`);
   assert.equal((await tsvisor(['vm', 'info', 'nocd'], { env })).code, 1, 'nothing was created');
 
-  await cli(['vm', 'create', VM, '--memory', '512M', '--network', 'none', '--cdrom', iso]);
+  const shared = join(root, 'shared');
+  mkdirSync(shared);
+  writeFileSync(join(shared, 'note.txt'), 'from the host\n');
+  await cli(['vm', 'create', VM, '--memory', '512M', '--network', 'none', '--cdrom', iso, '--share', `${shared}:data`]);
   await withVmLogs(() => join(root, 'home'), [VM], async () => {
     await cli(['vm', 'start', VM]);
     const deadline = Date.now() + 3 * T;
@@ -98,5 +101,13 @@ test('a CD-ROM drive: the guest mounts /dev/sr0 and reads a 50 MiB file of an xo
     assert.equal((await guest('mount -o ro /dev/sr0 /mnt/cd && cat /mnt/cd/b.txt')), 'disc B\n');
     assert.ok(Number((await guest('cut -d. -f1 /proc/uptime')).trim()) >= uptime, 'no reboot');
     assert.equal(JSON.parse((await cli(['vm', 'info', VM, '--json'])).stdout).definition.cdrom, isoB, 'the VM keeps disc B');
+
+    // the shared folder, mounted at boot on /mnt/data
+    assert.equal(await guest('cat /mnt/data/note.txt && echo from the guest > /mnt/data/back.txt && sync'), 'from the host\n');
+    assert.equal(readFileSync(join(shared, 'back.txt'), 'utf8'), 'from the guest\n');
+    const live = await tsvisor(['vm', 'share', 'add', VM, `${root}:more`], { env });
+    assert.equal(live.code, 1, describeRun('share add on a running VM', live));
+    assert.match(live.stderr, /^tsvisor: VM .* is running: shared folders change while it is stopped/);
+    assert.deepEqual(JSON.parse((await cli(['vm', 'info', VM, '--json'])).stdout).definition.shares, [{ path: shared, tag: 'data' }]);
   });
 });
