@@ -4,7 +4,7 @@
 #   qemu-system-misc opensbi  the benchmark compares against QEMU
 #   e2fsprogs cpio xz-utils  disk images, initramfs checks, kernel modules
 #   qemu-utils            qemu-img and qemu-io: qcow2 interoperability and consistency tests
-#   xorriso               ISO images for the CD-ROM tests
+#   xorriso               ISO images for the CD-ROM tests (also in deps.sh: seed discs)
 # plus what tsvisor itself needs (scripts/deps.sh: fakeroot, fdisk, kmod, ... for the Debian image)
 set -euo pipefail
 bash "$(dirname "$0")/deps.sh"

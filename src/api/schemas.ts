@@ -82,6 +82,10 @@ export const VmCreateBody = z.strictObject({
   diskIops: diskLimit('disk requests').optional(),
   diskBps: diskLimit('disk bytes').optional(),
   sshKeys: sshKeys.optional(),
+  cloudInit: z.strictObject({
+    userData: z.string().max(1 << 20).meta({ description: 'user-data: #cloud-config YAML or a #! script' }),
+    metaData: z.string().max(1 << 20).optional().meta({ description: 'meta-data YAML (instance-id, local-hostname); default: a fresh instance-id and the VM\'s name' }),
+  }).optional().meta({ description: 'first-boot configuration: a NoCloud seed disc (label cidata) built from these and put in the CD-ROM drive; applied at first boot (hostname, users, SSH keys, packages, write_files, runcmd)' }),
   engine: engine.optional(),
 }).meta({ id: 'VmCreate' });
 

@@ -191,15 +191,12 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
     if (method === 'POST') {
       const body = parse(VmCreateBody, await readBody(req));
       if (body.image !== undefined && body.bootDisk !== undefined) throw new ApiError(400, 'invalid_argument', 'image and bootDisk are two system disks: give one');
-      if (body.image !== undefined) {
-        sendJson(res, 201, await host.createFromImage({ ...body, image: body.image }));
-      } else if (body.bootDisk !== undefined) {
-        if (body.diskSizeBytes !== undefined) throw new ApiError(400, 'invalid_argument', 'diskSizeBytes needs image');
-        sendJson(res, 201, await host.createFromBootDisk({ ...body, bootDisk: body.bootDisk }));
-      } else {
-        if (body.diskSizeBytes !== undefined) throw new ApiError(400, 'invalid_argument', 'diskSizeBytes needs image');
-        sendJson(res, 201, host.create(body));
-      }
+      if (body.image === undefined && body.diskSizeBytes !== undefined) throw new ApiError(400, 'invalid_argument', 'diskSizeBytes needs image');
+      sendJson(res, 201, await host.withCloudInit(body, async (input) => {
+        if (input.image !== undefined) return await host.createFromImage({ ...input, image: input.image });
+        if (input.bootDisk !== undefined) return await host.createFromBootDisk({ ...input, bootDisk: input.bootDisk });
+        return host.create(input);
+      }));
       return;
     }
     throw notAllowed();

@@ -9,7 +9,7 @@ import { DEFAULT_MEMORY_PRIORITY } from '../host/memory-balancer.js';
 import type { NetworkInfo } from '../host/network-manager.js';
 import { formatPublish, nicAttachment, parseNetRate } from '../vmm/network.js';
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
@@ -118,6 +118,20 @@ function memoryPolicyLine(v: VmInfo): string {
     + `at most ${formatSize(d.maxMemoryBytes ?? d.memoryBytes)}, starts with ${formatSize(d.memoryBytes)}, `
     + `buffer ${d.memoryBufferPercent ?? DEFAULT_BUFFER_PERCENT}%, priority ${d.memoryPriority ?? DEFAULT_MEMORY_PRIORITY}`
     + (p ? `; now ${formatSize(v.memory!.currentBytes)}, may grow to ${formatSize(p.ceilingBytes)}` : '');
+}
+
+/** The text of file `path` (at most 1 MiB) for option `flag`. @throws UsageError (one line) when it cannot be read. */
+function readTextFile(path: string, flag: string): string {
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) throw new UsageError(`${flag} ${path}: not a regular file`);
+    if (st.size > 1 << 20) throw new UsageError(`${flag} ${path}: larger than 1 MiB`);
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`${flag} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message}`);
+  }
 }
 
 /** `--share HOSTDIR:TAG[,readonly]` as the API's Share. @throws UsageError for a bad spec. */
@@ -440,11 +454,17 @@ export function registerHostCommands(program: Command): void {
     .option('--disk-size <size>', 'with --image: size of its system disk (default: the image\'s); the guest grows into it')
     .option('--boot-disk <file>', 'boot its own system disk (raw or qcow2, written in place) through the firmware, from the kernel in its /boot')
     .option('--share <hostdir:tag[,readonly]>', 'share a host folder with the guest (virtio-9p), mounted on /mnt/TAG (repeatable; later: vm share add|remove)', collect, [] as string[])
+    .option('--cloud-init <user-data>', 'configure the guest at first boot from this cloud-init user-data (#cloud-config YAML or a #! script): a NoCloud seed disc in the CD-ROM drive')
+    .option('--meta-data <file>', 'with --cloud-init: its meta-data (default: a fresh instance-id and the VM\'s name as local-hostname)')
     .option('--start', 'start it right away')
     .option('--json', 'print the VM as JSON')
-    .action(async (name: string, o: VmOpts & { start?: boolean; json?: boolean; image?: string; diskSize?: string; bootDisk?: string; share?: string[] }) => {
+    .action(async (name: string, o: VmOpts & { start?: boolean; json?: boolean; image?: string; diskSize?: string; bootDisk?: string; share?: string[]; cloudInit?: string; metaData?: string }) => {
       const fromImage: Record<string, unknown> = {};
       if (o.share?.length) fromImage.shares = o.share.map(shareSpec);
+      if (o.metaData !== undefined && o.cloudInit === undefined) throw new UsageError('--meta-data needs --cloud-init');
+      if (o.cloudInit !== undefined) {
+        fromImage.cloudInit = { userData: readTextFile(o.cloudInit, '--cloud-init'), ...(o.metaData !== undefined ? { metaData: readTextFile(o.metaData, '--meta-data') } : {}) };
+      }
       if (o.image !== undefined && o.bootDisk !== undefined) throw new UsageError('--image and --boot-disk are two system disks: give one');
       if (o.bootDisk !== undefined) {
         if (o.diskSize !== undefined) throw new UsageError('--disk-size needs --image');

@@ -53,6 +53,12 @@ export interface VmCreateInput {
   diskBps?: number;
   /** OpenSSH public key lines for the guest's default user (`vm ssh`); needs a `user` card. */
   sshKeys?: string[];
+  /**
+   * First-boot configuration (NoCloud): the daemon builds a seed disc (`cidata`) from these
+   * texts in the VM's folder and puts it in the CD-ROM drive (vmm/cloud-init.ts).
+   * `metaData` absent: a fresh instance-id and the VM's name as local-hostname.
+   */
+  cloudInit?: { userData: string; metaData?: string };
   /** How the vCPUs run guest code; default jit. */
   engine?: EngineKind;
 }

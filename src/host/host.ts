@@ -11,6 +11,7 @@
  * processes still alive (pid + /proc starttime from `state.json`, control socket
  * answering `GET /status`).
  */
+import { CloudInitError, buildSeedIso, defaultMetaData, parseCloudInit } from '../vmm/cloud-init.js';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -352,6 +353,37 @@ export class Host {
     const firmware = await bootDiskFirmware({ home: this.paths.home, ...input, log: (l) => this.log(l) });
     const { bootDisk, ...rest } = input;
     return this.create({ ...rest, disks: [{ path: bootDisk }, ...(input.disks ?? [])], kernel: firmware });
+  }
+
+  /**
+   * Create a VM with `make`; with `input.cloudInit`, first build its NoCloud seed disc
+   * (`seed.iso` in the VM's folder; vmm/cloud-init.ts) and put it in the CD-ROM drive.
+   * @throws HostError: invalid_argument (a seed that cannot be applied, a --cdrom too: one
+   *   drive), unavailable (xorriso missing); whatever `make` throws (the seed is removed).
+   */
+  async withCloudInit<I extends VmCreateInput, T>(input: I, make: (input: I) => Promise<T>): Promise<T> {
+    if (!input.cloudInit) return await make(input);
+    checkVmName(input.name);
+    this.checkNew(input.name);
+    if (input.cdrom) throw new HostError('invalid_argument', 'the cloud-init seed disc goes in the CD-ROM drive: give --cdrom or --cloud-init, not both');
+    const seed = { userData: input.cloudInit.userData, metaData: input.cloudInit.metaData ?? defaultMetaData(input.name) };
+    try {
+      parseCloudInit(seed);
+    } catch (e) {
+      throw new HostError('invalid_argument', `cloud-init: ${(e as Error).message}`);
+    }
+    const dir = this.store.paths(input.name).dir;
+    const iso = join(dir, 'seed.iso');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    try {
+      buildSeedIso(iso, seed);
+      const { cloudInit: _seed, ...rest } = input;
+      return await make({ ...rest, cdrom: iso } as I);
+    } catch (err) {
+      if (!this.store.has(input.name)) rmSync(dir, { recursive: true, force: true });
+      if (err instanceof CloudInitError) throw new HostError(/not installed/.test(err.message) ? 'unavailable' : 'invalid_argument', `cloud-init: ${err.message}`);
+      throw err;
+    }
   }
 
   private checkNew(name: string): void {

@@ -32,11 +32,13 @@ import { ControlServer, ControlHttpError, type ControlTarget, type ExecOutput, D
 import type { VmProcessStatus } from './control-api.js';
 import { readVmConfig, vmDirPaths, VmConfigError, type VmDirPaths, type VmProcessConfig } from './vm-config.js';
 import { kernelBootargs, shellQuote } from './boot-config.js';
-import { AgentClient } from './agent.js';
+import { AgentClient, AgentError } from './agent.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { VmDisks, DiskChangeError, type GuestShell } from './disks.js';
 import { VmCdrom } from './cdrom.js';
 import { VmShares } from './shares.js';
+import { mountSharesScript } from '../images/initramfs.js';
+import { everyBootSteps, instanceCheckScript, instanceSteps, parseCloudInit, readSeedIso, statusScript, type CloudInitPlan, type CloudInitStep } from './cloud-init.js';
 import { VIRTIO_SLOTS } from '../machine/board.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { ensureDefaultImage } from '../images/index.js';
@@ -77,6 +79,8 @@ class VmProcess implements ControlTarget {
   private readonly disks = new VmDisks(this.diskLimiter, (line) => this.log(line));
   /** The CD-ROM drive, across reboots (vmm/cdrom.ts). */
   private readonly cdrom = new VmCdrom((line) => this.log(line));
+  /** The board whose boot applied the cloud-init seed's every-boot part (once per board, not per agent connection). */
+  private cloudInitBoard: Vm | null = null;
   /** The shared folders' servers, opened at start (vmm/shares.ts). */
   private shares = new VmShares([]);
   /** The host side of each network card, in card order. */
@@ -284,10 +288,7 @@ class VmProcess implements ControlTarget {
       if (this.agent !== client) return;
       this.agentReady = true;
       this.log('guest agent ready');
-      if (this.imageHostname) this.setGuestHostname(client, this.imageHostname);
-      // a system image boots its own command line (no maxcpus=): bring the online vCPUs to the target
-      if (this.maxVcpus > this.vcpus) void this.setCpus(this.vcpus).catch((e) => this.log(`vCPUs: ${(e as Error).message}`));
-      if (this.cfg?.ssh && this.sshPort) this.setUpSsh(client, this.cfg.ssh);
+      void this.setUpGuest(client);
       if (this.stopRequested) {
         this.log('asking the guest agent to power off');
         client.poweroff();
@@ -296,12 +297,90 @@ class VmProcess implements ControlTarget {
   }
 
   /**
+   * What the guest is given once its agent answers, in order: a cloud-init seed's boot
+   * commands (once per board), the host name (the seed's, else a system image's VM name),
+   * the vCPUs online, the shared folders mounted on /mnt/TAG, the seed's new instance
+   * (vmm/cloud-init.ts), then the SSH user.
+   */
+  private async setUpGuest(client: AgentClient): Promise<void> {
+    const board = this.vm;
+    const seed = board && this.cloudInitBoard !== board ? this.cloudInitPlan() : null;
+    if (seed) this.cloudInitBoard = board;
+    try {
+      if (seed) await this.runCloudInitSteps(client, everyBootSteps(seed));
+      const hostname = seed?.hostname ?? this.imageHostname;
+      if (hostname && this.agent === client) await this.setGuestHostname(client, hostname);
+      // a system image boots its own command line (no maxcpus=): bring the online vCPUs to the target
+      if (this.maxVcpus > this.vcpus) void this.setCpus(this.vcpus).catch((e) => this.log(`vCPUs: ${(e as Error).message}`));
+      // shared folders on /mnt/TAG (the default image's /init mounts them itself; again is a no-op)
+      if (this.shares.count > 0 && this.agent === client) {
+        const r = await this.agentRun(client, `modprobe 9pnet_virtio 2>/dev/null; modprobe 9p 2>/dev/null\n${mountSharesScript()}`);
+        if (r.err.trim()) this.log(`shared folders: ${r.err.trim()}`);
+      }
+      if (seed && this.agent === client) await this.applyCloudInit(client, seed);
+    } catch (e) {
+      if (!(e instanceof AgentError)) this.log(`guest set-up: ${(e as Error).message}`);
+    }
+    if (this.cfg?.ssh && this.sshPort && this.agent === client) this.setUpSsh(client, this.cfg.ssh);
+  }
+
+  /** The NoCloud seed in the CD-ROM drive (a `cidata` disc), checked; null when there is none or it cannot be used (logged). */
+  private cloudInitPlan(): CloudInitPlan | null {
+    const path = this.cdrom.status().path;
+    if (!path) return null;
+    try {
+      const seed = readSeedIso(path);
+      return seed ? parseCloudInit(seed) : null;
+    } catch (e) {
+      this.log(`cloud-init: the seed ${path} is not applied: ${(e as Error).message}`);
+      return null;
+    }
+  }
+
+  /** Run `script` through the agent: its exit status and output (text). */
+  private async agentRun(client: AgentClient, script: string): Promise<{ status: number; out: string; err: string }> {
+    let out = '';
+    let err = '';
+    const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
+    const status = await client.execShell(script, { stdout: (b) => { out += text(b); }, stderr: (b) => { err += text(b); } });
+    return { status, out, err };
+  }
+
+  /** Run cloud-init steps in turn; the names of those that failed (each logged). */
+  private async runCloudInitSteps(client: AgentClient, steps: CloudInitStep[]): Promise<string[]> {
+    const failed: string[] = [];
+    for (const step of steps) {
+      const r = await this.agentRun(client, step.script);
+      if (r.status !== 0) {
+        failed.push(step.what);
+        this.log(`cloud-init: ${step.what} failed (status ${r.status})${r.err.trim() ? `: ${r.err.trim().split('\n').pop()}` : ''}`);
+      }
+    }
+    return failed;
+  }
+
+  /** Apply the seed's instance unless the guest has already (as cloud-init's per-instance modules). */
+  private async applyCloudInit(client: AgentClient, plan: CloudInitPlan): Promise<void> {
+    const check = await this.agentRun(client, instanceCheckScript(plan.instanceId));
+    if (check.out.trim() === 'applied') {
+      this.log(`cloud-init: instance ${plan.instanceId} was applied at an earlier boot`);
+      return;
+    }
+    if (plan.ignored.length) this.log(`cloud-init: not applied (not supported): ${plan.ignored.join(', ')}`);
+    this.log(`cloud-init: applying instance ${plan.instanceId}`);
+    const failed = await this.runCloudInitSteps(client, instanceSteps(plan));
+    const error = failed.length ? `${failed.join(', ')} failed` : null;
+    await this.agentRun(client, statusScript(plan.instanceId, error));
+    this.log(`cloud-init: instance ${plan.instanceId} applied${error ? ` (${error}; see /var/log/cloud-init-output.log in the guest)` : ''}`);
+  }
+
+  /**
    * A VM made from a system image boots the command line in its own /boot, so its host
    * name comes through the agent: `/etc/hostname` (kept on its disk) and the running name.
    */
-  private setGuestHostname(client: AgentClient, name: string): void {
-    client.execShell(hostnameScript(name), { stdout: () => {}, stderr: (b) => this.log(`hostname: ${Buffer.from(b).toString('utf8').trim()}`) })
-      .then((st) => { if (st !== 0) this.log(`setting the guest's host name failed (status ${st})`); }, () => { /* agent went away */ });
+  private async setGuestHostname(client: AgentClient, name: string): Promise<void> {
+    const st = await client.execShell(hostnameScript(name), { stdout: () => {}, stderr: (b) => this.log(`hostname: ${Buffer.from(b).toString('utf8').trim()}`) });
+    if (st !== 0) this.log(`setting the guest's host name failed (status ${st})`);
   }
 
   /**

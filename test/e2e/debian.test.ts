@@ -12,7 +12,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describeRun, findTool, host, tsvisor, withVmLogs } from './helpers.js';
@@ -138,7 +138,30 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
     const key = join(userHome, '.ssh', 'id_ed25519');
     host('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tester@tsvisor', '-f', key]);
     env.HOME = userHome;
-    await cli(['vm', 'create', 'web', '--image', 'debian', '--disk-size', '3G', '--memory', '1G', '--disk', `${debDisk},readonly`, '--start']);
+    // first-boot configuration from a NoCloud seed: a user with a key, a file, a command
+    const aliceKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHkXxT4kTuhhRqAc1o3EjzY6Ew2k0d2pKuAVPR8pGcP1 alice@host';
+    const userData = join(root!, 'user-data.yaml');
+    writeFileSync(userData, [
+      '#cloud-config',
+      'users:',
+      '  - default',
+      '  - name: alice',
+      '    groups: [users]',
+      '    sudo: ALL=(ALL) NOPASSWD:ALL',
+      '    ssh_authorized_keys:',
+      `      - ${aliceKey}`,
+      'write_files:',
+      '  - path: /etc/tsvisor-test/greeting',
+      '    content: hello from the seed',
+      "    permissions: '0640'",
+      'runcmd:',
+      '  - echo ran >> /root/cloud-runcmd',
+      '',
+    ].join('\n'));
+    const shared = join(root!, 'shared');
+    mkdirSync(shared);
+    writeFileSync(join(shared, 'from-host.txt'), 'shared by the host\n');
+    await cli(['vm', 'create', 'web', '--image', 'debian', '--disk-size', '3G', '--memory', '1G', '--disk', `${debDisk},readonly`, '--cloud-init', userData, '--share', `${shared}:data`, '--start']);
     const overlay = join(home, 'vms', 'web', 'system.qcow2');
     assert.ok(statSync(overlay).isFile(), 'the VM has its own overlay');
     const hook = [
@@ -155,6 +178,20 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
       hook, 'echo kept > /root/marker; cat /proc/sys/kernel/random/boot_id; sync',
     ].join('; '));
     const [state, hostname, sizeMiB, bootId] = first.trim().split('\n').map((l) => l.trim());
+    // the seed was applied once the guest says so; the seed disc is the guest's /dev/sr0 (virtio-scsi, sr_mod, isofs)
+    let status = '';
+    for (let i = 0; i < 60 && !status.startsWith('done'); i++) {
+      status = await waitExec(env, 'web', 'cat /var/lib/tsvisor/cloud-init/status 2>/dev/null || true');
+      if (!status.startsWith('done')) await sleep(2000);
+    }
+    assert.match(status, /^done iid-web-[0-9a-f]+\n$/, 'cloud-init applied');
+    const seeded = await waitExec(env, 'web', [
+      'id -nG alice', 'cat ~alice/.ssh/authorized_keys', 'sudo -n -u alice sudo -n id -u', 'stat -c %a /etc/tsvisor-test/greeting', 'cat /etc/tsvisor-test/greeting; echo',
+      'cat /root/cloud-runcmd', 'blkid -o value -s LABEL /dev/sr0', 'mkdir -p /mnt/seed && mount -o ro /dev/sr0 /mnt/seed && grep local-hostname /mnt/seed/meta-data && umount /mnt/seed',
+      'cat /mnt/data/from-host.txt', 'echo from debian > /mnt/data/from-guest.txt',
+    ].join('; '));
+    assert.deepEqual(seeded.trim().split('\n'), ['alice users', aliceKey, '0', '640', 'hello from the seed', 'ran', 'cidata', 'local-hostname: web', 'shared by the host'], seeded);
+    assert.equal(readFileSync(join(shared, 'from-guest.txt'), 'utf8'), 'from debian\n', 'the share is mounted on /mnt/data, read-write');
     assert.equal(state, 'running', first);
     assert.equal(hostname, 'web', first);
     assert.ok(Number(sizeMiB) > 2800, `the root file system grew to the 3G disk: ${sizeMiB} MiB`);
@@ -162,7 +199,7 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
 
     // `reboot` inside the guest: the VM comes back through its firmware, with the new initrd from its /boot
     await tsvisor(['vm', 'exec', 'web', '--', 'systemctl', '--no-block', 'reboot'], { env, timeoutMs: 60_000 });
-    const check = 'cat /proc/sys/kernel/random/boot_id; cat /run/tsvisor-hook; tsvisor-hello; cat /root/marker; hostname';
+    const check = 'cat /proc/sys/kernel/random/boot_id; cat /run/tsvisor-hook; tsvisor-hello; cat /root/marker; hostname; cat /root/cloud-runcmd';
     let afterReboot = '';
     for (let i = 0; i < 90; i++) {
       afterReboot = await waitExec(env, 'web', check);
@@ -172,7 +209,7 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
     const lines = afterReboot.trim().split('\n');
     assert.notEqual(lines[0], bootId, 'the guest rebooted');
     assert.match(lines[1] ?? '', /^hook-\d+$/, `the initrd built inside the guest booted: ${afterReboot}`);
-    assert.deepEqual(lines.slice(2), ['hello from a package', 'kept', 'web'], afterReboot);
+    assert.deepEqual(lines.slice(2), ['hello from a package', 'kept', 'web', 'ran'], `and the seed's instance is not applied again: ${afterReboot}`);
     const vmInfo = JSON.parse(await cli(['vm', 'info', 'web', '--json'])) as { state: string };
     assert.equal(vmInfo.state, 'running', 'a guest reboot keeps the VM running');
 
