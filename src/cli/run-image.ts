@@ -28,6 +28,7 @@ import type { EngineKind } from '../engine/hart.js';
 import { DEBIAN_IMAGE_NAME } from '../images/index.js';
 import type { PowerEvent } from '../devices/syscon.js';
 import { networkWaitScript } from '../vmm/guest-setup.js';
+import { mountSharesAgentScript } from '../vmm/shares.js';
 
 /** How long a command run waits for the guest's network address after the agent answers (s). */
 const NETWORK_WAIT_SECONDS = 30;
@@ -124,7 +125,7 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
       agent = new AgentClient(theVm.board.agent!);
       const client = agent;
       // with a command the loop ends at the first power event, so this runs once
-      if (!interactive) runThroughAgent(client, command, theVm, (opts.nics?.length ?? 0) > 0).then((st) => { status = st; }, () => {});
+      if (!interactive) runThroughAgent(client, command, theVm, (opts.nics?.length ?? 0) > 0, (opts.media?.shares.length ?? 0) > 0).then((st) => { status = st; }, () => {});
       const ev: PowerEvent | null = await theVm.run();
       client.close('the guest stopped');
       if (ev?.kind === 'reset' && interactive) {
@@ -147,10 +148,11 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
 }
 
 /**
- * Waits for the agent (and, with a network card, for the guest's address by DHCP), runs
- * `command`, then asks for a clean shutdown (forced after a timeout).
+ * Waits for the agent (and, with a network card, for the guest's address by DHCP; with
+ * shared folders, mounts them on /mnt/TAG), runs `command`, then asks for a clean shutdown
+ * (forced after a timeout).
  */
-async function runThroughAgent(agent: AgentClient, command: string[], vm: Vm, network: boolean): Promise<number> {
+async function runThroughAgent(agent: AgentClient, command: string[], vm: Vm, network: boolean, shares: boolean): Promise<number> {
   try {
     await agent.ready(AGENT_TIMEOUT_MS);
   } catch (e) {
@@ -160,6 +162,9 @@ async function runThroughAgent(agent: AgentClient, command: string[], vm: Vm, ne
   }
   if (network) {
     await agent.execShell(networkWaitScript(NETWORK_WAIT_SECONDS), { stdout: () => {}, stderr: (b) => process.stderr.write(b) });
+  }
+  if (shares) {
+    await agent.execShell(mountSharesAgentScript(), { stdout: () => {}, stderr: (b) => process.stderr.write(b) });
   }
   const status = await agent.exec(command, {
     stdout: (b) => process.stdout.write(b),

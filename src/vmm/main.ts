@@ -36,8 +36,7 @@ import { AgentClient, AgentError } from './agent.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { VmDisks, DiskChangeError, type GuestShell } from './disks.js';
 import { VmCdrom } from './cdrom.js';
-import { VmShares } from './shares.js';
-import { mountSharesScript } from '../images/initramfs.js';
+import { VmShares, mountSharesAgentScript } from './shares.js';
 import { everyBootSteps, instanceCheckScript, instanceSteps, parseCloudInit, readSeedIso, statusScript, type CloudInitPlan, type CloudInitStep } from './cloud-init.js';
 import { VIRTIO_SLOTS } from '../machine/board.js';
 import { loadEngineModule } from '../engine/node/module.js';
@@ -314,7 +313,7 @@ class VmProcess implements ControlTarget {
       if (this.maxVcpus > this.vcpus) void this.setCpus(this.vcpus).catch((e) => this.log(`vCPUs: ${(e as Error).message}`));
       // shared folders on /mnt/TAG (the default image's /init mounts them itself; again is a no-op)
       if (this.shares.count > 0 && this.agent === client) {
-        const r = await this.agentRun(client, `modprobe 9pnet_virtio 2>/dev/null; modprobe 9p 2>/dev/null\n${mountSharesScript()}`);
+        const r = await this.agentRun(client, mountSharesAgentScript());
         if (r.err.trim()) this.log(`shared folders: ${r.err.trim()}`);
       }
       if (seed && this.agent === client) await this.applyCloudInit(client, seed);

@@ -10,6 +10,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { HostShare } from '../devices/node/host-share.js';
 import { isValidMountTag } from '../devices/virtio/9p.js';
 import type { ShareConfig } from '../machine/board.js';
+import { mountSharesScript } from '../images/initramfs.js';
 
 /** Most shared folders per VM (each takes a virtio slot). */
 export const MAX_SHARES = 4;
@@ -90,6 +91,14 @@ export function checkShareDirs(shares: readonly ShareDefinition[]): void {
     try { ok = statSync(s.path).isDirectory(); } catch { /* missing */ }
     if (!ok) throw new ShareConfigError(`shared folder ${s.path} (tag ${s.tag}): no such directory`);
   }
+}
+
+/**
+ * What the guest agent runs to mount every share on /mnt/TAG (a system image's udev may not
+ * have loaded the 9p modules yet); shares already mounted are left alone.
+ */
+export function mountSharesAgentScript(): string {
+  return `modprobe 9pnet_virtio 2>/dev/null; modprobe 9p 2>/dev/null\n${mountSharesScript()}`;
 }
 
 /** The open servers of a VM's shares, for every board it boots. */
