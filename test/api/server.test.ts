@@ -14,6 +14,8 @@ import { noCgroups } from '../../src/host/cgroups.js';
 import { FAKE_VMM, tempHome, treeFingerprint } from '../host/helpers.js';
 import { tsvisor } from '../e2e/helpers.js';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { isoVolumeId, readSeedIso } from '../../src/vmm/cloud-init.js';
 
 const MiB = 1024 * 1024;
 const { root, paths } = tempHome('tsvisor-api-');
@@ -137,6 +139,16 @@ describe('errors: JSON {error:{code,message}}, proper status, nothing written', 
     assertError(await call('PATCH', '/v1/vms/web', { memoryBytes: -5 }), 400, 'invalid_argument', /memoryBytes/);
     assertError(await call('PATCH', '/v1/vms/web', { cpuCap: 100_000 }), 400, 'invalid_argument', /cpuCap/);
     assertError(await call('POST', '/v1/vms/web/stop', { timeoutMs: 'soon' }), 400, 'invalid_argument', /timeoutMs/);
+    // shared folders and cloud-init seeds
+    assertError(await call('POST', '/v1/vms', { name: 'sh', shares: [{ path: root, tag: 'a,b' }] }), 400, 'invalid_argument', /tag/);
+    assertError(await call('POST', '/v1/vms', { name: 'sh', shares: [{ path: '/nonexistent-dir', tag: 'data' }] }), 400, 'invalid_argument', /no such directory/);
+    assertError(await call('POST', '/v1/vms', { name: 'sh', shares: [{ path: root, tag: 'd' }, { path: root, tag: 'd' }] }), 400, 'invalid_argument', /two shared folders/);
+    assertError(await call('POST', '/v1/vms/web/shares', { path: root, tag: 'bad tag' }), 400, 'invalid_argument', /tag/);
+    assertError(await call('DELETE', '/v1/vms/web/shares/nope'), 400, 'invalid_argument', /no shared folder tagged nope/);
+    assertError(await call('POST', '/v1/vms', { name: 'ci', cloudInit: { userData: '#cloud-config\nusers: [\n' } }), 400, 'invalid_argument', /^cloud-init: user-data is not valid YAML/);
+    assertError(await call('POST', '/v1/vms', { name: 'ci', cloudInit: { userData: 'echo hi' } }), 400, 'invalid_argument', /#cloud-config/);
+    assertError(await call('POST', '/v1/vms', { name: 'ci', cloudInit: { userData: '#cloud-config\n', metaData: 'local-hostname: x' } }), 400, 'invalid_argument', /instance-id/);
+    assertError(await call('POST', '/v1/vms', { name: 'ci', cdrom: '/x.iso', cloudInit: { userData: '#cloud-config\n' } }), 400, 'invalid_argument', /--cdrom or --cloud-init/);
     unchanged();
   });
 
@@ -215,6 +227,25 @@ describe('operations through the API', () => {
     assert.ok(u.body.vms.find((v: { name: string }) => v.name === 'web'));
     const t = await call('GET', '/v1/top');
     assert.equal(t.body.vms.find((v: { name: string }) => v.name === 'web').state, 'running');
+  });
+
+  test('shared folders of a stopped VM; a cloud-init seed disc in the drive', async () => {
+    const a = await call('POST', '/v1/vms/big/shares', { path: root, tag: 'data', readonly: true });
+    assert.equal(a.status, 200, a.text);
+    assert.deepEqual(a.body.definition.shares, [{ path: root, tag: 'data', readonly: true }]);
+    assert.deepEqual(JSON.parse(readFileSync(`${paths.vms}/big/config.json`, 'utf8')).shares, [{ path: root, tag: 'data', readonly: true }]);
+    assertError(await call('POST', '/v1/vms/big/shares', { path: root, tag: 'data' }), 400, 'invalid_argument', /already has a shared folder tagged data/);
+    assert.equal((await call('DELETE', '/v1/vms/big/shares/data')).body.definition.shares, undefined);
+    assertError(await call('POST', '/v1/vms/web/shares', { path: root, tag: 'data' }), 409, 'conflict', /is running: shared folders change while it is stopped/);
+    const xorriso = spawnSync('xorriso', ['-version']).status === 0;
+    if (!xorriso) return; // npm run test:deps installs it
+    const c = await call('POST', '/v1/vms', { name: 'seeded', cloudInit: { userData: '#cloud-config\nruncmd: [date]\n' } });
+    assert.equal(c.status, 201, c.text);
+    const iso = `${paths.vms}/seeded/seed.iso`;
+    assert.equal(c.body.definition.cdrom, iso);
+    assert.equal(isoVolumeId(iso), 'cidata');
+    assert.match(readSeedIso(iso)!.metaData, /^instance-id: iid-seeded-[0-9a-f]{8}\nlocal-hostname: seeded\n$/);
+    assert.equal((await call('DELETE', '/v1/vms/seeded')).status, 200);
   });
 
   test('exec streams NDJSON from the VM process', async () => {
