@@ -120,7 +120,7 @@ function yamlDoc(text: string, what: string): unknown {
     // cloud-init reads YAML 1.1 (PyYAML): 0644 is octal, yes/no are booleans
     return parseYaml(text, { version: '1.1', maxAliasCount: 100 });
   } catch (e) {
-    throw new CloudInitError(`${what} is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    throw new CloudInitError(`${what} is not valid YAML: ${(e as Error).message.split('\n')[0].replace(/:\s*$/, '')}`);
   }
 }
 
