@@ -99,6 +99,16 @@ export function openApiDocument(version = '0.1.0'): Record<string, unknown> {
           },
         },
       },
+      '/v1/vms/{name}/screenshot': {
+        get: {
+          summary: 'what the VM\'s display shows, as a PNG',
+          parameters: [nameParam],
+          responses: {
+            200: json({ type: 'object', required: ['width', 'height', 'png'], properties: { width: { type: 'integer' }, height: { type: 'integer' }, png: { type: 'string', description: 'the PNG file, base64' } } }, 'the screen'),
+            ...errors(401, 404, 409, 503),
+          },
+        },
+      },
       '/v1/vms/{name}/shares': {
         post: {
           summary: 'share a host folder with a stopped VM (virtio-9p); the guest mounts it on /mnt/TAG from its next start',

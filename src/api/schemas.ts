@@ -87,6 +87,8 @@ export const VmCreateBody = z.strictObject({
     metaData: z.string().max(1 << 20).optional().meta({ description: 'meta-data YAML (instance-id, local-hostname); default: a fresh instance-id and the VM\'s name' }),
   }).optional().meta({ description: 'first-boot configuration: a NoCloud seed disc (label cidata) built from these and put in the CD-ROM drive; applied at first boot (hostname, users, SSH keys, packages, write_files, runcmd)' }),
   engine: engine.optional(),
+  vramBytes: z.number().int().min(0).max(1024 * 1024 * 1024).optional().meta({ description: 'graphics memory of the display (virtio-gpu) in bytes: what the guest\'s screen buffers may take (default 16 MiB; 0: no display)' }),
+  resolution: z.string().regex(/^\d{2,5}x\d{2,5}$/, 'expected WIDTHxHEIGHT').optional().meta({ description: 'the display\'s preferred mode (default 1280x800)', example: '1920x1080' }),
 }).meta({ id: 'VmCreate' });
 
 /** `PATCH /v1/vms/{name}`: `null` removes an optional field. */

@@ -225,6 +225,11 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
     sendJson(res, 200, await host.resizeDisk(name, parts[4], body.sizeBytes));
     return;
   }
+  if (action === 'screenshot' && parts.length === 4) {
+    if (method !== 'GET') throw notAllowed();
+    sendJson(res, 200, await host.screenshot(name));
+    return;
+  }
   if (action === 'shares' && parts.length === 4) {
     if (method !== 'POST') throw notAllowed();
     const body = parse(Share, await readBody(req));

@@ -9,7 +9,7 @@ import { DEFAULT_MEMORY_PRIORITY } from '../host/memory-balancer.js';
 import type { NetworkInfo } from '../host/network-manager.js';
 import { formatPublish, nicAttachment, parseNetRate } from '../vmm/network.js';
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
@@ -160,6 +160,7 @@ export function formatVmInfo(v: VmInfo): string {
     ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
     ...(v.cdrom ? [['cdrom', v.cdrom.path ? `${v.cdrom.path}${v.cdrom.locked ? ' (mounted in the guest: tray locked)' : ''}` : 'empty'] as [string, string]]
       : d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
+    ['display', d.vramBytes === 0 ? 'none' : `${d.resolution ?? '1280x800'}, ${formatSize(d.vramBytes ?? 16 * 1024 * 1024)} of graphics memory`],
     ...(d.shares ?? []).map((s): [string, string] => [`share ${s.tag}`, `${s.path}${s.readonly ? ' (read-only)' : ''} on /mnt/${s.tag}`]),
     ...(d.nics ?? []).map((n, i): [string, string] => [`network ${i}`, `${nicAttachment(n)} (eth${i}, ${n.mac})`]),
     ...(d.publish?.length ? [['published', d.publish.map((p) => `${formatPublish(p)}`).join(', ')] as [string, string]] : []),
@@ -456,11 +457,15 @@ export function registerHostCommands(program: Command): void {
     .option('--share <hostdir:tag[,readonly]>', 'share a host folder with the guest (virtio-9p), mounted on /mnt/TAG (repeatable; later: vm share add|remove)', collect, [] as string[])
     .option('--cloud-init <user-data>', 'configure the guest at first boot from this cloud-init user-data (#cloud-config YAML or a #! script): a NoCloud seed disc in the CD-ROM drive')
     .option('--meta-data <file>', 'with --cloud-init: its meta-data (default: a fresh instance-id and the VM\'s name as local-hostname)')
+    .option('--vram <size>', 'graphics memory of the display (K, M, G suffixes; default 16M; 0: no display): bounds the screen modes the guest can set')
+    .option('--resolution <WxH>', 'the display\'s preferred mode (default 1280x800)')
     .option('--start', 'start it right away')
     .option('--json', 'print the VM as JSON')
-    .action(async (name: string, o: VmOpts & { start?: boolean; json?: boolean; image?: string; diskSize?: string; bootDisk?: string; share?: string[]; cloudInit?: string; metaData?: string }) => {
+    .action(async (name: string, o: VmOpts & { start?: boolean; json?: boolean; image?: string; diskSize?: string; bootDisk?: string; share?: string[]; cloudInit?: string; metaData?: string; vram?: string; resolution?: string }) => {
       const fromImage: Record<string, unknown> = {};
       if (o.share?.length) fromImage.shares = o.share.map(shareSpec);
+      if (o.vram !== undefined) fromImage.vramBytes = o.vram === '0' ? 0 : parseSize(o.vram, '--vram');
+      if (o.resolution !== undefined) fromImage.resolution = o.resolution;
       if (o.metaData !== undefined && o.cloudInit === undefined) throw new UsageError('--meta-data needs --cloud-init');
       if (o.cloudInit !== undefined) {
         fromImage.cloudInit = { userData: readTextFile(o.cloudInit, '--cloud-init'), ...(o.metaData !== undefined ? { metaData: readTextFile(o.metaData, '--meta-data') } : {}) };
@@ -565,6 +570,16 @@ export function registerHostCommands(program: Command): void {
       const v = await api<VmInfo>('DELETE', `${vmPath(name)}/disks/${encodeURIComponent(spec)}${o.force ? '?force=true' : ''}`);
       if (o.json) process.stdout.write(JSON.stringify(v, null, 2) + '\n');
       else process.stdout.write(`${name}: detached ${disk}\n`);
+    });
+  vm.command('screenshot').description('save what the VM\'s display shows as a PNG file')
+    .argument('<name>').argument('<file.png>')
+    .action(async (name: string, file: string) => {
+      const s = await api<{ width: number; height: number; png: string }>('GET', `${vmPath(name)}/screenshot`);
+      const path = resolvePath(file);
+      const tmp = `${path}.tmp-${process.pid}`;
+      writeFileSync(tmp, Buffer.from(s.png, 'base64'));
+      renameSync(tmp, path);
+      process.stdout.write(`${name}: ${s.width}x${s.height} screen saved to ${path}\n`);
     });
   const vmShare = vm.command('share').description('share host folders with a stopped VM (virtio-9p; the guest mounts each on /mnt/TAG)');
   vmShare.command('add').description('share a host folder; the guest has it from its next start')

@@ -61,6 +61,10 @@ export interface VmCreateInput {
   cloudInit?: { userData: string; metaData?: string };
   /** How the vCPUs run guest code; default jit. */
   engine?: EngineKind;
+  /** Graphics memory of the display in bytes (default 16 MiB; 0: no display). */
+  vramBytes?: number;
+  /** The display's preferred mode, `WxH` (default 1280x800). */
+  resolution?: string;
 }
 
 /** `POST /v1/vms/{name}/disks`: the guest's name of the new disk (null for a stopped VM) and the VM. */

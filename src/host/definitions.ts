@@ -47,6 +47,8 @@ export function newDefinition(input: VmCreateInput, image?: { name: string; key:
     ...(input.diskBps ? { diskBps: input.diskBps } : {}),
     ...(input.sshKeys?.length ? { ssh: { user: DEFAULT_SSH_USER, keys: input.sshKeys } } : {}),
     ...(input.engine ? { engine: input.engine } : {}),
+    ...(input.vramBytes !== undefined ? { vramBytes: input.vramBytes } : {}),
+    ...(input.resolution !== undefined ? { resolution: input.resolution } : {}),
     createdAt: Date.now(),
     ...(image ? { image } : {}),
   };

@@ -697,6 +697,21 @@ export class Host {
 
   // ---------------------------------------------------------------- exec and console
 
+  /**
+   * What VM `name`'s display shows, as a PNG (base64) of `width` x `height` pixels.
+   * @throws HostError: not_found; conflict (not running, no display, nothing shown); unavailable.
+   */
+  async screenshot(name: string): Promise<{ width: number; height: number; png: string }> {
+    const e = this.entry(name);
+    if (e.rt.state !== 'running' && e.rt.state !== 'paused') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
+    try {
+      return await this.channel(name).get('/screenshot', 15_000) as { width: number; height: number; png: string };
+    } catch (err) {
+      const reason = err instanceof HostError ? err.details?.reason : undefined;
+      throw typeof reason === 'string' && err instanceof HostError ? new HostError(err.code, `${name}: ${reason}`) : err;
+    }
+  }
+
   /** `POST /exec` on the VM process: the raw streamed response (status and NDJSON body). */
   async openExec(name: string, body: { argv: string[]; stdin?: string }): Promise<IncomingMessage> {
     const e = this.entry(name);

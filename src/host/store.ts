@@ -5,6 +5,7 @@
  * request leaves the disk as it was.
  */
 import { checkShareDirs, checkShareList } from '../vmm/shares.js';
+import { displayOf } from '../vmm/display.js';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { isAbsolute } from 'node:path';
@@ -124,6 +125,11 @@ export function validateDefinition(d: VmDefinition, opts: { checkFiles?: boolean
   }
   if (d.netRateMbit !== undefined) {
     try { checkNetRate(d.netRateMbit); } catch (e) { bad((e as Error).message); }
+  }
+  try {
+    displayOf(d.vramBytes, d.resolution);
+  } catch (e) {
+    bad((e as Error).message);
   }
   try {
     checkShareList(d.shares, '/');

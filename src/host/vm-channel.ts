@@ -30,9 +30,18 @@ export class VmChannel {
    * `not_supported` for 404/501, `conflict` for 409, else `internal`; its own message
    * alone in `details.reason`).
    */
-  async post(path: string, body?: unknown, timeoutMs = 5000): Promise<unknown> {
+  post(path: string, body?: unknown, timeoutMs = 5000): Promise<unknown> {
+    return this.call('POST', path, body ?? {}, timeoutMs);
+  }
+
+  /** GET a resource; throws as {@link post}. */
+  get(path: string, timeoutMs = 5000): Promise<unknown> {
+    return this.call('GET', path, undefined, timeoutMs);
+  }
+
+  private async call(method: string, path: string, body: unknown, timeoutMs: number): Promise<unknown> {
     try {
-      return await control.call(this.vmDir, 'POST', path, body ?? {}, { timeoutMs });
+      return await control.call(this.vmDir, method, path, body, { timeoutMs });
     } catch (e) {
       const err = e as control.ControlError;
       if (err.status === undefined) throw new HostError('unavailable', `VM process does not answer ${path}: ${err.message}`);

@@ -76,7 +76,7 @@ import { resolveModuleOrder, stripModuleSignature } from './modules.js';
  * Version of the initramfs layout and /init script; part of the image cache key, so
  * bump it whenever the built initramfs would change for the same inputs.
  */
-export const INITRAMFS_BUILDER_VERSION = 7;
+export const INITRAMFS_BUILDER_VERSION = 8;
 
 /**
  * Modules the default guest loads (names as the kernel knows them), in the order they
@@ -102,10 +102,13 @@ export const DEFAULT_GUEST_MODULES: readonly string[] = [
   'isofs',
   '9p',
   '9pnet_virtio',
+  'virtio_gpu',
+  'virtio_input',
+  'evdev',
 ];
 
 /** Of {@link DEFAULT_GUEST_MODULES}, those that another kernel build may lack without harm. */
-export const OPTIONAL_GUEST_MODULES: readonly string[] = ['crc32c_generic', 'nls_iso8859_1', 'nls_ascii', 'nls_utf8', 'virtio_console'];
+export const OPTIONAL_GUEST_MODULES: readonly string[] = ['crc32c_generic', 'nls_iso8859_1', 'nls_ascii', 'nls_utf8', 'virtio_console', 'virtio_input', 'evdev'];
 
 /**
  * Common busybox applets, used only when the applet table cannot be read from the

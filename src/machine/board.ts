@@ -29,6 +29,7 @@ import { VirtioNet } from '../devices/virtio/net.js';
 import { VirtioScsi } from '../devices/virtio/scsi.js';
 import { CdromUnit } from '../devices/scsi/cdrom.js';
 import { VirtioP9 } from '../devices/virtio/9p.js';
+import { VirtioGpu, type GpuRect } from '../devices/virtio/gpu.js';
 import type { P9Server } from '../devices/9p/wire.js';
 import { VirtioBalloon, VIRTIO_BALLOON_PAGE_BYTES, type BalloonStats } from '../devices/virtio/balloon.js';
 import type { RamDiscarder } from '../devices/guest-memory.js';
@@ -95,6 +96,19 @@ export interface ShareConfig {
   server: P9Server;
 }
 
+/** The display of the board (virtio-gpu 2D, one scanout). */
+export interface DisplayConfig {
+  /** Graphics memory: bytes the guest's resources may take together (QEMU's max_hostmem). */
+  vramBytes: number;
+  /** Preferred mode, in pixels. */
+  width: number;
+  height: number;
+  /** The guest flushed a rectangle of the screen (screen coordinates). */
+  onFlush?(rect: GpuRect): void;
+  /** The guest set the screen to another size, or (null) blanked it. */
+  onScanout?(mode: { width: number; height: number } | null): void;
+}
+
 /** One network card of the board (virtio-net). */
 export interface NicConfig {
   backend: NetBackend;
@@ -156,6 +170,8 @@ export interface BoardConfig {
   balloon?: BalloonConfig;
   /** Shared folders (virtio-9p), one slot each after the balloon. */
   shares?: ShareConfig[];
+  /** A display (virtio-gpu), in the slot after the shares; absent: none. */
+  display?: DisplayConfig;
   /**
    * Empty virtio-mmio slots reserved after every other device, listed in the device tree,
    * for disks plugged in while the guest runs ({@link Board.plugDisk}). Default 0; at most
@@ -209,6 +225,8 @@ export class Board {
   readonly cdrom: CdromUnit | null = null;
   /** The shared folders, in `cfg.shares` order. */
   readonly shares: VirtioP9[] = [];
+  /** The display, or null without `cfg.display`. */
+  readonly gpu: VirtioGpu | null = null;
   /** The hot-plug slots ({@link BoardConfig.hotplugSlots}), in slot order after the boot devices. */
   private readonly hotplug: VirtioMmioSlot[] = [];
   /** The disks in the board now (booted with or plugged in since), by slot. */
@@ -244,9 +262,9 @@ export class Board {
     this.map(PLIC_BASE, this.plic);
     this.map(UART_BASE, this.uart);
     const shares = cfg.shares ?? [];
-    const slots = cfg.disks.length + (cfg.cdrom ? 1 : 0) + (cfg.nics?.length ?? 0) + (cfg.agent ? 1 : 0) + (cfg.balloon ? 1 : 0) + shares.length;
+    const slots = cfg.disks.length + (cfg.cdrom ? 1 : 0) + (cfg.nics?.length ?? 0) + (cfg.agent ? 1 : 0) + (cfg.balloon ? 1 : 0) + shares.length + (cfg.display ? 1 : 0);
     if (slots > VIRTIO_SLOTS) {
-      throw new BootError(`too many devices: ${cfg.disks.length} disks${cfg.cdrom ? ', the CD-ROM drive' : ''}, ${cfg.nics?.length ?? 0} network cards${cfg.agent ? ', the agent channel' : ''}${cfg.balloon ? ', the balloon' : ''}, ${shares.length} shared folders need ${slots} virtio slots, the board has ${VIRTIO_SLOTS}`);
+      throw new BootError(`too many devices: ${cfg.disks.length} disks${cfg.cdrom ? ', the CD-ROM drive' : ''}, ${cfg.nics?.length ?? 0} network cards${cfg.agent ? ', the agent channel' : ''}${cfg.balloon ? ', the balloon' : ''}, ${shares.length} shared folders${cfg.display ? ', the display' : ''} need ${slots} virtio slots, the board has ${VIRTIO_SLOTS}`);
     }
     const hotplug = cfg.hotplugSlots ?? 0;
     if (!Number.isInteger(hotplug) || hotplug < 0 || slots + hotplug > VIRTIO_SLOTS) {
@@ -290,6 +308,11 @@ export class Board {
       const dev = new VirtioP9(sh.tag, sh.server);
       this.virtio.push(this.virtioTransport(dev, this.virtio.length));
       this.shares.push(dev);
+    }
+    if (cfg.display) {
+      const d = cfg.display;
+      this.gpu = new VirtioGpu({ vramBytes: d.vramBytes, width: d.width, height: d.height, onFlush: d.onFlush, onScanout: d.onScanout });
+      this.virtio.push(this.virtioTransport(this.gpu, this.virtio.length));
     }
     // a disk's slot can be emptied while the guest runs (the disk detached), and a spare one filled
     for (let i = 0; i < this.virtio.length; i++) {

@@ -170,6 +170,11 @@ export async function detachDisk(vmDir: string, path: string, force: boolean, op
   return await call(vmDir, 'POST', '/disk-detach', { path, force }, opts) as VmProcessStatus;
 }
 
+/** `GET /screenshot`: the display's screen as a PNG (base64). */
+export async function screenshot(vmDir: string, opts?: RequestOptions): Promise<{ width: number; height: number; png: string }> {
+  return await call(vmDir, 'GET', '/screenshot', undefined, opts) as { width: number; height: number; png: string };
+}
+
 /** `POST /cdrom`: the ISO image at `path` goes in the CD-ROM drive, or (null) the disc comes out. */
 export async function setCdrom(vmDir: string, path: string | null, force: boolean, opts?: RequestOptions): Promise<VmProcessStatus> {
   return await call(vmDir, 'POST', '/cdrom', { path, force }, opts) as VmProcessStatus;

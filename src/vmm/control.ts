@@ -86,6 +86,12 @@ export interface ControlTarget {
   setDiskRate(iops: number, bps: number): void;
   /** `POST /disk-share`: the VM's share of a contended host disk, per second (0: none; already checked). */
   setDiskShare(iops: number, bps: number): void;
+  /**
+   * `GET /screenshot`: what the display shows, as a PNG (`png`: base64) of `width` x
+   * `height` pixels. Throw ControlHttpError(409) when the VM has no display or the guest
+   * shows nothing on it.
+   */
+  screenshot(): { width: number; height: number; png: string };
   /** `GET /console` upgrade: attach the raw stream as a console viewer. */
   attachConsole(stream: Duplex): void;
   /**
@@ -145,7 +151,7 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 }
 
 const ROUTES: Record<string, string> = {
-  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/memory-policy': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-attach': 'POST', '/disk-detach': 'POST', '/cdrom': 'POST', '/disk-rate': 'POST', '/disk-share': 'POST', '/console': 'GET', '/exec': 'POST',
+  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/memory-policy': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-attach': 'POST', '/disk-detach': 'POST', '/cdrom': 'POST', '/disk-rate': 'POST', '/disk-share': 'POST', '/console': 'GET', '/exec': 'POST', '/screenshot': 'GET',
 };
 
 /** The HTTP server of the control channel. */
@@ -205,6 +211,9 @@ export class ControlServer {
       switch (route) {
         case '/status':
           sendJson(res, 200, this.target.status());
+          return;
+        case '/screenshot':
+          sendJson(res, 200, this.target.screenshot());
           return;
         case '/stop': {
           const body = await readJson(req);

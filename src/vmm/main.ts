@@ -37,6 +37,7 @@ import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { VmDisks, DiskChangeError, type GuestShell } from './disks.js';
 import { VmCdrom } from './cdrom.js';
 import { VmShares, mountSharesAgentScript } from './shares.js';
+import { displayOf, screenPng } from './display.js';
 import { everyBootSteps, instanceCheckScript, instanceSteps, parseCloudInit, readSeedIso, statusScript, type CloudInitPlan, type CloudInitStep } from './cloud-init.js';
 import { VIRTIO_SLOTS } from '../machine/board.js';
 import { loadEngineModule } from '../engine/node/module.js';
@@ -80,6 +81,8 @@ class VmProcess implements ControlTarget {
   private readonly cdrom = new VmCdrom((line) => this.log(line));
   /** The board whose boot applied the cloud-init seed's every-boot part (once per board, not per agent connection). */
   private cloudInitBoard: Vm | null = null;
+  /** The display's graphics memory and mode (vmm/display.ts), or null for none. */
+  private display: { vramBytes: number; width: number; height: number } | null = null;
   /** The shared folders' servers, opened at start (vmm/shares.ts). */
   private shares = new VmShares([]);
   /** The host side of each network card, in card order. */
@@ -196,6 +199,7 @@ class VmProcess implements ControlTarget {
       this.disks.open(cfg.disks);
       if (cfg.cdrom) this.cdrom.open(cfg.cdrom); // an ISO 9660 image, in the CD-ROM drive
       this.shares = new VmShares(cfg.shares ?? []); // host folders, held open until the process ends
+      this.display = displayOf(cfg.vramBytes, cfg.resolution);
       if (cfg.kernel) {
         kernelPath = cfg.kernel;
         initrdPath = cfg.initrd;
@@ -263,8 +267,9 @@ class VmProcess implements ControlTarget {
       disks,
       cdrom: this.cdrom.boardConfig(),
       shares: this.shares.boardConfig(),
+      ...(this.display ? { display: this.display } : {}),
       // every virtio slot the other devices leave is kept for disks attached while the guest runs
-      hotplugSlots: Math.max(0, VIRTIO_SLOTS - disks.length - 1 - this.links.length - 1 - (balloon ? 1 : 0) - this.shares.count),
+      hotplugSlots: Math.max(0, VIRTIO_SLOTS - disks.length - 1 - this.links.length - 1 - (balloon ? 1 : 0) - this.shares.count - (this.display ? 1 : 0)),
       nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
       console: this.console!,
       clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
@@ -510,6 +515,15 @@ class VmProcess implements ControlTarget {
       });
       return { status, stdout, stderr };
     };
+  }
+
+  /** {@link ControlTarget.screenshot}. */
+  screenshot(): { width: number; height: number; png: string } {
+    const gpu = this.vm?.board.gpu;
+    if (!this.display) throw new ControlHttpError(409, 'no_display', 'the VM has no display (--vram 0)');
+    const screen = gpu?.screen();
+    if (!screen) throw new ControlHttpError(409, 'no_display', 'the guest shows nothing on its display (it has not set a mode yet)');
+    return { width: screen.width, height: screen.height, png: screenPng(screen).toString('base64') };
   }
 
   /** {@link ControlTarget.setCdrom}: the CD-ROM drive (vmm/cdrom.ts). */

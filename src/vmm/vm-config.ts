@@ -13,6 +13,7 @@ import { NETWORK_NAME_PATTERN, TAP_IFNAME_PATTERN, NetworkConfigError, checkNetR
 import { parseMac } from '../devices/net/frame.js';
 import { SSH_USER_RE, checkSshPublicKey } from './guest-setup.js';
 import { checkShareList, type ShareDefinition } from './shares.js';
+import { displayOf } from './display.js';
 
 /** The machine part of a VmDefinition (same field names and meaning). Sizes in bytes. */
 export interface VmProcessConfig {
@@ -68,6 +69,10 @@ export interface VmProcessConfig {
   ssh?: { user: string; keys: string[] };
   /** How the harts run guest code: 'jit' (absent: the default) or 'interp'. */
   engine?: EngineKind;
+  /** Graphics memory of the display, bytes (vmm/display.ts; absent: 16 MiB; 0: no display). */
+  vramBytes?: number;
+  /** The display's preferred mode, `WxH` (absent: 1280x800). */
+  resolution?: string;
 }
 
 /** A configuration that cannot be booted. */
@@ -217,6 +222,11 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
     throw new VmConfigError(`engine must be one of ${ENGINE_KINDS.join(', ')}`);
   }
   const engine = (d.engine ?? undefined) as EngineKind | undefined;
+  const vramBytes = d.vramBytes === undefined || d.vramBytes === null ? undefined : d.vramBytes;
+  const resolution = d.resolution === undefined || d.resolution === null ? undefined : d.resolution;
+  if (vramBytes !== undefined && typeof vramBytes !== 'number') throw new VmConfigError('vramBytes must be a number');
+  if (resolution !== undefined && typeof resolution !== 'string') throw new VmConfigError('resolution must be WIDTHxHEIGHT');
+  try { displayOf(vramBytes as number | undefined, resolution as string | undefined); } catch (e) { throw new VmConfigError((e as Error).message); }
   let image: { name: string; key: string } | undefined;
   if (d.image !== undefined && d.image !== null) {
     const im = d.image as { name?: unknown; key?: unknown };
@@ -244,6 +254,8 @@ export function checkVmConfig(v: unknown, baseDir: string): VmProcessConfig {
     ...(diskBps ? { diskBps } : {}),
     ...(ssh ? { ssh } : {}),
     ...(engine ? { engine } : {}),
+    ...(vramBytes !== undefined ? { vramBytes: vramBytes as number } : {}),
+    ...(resolution !== undefined ? { resolution: resolution as string } : {}),
   };
 }
 

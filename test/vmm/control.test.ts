@@ -60,6 +60,11 @@ class FakeVm implements ControlTarget {
     if (index !== 0 || bytes < this.diskSize) throw new ControlHttpError(400, 'bad_request', 'no');
     this.diskSize = bytes;
   }
+  screen: { width: number; height: number; png: string } | null = { width: 2, height: 1, png: 'iVBOR' };
+  screenshot(): { width: number; height: number; png: string } {
+    if (!this.screen) throw new ControlHttpError(409, 'no_display', 'nothing shown');
+    return this.screen;
+  }
   cdrom: Array<[string | null, boolean]> = [];
   setCdrom(path: string | null, force: boolean): void {
     if (path === '/locked.iso') throw new ControlHttpError(409, 'conflict', 'locked');
@@ -209,6 +214,13 @@ describe('control channel', () => {
       assert.equal((await raw(sock, 'POST', '/cdrom', body)).status, status, body);
     }
     assert.deepEqual(vm.cdrom, [['/iso/b.iso', false], [null, true]]);
+  });
+
+  test('GET /screenshot answers what the display shows, 409 without one', async () => {
+    assert.deepEqual(await client.screenshot(dir), { width: 2, height: 1, png: 'iVBOR' });
+    assert.equal((await raw(sock, 'POST', '/screenshot', '{}')).status, 405);
+    vm.screen = null;
+    assert.equal((await raw(sock, 'GET', '/screenshot')).status, 409);
   });
 
   test('POST /cpus passes a positive count on; the rest is refused', async () => {

@@ -1,0 +1,96 @@
+/**
+ * The display end to end, through the daemon and the guest's own `virtio_gpu` DRM driver
+ * and its fbdev emulation (default image):
+ *   - a VM has a display by default: `/dev/fb0` at the preferred mode (1280x800, from the
+ *     device's EDID); `vm info` shows it;
+ *   - a pattern the guest writes to `/dev/fb0` (every pixel different in x and y) comes
+ *     back from `vm screenshot` as a PNG whose pixels are the pattern's;
+ *   - `--resolution 800x600` gives the guest an 800x600 framebuffer;
+ *   - bad input: a resolution needing more graphics memory than `--vram`, and a screenshot
+ *     of a VM without a display (`--vram 0`): one line of error, nothing changed.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { PNG } from 'pngjs';
+import { describeRun, tempTsvisorHome, tsvisor, withVmLogs, type RunResult } from './helpers.js';
+
+const T = 60_000;
+const VM = `e2e-screen-${process.pid.toString(36)}`;
+let root = '';
+let env: Record<string, string> = {};
+
+async function cli(args: string[]): Promise<RunResult> {
+  const r = await tsvisor(args, { env, timeoutMs: 3 * T });
+  assert.equal(r.code, 0, describeRun(`tsvisor ${args.join(' ')}`, r));
+  return r;
+}
+
+async function waitAgent(vm: string): Promise<void> {
+  const deadline = Date.now() + 3 * T;
+  while ((await tsvisor(['vm', 'exec', vm, '--', 'true'], { env })).code !== 0) {
+    assert.ok(Date.now() < deadline, 'the guest agent answers');
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** The test pattern in the framebuffer's format (XRGB8888: bytes B, G, R, X). */
+function pattern(width: number, height: number): Buffer {
+  const b = Buffer.alloc(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const o = (y * width + x) * 4;
+      b[o] = x & 0xff; b[o + 1] = y & 0xff; b[o + 2] = (x ^ y) & 0xff;
+    }
+  }
+  return b;
+}
+
+before(() => {
+  ({ root, env } = tempTsvisorHome('tsvisor-e2e-screen-'));
+});
+
+after(async () => {
+  for (const vm of [VM, `${VM}-b`, `${VM}-n`]) await tsvisor(['vm', 'kill', vm], { env, timeoutMs: T }).catch(() => undefined);
+  await tsvisor(['daemon', 'stop'], { env, timeoutMs: T }).catch(() => undefined);
+});
+
+test('a display: the guest\'s /dev/fb0 pattern comes back pixel for pixel from vm screenshot', { timeout: 8 * T }, async () => {
+  const share = join(root, 'share');
+  mkdirSync(share);
+  writeFileSync(join(share, 'pattern'), pattern(1280, 800));
+  writeFileSync(join(share, 'pattern-800'), pattern(800, 600));
+  const tooBig = await tsvisor(['vm', 'create', 'big', '--resolution', '1920x1080', '--vram', '4M'], { env });
+  assert.equal(tooBig.code, 1, describeRun('a mode past the graphics memory', tooBig));
+  assert.match(tooBig.stderr, /^tsvisor: resolution 1920x1080 needs 8 MiB of graphics memory, more than the 4 MiB given \(--vram\)\n$/);
+  await cli(['vm', 'create', VM, '--network', 'none', '--share', `${share}:p`]);
+  await cli(['vm', 'create', `${VM}-b`, '--network', 'none', '--share', `${share}:p`, '--resolution', '800x600', '--vram', '4M']);
+  await cli(['vm', 'create', `${VM}-n`, '--network', 'none', '--vram', '0']);
+  assert.match((await cli(['vm', 'info', VM])).stdout, /display: +1280x800, 16 MiB of graphics memory/);
+  await withVmLogs(() => join(root, 'home'), [VM, `${VM}-b`, `${VM}-n`], async () => {
+    for (const vm of [VM, `${VM}-b`, `${VM}-n`]) await cli(['vm', 'start', vm]);
+    for (const [vm, w, h, file] of [[VM, 1280, 800, 'pattern'], [`${VM}-b`, 800, 600, 'pattern-800']] as const) {
+      await waitAgent(vm);
+      const geometry = (await cli(['vm', 'exec', vm, '--', 'sh', '-c', 'cat /sys/class/graphics/fb0/virtual_size /sys/class/graphics/fb0/stride'])).stdout;
+      assert.equal(geometry, `${w},${h}\n${w * 4}\n`, `${vm}: the framebuffer has the preferred mode`);
+      // no blinking text cursor over the pattern; the fbdev helper flushes what was written
+      await cli(['vm', 'exec', vm, '--', 'sh', '-c', `echo 0 > /sys/class/graphics/fbcon/cursor_blink; cat /mnt/p/${file} > /dev/fb0; sleep 1`]);
+      const png = join(root, `${vm}.png`);
+      await cli(['vm', 'screenshot', vm, png]);
+      const img = PNG.sync.read(readFileSync(png));
+      assert.deepEqual([img.width, img.height], [w, h]);
+      let wrong = 0;
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const o = (y * w + x) * 4;
+          if (img.data[o] !== ((x ^ y) & 0xff) || img.data[o + 1] !== (y & 0xff) || img.data[o + 2] !== (x & 0xff) || img.data[o + 3] !== 255) wrong++;
+        }
+      }
+      assert.equal(wrong, 0, `${vm}: ${wrong} of ${w * h} pixels differ from the pattern`);
+    }
+    const none = await tsvisor(['vm', 'screenshot', `${VM}-n`, join(root, 'none.png')], { env });
+    assert.equal(none.code, 1, describeRun('screenshot without a display', none));
+    assert.match(none.stderr, /^tsvisor: .*has no display \(--vram 0\)\n$/);
+  });
+});
