@@ -99,6 +99,14 @@ export function openApiDocument(version = '0.1.0'): Record<string, unknown> {
           },
         },
       },
+      '/v1/vms/{name}/send-key': {
+        post: {
+          summary: 'press keys together on the VM\'s keyboard, then release them (virsh send-key)',
+          parameters: [nameParam],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('SendKey') } } },
+          responses: { 200: json(ref('Vm'), 'the VM'), ...errors(400, 401, 404, 409, 503) },
+        },
+      },
       '/v1/vms/{name}/screenshot': {
         get: {
           summary: 'what the VM\'s display shows, as a PNG',

@@ -66,7 +66,7 @@ export const VmCreateBody = z.strictObject({
   diskWeight: diskWeight.optional(),
   disks: z.array(Disk).max(7).optional(),
   cdrom: z.string().min(1).optional().meta({ description: 'ISO 9660 image in the CD-ROM drive (virtio-scsi; the guest\'s /dev/sr0), opened read-only' }),
-  shares: z.array(Share).max(4).optional().meta({ description: 'host folders shared into the guest (virtio-9p 9P2000.L), mounted on /mnt/TAG' }),
+  shares: z.array(Share).max(3).optional().meta({ description: 'host folders shared into the guest (virtio-9p 9P2000.L), mounted on /mnt/TAG' }),
   kernel: z.string().min(1).optional().meta({ description: 'RISC-V Linux Image; default: the default image' }),
   initrd: z.string().min(1).optional(),
   append: z.string().optional().meta({ description: 'extra kernel command-line arguments' }),
@@ -148,6 +148,11 @@ export const DiskAttachBody = z.strictObject({
     .meta({ description: 'the disk image (raw or qcow2) on the daemon\'s host', example: '/srv/disks/data.qcow2' }),
   readonly: z.boolean().optional().meta({ description: 'attach it read-only (default false)' }),
 }).meta({ id: 'DiskAttach' });
+
+/** `POST /v1/vms/{name}/send-key`. */
+export const SendKeyBody = z.strictObject({
+  keys: z.array(z.string().min(1).max(32)).min(1).max(16).meta({ description: 'keys pressed together, then released: Linux names (KEY_LEFTCTRL, KEY_C) or codes', example: ['KEY_LEFTCTRL', 'KEY_C'] }),
+}).meta({ id: 'SendKey' });
 
 /** `POST /v1/vms/{name}/cdrom`. */
 export const CdromInsertBody = z.strictObject({

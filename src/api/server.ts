@@ -4,6 +4,7 @@
  * console (HTTP upgrade) to the VM process. The same handler serves the owner-only Unix
  * socket (no credentials) and the optional TCP listener (bearer token required).
  */
+import { linuxKeyCode } from '../devices/input-keys.js';
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -11,7 +12,7 @@ import type { z } from 'zod';
 import { HOST_ERROR_STATUS, HostError } from '../host/errors.js';
 import type { Host } from '../host/host.js';
 import { openApiDocument } from './openapi.js';
-import { DiskResizeBody, DiskAttachBody, CdromInsertBody, Share, ExecBody, NetworkCreateBody, StopBody, VmCreateBody, VmPatchBody, describeZodError } from './schemas.js';
+import { DiskResizeBody, DiskAttachBody, CdromInsertBody, Share, SendKeyBody, ExecBody, NetworkCreateBody, StopBody, VmCreateBody, VmPatchBody, describeZodError } from './schemas.js';
 
 /** An error answer: HTTP status, code, message. */
 export class ApiError extends Error {
@@ -223,6 +224,15 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
     if (method !== 'POST') throw notAllowed();
     const body = parse(DiskResizeBody, await readBody(req));
     sendJson(res, 200, await host.resizeDisk(name, parts[4], body.sizeBytes));
+    return;
+  }
+  if (action === 'send-key' && parts.length === 4) {
+    if (method !== 'POST') throw notAllowed();
+    const body = parse(SendKeyBody, await readBody(req));
+    let codes: number[];
+    try { codes = body.keys.map(linuxKeyCode); } catch (e) { throw new ApiError(400, 'invalid_argument', (e as Error).message); }
+    await host.sendKeys(name, codes);
+    sendJson(res, 200, host.get(name));
     return;
   }
   if (action === 'screenshot' && parts.length === 4) {

@@ -3,6 +3,7 @@
  * `daemon start|stop|status`. Every command is a call of the REST API; the daemon is
  * started on first use when none answers on the local socket.
  */
+import { linuxKeyCode } from '../devices/input-keys.js';
 import { parseShareSpec, ShareConfigError, type ShareDefinition } from '../vmm/shares.js';
 import { DEFAULT_BUFFER_PERCENT, defaultMinMemory } from '../vmm/memory-policy.js';
 import { DEFAULT_MEMORY_PRIORITY } from '../host/memory-balancer.js';
@@ -570,6 +571,13 @@ export function registerHostCommands(program: Command): void {
       const v = await api<VmInfo>('DELETE', `${vmPath(name)}/disks/${encodeURIComponent(spec)}${o.force ? '?force=true' : ''}`);
       if (o.json) process.stdout.write(JSON.stringify(v, null, 2) + '\n');
       else process.stdout.write(`${name}: detached ${disk}\n`);
+    });
+  vm.command('send-key').description('press keys together on the VM\'s keyboard, then release them, as virsh send-key (e.g. KEY_LEFTCTRL KEY_C)')
+    .argument('<name>').argument('<keys...>', 'Linux key names (KEY_A, KEY_ENTER; the KEY_ prefix is optional) or codes')
+    .action(async (name: string, keys: string[]) => {
+      for (const k of keys) { try { linuxKeyCode(k); } catch (e) { throw new UsageError((e as Error).message); } }
+      await api<VmInfo>('POST', `${vmPath(name)}/send-key`, { keys });
+      process.stdout.write(`${name}: sent ${keys.join('+')}\n`);
     });
   vm.command('screenshot').description('save what the VM\'s display shows as a PNG file')
     .argument('<name>').argument('<file.png>')

@@ -698,6 +698,22 @@ export class Host {
   // ---------------------------------------------------------------- exec and console
 
   /**
+   * Press `keys` (Linux key codes) together on VM `name`'s keyboard, then release them, as
+   * `virsh send-key`.
+   * @throws HostError: not_found; conflict (not running, no display); unavailable.
+   */
+  async sendKeys(name: string, keys: number[]): Promise<void> {
+    const e = this.entry(name);
+    if (e.rt.state !== 'running') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
+    try {
+      await this.channel(name).post('/send-key', { keys });
+    } catch (err) {
+      const reason = err instanceof HostError ? err.details?.reason : undefined;
+      throw typeof reason === 'string' && err instanceof HostError ? new HostError(err.code, `${name}: ${reason}`) : err;
+    }
+  }
+
+  /**
    * What VM `name`'s display shows, as a PNG (base64) of `width` x `height` pixels.
    * @throws HostError: not_found; conflict (not running, no display, nothing shown); unavailable.
    */

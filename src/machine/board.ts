@@ -30,6 +30,10 @@ import { VirtioScsi } from '../devices/virtio/scsi.js';
 import { CdromUnit } from '../devices/scsi/cdrom.js';
 import { VirtioP9 } from '../devices/virtio/9p.js';
 import { VirtioGpu, type GpuRect } from '../devices/virtio/gpu.js';
+import { KEYBOARD, TABLET, VirtioInput } from '../devices/virtio/input.js';
+
+/** Virtio slots a display takes: virtio-gpu, a keyboard and a tablet. */
+export const DISPLAY_SLOTS = 3;
 import type { P9Server } from '../devices/9p/wire.js';
 import { VirtioBalloon, VIRTIO_BALLOON_PAGE_BYTES, type BalloonStats } from '../devices/virtio/balloon.js';
 import type { RamDiscarder } from '../devices/guest-memory.js';
@@ -170,7 +174,10 @@ export interface BoardConfig {
   balloon?: BalloonConfig;
   /** Shared folders (virtio-9p), one slot each after the balloon. */
   shares?: ShareConfig[];
-  /** A display (virtio-gpu), in the slot after the shares; absent: none. */
+  /**
+   * A display (virtio-gpu) with its keyboard and tablet (virtio-input), in the three slots
+   * after the shares; absent: none of them.
+   */
   display?: DisplayConfig;
   /**
    * Empty virtio-mmio slots reserved after every other device, listed in the device tree,
@@ -227,6 +234,9 @@ export class Board {
   readonly shares: VirtioP9[] = [];
   /** The display, or null without `cfg.display`. */
   readonly gpu: VirtioGpu | null = null;
+  /** The keyboard and tablet of the display, or null without `cfg.display`. */
+  readonly keyboard: VirtioInput | null = null;
+  readonly tablet: VirtioInput | null = null;
   /** The hot-plug slots ({@link BoardConfig.hotplugSlots}), in slot order after the boot devices. */
   private readonly hotplug: VirtioMmioSlot[] = [];
   /** The disks in the board now (booted with or plugged in since), by slot. */
@@ -262,9 +272,9 @@ export class Board {
     this.map(PLIC_BASE, this.plic);
     this.map(UART_BASE, this.uart);
     const shares = cfg.shares ?? [];
-    const slots = cfg.disks.length + (cfg.cdrom ? 1 : 0) + (cfg.nics?.length ?? 0) + (cfg.agent ? 1 : 0) + (cfg.balloon ? 1 : 0) + shares.length + (cfg.display ? 1 : 0);
+    const slots = cfg.disks.length + (cfg.cdrom ? 1 : 0) + (cfg.nics?.length ?? 0) + (cfg.agent ? 1 : 0) + (cfg.balloon ? 1 : 0) + shares.length + (cfg.display ? DISPLAY_SLOTS : 0);
     if (slots > VIRTIO_SLOTS) {
-      throw new BootError(`too many devices: ${cfg.disks.length} disks${cfg.cdrom ? ', the CD-ROM drive' : ''}, ${cfg.nics?.length ?? 0} network cards${cfg.agent ? ', the agent channel' : ''}${cfg.balloon ? ', the balloon' : ''}, ${shares.length} shared folders${cfg.display ? ', the display' : ''} need ${slots} virtio slots, the board has ${VIRTIO_SLOTS}`);
+      throw new BootError(`too many devices: ${cfg.disks.length} disks${cfg.cdrom ? ', the CD-ROM drive' : ''}, ${cfg.nics?.length ?? 0} network cards${cfg.agent ? ', the agent channel' : ''}${cfg.balloon ? ', the balloon' : ''}, ${shares.length} shared folders${cfg.display ? ', the display with its keyboard and tablet' : ''} need ${slots} virtio slots, the board has ${VIRTIO_SLOTS}`);
     }
     const hotplug = cfg.hotplugSlots ?? 0;
     if (!Number.isInteger(hotplug) || hotplug < 0 || slots + hotplug > VIRTIO_SLOTS) {
@@ -313,6 +323,10 @@ export class Board {
       const d = cfg.display;
       this.gpu = new VirtioGpu({ vramBytes: d.vramBytes, width: d.width, height: d.height, onFlush: d.onFlush, onScanout: d.onScanout });
       this.virtio.push(this.virtioTransport(this.gpu, this.virtio.length));
+      this.keyboard = new VirtioInput(KEYBOARD);
+      this.virtio.push(this.virtioTransport(this.keyboard, this.virtio.length));
+      this.tablet = new VirtioInput(TABLET);
+      this.virtio.push(this.virtioTransport(this.tablet, this.virtio.length));
     }
     // a disk's slot can be emptied while the guest runs (the disk detached), and a spare one filled
     for (let i = 0; i < this.virtio.length; i++) {

@@ -3,6 +3,7 @@
  * as specified in control-api.ts. The routes call a {@link ControlTarget} (the VM
  * process, or a fake one in tests); this file knows nothing about harts or devices.
  */
+import { MAX_KEY_CODE } from '../devices/input-keys.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
@@ -92,6 +93,11 @@ export interface ControlTarget {
    * shows nothing on it.
    */
   screenshot(): { width: number; height: number; png: string };
+  /**
+   * `POST /send-key`: press key codes `keys` (Linux codes, checked) in order, then release
+   * them in reverse, on the display's keyboard. Throw ControlHttpError(409) without a display.
+   */
+  sendKeys(keys: number[]): void;
   /** `GET /console` upgrade: attach the raw stream as a console viewer. */
   attachConsole(stream: Duplex): void;
   /**
@@ -151,7 +157,7 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 }
 
 const ROUTES: Record<string, string> = {
-  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/memory-policy': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-attach': 'POST', '/disk-detach': 'POST', '/cdrom': 'POST', '/disk-rate': 'POST', '/disk-share': 'POST', '/console': 'GET', '/exec': 'POST', '/screenshot': 'GET',
+  '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/memory-policy': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-attach': 'POST', '/disk-detach': 'POST', '/cdrom': 'POST', '/disk-rate': 'POST', '/disk-share': 'POST', '/console': 'GET', '/exec': 'POST', '/screenshot': 'GET', '/send-key': 'POST',
 };
 
 /** The HTTP server of the control channel. */
@@ -215,6 +221,15 @@ export class ControlServer {
         case '/screenshot':
           sendJson(res, 200, this.target.screenshot());
           return;
+        case '/send-key': {
+          const { keys } = await readJson(req);
+          if (!Array.isArray(keys) || keys.length === 0 || keys.length > 16 || !keys.every((k) => Number.isInteger(k) && k >= 1 && k <= MAX_KEY_CODE)) {
+            throw new ControlHttpError(400, 'bad_request', `keys must be 1 to 16 key codes from 1 to ${MAX_KEY_CODE}`);
+          }
+          this.target.sendKeys(keys as number[]);
+          sendJson(res, 200, {});
+          return;
+        }
         case '/stop': {
           const body = await readJson(req);
           const t = body.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS;

@@ -39,7 +39,7 @@ import { VmCdrom } from './cdrom.js';
 import { VmShares, mountSharesAgentScript } from './shares.js';
 import { displayOf, screenPng } from './display.js';
 import { everyBootSteps, instanceCheckScript, instanceSteps, parseCloudInit, readSeedIso, statusScript, type CloudInitPlan, type CloudInitStep } from './cloud-init.js';
-import { VIRTIO_SLOTS } from '../machine/board.js';
+import { DISPLAY_SLOTS, VIRTIO_SLOTS } from '../machine/board.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import { ensureDefaultImage } from '../images/index.js';
 import type { PowerEvent } from '../devices/syscon.js';
@@ -269,7 +269,7 @@ class VmProcess implements ControlTarget {
       shares: this.shares.boardConfig(),
       ...(this.display ? { display: this.display } : {}),
       // every virtio slot the other devices leave is kept for disks attached while the guest runs
-      hotplugSlots: Math.max(0, VIRTIO_SLOTS - disks.length - 1 - this.links.length - 1 - (balloon ? 1 : 0) - this.shares.count - (this.display ? 1 : 0)),
+      hotplugSlots: Math.max(0, VIRTIO_SLOTS - disks.length - 1 - this.links.length - 1 - (balloon ? 1 : 0) - this.shares.count - (this.display ? DISPLAY_SLOTS : 0)),
       nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
       console: this.console!,
       clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
@@ -524,6 +524,14 @@ class VmProcess implements ControlTarget {
     const screen = gpu?.screen();
     if (!screen) throw new ControlHttpError(409, 'no_display', 'the guest shows nothing on its display (it has not set a mode yet)');
     return { width: screen.width, height: screen.height, png: screenPng(screen).toString('base64') };
+  }
+
+  /** {@link ControlTarget.sendKeys}. */
+  sendKeys(keys: number[]): void {
+    const kb = this.vm?.board.keyboard;
+    if (!kb) throw new ControlHttpError(409, 'no_display', this.display ? 'the guest is not running' : 'the VM has no display, so no keyboard (--vram 0)');
+    for (const k of keys) kb.key(k, true);
+    for (const k of [...keys].reverse()) kb.key(k, false);
   }
 
   /** {@link ControlTarget.setCdrom}: the CD-ROM drive (vmm/cdrom.ts). */

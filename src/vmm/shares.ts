@@ -12,8 +12,11 @@ import { isValidMountTag } from '../devices/virtio/9p.js';
 import type { ShareConfig } from '../machine/board.js';
 import { mountSharesScript } from '../images/initramfs.js';
 
-/** Most shared folders per VM (each takes a virtio slot). */
-export const MAX_SHARES = 4;
+/**
+ * Most shared folders per VM (each takes a virtio slot: with 7 disks and cards, the CD-ROM,
+ * the agent, the balloon and a display's three, the board's 16 are full).
+ */
+export const MAX_SHARES = 3;
 
 /** One shared folder: the host directory (absolute), its mount tag, and whether the guest may change it. */
 export interface ShareDefinition {

@@ -6,6 +6,8 @@
  *   - a pattern the guest writes to `/dev/fb0` (every pixel different in x and y) comes
  *     back from `vm screenshot` as a PNG whose pixels are the pattern's;
  *   - `--resolution 800x600` gives the guest an 800x600 framebuffer;
+ *   - the display's keyboard and tablet are the guest's evdev devices; `vm send-key KEY_A`
+ *     arrives as EV_KEY 30 then SYN_REPORT;
  *   - bad input: a resolution needing more graphics memory than `--vram`, and a screenshot
  *     of a VM without a display (`--vram 0`): one line of error, nothing changed.
  */
@@ -89,6 +91,19 @@ test('a display: the guest\'s /dev/fb0 pattern comes back pixel for pixel from v
       }
       assert.equal(wrong, 0, `${vm}: ${wrong} of ${w * h} pixels differ from the pattern`);
     }
+    // the display's keyboard: a key sent from the host is an evdev event in the guest
+    const names = (await cli(['vm', 'exec', VM, '--', 'sh', '-c', 'for d in /sys/class/input/event*; do cat $d/device/name; done'])).stdout;
+    assert.match(names, /tsvisor keyboard\n/);
+    assert.match(names, /tsvisor tablet\n/);
+    const reading = cli(['vm', 'exec', VM, '--', 'sh', '-c',
+      'for d in /sys/class/input/event*; do [ "$(cat $d/device/name)" = "tsvisor keyboard" ] && e=${d##*/}; done; dd if=/dev/input/$e bs=24 count=2 2>/dev/null | od -An -tu2']);
+    await new Promise((r) => setTimeout(r, 3000));
+    await cli(['vm', 'send-key', VM, 'KEY_A']);
+    const words = (await reading).stdout.trim().split(/\s+/).map(Number);
+    assert.deepEqual(words.slice(8, 12), [1, 30, 1, 0], `EV_KEY KEY_A pressed: ${words.join(' ')}`);
+    assert.deepEqual(words.slice(20, 24), [0, 0, 0, 0], 'then SYN_REPORT');
+    const badKey = await tsvisor(['vm', 'send-key', VM, 'KEY_NOPE'], { env });
+    assert.equal(badKey.code, 2, describeRun('an unknown key', badKey));
     const none = await tsvisor(['vm', 'screenshot', `${VM}-n`, join(root, 'none.png')], { env });
     assert.equal(none.code, 1, describeRun('screenshot without a display', none));
     assert.match(none.stderr, /^tsvisor: .*has no display \(--vram 0\)\n$/);

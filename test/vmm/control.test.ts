@@ -65,6 +65,8 @@ class FakeVm implements ControlTarget {
     if (!this.screen) throw new ControlHttpError(409, 'no_display', 'nothing shown');
     return this.screen;
   }
+  keys: number[][] = [];
+  sendKeys(keys: number[]): void { this.keys.push(keys); }
   cdrom: Array<[string | null, boolean]> = [];
   setCdrom(path: string | null, force: boolean): void {
     if (path === '/locked.iso') throw new ControlHttpError(409, 'conflict', 'locked');
@@ -221,6 +223,14 @@ describe('control channel', () => {
     assert.equal((await raw(sock, 'POST', '/screenshot', '{}')).status, 405);
     vm.screen = null;
     assert.equal((await raw(sock, 'GET', '/screenshot')).status, 409);
+  });
+
+  test('POST /send-key passes key codes on; bad ones are refused', async () => {
+    assert.equal((await raw(sock, 'POST', '/send-key', '{"keys": [29, 46]}')).status, 200);
+    for (const body of ['{"keys": []}', '{"keys": [0]}', '{"keys": [300]}', '{"keys": "a"}', '{}']) {
+      assert.equal((await raw(sock, 'POST', '/send-key', body)).status, 400, body);
+    }
+    assert.deepEqual(vm.keys, [[29, 46]]);
   });
 
   test('POST /cpus passes a positive count on; the rest is refused', async () => {
