@@ -11,7 +11,6 @@
  * processes still alive (pid + /proc starttime from `state.json`, control socket
  * answering `GET /status`).
  */
-import { CloudInitError, buildSeedIso, defaultMetaData, parseCloudInit } from '../vmm/cloud-init.js';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
@@ -19,7 +18,6 @@ import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { ensureDefaultImage } from '../images/index.js';
-import { bootDiskFirmware, createImageOverlay, resolveImage } from './system-disk.js';
 import type { VmProcessStatus } from '../vmm/control-api.js';
 import { hostCapacity, type HostCapacity, type MemoryBudget } from './admission.js';
 import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
@@ -34,13 +32,13 @@ import { NetworkConfigError, checkPortsFree, freeLoopbackPort } from '../vmm/net
 import type { VmDefinition, VmState } from './types.js';
 import type { DiskAttachResult, HostInfo, TopRow, UsageReport, VmCreateInput, VmInfo, VmPatch } from './api-types.js';
 import { VmChannel } from './vm-channel.js';
-import { newDefinition } from './definitions.js';
 import { ALIVE, type Entry } from './entry.js';
 import { hostInfo, topRows, usageReport, vmInfo, type ReportSources } from './reports.js';
 import { NetworkManager } from './network-manager.js';
 import { MemoryBalancer } from './memory-balancer.js';
 import { MemoryAdmission } from './memory-admission.js';
 import { VmChanges } from './vm-changes.js';
+import { VmCreation } from './vm-creation.js';
 import { DiskArbiter } from './disk-arbiter.js';
 import type { HostMemory } from './memory-plan.js';
 
@@ -83,9 +81,6 @@ export interface HostConfigFile {
   overcommit?: number;
 }
 
-/** Longest Unix socket path Linux takes (sun_path is 108 bytes with its NUL). */
-const MAX_UNIX_SOCKET_PATH = 107;
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Read `host.json` (overcommit ratio); invalid values are ignored. */
@@ -122,6 +117,8 @@ export class Host {
   private readonly disks: DiskArbiter;
   /** `vm set` and `vm disk`: changes to definitions and running VMs. */
   private readonly changes: VmChanges;
+  /** Defining VMs (vm-creation.ts). */
+  private readonly creation: VmCreation;
 
   private constructor(opts: HostOptions) {
     this.opts = opts;
@@ -158,6 +155,14 @@ export class Host {
       channel: (name) => this.channel(name),
       noteStatus: (name, e, st) => this.noteStatus(name, e, st),
       save: (name, e) => this.save(name, e),
+      checkNetworksExist: (def) => this.checkNetworksExist(def),
+      get: (name) => this.get(name),
+      log: (line) => this.log(line),
+    });
+    this.creation = new VmCreation({
+      store: this.store, capacity: this.capacity, home: this.paths.home,
+      has: (name) => this.entries.has(name),
+      added: (def) => this.entries.set(def.name, { def, rt: { state: 'stopped', restarts: 0 }, lock: Promise.resolve(), statusBusy: false, waiters: [], deadTicks: 0 }),
       checkNetworksExist: (def) => this.checkNetworksExist(def),
       get: (name) => this.get(name),
       log: (line) => this.log(line),
@@ -298,96 +303,24 @@ export class Host {
 
   // ---------------------------------------------------------------- definitions
 
-  /** Define a new VM (validated first: a refused request writes nothing). */
+  /** Define a new VM (see {@link VmCreation.create}). */
   create(input: VmCreateInput, image?: { name: string; key: string }): VmInfo {
-    checkVmName(input.name);
-    this.checkNew(input.name);
-    const def = newDefinition(input, image);
-    validateDefinition(def, { cores: this.capacity.cores });
-    this.checkNetworksExist(def);
-    const sock = this.store.paths(def.name).sock;
-    if (Buffer.byteLength(sock) > MAX_UNIX_SOCKET_PATH) {
-      throw new HostError('invalid_argument', `VM name ${def.name} is too long for this TSVISOR_HOME: its control socket ${sock} would pass the ${MAX_UNIX_SOCKET_PATH}-byte limit of Unix socket paths`);
-    }
-    this.store.create(def);
-    this.entries.set(def.name, { def, rt: { state: 'stopped', restarts: 0 }, lock: Promise.resolve(), statusBusy: false, waiters: [], deadTicks: 0 });
-    this.log(`created ${def.name}`);
-    return this.get(def.name);
+    return this.creation.create(input, image);
   }
 
-  /**
-   * Define a VM from a system image (`vm create NAME --image debian [--disk-size]`): its own
-   * qcow2 overlay of the image's base disk in the VM's folder (`system.qcow2`) is its first
-   * disk, booted through the image's firmware. The base is never written.
-   * @throws HostError: invalid_argument (unknown image, size below the base's), already_exists,
-   *   unavailable (the image cannot be built); whatever {@link create} throws.
-   */
-  async createFromImage(input: VmCreateInput & { image: string; diskSizeBytes?: number }): Promise<VmInfo> {
-    checkVmName(input.name);
-    this.checkNew(input.name);
-    const img = await resolveImage({ home: this.paths.home, ...input, log: (l) => this.log(l) });
-    this.checkNew(input.name); // the build may have taken minutes
-    const dir = this.store.paths(input.name).dir;
-    const overlay = join(dir, 'system.qcow2');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    try {
-      createImageOverlay(img, overlay, input.diskSizeBytes);
-      const { image: _image, diskSizeBytes: _size, ...rest } = input;
-      return this.create({ ...rest, disks: [{ path: overlay }, ...(input.disks ?? [])], kernel: img.firmware }, { name: img.name, key: img.key });
-    } catch (err) {
-      if (!this.store.has(input.name)) rmSync(dir, { recursive: true, force: true });
-      throw err instanceof HostError ? err : new HostError('invalid_argument', (err as Error).message);
-    }
+  /** Define a VM from a system image (see {@link VmCreation.createFromImage}). */
+  createFromImage(input: VmCreateInput & { image: string; diskSizeBytes?: number }): Promise<VmInfo> {
+    return this.creation.createFromImage(input);
   }
 
-  /**
-   * Define a VM that boots a user's own system disk (`vm create NAME --boot-disk FILE`):
-   * FILE (raw or qcow2, absolute path; written in place, as QEMU's `-drive` does) is its
-   * first disk, and the firmware boots the kernel and initrd in the disk's /boot.
-   * @throws HostError: invalid_argument (not a readable raw or qcow2 disk; kernel, initrd
-   *   or append given), unavailable (no firmware); whatever {@link create} throws.
-   */
-  async createFromBootDisk(input: VmCreateInput & { bootDisk: string }): Promise<VmInfo> {
-    checkVmName(input.name);
-    this.checkNew(input.name);
-    const firmware = await bootDiskFirmware({ home: this.paths.home, ...input, log: (l) => this.log(l) });
-    const { bootDisk, ...rest } = input;
-    return this.create({ ...rest, disks: [{ path: bootDisk }, ...(input.disks ?? [])], kernel: firmware });
+  /** Define a VM that boots a user's own system disk (see {@link VmCreation.createFromBootDisk}). */
+  createFromBootDisk(input: VmCreateInput & { bootDisk: string }): Promise<VmInfo> {
+    return this.creation.createFromBootDisk(input);
   }
 
-  /**
-   * Create a VM with `make`; with `input.cloudInit`, first build its NoCloud seed disc
-   * (`seed.iso` in the VM's folder; vmm/cloud-init.ts) and put it in the CD-ROM drive.
-   * @throws HostError: invalid_argument (a seed that cannot be applied, a --cdrom too: one
-   *   drive), unavailable (xorriso missing); whatever `make` throws (the seed is removed).
-   */
-  async withCloudInit<I extends VmCreateInput, T>(input: I, make: (input: I) => Promise<T>): Promise<T> {
-    if (!input.cloudInit) return await make(input);
-    checkVmName(input.name);
-    this.checkNew(input.name);
-    if (input.cdrom) throw new HostError('invalid_argument', 'the cloud-init seed disc goes in the CD-ROM drive: give --cdrom or --cloud-init, not both');
-    const seed = { userData: input.cloudInit.userData, metaData: input.cloudInit.metaData ?? defaultMetaData(input.name) };
-    try {
-      parseCloudInit(seed);
-    } catch (e) {
-      throw new HostError('invalid_argument', `cloud-init: ${(e as Error).message}`);
-    }
-    const dir = this.store.paths(input.name).dir;
-    const iso = join(dir, 'seed.iso');
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    try {
-      buildSeedIso(iso, seed);
-      const { cloudInit: _seed, ...rest } = input;
-      return await make({ ...rest, cdrom: iso } as I);
-    } catch (err) {
-      if (!this.store.has(input.name)) rmSync(dir, { recursive: true, force: true });
-      if (err instanceof CloudInitError) throw new HostError(/not installed/.test(err.message) ? 'unavailable' : 'invalid_argument', `cloud-init: ${err.message}`);
-      throw err;
-    }
-  }
-
-  private checkNew(name: string): void {
-    if (this.entries.has(name) || this.store.has(name)) throw new HostError('already_exists', `VM ${name} already exists`);
+  /** Create a VM with `make`, first building its cloud-init seed disc (see {@link VmCreation.withCloudInit}). */
+  withCloudInit<I extends VmCreateInput, T>(input: I, make: (input: I) => Promise<T>): Promise<T> {
+    return this.creation.withCloudInit(input, make);
   }
 
   /**
