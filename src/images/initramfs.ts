@@ -76,7 +76,7 @@ import { resolveModuleOrder, stripModuleSignature } from './modules.js';
  * Version of the initramfs layout and /init script; part of the image cache key, so
  * bump it whenever the built initramfs would change for the same inputs.
  */
-export const INITRAMFS_BUILDER_VERSION = 8;
+export const INITRAMFS_BUILDER_VERSION = 9;
 
 /**
  * Modules the default guest loads (names as the kernel knows them), in the order they
@@ -208,6 +208,8 @@ if [ -f /etc/tsvisor/modules ]; then
     fi
   done < /etc/tsvisor/modules
 fi
+# a display's text cursor does not blink: an idle guest stays idle (no redraw 5 times a second)
+[ -w /sys/class/graphics/fbcon/cursor_blink ] && echo 0 > /sys/class/graphics/fbcon/cursor_blink
 # the CD-ROM drive (virtio-scsi): SCSI scans asynchronously; /dev/sr0 within a moment
 if [ -d /sys/class/scsi_host/host0 ]; then
   tsv_i=0

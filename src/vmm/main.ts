@@ -316,6 +316,8 @@ class VmProcess implements ControlTarget {
       if (hostname && this.agent === client) await this.setGuestHostname(client, hostname);
       // a system image boots its own command line (no maxcpus=): bring the online vCPUs to the target
       if (this.maxVcpus > this.vcpus) void this.setCpus(this.vcpus).catch((e) => this.log(`vCPUs: ${(e as Error).message}`));
+      // a display's text cursor does not blink, so that an idle guest stays idle (the default image's /init does it too)
+      if (this.display && this.agent === client) await this.agentRun(client, '[ -w /sys/class/graphics/fbcon/cursor_blink ] && echo 0 > /sys/class/graphics/fbcon/cursor_blink; true');
       // shared folders on /mnt/TAG (the default image's /init mounts them itself; again is a no-op)
       if (this.shares.count > 0 && this.agent === client) {
         const r = await this.agentRun(client, mountSharesAgentScript());
