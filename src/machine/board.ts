@@ -31,9 +31,6 @@ import { CdromUnit } from '../devices/scsi/cdrom.js';
 import { VirtioP9 } from '../devices/virtio/9p.js';
 import { VirtioGpu, type GpuRect } from '../devices/virtio/gpu.js';
 import { KEYBOARD, TABLET, VirtioInput } from '../devices/virtio/input.js';
-
-/** Virtio slots a display takes: virtio-gpu, a keyboard and a tablet. */
-export const DISPLAY_SLOTS = 3;
 import type { P9Server } from '../devices/9p/wire.js';
 import { VirtioBalloon, VIRTIO_BALLOON_PAGE_BYTES, type BalloonStats } from '../devices/virtio/balloon.js';
 import type { RamDiscarder } from '../devices/guest-memory.js';
@@ -91,6 +88,9 @@ export interface CdromConfig {
   /** The guest ejected the disc (START STOP UNIT): the drive is empty; the disc is the caller's to close. */
   onEject?: (medium: BlockBackend) => void;
 }
+
+/** Virtio slots a display takes: virtio-gpu, a keyboard and a tablet. */
+export const DISPLAY_SLOTS = 3;
 
 /** One shared folder of the board (virtio-9p). */
 export interface ShareConfig {
