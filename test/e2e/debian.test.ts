@@ -217,6 +217,11 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
     const afterRestart = await waitExec(env, 'web', "dpkg-query -W -f '${Status}\\n' tsvisor-hello; tsvisor-hello; cat /root/marker; hostname");
     assert.equal(afterRestart.trim(), 'install ok installed\nhello from a package\nkept\nweb');
     // ssh (ssh itself finds keys in the passwd home, not $HOME: the key is named)
+    // one retry: once, just after a restart, a CI run saw this first connection reset during
+    // the key exchange (passt or sshd dropping it); a second failure fails the test
+    const firstSsh = await tsvisor(['vm', 'ssh', 'web', '-i', key, '--', 'uname', '-n'], { env, timeoutMs: 5 * 60_000 });
+    if (firstSsh.code === 255 && /kex_exchange_identification|Connection reset/.test(firstSsh.stderr)) await sleep(5000);
+    else assert.equal(firstSsh.code, 0, describeRun('vm ssh', firstSsh));
     assert.equal((await cli(['vm', 'ssh', 'web', '-i', key, '--', 'uname', '-n'], 5 * 60_000)).trim(), 'web');
     assert.equal((await cli(['vm', 'ssh', 'web', '-i', key, '--', 'sudo', '-n', 'id', '-u'])).trim(), '0', 'the default user has sudo');
     const withSsh = JSON.parse(await cli(['vm', 'info', 'web', '--json'])) as { ssh: { user: string; ready: boolean; port: number } };
