@@ -37,7 +37,7 @@ import { hostInfo, topRows, usageReport, vmInfo, type ReportSources } from './re
 import { NetworkManager } from './network-manager.js';
 import { MemoryBalancer } from './memory-balancer.js';
 import { MemoryAdmission } from './memory-admission.js';
-import { VmChanges } from './vm-changes.js';
+import { VmChanges, vmReason } from './vm-changes.js';
 import { VmCreation } from './vm-creation.js';
 import { DiskArbiter } from './disk-arbiter.js';
 import type { HostMemory } from './memory-plan.js';
@@ -641,8 +641,7 @@ export class Host {
     try {
       await this.channel(name).post('/send-key', { keys });
     } catch (err) {
-      const reason = err instanceof HostError ? err.details?.reason : undefined;
-      throw typeof reason === 'string' && err instanceof HostError ? new HostError(err.code, `${name}: ${reason}`) : err;
+      throw vmReason(err, `${name}: `);
     }
   }
 
@@ -656,8 +655,7 @@ export class Host {
     try {
       return await this.channel(name).get('/screenshot', 15_000) as { width: number; height: number; png: string };
     } catch (err) {
-      const reason = err instanceof HostError ? err.details?.reason : undefined;
-      throw typeof reason === 'string' && err instanceof HostError ? new HostError(err.code, `${name}: ${reason}`) : err;
+      throw vmReason(err, `${name}: `);
     }
   }
 

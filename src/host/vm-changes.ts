@@ -45,7 +45,7 @@ export interface ChangesHost {
 }
 
 /** The reason a VM process gave (meant for the user as it is), as the message (after `prefix`); any other error as it is. */
-function vmReason(err: unknown, prefix = ''): unknown {
+export function vmReason(err: unknown, prefix = ''): unknown {
   const reason = err instanceof HostError ? err.details?.reason : undefined;
   return typeof reason === 'string' && err instanceof HostError ? new HostError(err.code, `${prefix}${reason}`) : err;
 }
