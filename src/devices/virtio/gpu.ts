@@ -286,6 +286,25 @@ export class VirtioGpu implements VirtioDevice {
     return { width, height, rgba: out };
   }
 
+  /**
+   * The scanout's pixels without a copy, for a viewer that converts what it sends: the
+   * resource's bytes (`stride` bytes per row, 4 bytes per pixel, in the resource's
+   * format, see GPU_FORMATS: `channels` gives where red, green and blue sit), the scanout's
+   * origin in it (`x`, `y`, pixels) and size; null when the guest shows nothing. Valid
+   * until the guest's next command.
+   */
+  scanoutView(): { pixels: Uint8Array; stride: number; channels: readonly [number, number, number, number]; x: number; y: number; width: number; height: number } | null {
+    const s = this.scanout;
+    const res = s ? this.resources.get(s.resourceId) : undefined;
+    if (!s || !res) return null;
+    return { pixels: res.pixels, stride: res.width * 4, channels: GPU_FORMATS.get(res.format)!, x: s.rect.x, y: s.rect.y, width: s.rect.width, height: s.rect.height };
+  }
+
+  /** The preferred mode now (the configured one, or the last setPreferredMode). */
+  get preferredMode(): { width: number; height: number } {
+    return { ...this.mode };
+  }
+
   queueNotify(index: number): void {
     const ctx = this.ctx;
     if (!ctx || (index !== 0 && index !== 1)) return;
