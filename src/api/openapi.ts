@@ -107,6 +107,16 @@ export function openApiDocument(version = '0.1.0'): Record<string, unknown> {
           responses: { 200: json(ref('Vm'), 'the VM'), ...errors(400, 401, 404, 409, 503) },
         },
       },
+      '/v1/vms/{name}/vnc': {
+        get: {
+          summary: 'the VM\'s VNC server (RFB 3.8 on loopback, no password), as virsh vncdisplay',
+          parameters: [nameParam],
+          responses: {
+            200: json({ type: 'object', required: ['vnc', 'viewers'], properties: { vnc: { type: 'string', description: 'host:port', example: '127.0.0.1:5900' }, viewers: { type: 'integer', description: 'viewers connected now' } } }, 'the VNC server'),
+            ...errors(401, 404, 409, 503),
+          },
+        },
+      },
       '/v1/vms/{name}/screenshot': {
         get: {
           summary: 'what the VM\'s display shows, as a PNG',

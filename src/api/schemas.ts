@@ -227,6 +227,11 @@ export const VmInfoSchema = z.object({
   }).nullable().meta({ description: 'a running VM\'s memory; null when it is not running' }),
   cdrom: z.object({ path: z.string().nullable(), locked: z.boolean() }).nullable()
     .meta({ description: 'a running VM\'s CD-ROM drive: the disc in it (null: empty) and whether the guest holds the tray locked (a mounted disc); null when not running' }),
+  display: z.object({
+    mode: z.object({ width: z.number().int(), height: z.number().int() }).nullable().meta({ description: 'the mode the guest shows now (pixels); null: nothing yet' }),
+    vnc: z.string().nullable().meta({ description: 'the VNC server, host:port on loopback (RFB 3.8, no password)', example: '127.0.0.1:5900' }),
+    viewers: z.number().int().meta({ description: 'VNC viewers connected now' }),
+  }).nullable().meta({ description: 'a running VM\'s display; null when it is not running or has none' }),
   diskShare: z.object({ iops: z.number(), bps: z.number() }).nullable()
     .meta({ description: 'what the daemon holds a running VM to while the host disk is contended (by diskWeight): requests/s and bytes/s, 0 for none; null: no share' }),
   ssh: z.object({

@@ -235,6 +235,11 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
     sendJson(res, 200, host.get(name));
     return;
   }
+  if (action === 'vnc' && parts.length === 4) {
+    if (method !== 'GET') throw notAllowed();
+    sendJson(res, 200, await host.vnc(name));
+    return;
+  }
   if (action === 'screenshot' && parts.length === 4) {
     if (method !== 'GET') throw notAllowed();
     sendJson(res, 200, await host.screenshot(name));

@@ -161,7 +161,9 @@ export function formatVmInfo(v: VmInfo): string {
     ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
     ...(v.cdrom ? [['cdrom', v.cdrom.path ? `${v.cdrom.path}${v.cdrom.locked ? ' (mounted in the guest: tray locked)' : ''}` : 'empty'] as [string, string]]
       : d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
-    ['display', d.vramBytes === 0 ? 'none' : `${d.resolution ?? '1280x800'}, ${formatSize(d.vramBytes ?? 16 * 1024 * 1024)} of graphics memory`],
+    ['display', (d.vramBytes === 0 ? 'none' : `${d.resolution ?? '1280x800'}, ${formatSize(d.vramBytes ?? 16 * 1024 * 1024)} of graphics memory`)
+      + (v.display ? `; showing ${v.display.mode ? `${v.display.mode.width}x${v.display.mode.height}` : 'nothing yet'}` : '')],
+    ...(v.display?.vnc ? [['vnc', `vnc://${v.display.vnc} (${v.display.viewers} viewer${v.display.viewers === 1 ? '' : 's'})`] as [string, string]] : []),
     ...(d.shares ?? []).map((s): [string, string] => [`share ${s.tag}`, `${s.path}${s.readonly ? ' (read-only)' : ''} on /mnt/${s.tag}`]),
     ...(d.nics ?? []).map((n, i): [string, string] => [`network ${i}`, `${nicAttachment(n)} (eth${i}, ${n.mac})`]),
     ...(d.publish?.length ? [['published', d.publish.map((p) => `${formatPublish(p)}`).join(', ')] as [string, string]] : []),
@@ -578,6 +580,12 @@ export function registerHostCommands(program: Command): void {
       for (const k of keys) { try { linuxKeyCode(k); } catch (e) { throw new UsageError((e as Error).message); } }
       await api<VmInfo>('POST', `${vmPath(name)}/send-key`, { keys });
       process.stdout.write(`${name}: sent ${keys.join('+')}\n`);
+    });
+  vm.command('vnc').description('print the address of the VM\'s VNC server (loopback; any VNC viewer), as virsh vncdisplay')
+    .argument('<name>')
+    .action(async (name: string) => {
+      const v = await api<{ vnc: string; viewers: number }>('GET', `${vmPath(name)}/vnc`);
+      process.stdout.write(`vnc://${v.vnc}\n`);
     });
   vm.command('screenshot').description('save what the VM\'s display shows as a PNG file')
     .argument('<name>').argument('<file.png>')

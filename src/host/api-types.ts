@@ -153,6 +153,12 @@ export interface VmInfo {
    * Null: no share.
    */
   diskShare: { iops: number; bps: number } | null;
+  /**
+   * A running VM's display: the mode the guest shows now (pixels; null: nothing yet), its
+   * VNC server (`host:port` on loopback, null until it listens) and the viewers connected;
+   * null when the VM is not running or has no display.
+   */
+  display: { mode: { width: number; height: number } | null; vnc: string | null; viewers: number } | null;
   /** A running VM's CD-ROM drive: the disc in it (null: empty) and whether the guest holds the tray locked; null when not running. */
   cdrom: { path: string | null; locked: boolean } | null;
   /** Totals since the VM was created: CPU, memory, disk and network (`rx`: to the guest). */

@@ -21,7 +21,7 @@ export interface Entry {
   intent?: 'stop' | 'kill';
   lock: Promise<unknown>;
   /** What its VM process last answered, and when (ms since the epoch); `disk` is its disk meter (disk-arbiter.ts). */
-  guest?: { state: string; agent: boolean; at: number; ssh: VmProcessStatus['ssh']; memory: VmInfo['memory']; disk?: DiskMeter; cdrom?: { path: string | null; locked: boolean } };
+  guest?: { state: string; agent: boolean; at: number; ssh: VmProcessStatus['ssh']; memory: VmInfo['memory']; disk?: DiskMeter; cdrom?: { path: string | null; locked: boolean }; display?: VmProcessStatus['display'] };
   statusBusy: boolean;
   restartTimer?: NodeJS.Timeout;
   waiters: Array<() => void>;

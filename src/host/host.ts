@@ -24,7 +24,7 @@ import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
 import { detectCgroups, type CgroupDriver } from './cgroups.js';
 import { HostError } from './errors.js';
 import { HostMeter } from './meter.js';
-import { checkedCdrom, checkedDiskMeter, checkedMemory, checkedSsh, describeExit, logTail, readExitFile, restartDelayMs, shouldRestart, spawnVmProcess } from './vm-process.js';
+import { checkedCdrom, checkedDisplay, checkedDiskMeter, checkedMemory, checkedSsh, describeExit, logTail, readExitFile, restartDelayMs, shouldRestart, spawnVmProcess } from './vm-process.js';
 import type { HostPaths } from './paths.js';
 import { processAlive, processCpuSeconds, readProcStat } from './procfs.js';
 import { VmStore, checkVmName, validateDefinition, type VmExit } from './store.js';
@@ -506,7 +506,7 @@ export class Host {
   }
 
   private noteStatus(name: string, e: Entry, st: VmProcessStatus): void {
-    e.guest = { state: st.state, agent: !!st.agent, at: Date.now(), ssh: checkedSsh(st.ssh), memory: checkedMemory(st.memory), disk: checkedDiskMeter(st.diskRate), cdrom: checkedCdrom(st.cdrom) };
+    e.guest = { state: st.state, agent: !!st.agent, at: Date.now(), ssh: checkedSsh(st.ssh), memory: checkedMemory(st.memory), disk: checkedDiskMeter(st.diskRate), cdrom: checkedCdrom(st.cdrom), display: checkedDisplay(st.display) };
     const now = e.guest.memory?.currentBytes;
     // a dynamic VM moves its own memory: the books and the meter follow it
     if (e.guest.memory?.policy && now !== undefined && now !== e.rt.memoryBytes && ALIVE.includes(e.rt.state)) {
@@ -657,6 +657,27 @@ export class Host {
     } catch (err) {
       throw vmReason(err, `${name}: `);
     }
+  }
+
+  /**
+   * VM `name`'s VNC server, asked of its process now: `host:port` on loopback and the
+   * viewers connected.
+   * @throws HostError: not_found; conflict (not running, no display); unavailable.
+   */
+  async vnc(name: string): Promise<{ vnc: string; viewers: number }> {
+    const e = this.entry(name);
+    if (e.rt.state !== 'running' && e.rt.state !== 'paused') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
+    let st: VmProcessStatus;
+    try {
+      st = await this.channel(name).status(5000);
+    } catch (err) {
+      throw vmReason(err, `${name}: `);
+    }
+    this.noteStatus(name, e, st);
+    const d = e.guest?.display;
+    if (!d) throw new HostError('conflict', `${name} has no display (--vram 0)`);
+    if (!d.vncPort) throw new HostError('unavailable', `${name}: the VNC server is not listening yet`);
+    return { vnc: `127.0.0.1:${d.vncPort}`, viewers: d.viewers };
   }
 
   /** `POST /exec` on the VM process: the raw streamed response (status and NDJSON body). */

@@ -66,6 +66,7 @@ export function vmInfo(src: ReportSources, name: string, e: Entry): VmInfo {
     guest: alive && e.guest ? { state: e.guest.state, agent: e.guest.agent } : null,
     memory: alive ? e.guest?.memory ?? null : null,
     cdrom: alive ? e.guest?.cdrom ?? null : null,
+    display: alive && e.guest?.display ? { mode: e.guest.display.mode, vnc: e.guest.display.vncPort ? `127.0.0.1:${e.guest.display.vncPort}` : null, viewers: e.guest.display.viewers } : null,
     diskShare: alive && e.guest?.disk && (e.guest.disk.share.iops || e.guest.disk.share.bps) ? e.guest.disk.share : null,
     ssh: e.def.ssh ? {
       user: e.def.ssh.user,

@@ -58,4 +58,9 @@ export class VmChannel {
   upgradeConsole(timeoutMs = 5000): Promise<{ socket: Duplex; head: Buffer } | { response: IncomingMessage }> {
     return control.upgradeConsole(this.vmDir, { timeoutMs });
   }
+
+  /** `GET /vnc` upgrade (control-client.ts upgradeVnc). */
+  upgradeVnc(timeoutMs = 5000): Promise<{ socket: Duplex; head: Buffer } | { response: IncomingMessage }> {
+    return control.upgradeVnc(this.vmDir, { timeoutMs });
+  }
 }

@@ -133,6 +133,21 @@ export function checkedCdrom(v: unknown): { path: string | null; locked: boolean
   return { path: typeof c.path === 'string' ? c.path.slice(0, 4096) : null, locked: c.locked === true };
 }
 
+/** The `display` of a VM process's status, if well formed (else null). */
+export function checkedDisplay(v: unknown): VmProcessStatus['display'] {
+  const d = v as { width?: unknown; height?: unknown; mode?: unknown; vncPort?: unknown; viewers?: unknown } | null | undefined;
+  if (!d || typeof d !== 'object') return null;
+  const dim = (n: unknown): n is number => Number.isInteger(n) && (n as number) > 0 && (n as number) <= 16384;
+  const m = d.mode as { width?: unknown; height?: unknown } | null;
+  return {
+    width: dim(d.width) ? d.width : 0,
+    height: dim(d.height) ? d.height : 0,
+    mode: m && typeof m === 'object' && dim(m.width) && dim(m.height) ? { width: m.width, height: m.height } : null,
+    vncPort: Number.isInteger(d.vncPort) && (d.vncPort as number) > 0 && (d.vncPort as number) < 65536 ? d.vncPort as number : null,
+    viewers: Number.isInteger(d.viewers) && (d.viewers as number) >= 0 ? d.viewers as number : 0,
+  };
+}
+
 /** The `ssh` of a VM process's status, if well formed. */
 export function checkedSsh(v: unknown): VmProcessStatus['ssh'] {
   const s = v as { port?: unknown; ready?: unknown; error?: unknown } | null | undefined;

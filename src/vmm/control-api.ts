@@ -27,6 +27,8 @@
  *                                   at most the RAM it booted with); 409 when the guest cannot give that much
  *   POST /memory-policy {minBytes, ceilingBytes, bufferPercent} | {} -> 200; puts the memory under the dynamic
  *                                   policy (vmm/memory-policy.ts) with these figures, or ({}) takes it off
+ *   GET  /vnc                    -> HTTP upgrade ("Upgrade: rfb"): an RFB 3.8 connection to the VNC server (vnc/server.ts);
+ *                                   409 without a display
  *   GET  /console                -> HTTP upgrade ("Upgrade: tsvisor-console"): raw byte stream both ways;
  *                                   the server first sends the scrollback (last 64 KiB of console.log)
  *   POST /exec    {argv: string[], stdin?: string (base64)}
@@ -76,6 +78,11 @@ export interface VmProcessStatus {
    * whether the default user and sshd are ready (or why not). Null: the VM has none.
    */
   ssh: { port: number; ready: boolean; error?: string } | null;
+  /**
+   * The display (null: none): its preferred mode (pixels), the mode the guest shows now
+   * (null: nothing yet), the VNC server's loopback port and the viewers connected.
+   */
+  display: { width: number; height: number; mode: { width: number; height: number } | null; vncPort: number | null; viewers: number } | null;
 }
 
 /**

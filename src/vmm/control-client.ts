@@ -201,9 +201,23 @@ export async function resume(vmDir: string, opts?: RequestOptions): Promise<VmPr
  * did not upgrade. Rejects with ControlError when there is no answer.
  */
 export function upgradeConsole(vmDir: string, opts: RequestOptions = {}): Promise<{ socket: Socket; head: Buffer } | { response: IncomingMessage }> {
+  return upgrade(vmDir, '/console', 'tsvisor-console', opts);
+}
+
+/**
+ * `GET /vnc` with `Upgrade: rfb`, as it comes: the upgraded socket (an RFB connection to
+ * the VM's VNC server, which speaks first) and the bytes that arrived with the 101 answer,
+ * or the plain response (409 without a display). Rejects with ControlError when there is
+ * no answer.
+ */
+export function upgradeVnc(vmDir: string, opts: RequestOptions = {}): Promise<{ socket: Socket; head: Buffer } | { response: IncomingMessage }> {
+  return upgrade(vmDir, '/vnc', 'rfb', opts);
+}
+
+function upgrade(vmDir: string, path: string, protocol: string, opts: RequestOptions): Promise<{ socket: Socket; head: Buffer } | { response: IncomingMessage }> {
   return new Promise((resolve, reject) => {
-    const req = startRequest(vmDir, 'GET', '/console', undefined, opts.timeoutMs ?? 15_000,
-      { connection: 'Upgrade', upgrade: 'tsvisor-console' });
+    const req = startRequest(vmDir, 'GET', path, undefined, opts.timeoutMs ?? 15_000,
+      { connection: 'Upgrade', upgrade: protocol });
     req.on('error', (e) => reject(connectionError(vmDir, e)));
     req.on('upgrade', (_res: IncomingMessage, socket: Socket, head: Buffer) => {
       socket.setTimeout(0);

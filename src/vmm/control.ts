@@ -100,6 +100,10 @@ export interface ControlTarget {
   sendKeys(keys: number[]): void;
   /** `GET /console` upgrade: attach the raw stream as a console viewer. */
   attachConsole(stream: Duplex): void;
+  /** True when the VM has a display, so that `GET /vnc` can be upgraded. */
+  vncAvailable(): boolean;
+  /** `GET /vnc` upgrade: serve the raw stream as a VNC viewer. Throw ControlHttpError(409) without a display. */
+  attachVnc(stream: Duplex): void;
   /**
    * `POST /exec`: run `argv` in the guest through its agent; resolves with the exit
    * status. Throw ControlHttpError(409, 'agent_unavailable', ...) before any output when
@@ -159,6 +163,9 @@ function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
 const ROUTES: Record<string, string> = {
   '/status': 'GET', '/stop': 'POST', '/kill': 'POST', '/pause': 'POST', '/resume': 'POST', '/net-rate': 'POST', '/memory': 'POST', '/memory-policy': 'POST', '/cpus': 'POST', '/disk-resize': 'POST', '/disk-attach': 'POST', '/disk-detach': 'POST', '/cdrom': 'POST', '/disk-rate': 'POST', '/disk-share': 'POST', '/console': 'GET', '/exec': 'POST', '/screenshot': 'GET', '/send-key': 'POST',
 };
+
+/** Upgradable paths and their `Upgrade:` protocol. */
+const UPGRADES: Record<string, string> = { '/console': 'tsvisor-console', '/vnc': 'rfb' };
 
 /** The HTTP server of the control channel. */
 export class ControlServer {
@@ -402,15 +409,18 @@ export class ControlServer {
     };
     socket.on('error', () => socket.destroy());
     const path = new URL(req.url ?? '/', 'http://vm').pathname;
-    if (path !== '/console' || req.method !== 'GET') { reject(404, 'not_found', `no upgrade on ${req.method} ${path}`); return; }
-    if ((req.headers.upgrade ?? '').toLowerCase() !== 'tsvisor-console') {
-      reject(400, 'bad_request', 'expected "Upgrade: tsvisor-console"');
+    const protocol = UPGRADES[path];
+    if (!protocol || req.method !== 'GET') { reject(404, 'not_found', `no upgrade on ${req.method} ${path}`); return; }
+    if ((req.headers.upgrade ?? '').toLowerCase() !== protocol) {
+      reject(400, 'bad_request', `expected "Upgrade: ${protocol}"`);
       return;
     }
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: tsvisor-console\r\nConnection: Upgrade\r\n\r\n');
+    if (path === '/vnc' && !this.target.vncAvailable()) { reject(409, 'no_display', 'the VM has no display (--vram 0)'); return; }
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${protocol}\r\nConnection: Upgrade\r\n\r\n`);
     if (head.length) socket.unshift(head); // input that came with the request
     try {
-      this.target.attachConsole(socket);
+      if (path === '/vnc') this.target.attachVnc(socket);
+      else this.target.attachConsole(socket);
     } catch (e) {
       socket.destroy(e as Error);
     }

@@ -37,7 +37,8 @@ import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { VmDisks, DiskChangeError, type GuestShell } from './disks.js';
 import { VmCdrom } from './cdrom.js';
 import { VmShares, mountSharesAgentScript } from './shares.js';
-import { displayOf, screenPng } from './display.js';
+import { displayOf } from './display.js';
+import { VmDisplay } from './vm-display.js';
 import { everyBootSteps, instanceCheckScript, instanceSteps, parseCloudInit, readSeedIso, statusScript, type CloudInitPlan, type CloudInitStep } from './cloud-init.js';
 import { DISPLAY_SLOTS, VIRTIO_SLOTS } from '../machine/board.js';
 import { loadEngineModule } from '../engine/node/module.js';
@@ -81,8 +82,8 @@ class VmProcess implements ControlTarget {
   private readonly cdrom = new VmCdrom((line) => this.log(line));
   /** The board whose boot applied the cloud-init seed's every-boot part (once per board, not per agent connection). */
   private cloudInitBoard: Vm | null = null;
-  /** The display's graphics memory and mode (vmm/display.ts), or null for none. */
-  private display: { vramBytes: number; width: number; height: number } | null = null;
+  /** The display with its VNC server (vmm/vm-display.ts), or null for none. */
+  private display: VmDisplay | null = null;
   /** The shared folders' servers, opened at start (vmm/shares.ts). */
   private shares = new VmShares([]);
   /** The host side of each network card, in card order. */
@@ -199,7 +200,11 @@ class VmProcess implements ControlTarget {
       this.disks.open(cfg.disks);
       if (cfg.cdrom) this.cdrom.open(cfg.cdrom); // an ISO 9660 image, in the CD-ROM drive
       this.shares = new VmShares(cfg.shares ?? []); // host folders, held open until the process ends
-      this.display = displayOf(cfg.vramBytes, cfg.resolution);
+      const display = displayOf(cfg.vramBytes, cfg.resolution);
+      if (display) {
+        this.display = new VmDisplay(display, cfg.name, () => this.vm?.board ?? null);
+        this.log(`VNC server on 127.0.0.1:${await this.display.listen()}`);
+      }
       if (cfg.kernel) {
         kernelPath = cfg.kernel;
         initrdPath = cfg.initrd;
@@ -226,6 +231,7 @@ class VmProcess implements ControlTarget {
         // with harts to spare, the guest brings up only the vCPUs it should have (the agent onlines more later)
         const bootargs = kernelBootargs({ hostname: cfg.name, append: cfg.append, maxcpus: this.maxVcpus > this.vcpus ? this.vcpus : undefined });
         this.vm = await this.createVm(cfg, engine, kernelPath, initrdPath, bootargs);
+        this.display?.boardChanged();
         this.newAgent(null);
         this.memory.attach(this.vm.board.balloon);
         this.disks.setBoard(this.vm.board);
@@ -242,6 +248,7 @@ class VmProcess implements ControlTarget {
       this.memory.attach(null);
       this.closeAgent('the guest stopped');
       this.vm = null;
+      this.display?.boardChanged();
       if (ev?.kind === 'reset' && !this.stopRequested) {
         this.state = 'booting';
         this.log('guest rebooted');
@@ -267,7 +274,7 @@ class VmProcess implements ControlTarget {
       disks,
       cdrom: this.cdrom.boardConfig(),
       shares: this.shares.boardConfig(),
-      ...(this.display ? { display: this.display } : {}),
+      ...(this.display ? { display: this.display.boardConfig() } : {}),
       // every virtio slot the other devices leave is kept for disks attached while the guest runs
       hotplugSlots: Math.max(0, VIRTIO_SLOTS - disks.length - 1 - this.links.length - 1 - (balloon ? 1 : 0) - this.shares.count - (this.display ? DISPLAY_SLOTS : 0)),
       nics: this.links.map((l, i) => ({ backend: l.backend, mac: parseMac(cfg.nics![i].mac) })),
@@ -444,6 +451,7 @@ class VmProcess implements ControlTarget {
       netRateMbit: this.netRateMbit,
       diskRate: { ...this.diskLimiter.current, throttled: this.diskLimiter.throttled, share: this.diskLimiter.share, ...this.diskLimiter.meter },
       ssh: this.sshPort ? { port: this.sshPort, ...this.sshState } : null,
+      display: this.display?.status() ?? null,
     };
   }
 
@@ -521,19 +529,26 @@ class VmProcess implements ControlTarget {
 
   /** {@link ControlTarget.screenshot}. */
   screenshot(): { width: number; height: number; png: string } {
-    const gpu = this.vm?.board.gpu;
     if (!this.display) throw new ControlHttpError(409, 'no_display', 'the VM has no display (--vram 0)');
-    const screen = gpu?.screen();
-    if (!screen) throw new ControlHttpError(409, 'no_display', 'the guest shows nothing on its display (it has not set a mode yet)');
-    return { width: screen.width, height: screen.height, png: screenPng(screen).toString('base64') };
+    return this.display.screenshot();
   }
 
   /** {@link ControlTarget.sendKeys}. */
   sendKeys(keys: number[]): void {
-    const kb = this.vm?.board.keyboard;
-    if (!kb) throw new ControlHttpError(409, 'no_display', this.display ? 'the guest is not running' : 'the VM has no display, so no keyboard (--vram 0)');
-    for (const k of keys) kb.key(k, true);
-    for (const k of [...keys].reverse()) kb.key(k, false);
+    if (!this.display) throw new ControlHttpError(409, 'no_display', 'the VM has no display, so no keyboard (--vram 0)');
+    this.display.sendKeys(keys);
+  }
+
+  /** {@link ControlTarget.vncAvailable}. */
+  vncAvailable(): boolean {
+    return this.display !== null && !this.finishing;
+  }
+
+  /** {@link ControlTarget.attachVnc}. */
+  attachVnc(stream: Duplex): void {
+    if (!this.display) throw new ControlHttpError(409, 'no_display', 'the VM has no display (--vram 0)');
+    if (this.finishing) throw new ControlHttpError(409, 'invalid_state', 'the VM is exiting');
+    this.display.attachViewer(stream);
   }
 
   /** {@link ControlTarget.setCdrom}: the CD-ROM drive (vmm/cdrom.ts). */
@@ -682,6 +697,7 @@ class VmProcess implements ControlTarget {
     // let viewers see the last output and the end of the stream, briefly
     const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
     if (this.hub) await Promise.race([this.hub.close(), sleep(300)]);
+    if (this.display) await Promise.race([this.display.close(), sleep(300)]);
     if (this.server) {
       const server = this.server;
       this.server = null;

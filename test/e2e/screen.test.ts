@@ -8,6 +8,9 @@
  *   - `--resolution 800x600` gives the guest an 800x600 framebuffer;
  *   - the display's keyboard and tablet are the guest's evdev devices; `vm send-key KEY_A`
  *     arrives as EV_KEY 30 then SYN_REPORT;
+ *   - the VNC server (`vm vnc`): a scripted RFB client gets the same pattern (zlib); a
+ *     keysym and a QEMU extended key event arrive as the keyboard's EV_KEY codes, a click
+ *     as the tablet's scaled ABS_X/ABS_Y and BTN_LEFT;
  *   - bad input: a resolution needing more graphics memory than `--vram`, and a screenshot
  *     of a VM without a display (`--vram 0`): one line of error, nothing changed.
  */
@@ -17,6 +20,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PNG } from 'pngjs';
 import { describeRun, tempTsvisorHome, tsvisor, withVmLogs, type RunResult } from './helpers.js';
+import { RfbClient } from '../vmm/rfb-client.js';
+import { tabletCoordinate } from '../../src/devices/virtio/input.js';
 
 const T = 60_000;
 const VM = `e2e-screen-${process.pid.toString(36)}`;
@@ -35,6 +40,17 @@ async function waitAgent(vm: string): Promise<void> {
     assert.ok(Date.now() < deadline, 'the guest agent answers');
     await new Promise((r) => setTimeout(r, 1000));
   }
+}
+
+/**
+ * Reads `count` events (type, code, value) from the guest's evdev device named `device`,
+ * started now (the caller waits for the reader to open it before making events).
+ */
+async function evdev(vm: string, device: string, count: number): Promise<Array<[number, number, number]>> {
+  const out = (await cli(['vm', 'exec', vm, '--', 'sh', '-c',
+    `for d in /sys/class/input/event*; do [ "$(cat $d/device/name)" = "${device}" ] && e=\${d##*/}; done; dd if=/dev/input/$e bs=24 count=${count} 2>/dev/null | od -An -tu2`])).stdout;
+  const w = out.trim().split(/\s+/).map(Number);
+  return Array.from({ length: w.length / 12 }, (_, i): [number, number, number] => [w[i * 12 + 8], w[i * 12 + 9], (w[i * 12 + 10] | (w[i * 12 + 11] << 16))]);
 }
 
 /** The test pattern in the framebuffer's format (XRGB8888: bytes B, G, R, X). */
@@ -102,6 +118,39 @@ test('a display: the guest\'s /dev/fb0 pattern comes back pixel for pixel from v
     const words = (await reading).stdout.trim().split(/\s+/).map(Number);
     assert.deepEqual(words.slice(8, 12), [1, 30, 1, 0], `EV_KEY KEY_A pressed: ${words.join(' ')}`);
     assert.deepEqual(words.slice(20, 24), [0, 0, 0, 0], 'then SYN_REPORT');
+    // the VNC server: a scripted RFB client sees the same pattern and types into the guest's evdev devices
+    const vnc = (await cli(['vm', 'vnc', VM])).stdout;
+    const port = Number(/^vnc:\/\/127\.0\.0\.1:(\d+)\n$/.exec(vnc)?.[1]);
+    assert.ok(port > 0, `vm vnc prints the address: ${vnc}`);
+    const viewer = await RfbClient.connect(port);
+    try {
+      assert.deepEqual([viewer.width, viewer.height, viewer.name], [1280, 800, VM]);
+      viewer.setEncodings([6, 0, -223, -258]);
+      viewer.requestUpdate(false);
+      const rects = await viewer.update();
+      assert.ok(rects.some((r) => r.encoding === 6 && r.width === 1280 && r.height === 800), `a full zlib rectangle: ${JSON.stringify(rects)}`);
+      let wrong = 0;
+      for (let y = 0; y < 800; y++) {
+        for (let x = 0; x < 1280; x++) {
+          const o = (y * 1280 + x) * 4;
+          if (viewer.fb[o] !== ((x ^ y) & 0xff) || viewer.fb[o + 1] !== (y & 0xff) || viewer.fb[o + 2] !== (x & 0xff)) wrong++;
+        }
+      }
+      assert.equal(wrong, 0, `VNC: ${wrong} pixels differ from the pattern`);
+      assert.match((await cli(['vm', 'info', VM])).stdout, new RegExp(`\nvnc: +vnc://127\\.0\\.0\\.1:${port} \\(\\d+ viewers?\\)\n`));
+      const typed = evdev(VM, 'tsvisor keyboard', 8);
+      await new Promise((r) => setTimeout(r, 3000));
+      viewer.key(true, 0x61); viewer.key(false, 0x61); // 'a' as a keysym
+      viewer.qemuKey(true, 0xff0d, 0x1c); viewer.qemuKey(false, 0xff0d, 0x1c); // Enter as a scan code
+      assert.deepEqual(await typed, [[1, 30, 1], [0, 0, 0], [1, 30, 0], [0, 0, 0], [1, 28, 1], [0, 0, 0], [1, 28, 0], [0, 0, 0]]);
+      const clicked = evdev(VM, 'tsvisor tablet', 4);
+      await new Promise((r) => setTimeout(r, 3000));
+      viewer.pointer(1, 640, 200);
+      viewer.pointer(0, 640, 200);
+      assert.deepEqual(await clicked, [[3, 0, tabletCoordinate(640, 1280)], [3, 1, tabletCoordinate(200, 800)], [1, 0x110, 1], [0, 0, 0]], 'ABS_X, ABS_Y scaled to the tablet, BTN_LEFT, SYN_REPORT');
+    } finally {
+      viewer.close();
+    }
     const badKey = await tsvisor(['vm', 'send-key', VM, 'KEY_NOPE'], { env });
     assert.equal(badKey.code, 2, describeRun('an unknown key', badKey));
     const none = await tsvisor(['vm', 'screenshot', `${VM}-n`, join(root, 'none.png')], { env });

@@ -39,7 +39,7 @@ class FakeVm implements ControlTarget {
     return {
       name: 'fake', pid: process.pid, state: this.state, vcpus: 1, maxVcpus: 4, memoryBytes: this.memory.currentBytes, memory: this.memory.status(0), startedAt: 1,
       agent: this.agent, disks: [{ path: '/x.img', sizeBytes: this.diskSize, readBytes: 512, writtenBytes: 0 }],
-      nics: [], netRateMbit: this.netRate, diskRate: { ...this.diskRate, throttled: 0, share: this.diskShare, ops: 0, bytes: 0, serviceMs: 0, waitMs: 0 }, ssh: null,
+      nics: [], netRateMbit: this.netRate, diskRate: { ...this.diskRate, throttled: 0, share: this.diskShare, ops: 0, bytes: 0, serviceMs: 0, waitMs: 0 }, ssh: null, display: null,
     };
   }
   stop(timeoutMs: number): void { this.stops.push(timeoutMs); this.state = 'stopping'; }
@@ -65,6 +65,9 @@ class FakeVm implements ControlTarget {
     if (!this.screen) throw new ControlHttpError(409, 'no_display', 'nothing shown');
     return this.screen;
   }
+  display = true;
+  vncAvailable(): boolean { return this.display; }
+  attachVnc(stream: Duplex): void { stream.end('RFB 003.008\n'); }
   keys: number[][] = [];
   sendKeys(keys: number[]): void { this.keys.push(keys); }
   cdrom: Array<[string | null, boolean]> = [];
@@ -277,6 +280,25 @@ describe('control channel', () => {
     vm.state = 'booting';
     await assert.rejects(client.pause(dir), (e: client.ControlError) => e.code === 'invalid_state' && e.status === 409);
     vm.state = 'running';
+  });
+
+  test('GET /vnc upgrades to the VM\'s VNC server; 409 without a display; 400 for another protocol', async () => {
+    const up = await client.upgradeVnc(dir);
+    assert.ok('socket' in up, 'upgraded');
+    const banner = await new Promise<string>((resolve) => {
+      let got = up.head.toString('latin1');
+      up.socket.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+      up.socket.on('end', () => resolve(got));
+    });
+    assert.equal(banner, 'RFB 003.008\n');
+    vm.display = false;
+    const none = await client.upgradeVnc(dir);
+    assert.ok('response' in none && none.response.statusCode === 409, 'no display: 409');
+    if ('response' in none) none.response.resume();
+    vm.display = true;
+    const r = await raw(sock, 'GET', '/vnc', undefined, { connection: 'Upgrade', upgrade: 'websocket' });
+    assert.equal(r.status, 400);
+    assert.match(JSON.parse(r.body).error.message, /Upgrade: rfb/);
   });
 
   test('POST /exec streams output and the exit status', async () => {
