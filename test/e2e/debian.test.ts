@@ -16,6 +16,7 @@ import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSyn
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describeRun, findTool, host, tsvisor, withVmLogs } from './helpers.js';
+import { PNG } from 'pngjs';
 
 interface ListedImage { name: string; path: string; size: number; created: string; current: boolean }
 
@@ -212,6 +213,27 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
     assert.deepEqual(lines.slice(2), ['hello from a package', 'kept', 'web', 'ran'], `and the seed's instance is not applied again: ${afterReboot}`);
     const vmInfo = JSON.parse(await cli(['vm', 'info', 'web', '--json'])) as { state: string };
     assert.equal(vmInfo.state, 'running', 'a guest reboot keeps the VM running');
+    // the screen: udev loads virtio_gpu, and the getty on tty1 shows its login prompt there
+    let tty1 = '';
+    const shown = () => /^virtio_gpudrmfb\n/.test(tty1) && /web login: /.test(tty1);
+    for (let i = 0; i < 60 && !shown(); i++) {
+      tty1 = await waitExec(env, 'web', 'cat /sys/class/graphics/fb0/name 2>/dev/null; cat /dev/vcs1 2>/dev/null; echo');
+      if (!shown()) await sleep(2000);
+    }
+    assert.match(tty1, /^virtio_gpudrmfb\n/, `the console is on virtio-gpu's framebuffer: ${tty1}`);
+    assert.match(tty1, /Debian GNU\/Linux 13 web tty1 +web login: /, 'tty1 shows the login prompt');
+    const shot = join(root!, 'web-screen.png');
+    await cli(['vm', 'screenshot', 'web', shot]);
+    const screen = PNG.sync.read(readFileSync(shot));
+    assert.deepEqual([screen.width, screen.height], [1280, 800]);
+    // the prompt's two lines of text are lit in the top rows; below them the screen is black
+    let lit = 0, litBelow = 0;
+    for (let y = 0; y < 800; y++) {
+      for (let x = 0; x < 1280; x++) {
+        if (screen.data[(y * 1280 + x) * 4] > 128) { if (y < 80) lit++; else litBelow++; }
+      }
+    }
+    assert.ok(lit > 300 && litBelow === 0, `text at the top of the screen only: ${lit} lit pixels above row 80, ${litBelow} below`);
 
     await cli(['vm', 'restart', 'web', '--timeout', '300'], 6 * 60_000);
     const afterRestart = await waitExec(env, 'web', "dpkg-query -W -f '${Status}\\n' tsvisor-hello; tsvisor-hello; cat /root/marker; hostname");
