@@ -5,6 +5,7 @@
 #   e2fsprogs cpio xz-utils  disk images, initramfs checks, kernel modules
 #   qemu-utils            qemu-img and qemu-io: qcow2 interoperability and consistency tests
 #   xorriso               ISO images for the CD-ROM tests (also in deps.sh: seed discs)
+#   chromium              the web console is tested in headless Chromium (puppeteer-core drives it)
 # plus what tsvisor itself needs (scripts/deps.sh: fakeroot, fdisk, kmod, ... for the Debian image)
 set -euo pipefail
 bash "$(dirname "$0")/deps.sh"
@@ -13,4 +14,4 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get install -y -qq --no-install-recommends \
   gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu libc6-dev-riscv64-cross \
-  qemu-system-misc opensbi qemu-utils xorriso e2fsprogs cpio xz-utils ca-certificates >/dev/null
+  qemu-system-misc opensbi qemu-utils xorriso e2fsprogs cpio xz-utils ca-certificates chromium >/dev/null

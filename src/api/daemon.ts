@@ -13,7 +13,9 @@ import { writeFileAtomic } from '../vmm/atomic.js';
 import { Host, type HostOptions } from '../host/host.js';
 import { hostPaths, type HostPaths } from '../host/paths.js';
 import { withFileLock } from '../images/lock.js';
-import { createApiServer, type ApiServer } from './server.js';
+import { createApiServer, parseListen, type ApiServer } from './server.js';
+
+export { parseListen };
 
 /** Options of {@link runDaemon}. */
 export interface DaemonOptions {
@@ -39,13 +41,10 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-/** Parse `HOST:PORT` (`[::1]:8080`, `127.0.0.1:8080`, `:8080` = 127.0.0.1). */
-export function parseListen(spec: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(spec.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new Error(`invalid --listen ${JSON.stringify(spec)}: expected HOST:PORT`);
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
-}
+/** Where `tsvisor web` opens the daemon's TCP listener unless told (Proxmox's port). */
+export const DEFAULT_WEB_HOST = '127.0.0.1';
+export const DEFAULT_WEB_PORT = 8006;
+
 
 /** The bearer token of the TCP listener: read from `$TSVISOR_HOME/token`, created (0600) if missing. */
 export function ensureToken(paths: HostPaths): string {
@@ -120,7 +119,7 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     }
     rmSync(paths.socket, { force: true });
     host = await Host.open({ paths, overcommit: opts.overcommit, log, ...opts.host });
-    const unix = createApiServer(host, { onShutdown: () => void close(), log });
+    const unix = createApiServer(host, { onShutdown: () => void close(), onWeb: (spec) => openTcp(spec), log });
     const mask = process.umask(0o177);
     try {
       await listen(unix, { path: paths.socket });
@@ -132,20 +131,38 @@ export async function runDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     writeFileAtomic(paths.daemonPid, `${process.pid}\n`, 0o644);
   }, { timeoutMs: 30_000 });
   log(`listening on ${paths.socket} (pid ${process.pid}, home ${paths.home})`);
-  if (opts.listen) {
-    try {
-      const where = parseListen(opts.listen);
+  const url = (t: { host: string; port: number }) => `http://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}/`;
+  /** Listen on TCP (`spec`; default 127.0.0.1:8006, or any free loopback port when that one is taken), once. */
+  let opening: Promise<{ url: string }> | undefined;
+  const openTcp = (spec?: string): Promise<{ url: string }> => {
+    if (tcp) return Promise.resolve({ url: url(tcp) });
+    opening ??= (async () => {
+      const where = parseListen(spec ?? `${DEFAULT_WEB_HOST}:${DEFAULT_WEB_PORT}`);
       const token = ensureToken(paths);
-      const srv = createApiServer(host!, { token, onShutdown: () => void close(), log });
-      await listen(srv, where);
+      const make = () => createApiServer(host!, { token, onShutdown: () => void close(), onWeb: (s) => openTcp(s), log });
+      let srv = make();
+      try {
+        await listen(srv, where);
+      } catch (e) {
+        if (spec !== undefined || (e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
+        srv = make();
+        await listen(srv, { host: where.host, port: 0 });
+      }
       const addr = srv.address();
       tcp = addr && typeof addr === 'object' ? { host: addr.address, port: addr.port } : where;
       servers.push(srv);
-      log(`listening on http://${tcp.host.includes(':') ? `[${tcp.host}]` : tcp.host}:${tcp.port} (bearer token in ${paths.token})`);
+      log(`listening on ${url(tcp)} (bearer token in ${paths.token}; web console at /)`);
+      return { url: url(tcp) };
+    })().finally(() => { opening = undefined; });
+    return opening;
+  };
+  if (opts.listen) {
+    try {
+      await openTcp(opts.listen);
     } catch (e) {
       await close();
       throw e;
     }
   }
-  return { host: host!, paths, tcp, closed, close };
+  return { host: host!, paths, get tcp() { return tcp; }, closed, close };
 }

@@ -12,6 +12,7 @@ const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [Stri
 const ERROR_TEXT: Record<number, string> = {
   400: 'invalid request (malformed JSON, a field out of range, an unknown field)',
   401: 'missing or wrong bearer token (TCP listener)',
+  403: 'a web-console session or WebSocket from another origin',
   404: 'no such VM or route',
   409: 'conflict: duplicate name, wrong state, or admission control refused (not enough memory)',
   500: 'internal error',
@@ -110,6 +111,7 @@ export function openApiDocument(version = '0.1.0'): Record<string, unknown> {
       '/v1/vms/{name}/vnc': {
         get: {
           summary: 'the VM\'s VNC server (RFB 3.8 on loopback, no password), as virsh vncdisplay',
+          description: 'With "Connection: Upgrade" and "Upgrade: websocket" (the web console), the request instead becomes a WebSocket carrying the VNC server\'s RFB stream as binary messages, as noVNC speaks it (101; 403 from another origin).',
           parameters: [nameParam],
           responses: {
             200: json({ type: 'object', required: ['vnc', 'viewers'], properties: { vnc: { type: 'string', description: 'host:port', example: '127.0.0.1:5900' }, viewers: { type: 'integer', description: 'viewers connected now' } } }, 'the VNC server'),
@@ -191,7 +193,8 @@ export function openApiDocument(version = '0.1.0'): Record<string, unknown> {
       '/v1/vms/{name}/console': {
         get: {
           summary: 'the serial console: HTTP upgrade ("Upgrade: tsvisor-console"), then raw bytes both ways; the scrollback comes first',
-          parameters: [nameParam, { name: 'Upgrade', in: 'header', required: true, schema: { type: 'string', const: 'tsvisor-console' } }],
+          description: 'With "Upgrade: websocket" instead (the web console), the same bytes travel as binary WebSocket messages.',
+          parameters: [nameParam, { name: 'Upgrade', in: 'header', required: true, schema: { type: 'string', enum: ['tsvisor-console', 'websocket'] } }],
           responses: { 101: { description: 'switching protocols' }, ...errors(401, 404, 409, 503) },
         },
       },
@@ -208,6 +211,22 @@ export function openApiDocument(version = '0.1.0'): Record<string, unknown> {
       },
       '/v1/usage': { get: { summary: 'metering: CPU-seconds, memory GiB-seconds, disk bytes per VM', responses: { 200: json(ref('Usage'), 'usage report'), ...errors(401) } } },
       '/v1/top': { get: { summary: 'live CPU %, memory and disk rates per VM', responses: { 200: json(ref('Top'), 'snapshot'), ...errors(401) } } },
+      '/v1/daemon/web': {
+        post: {
+          summary: 'the web console: make sure the daemon listens on TCP (default 127.0.0.1:8006) and give its address (tsvisor web)',
+          requestBody: { required: false, content: { 'application/json': { schema: ref('Web') } } },
+          responses: { 200: json({ type: 'object', required: ['url'], properties: { url: { type: 'string', example: 'http://127.0.0.1:8006/' } } }, 'the web console\'s address'), ...errors(400, 401, 409) },
+        },
+      },
+      '/v1/session': {
+        post: {
+          summary: 'the web console\'s login: checks the token and sets it as an HttpOnly, SameSite=Strict cookie; requests with the cookie must come from the daemon\'s own origin, and those that change something must carry "X-Tsvisor-Request: 1"',
+          security: [],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('Session') } } },
+          responses: { 204: { description: 'logged in (Set-Cookie)' }, ...errors(400, 401, 403) },
+        },
+        delete: { summary: 'log out: clears the cookie', security: [], responses: { 204: { description: 'logged out' } } },
+      },
       '/v1/daemon/shutdown': { post: { summary: 'stop the daemon (VMs keep running and are re-adopted by the next daemon)', responses: { 202: { description: 'shutting down' }, ...errors(401) } } },
     },
     components: {

@@ -154,6 +154,16 @@ export const SendKeyBody = z.strictObject({
   keys: z.array(z.string().min(1).max(32)).min(1).max(16).meta({ description: 'keys pressed together, then released: Linux names (KEY_LEFTCTRL, KEY_C) or codes', example: ['KEY_LEFTCTRL', 'KEY_C'] }),
 }).meta({ id: 'SendKey' });
 
+/** `POST /v1/daemon/web`: open the web console's TCP listener. */
+export const WebBody = z.object({
+  listen: z.string().optional().meta({ description: 'HOST:PORT (default 127.0.0.1:8006, or any free port when that is taken)', example: '127.0.0.1:8006' }),
+}).strict().meta({ id: 'Web' });
+
+/** `POST /v1/session`: the web console's login. */
+export const SessionBody = z.object({
+  token: z.string().min(1).max(256).meta({ description: 'the daemon\'s bearer token ($TSVISOR_HOME/token)' }),
+}).strict().meta({ id: 'Session' });
+
 /** `POST /v1/vms/{name}/cdrom`. */
 export const CdromInsertBody = z.strictObject({
   path: z.string().min(1).refine((p) => p.startsWith('/') && !p.includes('\0'), 'must be an absolute path')

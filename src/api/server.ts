@@ -12,7 +12,8 @@ import type { z } from 'zod';
 import { HOST_ERROR_STATUS, HostError } from '../host/errors.js';
 import type { Host } from '../host/host.js';
 import { openApiDocument } from './openapi.js';
-import { DiskResizeBody, DiskAttachBody, CdromInsertBody, Share, SendKeyBody, ExecBody, NetworkCreateBody, StopBody, VmCreateBody, VmPatchBody, describeZodError } from './schemas.js';
+import { bridgeWebSocket, cookie, REQUEST_HEADER, sameOrigin, serveStatic, sessionCookie, SESSION_COOKIE } from './web.js';
+import { DiskResizeBody, DiskAttachBody, CdromInsertBody, Share, SendKeyBody, ExecBody, NetworkCreateBody, SessionBody, WebBody, StopBody, VmCreateBody, VmPatchBody, describeZodError } from './schemas.js';
 
 /** An error answer: HTTP status, code, message. */
 export class ApiError extends Error {
@@ -28,6 +29,11 @@ export interface ApiServerOptions {
   token?: string;
   /** Called for `POST /v1/daemon/shutdown` after the answer is sent. */
   onShutdown?: () => void;
+  /**
+   * `POST /v1/daemon/web {listen?}`: make sure the daemon listens on TCP (the web console's
+   * address, `HOST:PORT`, default 127.0.0.1:8006) and give its URL.
+   */
+  onWeb?: (listen?: string) => Promise<{ url: string }>;
   /** Log sink. */
   log?: (line: string) => void;
 }
@@ -72,14 +78,34 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   return r.data;
 }
 
-/** Whether `req` carries `Authorization: Bearer <token>`. */
+/** Parse `HOST:PORT` (`[::1]:8080`, `127.0.0.1:8080`, `:8080` = 127.0.0.1). */
+export function parseListen(spec: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(spec.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error(`invalid --listen ${JSON.stringify(spec)}: expected HOST:PORT`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** Whether `given` is `token`, in constant time. */
+function sameToken(given: string, token: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Whether `req` may use the API: it carries `Authorization: Bearer <token>`, or the web
+ * console's session cookie holding it, sent from the daemon's own origin and, for a
+ * request that changes something, with `X-Tsvisor-Request: 1` (web.ts).
+ */
 export function authorized(req: IncomingMessage, token: string | undefined): boolean {
   if (token === undefined) return true;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  if (!m) return false;
-  const a = Buffer.from(m[1]);
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
+  if (m) return sameToken(m[1], token);
+  const c = cookie(req, SESSION_COOKIE);
+  if (c === undefined || !sameToken(c, token) || !sameOrigin(req)) return false;
+  const reads = req.method === 'GET' || req.method === 'HEAD';
+  return reads || req.headers[REQUEST_HEADER] === '1';
 }
 
 const VM_ACTIONS = new Set(['start', 'stop', 'kill', 'pause', 'resume', 'restart', 'exec', 'console']);
@@ -143,6 +169,21 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
   const method = req.method ?? 'GET';
   const parts = pathParts(url);
   if (url.pathname === '/openapi.json' && method === 'GET') { sendJson(res, 200, openApiDocument()); return; }
+  if (parts[0] !== 'v1') {
+    if (serveStatic(url.pathname, method, res)) return;
+    throw new ApiError(404, 'not_found', `no route ${url.pathname}`);
+  }
+  if (parts.length === 2 && parts[0] === 'v1' && parts[1] === 'session') {
+    // the web console's login: the token becomes a cookie (web.ts)
+    if (method === 'DELETE') { res.setHeader('set-cookie', sessionCookie(null)); res.writeHead(204).end(); return; }
+    if (method !== 'POST') throw new ApiError(405, 'method_not_allowed', `${method} is not allowed on ${url.pathname}`);
+    const { token } = parse(SessionBody, await readBody(req));
+    if (!sameOrigin(req)) throw new ApiError(403, 'forbidden', 'a session is only opened from the daemon\'s own page');
+    if (opts.token !== undefined && !sameToken(token, opts.token)) throw new ApiError(401, 'unauthorized', 'wrong token (see $TSVISOR_HOME/token)');
+    if (opts.token !== undefined) res.setHeader('set-cookie', sessionCookie(opts.token));
+    res.writeHead(204).end();
+    return;
+  }
   if (!authorized(req, opts.token)) {
     res.setHeader('www-authenticate', 'Bearer realm="tsvisor"');
     throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token (see $TSVISOR_HOME/token)');
@@ -163,6 +204,20 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
   if (parts.length === 2 && parts[1] === 'top') {
     if (method !== 'GET') throw notAllowed();
     sendJson(res, 200, { at: Date.now(), vms: host.top() });
+    return;
+  }
+  if (parts.length === 3 && parts[1] === 'daemon' && parts[2] === 'web') {
+    if (method !== 'POST') throw notAllowed();
+    const body = parse(WebBody, (await readBody(req)) ?? {});
+    if (!opts.onWeb) throw new ApiError(501, 'not_supported', 'this server has no web console');
+    if (body.listen !== undefined) {
+      try { parseListen(body.listen); } catch (e) { throw new ApiError(400, 'invalid_argument', (e as Error).message); }
+    }
+    try {
+      sendJson(res, 200, await opts.onWeb(body.listen));
+    } catch (e) {
+      throw new ApiError(409, 'conflict', `cannot listen on ${body.listen ?? 'the web console\'s port'}: ${(e as Error).message}`);
+    }
     return;
   }
   if (parts.length === 3 && parts[1] === 'daemon' && parts[2] === 'shutdown') {
@@ -329,10 +384,11 @@ async function upgrade(host: Host, opts: ApiServerOptions, req: IncomingMessage,
   const url = new URL(req.url ?? '/', 'http://tsvisor');
   const parts = pathParts(url);
   if (!authorized(req, opts.token)) throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token (see $TSVISOR_HOME/token)');
-  if (!(parts.length === 4 && parts[0] === 'v1' && parts[1] === 'vms' && parts[3] === 'console') || req.method !== 'GET') {
-    throw new ApiError(404, 'not_found', `no upgrade route ${url.pathname}`);
-  }
-  const vm = await host.openConsole(parts[2]);
+  const websocket = (req.headers.upgrade ?? '').toLowerCase() === 'websocket';
+  const kind = parts.length === 4 && parts[0] === 'v1' && parts[1] === 'vms' && req.method === 'GET' ? parts[3] : '';
+  if (!(kind === 'console' || (kind === 'vnc' && websocket))) throw new ApiError(404, 'not_found', `no upgrade route ${url.pathname}`);
+  if (websocket && !sameOrigin(req)) throw new ApiError(403, 'forbidden', 'WebSocket from another origin');
+  const vm = kind === 'vnc' ? await host.openVnc(parts[2]) : await host.openConsole(parts[2]);
   if ('response' in vm) {
     // the VM process answered without upgrading: relay its answer
     const chunks: Buffer[] = [];
@@ -342,6 +398,7 @@ async function upgrade(host: Host, opts: ApiServerOptions, req: IncomingMessage,
     rawAnswer(client, vm.response.statusCode === 200 ? 502 : vm.response.statusCode ?? 502, body);
     return;
   }
+  if (websocket) { bridgeWebSocket(req, client, head, vm.socket, vm.head); return; }
   client.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: tsvisor-console\r\n\r\n');
   if (vm.head.length) client.write(vm.head);
   if (head.length) vm.socket.write(head);

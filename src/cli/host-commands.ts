@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { ENGINE_KINDS } from '../engine/hart.js';
 import { ApiClient, ApiClientError, apiTarget, readJsonAnswer } from '../api/client.js';
-import { pingSocket, runDaemon } from '../api/daemon.js';
+import { parseListen, pingSocket, runDaemon } from '../api/daemon.js';
 import { DEFAULT_DISK_WEIGHT } from '../host/disk-arbiter.js';
 import type { DiskAttachResult, HostInfo, TopRow, UsageReport, VmInfo } from '../host/api-types.js';
 import { hostPaths, type HostPaths } from '../host/paths.js';
@@ -706,6 +706,25 @@ export function registerHostCommands(program: Command): void {
       } finally {
         process.off('SIGINT', onSig);
       }
+    });
+
+  program.command('web').description('the web console: the daemon listens on TCP (default 127.0.0.1:8006) and this prints the address to open in a browser, with the token that logs in')
+    .option('--listen <host:port>', 'where the daemon listens, if it does not yet (default 127.0.0.1:8006, or any free port when that is taken)')
+    .action(async (o: { listen?: string }) => {
+      const paths = hostPaths();
+      const target = apiTarget(paths);
+      let url: string;
+      let token: string | undefined;
+      if ('url' in target) {
+        url = new URL('/', target.url).toString();
+        token = target.token;
+      } else {
+        if (o.listen !== undefined) { try { parseListen(o.listen); } catch (e) { throw new UsageError((e as Error).message); } }
+        url = (await api<{ url: string }>('POST', '/v1/daemon/web', o.listen !== undefined ? { listen: o.listen } : {})).url;
+        try { token = readFileSync(paths.token, 'utf8').trim(); } catch { /* none */ }
+      }
+      // the token rides in the fragment, which the browser never sends; the page logs in with it
+      out(`${url}${token ? `#token=${token}` : ''}\n`);
     });
 
   const daemon = program.command('daemon').description('the host daemon');

@@ -702,6 +702,17 @@ export class Host {
     }
   }
 
+  /** Open a viewer connection to the VM's VNC server (`GET /vnc` upgrade on the VM process; RFB from the first byte). */
+  async openVnc(name: string): Promise<{ socket: Duplex; head: Buffer } | { response: IncomingMessage }> {
+    const e = this.entry(name);
+    if (!ALIVE.includes(e.rt.state) || e.rt.state === 'stopping') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
+    try {
+      return await this.channel(name).upgradeVnc(5000);
+    } catch (err) {
+      throw new HostError('unavailable', `VM ${name} does not answer: ${(err as Error).message}`);
+    }
+  }
+
   // ---------------------------------------------------------------- metering
 
   /** `GET /v1/usage`: totals per VM (running VMs sampled now). */

@@ -279,6 +279,99 @@ describe('operations through the API', () => {
     assert.match(text, /"code":"unauthorized"/);
   });
 
+  test('web console: static files without credentials, never outside their folders', async () => {
+    const page = await call('GET', '/', undefined, { tcp: true });
+    assert.equal(page.status, 200);
+    assert.match(String(page.headers['content-type']), /^text\/html/);
+    assert.match(String(page.headers['content-security-policy']), /script-src 'self'/);
+    assert.match(page.text, /<script type="module" src="\/web\/app\.js">/);
+    for (const [path, type] of [['/web/app.js', /javascript/], ['/web/style.css', /css/], ['/web/vendor/novnc/core/rfb.js', /javascript/],
+      ['/web/vendor/novnc/core/util/logging.js', /javascript/], ['/web/vendor/xterm/lib/xterm.mjs', /javascript/], ['/web/vendor/xterm/css/xterm.css', /css/],
+      ['/web/vendor/uplot/uPlot.esm.js', /javascript/], ['/web/vendor/uplot/uPlot.min.css', /css/]] as const) {
+      const a = await call('GET', path, undefined, { tcp: true });
+      assert.equal(a.status, 200, path);
+      assert.match(String(a.headers['content-type']), type, path);
+    }
+    for (const path of ['/web/../package.json', '/web/%2e%2e/package.json', '/web/vendor/novnc/..%2fpackage.json', '/web/vendor/novnc/package.json',
+      '/web/vendor/xterm/../../../package.json', '/web/.hidden.js', '/web/nope.js', '/favicon.ico', '/etc/passwd']) {
+      const a = await call('GET', path, undefined, { tcp: true });
+      assert.equal(a.status, 404, `${path}: ${a.status} ${a.text.slice(0, 80)}`);
+    }
+  });
+
+  test('web console session: the token as a SameSite cookie, accepted from the daemon\'s own origin only', async () => {
+    const origin = `http://${daemon.tcp!.host}:${daemon.tcp!.port}`;
+    const raw = (method: string, path: string, headers: Record<string, string>, body?: object): Promise<Answer> => new Promise((resolve, reject) => {
+      const data = body ? Buffer.from(JSON.stringify(body)) : undefined;
+      const req = request({ host: daemon.tcp!.host, port: daemon.tcp!.port, method, path, headers: { host: `${daemon.tcp!.host}:${daemon.tcp!.port}`, ...(data ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => { text += c; });
+        res.on('end', () => { let b: unknown; try { b = JSON.parse(text); } catch { b = undefined; } resolve({ status: res.statusCode ?? 0, body: b, headers: res.headers, text }); });
+      });
+      req.on('error', reject);
+      req.end(data);
+    });
+    assertError(await raw('POST', '/v1/session', { origin }, { token: 'nope' }), 401, 'unauthorized', /wrong token/);
+    assertError(await raw('POST', '/v1/session', { origin: 'http://evil.example' }, { token }), 403, 'forbidden');
+    assertError(await raw('POST', '/v1/session', { origin }, { token, extra: 1 }), 400, 'invalid_argument');
+    const ok = await raw('POST', '/v1/session', { origin }, { token });
+    assert.equal(ok.status, 204, ok.text);
+    const setCookie = String(ok.headers['set-cookie']);
+    assert.match(setCookie, new RegExp(`^tsvisor_token=${token}; Path=/; HttpOnly; SameSite=Strict`));
+    const cookie = `tsvisor_token=${token}`;
+    assert.equal((await raw('GET', '/v1/vms', { cookie })).status, 200, 'a read with the cookie');
+    assert.equal((await raw('GET', '/v1/vms', { cookie, origin })).status, 200, 'from the own origin');
+    assertError(await raw('GET', '/v1/vms', { cookie, origin: 'http://127.0.0.1:1' }), 401, 'unauthorized');
+    assertError(await raw('GET', '/v1/vms', { cookie: 'tsvisor_token=wrong' }), 401, 'unauthorized');
+    // a change needs X-Tsvisor-Request (a cross-origin page cannot send it without a preflight)
+    assertError(await raw('POST', '/v1/vms/nope/start', { cookie, origin }, {}), 401, 'unauthorized');
+    assertError(await raw('POST', '/v1/vms/nope/start', { cookie, origin, 'x-tsvisor-request': '1' }, {}), 404, 'not_found');
+    const out = await raw('DELETE', '/v1/session', {});
+    assert.equal(out.status, 204);
+    assert.match(String(out.headers['set-cookie']), /^tsvisor_token=; .*Max-Age=0/);
+  });
+
+  test('web console WebSockets: the serial console and the VNC stream, with the cookie from the own origin only', async () => {
+    const { WebSocket } = await import('ws');
+    const base = `ws://${daemon.tcp!.host}:${daemon.tcp!.port}`;
+    const origin = `http://${daemon.tcp!.host}:${daemon.tcp!.port}`;
+    const open = (path: string, headers: Record<string, string>): Promise<{ ws: InstanceType<typeof WebSocket>; got: () => string } | { status: number }> => new Promise((resolve) => {
+      const ws = new WebSocket(`${base}${path}`, { headers });
+      let text = '';
+      ws.on('message', (d: Buffer) => { text += d.toString('latin1'); });
+      ws.on('open', () => resolve({ ws, got: () => text }));
+      ws.on('unexpected-response', (_req, res) => { res.resume(); resolve({ status: res.statusCode ?? 0 }); });
+      ws.on('error', () => { /* seen as unexpected-response */ });
+    });
+    const waitFor = async (got: () => string, want: RegExp) => {
+      const deadline = Date.now() + 3000;
+      while (!want.test(got()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.match(got(), want);
+    };
+    const cookie = `tsvisor_token=${token}`;
+    const con = await open('/v1/vms/web/console', { cookie, origin });
+    assert.ok('ws' in con, `console WebSocket opens: ${JSON.stringify(con)}`);
+    con.ws.send(Buffer.from('typed\n'));
+    await waitFor(con.got, /web login: typed\n/);
+    con.ws.close();
+    const vnc = await open('/v1/vms/web/vnc', { cookie, origin });
+    assert.ok('ws' in vnc, 'VNC WebSocket opens');
+    await waitFor(vnc.got, /^RFB 003\.008\n$/);
+    vnc.ws.send(Buffer.from('RFB 003.008\n'));
+    await waitFor(vnc.got, /^RFB 003\.008\nRFB 003\.008\n$/);
+    vnc.ws.close();
+    assert.deepEqual(await open('/v1/vms/web/vnc', { cookie, origin: 'http://evil.example' }), { status: 401 });
+    assert.deepEqual(await open('/v1/vms/web/vnc', { origin }), { status: 401 });
+    assert.deepEqual(await open('/v1/vms/web/vnc', { authorization: `Bearer ${token}`, origin: 'http://evil.example' }), { status: 403 });
+    assert.deepEqual(await open('/v1/vms/nope/vnc', { cookie, origin }), { status: 404 });
+    assert.deepEqual(await open('/v1/vms/web/screen', { cookie, origin }), { status: 404 });
+    // tsvisor web: the daemon already listens on TCP, so its address is given
+    const web = await call('POST', '/v1/daemon/web', {});
+    assert.equal(web.status, 200, web.text);
+    assert.equal(web.body.url, `${origin}/`);
+    assertError(await call('POST', '/v1/daemon/web', { listen: 'nowhere' }), 400, 'invalid_argument');
+  });
+
   test('stop, restart, kill, delete', async () => {
     const s = await call('POST', '/v1/vms/web/stop', { timeoutMs: 2000 });
     assert.equal(s.status, 200, s.text);

@@ -21,6 +21,7 @@ import { after, before, test } from 'node:test';
 import { PNG } from 'pngjs';
 import { describeRun, tempTsvisorHome, tsvisor, withVmLogs, type RunResult } from './helpers.js';
 import { RfbClient } from '../vmm/rfb-client.js';
+import { fbPattern, guestEvdev, waitAgent } from './display-helpers.js';
 import { tabletCoordinate } from '../../src/devices/virtio/input.js';
 
 const T = 60_000;
@@ -32,37 +33,6 @@ async function cli(args: string[]): Promise<RunResult> {
   const r = await tsvisor(args, { env, timeoutMs: 3 * T });
   assert.equal(r.code, 0, describeRun(`tsvisor ${args.join(' ')}`, r));
   return r;
-}
-
-async function waitAgent(vm: string): Promise<void> {
-  const deadline = Date.now() + 3 * T;
-  while ((await tsvisor(['vm', 'exec', vm, '--', 'true'], { env })).code !== 0) {
-    assert.ok(Date.now() < deadline, 'the guest agent answers');
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-/**
- * Reads `count` events (type, code, value) from the guest's evdev device named `device`,
- * started now (the caller waits for the reader to open it before making events).
- */
-async function evdev(vm: string, device: string, count: number): Promise<Array<[number, number, number]>> {
-  const out = (await cli(['vm', 'exec', vm, '--', 'sh', '-c',
-    `for d in /sys/class/input/event*; do [ "$(cat $d/device/name)" = "${device}" ] && e=\${d##*/}; done; dd if=/dev/input/$e bs=24 count=${count} 2>/dev/null | od -An -tu2`])).stdout;
-  const w = out.trim().split(/\s+/).map(Number);
-  return Array.from({ length: w.length / 12 }, (_, i): [number, number, number] => [w[i * 12 + 8], w[i * 12 + 9], (w[i * 12 + 10] | (w[i * 12 + 11] << 16))]);
-}
-
-/** The test pattern in the framebuffer's format (XRGB8888: bytes B, G, R, X). */
-function pattern(width: number, height: number): Buffer {
-  const b = Buffer.alloc(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const o = (y * width + x) * 4;
-      b[o] = x & 0xff; b[o + 1] = y & 0xff; b[o + 2] = (x ^ y) & 0xff;
-    }
-  }
-  return b;
 }
 
 before(() => {
@@ -77,8 +47,8 @@ after(async () => {
 test('a display: the guest\'s /dev/fb0 pattern comes back pixel for pixel from vm screenshot', { timeout: 8 * T }, async () => {
   const share = join(root, 'share');
   mkdirSync(share);
-  writeFileSync(join(share, 'pattern'), pattern(1280, 800));
-  writeFileSync(join(share, 'pattern-800'), pattern(800, 600));
+  writeFileSync(join(share, 'pattern'), fbPattern(1280, 800));
+  writeFileSync(join(share, 'pattern-800'), fbPattern(800, 600));
   const tooBig = await tsvisor(['vm', 'create', 'big', '--resolution', '1920x1080', '--vram', '4M'], { env });
   assert.equal(tooBig.code, 1, describeRun('a mode past the graphics memory', tooBig));
   assert.match(tooBig.stderr, /^tsvisor: resolution 1920x1080 needs 8 MiB of graphics memory, more than the 4 MiB given \(--vram\)\n$/);
@@ -89,7 +59,7 @@ test('a display: the guest\'s /dev/fb0 pattern comes back pixel for pixel from v
   await withVmLogs(() => join(root, 'home'), [VM, `${VM}-b`, `${VM}-n`], async () => {
     for (const vm of [VM, `${VM}-b`, `${VM}-n`]) await cli(['vm', 'start', vm]);
     for (const [vm, w, h, file] of [[VM, 1280, 800, 'pattern'], [`${VM}-b`, 800, 600, 'pattern-800']] as const) {
-      await waitAgent(vm);
+      await waitAgent(env, vm);
       const geometry = (await cli(['vm', 'exec', vm, '--', 'sh', '-c', 'cat /sys/class/graphics/fb0/virtual_size /sys/class/graphics/fb0/stride'])).stdout;
       assert.equal(geometry, `${w},${h}\n${w * 4}\n`, `${vm}: the framebuffer has the preferred mode`);
       // no blinking text cursor over the pattern; the fbdev helper flushes what was written
@@ -138,12 +108,12 @@ test('a display: the guest\'s /dev/fb0 pattern comes back pixel for pixel from v
       }
       assert.equal(wrong, 0, `VNC: ${wrong} pixels differ from the pattern`);
       assert.match((await cli(['vm', 'info', VM])).stdout, new RegExp(`\nvnc: +vnc://127\\.0\\.0\\.1:${port} \\(\\d+ viewers?\\)\n`));
-      const typed = evdev(VM, 'tsvisor keyboard', 8);
+      const typed = guestEvdev(env, VM, 'tsvisor keyboard', 8);
       await new Promise((r) => setTimeout(r, 3000));
       viewer.key(true, 0x61); viewer.key(false, 0x61); // 'a' as a keysym
       viewer.qemuKey(true, 0xff0d, 0x1c); viewer.qemuKey(false, 0xff0d, 0x1c); // Enter as a scan code
       assert.deepEqual(await typed, [[1, 30, 1], [0, 0, 0], [1, 30, 0], [0, 0, 0], [1, 28, 1], [0, 0, 0], [1, 28, 0], [0, 0, 0]]);
-      const clicked = evdev(VM, 'tsvisor tablet', 4);
+      const clicked = guestEvdev(env, VM, 'tsvisor tablet', 4);
       await new Promise((r) => setTimeout(r, 3000));
       viewer.pointer(1, 640, 200);
       viewer.pointer(0, 640, 200);

@@ -165,6 +165,12 @@ function main(dir: string): void {
     });
   });
   server.on('upgrade', (req, socket) => {
+    if (req.url === '/vnc') {
+      // a VNC server that says its version, then echoes
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: rfb\r\n\r\nRFB 003.008\n');
+      socket.on('data', (b: Buffer) => socket.write(b));
+      return;
+    }
     if (req.url !== '/console') { socket.destroy(); return; }
     socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: tsvisor-console\r\n\r\n');
     socket.write(`${def.name} login: `);
