@@ -111,6 +111,8 @@ export interface DisplayConfig {
   onFlush?(rect: GpuRect): void;
   /** The guest set the screen to another size, or (null) blanked it. */
   onScanout?(mode: { width: number; height: number } | null): void;
+  /** The guest asked for a resource past the graphics memory (refused with ERR_OUT_OF_MEMORY). */
+  onOutOfMemory?(refused: { width: number; height: number; bytes: number; usedBytes: number }): void;
 }
 
 /** One network card of the board (virtio-net). */
@@ -321,7 +323,7 @@ export class Board {
     }
     if (cfg.display) {
       const d = cfg.display;
-      this.gpu = new VirtioGpu({ vramBytes: d.vramBytes, width: d.width, height: d.height, onFlush: d.onFlush, onScanout: d.onScanout });
+      this.gpu = new VirtioGpu({ vramBytes: d.vramBytes, width: d.width, height: d.height, onFlush: d.onFlush, onScanout: d.onScanout, onOutOfMemory: d.onOutOfMemory });
       this.virtio.push(this.virtioTransport(this.gpu, this.virtio.length));
       this.keyboard = new VirtioInput(KEYBOARD);
       this.virtio.push(this.virtioTransport(this.keyboard, this.virtio.length));

@@ -202,7 +202,7 @@ class VmProcess implements ControlTarget {
       this.shares = new VmShares(cfg.shares ?? []); // host folders, held open until the process ends
       const display = displayOf(cfg.vramBytes, cfg.resolution);
       if (display) {
-        this.display = new VmDisplay(display, cfg.name, () => this.vm?.board ?? null);
+        this.display = new VmDisplay(display, cfg.name, () => this.vm?.board ?? null, (line) => this.log(line));
         this.log(`VNC server on 127.0.0.1:${await this.display.listen()}`);
       }
       if (cfg.kernel) {

@@ -25,11 +25,14 @@ export class VmDisplay {
   /** The VNC server's loopback port, once listening. */
   vncPort: number | null = null;
 
+  /** Resources the guest asked for past the graphics memory since the process started. */
+  refusedResources = 0;
+
   /**
    * `config`: graphics memory (bytes) and preferred mode (pixels); `board()`: the board of
-   * the current boot, or null between boots.
+   * the current boot, or null between boots; `log`: a line for the VM's log.
    */
-  constructor(private readonly config: { vramBytes: number; width: number; height: number }, name: string, private readonly board: () => Board | null) {
+  constructor(private readonly config: { vramBytes: number; width: number; height: number }, name: string, private readonly board: () => Board | null, private readonly log: (line: string) => void = () => {}) {
     this.vnc = new VncServer({
       screen: () => this.board()?.gpu?.scanoutView() ?? null,
       blankSize: () => this.board()?.gpu?.preferredMode ?? { width: config.width, height: config.height },
@@ -40,7 +43,18 @@ export class VmDisplay {
 
   /** The board configuration of the display, with the hooks that feed the VNC server. */
   boardConfig(): DisplayConfig {
-    return { ...this.config, onFlush: (rect) => this.vnc.damage(rect), onScanout: () => this.vnc.resized() };
+    return {
+      ...this.config,
+      onFlush: (rect) => this.vnc.damage(rect),
+      onScanout: () => this.vnc.resized(),
+      onOutOfMemory: ({ width, height, bytes, usedBytes }) => {
+        // the first few are logged: a guest retrying in a loop must not flood the log
+        if (++this.refusedResources <= 3) {
+          const mib = (n: number) => `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+          this.log(`display: refused a ${width}x${height} screen buffer (${mib(bytes)}): the graphics memory has ${mib(this.config.vramBytes - usedBytes)} free of ${mib(this.config.vramBytes)} (--vram)`);
+        }
+      },
+    };
   }
 
   /** A board came or went (boot, reboot): viewers see the new screen (blank until the guest sets a mode). */

@@ -85,6 +85,16 @@ test('virtio-gpu: device ID 16, EDID feature, one scanout; display info and an E
   const dtdH = edid[59] | ((edid[61] >> 4) << 8);
   assert.deepEqual([dtdW, dtdH], [1024, 768], 'the preferred detailed timing');
   assert.ok(buildEdid(1920, 1080).subarray(38, 54).some((b, i) => i % 2 === 0 && b === 1280 / 8 - 31), '1280-wide standard timings below 1920x1080');
+  // the modes offered are those whose framebuffer fits in the graphics memory
+  const standard = (e: Uint8Array) => Array.from({ length: 8 }, (_, i) => [e[38 + 2 * i], e[39 + 2 * i]]).filter(([a]) => a !== 1)
+    .map(([a, b]) => { const w = (a + 31) * 8; const r = b >> 6; return `${w}x${r === 0 ? w * 10 / 16 : r === 1 ? w * 3 / 4 : r === 2 ? w * 4 / 5 : w * 9 / 16}`; });
+  const dtd2 = (e: Uint8Array) => e[108] === 0 && e[109] === 0 ? null : `${e[110] | ((e[112] >> 4) << 8)}x${e[113] | ((e[115] >> 4) << 8)}`;
+  assert.deepEqual(standard(buildEdid(1280, 800, 8 * 1024 * 1024)), ['1280x720', '1280x1024', '1440x900', '1600x900', '1680x1050', '1920x1080']);
+  assert.equal(dtd2(buildEdid(1280, 800, 8 * 1024 * 1024)), null, 'no 2560x1600 in 8 MiB');
+  assert.deepEqual(standard(buildEdid(1280, 800, 64 * 1024 * 1024)), ['1280x720', '1280x1024', '1440x900', '1600x900', '1680x1050', '1920x1080', '1920x1200']);
+  assert.equal(dtd2(buildEdid(1280, 800, 64 * 1024 * 1024)), '2560x1600');
+  assert.deepEqual(standard(buildEdid(800, 600, 2 * 1024 * 1024)), [], 'only the preferred mode and the established ones that fit');
+  assert.deepEqual([buildEdid(800, 600, 2 * 1024 * 1024)[35], buildEdid(800, 600, 2 * 1024 * 1024)[36]], [0x21, 0], '640x480 and 800x600, not 1024x768 (3 MiB)');
   assert.equal(cmd(env, GPU_CMD.GET_EDID, [[3, 'u32'], [0, 'u32']]).type, GPU_RESP.ERR_INVALID_PARAMETER, 'no scanout 3');
   // the host changes the mode: a display event
   env.gpu.setPreferredMode(800, 600);

@@ -40,7 +40,7 @@ before(() => {
 });
 
 after(async () => {
-  for (const vm of [VM, `${VM}-b`, `${VM}-n`]) await tsvisor(['vm', 'kill', vm], { env, timeoutMs: T }).catch(() => undefined);
+  for (const vm of [VM, `${VM}-b`, `${VM}-n`, `${VM}-l`, `${VM}-s`]) await tsvisor(['vm', 'kill', vm], { env, timeoutMs: T }).catch(() => undefined);
   await tsvisor(['daemon', 'stop'], { env, timeoutMs: T }).catch(() => undefined);
 });
 
@@ -126,5 +126,38 @@ test('a display: the guest\'s /dev/fb0 pattern comes back pixel for pixel from v
     const none = await tsvisor(['vm', 'screenshot', `${VM}-n`, join(root, 'none.png')], { env });
     assert.equal(none.code, 1, describeRun('screenshot without a display', none));
     assert.match(none.stderr, /^tsvisor: .*has no display \(--vram 0\)\n$/);
+  });
+});
+
+test('graphics memory bounds the modes: with 64M the guest sets 1920x1080; with 8M none larger is offered and a forced one is refused', { timeout: 8 * T }, async () => {
+  const [large, small] = [`${VM}-l`, `${VM}-s`];
+  const modes = 'cat /sys/class/graphics/fb0/virtual_size; cat /sys/class/drm/card0-Virtual-1/modes | sort -u | tr "\\n" " "';
+  await cli(['vm', 'create', large, '--network', 'none', '--vram', '64M', '--append', 'video=Virtual-1:1920x1080']);
+  await cli(['vm', 'create', small, '--network', 'none', '--vram', '8M', '--append', 'video=Virtual-1:1920x1200']);
+  await withVmLogs(() => join(root, 'home'), [large, small], async () => {
+    for (const vm of [large, small]) await cli(['vm', 'start', vm]);
+    await waitAgent(env, large);
+    // 64 MiB: the EDID offers up to 2560x1600, and the mode the guest asks for is set
+    const [size, offered] = (await cli(['vm', 'exec', large, '--', 'sh', '-c', modes])).stdout.split('\n');
+    assert.equal(size, '1920,1080', 'the guest set 1920x1080');
+    assert.match(offered, /\b2560x1600\b/);
+    const png = join(root, 'large.png');
+    await cli(['vm', 'screenshot', large, png]);
+    assert.deepEqual([PNG.sync.read(readFileSync(png)).width, PNG.sync.read(readFileSync(png)).height], [1920, 1080]);
+    // 8 MiB: no mode past it is offered; forcing 1920x1200 (8.8 MiB) anyway, the device refuses the buffer
+    await waitAgent(env, small);
+    const out = (await cli(['vm', 'exec', small, '--', 'sh', '-c', `${modes}; echo; dmesg | grep -c 'response 0x1201 (command 0x101)'`])).stdout.split('\n');
+    const offeredSmall = out[1].trim().split(' ').filter((m) => m !== '1920x1200'); // the forced mode is the guest's own (video=)
+    for (const m of offeredSmall) {
+      const [w, h] = m.split('x').map(Number);
+      assert.ok(w * h * 4 <= 8 * 1024 * 1024, `${m} is offered in 8 MiB`);
+    }
+    assert.ok(offeredSmall.includes('1920x1080') && offeredSmall.includes('1280x800'), out[1]);
+    assert.ok(Number(out.at(-2)) >= 1, `the guest saw ERR_OUT_OF_MEMORY for RESOURCE_CREATE_2D: ${out.join('|')}`);
+    assert.match(readFileSync(join(root, 'home', 'vms', small, 'vm.log'), 'utf8'), /display: refused a 1920x1200 screen buffer \(8\.8 MiB\): the graphics memory has 8\.0 MiB free of 8\.0 MiB \(--vram\)/);
+    const blank = await tsvisor(['vm', 'screenshot', small, join(root, 'small.png')], { env });
+    assert.equal(blank.code, 1, describeRun('nothing shown', blank));
+    assert.match(blank.stderr, /shows nothing/);
+    assert.equal((JSON.parse((await cli(['vm', 'info', small, '--json'])).stdout) as { state: string }).state, 'running', 'the VM keeps running');
   });
 });

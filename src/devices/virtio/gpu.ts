@@ -87,6 +87,8 @@ export interface VirtioGpuOptions {
   onFlush?(rect: GpuRect): void;
   /** The scanout was set to another resource or size, or disabled. */
   onScanout?(mode: { width: number; height: number } | null): void;
+  /** RESOURCE_CREATE_2D was refused: `width` x `height` (`bytes`) past the graphics memory, `usedBytes` of it taken. */
+  onOutOfMemory?(refused: { width: number; height: number; bytes: number; usedBytes: number }): void;
 }
 
 /** Counters of the device (mutated in place). */
@@ -138,17 +140,24 @@ const writeDtd = (e: Uint8Array, at: number, w: number, h: number): void => {
   e[at + 17] = 0x1e; // digital separate sync, both polarities positive
 };
 
-/** Standard timings (EDID 1.4 §3.9) the block lists besides the preferred mode: [width, aspect code]. */
+/** Standard timings (EDID 1.4 §3.9, eight slots) the block may list besides the preferred mode: [width, height, aspect code]. */
 const STANDARD_MODES: ReadonlyArray<[number, number, number]> = [
-  [640, 480, 1], [800, 600, 1], [1024, 768, 1], [1280, 720, 3], [1280, 800, 0], [1280, 1024, 2], [1600, 900, 3], [1920, 1080, 3],
+  [1280, 720, 3], [1280, 800, 0], [1280, 1024, 2], [1440, 900, 0], [1600, 900, 3], [1680, 1050, 0], [1920, 1080, 3], [1920, 1200, 0],
 ];
+/** A larger mode than standard timings can name (at most 2288 wide), offered as a second detailed timing. */
+const LARGE_MODE = [2560, 1600] as const;
 
 /**
  * A 128-byte EDID 1.4 base block (VESA E-EDID) for a virtual monitor whose preferred mode
- * is `width` x `height` at 60 Hz (the first detailed timing), with the standard timings of
- * {@link STANDARD_MODES} that are not larger, a range limits and a name descriptor.
+ * is `width` x `height` at 60 Hz (the first detailed timing), with the established (640x480,
+ * 800x600, 1024x768) and standard timings ({@link STANDARD_MODES}) and the large mode
+ * ({@link LARGE_MODE}, a second detailed timing) whose framebuffer (4
+ * bytes a pixel) fits in `vramBytes` of graphics memory, a range limits and a name
+ * descriptor: a guest choosing among the modes it is offered never picks one the device
+ * would refuse.
  */
-export function buildEdid(width: number, height: number): Uint8Array {
+export function buildEdid(width: number, height: number, vramBytes = width * height * 4): Uint8Array {
+  const fits = (w: number, h: number): boolean => w * h * 4 <= vramBytes;
   const e = new Uint8Array(128);
   e.set([0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00]);
   const id = ((('T'.charCodeAt(0) - 64) << 10) | (('S'.charCodeAt(0) - 64) << 5) | ('V'.charCodeAt(0) - 64));
@@ -162,13 +171,13 @@ export function buildEdid(width: number, height: number): Uint8Array {
   e[24] = 0x06; // sRGB default colour space, preferred timing is native
   e.set([0xee, 0x91, 0xa3, 0x54, 0x4c, 0x99, 0x26, 0x0f, 0x50, 0x54], 25); // sRGB chromaticity
   // established timings: 640x480@60, 800x600@60, 1024x768@60 where they fit
-  if (width >= 640 && height >= 480) e[35] |= 0x20;
-  if (width >= 800 && height >= 600) e[35] |= 0x01;
-  if (width >= 1024 && height >= 768) e[36] |= 0x08;
+  if (fits(640, 480)) e[35] |= 0x20;
+  if (fits(800, 600)) e[35] |= 0x01;
+  if (fits(1024, 768)) e[36] |= 0x08;
   let s = 38;
   for (let i = 38; i < 54; i++) e[i] = 0x01; // unused standard timings
   for (const [w, h, aspect] of STANDARD_MODES) {
-    if (w > width || h > height || (w === width && h === height)) continue;
+    if (!fits(w, h) || (w === width && h === height)) continue;
     e[s] = w / 8 - 31; e[s + 1] = aspect << 6; // 60 Hz
     s += 2;
   }
@@ -176,7 +185,8 @@ export function buildEdid(width: number, height: number): Uint8Array {
   // monitor range limits: 50-70 Hz vertical, 30-255 kHz horizontal, up to 1270 MHz
   e.set([0, 0, 0, 0xfd, 0, 50, 70, 30, 255, 127, 0x00, 0x0a, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20], 72);
   e.set([0, 0, 0, 0xfc, 0, ...Buffer.from('tsvisor\n     ', 'latin1')], 90); // monitor name
-  e.set([0, 0, 0, 0x10, 0], 108); // dummy descriptor
+  if (fits(LARGE_MODE[0], LARGE_MODE[1]) && (width !== LARGE_MODE[0] || height !== LARGE_MODE[1])) writeDtd(e, 108, LARGE_MODE[0], LARGE_MODE[1]);
+  else e.set([0, 0, 0, 0x10, 0], 108); // dummy descriptor
   e[126] = 0; // no extension blocks
   let sum = 0;
   for (let i = 0; i < 127; i++) sum += e[i];
@@ -402,7 +412,7 @@ export class VirtioGpu implements VirtioDevice {
         if (v.getUint32(0, true) !== 0) throw new GpuError(GPU_RESP.ERR_INVALID_PARAMETER, 'no such scanout');
         const r = VirtioGpu.ok(GPU_RESP.OK_EDID, HDR + 8 + 1024);
         new DataView(r.buffer).setUint32(HDR, 128, true);
-        r.set(buildEdid(this.mode.width, this.mode.height), HDR + 8);
+        r.set(buildEdid(this.mode.width, this.mode.height, this.opts.vramBytes), HDR + 8);
         return r;
       }
       case GPU_CMD.RESOURCE_CREATE_2D: {
@@ -414,7 +424,10 @@ export class VirtioGpu implements VirtioDevice {
         if (!GPU_FORMATS.has(format)) throw new GpuError(GPU_RESP.ERR_INVALID_PARAMETER, `format ${format}`);
         if (width === 0 || height === 0 || width > MAX_DIMENSION || height > MAX_DIMENSION) throw new GpuError(GPU_RESP.ERR_INVALID_PARAMETER, 'size');
         const bytes = width * height * 4;
-        if (this.usedBytes + bytes > this.opts.vramBytes) throw new GpuError(GPU_RESP.ERR_OUT_OF_MEMORY, 'past the graphics memory');
+        if (this.usedBytes + bytes > this.opts.vramBytes) {
+          this.opts.onOutOfMemory?.({ width, height, bytes, usedBytes: this.usedBytes });
+          throw new GpuError(GPU_RESP.ERR_OUT_OF_MEMORY, 'past the graphics memory');
+        }
         this.resources.set(id, { id, format, width, height, pixels: new Uint8Array(bytes), backing: null, backingStarts: [], backingBytes: 0 });
         this.usedBytes += bytes;
         return VirtioGpu.ok();
