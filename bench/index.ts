@@ -14,11 +14,14 @@
  *          and beside a VM writing flat out, and two writers with disk weights 300 and 100 (dynamic.ts)
  *   media  the CD-ROM drive and a shared folder: a 512 MiB file read from an ISO and through
  *          9p, 10,000 small files copied each way, against QEMU's scsi-cd and 9p (media.ts)
+ *   screen the display through VNC: host CPU of an idle VM without and with a viewer, and a
+ *          guest redrawing 1280x800 frames (frames/s, updates/s, host CPU), against QEMU's
+ *          virtio-gpu-device and -vnc (screen.ts)
  *   debian the Debian image: boot to multi-user.target and to the agent against QEMU, build
  *          time, ten VMs from one base and their overlays' bytes (debian.ts; not in the
  *          default set: ~30 minutes)
  *
- * Without arguments every section but debian runs, one after the other (~6 minutes on the 2-core
+ * Without arguments every section but debian runs, one after the other (~8 minutes on the 2-core
  * development machine). Environment: TSVISOR_HOME (image cache), BENCH_QEMU (the QEMU
  * binary), BENCH_BOOTS, BENCH_IDLE_SECONDS, BENCH_SECONDS, BENCH_NET_BYTES, BENCH_NET_REQUESTS (see each section).
  */
@@ -35,10 +38,11 @@ import { benchDebian } from './debian.js';
 import { benchNet } from './net.js';
 import { benchDynamic } from './dynamic.js';
 import { benchMedia } from './media.js';
+import { benchScreen } from './screen.js';
 
-const SECTIONS = ['boot', 'smp', 'overcommit', 'idle', 'net', 'host', 'dynamic', 'media', 'debian'] as const;
+const SECTIONS = ['boot', 'smp', 'overcommit', 'idle', 'net', 'host', 'dynamic', 'media', 'screen', 'debian'] as const;
 /** Sections run when none is named (debian takes half an hour). */
-const DEFAULT_SECTIONS: readonly Section[] = ['boot', 'smp', 'overcommit', 'idle', 'net', 'host', 'dynamic', 'media'];
+const DEFAULT_SECTIONS: readonly Section[] = ['boot', 'smp', 'overcommit', 'idle', 'net', 'host', 'dynamic', 'media', 'screen'];
 type Section = (typeof SECTIONS)[number];
 
 async function main(argv: string[]): Promise<number> {
@@ -60,6 +64,7 @@ async function main(argv: string[]): Promise<number> {
               : s === 'net' ? await benchNet(guests!, work)
               : s === 'dynamic' ? await benchDynamic(guests!, work)
               : s === 'media' ? await benchMedia(guests!, work)
+              : s === 'screen' ? await benchScreen(guests!, work)
               : await benchHost();
       process.stdout.write(lines.join('\n') + '\n\n');
     }

@@ -36,6 +36,9 @@ function buildProgram(): Command {
     .option('--net-rate <mbit>', 'bandwidth cap of each network card in Mbit/s, each way')
     .option('--cdrom <iso>', 'put an ISO 9660 image in the CD-ROM drive (the guest\'s /dev/sr0; read-only)')
     .option('--share <hostdir:tag[,readonly]>', 'share a host folder with the guest (virtio-9p; mounted on /mnt/TAG; repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--vnc <[host:]display>', 'a display (virtio-gpu, keyboard, tablet) served by a VNC server on HOST (default 127.0.0.1), port 5900 + DISPLAY, as QEMU\'s -vnc')
+    .option('--vram <size>', 'with --vnc: graphics memory of the display (default 16M)')
+    .option('--resolution <WxH>', 'with --vnc: the display\'s preferred mode (default 1280x800)')
     .argument('[command...]', 'command to run in the guest')
     .action(async (command: string[], opts: RunOptions) => {
       process.exitCode = await runCommand(opts, command);

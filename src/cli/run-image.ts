@@ -115,13 +115,14 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
         ramBytes: opts.ramBytes, harts: opts.cpus, engine, engineKind: opts.engineKind, stats: opts.stats, kernel: firmware, bootargs: '',
         disks: disks.map((backend, i) => ({ backend, serial: i === 0 ? 'system' : `disk${i}` })),
         nics: opts.nics,
-        cdrom: opts.media?.cdrom, shares: opts.media?.shares,
+        cdrom: opts.media?.cdrom, shares: opts.media?.shares, display: opts.media?.display,
         balloon: {}, discardRam: madviseDiscarder,
         console,
         clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
         agent: { onData: (b) => agent?.receive(b) },
       });
       const theVm = vm;
+      opts.media?.setBoard(theVm.board);
       agent = new AgentClient(theVm.board.agent!);
       const client = agent;
       // with a command the loop ends at the first power event, so this runs once

@@ -21,7 +21,9 @@ import { kernelBootargs, initrdWithCommand } from '../vmm/boot-config.js';
 import { networkDefinition, parseNetRate, NetworkConfigError, type NicDefinition, type PublishedPort } from '../vmm/network.js';
 import { startNetLinks, type NetLink } from '../vmm/net-links.js';
 import { parseMac } from '../devices/net/frame.js';
-import type { CdromConfig, NicConfig, ShareConfig } from '../machine/board.js';
+import type { Board, CdromConfig, DisplayConfig, NicConfig, ShareConfig } from '../machine/board.js';
+import { displayOf, DisplayConfigError } from '../vmm/display.js';
+import { VmDisplay, VNC_BASE_PORT } from '../vmm/vm-display.js';
 import { VmShares, ShareConfigError, checkShareDirs, checkShareList, parseShareSpec } from '../vmm/shares.js';
 
 // The command line and initrd assembly live in src/vmm (shared with the VM process);
@@ -57,20 +59,67 @@ export interface RunOptions {
   cdrom?: string;
   /** `--share HOSTDIR:TAG[,readonly]` (repeatable). */
   share?: string[];
+  /** `--vnc [HOST:]DISPLAY`: a display, served by a VNC server on HOST, port 5900 + DISPLAY (QEMU's `-vnc`). */
+  vnc?: string;
+  /** `--vram SIZE` and `--resolution WxH` of that display. */
+  vram?: string;
+  resolution?: string;
 }
 
-/** The CD-ROM drive and shared folders of `tsvisor run`, opened; close() releases them. */
+/** The CD-ROM drive, shared folders and display of `tsvisor run`, opened; close() releases them. */
 export interface RunMedia {
   cdrom?: CdromConfig;
   shares: ShareConfig[];
+  /** The display (`--vnc`), for the board. */
+  display?: DisplayConfig;
+  /** The board of the current boot (or null): the display's VNC server shows it. */
+  setBoard(board: Board | null): void;
   close(): void;
+}
+
+/**
+ * Parses `--vnc [HOST:]DISPLAY` as QEMU's `-vnc`: HOST (default 127.0.0.1; `[v6]` in
+ * brackets) and TCP port 5900 + DISPLAY (0 to 99).
+ * @throws UsageError (one line).
+ */
+export function parseVnc(spec: string): { host: string; port: number } {
+  const m = /^(?:(?:\[([^\]]+)\]|([^:[\]]*)):)?(\d{1,2})$/.exec(spec.trim());
+  if (!m) throw new UsageError(`--vnc ${spec}: expected [HOST:]DISPLAY, as QEMU's -vnc (e.g. 127.0.0.1:0 for port 5900)`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port: VNC_BASE_PORT + Number(m[3]) };
+}
+
+/** Opens the display of `--vnc` (null without it): its VNC server listens before the guest starts. */
+async function openRunDisplay(opts: Pick<RunOptions, 'vnc' | 'vram' | 'resolution'>, board: () => Board | null): Promise<VmDisplay | null> {
+  if (opts.vnc === undefined) {
+    if (opts.vram !== undefined || opts.resolution !== undefined) throw new UsageError('--vram and --resolution set up the display of --vnc: give --vnc too');
+    return null;
+  }
+  const where = parseVnc(opts.vnc);
+  let config: ReturnType<typeof displayOf>;
+  try {
+    config = displayOf(opts.vram === undefined ? undefined : opts.vram === '0' ? 0 : parseSize(opts.vram, '--vram'), opts.resolution);
+  } catch (e) {
+    if (e instanceof DisplayConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+  if (!config) throw new UsageError('--vnc needs a display: --vram 0 gives none');
+  const display = new VmDisplay(config, 'tsvisor run', board, (line) => process.stderr.write(`tsvisor: ${line}\n`));
+  try {
+    await display.listen(where.host, where.port);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UsageError(`--vnc ${opts.vnc}: cannot listen on ${where.host} port ${where.port}: ${code === 'EADDRINUSE' ? 'the port is in use' : code === 'EADDRNOTAVAIL' ? 'no such address on this host' : (e as Error).message}`);
+  }
+  const loopback = /^(127\.|::1$|localhost$)/.test(where.host);
+  process.stderr.write(`tsvisor: VNC server on vnc://${where.host.includes(':') ? `[${where.host}]` : where.host}:${where.port}${loopback ? '' : ' (no password: whoever reaches this address sees the screen and types)'}\n`);
+  return display;
 }
 
 /**
  * Opens `--cdrom` (read-only) and the `--share` folders.
  * @throws UsageError (one line) for an ISO that is missing or not a file, a bad share or a missing folder.
  */
-export function openRunMedia(opts: Pick<RunOptions, 'cdrom' | 'share'>): RunMedia {
+export async function openRunMedia(opts: Pick<RunOptions, 'cdrom' | 'share' | 'vnc' | 'vram' | 'resolution'>): Promise<RunMedia> {
   let shares: VmShares;
   try {
     const defs = checkShareList((opts.share ?? []).map((s) => parseShareSpec(s)), process.cwd());
@@ -90,12 +139,24 @@ export function openRunMedia(opts: Pick<RunOptions, 'cdrom' | 'share'>): RunMedi
     }
   }
   const disc = iso;
+  let board: Board | null = null;
+  let display: VmDisplay | null;
+  try {
+    display = await openRunDisplay(opts, () => board);
+  } catch (e) {
+    shares.close();
+    try { disc?.close(); } catch { /* already closed */ }
+    throw e;
+  }
   return {
     cdrom: { medium: disc, onEject: () => {} },
     shares: shares.boardConfig(),
+    ...(display ? { display: display.boardConfig() } : {}),
+    setBoard: (b) => { board = b; display?.boardChanged(); },
     close: () => {
       shares.close();
       try { disc?.close(); } catch { /* already closed */ }
+      void display?.close();
     },
   };
 }
@@ -189,7 +250,7 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
   // open disks first: a bad path fails before anything is downloaded or written
   const disks: DiskImage[] = [];
   let links: NetLink[] = [];
-  const media = openRunMedia(opts);
+  const media = await openRunMedia(opts);
   try {
     if (opts.bootDisk !== undefined) {
       try {
@@ -247,7 +308,7 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
   vm = await Vm.create({
     ramBytes, harts: cpus, engine: loadEngineModule(), engineKind: opts.engine, stats: opts.stats, kernel, initrd, bootargs,
     disks: disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
-    cdrom: media.cdrom, shares: media.shares,
+    cdrom: media.cdrom, shares: media.shares, display: media.display,
     nics,
     // free page reporting: memory the guest frees goes back to the host
     balloon: {}, discardRam: madviseDiscarder,
@@ -255,6 +316,7 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
     clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
   });
   const theVm = vm;
+  media.setBoard(theVm.board);
 
   // console input: interactive shell gets the terminal; Ctrl-A x quits (as QEMU)
   const detachTerminal = command.length === 0 ? attachTerminal(console, () => theVm.stop()) : null;

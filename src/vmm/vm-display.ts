@@ -63,19 +63,24 @@ export class VmDisplay {
   }
 
   /**
-   * Start the VNC server on 127.0.0.1.
-   * @throws the listen error when no port at all can be had.
+   * Start the VNC server on `host` (default 127.0.0.1) at `port`, or (none given) at the
+   * first free port from VNC_BASE_PORT, else any.
+   * @throws the listen error (EADDRINUSE for a given port that is taken; none left).
    */
-  async listen(): Promise<number> {
+  async listen(host = '127.0.0.1', port?: number): Promise<number> {
+    if (port !== undefined) {
+      this.vncPort = await this.vnc.listen(host, port);
+      return this.vncPort;
+    }
     for (let port = VNC_BASE_PORT; port < VNC_BASE_PORT + VNC_PORTS_TRIED; port++) {
       try {
-        this.vncPort = await this.vnc.listen('127.0.0.1', port);
+        this.vncPort = await this.vnc.listen(host, port);
         return this.vncPort;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw e;
       }
     }
-    this.vncPort = await this.vnc.listen('127.0.0.1', 0);
+    this.vncPort = await this.vnc.listen(host, 0);
     return this.vncPort;
   }
 

@@ -20,9 +20,12 @@ export class RfbClient {
   private ended = false;
   private readonly inflate = zlib.createInflate();
   private inflated: Buffer[] = [];
+  /** Bytes received from the server. */
+  bytesReceived = 0;
 
-  private constructor(private readonly socket: Socket) {
-    socket.on('data', (c: Buffer) => { this.buf = Buffer.concat([this.buf, c]); this.wake(); });
+  /** `paint`: keep `fb` (false: read the rectangles and drop them, as a bench viewer). */
+  private constructor(private readonly socket: Socket, private readonly paintFb: boolean) {
+    socket.on('data', (c: Buffer) => { this.bytesReceived += c.length; this.buf = this.buf.length ? Buffer.concat([this.buf, c]) : c; this.wake(); });
     socket.on('close', () => { this.ended = true; this.wake(); });
     socket.on('error', () => { /* seen as close */ });
     this.inflate.on('data', (c: Buffer) => this.inflated.push(c));
@@ -62,9 +65,9 @@ export class RfbClient {
   }
 
   /** Connects to `port` on loopback (or uses `socket`) and does the handshake up to ServerInit. */
-  static async connect(target: number | Socket, version = '003.008'): Promise<RfbClient> {
+  static async connect(target: number | Socket, version = '003.008', opts: { paint?: boolean } = {}): Promise<RfbClient> {
     const socket = typeof target === 'number' ? connect(target, '127.0.0.1') : target;
-    const c = new RfbClient(socket);
+    const c = new RfbClient(socket, opts.paint ?? true);
     const banner = (await c.read(12)).toString('latin1');
     if (banner !== 'RFB 003.008\n') throw new Error(`server version ${JSON.stringify(banner)}`);
     socket.write(`RFB ${version}\n`);
@@ -153,9 +156,11 @@ export class RfbClient {
       rects.push(r);
       const bpp = this.rgb565 ? 2 : 4;
       if (r.encoding === 0) {
-        this.paint(r, await this.read(r.width * r.height * bpp, timeoutMs), bpp);
+        const pixels = await this.read(r.width * r.height * bpp, timeoutMs);
+        if (this.paintFb) this.paint(r, pixels, bpp);
       } else if (r.encoding === 6) {
         const packed = await this.read((await this.read(4, timeoutMs)).readUInt32BE(0), timeoutMs);
+        if (!this.paintFb) continue;
         this.inflate.write(packed);
         await new Promise<void>((resolve) => this.inflate.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve()));
         const pixels = Buffer.concat(this.inflated);
