@@ -19,6 +19,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { PNG } from 'pngjs';
+import { createServer } from 'node:net';
 import { describeRun, tempTsvisorHome, tsvisor, withVmLogs, type RunResult } from './helpers.js';
 import { RfbClient } from '../vmm/rfb-client.js';
 import { fbPattern, guestEvdev, waitAgent } from './display-helpers.js';
@@ -160,4 +161,67 @@ test('graphics memory bounds the modes: with 64M the guest sets 1920x1080; with 
     assert.match(blank.stderr, /shows nothing/);
     assert.equal((JSON.parse((await cli(['vm', 'info', small, '--json'])).stdout) as { state: string }).state, 'running', 'the VM keeps running');
   });
+});
+
+test('tsvisor run --vnc: a VNC viewer sees the guest\'s screen while the command runs; bad --vnc, a taken port: one line, exit 2', { timeout: 6 * T }, async () => {
+  const share = join(root, 'run-share');
+  mkdirSync(share);
+  writeFileSync(join(share, 'pattern'), fbPattern(800, 600));
+  const display = 40 + (process.pid % 40);
+  const running = tsvisor(['run', '--network', 'none', '--vnc', `127.0.0.1:${display}`, '--resolution', '800x600', '--vram', '4M', '--share', `${share}:p`, '--',
+    'sh', '-c', 'echo 0 > /sys/class/graphics/fbcon/cursor_blink; cat /mnt/p/pattern > /dev/fb0; sleep 25; echo done'], { env, timeoutMs: 4 * T });
+  let viewer: RfbClient | null = null;
+  for (let i = 0; i < 100 && !viewer; i++) {
+    viewer = await RfbClient.connect(5900 + display).catch(() => null);
+    if (!viewer) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(viewer, `a VNC server on port ${5900 + display}`);
+  try {
+    viewer.setEncodings([0, -223]);
+    let wrong = -1;
+    for (let i = 0; i < 60 && wrong !== 0; i++) {
+      viewer.requestUpdate(false);
+      await viewer.update();
+      if (viewer.width !== 800 || viewer.height !== 600) { await new Promise((r) => setTimeout(r, 500)); continue; }
+      wrong = 0;
+      for (let y = 0; y < 600; y += 3) {
+        for (let x = 0; x < 800; x += 3) {
+          const o = (y * 800 + x) * 4;
+          if (viewer.fb[o] !== ((x ^ y) & 0xff) || viewer.fb[o + 1] !== (y & 0xff) || viewer.fb[o + 2] !== (x & 0xff)) wrong++;
+        }
+      }
+      if (wrong !== 0) await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(wrong, 0, 'the viewer sees the 800x600 pattern');
+  } finally {
+    viewer.close();
+  }
+  const r = await running;
+  assert.equal(r.code, 0, describeRun('run --vnc', r));
+  assert.equal(r.stdout, 'done\n');
+  assert.match(r.stderr, new RegExp(`tsvisor: VNC server on vnc://127\\.0\\.0\\.1:${5900 + display}\\n`));
+  for (const [args, message] of [
+    [['--vnc', 'nope'], /^tsvisor: --vnc nope: expected \[HOST:\]DISPLAY, as QEMU's -vnc/],
+    [['--vram', '8M'], /^tsvisor: --vram and --resolution set up the display of --vnc: give --vnc too\n$/],
+    [['--vnc', '1', '--vram', '0'], /^tsvisor: --vnc needs a display: --vram 0 gives none\n$/],
+    [['--vnc', '1', '--resolution', '1920x1080', '--vram', '4M'], /^tsvisor: resolution 1920x1080 needs 8 MiB of graphics memory, more than the 4 MiB given \(--vram\)\n$/],
+  ] as const) {
+    const bad = await tsvisor(['run', '--network', 'none', ...args, '--', 'true'], { env, timeoutMs: T });
+    assert.equal(bad.code, 2, describeRun(`run ${args.join(' ')}`, bad));
+    assert.match(bad.stderr, message);
+  }
+  // a display whose port another program holds
+  const taken = createServer();
+  let held = -1;
+  for (let n = 99; n >= 60 && held < 0; n--) {
+    if (await new Promise<boolean>((resolve) => { taken.once('error', () => resolve(false)); taken.listen(5900 + n, '127.0.0.1', () => resolve(true)); })) held = n;
+  }
+  assert.ok(held >= 0, 'a VNC port to hold');
+  try {
+    const busy = await tsvisor(['run', '--network', 'none', '--vnc', `127.0.0.1:${held}`, '--', 'true'], { env, timeoutMs: T });
+    assert.equal(busy.code, 2, describeRun('a taken port', busy));
+    assert.match(busy.stderr, new RegExp(`^tsvisor: --vnc 127\\.0\\.0\\.1:${held}: cannot listen on 127\\.0\\.0\\.1 port ${5900 + held}: the port is in use\n$`));
+  } finally {
+    taken.close();
+  }
 });
