@@ -152,7 +152,7 @@ async function policySide(): Promise<PolicyFigures> {
 
 /** Run `script` in the guest through the daemon's exec; its standard output. Throws unless it exits 0. */
 async function execOut(d: Daemon, name: string, script: string): Promise<string> {
-  const res = await d.host.openExec(name, { argv: ['sh', '-c', script] });
+  const res = await d.host.access.openExec(name, { argv: ['sh', '-c', script] });
   let text = '';
   for await (const c of res) text += (c as Buffer).toString();
   if (res.statusCode !== 200 || !text.includes('"exit":0')) throw new Error(`exec in ${name} failed: ${text.slice(-300)}`);

@@ -42,14 +42,14 @@ async function spin(d: Daemon, name: string): Promise<string> {
   const deadline = Date.now() + 240_000;
   while (Date.now() < deadline) {
     if (d.host.get(name).guest?.agent) {
-      const res = await d.host.openExec(name, { argv: ['sh', '-c', 'while :; do :; done >/dev/null 2>&1 </dev/null & echo spinning'] });
+      const res = await d.host.access.openExec(name, { argv: ['sh', '-c', 'while :; do :; done >/dev/null 2>&1 </dev/null & echo spinning'] });
       let text = '';
       for await (const c of res) text += (c as Buffer).toString();
       if (res.statusCode === 200 && text.includes('"exit":0')) return 'exec';
     }
     await sleep(1000);
   }
-  const con = await d.host.openConsole(name);
+  const con = await d.host.access.openConsole(name);
   if (!('socket' in con)) throw new Error(`console of ${name}: HTTP ${con.response.statusCode}`);
   let seen = con.head.toString();
   con.socket.on('data', (b: Buffer) => { seen += b.toString(); });

@@ -286,18 +286,18 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
     const body = parse(SendKeyBody, await readBody(req));
     let codes: number[];
     try { codes = body.keys.map(linuxKeyCode); } catch (e) { throw new ApiError(400, 'invalid_argument', (e as Error).message); }
-    await host.sendKeys(name, codes);
+    await host.access.sendKeys(name, codes);
     sendJson(res, 200, host.get(name));
     return;
   }
   if (action === 'vnc' && parts.length === 4) {
     if (method !== 'GET') throw notAllowed();
-    sendJson(res, 200, await host.vnc(name));
+    sendJson(res, 200, await host.access.vnc(name));
     return;
   }
   if (action === 'screenshot' && parts.length === 4) {
     if (method !== 'GET') throw notAllowed();
-    sendJson(res, 200, await host.screenshot(name));
+    sendJson(res, 200, await host.access.screenshot(name));
     return;
   }
   if (action === 'shares' && parts.length === 4) {
@@ -359,7 +359,7 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
     case 'resume': await readBody(req); sendJson(res, 200, await host.resume(name)); return;
     case 'exec': {
       const body = parse(ExecBody, await readBody(req));
-      const vmRes = await host.openExec(name, body);
+      const vmRes = await host.access.openExec(name, body);
       const status = vmRes.statusCode ?? 502;
       res.writeHead(status, {
         'content-type': vmRes.headers['content-type'] ?? (status === 200 ? 'application/x-ndjson' : 'application/json'),
@@ -388,7 +388,7 @@ async function upgrade(host: Host, opts: ApiServerOptions, req: IncomingMessage,
   const kind = parts.length === 4 && parts[0] === 'v1' && parts[1] === 'vms' && req.method === 'GET' ? parts[3] : '';
   if (!(kind === 'console' || (kind === 'vnc' && websocket))) throw new ApiError(404, 'not_found', `no upgrade route ${url.pathname}`);
   if (websocket && !sameOrigin(req)) throw new ApiError(403, 'forbidden', 'WebSocket from another origin');
-  const vm = kind === 'vnc' ? await host.openVnc(parts[2]) : await host.openConsole(parts[2]);
+  const vm = kind === 'vnc' ? await host.access.openVnc(parts[2]) : await host.access.openConsole(parts[2]);
   if ('response' in vm) {
     // the VM process answered without upgrading: relay its answer
     const chunks: Buffer[] = [];

@@ -13,8 +13,6 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { ensureDefaultImage } from '../images/index.js';
@@ -37,8 +35,9 @@ import { hostInfo, topRows, usageReport, vmInfo, type ReportSources } from './re
 import { NetworkManager } from './network-manager.js';
 import { MemoryBalancer } from './memory-balancer.js';
 import { MemoryAdmission } from './memory-admission.js';
-import { VmChanges, vmReason } from './vm-changes.js';
+import { VmChanges } from './vm-changes.js';
 import { VmCreation } from './vm-creation.js';
+import { VmAccess } from './vm-access.js';
 import { DiskArbiter } from './disk-arbiter.js';
 import type { HostMemory } from './memory-plan.js';
 
@@ -119,6 +118,8 @@ export class Host {
   private readonly changes: VmChanges;
   /** Defining VMs (vm-creation.ts). */
   private readonly creation: VmCreation;
+  /** The ways into a running VM: keys, screen, VNC, exec, console (vm-access.ts). */
+  readonly access: VmAccess;
 
   private constructor(opts: HostOptions) {
     this.opts = opts;
@@ -158,6 +159,11 @@ export class Host {
       checkNetworksExist: (def) => this.checkNetworksExist(def),
       get: (name) => this.get(name),
       log: (line) => this.log(line),
+    });
+    this.access = new VmAccess({
+      entry: (name) => this.entry(name),
+      channel: (name) => this.channel(name),
+      noteStatus: (name, e, st) => this.noteStatus(name, e, st),
     });
     this.creation = new VmCreation({
       store: this.store, capacity: this.capacity, home: this.paths.home,
@@ -626,91 +632,6 @@ export class Host {
 
   private cancelRestart(e: Entry): void {
     if (e.restartTimer) { clearTimeout(e.restartTimer); e.restartTimer = undefined; }
-  }
-
-  // ---------------------------------------------------------------- exec and console
-
-  /**
-   * Press `keys` (Linux key codes) together on VM `name`'s keyboard, then release them, as
-   * `virsh send-key`.
-   * @throws HostError: not_found; conflict (not running, no display); unavailable.
-   */
-  async sendKeys(name: string, keys: number[]): Promise<void> {
-    const e = this.entry(name);
-    if (e.rt.state !== 'running') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
-    try {
-      await this.channel(name).post('/send-key', { keys });
-    } catch (err) {
-      throw vmReason(err, `${name}: `);
-    }
-  }
-
-  /**
-   * What VM `name`'s display shows, as a PNG (base64) of `width` x `height` pixels.
-   * @throws HostError: not_found; conflict (not running, no display, nothing shown); unavailable.
-   */
-  async screenshot(name: string): Promise<{ width: number; height: number; png: string }> {
-    const e = this.entry(name);
-    if (e.rt.state !== 'running' && e.rt.state !== 'paused') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
-    try {
-      return await this.channel(name).get('/screenshot', 15_000) as { width: number; height: number; png: string };
-    } catch (err) {
-      throw vmReason(err, `${name}: `);
-    }
-  }
-
-  /**
-   * VM `name`'s VNC server, asked of its process now: `host:port` on loopback and the
-   * viewers connected.
-   * @throws HostError: not_found; conflict (not running, no display); unavailable.
-   */
-  async vnc(name: string): Promise<{ vnc: string; viewers: number }> {
-    const e = this.entry(name);
-    if (e.rt.state !== 'running' && e.rt.state !== 'paused') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
-    let st: VmProcessStatus;
-    try {
-      st = await this.channel(name).status(5000);
-    } catch (err) {
-      throw vmReason(err, `${name}: `);
-    }
-    this.noteStatus(name, e, st);
-    const d = e.guest?.display;
-    if (!d) throw new HostError('conflict', `${name} has no display (--vram 0)`);
-    if (!d.vncPort) throw new HostError('unavailable', `${name}: the VNC server is not listening yet`);
-    return { vnc: `127.0.0.1:${d.vncPort}`, viewers: d.viewers };
-  }
-
-  /** `POST /exec` on the VM process: the raw streamed response (status and NDJSON body). */
-  async openExec(name: string, body: { argv: string[]; stdin?: string }): Promise<IncomingMessage> {
-    const e = this.entry(name);
-    if (e.rt.state !== 'running') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
-    try {
-      return await this.channel(name).open('POST', '/exec', body, 30_000);
-    } catch (err) {
-      throw new HostError('unavailable', `VM ${name} does not answer: ${(err as Error).message}`);
-    }
-  }
-
-  /** Open the VM's console (`GET /console` upgrade on the VM process). */
-  async openConsole(name: string): Promise<{ socket: Duplex; head: Buffer } | { response: IncomingMessage }> {
-    const e = this.entry(name);
-    if (!ALIVE.includes(e.rt.state) || e.rt.state === 'stopping') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
-    try {
-      return await this.channel(name).upgradeConsole(5000);
-    } catch (err) {
-      throw new HostError('unavailable', `VM ${name} does not answer: ${(err as Error).message}`);
-    }
-  }
-
-  /** Open a viewer connection to the VM's VNC server (`GET /vnc` upgrade on the VM process; RFB from the first byte). */
-  async openVnc(name: string): Promise<{ socket: Duplex; head: Buffer } | { response: IncomingMessage }> {
-    const e = this.entry(name);
-    if (!ALIVE.includes(e.rt.state) || e.rt.state === 'stopping') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
-    try {
-      return await this.channel(name).upgradeVnc(5000);
-    } catch (err) {
-      throw new HostError('unavailable', `VM ${name} does not answer: ${(err as Error).message}`);
-    }
   }
 
   // ---------------------------------------------------------------- metering
