@@ -89,22 +89,20 @@ export class VmAccess {
   }
 
   /** Open the VM's console (`GET /console` upgrade on the VM process). */
-  async openConsole(name: string): Promise<{ socket: Duplex; head: Buffer } | { response: IncomingMessage }> {
-    const e = this.host.entry(name);
-    if (!ALIVE.includes(e.rt.state) || e.rt.state === 'stopping') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
-    try {
-      return await this.host.channel(name).upgradeConsole(5000);
-    } catch (err) {
-      throw new HostError('unavailable', `VM ${name} does not answer: ${(err as Error).message}`);
-    }
+  openConsole(name: string): Promise<{ socket: Duplex; head: Buffer } | { response: IncomingMessage }> {
+    return this.upgrade(name, (c) => c.upgradeConsole(5000));
   }
 
   /** Open a viewer connection to the VM's VNC server (`GET /vnc` upgrade on the VM process; RFB from the first byte). */
-  async openVnc(name: string): Promise<{ socket: Duplex; head: Buffer } | { response: IncomingMessage }> {
+  openVnc(name: string): Promise<{ socket: Duplex; head: Buffer } | { response: IncomingMessage }> {
+    return this.upgrade(name, (c) => c.upgradeVnc(5000));
+  }
+
+  private async upgrade(name: string, open: (c: VmChannel) => Promise<{ socket: Duplex; head: Buffer } | { response: IncomingMessage }>): Promise<{ socket: Duplex; head: Buffer } | { response: IncomingMessage }> {
     const e = this.host.entry(name);
     if (!ALIVE.includes(e.rt.state) || e.rt.state === 'stopping') throw new HostError('conflict', `VM ${name} is not running (${e.rt.state})`);
     try {
-      return await this.host.channel(name).upgradeVnc(5000);
+      return await open(this.host.channel(name));
     } catch (err) {
       throw new HostError('unavailable', `VM ${name} does not answer: ${(err as Error).message}`);
     }

@@ -7,6 +7,8 @@
  *   - the screen (noVNC over the API's WebSocket to the VM's VNC server) shows what the
  *     guest writes to /dev/fb0, pixel for pixel, in the canvas and in a saved screenshot of
  *     the page; a key typed on the page reaches the guest's keyboard as its Linux code;
+ *   - a click on the screen arrives as the tablet's scaled coordinates and BTN_LEFT; Pause
+ *     and Resume work;
  *   - the serial console (xterm.js over WebSocket): a command typed there runs, its output
  *     shows; the CD-ROM drive takes an ISO and gives it back; Stop stops the VM.
  */
@@ -18,6 +20,7 @@ import { PNG } from 'pngjs';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { describeRun, findTool, host, tempTsvisorHome, tsvisor, withVmLogs, type RunResult } from './helpers.js';
 import { fbPattern, guestEvdev, patternRgb, waitAgent } from './display-helpers.js';
+import { tabletCoordinate } from '../../src/devices/virtio/input.js';
 
 // the page's globals, in the functions puppeteer runs in the browser (the tests compile without the DOM library)
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -144,6 +147,22 @@ test('the web console in Chromium: login, list, start, screen, keyboard, serial 
     await page.focus('#screen canvas');
     await page.keyboard.press('KeyZ');
     assert.deepEqual(await typed, [[1, 44, 1], [0, 0, 0], [1, 44, 0], [0, 0, 0]], 'KEY_Z pressed and released');
+
+    // a click on the screen reaches the tablet, scaled to its axes
+    const clicked = guestEvdev(env, VM, 'tsvisor tablet', 6);
+    await new Promise((r) => setTimeout(r, 3000));
+    // Chrome gives whole-pixel client coordinates and the canvas may sit at a fraction: the first whole one inside pixel (640, 200)
+    await page.mouse.click(Math.ceil(box.x + 640), Math.ceil(box.y + 200));
+    const events = await clicked;
+    assert.ok(events.some(([type, code, value]) => type === 3 && code === 0 && value === tabletCoordinate(640, 1280)), `ABS_X: ${JSON.stringify(events)}`);
+    assert.ok(events.some(([type, code, value]) => type === 3 && code === 1 && value === tabletCoordinate(200, 800)), `ABS_Y: ${JSON.stringify(events)}`);
+    assert.ok(events.some(([type, code, value]) => type === 1 && code === 0x110 && value === 1), `BTN_LEFT pressed: ${JSON.stringify(events)}`);
+
+    // Pause and Resume
+    await page.click(`${row} button[data-action=pause]`);
+    await until(page, 'the VM is paused', () => document.querySelector('#vms tr[data-vm] .state')?.textContent === 'paused');
+    await page.click(`${row} button[data-action=resume]`);
+    await until(page, 'the VM runs again', () => document.querySelector('#vms tr[data-vm] .state')?.textContent === 'running');
 
     // the serial console: a command typed in xterm.js runs in the guest
     await page.click('.tabs button[data-tab=console]');
