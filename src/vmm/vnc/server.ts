@@ -183,8 +183,8 @@ class Viewer {
         if (used === 0) break;
         this.input = this.input.subarray(used);
       }
-    } catch (e) {
-      if (!(e instanceof RfbProtocolError)) throw e;
+    } catch {
+      // a protocol violation (RfbProtocolError) or anything else: this viewer goes, the VM stays
       this.fail();
     }
   }
