@@ -297,32 +297,43 @@ class VmProcess implements ControlTarget {
     this.agent = client;
     client.ready().then(() => {
       if (this.agent !== client) return;
-      this.agentReady = true;
-      this.log('guest agent ready');
-      void this.setUpGuest(client);
       if (this.stopRequested) {
+        this.agentReady = true;
         this.log('asking the guest agent to power off');
         client.poweroff();
+        return;
       }
+      void this.setUpGuest(client); // ready for exec once the boot-time set-up is done
     }, () => { /* closed before it answered */ });
   }
 
   /**
    * What the guest is given once its agent answers, in order: a cloud-init seed's boot
    * commands (once per board), the host name (the seed's, else a system image's VM name),
-   * the vCPUs online, the shared folders mounted on /mnt/TAG, the seed's new instance
-   * (vmm/cloud-init.ts), then the SSH user.
+   * the shared folders mounted on /mnt/TAG; then the agent is ready (`vm exec` runs, and
+   * finds the host name and the shares in place), and the vCPUs online, the seed's new
+   * instance (vmm/cloud-init.ts) and the SSH user follow.
    */
   private async setUpGuest(client: AgentClient): Promise<void> {
     const board = this.vm;
     const seed = board && this.cloudInitBoard !== board ? this.cloudInitPlan() : null;
     if (seed) this.cloudInitBoard = board;
+    const ready = () => {
+      if (this.agent !== client || this.agentReady) return;
+      this.agentReady = true;
+      this.log('guest agent ready');
+      if (this.stopRequested) {
+        this.log('asking the guest agent to power off');
+        client.poweroff();
+        return;
+      }
+      // a system image boots its own command line (no maxcpus=): bring the online vCPUs to the target
+      if (this.maxVcpus > this.vcpus) void this.setCpus(this.vcpus).catch((e) => this.log(`vCPUs: ${(e as Error).message}`));
+    };
     try {
       if (seed) await this.runCloudInitSteps(client, everyBootSteps(seed));
       const hostname = seed?.hostname ?? this.imageHostname;
       if (hostname && this.agent === client) await this.setGuestHostname(client, hostname);
-      // a system image boots its own command line (no maxcpus=): bring the online vCPUs to the target
-      if (this.maxVcpus > this.vcpus) void this.setCpus(this.vcpus).catch((e) => this.log(`vCPUs: ${(e as Error).message}`));
       // a display's text cursor does not blink, so that an idle guest stays idle (the default image's /init does it too)
       if (this.display && this.agent === client) await this.agentRun(client, '[ -w /sys/class/graphics/fbcon/cursor_blink ] && echo 0 > /sys/class/graphics/fbcon/cursor_blink; true');
       // shared folders on /mnt/TAG (the default image's /init mounts them itself; again is a no-op)
@@ -330,10 +341,12 @@ class VmProcess implements ControlTarget {
         const r = await this.agentRun(client, mountSharesAgentScript());
         if (r.err.trim()) this.log(`shared folders: ${r.err.trim()}`);
       }
+      ready();
       if (seed && this.agent === client) await this.applyCloudInit(client, seed);
     } catch (e) {
       if (!(e instanceof AgentError)) this.log(`guest set-up: ${(e as Error).message}`);
     }
+    ready();
     if (this.cfg?.ssh && this.sshPort && this.agent === client) this.setUpSsh(client, this.cfg.ssh);
   }
 

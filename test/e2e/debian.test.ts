@@ -175,7 +175,8 @@ describe('the Debian image (end to end)', { timeout: 90 * 60_000 }, () => {
     ].join('; ');
     const first = await waitExec(env, 'web', [
       'systemctl is-system-running --wait; hostname; df -B1M --output=size / | tail -1',
-      'mount -o ro /dev/vdb /mnt && dpkg -i /mnt/tsvisor-hello_1.0_all.deb >/dev/null && umount /mnt',
+      // not on /mnt, where the shared folder is mounted
+      'mkdir -p /media/debs && mount -o ro /dev/vdb /media/debs && dpkg -i /media/debs/tsvisor-hello_1.0_all.deb >/dev/null && umount /media/debs',
       hook, 'echo kept > /root/marker; cat /proc/sys/kernel/random/boot_id; sync',
     ].join('; '));
     const [state, hostname, sizeMiB, bootId] = first.trim().split('\n').map((l) => l.trim());
