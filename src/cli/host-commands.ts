@@ -10,7 +10,7 @@ import { DEFAULT_MEMORY_PRIORITY } from '../host/memory-balancer.js';
 import type { NetworkInfo } from '../host/network-manager.js';
 import { formatPublish, nicAttachment, parseNetRate } from '../vmm/network.js';
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
@@ -22,6 +22,7 @@ import type { DiskAttachResult, HostInfo, TopRow, UsageReport, VmInfo } from '..
 import { hostPaths, type HostPaths } from '../host/paths.js';
 import type { RestartPolicy } from '../host/types.js';
 import { UsageError } from './errors.js';
+import { readFileArg } from './files.js';
 import { DEFAULT_PUBLIC_KEYS, readSshKeys, runSsh } from './ssh.js';
 import { DEFAULT_SSH_USER } from '../vmm/guest-setup.js';
 import { parseDiskSpec } from './run.js';
@@ -119,20 +120,6 @@ function memoryPolicyLine(v: VmInfo): string {
     + `at most ${formatSize(d.maxMemoryBytes ?? d.memoryBytes)}, starts with ${formatSize(d.memoryBytes)}, `
     + `buffer ${d.memoryBufferPercent ?? DEFAULT_BUFFER_PERCENT}%, priority ${d.memoryPriority ?? DEFAULT_MEMORY_PRIORITY}`
     + (p ? `; now ${formatSize(v.memory!.currentBytes)}, may grow to ${formatSize(p.ceilingBytes)}` : '');
-}
-
-/** The text of file `path` (at most 1 MiB) for option `flag`. @throws UsageError (one line) when it cannot be read. */
-function readTextFile(path: string, flag: string): string {
-  try {
-    const st = statSync(path);
-    if (!st.isFile()) throw new UsageError(`${flag} ${path}: not a regular file`);
-    if (st.size > 1 << 20) throw new UsageError(`${flag} ${path}: larger than 1 MiB`);
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`${flag} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message}`);
-  }
 }
 
 /** `--share HOSTDIR:TAG[,readonly]` as the API's Share. @throws UsageError for a bad spec. */
@@ -471,7 +458,7 @@ export function registerHostCommands(program: Command): void {
       if (o.resolution !== undefined) fromImage.resolution = o.resolution;
       if (o.metaData !== undefined && o.cloudInit === undefined) throw new UsageError('--meta-data needs --cloud-init');
       if (o.cloudInit !== undefined) {
-        fromImage.cloudInit = { userData: readTextFile(o.cloudInit, '--cloud-init'), ...(o.metaData !== undefined ? { metaData: readTextFile(o.metaData, '--meta-data') } : {}) };
+        fromImage.cloudInit = { userData: readFileArg(o.cloudInit, '--cloud-init', 1 << 20).toString('utf8'), ...(o.metaData !== undefined ? { metaData: readFileArg(o.metaData, '--meta-data', 1 << 20).toString('utf8') } : {}) };
       }
       if (o.image !== undefined && o.bootDisk !== undefined) throw new UsageError('--image and --boot-disk are two system disks: give one');
       if (o.bootDisk !== undefined) {

@@ -2,9 +2,10 @@
  * `tsvisor run`: boot a VM in the foreground, like `qemu-system-riscv64 -nographic`.
  * With a command, run it in the default image and exit with its status.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { UsageError } from './errors.js';
+import { readFileArg } from './files.js';
 import { parseSize, formatSize } from './size.js';
 import { Vm } from '../vmm/vm.js';
 import { ExitMarkerFilter } from '../vmm/console.js';
@@ -209,18 +210,6 @@ export function parseDiskSpec(spec: string): DiskSpec {
   return { path, readonly: ro };
 }
 
-function readInput(path: string, what: string): Uint8Array {
-  try {
-    const st = statSync(path);
-    if (!st.isFile()) throw new UsageError(`${what} ${path}: not a regular file`);
-    return readFileSync(path);
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`${what} ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (e as Error).message}`);
-  }
-}
-
 /** Validate `--memory` against the engine's limit and the host's RAM. */
 export function checkMemory(text: string): number {
   const bytes = parseSize(text, '--memory');
@@ -287,8 +276,8 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
   let kernel: Uint8Array;
   let initrd: Uint8Array | undefined;
   if (opts.kernel) {
-    kernel = readInput(opts.kernel, 'kernel');
-    if (opts.initrd) initrd = readInput(opts.initrd, 'initrd');
+    kernel = readFileArg(opts.kernel, 'kernel');
+    if (opts.initrd) initrd = readFileArg(opts.initrd, 'initrd');
   } else {
     if (opts.initrd) throw new UsageError('--initrd needs --kernel (the default image brings its own)');
     const img = await ensureDefaultImage({ quiet: !process.stderr.isTTY && !opts.verbose });

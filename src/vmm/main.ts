@@ -414,11 +414,8 @@ class VmProcess implements ControlTarget {
    * once the status says ready.
    */
   private setUpSsh(client: AgentClient, ssh: { user: string; keys: string[] }): void {
-    let out = '';
-    let err = '';
-    const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
-    client.execShell(sshUserScript(ssh.user, ssh.keys), { stdout: (b) => { out += text(b); }, stderr: (b) => { err += text(b); } })
-      .then((st) => {
+    this.agentRun(client, sshUserScript(ssh.user, ssh.keys))
+      .then(({ status: st, out, err }) => {
         if (this.agent !== client) return;
         if (out.includes(NO_SSHD_MARK)) this.sshState = { ready: false, error: 'the guest has no SSH server (openssh-server)' };
         else if (st === 0) this.sshState = { ready: true };
