@@ -17,7 +17,7 @@
  * writable side cannot hold even an error reply sets DEVICE_NEEDS_RESET.
  */
 import type { MmioWidth } from '../bus.js';
-import { VIRTIO_ID_9P, readConfigBytes, type VirtioDevice, type VirtioDeviceContext } from './device.js';
+import { VIRTIO_ID_9P, readConfigBytes, serveChains, type VirtioDevice, type VirtioDeviceContext } from './device.js';
 import { P9_HEADER_BYTES, P9_MAX_MSIZE, p9Lerror, Errno, type P9Server } from '../9p/wire.js';
 
 /** The mount tag is in the configuration space (virtio_9p.h). */
@@ -88,16 +88,11 @@ export class VirtioP9 implements VirtioDevice {
   queueNotify(index: number): void {
     const ctx = this.ctx;
     if (!ctx || index !== 0) return;
-    const vq = ctx.queue(0);
-    if (!vq) return;
-    let pushed = false;
-    for (let chain = vq.pop(); chain; chain = vq.pop()) {
+    serveChains(ctx, 0, 'virtio-9p', (vq, chain) => {
       this.metrics.requests++;
       if (chain.writableLength < MIN_REPLY_BYTES) {
         this.metrics.failed++;
-        if (pushed) ctx.usedBuffers(0);
-        ctx.needsReset(`virtio-9p: request (head ${chain.head}) has no room for a reply`);
-        return;
+        return -1;
       }
       const n = Math.min(chain.readableLength, P9_MAX_MSIZE + P9_HEADER_BYTES);
       const msg = vq.readBuffers(chain.readable, 0, n);
@@ -107,10 +102,8 @@ export class VirtioP9 implements VirtioDevice {
         this.metrics.failed++;
         reply = new Uint8Array(0);
       }
-      vq.pushUsed(chain.head, reply.length);
-      pushed = true;
-    }
-    if (pushed) ctx.usedBuffers(0);
+      return reply.length;
+    });
   }
 
   /** Saved state: none (the guest remounts after a restore of the board). */

@@ -6,7 +6,7 @@
  */
 import type { MmioWidth, Persistable } from '../bus.js';
 import type { GuestMemory } from '../guest-memory.js';
-import type { Virtqueue } from './queue.js';
+import type { DescriptorChain, Virtqueue } from './queue.js';
 
 /** Device status bits (§2.1). */
 export const VIRTIO_STATUS_ACKNOWLEDGE = 1;
@@ -86,6 +86,29 @@ export interface VirtioDevice extends Persistable<unknown> {
   queueNotify(index: number): void;
   /** Device reset (§2.4): forget the context and any in-flight work. */
   reset(): void;
+}
+
+/**
+ * Serves every chain the driver made available on queue `index` of `ctx`: `serve` answers
+ * one with the bytes it wrote to the chain's writable side, or -1 when the chain has no room
+ * for a response (then the device needs a reset, §2.1.2, with `what` as the reason, and
+ * nothing more is served). The driver is notified once for all the used buffers.
+ */
+export function serveChains(ctx: VirtioDeviceContext, index: number, what: string, serve: (vq: Virtqueue, chain: DescriptorChain) => number): void {
+  const vq = ctx.queue(index);
+  if (!vq) return;
+  let pushed = false;
+  for (let chain = vq.pop(); chain; chain = vq.pop()) {
+    const used = serve(vq, chain);
+    if (used < 0) {
+      if (pushed) ctx.usedBuffers(index);
+      ctx.needsReset(`${what}: request (head ${chain.head}) has no room for its response`);
+      return;
+    }
+    vq.pushUsed(chain.head, used);
+    pushed = true;
+  }
+  if (pushed) ctx.usedBuffers(index);
 }
 
 /**

@@ -25,7 +25,7 @@
  * response header sets DEVICE_NEEDS_RESET.
  */
 import type { MmioWidth } from '../bus.js';
-import { readConfigBytes, type VirtioDevice, type VirtioDeviceContext } from './device.js';
+import { readConfigBytes, serveChains, type VirtioDevice, type VirtioDeviceContext } from './device.js';
 import type { DescriptorChain, Virtqueue } from './queue.js';
 import type { GuestMemory } from '../guest-memory.js';
 
@@ -318,22 +318,11 @@ export class VirtioGpu implements VirtioDevice {
   queueNotify(index: number): void {
     const ctx = this.ctx;
     if (!ctx || (index !== 0 && index !== 1)) return;
-    const vq = ctx.queue(index);
-    if (!vq) return;
-    let pushed = false;
-    for (let chain = vq.pop(); chain; chain = vq.pop()) {
-      let used = 0;
-      if (index === 1) this.cursorCommand(vq, chain);
-      else used = this.controlCommand(vq, chain);
-      if (used < 0) {
-        if (pushed) ctx.usedBuffers(index);
-        ctx.needsReset(`virtio-gpu: request (head ${chain.head}) has no room for its response`);
-        return;
-      }
-      vq.pushUsed(chain.head, used);
-      pushed = true;
-    }
-    if (pushed) ctx.usedBuffers(index);
+    serveChains(ctx, index, 'virtio-gpu', (vq, chain) => {
+      if (index === 0) return this.controlCommand(vq, chain);
+      this.cursorCommand(vq, chain);
+      return 0;
+    });
   }
 
   /** One controlq command: bytes written to its writable side, or -1 when the header does not fit. */

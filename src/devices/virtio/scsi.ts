@@ -25,7 +25,7 @@
  * and sets DEVICE_NEEDS_RESET; a read is only of the medium's blocks.
  */
 import type { MmioWidth } from '../bus.js';
-import { readConfigBytes, type VirtioDevice, type VirtioDeviceContext } from './device.js';
+import { readConfigBytes, serveChains, type VirtioDevice, type VirtioDeviceContext } from './device.js';
 import type { DescriptorChain, Virtqueue } from './queue.js';
 import { CdromUnit, SCSI_STATUS_CHECK_CONDITION, SENSE, fixedSense, type ScsiOutcome } from '../scsi/cdrom.js';
 
@@ -125,20 +125,7 @@ export class VirtioScsi implements VirtioDevice {
   queueNotify(index: number): void {
     const ctx = this.ctx;
     if (!ctx || (index !== 0 && index !== 2)) return; // the event queue holds buffers the device never uses
-    const vq = ctx.queue(index);
-    if (!vq) return;
-    let pushed = false;
-    for (let chain = vq.pop(); chain; chain = vq.pop()) {
-      const used = index === 0 ? this.control(vq, chain) : this.request(vq, chain);
-      if (used < 0) {
-        if (pushed) ctx.usedBuffers(index);
-        ctx.needsReset(`virtio-scsi: request (head ${chain.head}) has no room for its response`);
-        return;
-      }
-      vq.pushUsed(chain.head, used);
-      pushed = true;
-    }
-    if (pushed) ctx.usedBuffers(index);
+    serveChains(ctx, index, 'virtio-scsi', (vq, chain) => (index === 0 ? this.control(vq, chain) : this.request(vq, chain)));
   }
 
   /** Decode an 8-byte LUN (§5.6.6.1): the LUN number on target 0, or -1 for no such target. */
