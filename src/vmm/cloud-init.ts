@@ -30,7 +30,7 @@ import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { parse as parseYaml } from 'yaml';
 import { shellQuoteArgv } from './agent.js';
-import { DEFAULT_SSH_USER, checkSshPublicKey } from './guest-setup.js';
+import { DEFAULT_SSH_USER, authorizedKeysLines, checkSshPublicKey } from './guest-setup.js';
 
 /** Largest user-data or meta-data accepted (bytes). */
 export const MAX_SEED_FILE_BYTES = 1 << 20;
@@ -336,16 +336,7 @@ function userStep(u: CloudUser): CloudInitStep {
   if (u.passwd) lines.push(`usermod -p ${q(u.passwd)} "$u"`);
   if (u.lockPasswd) lines.push('passwd -l "$u" >/dev/null 2>&1 || usermod -L "$u"');
   else if (u.passwd) lines.push('usermod -U "$u" 2>/dev/null || true');
-  if (u.keys.length) {
-    const b64 = Buffer.from(u.keys.map((k) => `${k}\n`).join('')).toString('base64');
-    lines.push(
-      'h=$(getent passwd "$u" | cut -d: -f6)', 'g=$(id -gn "$u")',
-      'install -d -m 700 -o "$u" -g "$g" "$h/.ssh"',
-      'f="$h/.ssh/authorized_keys"', 'touch "$f"',
-      `echo ${b64} | base64 -d | while IFS= read -r k; do grep -qxF "$k" "$f" || printf '%s\\n' "$k" >> "$f"; done`,
-      'chown "$u:$g" "$f" && chmod 600 "$f"',
-    );
-  }
+  if (u.keys.length) lines.push(...authorizedKeysLines(u.keys));
   return { what: `users ${u.name}`, script: lines.join('\n') };
 }
 

@@ -58,6 +58,22 @@ export function hostnameScript(name: string): string {
 export const NO_SSHD_MARK = 'tsvisor: no sshd';
 
 /**
+ * Shell lines that add each of `keys` (checked lines) to the `~/.ssh/authorized_keys` of the
+ * user named by `$u` unless already there (keys the user added stay), with the owner and
+ * modes sshd wants (the folder 700, the file 600).
+ */
+export function authorizedKeysLines(keys: readonly string[]): string[] {
+  const b64 = Buffer.from(keys.map((k) => `${k}\n`).join('')).toString('base64');
+  return [
+    'h=$(getent passwd "$u" | cut -d: -f6)', 'g=$(id -gn "$u")',
+    'install -d -m 700 -o "$u" -g "$g" "$h/.ssh"',
+    'f="$h/.ssh/authorized_keys"', 'touch "$f"',
+    `echo ${b64} | base64 -d | while IFS= read -r k; do grep -qxF "$k" "$f" || printf '%s\\n' "$k" >> "$f"; done`,
+    'chown "$u:$g" "$f" && chmod 600 "$f"',
+  ];
+}
+
+/**
  * The script that makes `user` (a member of `sudo`, sudo without password), adds each of
  * `keys` (checked lines) to its `~/.ssh/authorized_keys` unless already there (keys the
  * user added stay), and waits up to 300 s (a first boot makes host keys) for sshd to
@@ -66,7 +82,7 @@ export const NO_SSHD_MARK = 'tsvisor: no sshd';
  */
 export function sshUserScript(user: string, keys: readonly string[]): string {
   if (!SSH_USER_RE.test(user)) throw new SshKeyError(`bad user name ${JSON.stringify(user)}`);
-  const b64 = Buffer.from(keys.map((k) => `${checkSshPublicKey(k)}\n`).join('')).toString('base64');
+  const checked = keys.map((k) => checkSshPublicKey(k));
   return [
     `[ -x /usr/sbin/sshd ] || { echo '${NO_SSHD_MARK}'; exit 0; }`,
     'set -e',
@@ -74,12 +90,7 @@ export function sshUserScript(user: string, keys: readonly string[]): string {
     'id -u "$u" >/dev/null 2>&1 || useradd -m -s /bin/bash -G sudo -c "tsvisor default user" "$u"',
     'printf "%s ALL=(ALL) NOPASSWD:ALL\\n" "$u" > /etc/sudoers.d/90-tsvisor-user.tmp',
     'chmod 440 /etc/sudoers.d/90-tsvisor-user.tmp && mv /etc/sudoers.d/90-tsvisor-user.tmp /etc/sudoers.d/90-tsvisor-user',
-    'h=$(getent passwd "$u" | cut -d: -f6)',
-    'install -d -m 700 -o "$u" -g "$u" "$h/.ssh"',
-    'f="$h/.ssh/authorized_keys"',
-    'touch "$f"',
-    `echo ${b64} | base64 -d | while IFS= read -r k; do grep -qxF "$k" "$f" || printf '%s\\n' "$k" >> "$f"; done`,
-    'chown "$u:$u" "$f" && chmod 600 "$f"',
+    ...authorizedKeysLines(checked),
     // sshd listening on port 22 (0x0016), IPv4 or IPv6: state 0A is LISTEN
     'i=0; until grep -qs ":0016 0\\{8,32\\}:0000 0A" /proc/net/tcp /proc/net/tcp6; do i=$((i+1)); [ $i -le 300 ] || { echo "sshd is not listening on port 22 after 300 s" >&2; exit 1; }; sleep 1; done',
   ].join('\n');
