@@ -31,7 +31,7 @@ import { networkWaitScript } from '../vmm/guest-setup.js';
 import { mountSharesAgentScript } from '../vmm/shares.js';
 
 /** How long a command run waits for the guest's network address after the agent answers (s). */
-const NETWORK_WAIT_SECONDS = 30;
+const NETWORK_WAIT_SECONDS = 60;
 /** How long a command run waits for the guest agent after power-on (ms). */
 const AGENT_TIMEOUT_MS = 10 * 60 * 1000;
 /** How long a clean shutdown may take before the VM is stopped (ms). */
