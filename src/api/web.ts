@@ -138,8 +138,8 @@ export function bridgeWebSocket(req: IncomingMessage, socket: Duplex, head: Buff
       }
     });
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {
-      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
-      vm.write(bytes);
+      // binaryType 'nodebuffer' (the default): a Buffer, written as it is
+      vm.write(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
     });
     vm.on('close', end);
     vm.on('error', end);

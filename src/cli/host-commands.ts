@@ -26,7 +26,8 @@ import { readFileArg } from './files.js';
 import { DEFAULT_PUBLIC_KEYS, readSshKeys, runSsh } from './ssh.js';
 import { DEFAULT_SSH_USER } from '../vmm/guest-setup.js';
 import { parseDiskSpec } from './run.js';
-import { formatSize, parseSize } from './size.js';
+import { formatSize, parseSize, parseVram } from './size.js';
+import { DEFAULT_RESOLUTION, DEFAULT_VRAM_BYTES } from '../vmm/display.js';
 import { DEBIAN_IMAGE_NAME } from '../images/index.js';
 import { ensureDebianImage } from '../vmm/debian-build.js';
 
@@ -148,7 +149,7 @@ export function formatVmInfo(v: VmInfo): string {
     ...d.disks.map((k, i): [string, string] => [`disk ${i}`, `${k.path}${k.readonly ? ' (read-only)' : ''}`]),
     ...(v.cdrom ? [['cdrom', v.cdrom.path ? `${v.cdrom.path}${v.cdrom.locked ? ' (mounted in the guest: tray locked)' : ''}` : 'empty'] as [string, string]]
       : d.cdrom ? [['cdrom', d.cdrom] as [string, string]] : []),
-    ['display', (d.vramBytes === 0 ? 'none' : `${d.resolution ?? '1280x800'}, ${formatSize(d.vramBytes ?? 16 * 1024 * 1024)} of graphics memory`)
+    ['display', (d.vramBytes === 0 ? 'none' : `${d.resolution ?? `${DEFAULT_RESOLUTION.width}x${DEFAULT_RESOLUTION.height}`}, ${formatSize(d.vramBytes ?? DEFAULT_VRAM_BYTES)} of graphics memory`)
       + (v.display ? `; showing ${v.display.mode ? `${v.display.mode.width}x${v.display.mode.height}` : 'nothing yet'}` : '')],
     ...(v.display?.vnc ? [['vnc', `vnc://${v.display.vnc} (${v.display.viewers} viewer${v.display.viewers === 1 ? '' : 's'})`] as [string, string]] : []),
     ...(d.shares ?? []).map((s): [string, string] => [`share ${s.tag}`, `${s.path}${s.readonly ? ' (read-only)' : ''} on /mnt/${s.tag}`]),
@@ -454,7 +455,7 @@ export function registerHostCommands(program: Command): void {
     .action(async (name: string, o: VmOpts & { start?: boolean; json?: boolean; image?: string; diskSize?: string; bootDisk?: string; share?: string[]; cloudInit?: string; metaData?: string; vram?: string; resolution?: string }) => {
       const fromImage: Record<string, unknown> = {};
       if (o.share?.length) fromImage.shares = o.share.map(shareSpec);
-      if (o.vram !== undefined) fromImage.vramBytes = o.vram === '0' ? 0 : parseSize(o.vram, '--vram');
+      if (o.vram !== undefined) fromImage.vramBytes = parseVram(o.vram);
       if (o.resolution !== undefined) fromImage.resolution = o.resolution;
       if (o.metaData !== undefined && o.cloudInit === undefined) throw new UsageError('--meta-data needs --cloud-init');
       if (o.cloudInit !== undefined) {

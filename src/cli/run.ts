@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { UsageError } from './errors.js';
 import { readFileArg } from './files.js';
-import { parseSize, formatSize } from './size.js';
+import { parseSize, parseVram, formatSize } from './size.js';
 import { Vm } from '../vmm/vm.js';
 import { ExitMarkerFilter } from '../vmm/console.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
@@ -98,7 +98,7 @@ async function openRunDisplay(opts: Pick<RunOptions, 'vnc' | 'vram' | 'resolutio
   const where = parseVnc(opts.vnc);
   let config: ReturnType<typeof displayOf>;
   try {
-    config = displayOf(opts.vram === undefined ? undefined : opts.vram === '0' ? 0 : parseSize(opts.vram, '--vram'), opts.resolution);
+    config = displayOf(opts.vram === undefined ? undefined : parseVram(opts.vram), opts.resolution);
   } catch (e) {
     if (e instanceof DisplayConfigError) throw new UsageError(e.message);
     throw e;
@@ -140,13 +140,16 @@ export async function openRunMedia(opts: Pick<RunOptions, 'cdrom' | 'share' | 'v
     }
   }
   const disc = iso;
+  const closeMedia = () => {
+    shares.close();
+    try { disc?.close(); } catch { /* already closed */ }
+  };
   let board: Board | null = null;
   let display: VmDisplay | null;
   try {
     display = await openRunDisplay(opts, () => board);
   } catch (e) {
-    shares.close();
-    try { disc?.close(); } catch { /* already closed */ }
+    closeMedia();
     throw e;
   }
   return {
@@ -155,8 +158,7 @@ export async function openRunMedia(opts: Pick<RunOptions, 'cdrom' | 'share' | 'v
     ...(display ? { display: display.boardConfig() } : {}),
     setBoard: (b) => { board = b; display?.boardChanged(); },
     close: () => {
-      shares.close();
-      try { disc?.close(); } catch { /* already closed */ }
+      closeMedia();
       void display?.close();
     },
   };

@@ -14,6 +14,14 @@ export function parseSize(text: string, what = 'size'): number {
   return bytes;
 }
 
+/**
+ * `--vram SIZE`: graphics memory in bytes, where `0` (no display) is allowed.
+ * @throws UsageError for anything else that is not a size.
+ */
+export function parseVram(text: string): number {
+  return text.trim() === '0' ? 0 : parseSize(text, '--vram');
+}
+
 /** Human-readable size in binary units (e.g. "512 MiB"). */
 export function formatSize(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

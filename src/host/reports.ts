@@ -11,6 +11,7 @@ import type { HostMeter } from './meter.js';
 import type { VmStore } from './store.js';
 import { processRssBytes } from './procfs.js';
 import { ALIVE, type Entry } from './entry.js';
+import { vncAddress } from './vm-process.js';
 import type { HostInfo, TopRow, UsageReport, VmInfo } from './api-types.js';
 
 /** What the reports are computed from (the Host's state at one moment). */
@@ -66,7 +67,7 @@ export function vmInfo(src: ReportSources, name: string, e: Entry): VmInfo {
     guest: alive && e.guest ? { state: e.guest.state, agent: e.guest.agent } : null,
     memory: alive ? e.guest?.memory ?? null : null,
     cdrom: alive ? e.guest?.cdrom ?? null : null,
-    display: alive && e.guest?.display ? { mode: e.guest.display.mode, vnc: e.guest.display.vncPort ? `127.0.0.1:${e.guest.display.vncPort}` : null, viewers: e.guest.display.viewers } : null,
+    display: alive && e.guest?.display ? { mode: e.guest.display.mode, vnc: e.guest.display.vncPort ? vncAddress(e.guest.display.vncPort) : null, viewers: e.guest.display.viewers } : null,
     diskShare: alive && e.guest?.disk && (e.guest.disk.share.iops || e.guest.disk.share.bps) ? e.guest.disk.share : null,
     ssh: e.def.ssh ? {
       user: e.def.ssh.user,

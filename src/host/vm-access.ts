@@ -11,6 +11,7 @@ import { HostError } from './errors.js';
 import { ALIVE, type Entry } from './entry.js';
 import type { VmChannel } from './vm-channel.js';
 import { vmReason } from './vm-changes.js';
+import { vncAddress } from './vm-process.js';
 
 /** What the access needs from the daemon. */
 export interface AccessHost {
@@ -25,7 +26,6 @@ export interface AccessHost {
 /** See the file comment. */
 export class VmAccess {
   constructor(private readonly host: AccessHost) {}
-
 
   /**
    * Press `keys` (Linux key codes) together on VM `name`'s keyboard, then release them, as
@@ -74,7 +74,7 @@ export class VmAccess {
     const d = e.guest?.display;
     if (!d) throw new HostError('conflict', `${name} has no display (--vram 0)`);
     if (!d.vncPort) throw new HostError('unavailable', `${name}: the VNC server is not listening yet`);
-    return { vnc: `127.0.0.1:${d.vncPort}`, viewers: d.viewers };
+    return { vnc: vncAddress(d.vncPort), viewers: d.viewers };
   }
 
   /** `POST /exec` on the VM process: the raw streamed response (status and NDJSON body). */

@@ -135,17 +135,20 @@ export function checkedCdrom(v: unknown): { path: string | null; locked: boolean
 
 /** The `display` of a VM process's status, if well formed (else null). */
 export function checkedDisplay(v: unknown): VmProcessStatus['display'] {
-  const d = v as { width?: unknown; height?: unknown; mode?: unknown; vncPort?: unknown; viewers?: unknown } | null | undefined;
+  const d = v as { mode?: unknown; vncPort?: unknown; viewers?: unknown } | null | undefined;
   if (!d || typeof d !== 'object') return null;
   const dim = (n: unknown): n is number => Number.isInteger(n) && (n as number) > 0 && (n as number) <= 16384;
   const m = d.mode as { width?: unknown; height?: unknown } | null;
   return {
-    width: dim(d.width) ? d.width : 0,
-    height: dim(d.height) ? d.height : 0,
     mode: m && typeof m === 'object' && dim(m.width) && dim(m.height) ? { width: m.width, height: m.height } : null,
     vncPort: Number.isInteger(d.vncPort) && (d.vncPort as number) > 0 && (d.vncPort as number) < 65536 ? d.vncPort as number : null,
     viewers: Number.isInteger(d.viewers) && (d.viewers as number) >= 0 ? d.viewers as number : 0,
   };
+}
+
+/** The address of a VM's VNC server at loopback port `port` (`host:port`). */
+export function vncAddress(port: number): string {
+  return `127.0.0.1:${port}`;
 }
 
 /** The `ssh` of a VM process's status, if well formed. */

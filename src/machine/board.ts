@@ -29,7 +29,7 @@ import { VirtioNet } from '../devices/virtio/net.js';
 import { VirtioScsi } from '../devices/virtio/scsi.js';
 import { CdromUnit } from '../devices/scsi/cdrom.js';
 import { VirtioP9 } from '../devices/virtio/9p.js';
-import { VirtioGpu, type GpuRect } from '../devices/virtio/gpu.js';
+import { VirtioGpu, type VirtioGpuOptions } from '../devices/virtio/gpu.js';
 import { KEYBOARD, TABLET, VirtioInput } from '../devices/virtio/input.js';
 import type { P9Server } from '../devices/9p/wire.js';
 import { VirtioBalloon, VIRTIO_BALLOON_PAGE_BYTES, type BalloonStats } from '../devices/virtio/balloon.js';
@@ -100,20 +100,11 @@ export interface ShareConfig {
   server: P9Server;
 }
 
-/** The display of the board (virtio-gpu 2D, one scanout). */
-export interface DisplayConfig {
-  /** Graphics memory: bytes the guest's resources may take together (QEMU's max_hostmem). */
-  vramBytes: number;
-  /** Preferred mode, in pixels. */
-  width: number;
-  height: number;
-  /** The guest flushed a rectangle of the screen (screen coordinates). */
-  onFlush?(rect: GpuRect): void;
-  /** The guest set the screen to another size, or (null) blanked it. */
-  onScanout?(mode: { width: number; height: number } | null): void;
-  /** The guest asked for a resource past the graphics memory (refused with ERR_OUT_OF_MEMORY). */
-  onOutOfMemory?(refused: { width: number; height: number; bytes: number; usedBytes: number }): void;
-}
+/**
+ * The display of the board (virtio-gpu 2D, one scanout): its graphics memory (QEMU's
+ * max_hostmem), preferred mode and the hooks of the device (devices/virtio/gpu.ts).
+ */
+export type DisplayConfig = VirtioGpuOptions;
 
 /** One network card of the board (virtio-net). */
 export interface NicConfig {
@@ -322,8 +313,7 @@ export class Board {
       this.shares.push(dev);
     }
     if (cfg.display) {
-      const d = cfg.display;
-      this.gpu = new VirtioGpu({ vramBytes: d.vramBytes, width: d.width, height: d.height, onFlush: d.onFlush, onScanout: d.onScanout, onOutOfMemory: d.onOutOfMemory });
+      this.gpu = new VirtioGpu(cfg.display);
       this.virtio.push(this.virtioTransport(this.gpu, this.virtio.length));
       this.keyboard = new VirtioInput(KEYBOARD);
       this.virtio.push(this.virtioTransport(this.keyboard, this.virtio.length));

@@ -79,10 +79,10 @@ export interface VmProcessStatus {
    */
   ssh: { port: number; ready: boolean; error?: string } | null;
   /**
-   * The display (null: none): its preferred mode (pixels), the mode the guest shows now
-   * (null: nothing yet), the VNC server's loopback port and the viewers connected.
+   * The display (null: none): the mode the guest shows now (pixels; null: nothing yet), the
+   * VNC server's loopback port and the viewers connected.
    */
-  display: { width: number; height: number; mode: { width: number; height: number } | null; vncPort: number | null; viewers: number } | null;
+  display: { mode: { width: number; height: number } | null; vncPort: number | null; viewers: number } | null;
 }
 
 /**

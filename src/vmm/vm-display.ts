@@ -90,9 +90,9 @@ export class VmDisplay {
   }
 
   /** What `GET /status` says of the display: the mode shown (null: blank), the VNC port and viewers. */
-  status(): { width: number; height: number; mode: { width: number; height: number } | null; vncPort: number | null; viewers: number } {
+  status(): { mode: { width: number; height: number } | null; vncPort: number | null; viewers: number } {
     const view = this.board()?.gpu?.scanoutView();
-    return { width: this.config.width, height: this.config.height, mode: view ? { width: view.width, height: view.height } : null, vncPort: this.vncPort, viewers: this.vnc.viewerCount };
+    return { mode: view ? { width: view.width, height: view.height } : null, vncPort: this.vncPort, viewers: this.vnc.viewerCount };
   }
 
   /**

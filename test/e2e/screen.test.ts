@@ -144,7 +144,8 @@ test('graphics memory bounds the modes: with 64M the guest sets 1920x1080; with 
     assert.match(offered, /\b2560x1600\b/);
     const png = join(root, 'large.png');
     await cli(['vm', 'screenshot', large, png]);
-    assert.deepEqual([PNG.sync.read(readFileSync(png)).width, PNG.sync.read(readFileSync(png)).height], [1920, 1080]);
+    const shot = PNG.sync.read(readFileSync(png));
+    assert.deepEqual([shot.width, shot.height], [1920, 1080]);
     // 8 MiB: no mode past it is offered; forcing 1920x1200 (8.8 MiB) anyway, the device refuses the buffer
     await waitAgent(env, small);
     const out = (await cli(['vm', 'exec', small, '--', 'sh', '-c', `${modes}; echo; dmesg | grep -c 'response 0x1201 (command 0x101)'`])).stdout.split('\n');

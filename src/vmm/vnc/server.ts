@@ -130,6 +130,8 @@ class Viewer {
   /** The framebuffer size the viewer knows. */
   private size = { width: 0, height: 0 };
   private requested = false;
+  /** The screen changed size since the viewer's last update: a DesktopSize rectangle is owed. */
+  private pendingResize = false;
   private busy = false;
   private announceExtendedKeys = false;
   private deflate: zlib.Deflate | null = null;
@@ -338,8 +340,6 @@ class Viewer {
     this.dirty.length = 0;
     this.damage({ x: 0, y: 0, ...this.size });
   }
-
-  private pendingResize = false;
 
   /** Send an update if the viewer asked for one and there is something to send. */
   private pump(): void {
