@@ -51,7 +51,7 @@ export interface ControlTarget {
    * integer, otherwise unchecked). Throw ControlHttpError (400 out of range, 409 the guest
    * cannot give that much now) with the figures.
    */
-  setMemory(bytes: number): void;
+  setMemory(bytes: number): Promise<void>;
   /** `POST /memory-policy`: the dynamic policy's figures (checked for type only), or null to end it; throws ControlHttpError(400). */
   setMemoryPolicy(policy: MemoryPolicy | null): void;
   /**
@@ -272,7 +272,7 @@ export class ControlServer {
           const body = await readJson(req);
           const bytes = body.bytes;
           if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes <= 0) throw new ControlHttpError(400, 'bad_request', 'bytes must be a positive whole number');
-          this.target.setMemory(bytes);
+          await this.target.setMemory(bytes);
           sendJson(res, 200, this.target.status());
           return;
         }

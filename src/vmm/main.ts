@@ -56,6 +56,8 @@ import { IoLimiter } from '../devices/io-limiter.js';
 
 /** How often a dynamic VM looks at its guest's memory (ms). */
 const POLICY_TICK_MS = 250;
+/** The longest a shrink waits for the guest's fresh memory statistics (ms). */
+const STATS_WAIT_MS = 3000;
 
 /**
  * Largest exec stdin: the agent runs one `sh -c` command line, which Linux limits to
@@ -148,7 +150,7 @@ class VmProcess implements ControlTarget {
     const policyTimer = setInterval(() => {
       const before = this.memory!.currentBytes;
       const moved = this.memory!.policyTick(Date.now());
-      if (moved !== null) this.log(`memory policy: ${before / (1024 * 1024)} MiB -> ${moved / (1024 * 1024)} MiB`);
+      if (moved !== null) this.log(`memory policy: ${before / (1024 * 1024)} MiB -> ${moved / (1024 * 1024)} MiB (${this.memory!.lastMoveFigures})`);
     }, POLICY_TICK_MS);
     policyTimer.unref();
     this.vcpus = cfg.vcpus;
@@ -586,9 +588,13 @@ class VmProcess implements ControlTarget {
     }
   }
 
-  /** {@link ControlTarget.setMemory}: the balloon moves (vmm/memory.ts). */
-  setMemory(bytes: number): void {
+  /**
+   * {@link ControlTarget.setMemory}: the balloon moves (vmm/memory.ts); a shrink is decided
+   * on statistics the guest takes now (waited for at most STATS_WAIT_MS).
+   */
+  async setMemory(bytes: number): Promise<void> {
     const before = this.memory!.currentBytes;
+    if (bytes < before) await this.memory!.refreshStats(STATS_WAIT_MS);
     try {
       this.memory!.set(bytes);
     } catch (e) {

@@ -42,6 +42,8 @@ export class VmMemory {
   private policySeenMs = 0;
   /** Since when the balloon has not reached its target (ms; null: it has). */
   private unsettledSinceMs: number | null = null;
+  /** The figures the dynamic policy's last move was decided on, for the VM's log. */
+  lastMoveFigures = '';
 
   /**
    * @param maxBytes the RAM the guest boots with (bytes, whole MiB)
@@ -107,6 +109,26 @@ export class VmMemory {
   }
 
   /**
+   * Ask the guest for statistics taken from now on (§5.5.6.3) and wait for them, at most
+   * `timeoutMs` (ms). True when they came; false without a balloon driver or in time (the
+   * last figures stay). A shrink decided on figures a few seconds old would refuse memory
+   * the guest has freed since, or take memory it has filled since.
+   */
+  async refreshStats(timeoutMs: number): Promise<boolean> {
+    const t0 = Date.now();
+    const b = this.balloon;
+    if (!b || !b.active) return false;
+    // false: a request is already pending; its answer is just as fresh
+    b.requestStats();
+    for (;;) {
+      const last = this.balloon?.lastStats();
+      if (last && last.atMs >= t0) return true;
+      if (Date.now() - t0 >= timeoutMs || this.balloon !== b || !b.active) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /**
    * Put the memory under the dynamic policy (vmm/memory-policy.ts), or take it off (null:
    * the memory stays where it is). A ceiling below the current memory makes the guest
    * give back what it can at the next {@link policyTick}.
@@ -158,8 +180,13 @@ export class VmMemory {
     if (last && last.atMs > this.policySeenMs && s?.availableMemory !== undefined) {
       this.policySeenMs = last.atMs;
       const held = backedRamBytes(this.maxBytes) - b.actualPages * 4096;
-      const target = policyTarget(p, this.current, { totalBytes: held, availableBytes: s.availableMemory, allocStalls: s.allocStalls ?? 0 }, this.policyState, nowMs);
+      const stallsBefore = this.policyState.lastStalls;
+      const sample = { totalBytes: held, availableBytes: s.availableMemory, allocStalls: s.allocStalls ?? 0 };
+      const target = policyTarget(p, this.current, sample, this.policyState, nowMs);
       if (target !== this.current) {
+        this.lastMoveFigures = `the guest holds ${mib(held)}, ${mib(sample.availableBytes)} available, ` +
+          `${stallsBefore < 0 ? 'no earlier reading' : `${sample.allocStalls - stallsBefore} allocation stalls since the last reading`}, ` +
+          `figures ${nowMs - last.atMs} ms old`;
         this.current = target;
         b.setTargetPages(this.balloonFor(target) / 4096);
         moved = target;

@@ -248,6 +248,8 @@ test('dynamic memory policy: an idle guest shrinks to its working set plus buffe
   // a host budget of 2 GiB whatever this machine has
   const total = Number(/MemTotal:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) * 1024;
   const limit = 2048 * MiB;
+  // the first test's VM, when that test failed before its end, would hold memory of the budget
+  await tsvisor(['vm', 'kill', VM], { env, timeoutMs: T });
   await tsvisor(['daemon', 'stop'], { env, timeoutMs: T });
   writeFileSync(join(root, 'home', 'host.json'), JSON.stringify({ overcommit: limit / total }));
   const bad = await tsvisor(['vm', 'create', 'x', '--memory', '512M', '--min-memory', '1G', '--memory-policy', 'dynamic'], { env });

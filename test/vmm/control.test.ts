@@ -90,7 +90,7 @@ class FakeVm implements ControlTarget {
     if (count > 4) throw new ControlHttpError(400, 'bad_request', 'vcpus: at most 4');
     this.cpus.push(count);
   }
-  setMemory(bytes: number): void {
+  async setMemory(bytes: number): Promise<void> {
     try { this.memory.set(bytes); } catch (e) { throw e instanceof MemoryChangeError ? new ControlHttpError(e.status, 'x', e.message) : e; }
   }
   setMemoryPolicy(policy: MemoryPolicy | null): void {

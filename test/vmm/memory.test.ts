@@ -74,3 +74,19 @@ test('VmMemory: the status reports the figures and asks for fresh statistics whe
   m.status(1);
   assert.equal(b.requests, 2);
 });
+
+test('VmMemory.refreshStats: asks the guest and waits for figures taken from then on; gives up after the timeout', async () => {
+  const { m, b } = attached(1024 * MIB, 1024 * MIB);
+  b.stats = { stats: { availableMemory: 300 * MIB }, atMs: Date.now() - 5000 };
+  setTimeout(() => { b.stats = { stats: { availableMemory: 900 * MIB }, atMs: Date.now() }; }, 100);
+  assert.equal(await m.refreshStats(2000), true);
+  assert.equal(b.requests, 1);
+  m.set(256 * MIB);
+  assert.deepEqual(b.targets, [(768 * MIB) / 4096], 'decided on the fresh figures');
+  const t0 = Date.now();
+  b.stats = { stats: { availableMemory: 300 * MIB }, atMs: t0 - 5000 };
+  assert.equal(await m.refreshStats(150), false, 'the guest did not answer');
+  assert.ok(Date.now() - t0 >= 150);
+  b.active = false;
+  assert.equal(await m.refreshStats(1000), false, 'no driver: no wait');
+});
