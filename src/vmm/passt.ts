@@ -1,7 +1,7 @@
 /**
  * User-mode networking: one `passt` process (Debian package `passt`) per VM network card,
- * started with the VM and ended with it. passt gets one end of a socket pair as its
- * `--fd`; the other end is the card's {@link StreamNetBackend} (4-byte big-endian length,
+ * started with the VM and ended with it. passt gets one end of a socket pair (with large
+ * buffers: devices/node/socketpair.ts) as its `--fd`; the other end is the card's {@link StreamNetBackend} (4-byte big-endian length,
  * then an Ethernet frame). passt answers DHCP, NDP and DNS itself, NATs the guest's
  * connections through the host's own sockets (no privilege needed), maps the gateway
  * address to the host's loopback, and binds the published host ports (`-t`/`-u`).
@@ -10,9 +10,11 @@
  * `kill -9`, leaves no passt behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { StreamNetBackend } from '../devices/node/stream-net.js';
+import { unixStreamPair } from '../devices/node/socketpair.js';
 import { NetworkConfigError, checkPortsFree, formatPublish, type PublishedPort } from './network.js';
 
 /** The passt binary: `TSVISOR_PASST`, else `passt` on the PATH. */
@@ -52,7 +54,20 @@ export async function startPasst(opts: PasstOptions): Promise<PasstLink> {
     const spec = `${p.hostIp !== undefined ? `${p.hostIp}/` : ''}${p.hostPort}:${p.guestPort}`;
     args.push(p.protocol === 'udp' ? '--udp-ports' : '--tcp-ports', spec);
   }
-  const child = spawn(passtBinary(), args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'] });
+  // a socket pair with large buffers (devices/node/socketpair.ts); Node's own if koffi cannot be loaded
+  let pair: [number, number] | null = null;
+  try {
+    pair = unixStreamPair();
+  } catch (e) {
+    opts.onLog?.(`network link with the kernel's default socket buffers: ${(e as Error).message}`);
+  }
+  let child: ChildProcess;
+  try {
+    child = spawn(passtBinary(), args, { stdio: ['ignore', 'ignore', 'pipe', pair ? pair[1] : 'pipe'] });
+  } finally {
+    if (pair) closeSync(pair[1]); // the child has its own copy
+  }
+  const link: Duplex = pair ? new Socket({ fd: pair[0], readable: true, writable: true }) : child.stdio[3] as Duplex;
   const lines: string[] = [];
   let partial = '';
   child.stderr!.setEncoding('utf8');
@@ -66,7 +81,7 @@ export async function startPasst(opts: PasstOptions): Promise<PasstLink> {
       opts.onLog?.(l.trim());
     }
   });
-  await new Promise<void>((resolve, reject) => {
+  const ready = new Promise<void>((resolve, reject) => {
     // ready when every published port is bound (they were free a moment ago, so passt
     // bound them); with none, at once: frames wait in the socket until passt reads them
     const timer = setTimeout(() => fail(`passt did not bind the published ports within ${START_TIMEOUT_MS / 1000} s`), START_TIMEOUT_MS);
@@ -81,8 +96,14 @@ export async function startPasst(opts: PasstOptions): Promise<PasstLink> {
       : `cannot run passt: ${e.message}`));
     if (opts.publish.length === 0) setImmediate(() => { if (child.pid !== undefined && child.exitCode === null) done(); });
   });
+  try {
+    await ready;
+  } catch (e) {
+    link.destroy();
+    throw e;
+  }
   let stopped = false;
-  const backend = new StreamNetBackend(child.stdio[3] as Duplex, {
+  const backend = new StreamNetBackend(link, {
     onError: (m) => { if (!stopped) opts.onError?.(m); },
   });
   child.once('exit', (code, signal) => {

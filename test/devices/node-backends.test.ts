@@ -6,8 +6,9 @@ import * as path from 'node:path';
 import { FileBlockBackend } from '../../src/devices/node/file-block.js';
 import { createDisk, openDisk } from '../../src/devices/node/disk.js';
 import { StdioCharBackend } from '../../src/devices/node/stdio-char.js';
-import { createServer as createNetServer, connect as netConnect, type Socket as NetSocket } from 'node:net';
+import { createServer as createNetServer, connect as netConnect, Socket as NetSocket } from 'node:net';
 import { StreamNetBackend } from '../../src/devices/node/stream-net.js';
+import { socketBufferBytes, unixStreamPair } from '../../src/devices/node/socketpair.js';
 import type { NetPort } from '../../src/devices/bus.js';
 
 function tmpFile(bytes: Uint8Array): string {
@@ -146,21 +147,35 @@ test('stream net backend: 4-byte big-endian framing both ways, frames split acro
   peer.destroy();
 });
 
-test('stream net backend: a refused frame is held and the socket paused until resume()', async () => {
+test('stream net backend: refused frames wait in order in the receive queue; the socket is paused only past rxQueueBytes', async () => {
   const [a, peer] = await socketPair();
   const got: number[] = [];
   let room = 1;
   const port: NetPort = { receive: (f) => { if (room === 0) return false; room--; got.push(f[0]); return true; }, writable: () => {} };
-  const backend = new StreamNetBackend(a);
+  const backend = new StreamNetBackend(a, { rxQueueBytes: 100 });
   backend.attach(port);
   peer.write(lenPrefixed([1, 2, 3].map((n) => new Uint8Array(20).fill(n))));
   await until(() => got.length === 1);
   await new Promise((r) => setTimeout(r, 30));
-  assert.deepEqual(got, [1], 'frame 2 held');
-  room = 5;
+  assert.deepEqual(got, [1], 'frame 2 refused');
+  assert.equal(backend.rxQueuedBytes, 40, 'frames 2 and 3 queued');
+  assert.equal(a.isPaused(), false, 'under rxQueueBytes the socket is read on');
+  // past rxQueueBytes (100): paused
+  peer.write(lenPrefixed([4, 5, 6, 7].map((n) => new Uint8Array(20).fill(n))));
+  await until(() => backend.rxQueuedBytes === 120);
+  assert.equal(a.isPaused(), true, 'over rxQueueBytes the socket is paused');
+  room = 3;
   backend.resume();
-  await until(() => got.length === 3);
-  assert.deepEqual(got, [1, 2, 3], 'in order, nothing lost');
+  assert.deepEqual(got, [1, 2, 3, 4], 'in order');
+  assert.equal(backend.rxQueuedBytes, 60);
+  assert.equal(a.isPaused(), true, 'still above half of rxQueueBytes');
+  room = 100;
+  backend.resume();
+  assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7], 'in order, nothing lost');
+  assert.equal(a.isPaused(), false, 'read on once the queue is drained');
+  peer.write(lenPrefixed([new Uint8Array(20).fill(8)]));
+  await until(() => got.length === 8);
+  assert.throws(() => new StreamNetBackend(a, { rxQueueBytes: 0 }), RangeError);
   backend.close();
   peer.destroy();
 });
@@ -181,4 +196,25 @@ test('stream net backend: runts are dropped and counted; an impossible length en
   assert.match(errors[0], /frame length of 2147483647/);
   assert.equal(backend.send(new Uint8Array(20)), true, 'a dead link swallows frames');
   peer.destroy();
+});
+
+test('unixStreamPair: both ends get the largest buffers the host allows (2 x net.core.wmem_max / rmem_max) and carry bytes both ways', async () => {
+  const [x, y] = unixStreamPair();
+  const wmax = Number(fs.readFileSync('/proc/sys/net/core/wmem_max', 'utf8'));
+  const rmax = Number(fs.readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+  for (const fd of [x, y]) assert.deepEqual(socketBufferBytes(fd), { send: 2 * wmax, receive: 2 * rmax });
+  const [small] = unixStreamPair(100_000);
+  assert.equal(socketBufferBytes(small).send, 2 * Math.min(100_000, wmax));
+  fs.closeSync(small);
+  const a = new NetSocket({ fd: x, readable: true, writable: true });
+  const b = new NetSocket({ fd: y, readable: true, writable: true });
+  const got: Buffer[] = [];
+  b.on('data', (d: Buffer) => { got.push(d); b.write(d); });
+  const back: Buffer[] = [];
+  a.on('data', (d: Buffer) => back.push(d));
+  a.write('hello');
+  await until(() => Buffer.concat(back).toString() === 'hello');
+  assert.equal(Buffer.concat(got).toString(), 'hello');
+  a.destroy();
+  b.destroy();
 });

@@ -5,8 +5,13 @@
  * `passt` speaks on its socket.
  *
  * Flow control: `send` returns false once the socket's write buffer passes its high-water
- * mark (the device then waits for `writable`); while the device has no receive buffers,
- * the socket is paused, so the peer's kernel buffers fill and the peer slows down.
+ * mark (the device then waits for `writable`). Received frames the device cannot place
+ * yet (the guest has not posted receive buffers) wait in a queue of at most
+ * `rxQueueBytes`, a NIC's receive FIFO; only past that is the socket paused, so that the
+ * peer's kernel buffers fill and the peer slows down. The queue matters: `passt` sends up
+ * to the guest's TCP window at once and drops the frames its socket refuses (it does not
+ * take back their sequence numbers), so a paused socket costs the guest its TCP
+ * segments, then duplicate ACKs, retransmissions and 2 s stalls.
  *
  * The peer is not trusted: a frame length of 0, or longer than {@link MAX_FRAME_BYTES},
  * cannot be resynchronized and ends the link (`onError`); frames shorter than an
@@ -26,27 +31,52 @@ export interface StreamNetMetrics {
 export interface StreamNetOptions {
   /** The link broke: the peer closed it, a socket error, or a frame length that cannot be right. */
   onError?: (message: string) => void;
+  /**
+   * Bytes of received frames kept while the device cannot take them, before the socket is
+   * paused (default {@link DEFAULT_RX_QUEUE_BYTES}; at least one frame is always kept).
+   */
+  rxQueueBytes?: number;
 }
+
+/**
+ * The default receive queue (bytes): above the largest TCP window Linux guests advertise by
+ * default (tcp_rmem's 6 MiB maximum), so that one connection's window fits.
+ */
+export const DEFAULT_RX_QUEUE_BYTES = 8 * 1024 * 1024;
 
 /** Frames over a length-prefixed stream. */
 export class StreamNetBackend implements NetBackend {
   readonly metrics: StreamNetMetrics = { rxRunt: 0 };
   private port: NetPort | null = null;
-  /** Bytes received and not yet parsed into frames. */
-  private buf: Buffer = Buffer.alloc(0);
-  /** A frame the port could not take yet. */
-  private held: Uint8Array | null = null;
-  private paused = false;
+  /** Bytes received after the last whole frame (less than one frame). */
+  private partial: Buffer = Buffer.alloc(0);
+  /** Whole frames the port has not taken yet, oldest first, from `queueHead` on. */
+  private queue: Uint8Array[] = [];
+  private queueHead = 0;
+  /** Bytes of the frames in `queue`. */
+  private queuedRxBytes = 0;
+  private readonly rxQueueBytes: number;
+  /** The port refused a frame: wait for resume(). */
+  private blocked = false;
   private closed = false;
 
+  /** @throws RangeError when `rxQueueBytes` is not a positive safe integer. */
   constructor(private readonly stream: Duplex, private readonly options: StreamNetOptions = {}) {
+    const q = options.rxQueueBytes ?? DEFAULT_RX_QUEUE_BYTES;
+    if (!Number.isSafeInteger(q) || q <= 0) throw new RangeError(`rxQueueBytes must be a positive whole number, got ${q}`);
+    this.rxQueueBytes = q;
     stream.on('error', (e) => this.fail(`network link: ${e.message}`));
     stream.on('close', () => this.fail('network link closed by the peer'));
     stream.on('drain', () => this.port?.writable());
     stream.on('data', (chunk: Buffer) => {
-      this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+      this.parse(chunk);
       this.deliver();
     });
+  }
+
+  /** Bytes of received frames waiting for the device. */
+  get rxQueuedBytes(): number {
+    return this.queuedRxBytes;
   }
 
   /**
@@ -55,8 +85,11 @@ export class StreamNetBackend implements NetBackend {
    */
   attach(port: NetPort): void {
     this.port = port;
-    this.paused = false;
-    this.held = null; // a frame meant for the old card: lost, as on a link that went down
+    this.blocked = false;
+    // frames meant for the old card: lost, as on a link that went down
+    this.queue = [];
+    this.queueHead = 0;
+    this.queuedRxBytes = 0;
     this.deliver();
   }
 
@@ -82,8 +115,8 @@ export class StreamNetBackend implements NetBackend {
 
   /** The device has receive buffers again. */
   resume(): void {
-    if (!this.paused || this.closed) return;
-    this.paused = false;
+    if (!this.blocked || this.closed) return;
+    this.blocked = false;
     this.deliver();
   }
 
@@ -94,20 +127,10 @@ export class StreamNetBackend implements NetBackend {
     this.stream.destroy();
   }
 
-  /** Hand parsed frames to the port until it refuses one. */
-  private deliver(): void {
-    const port = this.port;
-    if (this.closed) return;
-    if (!port) {
-      this.stream.pause();
-      return;
-    }
-    if (this.held) {
-      if (!port.receive(this.held)) return this.pause();
-      this.held = null;
-    }
+  /** Cut `chunk` (after what is left of the last read) into frames, onto the queue. */
+  private parse(chunk: Buffer): void {
+    const b = this.partial.length === 0 ? chunk : Buffer.concat([this.partial, chunk]);
     let at = 0;
-    const b = this.buf;
     while (b.length - at >= 4) {
       const len = b.readUInt32BE(at);
       if (len === 0 || len > MAX_FRAME_BYTES) {
@@ -121,25 +144,50 @@ export class StreamNetBackend implements NetBackend {
         this.metrics.rxRunt++;
         continue;
       }
-      if (!port.receive(frame)) {
-        this.held = frame;
-        this.buf = b.subarray(at);
-        return this.pause();
-      }
+      this.queue.push(frame);
+      this.queuedRxBytes += len;
     }
-    this.buf = at === b.length ? Buffer.alloc(0) : b.subarray(at);
-    if (this.stream.isPaused()) this.stream.resume();
+    // the rest is less than one frame: copied, so that the chunk is not kept for it
+    this.partial = at === b.length ? Buffer.alloc(0) : Buffer.from(b.subarray(at));
   }
 
-  private pause(): void {
-    this.paused = true;
-    this.stream.pause();
+  /**
+   * Hand queued frames to the port until it refuses one; pause the socket while the queue
+   * is over `rxQueueBytes` (or no port is attached), read on once it is under half of it.
+   */
+  private deliver(): void {
+    if (this.closed) return;
+    const port = this.port;
+    if (port && !this.blocked) {
+      while (this.queueHead < this.queue.length) {
+        const frame = this.queue[this.queueHead];
+        if (!port.receive(frame)) {
+          this.blocked = true;
+          break;
+        }
+        this.queueHead++;
+        this.queuedRxBytes -= frame.length;
+      }
+      if (this.queueHead === this.queue.length) {
+        this.queue = [];
+        this.queueHead = 0;
+      } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.queueHead);
+        this.queueHead = 0;
+      }
+    }
+    if (this.closed) return; // the port may have closed the link
+    if (!port || this.queuedRxBytes > this.rxQueueBytes) this.stream.pause();
+    else if (this.stream.isPaused() && this.queuedRxBytes <= this.rxQueueBytes / 2) this.stream.resume();
   }
 
   private fail(message: string): void {
     if (this.closed) return;
     this.closed = true;
     this.port = null;
+    this.queue = [];
+    this.queueHead = 0;
+    this.queuedRxBytes = 0;
     this.stream.destroy();
     this.options.onError?.(message);
   }

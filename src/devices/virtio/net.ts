@@ -318,8 +318,9 @@ export class VirtioNet implements VirtioDevice, NetPort {
     for (const c of chains) {
       vq.copyToSegments(c.segs, packet.subarray(from, from + c.len));
       from += c.len;
-      vq.pushUsed(c.head, c.len);
     }
+    // all of the frame's chains become used at once: the driver may be reading the ring now
+    vq.pushUsedMany(chains.map((c) => [c.head, c.len] as const));
     return 'placed';
   }
 

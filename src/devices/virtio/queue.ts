@@ -227,6 +227,31 @@ export class Virtqueue {
   }
 
   /**
+   * Return several chains at once (QEMU's virtqueue_fill + virtqueue_flush): write every
+   * `{id, len}` into the used ring, then publish used.idx once, so that a driver reading
+   * the ring meanwhile (on another hart) sees all of them or none. virtio-net's mergeable
+   * receive buffers need this (§5.1.6.4: the driver reads `num_buffers` chains at once;
+   * Linux drops a packet whose later buffers are not there yet).
+   * @param chains `[head, len]` pairs, in order; len: bytes written into that chain.
+   * @throws VirtqueueError (only if RAM changed under the queue).
+   */
+  pushUsedMany(chains: ReadonlyArray<readonly [head: number, len: number]>): void {
+    try {
+      let idx = this.usedIdx;
+      for (const [head, len] of chains) {
+        const slot = this.layout.device + 4 + 8 * (idx & (this.size - 1));
+        this.mem.writeU32(slot, head >>> 0);
+        this.mem.writeU32(slot + 4, len >>> 0);
+        idx = (idx + 1) & 0xffff;
+      }
+      this.usedIdx = idx;
+      this.storeU16(this.layout.device + 2, idx);
+    } catch (e) {
+      throw toQueueError(e);
+    }
+  }
+
+  /**
    * Whether the driver wants a used-buffer notification for the buffers pushed
    * since the last call (§2.7.10): with EVENT_IDX, when used.idx passed
    * `used_event`; otherwise unless the driver set VIRTQ_AVAIL_F_NO_INTERRUPT.
