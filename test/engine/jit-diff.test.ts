@@ -111,8 +111,11 @@ function generate(seed: number, rvc: Uint32Array, count: number): Item[] {
     } else if (k < 97.8) {
       items.push(...amoItems(rand, reg));
     } else if (k < 98) {
-      items.push(rand() % 2 ? { word: i(0x73, reg(), 2, 0, 0xc02), len: 4 } // csrr rd, instret
-        : { word: (((rand() & 0xff) << 20) | 0x0f) >>> 0, len: 4 }); // fence (pred, succ random; PAUSE sometimes)
+      const c = rand() % 3;
+      items.push(c === 0 ? { word: i(0x73, reg(), 2, 0, 0xc02), len: 4 } // csrr rd, instret
+        : c === 1 ? { word: (((rand() & 0xff) << 20) | 0x0f) >>> 0, len: 4 } // fence (pred, succ random; PAUSE sometimes)
+        // CSRRW/S/C[I] of sscratch or stval (rd x0 sometimes, rs1/uimm 0 sometimes: no read, no write)
+        : { word: i(0x73, rand() % 4 ? reg() : 0, pick([1, 2, 3, 5, 6, 7]), rand() % 4 ? src() : 0, pick([0x140, 0x143])), len: 4 });
     } else {
       items.push({ word: ECALL, len: 4 }); // checkpoint
     }
@@ -256,7 +259,7 @@ function state(hart: Hart, mem: Uint8Array): string {
   const xs: string[] = [];
   for (let k = 0; k < 32; k++) xs.push(hart.getX(k).toString(16));
   for (let k = 0; k < 32; k++) xs.push(hart.getF(k).toString(16));
-  xs.push(`fcsr ${hart.readCsr(0x003).toString(16)} sstatus ${hart.readCsr(0x100).toString(16)}`);
+  xs.push(`fcsr ${hart.readCsr(0x003).toString(16)} sstatus ${hart.readCsr(0x100).toString(16)} sscratch ${hart.readCsr(0x140).toString(16)} stval ${hart.readCsr(0x143).toString(16)}`);
   const d = mem.subarray(RAM_OFFSET + (DATA - RAM_BASE), RAM_OFFSET + (DATA - RAM_BASE) + DATA_BYTES);
   let h = 0;
   for (let k = 0; k < d.length; k++) h = (Math.imul(h, 31) + d[k]) | 0;

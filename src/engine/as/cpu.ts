@@ -418,26 +418,8 @@ function runSlice(budget: i32): i32 {
         return;
       }
       if (f3 == 4) { csr.illegal(insn); return; }
-      // Zicsr
-      const num = insn >> 20;
-      const src: u64 = f3 >= 5 ? <u64>rs1 : getX(rs1);
-      const op = f3 & 3;
-      const writes = op == 1 || rs1 != 0;
-      if (writes && (num >> 10) == 3) { csr.illegal(insn); return; }
-      const needRead = !(op == 1 && rd == 0);
-      let old: u64 = 0;
-      if (needRead || op != 1) {
-        csr.chunkRetired = <u64>(begun - 1); // live cycle/instret (Zicntr): instret is summed per chunk
-        old = csr.csrRead(num, insn);
-        csr.chunkRetired = 0;
-        if (excPending) return;
-      }
-      if (writes) {
-        const nv = op == 1 ? src : op == 2 ? old | src : old & ~src;
-        csr.csrWrite(num, nv, insn);
-        if (excPending) return;
-      }
-      setX(rd, old);
+      execCsr(insn, <u64>(begun - 1));
+      if (excPending) return;
       break;
     }
     case 0x2f: { // AMO
@@ -541,21 +523,51 @@ export function jitAmo(insn: u32): void {
 let chunkStart: i32 = 0;
 
 /**
- * For translated code: execute `insn`, a CSR read with no write (CSRRS/CSRRC with rs1 = x0,
- * CSRRSI/CSRRCI with uimm = 0) of a CSR the translator lets through (READABLE_CSRS in
- * src/engine/jit/translate.ts), into x[rd] in the hart
- * state block, exactly as the interpreter does; `left` is the budget left before it (so
- * that cycle and instret count the instructions retired before it). Returns false, with
- * no effect, when the read is illegal: the block then leaves before it.
+ * For translated code: execute `insn`, a Zicsr instruction of a CSR the translator lets
+ * through (READABLE_CSRS and WRITABLE_CSRS in src/engine/jit/translate.ts), exactly as the
+ * interpreter does, x[rd] in the hart state block (x[rs1] is read from there too); `left`
+ * is the budget left before it (so that cycle and instret count the instructions retired
+ * before it). Returns 0, with no effect, when it is illegal (the block then leaves before
+ * it); 1 when done; 2 when done and the hart must look at its interrupts before it goes
+ * on (the write may have enabled one: csr.stop), so the block leaves after it.
  */
-export function jitCsr(insn: u32, left: i32): bool {
-  csr.chunkRetired = <u64>(chunkStart - left);
-  const v = csr.csrRead(insn >> 20, insn);
-  csr.chunkRetired = 0;
-  if (excPending) { mmu.excPending = false; return false; }
-  setX((insn >> 7) & 31, v);
+export function jitCsr(insn: u32, left: i32): i32 {
+  execCsr(insn, <u64>(chunkStart - left));
+  if (excPending) { mmu.excPending = false; return 0; }
   store<u64>(xBase, 0); // x0 is hard-wired to zero
-  return true;
+  return csr.stop ? 2 : 1;
+}
+
+/**
+ * A Zicsr instruction (CSRRW, CSRRS, CSRRC and their immediate forms; unprivileged spec
+ * chapter 9): read the CSR unless CSRRW[I] has rd = x0, write it unless CSRRS/CSRRC[I]
+ * have rs1/uimm = 0, then x[rd] = the old value. `retired`: the instructions retired
+ * in this run() chunk before it (live cycle/instret, Zicntr: instret is summed per chunk).
+ * Raises illegal instruction (nothing written) when the CSR is not accessible or is
+ * read-only and written.
+ */
+function execCsr(insn: u32, retired: u64): void {
+  const rd = (insn >> 7) & 31;
+  const rs1 = (insn >> 15) & 31;
+  const f3 = (insn >> 12) & 7;
+  const num = insn >> 20;
+  const src: u64 = f3 >= 5 ? <u64>rs1 : getX(rs1);
+  const op = f3 & 3;
+  const writes = op == 1 || rs1 != 0;
+  if (writes && (num >> 10) == 3) { csr.illegal(insn); return; }
+  let old: u64 = 0;
+  if (op != 1 || rd != 0) {
+    csr.chunkRetired = retired;
+    old = csr.csrRead(num, insn);
+    csr.chunkRetired = 0;
+    if (excPending) return;
+  }
+  if (writes) {
+    const nv = op == 1 ? src : op == 2 ? old | src : old & ~src;
+    csr.csrWrite(num, nv, insn);
+    if (excPending) return;
+  }
+  setX(rd, old);
 }
 
 /** For translated code: sstatus.FS (0 = off: every F/D instruction is illegal). */

@@ -1,6 +1,7 @@
 /**
  * Translation of guest blocks (RV64I base with FENCE, the M, A, F and D extensions, reads of
- * the counters and S-mode CSRs, with compressed instructions expanded through the engine's
+ * the counters and S-mode CSRs, writes of the floating-point and S-mode trap CSRs and
+ * sstatus, with compressed instructions expanded through the engine's
  * RVC table) into WebAssembly functions.
  * Instruction semantics follow the unprivileged spec 20191213 chapters 2, 5 and 7 and
  * must stay identical to the interpreter's (src/engine/as/cpu.ts), which remains the
@@ -86,7 +87,7 @@ export function translatable(insn: number): boolean {
     case 0x07: case 0x27: return f3 === 2 || f3 === 3; // FLW FLD FSW FSD (FS checked when they run)
     case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: return true; // F/D through the engine (illegal ones leave the block)
     case 0x2f: return true; // A through the engine (its exceptions, illegal instruction included, leave the block)
-    case 0x73: return csrReadOnly(insn); // CSR reads through the engine (illegal ones leave the block)
+    case 0x73: return csrReadOnly(insn) || csrWritable(insn); // CSRs through the engine (illegal ones leave the block)
     case 0x13:
       if (f3 === 1) return (insn >>> 26) === 0;
       if (f3 === 5) return (insn >>> 26) === 0 || (insn >>> 26) === 0x10;
@@ -142,10 +143,26 @@ export function successors(b: Block): number[] {
  */
 const READABLE_CSRS = new Set([0xc00, 0xc01, 0xc02, 0x100, 0x104, 0x105, 0x106, 0x140, 0x141, 0x142, 0x143, 0x180]);
 
+/**
+ * CSRs whose write the engine's jitCsr does in the middle of a block: the floating-point
+ * ones (F/D instructions read frm and FS from the engine when they run), sstatus (SUM and
+ * MXR drop TLB entries in place, which the inline TLB probes then miss; FS is read per
+ * F/D instruction; SIE set makes the block leave after it, as do writes of sie, sip and
+ * stimecmp, so that an interrupt they enable is taken at once) and the S-mode trap
+ * registers. satp (which remaps the code being run) and senvcfg stay with the interpreter.
+ */
+const WRITABLE_CSRS = new Set([0x001, 0x002, 0x003, 0x100, 0x104, 0x105, 0x106, 0x140, 0x141, 0x142, 0x143, 0x144, 0x14d]);
+
 /** True when `insn` is a read-only CSR instruction (CSRRS/CSRRC rs1 = x0, CSRRSI/CSRRCI uimm = 0) of a READABLE_CSRS one. */
 function csrReadOnly(insn: number): boolean {
   const f3 = (insn >>> 12) & 7;
   return (f3 === 2 || f3 === 3 || f3 === 6 || f3 === 7) && ((insn >>> 15) & 31) === 0 && READABLE_CSRS.has(insn >>> 20);
+}
+
+/** True when `insn` is a Zicsr instruction (funct3 1-3, 5-7) of a WRITABLE_CSRS one. */
+function csrWritable(insn: number): boolean {
+  const f3 = (insn >>> 12) & 7;
+  return f3 !== 0 && f3 !== 4 && WRITABLE_CSRS.has(insn >>> 20);
 }
 
 /** PAUSE (Zihintpause): FENCE with pred = W, succ = 0. */
@@ -553,12 +570,21 @@ class BlockWriter {
         if (w !== 0) c.i32Const(0).mem(Op.I64Load, this.xAddr(w), 3).set(this.regs.get(w)!);
         return;
       }
-      case 0x73: // a CSR read through the engine, told the budget left before it (for cycle and instret)
-        c.i32Const(i | 0).get(0).i32Const(k).op(Op.I32Sub).call(F_JIT_CSR).op(Op.I32Eqz).begin(Op.If);
+      case 0x73: { // a CSR instruction through the engine, told the budget left before it (for cycle and instret)
+        const writes = !csrReadOnly(i);
+        if (writes) this.spill(); // the engine reads x[rs1] from the state block
+        c.i32Const(i | 0).get(0).i32Const(k).op(Op.I32Sub).call(F_JIT_CSR).tee(this.ent).op(Op.I32Eqz).begin(Op.If);
         this.exit(() => this.pcAt(ins.off), k); // illegal: the interpreter runs it and raises the exception
         c.end();
         if (rd !== 0) c.i32Const(0).mem(Op.I64Load, this.xAddr(rd), 3).set(this.regs.get(rd)!);
+        if (writes) {
+          // it may have enabled an interrupt: leave after it, for the engine to take it
+          c.get(this.ent).i32Const(2).op(Op.I32Eq).begin(Op.If);
+          this.exit(() => this.pcAt(ins.off + ins.len), k + 1);
+          c.end();
+        }
         return;
+      }
       case 0x2f: // AMO, LR, SC through the engine: atomic across harts as the interpreter's
         this.spill();
         c.i32Const(i | 0).call(F_JIT_AMO);
