@@ -74,8 +74,13 @@ export interface SbiPlatform {
   hartStop(id: number): number;
   /** HSM: state of hart `id` (HartState), or -1 for an invalid id. */
   hartStatus(id: number): number;
-  /** RFENCE: make harts `ids` flush their TLBs (and fence.i) before returning. */
-  remoteFence(ids: number[]): void;
+  /**
+   * RFENCE: harts `ids` leave the code they run and, when `tlb`, flush their TLBs, before
+   * this returns. `tlb` false is REMOTE_FENCE_I: the calling hart need do nothing (every
+   * write to translated code retired it already), the others must not go on running a
+   * translation they entered before the write.
+   */
+  remoteFence(ids: number[], tlb: boolean): void;
 }
 
 const M64 = (1n << 64n) - 1n;
@@ -125,7 +130,7 @@ export function handleSbiCall(hart: SbiHart, p: SbiPlatform): void {
       } catch { err = SBI_ERR_INVALID_ADDRESS; }
       break;
     }
-    case 0x05: case 0x06: case 0x07: legacy = true; p.remoteFence(all()); break;
+    case 0x05: case 0x06: case 0x07: legacy = true; p.remoteFence(all(), eid !== 0x05); break;
     case 0x08: legacy = true; p.systemReset('shutdown', 0); break;
     case EID_BASE:
       switch (fid) {
@@ -156,7 +161,7 @@ export function handleSbiCall(hart: SbiHart, p: SbiPlatform): void {
       if (fid >= 3) { err = SBI_ERR_NOT_SUPPORTED; break; } // hypervisor fences: no H extension
       const ids = maskedHarts(a0, a1, p.hartCount);
       if (ids === null) err = SBI_ERR_INVALID_PARAM;
-      else p.remoteFence(ids);
+      else p.remoteFence(ids, fid !== 0);
       break;
     }
     case EID_HSM:

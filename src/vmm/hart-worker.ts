@@ -128,9 +128,9 @@ async function main(d: HartWorkerData): Promise<void> {
     },
     hartStop: () => { ctl.set(id, H_HSM, HSM_STOPPED); return SBI_SUCCESS; },
     hartStatus: (target) => (target < 0 || target >= d.harts ? -1 : ctl.get(target, H_HSM)),
-    remoteFence: (ids) => {
+    remoteFence: (ids, tlb) => {
       for (const t of ids) {
-        if (t === id) { hart.flushTlb(); continue; }
+        if (t === id) { if (tlb) hart.flushTlb(); continue; }
         ctl.set(t, H_FLUSH, 1);
         signals[t].wake();
       }

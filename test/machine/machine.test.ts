@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FdtNode, buildFdt, cells64 } from '../../src/machine/fdt.js';
 import { parseKernelImage, layoutBoot, BootError } from '../../src/machine/boot.js';
-import { handleSbiCall, EID_BASE, EID_TIME, EID_IPI, EID_HSM, EID_SRST, EID_DBCN, SBI_ERR_NOT_SUPPORTED, SBI_ERR_INVALID_PARAM, DBCN_MAX_BYTES, type SbiHart, type SbiPlatform } from '../../src/machine/sbi.js';
+import { handleSbiCall, EID_BASE, EID_TIME, EID_IPI, EID_RFENCE, EID_HSM, EID_SRST, EID_DBCN, SBI_ERR_NOT_SUPPORTED, SBI_ERR_INVALID_PARAM, DBCN_MAX_BYTES, type SbiHart, type SbiPlatform } from '../../src/machine/sbi.js';
 import { GuestMemory } from '../../src/devices/guest-memory.js';
 import { fakeImage } from './helpers.js';
 
@@ -101,7 +101,7 @@ function platform() {
     hartStart: (id, s, o) => { log.push(`start ${id} ${s.toString(16)} ${o}`); return 0; },
     hartStop: (id) => { log.push(`stop ${id}`); return 0; },
     hartStatus: (id) => (id < 2 ? 1 : -1),
-    remoteFence: (ids) => log.push(`fence ${ids.join(',')}`),
+    remoteFence: (ids, tlb) => log.push(`fence ${ids.join(',')}${tlb ? ' tlb' : ''}`),
   };
   return { p, log, out, mem };
 }
@@ -123,6 +123,13 @@ test('SBI: base, time, IPI masks, HSM, SRST, DBCN and unknown extensions', () =>
   assert.deepEqual(log.splice(0), ['ssip 0 true', 'ssip 1 true']);
   handleSbiCall(h.call(EID_IPI, 0, 0b100n, 0n), p); // hart 2 does not exist
   assert.equal(h.err, BigInt(SBI_ERR_INVALID_PARAM));
+  // RFENCE: REMOTE_FENCE_I leaves the TLBs alone, REMOTE_SFENCE_VMA[_ASID] flush them; hypervisor fences are not supported
+  handleSbiCall(h.call(EID_RFENCE, 0, 0n, -1n), p);
+  handleSbiCall(h.call(EID_RFENCE, 1, 0b10n, 0n, 0n, 4096n), p);
+  handleSbiCall(h.call(EID_RFENCE, 2, 0b1n, 0n, 0n, 4096n, 1n), p);
+  assert.deepEqual(log.splice(0), ['fence 0,1', 'fence 1 tlb', 'fence 0 tlb']);
+  handleSbiCall(h.call(EID_RFENCE, 3, 0b1n, 0n), p);
+  assert.equal(h.err, BigInt(SBI_ERR_NOT_SUPPORTED));
   handleSbiCall(h.call(EID_HSM, 0, 1n, 0x80200000n, 7n), p);
   assert.deepEqual(log.splice(0), ['start 1 80200000 7']);
   handleSbiCall(h.call(EID_HSM, 2, 5n), p);
@@ -143,5 +150,5 @@ test('SBI: base, time, IPI masks, HSM, SRST, DBCN and unknown extensions', () =>
   assert.equal(h.err, BigInt(SBI_ERR_NOT_SUPPORTED));
   handleSbiCall(h.call(EID_SRST, 0, 0n, 0n), p);
   assert.deepEqual(log.splice(0), ['reset shutdown']);
-  assert.equal(h.skipped, 15);
+  assert.equal(h.skipped, 19);
 });

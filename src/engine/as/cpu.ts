@@ -387,7 +387,9 @@ function runSlice(budget: i32): i32 {
           if (pauseRun >= PAUSE_WINDOW) { pauseRun = 0; exitReason = EXIT_PAUSE; csr.stop = true; }
         }
       } else if (f3 == 1) {
-        mmu.jumpCacheStale = true; // FENCE.I: look translated code up afresh
+        // FENCE.I: nothing to do. The interpreter fetches from RAM, and every write to a page
+        // with translated code (a hart's store, a device's DMA) has already retired that code
+        // and moved the code epoch, which every hart checks before it runs a translation.
       } else { csr.illegal(insn); return; }
       break;
     case 0x73: { // SYSTEM
@@ -411,7 +413,10 @@ function runSlice(budget: i32): i32 {
         }
         if ((insn >> 25) == 0x09 && rd == 0) { // SFENCE.VMA
           if (priv == 0) { csr.illegal(insn); return; }
-          if (rs1 != 0) mmu.tlbFlushPage(getX(rs1)); else tlbFlush();
+          if (rs1 != 0) mmu.tlbFlushPage(getX(rs1));
+          else if (rs2 != 0) mmu.tlbFlushAsid();
+          else tlbFlush();
+          if (mmu.userJumpCacheStale) jit.jitFlushUserJumpCache();
           break;
         }
         csr.illegal(insn);

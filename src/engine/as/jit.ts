@@ -27,7 +27,7 @@
 
 import {
   CODE_EPOCH, CODE_GEN, JIT_BASE, JIT_HART_BYTES, JC_ENTRIES, JC_BYTES, JC_COUNTING, BM_ENTRIES,
-  HS_JIT_SEEN, HS_IN_RUN, HS_JIT_REQ_COUNT, HS_JIT_REQ, JIT_REQ_MAX, HS_CHAIN_JC, HS_CHAIN_GEN,
+  HS_JIT_SEEN, HS_IN_RUN, HS_JIT_REQ_COUNT, HS_JIT_REQ, JIT_REQ_MAX, HS_CHAIN_JC, HS_CHAIN_GEN, JC_FILTER_BYTES,
 } from './layout';
 import * as mmu from './mmu';
 
@@ -111,14 +111,23 @@ function clearJumpCaches(): void {
   jcGenU = 1;
 }
 
-/** Empty the jump caches' page filter (mmu.jcPages: 4096 bits, one per virtual page number mod 4096). */
+/** Empty the jump caches' page filters (mmu.jcPages, mmu.jcPagesU: layout.ts HS_JC_PAGES). */
 function clearPageFilter(): void {
-  for (let p = mmu.jcPages; p < mmu.jcPages + 512; p += 8) store<u64>(p, 0);
+  clearFilter(mmu.jcPages);
+  clearFilter(mmu.jcPagesU);
+  mmu.sExecLow = false;
+  mmu.uExecHigh = false;
+}
+
+function clearFilter(f: u32): void {
+  for (let p = f; p < f + JC_FILTER_BYTES; p += 8) store<u64>(p, 0);
 }
 
 /** The U-mode jump cache only is stale (a satp write, see mmu.satpChanged): flush it. */
 export function jitFlushUserJumpCache(): void {
   if (++jcGenU == 0) clearJumpCaches();
+  clearFilter(mmu.jcPagesU);
+  mmu.uExecHigh = false;
   mmu.userJumpCacheStale = false;
 }
 
@@ -188,9 +197,10 @@ function miss(pc: u64, e: u32, add: u32): bool {
   if (idx != 0) {
     if (load<u32>(b, 12) == atomic.load<u32>(CODE_GEN + ((h - mmu.ramOff) >> 12 << 2))) {
       store<u32>(e, idx, 8);
-      const bit = <u32>(pc >> 12) & 4095;
-      const w = mmu.jcPages + (bit >> 3);
-      store<u8>(w, load<u8>(w) | <u8>(<u32>1 << (bit & 7)));
+      const user = mmu.priv == 0;
+      mmu.filterAdd(user ? mmu.jcPagesU : mmu.jcPages, pc >> 12);
+      if (user && <i64>pc < 0) mmu.uExecHigh = true;
+      else if (!user && <i64>pc >= 0) mmu.sExecLow = true;
       return true;
     }
     store<u32>(b, 0, 8); // its page was written since: count it again

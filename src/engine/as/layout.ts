@@ -57,11 +57,24 @@ export const JIT_REQ_MAX: u32 = 64;
 export const HS_CHAIN_JC: u32 = 27392;
 export const HS_CHAIN_GEN: u32 = 27396;
 /**
- * Offset in the hart state block of the jump caches' page filter: 4096 bits, bit (vpn mod
- * 4096) set when a jump-cache entry was filled for a pc in virtual page vpn since the
- * caches were last flushed (an SFENCE.VMA of one page flushes them only if its bit is set).
+ * Offsets in the hart state block of the jump caches' page filters, one per cache (S,
+ * U), of JC_FILTER_BYTES each: two sets of 4096 bits, bit (vpn mod 4096) of the first
+ * and bit ((vpn >> 12) mod 4096) of the second set when an entry of that cache was filled
+ * for a pc in virtual page vpn since the cache was last flushed. An SFENCE.VMA of one page
+ * flushes a cache only if both its bits are set (the second set tells a kernel stack's
+ * vmalloc page from the kernel text pages that share its first bit).
  */
-export const HS_JC_PAGES: u32 = 27648;
+export const HS_JC_PAGES: u32 = 29696;
+export const HS_JC_PAGES_U: u32 = 30720;
+export const JC_FILTER_BYTES: u32 = 1024;
+/**
+ * Offset in the hart state block of the superpage leaves the TLB holds 4 KiB slices of:
+ * SUPER_MAX per half of the address space (the lower half's first), {base va u64, offset
+ * mask u64} each. An SFENCE.VMA of a page outside all of them leaves the other pages'
+ * entries alone.
+ */
+export const HS_SUPER: u32 = 29184;
+export const SUPER_MAX: u32 = 8;
 /**
  * Offset in the hart state block of the S-mode TLB entries filled for user pages (under
  * SUM) since the last flush: up to S_USER_MAX linear addresses (u32), dropped when SUM is

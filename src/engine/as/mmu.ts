@@ -4,7 +4,7 @@
 // the host).  RISC-V privileged spec 20211203, section 4.3 (Sv32 walk
 // algorithm, 4.3.2), 4.4 (Sv39), 4.5 (Sv48).
 
-import { RAM_BASE, HS_X, HS_F, HS_IRQ, HS_TLB, HS_JC_PAGES, HS_S_USER, S_USER_MAX, TLB_TABLE_BYTES, CODE_GEN, CODE_EPOCH, JC_BYTES } from './layout';
+import { RAM_BASE, HS_X, HS_F, HS_IRQ, HS_TLB, HS_JC_PAGES, HS_JC_PAGES_U, HS_SUPER, SUPER_MAX, HS_S_USER, S_USER_MAX, TLB_TABLE_BYTES, CODE_GEN, CODE_EPOCH, JC_BYTES } from './layout';
 
 // ---------------------------------------------------------------- host calls
 
@@ -62,11 +62,28 @@ export let jcCur: u32 = 0;
 let sTlbHasUser: bool = false;
 /** Entries recorded at HS_S_USER (S-mode entries of user pages), or more than S_USER_MAX of them. */
 let sUserCount: u32 = 0;
-/** Some TLB entry holds a 4 KiB slice of a superpage of the lower (user) / upper half of the address space. */
-let tlbHasLowSuper: bool = false;
-let tlbHasHighSuper: bool = false;
-/** The jump caches' page filter (HS_JC_PAGES): 4096 bits, cleared with the jump caches (src/engine/as/jit.ts). */
+/**
+ * Superpage leaves recorded at HS_SUPER for the lower (user) / upper half of the address
+ * space since the last flush; SUPER_MAX + 1: more than fit (every one-page fence of that
+ * half then flushes everything).
+ */
+let superLow: u32 = 0;
+let superHigh: u32 = 0;
+/** The offset mask of the superpage leaf the last walk ended at (0: a 4 KiB page). */
+let walkSuperMask: u64 = 0;
+/**
+ * The jump caches' page filters (HS_JC_PAGES, HS_JC_PAGES_U: two hashes of the virtual
+ * page number, 4096 bits each), cleared with their cache (src/engine/as/jit.ts).
+ */
 export let jcPages: u32 = 0;
+export let jcPagesU: u32 = 0;
+/**
+ * The S-mode jump cache holds a pc of the lower half of the address space / the U-mode one
+ * a pc of the upper half (neither happens under Linux: its kernel runs in the upper half,
+ * its processes in the lower one). Cleared with the cache.
+ */
+export let sExecLow: bool = false;
+export let uExecHigh: bool = false;
 
 // Fetch cache: the virtual page of the last fetch and its host address.
 export let fetchVpn: u64 = 0xffffffffffffffff;
@@ -79,6 +96,7 @@ export function initState(base: u32, id: u64, ramOffset: u32, ramBytes: u64): vo
   irqWord = base + HS_IRQ;
   tlbBase = base + HS_TLB;
   jcPages = base + HS_JC_PAGES;
+  jcPagesU = base + HS_JC_PAGES_U;
   ramOff = ramOffset;
   ramSize = ramBytes;
   hartId = id;
@@ -104,6 +122,22 @@ export function setPriv(p: u32): void {
  * and is flushed only if a non-global S-mode fetch translation was cached since.
  */
 export function satpChanged(): void {
+  flushKeepingGlobalCode();
+}
+
+/**
+ * SFENCE.VMA with rs1 = x0 and rs2 != x0 (privileged spec 4.2.1): a fence for one address
+ * space, which "does not order accesses to global mappings". Every TLB entry goes (this
+ * TLB does not tag entries with the ASID), and the U-mode jump cache; the S-mode one stays
+ * as on a satp write, for the same reason. Linux fences every address space it unmaps from
+ * (fork, exit, exec, munmap) this way: flushing the kernel's jump cache each time sent most
+ * of its code back through the block map.
+ */
+export function tlbFlushAsid(): void {
+  flushKeepingGlobalCode();
+}
+
+function flushKeepingGlobalCode(): void {
   const keepS = !sExecNonGlobal && !jumpCacheStale;
   tlbFlush();
   if (keepS) { jumpCacheStale = false; userJumpCacheStale = true; }
@@ -115,20 +149,23 @@ export function tlbFlush(): void {
   fetchVpn = 0xffffffffffffffff;
   sTlbHasUser = false;
   sUserCount = 0;
-  tlbHasLowSuper = false;
-  tlbHasHighSuper = false;
+  superLow = 0;
+  superHigh = 0;
   sExecNonGlobal = false;
   jumpCacheStale = true;
 }
 
 /**
  * SFENCE.VMA with rs1 = `va` (privileged spec 4.2.1): drop the translations of the page of
- * `va` only, unless a superpage slice of its half of the address space is cached (one leaf
- * of a superpage covers other pages too: then all of them); the JIT's jump caches follow
- * only if they hold a pc of that page (the page filter).
+ * `va` only, unless it lies in a superpage the TLB holds slices of (HS_SUPER: one leaf of
+ * a superpage covers other pages too: then all of them); a JIT jump cache follows only
+ * if it may hold a pc of that page (its page filter): the S-mode one makes both stale
+ * (jumpCacheStale), the U-mode one only itself (userJumpCacheStale). A user page's fence
+ * (Linux sends one per page it write-protects in fork) so leaves the kernel's cache alone,
+ * whatever kernel page shares its filter bit.
  */
 export function tlbFlushPage(va: u64): void {
-  if ((<i64>va < 0) ? tlbHasHighSuper : tlbHasLowSuper) { tlbFlush(); return; }
+  if (inCachedSuperpage(va)) { tlbFlush(); return; }
   const vpn = va >> 12;
   const slot = (<u32>vpn & 255) << 4;
   for (let t: u32 = 0; t < 6; t++) {
@@ -137,7 +174,52 @@ export function tlbFlushPage(va: u64): void {
   }
   fetchVpn = 0xffffffffffffffff;
   const bit = <u32>vpn & 4095;
-  if (((<u32>load<u8>(jcPages + (bit >> 3)) >> (bit & 7)) & 1) != 0) jumpCacheStale = true;
+  const high = <i64>va < 0;
+  if ((high || sExecLow) && filterHas(jcPages, vpn)) jumpCacheStale = true;
+  else if ((!high || uExecHigh) && filterHas(jcPagesU, vpn)) userJumpCacheStale = true;
+}
+
+/** Whether virtual page `vpn` may be in the page filter at `filter` (layout.ts HS_JC_PAGES). */
+@inline function filterHas(filter: u32, vpn: u64): bool {
+  const a = <u32>vpn & 4095;
+  const b = <u32>(vpn >> 12) & 4095;
+  return ((<u32>load<u8>(filter + (a >> 3)) >> (a & 7)) & (<u32>load<u8>(filter + 512 + (b >> 3)) >> (b & 7)) & 1) != 0;
+}
+
+/** Add virtual page `vpn` to the page filter at `filter`. */
+export function filterAdd(filter: u32, vpn: u64): void {
+  const a = <u32>vpn & 4095;
+  const b = <u32>(vpn >> 12) & 4095;
+  store<u8>(filter + (a >> 3), load<u8>(filter + (a >> 3)) | <u8>(<u32>1 << (a & 7)));
+  store<u8>(filter + 512 + (b >> 3), load<u8>(filter + 512 + (b >> 3)) | <u8>(<u32>1 << (b & 7)));
+}
+
+/** Whether `va` lies in a superpage the TLB may hold slices of (or their record overflowed). */
+function inCachedSuperpage(va: u64): bool {
+  const high = <i64>va < 0;
+  const n = high ? superHigh : superLow;
+  if (n > SUPER_MAX) return true;
+  const at = hartBase + HS_SUPER + (high ? SUPER_MAX << 4 : 0);
+  for (let k: u32 = 0; k < n; k++) {
+    const e = at + (k << 4);
+    if ((va & ~load<u64>(e, 8)) == load<u64>(e)) return true;
+  }
+  return false;
+}
+
+/** Record the superpage leaf (base va & ~mask, offset `mask`) a TLB entry of `va` slices. */
+function noteSuperpage(va: u64, mask: u64): void {
+  const high = <i64>va < 0;
+  const n = high ? superHigh : superLow;
+  if (n > SUPER_MAX) return;
+  const base = va & ~mask;
+  const at = hartBase + HS_SUPER + (high ? SUPER_MAX << 4 : 0);
+  for (let k: u32 = 0; k < n; k++) {
+    const e = at + (k << 4);
+    if (load<u64>(e) == base && load<u64>(e, 8) == mask) return;
+  }
+  if (n < SUPER_MAX) { store<u64>(at + (n << 4), base); store<u64>(at + (n << 4), mask, 8); }
+  if (high) superHigh = n + 1; else superLow = n + 1;
 }
 
 /** Set when the virtual-to-physical view of code changed: the JIT's jump caches must be flushed before use. */
@@ -247,7 +329,7 @@ let walkGlobal: bool = false;
  * write must then flush that jump cache too (see satpChanged).
  */
 let sExecNonGlobal: bool = true;
-/** Set by satpChanged: the U-mode jump cache must be flushed before use (cpu.ts has jit.ts do it at once). */
+/** Set by satpChanged, tlbFlushAsid and tlbFlushPage: the U-mode jump cache must be flushed before use (cpu.ts and csr.ts have jit.ts do it at once). */
 export let userJumpCacheStale: bool = false;
 
 /**
@@ -259,6 +341,7 @@ export function translate(va: u64, access: u32): u64 {
   walkCacheable = true;
   walkUser = false;
   walkSuper = false;
+  walkSuperMask = 0;
   walkGlobal = false;
   if (satpMode == 0) return va;
   let levels: i32 = satpMode == 8 ? 3 : 4;
@@ -312,6 +395,7 @@ export function translate(va: u64, access: u32): u64 {
     walkUser = isUserPage;
     walkSuper = i > 0;
     const offMask: u64 = (<u64>1 << (12 + 9 * <u64>i)) - 1;
+    walkSuperMask = i > 0 ? offMask : 0;
     return ((ppn << 12) & ~offMask) | (va & offMask);
   }
   pageFault(access, va);
@@ -330,7 +414,7 @@ function tlbFill(va: u64, pa: u64, access: u32): void {
     if (sUserCount < S_USER_MAX) store<u32>(hartBase + HS_S_USER + (sUserCount << 2), e);
     if (sUserCount <= S_USER_MAX) sUserCount++;
   }
-  if (walkSuper) { if (<i64>va < 0) tlbHasHighSuper = true; else tlbHasLowSuper = true; }
+  if (walkSuper) noteSuperpage(va, walkSuperMask);
   if (access == ACC_X && priv == 1 && !walkGlobal) sExecNonGlobal = true;
   store<u64>(e, vpn);
   store<u32>(e, ramHost(pa & ~<u64>0xfff) - (<u32>va & ~<u32>0xfff), 8);
