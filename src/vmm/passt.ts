@@ -1,10 +1,11 @@
 /**
  * User-mode networking: one `passt` process (Debian package `passt`) per VM network card,
  * started with the VM and ended with it. passt gets one end of a socket pair (with large
- * buffers: devices/node/socketpair.ts) as its `--fd`; the other end is the card's {@link StreamNetBackend} (4-byte big-endian length,
- * then an Ethernet frame). passt answers DHCP, NDP and DNS itself, NATs the guest's
- * connections through the host's own sockets (no privilege needed), maps the gateway
- * address to the host's loopback, and binds the published host ports (`-t`/`-u`).
+ * buffers: devices/node/socketpair.ts) as its `--fd`; the other end is the card's
+ * {@link StreamNetBackend} (4-byte big-endian length, then an Ethernet frame). passt
+ * answers DHCP, NDP and DNS itself, NATs the guest's connections through the host's own
+ * sockets (no privilege needed), maps the gateway address to the host's loopback, and
+ * binds the published host ports (`-t`/`-u`).
  *
  * passt exits when the socket closes (`--one-off`), so a VM process that dies, even by
  * `kill -9`, leaves no passt behind.

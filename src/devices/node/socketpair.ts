@@ -10,10 +10,10 @@
  * does the same for the pair we give it: SO_SNDBUF and SO_RCVBUF as large as
  * `net.core.wmem_max` / `rmem_max` allow (socket(7)).
  *
- * libc's socketpair(2) and setsockopt(2) are called through `koffi`. The constants are
- * Linux's generic ones (x86-64, arm64, riscv64).
+ * libc's socketpair(2), setsockopt(2) and getsockopt(2) are called through `koffi`
+ * (libc.ts). The constants are Linux's generic ones (x86-64, arm64, riscv64).
  */
-import { createRequire } from 'node:module';
+import { libcErrno, libcFunction } from './libc.js';
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
@@ -31,22 +31,17 @@ interface Libc {
 
 let libcFns: Libc | null = null;
 
-/** libc's socketpair and setsockopt through koffi, loaded on first use. */
+/** libc's socketpair, setsockopt and getsockopt (devices/node/libc.ts), loaded on first use. */
 function libc(): Libc {
   if (!libcFns) {
-    const koffi = createRequire(import.meta.url)('koffi') as {
-      load(name: string): { func(decl: string): (...a: unknown[]) => unknown };
-      errno(): number;
-    };
-    const lib = koffi.load('libc.so.6');
-    const sp = lib.func('int socketpair(int domain, int type, int protocol, _Out_ int32_t *sv)');
-    const so = lib.func('int setsockopt(int fd, int level, int optname, const int32_t *optval, uint32_t optlen)');
-    const go = lib.func('int getsockopt(int fd, int level, int optname, _Out_ int32_t *optval, _Inout_ uint32_t *optlen)');
+    const sp = libcFunction('int socketpair(int domain, int type, int protocol, _Out_ int32_t *sv)');
+    const so = libcFunction('int setsockopt(int fd, int level, int optname, const int32_t *optval, uint32_t optlen)');
+    const go = libcFunction('int getsockopt(int fd, int level, int optname, _Out_ int32_t *optval, _Inout_ uint32_t *optlen)');
     libcFns = {
       socketpair: (d, t, p, sv) => sp(d, t, p, sv) as number,
       setsockopt: (fd, l, n, v, len) => so(fd, l, n, v, len) as number,
       getsockopt: (fd, l, n, v, len) => go(fd, l, n, v, len) as number,
-      errno: () => koffi.errno(),
+      errno: libcErrno,
     };
   }
   return libcFns;

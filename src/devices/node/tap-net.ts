@@ -14,7 +14,7 @@
  * device (the kernel queues or drops, it does not block).
  */
 import { closeSync, existsSync, openSync, read, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { libcErrno, libcFunction } from './libc.js';
 import type { NetBackend, NetPort } from '../bus.js';
 import { ETH_HLEN, MAX_FRAME_BYTES } from '../net/frame.js';
 
@@ -39,16 +39,11 @@ export class TapError extends Error {
 type Ioctl = (fd: number, req: number, arg: Uint8Array) => number;
 let ioctlFn: { ioctl: Ioctl; errno: () => number } | null = null;
 
-/** libc's ioctl through koffi, loaded on first use. */
+/** libc's ioctl (devices/node/libc.ts), loaded on first use. */
 function libc(): { ioctl: Ioctl; errno: () => number } {
   if (!ioctlFn) {
-    const koffi = createRequire(import.meta.url)('koffi') as {
-      load(name: string): { func(decl: string): (...a: unknown[]) => unknown };
-      errno(): number;
-    };
-    const lib = koffi.load('libc.so.6');
-    const f = lib.func('int ioctl(int fd, unsigned long req, _Inout_ uint8_t *arg)');
-    ioctlFn = { ioctl: (fd, req, arg) => f(fd, req, arg) as number, errno: () => koffi.errno() };
+    const f = libcFunction('int ioctl(int fd, unsigned long req, _Inout_ uint8_t *arg)');
+    ioctlFn = { ioctl: (fd, req, arg) => f(fd, req, arg) as number, errno: libcErrno };
   }
   return ioctlFn;
 }
