@@ -154,19 +154,23 @@ export class VmMemory {
 
   /**
    * One step of the dynamic policy (call it about four times a second): act on statistics the
-   * guest took after its balloon reached the last target (older ones would count a move
-   * twice; after POLICY_SETTLE_MS, on the latest anyway), then ask it for fresh ones.
+   * guest took after its balloon reached the last target when that target took memory away
+   * (older ones would count a move twice; after POLICY_SETTLE_MS, on the latest anyway), on
+   * the latest at once when it gave memory, then ask it for fresh ones.
    * Returns the new memory (bytes) when it moved, else null.
    */
   policyTick(nowMs: number): number | null {
     const b = this.balloon;
     const p = this.policy;
     if (!p || !b || !b.active) return null;
-    // decide only on figures the guest took once its balloon had caught up with the last move,
-    // or after POLICY_SETTLE_MS when it does not (a guest that cannot give what was asked)
+    // while the balloon inflates, decide only on figures the guest took once it had caught up
+    // with the last move, or after POLICY_SETTLE_MS when it does not (a guest that cannot give
+    // what was asked). A deflating balloon holds nothing back: the figures count what the guest
+    // holds now, and a guest filling its memory may need more before the balloon is done (CI saw
+    // a guest writing a tmpfs at full speed OOM-kill its writer while a growth waited here).
     if (b.actualPages !== b.targetPages) {
       this.unsettledSinceMs ??= nowMs;
-      if (nowMs - this.unsettledSinceMs < POLICY_SETTLE_MS) {
+      if (b.actualPages < b.targetPages && nowMs - this.unsettledSinceMs < POLICY_SETTLE_MS) {
         this.policySeenMs = nowMs;
         b.requestStats();
         return null;

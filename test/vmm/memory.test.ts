@@ -90,3 +90,34 @@ test('VmMemory.refreshStats: asks the guest and waits for figures taken from the
   b.active = false;
   assert.equal(await m.refreshStats(1000), false, 'no driver: no wait');
 });
+
+test('VmMemory.policyTick: under pressure, a growth goes on while the balloon still deflates; a shrink waits for the balloon to settle', () => {
+  const m = new VmMemory(1536 * MIB, 512 * MIB);
+  const b = new FakeBalloon() as FakeBalloon & { targetPages: number };
+  b.targetPages = (1024 * MIB) / 4096;
+  b.actualPages = b.targetPages;
+  b.setTargetPages = (p: number) => { b.targets.push(p); b.targetPages = p; };
+  m.attach(b as unknown as VirtioBalloon);
+  m.setPolicy({ minBytes: 96 * MIB, ceilingBytes: 1536 * MIB, bufferPercent: 20 });
+  let now = 100_000;
+  const stats = (availableMiB: number) => { b.stats = { stats: { availableMemory: availableMiB * MIB, allocStalls: 0 }, atMs: now - 10 }; };
+  stats(4); // 512 MiB held, 4 MiB available: short of memory
+  assert.equal(m.policyTick(now), 1024 * MIB, 'pressure: twice the memory');
+  // the balloon has not deflated yet (actual > target); the guest is still short
+  now += 250;
+  stats(2);
+  assert.equal(m.policyTick(now), 1536 * MIB, 'grows again before the balloon caught up');
+  // a shrink in flight (actual < target): fresh figures wait for the balloon, up to 2 s
+  b.actualPages = b.targetPages;
+  const m2 = new VmMemory(1536 * MIB, 1024 * MIB);
+  const b2 = new FakeBalloon() as FakeBalloon & { targetPages: number };
+  b2.targetPages = (1024 * MIB) / 4096; // asked to hold 1 GiB: the guest should have 512 MiB
+  b2.actualPages = (512 * MIB) / 4096; // it still has 1 GiB
+  b2.setTargetPages = (p: number) => { b2.targets.push(p); b2.targetPages = p; };
+  m2.attach(b2 as unknown as VirtioBalloon);
+  m2.setPolicy({ minBytes: 96 * MIB, ceilingBytes: 1536 * MIB, bufferPercent: 20 });
+  b2.stats = { stats: { availableMemory: 4 * MIB, allocStalls: 0 }, atMs: now };
+  assert.equal(m2.policyTick(now + 10), null, 'inflating: wait');
+  b2.stats = { stats: { availableMemory: 4 * MIB, allocStalls: 0 }, atMs: now + 2400 };
+  assert.equal(m2.policyTick(now + 2500), 1536 * MIB, 'after POLICY_SETTLE_MS it decides anyway');
+});
