@@ -130,6 +130,12 @@ export interface BalloonConfig {
   targetBytes?: number;
   /** Told of each statistics update from the guest. */
   onStats?: (stats: BalloonStats) => void;
+  /**
+   * Offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM (virtio 1.2 §5.5.3): the guest takes pages back
+   * from the balloon rather than kill a process when it runs out of memory. For memory that
+   * follows the guest (the dynamic policy), not for a fixed size. Default false.
+   */
+  deflateOnOom?: boolean;
 }
 
 /** Everything needed to build a board. Sizes in bytes. */
@@ -304,7 +310,7 @@ export class Board {
     }
     if (cfg.balloon) {
       const b = cfg.balloon;
-      this.balloon = new VirtioBalloon({ targetPages: balloonTarget / VIRTIO_BALLOON_PAGE_BYTES, onStats: b.onStats });
+      this.balloon = new VirtioBalloon({ targetPages: balloonTarget / VIRTIO_BALLOON_PAGE_BYTES, onStats: b.onStats, deflateOnOom: b.deflateOnOom });
       this.virtio.push(this.virtioTransport(this.balloon, this.virtio.length));
     }
     for (const sh of shares) {

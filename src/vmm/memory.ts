@@ -42,6 +42,8 @@ export class VmMemory {
   private policySeenMs = 0;
   /** Since when the balloon has not reached its target (ms; null: it has). */
   private unsettledSinceMs: number | null = null;
+  /** The last move took memory away and the balloon has not reached it yet. */
+  private shrinkInFlight = false;
   /** The figures the dynamic policy's last move was decided on, for the VM's log. */
   lastMoveFigures = '';
 
@@ -68,9 +70,13 @@ export class VmMemory {
     return Math.max(0, backedRamBytes(this.maxBytes) - bytes);
   }
 
-  /** The board's balloon for the next boot: it starts at the current target. */
+  /**
+   * The board's balloon for the next boot: it starts at the current target; under the dynamic
+   * policy the guest may take pages back from it rather than OOM-kill (deflate on OOM), while
+   * the policy catches up with a guest that fills its memory faster than it reads the figures.
+   */
   boardConfig(): BalloonConfig {
-    return { targetBytes: this.balloonFor(this.current) };
+    return { targetBytes: this.balloonFor(this.current), ...(this.policy ? { deflateOnOom: true } : {}) };
   }
 
   /** The balloon of the board that now runs (null between boards). */
@@ -104,6 +110,7 @@ export class VmMemory {
         throw new MemoryChangeError(409, `the guest cannot give ${mib(give)} now: it has ${mib(avail)} available, and keeps ${mib(SHRINK_RESERVE_BYTES)} of it (smallest possible now: ${mib(Math.ceil((this.current - can) / MIB) * MIB)})`);
       }
     }
+    this.shrinkInFlight = bytes < this.current;
     this.current = bytes;
     this.balloon?.setTargetPages(this.balloonFor(bytes) / 4096);
   }
@@ -163,20 +170,22 @@ export class VmMemory {
     const b = this.balloon;
     const p = this.policy;
     if (!p || !b || !b.active) return null;
-    // while the balloon inflates, decide only on figures the guest took once it had caught up
-    // with the last move, or after POLICY_SETTLE_MS when it does not (a guest that cannot give
-    // what was asked). A deflating balloon holds nothing back: the figures count what the guest
-    // holds now, and a guest filling its memory may need more before the balloon is done (CI saw
-    // a guest writing a tmpfs at full speed OOM-kill its writer while a growth waited here).
+    // while a shrink is in flight, decide only on figures the guest took once its balloon had
+    // caught up with it, or after POLICY_SETTLE_MS when it does not (a guest that cannot give
+    // what was asked). Otherwise (a growth in flight, or a guest that took pages back from the
+    // balloon on OOM) nothing is held back: the figures count what the guest holds now, and a
+    // guest filling its memory may need more before the balloon is done (CI saw a guest writing
+    // a tmpfs at full speed OOM-kill its writer while a growth waited here).
     if (b.actualPages !== b.targetPages) {
       this.unsettledSinceMs ??= nowMs;
-      if (b.actualPages < b.targetPages && nowMs - this.unsettledSinceMs < POLICY_SETTLE_MS) {
+      if (this.shrinkInFlight && b.actualPages < b.targetPages && nowMs - this.unsettledSinceMs < POLICY_SETTLE_MS) {
         this.policySeenMs = nowMs;
         b.requestStats();
         return null;
       }
     } else {
       this.unsettledSinceMs = null;
+      this.shrinkInFlight = false;
     }
     const last = b.lastStats();
     let moved: number | null = null;
@@ -191,6 +200,7 @@ export class VmMemory {
         this.lastMoveFigures = `the guest holds ${mib(held)}, ${mib(sample.availableBytes)} available, ` +
           `${stallsBefore < 0 ? 'no earlier reading' : `${sample.allocStalls - stallsBefore} allocation stalls since the last reading`}, ` +
           `figures ${nowMs - last.atMs} ms old`;
+        this.shrinkInFlight = target < this.current;
         this.current = target;
         b.setTargetPages(this.balloonFor(target) / 4096);
         moved = target;

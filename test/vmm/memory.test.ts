@@ -107,17 +107,34 @@ test('VmMemory.policyTick: under pressure, a growth goes on while the balloon st
   now += 250;
   stats(2);
   assert.equal(m.policyTick(now), 1536 * MIB, 'grows again before the balloon caught up');
+  // the guest took pages back from the balloon on OOM (actual < target, no shrink of ours in flight): decided at once
+  b.actualPages = b.targetPages - (64 * MIB) / 4096;
+  now += 250;
+  stats(3);
+  assert.equal(m.policyTick(now), null, 'at the ceiling already: nothing to grow, but the figures were read');
   // a shrink in flight (actual < target): fresh figures wait for the balloon, up to 2 s
-  b.actualPages = b.targetPages;
   const m2 = new VmMemory(1536 * MIB, 1024 * MIB);
   const b2 = new FakeBalloon() as FakeBalloon & { targetPages: number };
-  b2.targetPages = (1024 * MIB) / 4096; // asked to hold 1 GiB: the guest should have 512 MiB
-  b2.actualPages = (512 * MIB) / 4096; // it still has 1 GiB
+  b2.targetPages = (512 * MIB) / 4096;
+  b2.actualPages = b2.targetPages;
   b2.setTargetPages = (p: number) => { b2.targets.push(p); b2.targetPages = p; };
   m2.attach(b2 as unknown as VirtioBalloon);
   m2.setPolicy({ minBytes: 96 * MIB, ceilingBytes: 1536 * MIB, bufferPercent: 20 });
-  b2.stats = { stats: { availableMemory: 4 * MIB, allocStalls: 0 }, atMs: now };
-  assert.equal(m2.policyTick(now + 10), null, 'inflating: wait');
+  assert.equal(m2.boardConfig().deflateOnOom, true, 'under the policy the guest may deflate on OOM');
+  b2.stats = { stats: { availableMemory: 900 * MIB, allocStalls: 0 }, atMs: now };
+  assert.equal(m2.policyTick(now + 10), 896 * MIB, 'idle: a shrink step of 1/8');
+  b2.stats = { stats: { availableMemory: 4 * MIB, allocStalls: 0 }, atMs: now + 200 };
+  assert.equal(m2.policyTick(now + 260), null, 'the balloon has not inflated yet: wait');
   b2.stats = { stats: { availableMemory: 4 * MIB, allocStalls: 0 }, atMs: now + 2400 };
   assert.equal(m2.policyTick(now + 2500), 1536 * MIB, 'after POLICY_SETTLE_MS it decides anyway');
+  // the same with the balloon short of a target no shrink of ours set: at once
+  const m3 = new VmMemory(1536 * MIB, 1024 * MIB);
+  const b3 = new FakeBalloon() as FakeBalloon & { targetPages: number };
+  b3.targetPages = (512 * MIB) / 4096;
+  b3.actualPages = (448 * MIB) / 4096; // the guest deflated 64 MiB on OOM
+  m3.attach(b3 as unknown as VirtioBalloon);
+  m3.setPolicy({ minBytes: 96 * MIB, ceilingBytes: 1536 * MIB, bufferPercent: 20 });
+  b3.stats = { stats: { availableMemory: 2 * MIB, allocStalls: 5 }, atMs: now };
+  assert.equal(m3.policyTick(now + 10), 1536 * MIB, 'short of memory after an OOM deflate: grows at once');
+  assert.equal(new VmMemory(2048 * MIB, 512 * MIB).boardConfig().deflateOnOom, undefined, 'a fixed size: no deflate on OOM');
 });
