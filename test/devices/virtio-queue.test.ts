@@ -58,7 +58,7 @@ test('pop walks a chain into readable and writable parts; pushUsed writes the us
 test('pushUsedMany writes every entry and moves used.idx by their count', () => {
   const { q, mem } = setup({ lastAvail: 0, usedIdx: 65534, signalledUsed: 65534 });
   mem.writeU16(USED + 2, 65534);
-  q.pushUsedMany([[3, 4096], [6, 4096], [1, 12]]);
+  q.pushUsedMany([{ head: 3, len: 4096 }, { head: 6, len: 4096 }, { head: 1, len: 12 }]);
   assert.equal(mem.readU16(USED + 2), 1, 'used.idx wrapped past 65535 by 3');
   assert.deepEqual([0, 1, 2].map((i) => mem.readU32(USED + 4 + 8 * ((65534 + i) % SIZE))), [3, 6, 1]);
   assert.deepEqual([0, 1, 2].map((i) => mem.readU32(USED + 8 + 8 * ((65534 + i) % SIZE))), [4096, 4096, 12]);

@@ -15,12 +15,22 @@ class FakeBalloon {
   active = true;
   targets: number[] = [];
   requests = 0;
+  targetPages = 0;
   actualPages = 0;
   metrics = { discardedBytes: 5 * MIB };
   stats: { stats: BalloonStats; atMs: number } | null = null;
   lastStats() { return this.stats; }
-  setTargetPages(p: number) { this.targets.push(p); }
+  setTargetPages(p: number) { this.targets.push(p); this.targetPages = p; }
   requestStats() { this.requests++; return true; }
+}
+
+/** A VmMemory under the dynamic policy (min 96 MiB, buffer 20 %), its balloon asked to hold `targetMiB` and holding `actualMiB`. */
+function underPolicy(max: number, current: number, targetMiB: number, actualMiB: number): { m: VmMemory; b: FakeBalloon } {
+  const { m, b } = attached(max, current);
+  b.targetPages = (targetMiB * MIB) / 4096;
+  b.actualPages = (actualMiB * MIB) / 4096;
+  m.setPolicy({ minBytes: 96 * MIB, ceilingBytes: max, bufferPercent: 20 });
+  return { m, b };
 }
 
 function attached(max: number, current: number): { m: VmMemory; b: FakeBalloon } {
@@ -92,13 +102,7 @@ test('VmMemory.refreshStats: asks the guest and waits for figures taken from the
 });
 
 test('VmMemory.policyTick: under pressure, a growth goes on while the balloon still deflates; a shrink waits for the balloon to settle', () => {
-  const m = new VmMemory(1536 * MIB, 512 * MIB);
-  const b = new FakeBalloon() as FakeBalloon & { targetPages: number };
-  b.targetPages = (1024 * MIB) / 4096;
-  b.actualPages = b.targetPages;
-  b.setTargetPages = (p: number) => { b.targets.push(p); b.targetPages = p; };
-  m.attach(b as unknown as VirtioBalloon);
-  m.setPolicy({ minBytes: 96 * MIB, ceilingBytes: 1536 * MIB, bufferPercent: 20 });
+  const { m, b } = underPolicy(1536 * MIB, 512 * MIB, 1024, 1024);
   let now = 100_000;
   const stats = (availableMiB: number) => { b.stats = { stats: { availableMemory: availableMiB * MIB, allocStalls: 0 }, atMs: now - 10 }; };
   stats(4); // 512 MiB held, 4 MiB available: short of memory
@@ -107,19 +111,13 @@ test('VmMemory.policyTick: under pressure, a growth goes on while the balloon st
   now += 250;
   stats(2);
   assert.equal(m.policyTick(now), 1536 * MIB, 'grows again before the balloon caught up');
-  // the guest took pages back from the balloon on OOM (actual < target, no shrink of ours in flight): decided at once
+  // the guest took pages back from the balloon on OOM (actual < target, no shrink of ours in flight); at the ceiling already
   b.actualPages = b.targetPages - (64 * MIB) / 4096;
   now += 250;
   stats(3);
   assert.equal(m.policyTick(now), null, 'at the ceiling already: nothing to grow, but the figures were read');
   // a shrink in flight (actual < target): fresh figures wait for the balloon, up to 2 s
-  const m2 = new VmMemory(1536 * MIB, 1024 * MIB);
-  const b2 = new FakeBalloon() as FakeBalloon & { targetPages: number };
-  b2.targetPages = (512 * MIB) / 4096;
-  b2.actualPages = b2.targetPages;
-  b2.setTargetPages = (p: number) => { b2.targets.push(p); b2.targetPages = p; };
-  m2.attach(b2 as unknown as VirtioBalloon);
-  m2.setPolicy({ minBytes: 96 * MIB, ceilingBytes: 1536 * MIB, bufferPercent: 20 });
+  const { m: m2, b: b2 } = underPolicy(1536 * MIB, 1024 * MIB, 512, 512);
   assert.equal(m2.boardConfig().deflateOnOom, true, 'under the policy the guest may deflate on OOM');
   b2.stats = { stats: { availableMemory: 900 * MIB, allocStalls: 0 }, atMs: now };
   assert.equal(m2.policyTick(now + 10), 896 * MIB, 'idle: a shrink step of 1/8');
@@ -128,12 +126,7 @@ test('VmMemory.policyTick: under pressure, a growth goes on while the balloon st
   b2.stats = { stats: { availableMemory: 4 * MIB, allocStalls: 0 }, atMs: now + 2400 };
   assert.equal(m2.policyTick(now + 2500), 1536 * MIB, 'after POLICY_SETTLE_MS it decides anyway');
   // the same with the balloon short of a target no shrink of ours set: at once
-  const m3 = new VmMemory(1536 * MIB, 1024 * MIB);
-  const b3 = new FakeBalloon() as FakeBalloon & { targetPages: number };
-  b3.targetPages = (512 * MIB) / 4096;
-  b3.actualPages = (448 * MIB) / 4096; // the guest deflated 64 MiB on OOM
-  m3.attach(b3 as unknown as VirtioBalloon);
-  m3.setPolicy({ minBytes: 96 * MIB, ceilingBytes: 1536 * MIB, bufferPercent: 20 });
+  const { m: m3, b: b3 } = underPolicy(1536 * MIB, 1024 * MIB, 512, 448); // the guest deflated 64 MiB on OOM
   b3.stats = { stats: { availableMemory: 2 * MIB, allocStalls: 5 }, atMs: now };
   assert.equal(m3.policyTick(now + 10), 1536 * MIB, 'short of memory after an OOM deflate: grows at once');
   assert.equal(new VmMemory(2048 * MIB, 512 * MIB).boardConfig().deflateOnOom, undefined, 'a fixed size: no deflate on OOM');

@@ -320,7 +320,7 @@ export class VirtioNet implements VirtioDevice, NetPort {
       from += c.len;
     }
     // all of the frame's chains become used at once: the driver may be reading the ring now
-    vq.pushUsedMany(chains.map((c) => [c.head, c.len] as const));
+    vq.pushUsedMany(chains);
     return 'placed';
   }
 

@@ -232,13 +232,13 @@ export class Virtqueue {
    * the ring meanwhile (on another hart) sees all of them or none. virtio-net's mergeable
    * receive buffers need this (§5.1.6.4: the driver reads `num_buffers` chains at once;
    * Linux drops a packet whose later buffers are not there yet).
-   * @param chains `[head, len]` pairs, in order; len: bytes written into that chain.
+   * @param chains the chains' heads, in order, with `len`: bytes written into that chain.
    * @throws VirtqueueError (only if RAM changed under the queue).
    */
-  pushUsedMany(chains: ReadonlyArray<readonly [head: number, len: number]>): void {
+  pushUsedMany(chains: ReadonlyArray<{ readonly head: number; readonly len: number }>): void {
     try {
       let idx = this.usedIdx;
-      for (const [head, len] of chains) {
+      for (const { head, len } of chains) {
         const slot = this.layout.device + 4 + 8 * (idx & (this.size - 1));
         this.mem.writeU32(slot, head >>> 0);
         this.mem.writeU32(slot + 4, len >>> 0);
