@@ -9,8 +9,11 @@
  * interpreter runs it.
  *
  * A block is a run of instructions in one 4 KiB page, from a start address to the first
- * jump or branch (included), untranslated instruction or page end (excluded). Its function
- * has the type (budget i32, entry pc i64) -> i32 and:
+ * jump (JAL or JALR, included), untranslated instruction or page end (excluded), or at most
+ * MAX_BLOCK_INSNS; a conditional branch before its end is a side exit when taken, or a `br`
+ * forward inside the function when its target is a later instruction of the block (the
+ * registers stay in locals), and the block goes on when it is not. Its function has the
+ * type (budget i32, entry pc i64) -> i32 and:
  *  - returns at once with pc = entry when fewer than its length are left in the budget;
  *  - loads the x registers it reads before writing them from the hart state block (at
  *    the constant address `xBase`: a module serves one hart) into locals after that
@@ -23,6 +26,8 @@
  *    faulting one counted as the interpreter counts it;
  *  - computes every pc as entry pc + offset, so one translation serves every virtual
  *    address the physical page is mapped at;
+ *  - retires, on every path, the instructions it ran: a forward `br` gives the ones it
+ *    skips back to the budget;
  *  - loops inside the function when it branches back to its own start, and tail-calls
  *    (`return_call`) another block of the same page: one of the same module, or one of an
  *    earlier module the module imports ("link" "l<k>", see translateModule's `linked`);
@@ -52,7 +57,7 @@ export interface Block {
   insns: BlockInsn[];
   /** Byte offset just past its last instruction. */
   end: number;
-  /** True when the last instruction is a jump or branch. */
+  /** True when the last instruction is a jump or branch (branches before it are side exits). */
   jumps: boolean;
   /**
    * True when the block stops before an instruction it does not translate (or one that
@@ -127,10 +132,12 @@ export function successors(b: Block): number[] {
   const out: number[] = [];
   const page = b.host & ~0xfff;
   const add = (off: number) => { const h = b.host + off; if ((h & ~0xfff) === page && !out.includes(h)) out.push(h); };
+  for (const ins of b.insns) {
+    const t = staticTarget(ins);
+    if (t !== null) add(t);
+  }
   const last = b.insns[b.insns.length - 1];
   if (!b.jumps) { if (!b.stopsBefore) add(b.end); return out; }
-  const t = staticTarget(last);
-  if (t !== null) add(t);
   const op = last.insn & 0x7f, rd = (last.insn >>> 7) & 31;
   if (op === 0x63 || rd !== 0) add(b.end); // not taken, or where a call returns
   return out;
@@ -168,9 +175,10 @@ function csrWritable(insn: number): boolean {
 /** PAUSE (Zihintpause): FENCE with pred = W, succ = 0. */
 const PAUSE = 0x0100000f;
 
+/** JAL and JALR end a block; a conditional branch does only at its length limit (else the block goes on with the not-taken path). */
 function endsBlock(insn: number): boolean {
   const op = insn & 0x7f;
-  return op === 0x6f || op === 0x67 || op === 0x63;
+  return op === 0x6f || op === 0x67;
 }
 
 /**
@@ -199,6 +207,7 @@ export function decodeBlock(mem: DataView, host: number, layout: TranslateLayout
     at += len;
     if (endsBlock(insn)) { jumps = true; break; }
   }
+  if (insns.length && !stopsBefore && (insns[insns.length - 1].insn & 0x7f) === 0x63) jumps = true;
   if (!insns.length) return null;
   return { host, insns, end: at - host, jumps, stopsBefore };
 }
@@ -301,6 +310,12 @@ class BlockWriter {
   /** Open blocks inside the self-loop (br depth of the loop). */
   private depth = 0;
   private readonly loops: boolean;
+  /**
+   * Forward targets inside the block: instruction index (n: the block end) -> the depth
+   * inside its wasm block, which write() opens at the start and ends just before that
+   * instruction, so that a branch there is a `br` with the registers still in locals.
+   */
+  private readonly inner = new Map<number, number>();
   /** The local caching each x register the block uses (x0 excluded). */
   private readonly regs = new Map<number, number>();
   /** The x registers the block reads before writing them: loaded at entry. */
@@ -330,8 +345,22 @@ class BlockWriter {
       if (writes !== 0 && !runByEngine(insn) && !written.includes(writes)) written.push(writes);
     }
     this.writtenBefore.push(written);
-    const last = b.insns[b.insns.length - 1];
-    this.loops = b.jumps && this.staticTarget(last) === 0;
+    // a branch or jump back to the start (at any instruction) loops inside the function
+    this.loops = b.insns.some((ins) => this.staticTarget(ins) === 0);
+    // forward targets inside the block; a register one of them skips a write of holds, on
+    // that path, its value at entry: such registers are loaded at entry
+    const at = new Map(b.insns.map((ins, k) => [ins.off, k]));
+    at.set(b.end, this.n);
+    b.insns.forEach((ins, k) => {
+      const t = this.staticTarget(ins);
+      const j = t === null ? undefined : at.get(t);
+      if (j === undefined || j <= k) return;
+      this.inner.set(j, 0);
+      for (let q = k + 1; q < j; q++) {
+        const w = xUse(b.insns[q].insn).writes;
+        if (w !== 0 && !this.liveIn.includes(w)) this.liveIn.push(w);
+      }
+    });
     if (this.loops) {
       // a later iteration may leave before an instruction whose register an earlier one wrote:
       // every exit stores back all the block writes, so all of them are loaded at entry too
@@ -349,10 +378,20 @@ class BlockWriter {
     for (const r of this.liveIn) c.i32Const(0).mem(Op.I64Load, this.xAddr(r), 3).set(this.regs.get(r)!);
     if (this.b.insns.some(({ insn }) => [0x03, 0x23, 0x07, 0x27].includes(insn & 0x7f))) c.globalGet(G_TLB).set(this.tlb);
     if (this.loops) c.begin(Op.Loop);
-    this.b.insns.forEach((ins, k) => { this.k = k; this.insn(ins, k); });
+    // the wasm blocks of the forward targets, the farthest outermost
+    for (const j of [...this.inner.keys()].sort((a, z) => z - a)) {
+      c.begin(Op.Block);
+      this.inner.set(j, ++this.depth);
+    }
+    const reach = (j: number) => { if (this.inner.has(j)) { c.end(); this.depth--; } };
+    this.b.insns.forEach((ins, k) => { reach(k); this.k = k; this.insn(ins, k); });
     this.k = this.n;
-    if (this.b.stopsBefore) c.i32Const(1).globalSet(G_STOPPED);
-    if (!this.b.jumps) this.goto(this.b.end, !this.b.stopsBefore);
+    reach(this.n);
+    // after the last instruction, unless it is a jump: its next one (a branch not taken, or a forward target)
+    if (!this.b.jumps || (this.b.insns[this.n - 1].insn & 0x7f) === 0x63 || this.inner.has(this.n)) {
+      if (this.b.stopsBefore) c.i32Const(1).globalSet(G_STOPPED);
+      this.goto(this.b.end, this.n, !this.b.stopsBefore);
+    }
     if (this.loops) c.end();
     c.op(Op.Unreachable);
     return c;
@@ -407,12 +446,24 @@ class BlockWriter {
     pc();
     this.c.returnCall(F_CHAIN);
   }
-  /** Continue at block offset `off` (all instructions retired): loop, tail call or exit (through the trampoline if `chain`). */
-  private goto(off: number, chain = true): void {
+  /**
+   * Continue at block offset `off`, `retired` instructions retired (the first `retired` of
+   * the block): loop, tail call or exit (through the trampoline if `chain`).
+   */
+  private goto(off: number, retired: number, chain = true): void {
     const c = this.c;
     const pageOff = (this.b.host & 0xfff) + off;
+    const j = off === this.b.end ? this.n : this.b.insns.findIndex((ins) => ins.off === off);
+    const inner = this.inner.get(j);
+    if (inner !== undefined && j > this.k) {
+      // forward inside the block: the instructions skipped are given back to the budget
+      const skipped = j - retired;
+      if (skipped !== 0) c.get(0).i32Const(skipped).op(Op.I32Add).set(0);
+      c.br(this.depth - inner);
+      return;
+    }
     if (off === 0 && this.loops) {
-      c.get(0).i32Const(this.n).op(Op.I32Sub).tee(0).i32Const(this.n).op(Op.I32GeS).brIf(this.depth);
+      c.get(0).i32Const(retired).op(Op.I32Sub).tee(0).i32Const(this.n).op(Op.I32GeS).brIf(this.depth);
       this.spill();
       c.get(1).globalSet(G_PC).get(0).op(Op.Return);
       return;
@@ -421,14 +472,14 @@ class BlockWriter {
       const f = this.index.get((this.b.host & ~0xfff) + pageOff);
       if (f !== undefined) {
         this.spill();
-        c.get(0).i32Const(this.n).op(Op.I32Sub);
+        c.get(0).i32Const(retired).op(Op.I32Sub);
         this.pcAt(off);
         c.returnCall(f);
         return;
       }
     }
-    if (chain) this.chainExit(() => this.pcAt(off), this.n);
-    else this.exit(() => this.pcAt(off), this.n);
+    if (chain) this.chainExit(() => this.pcAt(off), retired);
+    else this.exit(() => this.pcAt(off), retired);
   }
   /** Before an F/D load or store: with FS off, leave before it (the interpreter raises illegal instruction). */
   private fsOn(ins: BlockInsn, k: number): void {
@@ -524,7 +575,7 @@ class BlockWriter {
       case 0x17: this.setX(rd, () => this.pcAt(ins.off + (i & 0xfffff000 | 0))); return; // AUIPC
       case 0x6f: // JAL
         this.setX(rd, () => this.pcAt(ins.off + ins.len));
-        this.goto(this.staticTarget(ins)!);
+        this.goto(this.staticTarget(ins)!, k + 1);
         return;
       case 0x67: // JALR: the target is computed before rd is written (rs1 may be rd)
         this.getX(rs1);
@@ -533,16 +584,15 @@ class BlockWriter {
         this.setX(rd, () => this.pcAt(ins.off + ins.len));
         this.chainExit(() => c.get(this.va), this.n);
         return;
-      case 0x63: { // BRANCH
+      case 0x63: { // BRANCH: taken, a side exit; not taken, the block goes on (write() ends it after the last)
         this.getX(rs1);
         this.getX(rs2);
         c.op([Op.I64Eq, Op.I64Ne, 0, 0, Op.I64LtS, Op.I64GeS, Op.I64LtU, Op.I64GeU][f3] as Op);
         c.begin(Op.If);
         this.depth++;
-        this.goto(this.staticTarget(ins)!);
+        this.goto(this.staticTarget(ins)!, k + 1);
         this.depth--;
         c.end();
-        this.goto(ins.off + ins.len);
         return;
       }
       case 0x03: this.load(ins, k, rd, rs1, immI, f3); return;
