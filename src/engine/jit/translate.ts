@@ -280,6 +280,12 @@ function runByEngine(insn: number): boolean {
   return op === 0x53 || op === 0x43 || op === 0x47 || op === 0x4b || op === 0x4f || op === 0x2f || op === 0x73;
 }
 
+/** True when the block stores every dirty x register back before `insn` (the engine reads them). */
+function storesBackAll(insn: number): boolean {
+  const op = insn & 0x7f;
+  return op === 0x53 || op === 0x43 || op === 0x47 || op === 0x4b || op === 0x4f || op === 0x2f || (op === 0x73 && !csrReadOnly(insn));
+}
+
 /** The x registers a translated instruction reads, and the one it writes (0: none). */
 function xUse(insn: number): { reads: number[]; writes: number } {
   const op = insn & 0x7f, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
@@ -320,8 +326,12 @@ class BlockWriter {
   private readonly regs = new Map<number, number>();
   /** The x registers the block reads before writing them: loaded at entry. */
   private readonly liveIn: number[] = [];
-  /** Per instruction k, the x registers written by the instructions before it (stored back by an exit there). */
-  private readonly writtenBefore: number[][] = [];
+  /**
+   * Per instruction k (and n, after the last), the x registers a path to it may have
+   * written since the entry or the last full store-back (before an engine call): an exit
+   * there stores these back; the hart state holds the others' values already.
+   */
+  private readonly dirtyBefore: number[][] = [];
   /** The instruction being translated. */
   private k = 0;
 
@@ -337,14 +347,12 @@ class BlockWriter {
     this.n = b.insns.length;
     const written: number[] = [];
     for (const { insn } of b.insns) {
-      this.writtenBefore.push([...written]);
       const { reads, writes } = xUse(insn);
       for (const r of [...reads, writes]) if (r !== 0 && !this.regs.has(r)) this.regs.set(r, this.c.local(I64));
       for (const r of reads) if (r !== 0 && !written.includes(r) && !this.liveIn.includes(r)) this.liveIn.push(r);
       // x registers the engine writes for an F/D or A instruction are reloaded, not spilled
       if (writes !== 0 && !runByEngine(insn) && !written.includes(writes)) written.push(writes);
     }
-    this.writtenBefore.push(written);
     // a branch or jump back to the start (at any instruction) loops inside the function
     this.loops = b.insns.some((ins) => this.staticTarget(ins) === 0);
     // forward targets inside the block; a register one of them skips a write of holds, on
@@ -365,8 +373,27 @@ class BlockWriter {
       // a later iteration may leave before an instruction whose register an earlier one wrote:
       // every exit stores back all the block writes, so all of them are loaded at entry too
       for (const r of written) if (!this.liveIn.includes(r)) this.liveIn.push(r);
-      this.writtenBefore.fill(written);
+      for (let k = 0; k <= this.n; k++) this.dirtyBefore.push(written);
+      return;
     }
+    // dirty registers, over every path (a register dirty on one path only was written in
+    // code another path skips: loaded at entry above, so its local is right on that path too)
+    const incoming = new Map<number, number[]>();
+    let dirty = new Set<number>();
+    for (let k = 0; k <= this.n; k++) {
+      for (const r of incoming.get(k) ?? []) dirty.add(r);
+      this.dirtyBefore.push([...dirty]);
+      if (k === this.n) break;
+      const { insn } = b.insns[k];
+      if (storesBackAll(insn)) dirty = new Set();
+      const w = xUse(insn).writes;
+      if (w !== 0 && !runByEngine(insn)) dirty.add(w);
+      const t = this.staticTarget(b.insns[k]);
+      const j = t === null ? undefined : at.get(t);
+      if (j !== undefined && j > k) incoming.set(j, [...(incoming.get(j) ?? []), ...dirty]);
+    }
+    // the last instruction's own exits (a jump's) store back its write too: dirtyBefore[n]
+    // holds it, as the fall-through after it, whether or not that path exists
   }
 
   write(): Code {
@@ -418,13 +445,13 @@ class BlockWriter {
   /** Linear address of x[r] (f[r - 32] for r >= 32). */
   private xAddr(r: number): number { return this.layout.xBase + 8 * r; }
   /**
-   * Store the registers written so far back to the hart state (before every exit, and
-   * before the engine reads them). At the last instruction's exits, that one's own write
-   * is included: it is done by then.
+   * Store the dirty registers back to the hart state (before every exit, and before the
+   * engine reads them). At the last instruction's exits, that one's own write is included:
+   * it is done by then.
    */
   private spill(): void {
     const k = this.k === this.n - 1 && this.b.jumps ? this.n : this.k;
-    for (const r of this.writtenBefore[k]) this.c.i32Const(0).get(this.regs.get(r)!).mem(Op.I64Store, this.xAddr(r), 3);
+    for (const r of this.dirtyBefore[k]) this.c.i32Const(0).get(this.regs.get(r)!).mem(Op.I64Store, this.xAddr(r), 3);
   }
   /** Push entry pc + `off`. */
   private pcAt(off: number): void {
