@@ -21,7 +21,8 @@
  *    global and returns the budget minus the instructions it retired;
  *  - loads and stores through the TLB inline (mmu.ts layout: per access kind a table of
  *    256 entries {vpn u64, host addend u32}), leaving through the engine's loadSlow /
- *    storeSlow on a miss; when those raise an exception (excPending) the block exits
+ *    storeSlow on a miss; when those raise an exception (excPending) the block exits (all
+ *    faults of a function through one shared exit)
  *    with pc at the faulting instruction and the earlier instructions retired, the
  *    faulting one counted as the interpreter counts it;
  *  - computes every pc as entry pc + offset, so one translation serves every virtual
@@ -280,6 +281,12 @@ function runByEngine(insn: number): boolean {
   return op === 0x53 || op === 0x43 || op === 0x47 || op === 0x4b || op === 0x4f || op === 0x2f || op === 0x73;
 }
 
+/** True when `insn` leaves through the block's shared fault exit when it raises an exception (loads, stores, AMOs). */
+function mayFault(insn: number): boolean {
+  const op = insn & 0x7f;
+  return op === 0x03 || op === 0x23 || op === 0x07 || op === 0x27 || op === 0x2f;
+}
+
 /** True when the block stores every dirty x register back before `insn` (the engine reads them). */
 function storesBackAll(insn: number): boolean {
   const op = insn & 0x7f;
@@ -312,6 +319,11 @@ class BlockWriter {
   private readonly v: number;
   /** The engine's tlbCur (the current privilege's TLB), read once at entry. */
   private readonly tlb: number;
+  /** The shared exit of faulting loads, stores and AMOs: the faulting instruction's offset and the instructions retired (locals). */
+  private readonly faultOff: number;
+  private readonly faultRetired: number;
+  /** The registers that exit stores back: those dirty at any of them (all loaded at entry). */
+  private readonly faultDirty: number[] = [];
   private readonly n: number;
   /** Open blocks inside the self-loop (br depth of the loop). */
   private depth = 0;
@@ -344,6 +356,8 @@ class BlockWriter {
     this.ent = this.c.local(I32);
     this.v = this.c.local(I64);
     this.tlb = this.c.local(I32);
+    this.faultOff = this.c.local(I32);
+    this.faultRetired = this.c.local(I32);
     this.n = b.insns.length;
     const written: number[] = [];
     for (const { insn } of b.insns) {
@@ -374,6 +388,7 @@ class BlockWriter {
       // every exit stores back all the block writes, so all of them are loaded at entry too
       for (const r of written) if (!this.liveIn.includes(r)) this.liveIn.push(r);
       for (let k = 0; k <= this.n; k++) this.dirtyBefore.push(written);
+      this.faultDirty.push(...written);
       return;
     }
     // dirty registers, over every path (a register dirty on one path only was written in
@@ -394,6 +409,13 @@ class BlockWriter {
     }
     // the last instruction's own exits (a jump's) store back its write too: dirtyBefore[n]
     // holds it, as the fall-through after it, whether or not that path exists
+    // the shared fault exit stores back what is dirty at any fault; a register that is not
+    // written yet at one of them holds its entry value there
+    b.insns.forEach(({ insn }, k) => {
+      if (!mayFault(insn)) return;
+      for (const r of this.dirtyBefore[k]) if (!this.faultDirty.includes(r)) this.faultDirty.push(r);
+    });
+    for (const r of this.faultDirty) if (!this.liveIn.includes(r)) this.liveIn.push(r);
   }
 
   write(): Code {
@@ -404,6 +426,8 @@ class BlockWriter {
     c.end();
     for (const r of this.liveIn) c.i32Const(0).mem(Op.I64Load, this.xAddr(r), 3).set(this.regs.get(r)!);
     if (this.b.insns.some(({ insn }) => [0x03, 0x23, 0x07, 0x27].includes(insn & 0x7f))) c.globalGet(G_TLB).set(this.tlb);
+    const faults = this.b.insns.some(({ insn }) => mayFault(insn));
+    if (faults) c.begin(Op.Block);
     if (this.loops) c.begin(Op.Loop);
     // the wasm blocks of the forward targets, the farthest outermost
     for (const j of [...this.inner.keys()].sort((a, z) => z - a)) {
@@ -421,6 +445,13 @@ class BlockWriter {
     }
     if (this.loops) c.end();
     c.op(Op.Unreachable);
+    if (faults) {
+      // the shared fault exit (faultExit)
+      c.end();
+      for (const r of this.faultDirty) c.i32Const(0).get(this.regs.get(r)!).mem(Op.I64Store, this.xAddr(r), 3);
+      c.get(1).get(this.faultOff).op(Op.I64ExtendI32U).op(Op.I64Add).globalSet(G_PC);
+      c.get(0).get(this.faultRetired).op(Op.I32Sub);
+    }
     return c;
   }
 
@@ -517,9 +548,12 @@ class BlockWriter {
 
   /** After a call to loadSlow/storeSlow: leave if it raised an exception. */
   private faultExit(ins: BlockInsn, k: number): void {
-    this.c.globalGet(G_EXC).begin(Op.If);
-    this.exit(() => this.pcAt(ins.off), k + 1);
-    this.c.end();
+    const c = this.c;
+    c.globalGet(G_EXC).begin(Op.If);
+    c.i32Const(ins.off).set(this.faultOff).i32Const(k + 1).set(this.faultRetired);
+    // out of this if, the open blocks and the loop, to the end of the function's outer block
+    c.br(this.depth + 1 + (this.loops ? 1 : 0));
+    c.end();
   }
 
   // ---- memory
