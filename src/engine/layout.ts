@@ -53,6 +53,8 @@ export const JC_COUNTING = 0x8000_0000;
 /** Bytes of one TLB table in a hart state block (256 entries x 16 bytes; six tables from HS_TLB, see mmu.ts). */
 export const TLB_TABLE_BYTES = 256 * 16;
 export const BM_ENTRIES = 65536;
+/** See src/engine/as/layout.ts. */
+export const BM_WAYS = 4;
 export const HS_JIT_SEEN = 26624;
 export const HS_IN_RUN = 26628;
 export const HS_JIT_REQ_COUNT = 26632;

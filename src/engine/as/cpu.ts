@@ -471,7 +471,9 @@ function runSlice(budget: i32): i32 {
       return;
   }
   store<u64>(xBase, 0); // x0 is hard-wired to zero
-  csr.jumped = next != p + len;
+  // after a SYSTEM instruction (SFENCE.VMA, a satp write: what translated blocks stop
+  // before) a block starts, as after a jump
+  csr.jumped = next != p + len || (insn & 0x7f) == 0x73;
   mmu.pc = next;
 }
 

@@ -9,9 +9,11 @@
 //    (sfence.vma; a satp write flushes the U one only, see mmu.satpChanged), on fence.i and
 //    when the code epoch moves. An entry is either a translation or a counting entry (a
 //    start with no translation yet, COUNTING);
-//  - the block map, direct-mapped on the host address of the block's first instruction
-//    (its physical address): {host u32, executions u32, table index u32, code generation
-//    u32}. A block start is counted each time control reaches it by a jump (in its
+//  - the block map, BM_WAYS-way set-associative on the host address of the block's first
+//    instruction (its physical address): {host u32, executions u32, table index u32, code
+//    generation u32} per way; a translated start found moves to its set's first way, and a
+//    new start replaces the way without a translation counted least, or else the last way
+//    (see bmVictim). A block start is counted each time control reaches it by a jump (in its
 //    counting entry, added to the block map every COUNT_BATCH); at hotThreshold it is
 //    queued for translation (HS_JIT_REQ). The host writes the table
 //    index and the page's code generation when the translation is ready; an entry whose
@@ -26,7 +28,7 @@
 // the epoch move, before it runs another block.
 
 import {
-  CODE_EPOCH, CODE_GEN, JIT_BASE, JIT_HART_BYTES, JC_ENTRIES, JC_BYTES, JC_COUNTING, BM_ENTRIES,
+  CODE_EPOCH, CODE_GEN, JIT_BASE, JIT_HART_BYTES, JC_ENTRIES, JC_BYTES, JC_COUNTING, BM_ENTRIES, BM_WAYS,
   HS_JIT_SEEN, HS_IN_RUN, HS_JIT_REQ_COUNT, HS_JIT_REQ, JIT_REQ_MAX, HS_CHAIN_JC, HS_CHAIN_GEN, JC_FILTER_BYTES,
 } from './layout';
 import * as mmu from './mmu';
@@ -185,17 +187,31 @@ function miss(pc: u64, e: u32, add: u32): bool {
   store<u64>(e, pc);
   store<u32>(e, COUNTING, 8);
   store<u32>(e, gen, 12);
-  const b = bmBase + ((((h >> 1) ^ (h >> 14)) & (BM_ENTRIES - 1)) << 4);
-  if (load<u32>(b) != h) {
-    store<u32>(b, h);
-    store<u32>(b, add, 4);
-    store<u32>(b, 0, 8);
-    if (add >= hotThreshold) request(h, b);
-    return false;
+  const s = bmBase + ((((h >> 1) ^ (h >> 14)) & (BM_ENTRIES / BM_WAYS - 1)) * (BM_WAYS << 4));
+  let b = s;
+  while (load<u32>(b) != h) {
+    b += 16;
+    if (b == s + (BM_WAYS << 4)) {
+      b = bmVictim(s);
+      store<u32>(b, h);
+      store<u32>(b, add, 4);
+      store<u32>(b, 0, 8);
+      if (add >= hotThreshold) request(h, b);
+      return false;
+    }
   }
   const idx = load<u32>(b, 8);
   if (idx != 0) {
     if (load<u32>(b, 12) == atomic.load<u32>(CODE_GEN + ((h - mmu.ramOff) >> 12 << 2))) {
+      // most recently used first: the last way is the one a new start may take from a translation
+      if (b != s) {
+        const g = load<u32>(b, 12);
+        for (let w = b; w > s; w -= 16) { store<u64>(w, load<u64>(w - 16)); store<u64>(w, load<u64>(w - 8), 8); }
+        store<u32>(s, h);
+        store<u32>(s, 0, 4);
+        store<u32>(s, idx, 8);
+        store<u32>(s, g, 12);
+      }
       store<u32>(e, idx, 8);
       const user = mmu.priv == 0;
       mmu.filterAdd(user ? mmu.jcPagesU : mmu.jcPages, pc >> 12);
@@ -211,6 +227,20 @@ function miss(pc: u64, e: u32, add: u32): bool {
   store<u32>(b, c, 4);
   if (c >= hotThreshold && before < hotThreshold) request(h, b);
   return false;
+}
+
+/**
+ * The way of block-map set `s` a new start replaces: of those without a translation (a
+ * translated start that lost its entry would be counted, and translated, again) the one
+ * counted least; else the last (the least recently found, see miss).
+ */
+function bmVictim(s: u32): u32 {
+  let v = s + ((BM_WAYS - 1) << 4);
+  let least: u32 = 0xffffffff;
+  for (let w = s; w < s + (BM_WAYS << 4); w += 16) {
+    if (load<u32>(w, 8) == 0 && load<u32>(w, 4) < least) { least = load<u32>(w, 4); v = w; }
+  }
+  return v;
 }
 
 function request(h: u32, b: u32): void {

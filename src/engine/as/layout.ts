@@ -41,6 +41,8 @@ export const JC_BYTES: u32 = 4096 * 16;
 export const JC_COUNTING: u32 = 0x8000_0000;
 /** Entries of the block map, after the two jump caches: {host address u32, count u32, table index u32, code generation u32}. */
 export const BM_ENTRIES: u32 = 65536;
+/** Ways of a block-map set (see jit.ts): consecutive entries, BM_WAYS * 16 bytes a set. */
+export const BM_WAYS: u32 = 4;
 /** Offsets in the hart state block: the code epoch this hart has caught up with (i32), 1 while inside run() (i32). */
 export const HS_JIT_SEEN: u32 = 26624;
 export const HS_IN_RUN: u32 = 26628;

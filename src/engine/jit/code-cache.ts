@@ -17,7 +17,7 @@
  */
 import {
   HART_STATE_BASE, HART_STATE_SIZE, HS_IN_RUN, HS_JIT_REQ, HS_JIT_REQ_COUNT,
-  HS_JIT_SEEN, HS_X, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, RAM_OFFSET, RVC_TABLE, TLB_TABLE_BYTES,
+  HS_JIT_SEEN, HS_X, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, BM_WAYS, RAM_OFFSET, RVC_TABLE, TLB_TABLE_BYTES,
 } from '../layout.js';
 import { CodePages } from '../code-pages.js';
 import { decodeBlock, successors, translateModule, type Block, type TranslateLayout } from './translate.js';
@@ -239,7 +239,7 @@ export class CodeCache {
       if (until > now) continue;
       this.nevers.delete(h);
       const e = this.entryOf(h);
-      if (this.u32[e] === h && this.u32[e + 1] >= NEVER) this.u32[e + 1] = 0;
+      if (e >= 0 && this.u32[e + 1] >= NEVER) this.u32[e + 1] = 0;
     }
   }
 
@@ -389,8 +389,16 @@ export class CodeCache {
     return true;
   }
 
+  /** The u32 index of the block-map set of host address `h` (BM_WAYS ways of 4 u32 each; see src/engine/as/jit.ts). */
+  private setOf(h: number): number {
+    return (this.bmBase + ((((h >>> 1) ^ (h >>> 14)) & (BM_ENTRIES / BM_WAYS - 1)) * (BM_WAYS << 4))) >> 2;
+  }
+
+  /** The u32 index of `h`'s block-map entry, or -1 when no way of its set holds it. */
   private entryOf(h: number): number {
-    return (this.bmBase + ((((h >>> 1) ^ (h >>> 14)) & (BM_ENTRIES - 1)) << 4)) >> 2;
+    const s = this.setOf(h);
+    for (let w = s; w < s + 4 * BM_WAYS; w += 4) if (this.u32[w] === h) return w;
+    return -1;
   }
 
   private setInstalled(h: number, inst: Installed): void {
@@ -412,7 +420,14 @@ export class CodeCache {
   private publish(h: number, inst: Installed): void {
     inst.published = true;
     this.table.set(inst.idx, inst.fn);
-    const e = this.entryOf(h);
+    let e = this.entryOf(h);
+    if (e < 0) {
+      // its entry was replaced meanwhile: it takes the way the engine would give a new start (bmVictim)
+      const s = this.setOf(h);
+      e = s + 4 * (BM_WAYS - 1);
+      let least = Infinity;
+      for (let w = s; w < s + 4 * BM_WAYS; w += 4) if (this.u32[w + 2] === 0 && this.u32[w + 1] < least) { least = this.u32[w + 1]; e = w; }
+    }
     this.u32[e] = h;
     this.u32[e + 1] = 0;
     this.u32[e + 2] = inst.idx;
@@ -434,7 +449,7 @@ export class CodeCache {
   /** Set the execution count of block start `h` in the block map (if it is there), with no translation. */
   private setCount(h: number, count: number): void {
     const e = this.entryOf(h);
-    if (this.u32[e] === h) { this.u32[e + 1] = count; this.u32[e + 2] = 0; }
+    if (e >= 0) { this.u32[e + 1] = count; this.u32[e + 2] = 0; }
   }
 
   /** Drop every translation of this hart (the cache is full). */
