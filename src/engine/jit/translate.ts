@@ -176,9 +176,18 @@ function csrWritable(insn: number): boolean {
 /** PAUSE (Zihintpause): FENCE with pred = W, succ = 0. */
 const PAUSE = 0x0100000f;
 
-/** JAL and JALR end a block; a conditional branch does only at its length limit (else the block goes on with the not-taken path). */
-function endsBlock(insn: number): boolean {
-  const op = insn & 0x7f;
+/**
+ * JAL and JALR end a block, except a JAL x0 forward inside the page (the jump over an else
+ * part): the block goes on with the code it jumps over, which its branches may reach, up
+ * to its target, where the JAL is a `br`. A conditional branch ends a block only at its
+ * length limit (else the block goes on with the not-taken path).
+ */
+function endsBlock(ins: BlockInsn, pageOff: number): boolean {
+  const op = ins.insn & 0x7f;
+  if (op === 0x6f && ((ins.insn >>> 7) & 31) === 0) {
+    const t = staticTarget(ins)!;
+    return t <= ins.off || pageOff + t >= 0x1000;
+  }
   return op === 0x6f || op === 0x67;
 }
 
@@ -206,7 +215,7 @@ export function decodeBlock(mem: DataView, host: number, layout: TranslateLayout
     if (!translatable(insn)) { stopsBefore = true; break; }
     insns.push({ off: at - host, insn, len });
     at += len;
-    if (endsBlock(insn)) { jumps = true; break; }
+    if (endsBlock(insns[insns.length - 1], host & 0xfff)) { jumps = true; break; }
   }
   if (insns.length && !stopsBefore && (insns[insns.length - 1].insn & 0x7f) === 0x63) jumps = true;
   if (!insns.length) return null;
