@@ -66,3 +66,60 @@ test('jit wasm: a declared function without a body is refused', () => {
   m.declareFunction([], []);
   assert.throws(() => m.toBytes(), /has no body/);
 });
+
+/** The sections of a module: [id, payload start, payload end] (spec 5.5.2). */
+function sections(bytes: Uint8Array): Array<[number, number, number]> {
+  const out: Array<[number, number, number]> = [];
+  let p = 8;
+  const leb = () => { let v = 0, s = 0, b: number; do { b = bytes[p++]; v += (b & 0x7f) * 2 ** s; s += 7; } while (b & 0x80); return v; };
+  while (p < bytes.length) {
+    const id = bytes[p++];
+    const len = leb();
+    out.push([id, p, p + len]);
+    p += len;
+  }
+  return out;
+}
+
+test('jit wasm: branch hints go in metadata.code.branch_hint, before the code, at the offsets of the hinted if and br_if', () => {
+  const m = new ModuleBuilder();
+  m.importFunction('env', 'f', [], []); // function index 0: the hints name defined function 1
+  const fn = m.declareFunction([ValType.I32], [ValType.I32]);
+  const c = new Code([ValType.I32]);
+  c.local(ValType.I64);
+  c.local(ValType.I32);
+  c.begin(Op.Block);
+  c.get(0).i32Const(5).op(Op.I32Eq).ifHinted(false).i32Const(7).op(Op.Return).end();
+  c.get(0).i32Const(1).op(Op.I32Add).set(0);
+  c.get(0).brIfHinted(0, true);
+  c.end();
+  c.get(0).i32Const(100).op(Op.I32Add);
+  m.setBody(fn, c);
+  m.exportFunction('f', fn);
+  const bytes = m.toBytes();
+  assert.ok(WebAssembly.validate(bytes));
+  const secs = sections(bytes);
+  const hintSec = secs.findIndex(([id]) => id === 0);
+  const codeSec = secs.findIndex(([id]) => id === 10);
+  assert.ok(hintSec >= 0 && hintSec < codeSec, 'the hint section comes before the code section');
+  // the custom section: name, then one function with two hints of size 1
+  let p = secs[hintSec][1];
+  const name = new TextDecoder().decode(bytes.subarray(p + 1, p + 1 + bytes[p]));
+  assert.equal(name, 'metadata.code.branch_hint');
+  p += 1 + bytes[p];
+  assert.deepEqual(Array.from(bytes.subarray(p, p + 3)), [1, 1, 2]); // one function, index 1, two hints
+  const h1 = [bytes[p + 3], bytes[p + 4], bytes[p + 5]];
+  const h2 = [bytes[p + 6], bytes[p + 7], bytes[p + 8]];
+  assert.deepEqual([h1[1], h1[2], h2[1], h2[2]], [1, 0, 1, 1]); // size 1, not likely; size 1, likely
+  // offsets from the body's start (its local declarations) land on the if (0x04) and br_if (0x0d)
+  const [, codeStart] = secs[codeSec];
+  const bodyStart = codeStart + 2; // one body (count 1), its size in one byte
+  assert.equal(bytes[codeStart], 1);
+  assert.equal(bytes[bodyStart + h1[0]], Op.If);
+  assert.equal(bytes[bodyStart + h2[0]], Op.BrIf);
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { f: () => {} } });
+  const f = inst.exports.f as (x: number) => number;
+  assert.equal(f(5), 7);
+  assert.equal(f(0), 101);
+  assert.equal(f(-1), 100);
+});

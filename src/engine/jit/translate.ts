@@ -430,7 +430,7 @@ class BlockWriter {
   write(): Code {
     const c = this.c;
     // not enough budget for the whole block: leave with pc at its start
-    c.get(0).i32Const(this.n).op(Op.I32LtS).begin(Op.If);
+    c.get(0).i32Const(this.n).op(Op.I32LtS).ifHinted(false);
     c.get(1).globalSet(G_PC).get(0).op(Op.Return);
     c.end();
     for (const r of this.liveIn) c.i32Const(0).mem(Op.I64Load, this.xAddr(r), 3).set(this.regs.get(r)!);
@@ -558,7 +558,7 @@ class BlockWriter {
   /** After a call to loadSlow/storeSlow: leave if it raised an exception. */
   private faultExit(ins: BlockInsn, k: number): void {
     const c = this.c;
-    c.globalGet(G_EXC).begin(Op.If);
+    c.globalGet(G_EXC).ifHinted(false);
     c.i32Const(ins.off).set(this.faultOff).i32Const(k + 1).set(this.faultRetired);
     // out of this if, the open blocks and the loop, to the end of the function's outer block
     c.br(this.depth + 1 + (this.loops ? 1 : 0));
@@ -601,7 +601,7 @@ class BlockWriter {
   private loadToV(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, fast: Op, ext: Op | null): void {
     const c = this.c;
     this.tlbProbe(rs1, imm, ACC_R, size);
-    c.begin(Op.If, I64);
+    c.ifHinted(true, I64);
     this.hostAddr(ACC_R);
     c.mem(fast, 0, 0);
     c.op(Op.Else);
@@ -620,7 +620,7 @@ class BlockWriter {
     const c = this.c;
     const fast = size === 1 ? Op.I64Store8 : size === 2 ? Op.I64Store16 : size === 4 ? Op.I64Store32 : Op.I64Store;
     this.tlbProbe(rs1, imm, ACC_W, size);
-    c.begin(Op.If);
+    c.ifHinted(true);
     this.hostAddr(ACC_W);
     value();
     c.mem(fast, 0, 0);

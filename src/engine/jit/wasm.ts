@@ -95,6 +95,10 @@ export class Bytes {
 /** The body of one function: locals and an instruction stream (spec 5.5.13). */
 export class Code extends Bytes {
   private readonly locals: ValType[] = [];
+  /** Branch hints (branch-hinting proposal): [offset in the instruction stream, 1 likely taken / 0 not]. */
+  private readonly hintsAt: Array<[number, number]> = [];
+  /** Byte length of the local declarations body() wrote before the instructions. */
+  private declBytes = 0;
   /** @param params the function's parameter types (locals 0..n-1). */
   constructor(private readonly params: readonly ValType[]) { super(); }
   /** Declare a new local of type `t`; returns its index. */
@@ -123,9 +127,21 @@ export class Code extends Bytes {
 
   /** `block`/`loop`/`if` with an empty result type, or one result of type `result`. */
   begin(o: Op.Block | Op.Loop | Op.If, result?: ValType): this { return this.byte(o).byte(result ?? 0x40); }
+  /** `if` whose condition is likely true (`likely`) or likely false, as a branch hint for the engine's optimizing compiler. */
+  ifHinted(likely: boolean, result?: ValType): this {
+    this.hintsAt.push([this.length, likely ? 1 : 0]);
+    return this.begin(Op.If, result);
+  }
   end(): this { return this.byte(Op.End); }
   br(depth: number): this { return this.byte(Op.Br).u32(depth); }
   brIf(depth: number): this { return this.byte(Op.BrIf).u32(depth); }
+  /** `br_if` likely taken (`likely`) or not, as a branch hint. */
+  brIfHinted(depth: number, likely: boolean): this {
+    this.hintsAt.push([this.length, likely ? 1 : 0]);
+    return this.brIf(depth);
+  }
+  /** The branch hints as [offset from the start of the function body (its local declarations), value]; after body(). */
+  hints(): Array<[number, number]> { return this.hintsAt.map(([at, v]) => [this.declBytes + at, v]); }
   /** The encoded body: local declarations (run-length) then the code and a final `end`. */
   body(): Uint8Array {
     const out = new Bytes();
@@ -136,6 +152,7 @@ export class Code extends Bytes {
     }
     out.u32(runs.length);
     for (const [n, t] of runs) out.u32(n).byte(t);
+    this.declBytes = out.length;
     out.bytes(this.toBytes()).byte(Op.End);
     const framed = new Bytes();
     framed.u32(out.length).bytes(out.toBytes());
@@ -238,12 +255,24 @@ export class ModuleBuilder {
         for (const e of this.exports) b.name(e.name).byte(e.kind).u32(e.index);
       });
     }
-    section(10, (b) => {
-      b.u32(this.funcs.length);
-      this.funcs.forEach((f, i) => {
-        if (!f.code) throw new Error(`function ${this.importedFuncs + i} has no body`);
-        b.bytes(f.code.body());
+    const bodies = this.funcs.map((f, i) => {
+      if (!f.code) throw new Error(`function ${this.importedFuncs + i} has no body`);
+      return f.code.body();
+    });
+    // branch hints (custom section "metadata.code.branch_hint", before the code section)
+    const hinted = this.funcs.map((f, i) => [this.importedFuncs + i, f.code!.hints()] as const).filter(([, h]) => h.length);
+    if (hinted.length) {
+      section(0, (b) => {
+        b.name('metadata.code.branch_hint').u32(hinted.length);
+        for (const [idx, hs] of hinted) {
+          b.u32(idx).u32(hs.length);
+          for (const [at, v] of hs) b.u32(at).u32(1).byte(v);
+        }
       });
+    }
+    section(10, (b) => {
+      b.u32(bodies.length);
+      for (const body of bodies) b.bytes(body);
     });
     return out.toBytes();
   }

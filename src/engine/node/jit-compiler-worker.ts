@@ -5,6 +5,9 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { translateModule, type Block, type TranslateLayout } from '../jit/translate.js';
 import type { CompiledModule } from '../jit/code-cache.js';
+import { enableBranchHints } from './module.js';
+
+enableBranchHints();
 
 /** One job as posted to the thread. */
 export interface JobMessage { id: number; blocks: Block[]; layout: TranslateLayout; linked: number[] }
