@@ -530,7 +530,7 @@ class BlockWriter {
       return;
     }
     if (off === 0 && this.loops) {
-      c.get(0).i32Const(retired).op(Op.I32Sub).tee(0).i32Const(this.n).op(Op.I32GeS).brIf(this.depth);
+      c.get(0).i32Const(retired).op(Op.I32Sub).tee(0).i32Const(this.n).op(Op.I32GeS).brIfHinted(this.depth, true);
       this.spill();
       c.get(1).globalSet(G_PC).get(0).op(Op.Return);
       return;
@@ -550,7 +550,7 @@ class BlockWriter {
   }
   /** Before an F/D load or store: with FS off, leave before it (the interpreter raises illegal instruction). */
   private fsOn(ins: BlockInsn, k: number): void {
-    this.c.call(F_JIT_FS).op(Op.I32Eqz).begin(Op.If);
+    this.c.call(F_JIT_FS).op(Op.I32Eqz).ifHinted(false);
     this.exit(() => this.pcAt(ins.off), k);
     this.c.end();
   }
@@ -683,7 +683,7 @@ class BlockWriter {
         return;
       case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: { // OP-FP and FMA through the engine
         this.spill(); // it reads x registers from the state block
-        c.i32Const(i | 0).call(F_JIT_FP).op(Op.I32Eqz).begin(Op.If);
+        c.i32Const(i | 0).call(F_JIT_FP).op(Op.I32Eqz).ifHinted(false);
         this.exit(() => this.pcAt(ins.off), k); // illegal: the interpreter runs it and raises the exception
         c.end();
         const w = xUse(i).writes;
@@ -693,13 +693,13 @@ class BlockWriter {
       case 0x73: { // a CSR instruction through the engine, told the budget left before it (for cycle and instret)
         const writes = !csrReadOnly(i);
         if (writes) this.spill(); // the engine reads x[rs1] from the state block
-        c.i32Const(i | 0).get(0).i32Const(k).op(Op.I32Sub).call(F_JIT_CSR).tee(this.ent).op(Op.I32Eqz).begin(Op.If);
+        c.i32Const(i | 0).get(0).i32Const(k).op(Op.I32Sub).call(F_JIT_CSR).tee(this.ent).op(Op.I32Eqz).ifHinted(false);
         this.exit(() => this.pcAt(ins.off), k); // illegal: the interpreter runs it and raises the exception
         c.end();
         if (rd !== 0) c.i32Const(0).mem(Op.I64Load, this.xAddr(rd), 3).set(this.regs.get(rd)!);
         if (writes) {
           // it may have enabled an interrupt: leave after it, for the engine to take it
-          c.get(this.ent).i32Const(2).op(Op.I32Eq).begin(Op.If);
+          c.get(this.ent).i32Const(2).op(Op.I32Eq).ifHinted(false);
           this.exit(() => this.pcAt(ins.off + ins.len), k + 1);
           c.end();
         }
@@ -823,17 +823,17 @@ function helper(name: (typeof HELPER_NAMES)[number], base: number): Code {
       return c;
     }
     case 'div': case 'rem': {
-      c.get(B).op(Op.I64Eqz).begin(Op.If);
+      c.get(B).op(Op.I64Eqz).ifHinted(false);
       if (name === 'div') c.i64Const(-1n); else c.get(A);
       c.op(Op.Return).end();
-      c.get(A).i64Const(MIN).op(Op.I64Eq).get(B).i64Const(-1n).op(Op.I64Eq).op(Op.I32And).begin(Op.If);
+      c.get(A).i64Const(MIN).op(Op.I64Eq).get(B).i64Const(-1n).op(Op.I64Eq).op(Op.I32And).ifHinted(false);
       if (name === 'div') c.get(A); else c.i64Const(0n);
       c.op(Op.Return).end();
       c.get(A).get(B).op(name === 'div' ? Op.I64DivS : Op.I64RemS);
       return c;
     }
     case 'divu': case 'remu': {
-      c.get(B).op(Op.I64Eqz).begin(Op.If);
+      c.get(B).op(Op.I64Eqz).ifHinted(false);
       if (name === 'divu') c.i64Const(-1n); else c.get(A);
       c.op(Op.Return).end();
       c.get(A).get(B).op(name === 'divu' ? Op.I64DivU : Op.I64RemU);
@@ -843,11 +843,11 @@ function helper(name: (typeof HELPER_NAMES)[number], base: number): Code {
       const a = c.local(I32), b = c.local(I32);
       c.get(A).op(Op.I32WrapI64).set(a).get(B).op(Op.I32WrapI64).set(b);
       const isDiv = name === 'divw' || name === 'divuw';
-      c.get(b).op(Op.I32Eqz).begin(Op.If);
+      c.get(b).op(Op.I32Eqz).ifHinted(false);
       if (isDiv) c.i64Const(-1n); else c.get(a).op(Op.I64ExtendI32S);
       c.op(Op.Return).end();
       if (name === 'divw' || name === 'remw') {
-        c.get(a).i32Const(-0x80000000).op(Op.I32Eq).get(b).i32Const(-1).op(Op.I32Eq).op(Op.I32And).begin(Op.If);
+        c.get(a).i32Const(-0x80000000).op(Op.I32Eq).get(b).i32Const(-1).op(Op.I32Eq).op(Op.I32And).ifHinted(false);
         if (name === 'divw') c.get(a).op(Op.I64ExtendI32S); else c.i64Const(0n);
         c.op(Op.Return).end();
       }
