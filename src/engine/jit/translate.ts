@@ -133,9 +133,11 @@ export function successors(b: Block): number[] {
   const out: number[] = [];
   const page = b.host & ~0xfff;
   const add = (off: number) => { const h = b.host + off; if ((h & ~0xfff) === page && !out.includes(h)) out.push(h); };
+  // branch targets, but not the later instructions of the block itself (a br inside its function)
+  const offs = new Set(b.insns.map((ins) => ins.off));
   for (const ins of b.insns) {
     const t = staticTarget(ins);
-    if (t !== null) add(t);
+    if (t !== null && !(t > ins.off && offs.has(t))) add(t);
   }
   const last = b.insns[b.insns.length - 1];
   if (!b.jumps) { if (!b.stopsBefore) add(b.end); return out; }
