@@ -60,5 +60,9 @@ export const HS_IN_RUN = 26628;
 export const HS_JIT_REQ_COUNT = 26632;
 export const HS_JIT_REQ = 26640;
 /** See src/engine/as/layout.ts. */
+export const HS_JIT_REQ_PC = 25600;
+/** See src/engine/as/layout.ts (the TLB tables of a hart state block start there). */
+export const HS_TLB = 1024;
+/** See src/engine/as/layout.ts. */
 export const HS_CHAIN_JC = 27392;
 export const HS_CHAIN_GEN = 27396;

@@ -29,7 +29,7 @@
 
 import {
   CODE_EPOCH, CODE_GEN, JIT_BASE, JIT_HART_BYTES, JC_ENTRIES, JC_BYTES, JC_COUNTING, BM_ENTRIES, BM_WAYS,
-  HS_JIT_SEEN, HS_IN_RUN, HS_JIT_REQ_COUNT, HS_JIT_REQ, JIT_REQ_MAX, HS_CHAIN_JC, HS_CHAIN_GEN, JC_FILTER_BYTES,
+  HS_JIT_SEEN, HS_IN_RUN, HS_JIT_REQ_COUNT, HS_JIT_REQ, HS_JIT_REQ_PC, JIT_REQ_MAX, HS_CHAIN_JC, HS_CHAIN_GEN, JC_FILTER_BYTES,
 } from './layout';
 import * as mmu from './mmu';
 
@@ -196,7 +196,7 @@ function miss(pc: u64, e: u32, add: u32): bool {
       store<u32>(b, h);
       store<u32>(b, add, 4);
       store<u32>(b, 0, 8);
-      if (add >= hotThreshold) request(h, b);
+      if (add >= hotThreshold) request(h, b, pc);
       return false;
     }
   }
@@ -225,7 +225,7 @@ function miss(pc: u64, e: u32, add: u32): bool {
   const before = load<u32>(b, 4);
   const c = before + add;
   store<u32>(b, c, 4);
-  if (c >= hotThreshold && before < hotThreshold) request(h, b);
+  if (c >= hotThreshold && before < hotThreshold) request(h, b, pc);
   return false;
 }
 
@@ -243,10 +243,11 @@ function bmVictim(s: u32): u32 {
   return v;
 }
 
-function request(h: u32, b: u32): void {
+function request(h: u32, b: u32, pc: u64): void {
   const q = mmu.hartBase + HS_JIT_REQ_COUNT;
   const k = load<u32>(q);
   if (k >= JIT_REQ_MAX) { store<u32>(b, 0, 4); return; } // queue full: count it again later
   store<u32>(mmu.hartBase + HS_JIT_REQ + (k << 2), h);
+  store<u64>(mmu.hartBase + HS_JIT_REQ_PC + (k << 3), pc);
   store<u32>(q, k + 1);
 }

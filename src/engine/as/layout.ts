@@ -49,6 +49,8 @@ export const HS_IN_RUN: u32 = 26628;
 /** Translation requests: count (u32) then up to JIT_REQ_MAX host addresses (u32). */
 export const HS_JIT_REQ_COUNT: u32 = 26632;
 export const HS_JIT_REQ: u32 = 26640;
+/** The virtual pc (u64) of each request, in the same order (the code cache links cross-page jumps through it). */
+export const HS_JIT_REQ_PC: u32 = 25600;
 export const JIT_REQ_MAX: u32 = 64;
 /**
  * Offsets in the hart state block of what translated code needs to chain to another

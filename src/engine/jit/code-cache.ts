@@ -16,11 +16,11 @@
  * hold a write-TLB entry filled before the marking, whose stores would not retire the code.
  */
 import {
-  HART_STATE_BASE, HART_STATE_SIZE, HS_IN_RUN, HS_JIT_REQ, HS_JIT_REQ_COUNT,
+  HART_STATE_BASE, HART_STATE_SIZE, HS_IN_RUN, HS_JIT_REQ, HS_JIT_REQ_COUNT, HS_JIT_REQ_PC, HS_TLB,
   HS_JIT_SEEN, HS_X, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, BM_WAYS, RAM_OFFSET, RVC_TABLE, TLB_TABLE_BYTES,
 } from '../layout.js';
 import { CodePages } from '../code-pages.js';
-import { decodeBlock, successors, translateModule, type Block, type TranslateLayout } from './translate.js';
+import { crossTargets, decodeBlock, successors, translateModule, type Block, type CrossLink, type TranslateLayout } from './translate.js';
 import { chainModule } from './chain.js';
 
 /** The engine exports translated code links against (see src/engine/as/index.ts). */
@@ -65,7 +65,7 @@ export interface CodeCacheOptions {
  * A module to build: the blocks, decoded from guest RAM, how the hart lays out its state,
  * and the host addresses of the earlier translations it imports (translateModule's `linked`).
  */
-export interface CompileJob { id: number; blocks: Block[]; layout: TranslateLayout; linked: number[] }
+export interface CompileJob { id: number; blocks: Block[]; layout: TranslateLayout; linked: number[]; cross: CrossLink[] }
 
 /** A built module: its job's id, the compiled module, its size in bytes and the ms it took. */
 export interface CompiledModule { id: number; module: WebAssembly.Module; wasmBytes: number; ms: number }
@@ -131,6 +131,7 @@ export class CodeCache {
   private readonly u32: Uint32Array;
   private readonly bytes: Uint8Array;
   private readonly i32: Int32Array;
+  private readonly i64: BigInt64Array;
   private readonly view: DataView;
   private readonly pages: CodePages;
   private readonly hartBase: number;
@@ -160,6 +161,8 @@ export class CodeCache {
   private retranslated = 0;
   /** Hot block starts waiting for the next batch, and since when (performance.now()). */
   private pending: number[] = [];
+  /** The virtual page (pc & ~0xfff, bigint) each pending request's page was run at, by physical page. */
+  private pendingVa = new Map<number, bigint>();
   private pendingSince = 0;
   private readonly batchBlocks: number;
   private readonly batchDelayMs: number;
@@ -184,6 +187,7 @@ export class CodeCache {
     this.u32 = new Uint32Array(memory.buffer);
     this.bytes = new Uint8Array(memory.buffer);
     this.i32 = new Int32Array(memory.buffer);
+    this.i64 = new BigInt64Array(memory.buffer);
     this.view = new DataView(memory.buffer);
     this.pages = new CodePages(memory);
     this.hartBase = HART_STATE_BASE + hartId * HART_STATE_SIZE;
@@ -206,6 +210,7 @@ export class CodeCache {
     if (k > 0) {
       for (let i = 0; i < k; i++) {
         const h = this.u32[((this.hartBase + HS_JIT_REQ) >> 2) + i];
+        this.pendingVa.set(h >>> 12, BigInt.asUintN(64, this.i64[((this.hartBase + HS_JIT_REQ_PC) >> 3) + i]) & ~0xfffn);
         const done = this.installed.get(h);
         if (done && !done.published && done.gen === this.pages.generation(h)) continue; // being built or awaiting the other harts
         if (done && done.published && done.gen === this.pages.generation(h)) this.publish(h, done);
@@ -318,6 +323,23 @@ export class CodeCache {
         if (inst?.published && inst.fn && inst.gen === gens[i]) { linked.push(h); links.push(inst.fn); }
       }
     }
+    // jumps to other pages: the translation the hart's execute TLB maps the target to now,
+    // imported too, and called only while the TLB still maps it there (CrossLink)
+    const cross: CrossLink[] = [];
+    for (const b of blocks) {
+      const vaPage = this.pendingVa.get(b.host >>> 12);
+      if (vaPage === undefined) continue;
+      const va = vaPage | BigInt(b.host & 0xfff);
+      for (const off of crossTargets(b)) {
+        const h = this.execTlbHost(BigInt.asUintN(64, va + BigInt(off)));
+        if (h === null) continue;
+        const inst = this.installed.get(h);
+        if (!inst?.published || !inst.fn || inst.gen !== this.pages.generation(h)) continue;
+        if (!linked.includes(h)) { linked.push(h); links.push(inst.fn); }
+        cross.push({ from: b.host, off, host: h, gen: inst.gen });
+      }
+    }
+    this.pendingVa.clear();
     const entries: Array<[number, Installed]> = blocks.map((b, i) => {
       const inst = { idx: reuse[i] ?? this.freeIndices.pop() ?? this.nextIndex++, fn: null, gen: gens[i], bytes: this.bytes.slice(b.host, b.host + b.end), published: false };
       this.setInstalled(b.host, inst);
@@ -331,13 +353,27 @@ export class CodeCache {
     if (this.compiler) {
       const id = this.nextJob++;
       this.jobs.set(id, job);
-      this.compiler.submit({ id, blocks, layout: this.layout, linked });
+      this.compiler.submit({ id, blocks, layout: this.layout, linked, cross });
       this.stats.compileMs += performance.now() - t0;
       return;
     }
-    const bytes = translateModule(blocks, this.layout, linked);
+    const bytes = translateModule(blocks, this.layout, linked, cross);
     this.stats.compileMs += performance.now() - t0;
     this.install(job, new WebAssembly.Module(bytes), bytes.length);
+  }
+
+  /**
+   * The host address the hart's execute TLB maps virtual address `va` to (the table of
+   * the privilege Linux runs such addresses at: S for the upper half, U for the lower), or
+   * null when the TLB does not hold its page or it is not in RAM.
+   */
+  private execTlbHost(va: bigint): number | null {
+    const vpn = va >> 12n;
+    const table = (va >> 63n === 1n ? 0 : 3) + 2; // S or U tables, then R, W, X
+    const e = this.hartBase + HS_TLB + table * TLB_TABLE_BYTES + (Number(vpn & 255n) << 4);
+    if (BigInt.asUintN(64, this.i64[e >> 3]) !== vpn) return null;
+    const h = (Number(va & 0xffffffffn) + this.u32[(e + 8) >> 2]) >>> 0;
+    return h >= RAM_OFFSET && h < this.bytes.length ? h : null;
   }
 
   /** Instantiate a built module and queue its blocks for publication (unless the cache was flushed since). */

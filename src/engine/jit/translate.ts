@@ -32,10 +32,13 @@
  *  - loops inside the function when it branches back to its own start, and tail-calls
  *    (`return_call`) another block of the same page: one of the same module, or one of an
  *    earlier module the module imports ("link" "l<k>", see translateModule's `linked`);
+ *  - tail-calls, for a jump to another page, the translation a CrossLink names, directly,
+ *    while the execute TLB still maps the target to it;
  *  - leaves for any other target (a JALR, a jump to another page or to an untranslated
  *    block) by tail-calling the hart's chain trampoline ("env" "chain", chain.ts), which
  *    runs the target's translation if the jump cache has one, else returns to the engine.
  */
+import { CODE_GEN, RAM_OFFSET } from '../layout.js';
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
 /** Longest block, in instructions. */
@@ -147,6 +150,32 @@ export function successors(b: Block): number[] {
 }
 
 /**
+ * Offsets from the block's start of the targets of its jumps and branches (and of the
+ * instruction after it, when it runs on to the page end) that lie outside its page.
+ */
+export function crossTargets(b: Block): number[] {
+  const out: number[] = [];
+  const pageOff = b.host & 0xfff;
+  const add = (off: number) => { if ((pageOff + off < 0 || pageOff + off >= 0x1000) && !out.includes(off)) out.push(off); };
+  for (const ins of b.insns) {
+    const t = staticTarget(ins);
+    if (t !== null) add(t);
+  }
+  if (!b.stopsBefore) add(b.end);
+  return out;
+}
+
+/**
+ * A jump of block `from` to offset `off`, in another page, that the hart's execute TLB
+ * mapped, when the module was made, to the translated block at host address `host`,
+ * translated from code generation `gen` of its page: the module imports that block (with
+ * the linked ones) and tail-calls it directly while the execute TLB of the current
+ * privilege still maps the target there and the page still has that generation, else it
+ * goes through the trampoline.
+ */
+export interface CrossLink { from: number; off: number; host: number; gen: number }
+
+/**
  * CSRs whose read has no side effect and does not depend on where in a block it happens,
  * beyond what the engine's jitCsr is told (the instructions retired before it): the
  * counters (Zicntr) and the S-mode trap and translation registers.
@@ -253,9 +282,11 @@ const ACC_R = 0, ACC_W = 1;
  * and `linked`: host addresses of blocks translated in earlier modules, imported as
  * "link" "l0", "l1", ... (in that order, functions of the block type), which the blocks
  * tail-call where they jump there. The caller guarantees those were translated from the
- * same code generation of their page as `blocks`. It exports block i as `b<i>`.
+ * same code generation of their page as `blocks`, except the targets of `cross` (which
+ * must be in `linked` too): those the blocks call only after checking, at run time, that
+ * the jump's target is there, in that generation. It exports block i as `b<i>`.
  */
-export function translateModule(blocks: readonly Block[], layout: TranslateLayout, linked: readonly number[] = []): Uint8Array {
+export function translateModule(blocks: readonly Block[], layout: TranslateLayout, linked: readonly number[] = [], cross: readonly CrossLink[] = []): Uint8Array {
   const m = new ModuleBuilder();
   m.importFunction('env', 'loadSlow', [I64, I32], [I64]);
   m.importFunction('env', 'storeSlow', [I64, I32, I64], []);
@@ -282,7 +313,8 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
     index.set(b.host, m.declareFunction(BLOCK_PARAMS, [I32]));
     m.exportFunction(`b${i}`, first + i);
   });
-  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout, helperBase).write());
+  const crossOf = new Map(cross.map((x) => [`${x.from}:${x.off}`, x]));
+  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout, helperBase, crossOf).write());
   return m.toBytes();
 }
 
@@ -362,7 +394,8 @@ class BlockWriter {
    * @param index function index of each block start (host address) the block may tail-call
    * @param helperBase function index of the first helper (HELPER_NAMES order)
    */
-  constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout, private readonly helperBase: number) {
+  constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout, private readonly helperBase: number,
+    private readonly cross: ReadonlyMap<string, CrossLink> = new Map()) {
     this.va = this.c.local(I64);
     this.ent = this.c.local(I32);
     this.v = this.c.local(I64);
@@ -547,9 +580,34 @@ class BlockWriter {
         return;
       }
     }
+    const x = this.cross.get(`${this.b.host}:${off}`);
+    const fx = x && this.index.get(x.host);
+    if (x && fx !== undefined) this.crossCall(off, retired, x, fx);
     if (chain) this.chainExit(() => this.pcAt(off), retired);
     else this.exit(() => this.pcAt(off), retired);
   }
+  /**
+   * The guarded direct call of a CrossLink: tail-call function `f` at entry pc + `off` when
+   * the current privilege's execute TLB maps that page to x.host's and its page still has
+   * generation x.gen (a code write makes it even); else fall through (to the trampoline).
+   */
+  private crossCall(off: number, retired: number, x: CrossLink, f: number): void {
+    const c = this.c;
+    this.pcAt(off);
+    c.set(this.va);
+    // the execute table's entry: tlbCur + 2 tables + (vpn mod 256) * 16
+    c.globalGet(G_TLB).get(this.va).i64Const(12n).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
+      .i32Const(4).op(Op.I32Shl).op(Op.I32Add).set(this.ent);
+    c.get(this.ent).mem(Op.I64Load, 2 * this.layout.tlbTableBytes, 3).get(this.va).i64Const(12n).op(Op.I64ShrU).op(Op.I64Eq);
+    c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, 2 * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add)
+      .i32Const(x.host | 0).op(Op.I32Eq).op(Op.I32And);
+    c.i32Const(0).i32AtomicLoad(CODE_GEN + ((x.host - RAM_OFFSET) >>> 12) * 4).i32Const(x.gen | 0).op(Op.I32Eq).op(Op.I32And);
+    c.ifHinted(true);
+    this.spill();
+    c.get(0).i32Const(retired).op(Op.I32Sub).get(this.va).returnCall(f);
+    c.end();
+  }
+
   /** Before an F/D load or store: with FS off, leave before it (the interpreter raises illegal instruction). */
   private fsOn(ins: BlockInsn, k: number): void {
     this.c.call(F_JIT_FS).op(Op.I32Eqz).ifHinted(false);

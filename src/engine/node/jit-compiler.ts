@@ -30,7 +30,7 @@ export class WorkerCompiler implements ModuleCompiler {
       this.worker.unref();
       this.port = port1;
     }
-    const m: JobMessage = { id: job.id, blocks: job.blocks, layout: { rvcTable: job.layout.rvcTable, tlbTableBytes: job.layout.tlbTableBytes, xBase: job.layout.xBase }, linked: job.linked };
+    const m: JobMessage = { id: job.id, blocks: job.blocks, layout: { rvcTable: job.layout.rvcTable, tlbTableBytes: job.layout.tlbTableBytes, xBase: job.layout.xBase }, linked: job.linked, cross: job.cross };
     this.port.postMessage(m);
   }
 
