@@ -22,6 +22,11 @@ test('jit wasm: LEB128 encodings (spec 5.2.2)', () => {
   assert.equal(hex(new Bytes().s64(-0x8000000000000000n)), '80 80 80 80 80 80 80 80 80 7f');
   assert.equal(hex(new Bytes().s64(0x7fffffffffffffffn)), 'ff ff ff ff ff ff ff ff ff 00');
   assert.equal(hex(new Bytes().s64(0xffffffffffffffffn)), '7f'); // taken as -1
+  // safe integers as numbers encode as the same bigints do
+  for (const v of [0, 1, -1, 63, 64, -64, -65, 127, 128, -123456, 0x7fffffff, -0x80000000, 0xfffff000 | 0, -0x100000000, 2 ** 40 + 5, -(2 ** 52), Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER]) {
+    assert.equal(hex(new Bytes().s64(v)), hex(new Bytes().s64(BigInt(v))), `s64(${v})`);
+  }
+  assert.throws(() => new Bytes().s64(2 ** 60), /not a safe integer/);
 });
 
 test('jit wasm: a module with imports, locals, loops, tail calls and exports runs', () => {

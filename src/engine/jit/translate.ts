@@ -504,7 +504,7 @@ class BlockWriter {
 
   // ---- registers
   private getX(r: number): void {
-    if (r === 0) this.c.i64Const(0n);
+    if (r === 0) this.c.i64Const(0);
     else this.c.get(this.regs.get(r)!);
   }
   /** x[rd] = the i64 in local v. */
@@ -531,7 +531,7 @@ class BlockWriter {
   /** Push entry pc + `off`. */
   private pcAt(off: number): void {
     this.c.get(1);
-    if (off !== 0) this.c.i64Const(BigInt(off)).op(Op.I64Add);
+    if (off !== 0) this.c.i64Const(off).op(Op.I64Add);
   }
 
   // ---- exits
@@ -596,9 +596,9 @@ class BlockWriter {
     this.pcAt(off);
     c.set(this.va);
     // the execute table's entry: tlbCur + 2 tables + (vpn mod 256) * 16
-    c.globalGet(G_TLB).get(this.va).i64Const(12n).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
+    c.globalGet(G_TLB).get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
       .i32Const(4).op(Op.I32Shl).op(Op.I32Add).set(this.ent);
-    c.get(this.ent).mem(Op.I64Load, 2 * this.layout.tlbTableBytes, 3).get(this.va).i64Const(12n).op(Op.I64ShrU).op(Op.I64Eq);
+    c.get(this.ent).mem(Op.I64Load, 2 * this.layout.tlbTableBytes, 3).get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I64Eq);
     c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, 2 * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add)
       .i32Const(x.host | 0).op(Op.I32Eq).op(Op.I32And);
     c.i32Const(0).i32AtomicLoad(CODE_GEN + ((x.host - RAM_OFFSET) >>> 12) * 4).i32Const(x.gen | 0).op(Op.I32Eq).op(Op.I32And);
@@ -634,16 +634,16 @@ class BlockWriter {
   private tlbProbe(rs1: number, imm: number, access: number, size: number): void {
     const c = this.c;
     this.getX(rs1);
-    if (imm !== 0) c.i64Const(BigInt(imm)).op(Op.I64Add);
+    if (imm !== 0) c.i64Const(imm).op(Op.I64Add);
     c.set(this.va);
-    c.get(this.tlb).get(this.va).i64Const(12n).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
+    c.get(this.tlb).get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
       .i32Const(4).op(Op.I32Shl).op(Op.I32Add);
     c.set(this.ent);
     // the entry's page is that of the access's last byte too: an access that crosses into
     // the next page never matches (that page's entry is at the next index)
     c.get(this.ent).mem(Op.I64Load, access * this.layout.tlbTableBytes, 3).get(this.va);
-    if (size > 1) c.i64Const(BigInt(size - 1)).op(Op.I64Add);
-    c.i64Const(12n).op(Op.I64ShrU).op(Op.I64Eq);
+    if (size > 1) c.i64Const(size - 1).op(Op.I64Add);
+    c.i64Const(12).op(Op.I64ShrU).op(Op.I64Eq);
   }
   /** Push the host address of va (fast path), for an entry of table `access`. */
   private hostAddr(access: number): void {
@@ -701,7 +701,7 @@ class BlockWriter {
     const rd = (i >>> 7) & 31, rs1 = (i >>> 15) & 31, rs2 = (i >>> 20) & 31, f3 = (i >>> 12) & 7, f7 = i >>> 25;
     const immI = i >> 20;
     switch (i & 0x7f) {
-      case 0x37: this.setX(rd, () => c.i64Const(BigInt(i & 0xfffff000 | 0) )); return; // LUI: sign-extended
+      case 0x37: this.setX(rd, () => c.i64Const(i & 0xfffff000 | 0)); return; // LUI: sign-extended
       case 0x17: this.setX(rd, () => this.pcAt(ins.off + (i & 0xfffff000 | 0))); return; // AUIPC
       case 0x6f: // JAL
         this.setX(rd, () => this.pcAt(ins.off + ins.len));
@@ -709,8 +709,8 @@ class BlockWriter {
         return;
       case 0x67: // JALR: the target is computed before rd is written (rs1 may be rd)
         this.getX(rs1);
-        if (immI !== 0) c.i64Const(BigInt(immI)).op(Op.I64Add);
-        c.i64Const(-2n).op(Op.I64And).set(this.va);
+        if (immI !== 0) c.i64Const(immI).op(Op.I64Add);
+        c.i64Const(-2).op(Op.I64And).set(this.va);
         this.setX(rd, () => this.pcAt(ins.off + ins.len));
         this.chainExit(() => c.get(this.va), this.n);
         return;
@@ -732,7 +732,7 @@ class BlockWriter {
         this.fsOn(ins, k);
         this.loadToV(ins, k, rs1, immI, f3 === 2 ? 4 : 8, f3 === 2 ? Op.I64Load32U : Op.I64Load, null);
         c.i32Const(0).get(this.v);
-        if (f3 === 2) c.i64Const(-0x100000000n).op(Op.I64Or);
+        if (f3 === 2) c.i64Const(-0x100000000).op(Op.I64Or);
         c.mem(Op.I64Store, this.xAddr(32 + rd), 3).call(F_JIT_FS_DIRTY);
         return;
       }
@@ -777,14 +777,14 @@ class BlockWriter {
         this.setX(rd, () => {
           this.getX(rs1);
           switch (f3) {
-            case 0: if (immI !== 0) c.i64Const(BigInt(immI)).op(Op.I64Add); break;
-            case 1: c.i64Const(BigInt(sh)).op(Op.I64Shl); break;
-            case 2: c.i64Const(BigInt(immI)).op(Op.I64LtS).op(Op.I64ExtendI32U); break;
-            case 3: c.i64Const(BigInt(immI)).op(Op.I64LtU).op(Op.I64ExtendI32U); break;
-            case 4: c.i64Const(BigInt(immI)).op(Op.I64Xor); break;
-            case 5: c.i64Const(BigInt(sh)).op((i >>> 26) === 0 ? Op.I64ShrU : Op.I64ShrS); break;
-            case 6: c.i64Const(BigInt(immI)).op(Op.I64Or); break;
-            default: c.i64Const(BigInt(immI)).op(Op.I64And); break;
+            case 0: if (immI !== 0) c.i64Const(immI).op(Op.I64Add); break;
+            case 1: c.i64Const(sh).op(Op.I64Shl); break;
+            case 2: c.i64Const(immI).op(Op.I64LtS).op(Op.I64ExtendI32U); break;
+            case 3: c.i64Const(immI).op(Op.I64LtU).op(Op.I64ExtendI32U); break;
+            case 4: c.i64Const(immI).op(Op.I64Xor); break;
+            case 5: c.i64Const(sh).op((i >>> 26) === 0 ? Op.I64ShrU : Op.I64ShrS); break;
+            case 6: c.i64Const(immI).op(Op.I64Or); break;
+            default: c.i64Const(immI).op(Op.I64And); break;
           }
         });
         return;

@@ -55,7 +55,8 @@ export class Bytes {
       n.set(this.buf.subarray(0, this.length));
       this.buf = n;
     }
-    for (let i = 0; i < src.length; i++) this.buf[this.length + i] = src[i];
+    if (src instanceof Uint8Array) this.buf.set(src, this.length);
+    else for (let i = 0; i < src.length; i++) this.buf[this.length + i] = src[i];
     this.length += src.length;
     return this;
   }
@@ -71,8 +72,21 @@ export class Bytes {
   }
   /** Signed LEB128 of an integer that fits in 32 bits. */
   s32(v: number): this { return this.s64(BigInt(v | 0)); }
-  /** Signed LEB128 of a 64-bit integer (any bigint; taken modulo 2^64 as signed). */
-  s64(v: bigint): this {
+  /**
+   * Signed LEB128 of a 64-bit integer: a bigint (taken modulo 2^64 as signed) or a safe
+   * integer (a number, encoded without bigint arithmetic).
+   */
+  s64(v: bigint | number): this {
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v)) throw new RangeError(`s64: ${v} is not a safe integer`);
+      for (;;) {
+        const b = ((v % 128) + 128) % 128;
+        v = Math.floor(v / 128);
+        const done = (v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0);
+        this.byte(done ? b : b | 0x80);
+        if (done) return this;
+      }
+    }
     v = BigInt.asIntN(64, v);
     for (;;) {
       const b = Number(v & 0x7fn);
@@ -108,7 +122,8 @@ export class Code extends Bytes {
   }
   op(o: Op): this { return this.byte(o); }
   i32Const(v: number): this { return this.byte(Op.I32Const).s32(v); }
-  i64Const(v: bigint): this { return this.byte(Op.I64Const).s64(v); }
+  /** `i64.const` of a bigint (modulo 2^64) or a safe integer. */
+  i64Const(v: bigint | number): this { return this.byte(Op.I64Const).s64(v); }
   get(i: number): this { return this.byte(Op.LocalGet).u32(i); }
   set(i: number): this { return this.byte(Op.LocalSet).u32(i); }
   tee(i: number): this { return this.byte(Op.LocalTee).u32(i); }
