@@ -66,3 +66,7 @@ export const HS_TLB = 1024;
 /** See src/engine/as/layout.ts. */
 export const HS_CHAIN_JC = 27392;
 export const HS_CHAIN_GEN = 27396;
+/** See src/engine/as/layout.ts. */
+export const HS_RS_DEPTH = 27400;
+export const HS_RS = 27408;
+export const RS_MAX = 32;

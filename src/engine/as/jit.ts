@@ -29,7 +29,7 @@
 
 import {
   CODE_EPOCH, CODE_GEN, JIT_BASE, JIT_HART_BYTES, JC_ENTRIES, JC_BYTES, JC_COUNTING, BM_ENTRIES, BM_WAYS,
-  HS_JIT_SEEN, HS_IN_RUN, HS_JIT_REQ_COUNT, HS_JIT_REQ, HS_JIT_REQ_PC, JIT_REQ_MAX, HS_CHAIN_JC, HS_CHAIN_GEN, JC_FILTER_BYTES,
+  HS_JIT_SEEN, HS_IN_RUN, HS_JIT_REQ_COUNT, HS_JIT_REQ, HS_JIT_REQ_PC, JIT_REQ_MAX, HS_RS_DEPTH, HS_CHAIN_JC, HS_CHAIN_GEN, JC_FILTER_BYTES,
 } from './layout';
 import * as mmu from './mmu';
 
@@ -140,6 +140,7 @@ export function jitFlushUserJumpCache(): void {
  * the code epoch is checked by the lookup itself.
  */
 @inline function allowChain(): void {
+  store<u32>(mmu.hartBase + HS_RS_DEPTH, 0); // no wasm call of translated code is on the stack
   store<u32>(mmu.hartBase + HS_CHAIN_JC, mmu.jcCur);
   store<u32>(mmu.hartBase + HS_CHAIN_GEN, mmu.priv == 0 ? jcGenU : jcGenS);
 }

@@ -61,6 +61,13 @@ export const JIT_REQ_MAX: u32 = 64;
 export const HS_CHAIN_JC: u32 = 27392;
 export const HS_CHAIN_GEN: u32 = 27396;
 /**
+ * The return stack of translated code (src/engine/jit/translate.ts): its depth (u32), then
+ * RS_MAX return addresses (u64) of the calls translated code made as wasm calls.
+ */
+export const HS_RS_DEPTH: u32 = 27400;
+export const HS_RS: u32 = 27408;
+export const RS_MAX: u32 = 32;
+/**
  * Offsets in the hart state block of the jump caches' page filters, one per cache (S,
  * U), of JC_FILTER_BYTES each: two sets of 4096 bits, bit (vpn mod 4096) of the first
  * and bit ((vpn >> 12) mod 4096) of the second set when an entry of that cache was filled

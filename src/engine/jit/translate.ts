@@ -38,7 +38,7 @@
  *    block) by tail-calling the hart's chain trampoline ("env" "chain", chain.ts), which
  *    runs the target's translation if the jump cache has one, else returns to the engine.
  */
-import { CODE_GEN, RAM_OFFSET } from '../layout.js';
+import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
 /** Longest block, in instructions. */
@@ -324,6 +324,9 @@ function runByEngine(insn: number): boolean {
   return op === 0x53 || op === 0x43 || op === 0x47 || op === 0x4b || op === 0x4f || op === 0x2f || op === 0x73;
 }
 
+/** x1 (ra) or x5 (t0): the link registers of the calling convention (unprivileged spec 2.5, return-address stack hints). */
+function isLink(r: number): boolean { return r === 1 || r === 5; }
+
 /** True when `insn` leaves through the block's shared fault exit when it raises an exception (loads, stores, AMOs). */
 function mayFault(insn: number): boolean {
   const op = insn & 0x7f;
@@ -365,6 +368,8 @@ class BlockWriter {
   /** The shared exit of faulting loads, stores and AMOs: the faulting instruction's offset and the instructions retired (locals). */
   private readonly faultOff: number;
   private readonly faultRetired: number;
+  /** The return stack's depth where a call or return reads it (local). */
+  private readonly rsDepth: number;
   /** The registers that exit stores back: those dirty at any of them (all loaded at entry). */
   private readonly faultDirty: number[] = [];
   private readonly n: number;
@@ -402,6 +407,7 @@ class BlockWriter {
     this.tlb = this.c.local(I32);
     this.faultOff = this.c.local(I32);
     this.faultRetired = this.c.local(I32);
+    this.rsDepth = this.c.local(I32);
     this.n = b.insns.length;
     const written: number[] = [];
     for (const { insn } of b.insns) {
@@ -593,6 +599,16 @@ class BlockWriter {
    */
   private crossCall(off: number, retired: number, x: CrossLink, f: number): void {
     const c = this.c;
+    this.crossGuard(off, x);
+    c.ifHinted(true);
+    this.spill();
+    c.get(0).i32Const(retired).op(Op.I32Sub).get(this.va).returnCall(f);
+    c.end();
+  }
+
+  /** Push the condition of a CrossLink's direct call (i32), with local va = entry pc + `off`. */
+  private crossGuard(off: number, x: CrossLink): void {
+    const c = this.c;
     this.pcAt(off);
     c.set(this.va);
     // the execute table's entry: tlbCur + 2 tables + (vpn mod 256) * 16
@@ -602,9 +618,85 @@ class BlockWriter {
     c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, 2 * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add)
       .i32Const(x.host | 0).op(Op.I32Eq).op(Op.I32And);
     c.i32Const(0).i32AtomicLoad(CODE_GEN + ((x.host - RAM_OFFSET) >>> 12) * 4).i32Const(x.gen | 0).op(Op.I32Eq).op(Op.I32And);
-    c.ifHinted(true);
+  }
+
+  /**
+   * A call (the block's last instruction, a JAL or JALR that links in x1 or x5) as a wasm
+   * call, when the return stack (HS_RS) has room: push the return address (the block's
+   * end), call the target's translation (`off`: a JAL's target offset; else the target pc
+   * in local `target`, through the trampoline), and, when the callee's return comes back
+   * here (pc is the return address, no exception, nothing stopped before), go on at the
+   * return address; else return the budget left to whoever called this block. Nothing is
+   * emitted after this when the stack is full: the block's ordinary exit follows.
+   */
+  private callWithReturn(off: number | null, target: number | null): void {
+    const c = this.c;
+    const base = this.layout.xBase; // the hart state block (HS_X = 0)
+    const d = this.rsDepth;
     this.spill();
-    c.get(0).i32Const(retired).op(Op.I32Sub).get(this.va).returnCall(f);
+    c.i32Const(0).mem(Op.I32Load, base + HS_RS_DEPTH, 2).tee(d).i32Const(RS_MAX).op(Op.I32LtU).ifHinted(true);
+    this.depth++;
+    c.get(d).i32Const(3).op(Op.I32Shl);
+    this.pcAt(this.b.end);
+    c.mem(Op.I64Store, base + HS_RS, 3);
+    c.i32Const(0).get(d).i32Const(1).op(Op.I32Add).mem(Op.I32Store, base + HS_RS_DEPTH, 2);
+    if (off !== null) {
+      // the target: a block of this page (this module or linked), a CrossLink's, or the trampoline
+      const pageOff = (this.b.host & 0xfff) + off;
+      const f = pageOff >= 0 && pageOff < 0x1000 ? this.index.get((this.b.host & ~0xfff) + pageOff) : undefined;
+      const x = this.cross.get(`${this.b.host}:${off}`);
+      const fx = x && this.index.get(x.host);
+      if (f !== undefined) {
+        c.get(0).i32Const(this.n).op(Op.I32Sub);
+        this.pcAt(off);
+        c.call(f);
+      } else if (x && fx !== undefined) {
+        this.crossGuard(off, x);
+        c.ifHinted(true, I32);
+        c.get(0).i32Const(this.n).op(Op.I32Sub).get(this.va).call(fx);
+        c.op(Op.Else);
+        c.get(0).i32Const(this.n).op(Op.I32Sub).get(this.va).call(F_CHAIN);
+        c.end();
+      } else {
+        c.get(0).i32Const(this.n).op(Op.I32Sub);
+        this.pcAt(off);
+        c.call(F_CHAIN);
+      }
+    } else {
+      c.get(0).i32Const(this.n).op(Op.I32Sub).get(target!).call(F_CHAIN);
+    }
+    c.set(0);
+    c.i32Const(0).get(d).mem(Op.I32Store, base + HS_RS_DEPTH, 2);
+    c.globalGet(G_PC);
+    this.pcAt(this.b.end);
+    c.op(Op.I64Eq).globalGet(G_EXC).op(Op.I32Eqz).op(Op.I32And).globalGet(G_STOPPED).op(Op.I32Eqz).op(Op.I32And);
+    c.ifHinted(true);
+    // back from the callee: on at the return address, with the budget it left
+    const pageOff = (this.b.host & 0xfff) + this.b.end;
+    const f = pageOff < 0x1000 ? this.index.get((this.b.host & ~0xfff) + pageOff) : undefined;
+    c.get(0);
+    this.pcAt(this.b.end);
+    c.returnCall(f ?? F_CHAIN);
+    c.end();
+    c.get(0).op(Op.Return);
+    this.depth--;
+    c.end();
+  }
+
+  /**
+   * A return (JALR x0 through x1 or x5, target in local va): when it goes back to the
+   * return address on top of the return stack, the wasm call callWithReturn made returns,
+   * with pc set to it; else nothing is emitted after this (the trampoline exit follows).
+   */
+  private returnToCaller(): void {
+    const c = this.c;
+    const base = this.layout.xBase;
+    const d = this.rsDepth;
+    c.i32Const(0).mem(Op.I32Load, base + HS_RS_DEPTH, 2).tee(d).ifHinted(true);
+    c.get(d).i32Const(1).op(Op.I32Sub).i32Const(3).op(Op.I32Shl).mem(Op.I64Load, base + HS_RS, 3).get(this.va).op(Op.I64Eq).ifHinted(true);
+    this.spill();
+    c.get(this.va).globalSet(G_PC).get(0).i32Const(this.n).op(Op.I32Sub).op(Op.Return);
+    c.end();
     c.end();
   }
 
@@ -705,6 +797,7 @@ class BlockWriter {
       case 0x17: this.setX(rd, () => this.pcAt(ins.off + (i & 0xfffff000 | 0))); return; // AUIPC
       case 0x6f: // JAL
         this.setX(rd, () => this.pcAt(ins.off + ins.len));
+        if (isLink(rd) && k === this.n - 1) this.callWithReturn(this.staticTarget(ins)!, null);
         this.goto(this.staticTarget(ins)!, k + 1);
         return;
       case 0x67: // JALR: the target is computed before rd is written (rs1 may be rd)
@@ -712,6 +805,8 @@ class BlockWriter {
         if (immI !== 0) c.i64Const(immI).op(Op.I64Add);
         c.i64Const(-2).op(Op.I64And).set(this.va);
         this.setX(rd, () => this.pcAt(ins.off + ins.len));
+        if (isLink(rd)) this.callWithReturn(null, this.va);
+        else if (isLink(rs1)) this.returnToCaller();
         this.chainExit(() => c.get(this.va), this.n);
         return;
       case 0x63: { // BRANCH: taken, a side exit; not taken, the block goes on (write() ends it after the last)
