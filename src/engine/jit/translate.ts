@@ -150,6 +150,38 @@ export function successors(b: Block): number[] {
 }
 
 /**
+ * `blocks` as one Int32Array, for a thread to receive without cloning an object per
+ * instruction: the count, then per block its host address, end, flags (1 jumps, 2 stops
+ * before) and instruction count, then per instruction its offset, word and length.
+ */
+export function packBlocks(blocks: readonly Block[]): Int32Array {
+  const out = new Int32Array(1 + blocks.reduce((n, b) => n + 4 + 3 * b.insns.length, 0));
+  let p = 0;
+  out[p++] = blocks.length;
+  for (const b of blocks) {
+    out[p++] = b.host;
+    out[p++] = b.end;
+    out[p++] = (b.jumps ? 1 : 0) | (b.stopsBefore ? 2 : 0);
+    out[p++] = b.insns.length;
+    for (const ins of b.insns) { out[p++] = ins.off; out[p++] = ins.insn | 0; out[p++] = ins.len; }
+  }
+  return out;
+}
+
+/** The blocks packBlocks packed. */
+export function unpackBlocks(a: Int32Array): Block[] {
+  const blocks: Block[] = [];
+  let p = 1;
+  for (let k = 0; k < a[0]; k++) {
+    const host = a[p++] >>> 0, end = a[p++], flags = a[p++], n = a[p++];
+    const insns: BlockInsn[] = [];
+    for (let i = 0; i < n; i++, p += 3) insns.push({ off: a[p], insn: a[p + 1] >>> 0, len: a[p + 2] });
+    blocks.push({ host, insns, end, jumps: (flags & 1) !== 0, stopsBefore: (flags & 2) !== 0 });
+  }
+  return blocks;
+}
+
+/**
  * Offsets from the block's start of the targets of its jumps and branches (and of the
  * instruction after it, when it runs on to the page end) that lie outside its page.
  */

@@ -3,19 +3,19 @@
  * given, translate the blocks and compile the module, and post the WebAssembly.Module back.
  */
 import { workerData, type MessagePort } from 'node:worker_threads';
-import { translateModule, type Block, type CrossLink, type TranslateLayout } from '../jit/translate.js';
+import { translateModule, unpackBlocks, type CrossLink, type TranslateLayout } from '../jit/translate.js';
 import type { CompiledModule } from '../jit/code-cache.js';
 import { enableBranchHints } from './module.js';
 
 enableBranchHints();
 
-/** One job as posted to the thread. */
-export interface JobMessage { id: number; blocks: Block[]; layout: TranslateLayout; linked: number[]; cross: CrossLink[] }
+/** One job as posted to the thread (`blocks`: packBlocks, its buffer transferred). */
+export interface JobMessage { id: number; blocks: Int32Array; layout: TranslateLayout; linked: number[]; cross: CrossLink[] }
 
 const port = (workerData as { port?: MessagePort } | null)?.port;
 port?.on('message', (job: JobMessage) => {
   const t0 = performance.now();
-  const bytes = translateModule(job.blocks, job.layout, job.linked, job.cross);
+  const bytes = translateModule(unpackBlocks(job.blocks), job.layout, job.linked, job.cross);
   const module = new WebAssembly.Module(bytes);
   const done: CompiledModule = { id: job.id, module, wasmBytes: bytes.length, ms: performance.now() - t0 };
   port.postMessage(done);

@@ -6,6 +6,7 @@
  */
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { CompileJob, CompiledModule, ModuleCompiler } from '../jit/code-cache.js';
+import { packBlocks } from '../jit/translate.js';
 import type { JobMessage } from './jit-compiler-worker.js';
 
 /**
@@ -30,8 +31,8 @@ export class WorkerCompiler implements ModuleCompiler {
       this.worker.unref();
       this.port = port1;
     }
-    const m: JobMessage = { id: job.id, blocks: job.blocks, layout: { rvcTable: job.layout.rvcTable, tlbTableBytes: job.layout.tlbTableBytes, xBase: job.layout.xBase }, linked: job.linked, cross: job.cross };
-    this.port.postMessage(m);
+    const m: JobMessage = { id: job.id, blocks: packBlocks(job.blocks), layout: { rvcTable: job.layout.rvcTable, tlbTableBytes: job.layout.tlbTableBytes, xBase: job.layout.xBase }, linked: job.linked, cross: job.cross };
+    this.port.postMessage(m, [m.blocks.buffer as ArrayBuffer]);
   }
 
   take(): CompiledModule | undefined {
