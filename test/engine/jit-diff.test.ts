@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import { Hart, HartExit, createGuestMemory, type EngineKind, type HartHost } from '../../src/engine/hart.js';
 import { RAM_OFFSET, RVC_TABLE } from '../../src/engine/layout.js';
 import { loadEngineModule } from '../../src/engine/node/module.js';
-import { translatable, translateModule } from '../../src/engine/jit/translate.js';
+import { translatable } from '../../src/engine/jit/block.js';
+import { translateModule } from '../../src/engine/jit/translate.js';
 import type { CodeCacheOptions, CodeCacheStats, CompiledModule, CompileJob, ModuleCompiler } from '../../src/engine/jit/code-cache.js';
 
 const RAM_BYTES = 4 << 20;

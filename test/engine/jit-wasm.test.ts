@@ -130,7 +130,7 @@ test('jit wasm: branch hints go in metadata.code.branch_hint, before the code, a
 });
 
 test('jit: blocks packed for the compiler thread unpack to the same blocks', async () => {
-  const { packBlocks, unpackBlocks } = await import('../../src/engine/jit/translate.js');
+  const { packBlocks, unpackBlocks } = await import('../../src/engine/jit/block.js');
   const blocks = [
     { host: 0x8000_0ffe, end: 10, jumps: true, stopsBefore: false, insns: [{ off: 0, insn: 0xfee798e3, len: 4 }, { off: 4, insn: 0x00008067, len: 2 }, { off: 6, insn: 0x80000013, len: 4 }] },
     { host: 0x500_0000, end: 4, jumps: false, stopsBefore: true, insns: [{ off: 0, insn: 0x00178793, len: 4 }] },

@@ -531,7 +531,7 @@ let chunkStart: i32 = 0;
 
 /**
  * For translated code: execute `insn`, a Zicsr instruction of a CSR the translator lets
- * through (READABLE_CSRS and WRITABLE_CSRS in src/engine/jit/translate.ts), exactly as the
+ * through (READABLE_CSRS and WRITABLE_CSRS in src/engine/jit/block.ts), exactly as the
  * interpreter does, x[rd] in the hart state block (x[rs1] is read from there too); `left`
  * is the budget left before it (so that cycle and instret count the instructions retired
  * before it). Returns 0, with no effect, when it is illegal (the block then leaves before

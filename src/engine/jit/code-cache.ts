@@ -20,7 +20,8 @@ import {
   HS_JIT_SEEN, HS_X, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, BM_WAYS, RAM_OFFSET, RVC_TABLE, TLB_TABLE_BYTES,
 } from '../layout.js';
 import { CodePages } from '../code-pages.js';
-import { crossTargets, decodeBlock, successors, translateModule, type Block, type CrossLink, type TranslateLayout } from './translate.js';
+import { crossTargets, decodeBlock, successors, type Block, type CrossLink, type TranslateLayout } from './block.js';
+import { translateModule } from './translate.js';
 import { chainModule } from './chain.js';
 
 /** The engine exports translated code links against (see src/engine/as/index.ts). */

@@ -3,7 +3,8 @@
  * given, translate the blocks and compile the module, and post the WebAssembly.Module back.
  */
 import { workerData, type MessagePort } from 'node:worker_threads';
-import { translateModule, unpackBlocks, type CrossLink, type TranslateLayout } from '../jit/translate.js';
+import { unpackBlocks, type CrossLink, type TranslateLayout } from '../jit/block.js';
+import { translateModule } from '../jit/translate.js';
 import type { CompiledModule } from '../jit/code-cache.js';
 import { enableBranchHints } from './module.js';
 

@@ -6,7 +6,7 @@
  */
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { CompileJob, CompiledModule, ModuleCompiler } from '../jit/code-cache.js';
-import { packBlocks } from '../jit/translate.js';
+import { packBlocks } from '../jit/block.js';
 import type { JobMessage } from './jit-compiler-worker.js';
 
 /**

@@ -1,0 +1,255 @@
+/**
+ * Guest blocks as the JIT translates them (src/engine/jit/translate.ts): which instructions
+ * it translates, how a block is cut from guest RAM, where control may go from it, and its
+ * compact form for the compiler thread.
+ *
+ * A block is a run of instructions in one 4 KiB page, from a start address to the first
+ * jump (JAL or JALR, included), untranslated instruction or page end (excluded), or at most
+ * MAX_BLOCK_INSNS; a conditional branch before its end is a side exit when taken, or a `br`
+ * forward inside the function when its target is a later instruction of the block (the
+ * registers stay in locals), and the block goes on when it is not; a JAL x0 forward inside
+ * the page does not end it either (see endsBlock).
+ */
+/** Longest block, in instructions. */
+export const MAX_BLOCK_INSNS = 64;
+
+/** One decoded instruction of a block. */
+export interface BlockInsn {
+  /** Byte offset from the block start. */
+  off: number;
+  /** The 32-bit instruction (compressed ones expanded). */
+  insn: number;
+  /** Its length in bytes: 2 or 4. */
+  len: number;
+}
+
+/** A block decoded from guest RAM. */
+export interface Block {
+  /** Linear-memory (host) address of its first instruction. */
+  host: number;
+  insns: BlockInsn[];
+  /** Byte offset just past its last instruction. */
+  end: number;
+  /** True when the last instruction is a jump or branch (branches before it are side exits). */
+  jumps: boolean;
+  /**
+   * True when the block stops before an instruction it does not translate (or one that
+   * crosses the page end): the interpreter runs that one, and the next starts a block.
+   */
+  stopsBefore: boolean;
+}
+
+/** Byte offsets into the engine's state the generated code needs. */
+export interface TranslateLayout {
+  /** Linear-memory offset of the RVC expansion table (65536 x u32, 0 = illegal). */
+  rvcTable: number;
+  /** Byte size of one TLB table (256 entries x 16 bytes). */
+  tlbTableBytes: number;
+  /** Linear-memory address of the hart's x registers (32 x u64, then its f registers). */
+  xBase: number;
+}
+
+/**
+ * True when `insn` (32-bit form) is translated: exactly the encodings of these opcodes
+ * that the interpreter executes without raising illegal-instruction.
+ */
+export function translatable(insn: number): boolean {
+  const f3 = (insn >>> 12) & 7, f7 = insn >>> 25;
+  switch (insn & 0x7f) {
+    case 0x37: case 0x17: case 0x6f: return true;
+    case 0x67: return f3 === 0;
+    case 0x63: return f3 !== 2 && f3 !== 3;
+    case 0x03: return f3 !== 7;
+    case 0x23: return f3 <= 3;
+    case 0x0f: return f3 === 0 && insn !== PAUSE; // FENCE (PAUSE stays with the interpreter's pause-loop exits)
+    case 0x07: case 0x27: return f3 === 2 || f3 === 3; // FLW FLD FSW FSD (FS checked when they run)
+    case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: return true; // F/D through the engine (illegal ones leave the block)
+    case 0x2f: return true; // A through the engine (its exceptions, illegal instruction included, leave the block)
+    case 0x73: return csrReadOnly(insn) || csrWritable(insn); // CSRs through the engine (illegal ones leave the block)
+    case 0x13:
+      if (f3 === 1) return (insn >>> 26) === 0;
+      if (f3 === 5) return (insn >>> 26) === 0 || (insn >>> 26) === 0x10;
+      return true;
+    case 0x1b:
+      if (f3 === 0) return true;
+      if (f3 === 1) return f7 === 0;
+      if (f3 === 5) return f7 === 0 || f7 === 0x20;
+      return false;
+    case 0x33:
+      if (f7 === 0 || f7 === 1) return true;
+      return f7 === 0x20 && (f3 === 0 || f3 === 5);
+    case 0x3b:
+      if (f7 === 0) return f3 === 0 || f3 === 1 || f3 === 5;
+      if (f7 === 0x20) return f3 === 0 || f3 === 5;
+      return f7 === 1 && f3 !== 1 && f3 !== 2 && f3 !== 3;
+    default: return false;
+  }
+}
+
+/** Offset from its block's start of the target of `ins`, a JAL or a taken branch; null otherwise. */
+export function staticTarget(ins: BlockInsn): number | null {
+  const i = ins.insn;
+  switch (i & 0x7f) {
+    case 0x6f: return ins.off + (((i & 0x80000000) >> 11) | (i & 0xff000) | ((i >>> 9) & 0x800) | ((i >>> 20) & 0x7fe));
+    case 0x63: return ins.off + (((i & 0x80000000) >> 19) | ((i & 0x80) << 4) | ((i >>> 20) & 0x7e0) | ((i >>> 7) & 0x1e));
+    default: return null;
+  }
+}
+
+/**
+ * Host addresses, in the block's page, where control may go next from `b` and that are
+ * likely block starts: its jump or branch target, the instruction after it (a branch not
+ * taken, the return from a call, a block cut at its length limit).
+ */
+export function successors(b: Block): number[] {
+  const out: number[] = [];
+  const page = b.host & ~0xfff;
+  const add = (off: number) => { const h = b.host + off; if ((h & ~0xfff) === page && !out.includes(h)) out.push(h); };
+  // branch targets, but not the later instructions of the block itself (a br inside its function)
+  const offs = new Set(b.insns.map((ins) => ins.off));
+  for (const ins of b.insns) {
+    const t = staticTarget(ins);
+    if (t !== null && !(t > ins.off && offs.has(t))) add(t);
+  }
+  const last = b.insns[b.insns.length - 1];
+  if (!b.jumps) { if (!b.stopsBefore) add(b.end); return out; }
+  const op = last.insn & 0x7f, rd = (last.insn >>> 7) & 31;
+  if (op === 0x63 || rd !== 0) add(b.end); // not taken, or where a call returns
+  return out;
+}
+
+/**
+ * `blocks` as one Int32Array, for a thread to receive without cloning an object per
+ * instruction: the count, then per block its host address, end, flags (1 jumps, 2 stops
+ * before) and instruction count, then per instruction its offset, word and length.
+ */
+export function packBlocks(blocks: readonly Block[]): Int32Array {
+  const out = new Int32Array(1 + blocks.reduce((n, b) => n + 4 + 3 * b.insns.length, 0));
+  let p = 0;
+  out[p++] = blocks.length;
+  for (const b of blocks) {
+    out[p++] = b.host;
+    out[p++] = b.end;
+    out[p++] = (b.jumps ? 1 : 0) | (b.stopsBefore ? 2 : 0);
+    out[p++] = b.insns.length;
+    for (const ins of b.insns) { out[p++] = ins.off; out[p++] = ins.insn | 0; out[p++] = ins.len; }
+  }
+  return out;
+}
+
+/** The blocks packBlocks packed. */
+export function unpackBlocks(a: Int32Array): Block[] {
+  const blocks: Block[] = [];
+  let p = 1;
+  for (let k = 0; k < a[0]; k++) {
+    const host = a[p++] >>> 0, end = a[p++], flags = a[p++], n = a[p++];
+    const insns: BlockInsn[] = [];
+    for (let i = 0; i < n; i++, p += 3) insns.push({ off: a[p], insn: a[p + 1] >>> 0, len: a[p + 2] });
+    blocks.push({ host, insns, end, jumps: (flags & 1) !== 0, stopsBefore: (flags & 2) !== 0 });
+  }
+  return blocks;
+}
+
+/**
+ * Offsets from the block's start of the targets of its jumps and branches (and of the
+ * instruction after it, when it runs on to the page end) that lie outside its page.
+ */
+export function crossTargets(b: Block): number[] {
+  const out: number[] = [];
+  const pageOff = b.host & 0xfff;
+  const add = (off: number) => { if ((pageOff + off < 0 || pageOff + off >= 0x1000) && !out.includes(off)) out.push(off); };
+  for (const ins of b.insns) {
+    const t = staticTarget(ins);
+    if (t !== null) add(t);
+  }
+  if (!b.stopsBefore) add(b.end);
+  return out;
+}
+
+/**
+ * A jump of block `from` to offset `off`, in another page, that the hart's execute TLB
+ * mapped, when the module was made, to the translated block at host address `host`,
+ * translated from code generation `gen` of its page: the module imports that block (with
+ * the linked ones) and tail-calls it directly while the execute TLB of the current
+ * privilege still maps the target there and the page still has that generation, else it
+ * goes through the trampoline.
+ */
+export interface CrossLink { from: number; off: number; host: number; gen: number }
+
+/**
+ * CSRs whose read has no side effect and does not depend on where in a block it happens,
+ * beyond what the engine's jitCsr is told (the instructions retired before it): the
+ * counters (Zicntr) and the S-mode trap and translation registers.
+ */
+const READABLE_CSRS = new Set([0xc00, 0xc01, 0xc02, 0x100, 0x104, 0x105, 0x106, 0x140, 0x141, 0x142, 0x143, 0x180]);
+
+/**
+ * CSRs whose write the engine's jitCsr does in the middle of a block: the floating-point
+ * ones (F/D instructions read frm and FS from the engine when they run), sstatus (SUM and
+ * MXR drop TLB entries in place, which the inline TLB probes then miss; FS is read per
+ * F/D instruction; SIE set makes the block leave after it, as do writes of sie, sip and
+ * stimecmp, so that an interrupt they enable is taken at once) and the S-mode trap
+ * registers. satp (which remaps the code being run) and senvcfg stay with the interpreter.
+ */
+const WRITABLE_CSRS = new Set([0x001, 0x002, 0x003, 0x100, 0x104, 0x105, 0x106, 0x140, 0x141, 0x142, 0x143, 0x144, 0x14d]);
+
+/** True when `insn` is a read-only CSR instruction (CSRRS/CSRRC rs1 = x0, CSRRSI/CSRRCI uimm = 0) of a READABLE_CSRS one. */
+export function csrReadOnly(insn: number): boolean {
+  const f3 = (insn >>> 12) & 7;
+  return (f3 === 2 || f3 === 3 || f3 === 6 || f3 === 7) && ((insn >>> 15) & 31) === 0 && READABLE_CSRS.has(insn >>> 20);
+}
+
+/** True when `insn` is a Zicsr instruction (funct3 1-3, 5-7) of a WRITABLE_CSRS one. */
+function csrWritable(insn: number): boolean {
+  const f3 = (insn >>> 12) & 7;
+  return f3 !== 0 && f3 !== 4 && WRITABLE_CSRS.has(insn >>> 20);
+}
+
+/** PAUSE (Zihintpause): FENCE with pred = W, succ = 0. */
+const PAUSE = 0x0100000f;
+
+/**
+ * JAL and JALR end a block, except a JAL x0 forward inside the page (the jump over an else
+ * part): the block goes on with the code it jumps over, which its branches may reach, up
+ * to its target, where the JAL is a `br`. A conditional branch ends a block only at its
+ * length limit (else the block goes on with the not-taken path).
+ */
+function endsBlock(ins: BlockInsn, pageOff: number): boolean {
+  const op = ins.insn & 0x7f;
+  if (op === 0x6f && ((ins.insn >>> 7) & 31) === 0) {
+    const t = staticTarget(ins)!;
+    return t <= ins.off || pageOff + t >= 0x1000;
+  }
+  return op === 0x6f || op === 0x67;
+}
+
+/**
+ * Decode the block starting at linear-memory address `host` (guest RAM) from `mem`, the
+ * whole linear memory. Returns null when its first instruction is not translated.
+ */
+export function decodeBlock(mem: DataView, host: number, layout: TranslateLayout, maxInsns = MAX_BLOCK_INSNS): Block | null {
+  const pageEnd = (host & ~0xfff) + 0x1000;
+  const insns: BlockInsn[] = [];
+  let at = host;
+  let jumps = false;
+  let stopsBefore = false;
+  while (insns.length < maxInsns && at + 2 <= pageEnd) {
+    let insn = mem.getUint16(at, true);
+    let len = 4;
+    if ((insn & 3) !== 3) {
+      insn = mem.getUint32(layout.rvcTable + insn * 4, true);
+      if (insn === 0) { stopsBefore = true; break; }
+      len = 2;
+    } else {
+      if (at + 4 > pageEnd) { stopsBefore = true; break; }
+      insn = (insn | (mem.getUint16(at + 2, true) << 16)) >>> 0;
+    }
+    if (!translatable(insn)) { stopsBefore = true; break; }
+    insns.push({ off: at - host, insn, len });
+    at += len;
+    if (endsBlock(insns[insns.length - 1], host & 0xfff)) { jumps = true; break; }
+  }
+  if (insns.length && !stopsBefore && (insns[insns.length - 1].insn & 0x7f) === 0x63) jumps = true;
+  if (!insns.length) return null;
+  return { host, insns, end: at - host, jumps, stopsBefore };
+}

@@ -1,0 +1,79 @@
+/**
+ * Functions every translation module defines for the M-extension operations wasm has no
+ * single instruction for with RISC-V's results (unprivileged spec 20191213 chapter 7: the
+ * high halves of products, division by zero and overflow).
+ */
+import { Code, Op, ValType } from './wasm.js';
+
+const I64 = ValType.I64, I32 = ValType.I32;
+
+/** The helpers, in the order of their function indices in a module. */
+export const HELPER_NAMES = ['mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu', 'divw', 'divuw', 'remw', 'remuw'] as const;
+
+/** The body of helper `name`: (a i64, b i64) -> i64, as the interpreter computes it; the helpers start at function index `base`. */
+export function helper(name: (typeof HELPER_NAMES)[number], base: number): Code {
+  const c = new Code([I64, I64]);
+  const A = 0, B = 1;
+  const MIN = -0x8000000000000000n;
+  switch (name) {
+    case 'mulhu': {
+      // 64x64 -> high 64 bits from 32-bit halves
+      const p00 = c.local(I64), p01 = c.local(I64), p10 = c.local(I64), p11 = c.local(I64);
+      const lo = (r: number) => c.get(r).i64Const(0xffffffffn).op(Op.I64And);
+      const hi = (r: number) => c.get(r).i64Const(32n).op(Op.I64ShrU);
+      lo(A); lo(B); c.op(Op.I64Mul).set(p00);
+      lo(A); hi(B); c.op(Op.I64Mul).set(p01);
+      hi(A); lo(B); c.op(Op.I64Mul).set(p10);
+      hi(A); hi(B); c.op(Op.I64Mul).set(p11);
+      c.get(p11);
+      c.get(p01).i64Const(32n).op(Op.I64ShrU).op(Op.I64Add);
+      c.get(p10).i64Const(32n).op(Op.I64ShrU).op(Op.I64Add);
+      // mid = (p00 >> 32) + lo(p01) + lo(p10); add mid >> 32
+      c.get(p00).i64Const(32n).op(Op.I64ShrU);
+      c.get(p01).i64Const(0xffffffffn).op(Op.I64And).op(Op.I64Add);
+      c.get(p10).i64Const(0xffffffffn).op(Op.I64And).op(Op.I64Add);
+      c.i64Const(32n).op(Op.I64ShrU).op(Op.I64Add);
+      return c;
+    }
+    case 'mulh': case 'mulhsu': {
+      const mulhu = base + HELPER_NAMES.indexOf('mulhu');
+      c.get(A).get(B).call(mulhu);
+      c.get(B).i64Const(0n).get(A).i64Const(0n).op(Op.I64LtS).op(Op.Select).op(Op.I64Sub);
+      if (name === 'mulh') c.get(A).i64Const(0n).get(B).i64Const(0n).op(Op.I64LtS).op(Op.Select).op(Op.I64Sub);
+      return c;
+    }
+    case 'div': case 'rem': {
+      c.get(B).op(Op.I64Eqz).ifHinted(false);
+      if (name === 'div') c.i64Const(-1n); else c.get(A);
+      c.op(Op.Return).end();
+      c.get(A).i64Const(MIN).op(Op.I64Eq).get(B).i64Const(-1n).op(Op.I64Eq).op(Op.I32And).ifHinted(false);
+      if (name === 'div') c.get(A); else c.i64Const(0n);
+      c.op(Op.Return).end();
+      c.get(A).get(B).op(name === 'div' ? Op.I64DivS : Op.I64RemS);
+      return c;
+    }
+    case 'divu': case 'remu': {
+      c.get(B).op(Op.I64Eqz).ifHinted(false);
+      if (name === 'divu') c.i64Const(-1n); else c.get(A);
+      c.op(Op.Return).end();
+      c.get(A).get(B).op(name === 'divu' ? Op.I64DivU : Op.I64RemU);
+      return c;
+    }
+    default: { // divw divuw remw remuw: 32-bit operands, sign-extended 32-bit result
+      const a = c.local(I32), b = c.local(I32);
+      c.get(A).op(Op.I32WrapI64).set(a).get(B).op(Op.I32WrapI64).set(b);
+      const isDiv = name === 'divw' || name === 'divuw';
+      c.get(b).op(Op.I32Eqz).ifHinted(false);
+      if (isDiv) c.i64Const(-1n); else c.get(a).op(Op.I64ExtendI32S);
+      c.op(Op.Return).end();
+      if (name === 'divw' || name === 'remw') {
+        c.get(a).i32Const(-0x80000000).op(Op.I32Eq).get(b).i32Const(-1).op(Op.I32Eq).op(Op.I32And).ifHinted(false);
+        if (name === 'divw') c.get(a).op(Op.I64ExtendI32S); else c.i64Const(0n);
+        c.op(Op.Return).end();
+      }
+      c.get(a).get(b).op(name === 'divw' ? Op.I32DivS : name === 'divuw' ? Op.I32DivU : name === 'remw' ? Op.I32RemS : Op.I32RemU);
+      c.op(Op.I64ExtendI32S);
+      return c;
+    }
+  }
+}
