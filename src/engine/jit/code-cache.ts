@@ -226,6 +226,7 @@ export class CodeCache {
       const hosts = this.pending;
       this.pending = [];
       this.translate(hosts);
+      this.pendingVa.clear();
     }
     for (let m = this.compiler?.take(); m; m = this.compiler?.take()) {
       const job = this.jobs.get(m.id);
@@ -340,7 +341,6 @@ export class CodeCache {
         cross.push({ from: b.host, off, host: h, gen: inst.gen });
       }
     }
-    this.pendingVa.clear();
     const entries: Array<[number, Installed]> = blocks.map((b, i) => {
       const inst = { idx: reuse[i] ?? this.freeIndices.pop() ?? this.nextIndex++, fn: null, gen: gens[i], bytes: this.bytes.slice(b.host, b.host + b.end), published: false };
       this.setInstalled(b.host, inst);

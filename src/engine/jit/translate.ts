@@ -169,7 +169,11 @@ class BlockWriter {
   private readonly inner = new Map<number, number>();
   /** The local caching each x register the block uses (x0 excluded). */
   private readonly regs = new Map<number, number>();
-  /** The x registers the block reads before writing them: loaded at entry. */
+  /**
+   * The x registers loaded at entry: those the block reads before writing them, and those
+   * an exit may store back on a path that did not write them (a skipped write, the shared
+   * fault exit, a self-loop).
+   */
   private readonly liveIn: number[] = [];
   /**
    * Per instruction k (and n, after the last), the x registers a path to it may have
@@ -283,7 +287,7 @@ class BlockWriter {
     if (faults) {
       // the shared fault exit (faultExit)
       c.end();
-      for (const r of this.faultDirty) c.i32Const(0).get(this.regs.get(r)!).mem(Op.I64Store, this.xAddr(r), 3);
+      this.storeBack(this.faultDirty);
       c.get(1).get(this.faultOff).op(Op.I64ExtendI32U).op(Op.I64Add).globalSet(G_PC);
       c.get(0).get(this.faultRetired).op(Op.I32Sub);
     }
@@ -317,7 +321,11 @@ class BlockWriter {
    */
   private spill(): void {
     const k = this.k === this.n - 1 && this.b.jumps ? this.n : this.k;
-    for (const r of this.dirtyBefore[k]) this.c.i32Const(0).get(this.regs.get(r)!).mem(Op.I64Store, this.xAddr(r), 3);
+    this.storeBack(this.dirtyBefore[k]);
+  }
+  /** Store x registers `regs` from their locals into the hart state. */
+  private storeBack(regs: readonly number[]): void {
+    for (const r of regs) this.c.i32Const(0).get(this.regs.get(r)!).mem(Op.I64Store, this.xAddr(r), 3);
   }
   /** Push entry pc + `off`. */
   private pcAt(off: number): void {
@@ -345,7 +353,6 @@ class BlockWriter {
    */
   private goto(off: number, retired: number, chain = true): void {
     const c = this.c;
-    const pageOff = (this.b.host & 0xfff) + off;
     const j = off === this.b.end ? this.n : this.b.insns.findIndex((ins) => ins.off === off);
     const inner = this.inner.get(j);
     if (inner !== undefined && j > this.k) {
@@ -361,21 +368,29 @@ class BlockWriter {
       c.get(1).globalSet(G_PC).get(0).op(Op.Return);
       return;
     }
-    if (pageOff >= 0 && pageOff < 0x1000) {
-      const f = this.index.get((this.b.host & ~0xfff) + pageOff);
-      if (f !== undefined) {
-        this.spill();
-        c.get(0).i32Const(retired).op(Op.I32Sub);
-        this.pcAt(off);
-        c.returnCall(f);
-        return;
-      }
+    const f = this.pageFn(off);
+    if (f !== undefined) {
+      this.spill();
+      c.get(0).i32Const(retired).op(Op.I32Sub);
+      this.pcAt(off);
+      c.returnCall(f);
+      return;
     }
-    const x = this.cross.get(`${this.b.host}:${off}`);
-    const fx = x && this.index.get(x.host);
-    if (x && fx !== undefined) this.crossCall(off, retired, x, fx);
+    const x = this.crossOf(off);
+    if (x) this.crossCall(off, retired, x.link, x.f);
     if (chain) this.chainExit(() => this.pcAt(off), retired);
     else this.exit(() => this.pcAt(off), retired);
+  }
+  /** The function of the block at offset `off` when it is in this block's page and this module or a linked one. */
+  private pageFn(off: number): number | undefined {
+    const pageOff = (this.b.host & 0xfff) + off;
+    return pageOff >= 0 && pageOff < 0x1000 ? this.index.get((this.b.host & ~0xfff) + pageOff) : undefined;
+  }
+  /** The CrossLink of this block's jump to offset `off` (in another page), with its imported function. */
+  private crossOf(off: number): { link: CrossLink; f: number } | null {
+    const link = this.cross.get(`${this.b.host}:${off}`);
+    const f = link && this.index.get(link.host);
+    return link && f !== undefined ? { link, f } : null;
   }
   /**
    * The guarded direct call of a CrossLink: tail-call function `f` at entry pc + `off` when
@@ -397,8 +412,8 @@ class BlockWriter {
     this.pcAt(off);
     c.set(this.va);
     // the execute table's entry: tlbCur + 2 tables + (vpn mod 256) * 16
-    c.globalGet(G_TLB).get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
-      .i32Const(4).op(Op.I32Shl).op(Op.I32Add).set(this.ent);
+    c.globalGet(G_TLB);
+    this.tlbSlot();
     c.get(this.ent).mem(Op.I64Load, 2 * this.layout.tlbTableBytes, 3).get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I64Eq);
     c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, 2 * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add)
       .i32Const(x.host | 0).op(Op.I32Eq).op(Op.I32And);
@@ -427,18 +442,16 @@ class BlockWriter {
     c.i32Const(0).get(d).i32Const(1).op(Op.I32Add).mem(Op.I32Store, base + HS_RS_DEPTH, 2);
     if (off !== null) {
       // the target: a block of this page (this module or linked), a CrossLink's, or the trampoline
-      const pageOff = (this.b.host & 0xfff) + off;
-      const f = pageOff >= 0 && pageOff < 0x1000 ? this.index.get((this.b.host & ~0xfff) + pageOff) : undefined;
-      const x = this.cross.get(`${this.b.host}:${off}`);
-      const fx = x && this.index.get(x.host);
+      const f = this.pageFn(off);
+      const x = this.crossOf(off);
       if (f !== undefined) {
         c.get(0).i32Const(this.n).op(Op.I32Sub);
         this.pcAt(off);
         c.call(f);
-      } else if (x && fx !== undefined) {
-        this.crossGuard(off, x);
+      } else if (x) {
+        this.crossGuard(off, x.link);
         c.ifHinted(true, I32);
-        c.get(0).i32Const(this.n).op(Op.I32Sub).get(this.va).call(fx);
+        c.get(0).i32Const(this.n).op(Op.I32Sub).get(this.va).call(x.f);
         c.op(Op.Else);
         c.get(0).i32Const(this.n).op(Op.I32Sub).get(this.va).call(F_CHAIN);
         c.end();
@@ -457,11 +470,9 @@ class BlockWriter {
     c.op(Op.I64Eq).globalGet(G_EXC).op(Op.I32Eqz).op(Op.I32And).globalGet(G_STOPPED).op(Op.I32Eqz).op(Op.I32And);
     c.ifHinted(true);
     // back from the callee: on at the return address, with the budget it left
-    const pageOff = (this.b.host & 0xfff) + this.b.end;
-    const f = pageOff < 0x1000 ? this.index.get((this.b.host & ~0xfff) + pageOff) : undefined;
     c.get(0);
     this.pcAt(this.b.end);
-    c.returnCall(f ?? F_CHAIN);
+    c.returnCall(this.pageFn(this.b.end) ?? F_CHAIN);
     c.end();
     c.get(0).op(Op.Return);
     this.depth--;
@@ -513,14 +524,18 @@ class BlockWriter {
     this.getX(rs1);
     if (imm !== 0) c.i64Const(imm).op(Op.I64Add);
     c.set(this.va);
-    c.get(this.tlb).get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
-      .i32Const(4).op(Op.I32Shl).op(Op.I32Add);
-    c.set(this.ent);
+    c.get(this.tlb);
+    this.tlbSlot();
     // the entry's page is that of the access's last byte too: an access that crosses into
     // the next page never matches (that page's entry is at the next index)
     c.get(this.ent).mem(Op.I64Load, access * this.layout.tlbTableBytes, 3).get(this.va);
     if (size > 1) c.i64Const(size - 1).op(Op.I64Add);
     c.i64Const(12).op(Op.I64ShrU).op(Op.I64Eq);
+  }
+  /** Local ent = the TLB base on the stack + the slot of local va's page (mmu.ts: vpn mod 256, 16 bytes each). */
+  private tlbSlot(): void {
+    this.c.get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
+      .i32Const(4).op(Op.I32Shl).op(Op.I32Add).set(this.ent);
   }
   /** Push the host address of va (fast path), for an entry of table `access`. */
   private hostAddr(access: number): void {

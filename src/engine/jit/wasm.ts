@@ -71,7 +71,7 @@ export class Bytes {
     return this;
   }
   /** Signed LEB128 of an integer that fits in 32 bits. */
-  s32(v: number): this { return this.s64(BigInt(v | 0)); }
+  s32(v: number): this { return this.s64(v | 0); }
   /**
    * Signed LEB128 of a 64-bit integer: a bigint (taken modulo 2^64 as signed) or a safe
    * integer (a number, encoded without bigint arithmetic).
