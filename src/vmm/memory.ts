@@ -173,9 +173,9 @@ export class VmMemory {
     // while a shrink is in flight, decide only on figures the guest took once its balloon had
     // caught up with it, or after POLICY_SETTLE_MS when it does not (a guest that cannot give
     // what was asked). Otherwise (a growth in flight, or a guest that took pages back from the
-    // balloon on OOM) nothing is held back: the figures count what the guest holds now, and a
-    // guest filling its memory may need more before the balloon is done (CI saw a guest writing
-    // a tmpfs at full speed OOM-kill its writer while a growth waited here).
+    // balloon on OOM) nothing is held back: a guest filling its memory may need more before the
+    // balloon is done (CI saw a guest writing a tmpfs at full speed OOM-kill its writer while a
+    // growth waited here); the pages still owed to it count as its own below.
     if (b.actualPages !== b.targetPages) {
       this.unsettledSinceMs ??= nowMs;
       if (this.shrinkInFlight && b.actualPages < b.targetPages && nowMs - this.unsettledSinceMs < POLICY_SETTLE_MS) {
@@ -192,9 +192,14 @@ export class VmMemory {
     const s = last?.stats;
     if (last && last.atMs > this.policySeenMs && s?.availableMemory !== undefined) {
       this.policySeenMs = last.atMs;
-      const held = backedRamBytes(this.maxBytes) - b.actualPages * 4096;
+      // pages the balloon still owes the guest (a growth in flight) count as held and available:
+      // the guest has them in a moment. Without this, every reading taken while the balloon
+      // deflates showed the pressure that caused the growth, and grew again: an idle guest
+      // left short by a shrink step went 230 -> 342 -> 528 -> 1039 MiB in three readings.
+      const owed = Math.max(0, b.actualPages - b.targetPages) * 4096;
+      const held = backedRamBytes(this.maxBytes) - b.actualPages * 4096 + owed;
       const stallsBefore = this.policyState.lastStalls;
-      const sample = { totalBytes: held, availableBytes: s.availableMemory, allocStalls: s.allocStalls ?? 0 };
+      const sample = { totalBytes: held, availableBytes: s.availableMemory + owed, allocStalls: s.allocStalls ?? 0 };
       const target = policyTarget(p, this.current, sample, this.policyState, nowMs);
       if (target !== this.current) {
         this.lastMoveFigures = `the guest holds ${mib(held)}, ${mib(sample.availableBytes)} available, ` +

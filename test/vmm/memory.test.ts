@@ -101,13 +101,18 @@ test('VmMemory.refreshStats: asks the guest and waits for figures taken from the
   assert.equal(await m.refreshStats(1000), false, 'no driver: no wait');
 });
 
-test('VmMemory.policyTick: under pressure, a growth goes on while the balloon still deflates; a shrink waits for the balloon to settle', () => {
+test('VmMemory.policyTick: under pressure, a growth goes on while the balloon still deflates, counting what it still owes; a shrink waits for the balloon to settle', () => {
   const { m, b } = underPolicy(1536 * MIB, 512 * MIB, 1024, 1024);
   let now = 100_000;
   const stats = (availableMiB: number) => { b.stats = { stats: { availableMemory: availableMiB * MIB, allocStalls: 0 }, atMs: now - 10 }; };
   stats(4); // 512 MiB held, 4 MiB available: short of memory
   assert.equal(m.policyTick(now), 1024 * MIB, 'pressure: twice the memory');
-  // the balloon has not deflated yet (actual > target); the guest is still short
+  // the balloon has not deflated yet (actual > target): the 512 MiB it owes count as held and available
+  now += 250;
+  stats(2);
+  assert.equal(m.policyTick(now), null, 'the growth in flight covers the pressure it was made for: no second growth');
+  // most of it came, and the guest filled that too: still short, counting the 16 MiB still owed
+  b.actualPages = b.targetPages + (16 * MIB) / 4096;
   now += 250;
   stats(2);
   assert.equal(m.policyTick(now), 1536 * MIB, 'grows again before the balloon caught up');
