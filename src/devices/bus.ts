@@ -91,7 +91,8 @@ export interface NetBackend {
   /** Start delivering frames to `port` (one port per backend). */
   attach(port: NetPort): void;
   /**
-   * Send one frame (the callee may keep the array). Returns false when the link is
+   * Send one frame. The array is the caller's again once this returns (a device reuses
+   * it for the next frame): a backend that keeps the frame keeps a copy. Returns false when the link is
    * congested: the frame was taken, but the device should send nothing more until
    * {@link NetPort.writable}.
    */

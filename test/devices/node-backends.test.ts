@@ -147,6 +147,35 @@ test('stream net backend: 4-byte big-endian framing both ways, frames split acro
   peer.destroy();
 });
 
+test('stream net backend: sent frames are copied (the caller reuses its array) and arrive intact while the send ring wraps and overflows', async () => {
+  const [a, peer] = await socketPair();
+  const backend = new StreamNetBackend(a);
+  backend.attach({ receive: () => true, writable: () => {} });
+  const received: Buffer[] = [];
+  let receivedBytes = 0;
+  peer.pause();
+  peer.on('data', (d: Buffer) => { received.push(d); receivedBytes += d.length; });
+  const expected: Uint8Array[] = [];
+  const scratch = new Uint8Array(65536);
+  let seed = 7;
+  const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed >>> 8; };
+  for (let i = 0; i < 300; i++) {
+    const n = 14 + (rand() % (65536 - 14));
+    for (let j = 0; j < n; j += 997) scratch[j] = (i + j) & 0xff;
+    scratch[n - 1] = i & 0xff;
+    expected.push(scratch.slice(0, n));
+    backend.send(scratch.subarray(0, n));
+    scratch.fill(0xee, 0, n); // the backend must have copied it
+    if (i === 60) peer.resume(); // 60 frames held first: the ring fills, frames past it get their own buffers
+    if (i > 60 && i % 7 === 0) await new Promise((r) => setImmediate(r));
+  }
+  const want = lenPrefixed(expected);
+  await until(() => receivedBytes >= want.length, 10_000);
+  assert.ok(Buffer.concat(received).equals(want), 'the byte stream is the frames, in order, unchanged');
+  backend.close();
+  peer.destroy();
+});
+
 test('stream net backend: refused frames wait in order in the receive queue; the socket is paused only past rxQueueBytes', async () => {
   const [a, peer] = await socketPair();
   const got: number[] = [];

@@ -16,7 +16,7 @@ import {
   VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_SIZE,
 } from '../../src/devices/virtio/net.js';
 import type { NetBackend, NetPort } from '../../src/devices/bus.js';
-import { MAX_FRAME_BYTES } from '../../src/devices/net/frame.js';
+import { MAX_FRAME_BYTES, foldComplement, sum16 } from '../../src/devices/net/frame.js';
 import type { GuestMemory } from '../../src/devices/guest-memory.js';
 import { FakeIrq, MultiQueueDriver, RAM_BASE, makeRam } from './helpers.js';
 
@@ -232,6 +232,38 @@ test('transmit NEEDS_CSUM: the partial UDP checksum is completed (§5.1.6.2)', (
   drv.send(ethernet(0x0800, ip), { flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, csumStart: 34, csumOffset: 6 });
   assert.equal(backend.sent.length, 1);
   assert.ok(l4ChecksumOk(backend.sent[0]), 'UDP checksum verifies');
+});
+
+test('transmit NEEDS_CSUM of 64 KiB frames (passt\'s MTU): each TCP checksum verifies', () => {
+  const { backend, drv } = setup();
+  drv.probe();
+  for (const [n, fill] of [[65_000, 0xff], [40_001, 0], [65_400, -1]] as const) {
+    const payload = new Uint8Array(n);
+    for (let i = 0; i < n; i++) payload[i] = fill >= 0 ? fill : (i * 131 + (i >> 9)) & 0xff;
+    const t = tcp(payload, 1000, 0x18);
+    const ip = ipv4(6, t);
+    const ps = pseudo4(ip, 6, t.length);
+    ip[20 + 16] = ps >> 8; ip[20 + 17] = ps & 0xff;
+    drv.send(ethernet(0x0800, ip), { flags: VIRTIO_NET_HDR_F_NEEDS_CSUM, csumStart: 34, csumOffset: 16 });
+  }
+  assert.equal(backend.sent.length, 3);
+  for (const f of backend.sent) assert.ok(l4ChecksumOk(f), `TCP checksum of a ${f.length}-byte frame verifies`);
+  assert.deepEqual(backend.sent.map((f) => f.length), [65_054, 40_055, 65_454]);
+});
+
+test('sum16: the same one\'s complement sum as byte pairs, for any start, length and parity', () => {
+  let seed = 1;
+  const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed >>> 8; };
+  for (let k = 0; k < 300; k++) {
+    const b = new Uint8Array(1 + (rand() % 70_000));
+    for (let i = 0; i < b.length; i++) b[i] = k % 5 === 0 ? 0xff : rand() & 0xff;
+    const start = rand() % Math.min(b.length, 7);
+    const len = rand() % (b.length - start + 1);
+    const init = rand() % 100_000;
+    let want = init + inetSum([b.subarray(start, start + len)]);
+    while (want > 0xffff) want = (want & 0xffff) + (want >>> 16);
+    assert.equal(foldComplement(sum16(b, start, len, init)), ~want & 0xffff, `length ${len} from ${start}`);
+  }
 });
 
 test('TSO: a 5000-byte TCPv4 segment is cut into MSS-sized frames with correct headers (§5.1.6.2)', () => {

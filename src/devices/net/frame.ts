@@ -59,6 +59,19 @@ export function isMulticastMac(frame: Uint8Array, offset = 0): boolean {
 export function sum16(b: Uint8Array, start: number, len: number, sum = 0): number {
   let i = start;
   const end = start + len;
+  if (len >= 64) {
+    // 32-bit words: 2^16 = 1 modulo 0xffff, so their sum folds to the same 16-bit sum
+    // (RFC 1071 §2 (B)); four times fewer steps than byte pairs, which a 64 KiB frame
+    // (passt's MTU) needs on every transmit. Folded every 2^20 words: exact in a double.
+    const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    while (i + 3 < end) {
+      const stop = Math.min(end - 3, i + 4 * 0x100000);
+      let s = 0;
+      for (; i < stop; i += 4) s += v.getUint32(i);
+      sum += s;
+      while (sum > 0x7fffffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+    }
+  }
   for (; i + 1 < end; i += 2) sum += (b[i] << 8) | b[i + 1];
   if (i < end) sum += b[i] << 8;
   // keep the running sum small enough for exact float arithmetic on huge inputs

@@ -44,6 +44,13 @@ export interface StreamNetOptions {
  */
 export const DEFAULT_RX_QUEUE_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Outgoing frames are copied into a ring of this many bytes while it has room, and written
+ * from there: sending then allocates nothing (64 KiB frames, passt's MTU, each in a fresh
+ * buffer kept the VM process's garbage collector busy). Past it, a frame gets a buffer of its own.
+ */
+export const SEND_RING_BYTES = 2 * 1024 * 1024;
+
 /** Frames over a length-prefixed stream. */
 export class StreamNetBackend implements NetBackend {
   readonly metrics: StreamNetMetrics = { rxRunt: 0 };
@@ -59,6 +66,24 @@ export class StreamNetBackend implements NetBackend {
   /** The port refused a frame: wait for resume(). */
   private blocked = false;
   private closed = false;
+  private readonly ring = Buffer.allocUnsafeSlow(SEND_RING_BYTES);
+  /** Ring offsets: where the next frame may go, and where the oldest frame the socket still holds starts. */
+  private ringHead = 0;
+  private ringTail = 0;
+  /** Start offsets of the ring's frames the socket still holds, oldest first (sockets finish writes in order). */
+  private ringStarts: number[] = [];
+  private ringFirst = 0;
+  /** A ring frame was written out: its room is free again. */
+  private readonly ringWritten = (): void => {
+    this.ringFirst++;
+    if (this.ringFirst === this.ringStarts.length) {
+      this.ringStarts = [];
+      this.ringFirst = 0;
+      this.ringHead = this.ringTail = 0;
+    } else {
+      this.ringTail = this.ringStarts[this.ringFirst];
+    }
+  };
 
   /** @throws RangeError when `rxQueueBytes` is not a positive safe integer. */
   constructor(private readonly stream: Duplex, private readonly options: StreamNetOptions = {}) {
@@ -99,13 +124,40 @@ export class StreamNetBackend implements NetBackend {
     this.stream.pause();
   }
 
-  /** Send one frame; false once the socket buffer is over its high-water mark. */
+  /** Send one frame (copied); false once the socket buffer is over its high-water mark. */
   send(frame: Uint8Array): boolean {
     if (this.closed) return true; // a dead link swallows frames, as a cable with nothing on the other end
-    const out = Buffer.allocUnsafe(4 + frame.length);
-    out.writeUInt32BE(frame.length, 0);
-    out.set(frame, 4);
-    return this.stream.write(out);
+    const need = 4 + frame.length;
+    const at = this.ringRoom(need);
+    if (at < 0) {
+      const out = Buffer.allocUnsafe(need);
+      out.writeUInt32BE(frame.length, 0);
+      out.set(frame, 4);
+      return this.stream.write(out);
+    }
+    this.ring.writeUInt32BE(frame.length, at);
+    this.ring.set(frame, at + 4);
+    this.ringHead = at + need;
+    if (this.ringFirst > 1024 && this.ringFirst * 2 > this.ringStarts.length) {
+      this.ringStarts = this.ringStarts.slice(this.ringFirst);
+      this.ringFirst = 0;
+    }
+    this.ringStarts.push(at);
+    return this.stream.write(this.ring.subarray(at, at + need), this.ringWritten);
+  }
+
+  /** Where `need` bytes fit in the send ring without touching a frame the socket holds, or -1. */
+  private ringRoom(need: number): number {
+    if (this.ringFirst === this.ringStarts.length) return need <= SEND_RING_BYTES ? 0 : -1;
+    const head = this.ringHead;
+    const tail = this.ringTail;
+    if (head > tail) {
+      // held: [tail, head); free: [head, end) and [0, tail)
+      if (head + need <= SEND_RING_BYTES) return head;
+      return need < tail ? 0 : -1;
+    }
+    // wrapped (held: [tail, end) and [0, head)), or full (head === tail)
+    return head + need < tail ? head : -1;
   }
 
   /** Bytes written and not yet taken by the peer (the socket's write queue). */

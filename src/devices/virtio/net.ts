@@ -138,6 +138,8 @@ export class VirtioNet implements VirtioDevice, NetPort {
   private rxBlocked = false;
   private rxNotifyPending = false;
   private txBusy = false;
+  /** Where transmit chains are copied (a header and the largest frame); backends copy what they keep. */
+  private readonly txBuffer = new Uint8Array(VIRTIO_NET_HDR_SIZE + MAX_FRAME_BYTES);
 
   /** @throws RangeError for a MAC that is not 6 bytes, or a bad queue size. */
   constructor(private readonly backend: NetBackend, options: VirtioNetOptions) {
@@ -370,8 +372,10 @@ export class VirtioNet implements VirtioDevice, NetPort {
       this.metrics.txOversize++;
       return;
     }
-    const packet = vq.readBuffers(chain.readable, 0, len);
-    if (!packet) {
+    // one buffer for every transmit: at 64 KiB a frame (passt's MTU), a fresh one each time
+    // made the VM process's garbage collector run every few tens of ms
+    const packet = this.txBuffer.subarray(0, len);
+    if (!vq.readBuffersInto(chain.readable, 0, len, packet)) {
       this.metrics.txBad++;
       return;
     }

@@ -309,15 +309,26 @@ export class Virtqueue {
    * @returns the bytes, or null when {@link checkBuffers} refuses the range.
    */
   readBuffers(descs: readonly Descriptor[], skip: number, len: number): Uint8Array | null {
-    const segs = this.checkBuffers(descs, skip, len);
-    if (!segs) return null;
     const out = new Uint8Array(len);
+    return this.readBuffersInto(descs, skip, len, out) ? out : null;
+  }
+
+  /**
+   * As {@link readBuffers}, into `out` (at least `len` bytes) from its start, without
+   * allocating: a device that copies every request keeps one buffer for them.
+   * @returns false (`out` unchanged) when {@link checkBuffers} refuses the range.
+   * @throws RangeError when `out` is shorter than `len`.
+   */
+  readBuffersInto(descs: readonly Descriptor[], skip: number, len: number, out: Uint8Array): boolean {
+    if (out.length < len) throw new RangeError(`readBuffersInto: ${len} bytes into a ${out.length}-byte buffer`);
+    const segs = this.checkBuffers(descs, skip, len);
+    if (!segs) return false;
     let at = 0;
     for (const s of segs) {
       out.set(this.mem.slice(s.addr, s.len), at);
       at += s.len;
     }
-    return out;
+    return true;
   }
 
   /** Copy `data` into guest RAM over `segs` (from {@link checkBuffers}; together exactly data.length bytes). */
