@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { FileBlockBackend } from '../../src/devices/node/file-block.js';
 import { createDisk, openDisk } from '../../src/devices/node/disk.js';
 import { StdioCharBackend } from '../../src/devices/node/stdio-char.js';
+import { Duplex } from 'node:stream';
 import { createServer as createNetServer, connect as netConnect, Socket as NetSocket } from 'node:net';
 import { StreamNetBackend } from '../../src/devices/node/stream-net.js';
 import { socketBufferBytes, unixStreamPair } from '../../src/devices/node/socketpair.js';
@@ -174,6 +175,34 @@ test('stream net backend: sent frames are copied (the caller reuses its array) a
   assert.ok(Buffer.concat(received).equals(want), 'the byte stream is the frames, in order, unchanged');
   backend.close();
   peer.destroy();
+});
+
+test('stream net backend: frames and their lengths cut anywhere across reads are gathered intact, also when one of them has to wait', async () => {
+  const stream = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+  const backend = new StreamNetBackend(stream);
+  const got: Uint8Array[] = [];
+  let refuse = true;
+  backend.attach({ receive: (f) => {
+    if (f.length === 65_000 && refuse) { refuse = false; return false; } // the guest has no buffers yet
+    got.push(new Uint8Array(f));
+    return true;
+  }, writable: () => {} });
+  const frames = [60, 65_000, 14, 1500, 64_000, 61].map((n, k) => { const f = new Uint8Array(n); for (let i = 0; i < n; i++) f[i] = (i * 7 + k) & 0xff; return f; });
+  const bytes = lenPrefixed(frames);
+  // single bytes through the first frame's length and body, then cuts inside lengths and bodies
+  const cuts = [1, 2, 3, 4, 5, 66, 67, 1000, 65_070, 65_071, 65_073, 65_090, 66_600, 100_000, bytes.length];
+  let from = 0;
+  for (const c of cuts) {
+    stream.push(bytes.subarray(from, c));
+    from = c;
+    await new Promise((r) => setImmediate(r));
+  }
+  await until(() => got.length === 1);
+  assert.equal(got[0].length, 60, 'the 64 KiB frame waits, and the frames after it wait behind it');
+  backend.resume();
+  await until(() => got.length === frames.length);
+  assert.deepEqual(got, frames);
+  backend.close();
 });
 
 test('stream net backend: refused frames wait in order in the receive queue; the socket is paused only past rxQueueBytes', async () => {

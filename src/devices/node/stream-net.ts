@@ -55,8 +55,9 @@ export const SEND_RING_BYTES = 2 * 1024 * 1024;
 export class StreamNetBackend implements NetBackend {
   readonly metrics: StreamNetMetrics = { rxRunt: 0 };
   private port: NetPort | null = null;
-  /** Bytes received after the last whole frame (less than one frame). */
-  private partial: Buffer = Buffer.alloc(0);
+  /** A frame cut across reads, its 4-byte length first, gathered: `asmHave` bytes of it so far (0: none). */
+  private readonly asm = Buffer.allocUnsafeSlow(4 + MAX_FRAME_BYTES);
+  private asmHave = 0;
   /** Whole frames the port has not taken yet, oldest first, from `queueHead` on. */
   private queue: Uint8Array[] = [];
   private queueHead = 0;
@@ -179,28 +180,65 @@ export class StreamNetBackend implements NetBackend {
     this.stream.destroy();
   }
 
-  /** Cut `chunk` (after what is left of the last read) into frames, onto the queue. */
+  /**
+   * Cut `chunk` (after what is left of the last read) into frames. A frame is handed to the
+   * port at once while nothing waits before it, else queued; a frame cut across reads is
+   * gathered in one buffer of this backend (copied only when it has to wait), so that a
+   * 64 KiB frame (passt's MTU), which nearly always spans two reads, costs no allocation.
+   */
   private parse(chunk: Buffer): void {
-    const b = this.partial.length === 0 ? chunk : Buffer.concat([this.partial, chunk]);
     let at = 0;
-    while (b.length - at >= 4) {
-      const len = b.readUInt32BE(at);
-      if (len === 0 || len > MAX_FRAME_BYTES) {
-        this.fail(`network link: the peer sent a frame length of ${len} bytes`);
-        return;
+    if (this.asmHave > 0) {
+      if (this.asmHave < 4) {
+        const n = Math.min(4 - this.asmHave, chunk.length);
+        chunk.copy(this.asm, this.asmHave, 0, n);
+        this.asmHave += n;
+        at = n;
+        if (this.asmHave < 4) return;
+        if (!this.lengthOk(this.asm.readUInt32BE(0))) return;
       }
-      if (b.length - at - 4 < len) break;
-      const frame = b.subarray(at + 4, at + 4 + len);
-      at += 4 + len;
-      if (len < ETH_HLEN) {
-        this.metrics.rxRunt++;
-        continue;
-      }
-      this.queue.push(frame);
-      this.queuedRxBytes += len;
+      const len = this.asm.readUInt32BE(0);
+      const n = Math.min(4 + len - this.asmHave, chunk.length - at);
+      chunk.copy(this.asm, this.asmHave, at, at + n);
+      this.asmHave += n;
+      at += n;
+      if (this.asmHave < 4 + len) return;
+      this.asmHave = 0;
+      this.frame(this.asm.subarray(4, 4 + len), true);
     }
-    // the rest is less than one frame: copied, so that the chunk is not kept for it
-    this.partial = at === b.length ? Buffer.alloc(0) : Buffer.from(b.subarray(at));
+    while (!this.closed && chunk.length - at >= 4) {
+      const len = chunk.readUInt32BE(at);
+      if (!this.lengthOk(len)) return;
+      if (chunk.length - at - 4 < len) break;
+      this.frame(chunk.subarray(at + 4, at + 4 + len), false);
+      at += 4 + len;
+    }
+    if (this.closed || at === chunk.length) return;
+    // the rest is less than one frame (its length validated when it is 4 bytes or more)
+    chunk.copy(this.asm, 0, at);
+    this.asmHave = chunk.length - at;
+  }
+
+  /** A frame length the stream cannot be resynchronized after ends the link; false then. */
+  private lengthOk(len: number): boolean {
+    if (len !== 0 && len <= MAX_FRAME_BYTES) return true;
+    this.fail(`network link: the peer sent a frame length of ${len} bytes`);
+    return false;
+  }
+
+  /** One whole frame: to the port now, or queued (a copy when it is in the gathering buffer, `gathered`). */
+  private frame(f: Buffer, gathered: boolean): void {
+    if (f.length < ETH_HLEN) {
+      this.metrics.rxRunt++;
+      return;
+    }
+    const port = this.port;
+    if (port && !this.blocked && this.queueHead === this.queue.length) {
+      if (port.receive(f)) return;
+      this.blocked = true;
+    }
+    this.queue.push(gathered ? Buffer.from(f) : f);
+    this.queuedRxBytes += f.length;
   }
 
   /**

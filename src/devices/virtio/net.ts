@@ -140,6 +140,8 @@ export class VirtioNet implements VirtioDevice, NetPort {
   private txBusy = false;
   /** Where transmit chains are copied (a header and the largest frame); backends copy what they keep. */
   private readonly txBuffer = new Uint8Array(VIRTIO_NET_HDR_SIZE + MAX_FRAME_BYTES);
+  /** Where a received frame gets its header before it is copied into the guest's buffers. */
+  private readonly rxBuffer = new Uint8Array(VIRTIO_NET_HDR_SIZE + MAX_FRAME_BYTES);
 
   /** @throws RangeError for a MAC that is not 6 bytes, or a bad queue size. */
   constructor(private readonly backend: NetBackend, options: VirtioNetOptions) {
@@ -311,7 +313,8 @@ export class VirtioNet implements VirtioDevice, NetPort {
       for (const c of chains) vq.pushUsed(c.head, 0);
       return 'dropped';
     }
-    const packet = new Uint8Array(total);
+    const packet = this.rxBuffer.subarray(0, total);
+    packet.fill(0, 0, VIRTIO_NET_HDR_SIZE);
     if (ctx.features & VIRTIO_NET_F_GUEST_CSUM) packet[0] = VIRTIO_NET_HDR_F_DATA_VALID;
     packet[10] = chains.length & 0xff; // num_buffers (le16)
     packet[11] = chains.length >> 8;
