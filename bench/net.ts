@@ -1,14 +1,15 @@
 /**
  * Bench section `net`: user-mode networking through passt, tsvisor against
- * `qemu-system-riscv64 -netdev stream` connected to its own passt, the same default
- * guest (1 vCPU, 512 MiB), the same command, in the same run:
+ * `qemu-system-riscv64 -netdev stream` connected to its own passt, the same guest
+ * (1 vCPU; 512 MiB of RAM more than the data, which the guest serves from RAM), the same
+ * command, in the same run:
  *
  *   - host -> guest: a host HTTP server on 127.0.0.1 sends BENCH_NET_BYTES (default
- *     128 MiB) of pseudo-random data; the guest writes them to a disk (`wget -O /dev/vdb
+ *     1 GiB) of pseudo-random data; the guest writes them to a disk (`wget -O /dev/vdb
  *     http://GATEWAY:PORT/`), whose sha256 is checked after the run; MB/s from the request
  *     until the guest, wget done, connects to a marker port;
  *   - guest -> host: busybox httpd in the guest, on a published port, serves the same
- *     bytes (read from a disk into its tmpfs first); the host GETs them and checks their
+ *     bytes (read from a disk into a tmpfs first); the host GETs them and checks their
  *     sha256; MB/s of that GET. (Not `nc` from the guest: busybox nc writes 1 KiB at a
  *     time, and Debian 12's passt resets such a connection after some tens of MB, under
  *     QEMU as under tsvisor.)
@@ -98,7 +99,7 @@ async function measure(side: string, bytes: number, requests: number, sink: stri
     `wget -q -O /dev/vdb http://$gw:${downPort}/`,
     `nc $gw ${mark.port} < /dev/null; sync`,
     // the data for the host, in RAM (tmpfs), served by httpd; then wait for the host
-    'mkdir -p /www; cat /dev/vda > /www/blob; echo ok > /www/index.html; httpd -p 80 -h /www',
+    `mkdir -p /www; mount -t tmpfs -o size=${bytes / MiB + 16}m www /www; cat /dev/vda > /www/blob; echo ok > /www/index.html; httpd -p 80 -h /www`,
     `nc $gw ${hold.port} < /dev/null > /dev/null`,
   ].join('; ');
   const latencies: number[] = [];
@@ -160,7 +161,8 @@ async function passtForQemu(httpPort: number): Promise<{ sock: string; dir: stri
 
 /** Run the section; returns the report lines. */
 export async function benchNet(g: Guests, work: string): Promise<string[]> {
-  const bytes = Math.max(1, Math.floor(Number(process.env.BENCH_NET_BYTES ?? 128 * MiB) / MiB)) * MiB;
+  const bytes = Math.max(1, Math.floor(Number(process.env.BENCH_NET_BYTES ?? 1024 * MiB) / MiB)) * MiB;
+  const memory = `${bytes / MiB + 512}M`;
   const requests = Math.max(1, Math.floor(Number(process.env.BENCH_NET_REQUESTS ?? 1000)));
   const source = join(work, 'net-source.img');
   const sink = join(work, 'net-sink.img');
@@ -178,7 +180,7 @@ export async function benchNet(g: Guests, work: string): Promise<string[]> {
 
   log('net: tsvisor (passt through --fd)');
   const t = await measure('tsvisor', bytes, requests, sink, expect, (cmd, port) => runGuest(process.execPath, [
-    TSVISOR_BIN, 'run', '--memory', '512M', '--disk', `${source},readonly`, '--disk', sink, '-p', `127.0.0.1:${port}:80`, '--', ...cmd,
+    TSVISOR_BIN, 'run', '--memory', memory, '--disk', `${source},readonly`, '--disk', sink, '-p', `127.0.0.1:${port}:80`, '--', ...cmd,
   ], { filterMarker: false }));
   let q: NetFigures | undefined;
   if (g.haveQemu) {
@@ -189,7 +191,7 @@ export async function benchNet(g: Guests, work: string): Promise<string[]> {
       writeFileSync(initrd, initrdWithCommand(readFileSync(g.img.initrd), cmd));
       try {
         return await runGuest(QEMU, [
-          '-machine', 'virt', '-cpu', g.qemuCpu, '-nographic', '-m', '512M', '-smp', '1', '-bios', 'default', '-no-reboot',
+          '-machine', 'virt', '-cpu', g.qemuCpu, '-nographic', '-m', memory, '-smp', '1', '-bios', 'default', '-no-reboot',
           '-kernel', g.img.kernel, '-initrd', initrd, '-append', g.bootargs,
           '-drive', `file=${source},format=raw,if=none,id=vd0,readonly=on`, '-device', 'virtio-blk-device,drive=vd0',
           '-drive', `file=${sink},format=raw,if=none,id=vd1`, '-device', 'virtio-blk-device,drive=vd1',
@@ -205,7 +207,7 @@ export async function benchNet(g: Guests, work: string): Promise<string[]> {
   rmSync(source, { force: true });
   rmSync(sink, { force: true });
   return [
-    ...g.header(`user-mode networking through passt, 1 vCPU, 512 MiB; ${bytes / MiB} MiB each way, sha256 checked; ${requests} GETs`),
+    ...g.header(`user-mode networking through passt, 1 vCPU, ${memory}iB; ${bytes / MiB} MiB each way, sha256 checked; ${requests} GETs`),
     ...table([
       ['guest -> host TCP, MB/s (higher is better)', t.upMBs, q?.upMBs],
       ['host -> guest TCP, MB/s (higher is better)', t.downMBs, q?.downMBs],
