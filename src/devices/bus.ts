@@ -71,7 +71,9 @@ export interface BlockBackend {
  */
 export interface NetPort {
   /**
-   * One frame from the network (whole Ethernet frame, no FCS; the array is the callee's).
+   * One frame from the network (whole Ethernet frame, no FCS). The array is the callee's
+   * only during the call (a backend reuses it): a port that keeps the frame, or a view of
+   * it, past the call keeps a copy.
    * Returns false when the guest has no room for it now: the backend keeps this frame,
    * delivers nothing more and stops reading its source until {@link NetBackend.resume}.
    */

@@ -45,7 +45,8 @@ const put16 = (b: Uint8Array, at: number, v: number) => { b[at] = (v >>> 8) & 25
 
 /**
  * Answers the frame `frame` from a VM if it is for the services (ARP for the service
- * address, DHCP to port 67, DNS to the service address on port 53).
+ * address, DHCP to port 67, DNS to the service address on port 53). `frame` is read
+ * only during the call (the caller may reuse it): nothing returned keeps a view of it.
  * @returns the reply frames (empty when the frame is not for the services or is malformed);
  *   a DNS answer that needs the host's resolver comes as a promise.
  */
@@ -73,7 +74,8 @@ export function serve(ctx: ServicesContext, frame: Uint8Array): Array<Uint8Array
     return reply ? [udpFrame(ctx, frame.subarray(6, 12), reply.to, 67, 68, reply.payload)] : [];
   }
   if (dport === 53 && dst === me) {
-    const reply = dns(ctx, payload);
+    // a copy: an upstream answer comes later, and the frame is the caller's only during this call
+    const reply = dns(ctx, payload.slice());
     const to = frame.slice(6, 12);
     if (reply instanceof Promise) return [reply.then((r) => (r ? udpFrame(ctx, to, src, 53, sport, r) : null))];
     return reply ? [udpFrame(ctx, to, src, 53, sport, reply)] : [];

@@ -122,6 +122,13 @@ test('DNS: a VM\'s name (and name.network) -> its address; unknown -> NXDOMAIN; 
   const f = await (up[0] as Promise<Uint8Array>);
   const d = f.subarray(14 + 28);
   assert.deepEqual([...d.subarray(d.length - 4)], [192, 0, 2, 7]);
+  // the frame is the caller's only during the call (a backend reuses it): the upstream answer keeps the query's id and question
+  const reused = eth(NET_MAC, 0x0800, udp4(0x0a610002, serviceAddress(subnet), 40000, 53, dnsQuery('example.test', 1, 0x4242)));
+  const later = serve(ctx({ resolveUpstream: async () => ['192.0.2.7'] }), reused);
+  reused.fill(0xee);
+  const r = (await (later[0] as Promise<Uint8Array>)).subarray(14 + 28);
+  assert.deepEqual([...r.subarray(0, 2)], [0x42, 0x42], 'the query id');
+  assert.deepEqual([...r.subarray(12, 12 + 14)], [...dnsQuery('example.test').subarray(12, 12 + 14)], 'the question');
   const fail = ask(dnsQuery('example.test'), ctx({ resolveUpstream: async () => { throw new Error('down'); } }));
   assert.equal((await (fail[0] as Promise<Uint8Array>)).subarray(14 + 28)[3] & 15, 2, 'SERVFAIL');
 });
