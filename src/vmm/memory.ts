@@ -192,12 +192,14 @@ export class VmMemory {
     const s = last?.stats;
     if (last && last.atMs > this.policySeenMs && s?.availableMemory !== undefined) {
       this.policySeenMs = last.atMs;
-      // pages the balloon still owes the guest (a growth in flight) count as held and available:
-      // the guest has them in a moment. Without this, every reading taken while the balloon
-      // deflates showed the pressure that caused the growth, and grew again: an idle guest
-      // left short by a shrink step went 230 -> 342 -> 528 -> 1039 MiB in three readings.
-      const owed = Math.max(0, b.actualPages - b.targetPages) * 4096;
-      const held = backedRamBytes(this.maxBytes) - b.actualPages * 4096 + owed;
+      // the guest's size when it took the figures (the balloon may have moved since: its
+      // memory now with its MemAvailable then counts what came in between as used), and the
+      // pages the balloon still owed it then (a growth in flight) as held and available: the
+      // guest has them in a moment. Without both, readings taken while the balloon deflated
+      // showed the pressure the growth was made for, and grew again: an idle guest left short
+      // by a shrink step went 230 -> 342 -> 528 -> 1039 MiB in three readings.
+      const owed = Math.max(0, last.actualPages - b.targetPages) * 4096;
+      const held = backedRamBytes(this.maxBytes) - last.actualPages * 4096 + owed;
       const stallsBefore = this.policyState.lastStalls;
       const sample = { totalBytes: held, availableBytes: s.availableMemory + owed, allocStalls: s.allocStalls ?? 0 };
       const target = policyTarget(p, this.current, sample, this.policyState, nowMs);

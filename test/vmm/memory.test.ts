@@ -18,8 +18,9 @@ class FakeBalloon {
   targetPages = 0;
   actualPages = 0;
   metrics = { discardedBytes: 5 * MIB };
-  stats: { stats: BalloonStats; atMs: number } | null = null;
-  lastStats() { return this.stats; }
+  /** The last statistics; `actualPages` (the balloon when they came) defaults to the balloon now. */
+  stats: { stats: BalloonStats; atMs: number; actualPages?: number } | null = null;
+  lastStats() { return this.stats ? { actualPages: this.actualPages, ...this.stats } : null; }
   setTargetPages(p: number) { this.targets.push(p); this.targetPages = p; }
   requestStats() { this.requests++; return true; }
 }
@@ -111,6 +112,13 @@ test('VmMemory.policyTick: under pressure, a growth goes on while the balloon st
   now += 250;
   stats(2);
   assert.equal(m.policyTick(now), null, 'the growth in flight covers the pressure it was made for: no second growth');
+  // figures the guest took before the balloon deflated, read after it did: the guest's size then counts
+  const deflatedBefore = b.actualPages;
+  b.actualPages = b.targetPages;
+  now += 250;
+  b.stats = { stats: { availableMemory: 2 * MIB, allocStalls: 0 }, atMs: now - 10, actualPages: deflatedBefore };
+  assert.equal(m.policyTick(now), null, 'MemAvailable from before the deflate, with the memory from after it, is no pressure');
+  b.actualPages = deflatedBefore;
   // most of it came, and the guest filled that too: still short, counting the 16 MiB still owed
   b.actualPages = b.targetPages + (16 * MIB) / 4096;
   now += 250;

@@ -145,6 +145,8 @@ export class VirtioBalloon implements VirtioDevice {
   private statsHead: number | null = null;
   private stats: BalloonStats | null = null;
   private statsAtMs = 0;
+  /** `actual` when the last statistics came. */
+  private statsActualPages = 0;
 
   /** @throws RangeError for a bad `queueSize` or `targetPages`. */
   constructor(private readonly options: VirtioBalloonOptions = {}) {
@@ -178,11 +180,12 @@ export class VirtioBalloon implements VirtioDevice {
   }
 
   /**
-   * The last statistics the guest sent and their age (ms since the epoch, Date.now()),
-   * or null before the first.
+   * The last statistics the guest sent, when they came (ms since the epoch, Date.now()) and
+   * the pages its balloon held then (the driver's `actual`: the statistics describe the guest
+   * at that size, which may have moved since), or null before the first.
    */
-  lastStats(): { stats: BalloonStats; atMs: number } | null {
-    return this.stats ? { stats: { ...this.stats }, atMs: this.statsAtMs } : null;
+  lastStats(): { stats: BalloonStats; atMs: number; actualPages: number } | null {
+    return this.stats ? { stats: { ...this.stats }, atMs: this.statsAtMs, actualPages: this.statsActualPages } : null;
   }
 
   /**
@@ -390,6 +393,7 @@ export class VirtioBalloon implements VirtioDevice {
     }
     this.stats = stats;
     this.statsAtMs = Date.now();
+    this.statsActualPages = this.actual;
     this.metrics.statsUpdates++;
     this.options.onStats?.({ ...stats });
     return gaveBack;
