@@ -197,10 +197,13 @@ test('virtio-balloon: statistics come from the buffer queued at probe; requestSt
   assert.ok(r.drv.ackInterrupt() & VIRTIO_MMIO_INT_VRING);
   assert.equal(r.drv.rings[2].takeUsed().length, 1);
   // stats_request -> update_balloon_stats -> re-queue; an unknown tag is skipped
+  r.dev.write(VIRTIO_MMIO_CONFIG + 4, 4, 700); // the driver's actual when it takes the figures
   const a = statsBuffer(r, [[VIRTIO_BALLOON_S_MEMFREE, 2 ** 40], [99, 5], [VIRTIO_BALLOON_S_OOM_KILL, 3]]);
   r.drv.rings[2].add([{ addr: a, len: 30 }]);
   r.drv.kick(2);
   assert.deepEqual(r.stats[1], { freeMemory: 2 ** 40, oomKills: 3 });
+  r.dev.write(VIRTIO_MMIO_CONFIG + 4, 4, 900);
+  assert.equal(r.balloon.lastStats()?.actualPages, 700, 'the balloon when the figures came, not now');
   // a second buffer while one is held: the older one is given back
   const b = statsBuffer(r, [[VIRTIO_BALLOON_S_MEMFREE, 1]]);
   r.drv.rings[2].add([{ addr: b, len: 10 }]);

@@ -17,8 +17,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildGuestProgramDisk, describeRun, results, tsvisor, type RunResult } from './helpers.js';
 
-/** Iterations of each mode: a short run, then a long one. */
-const SHORT = { smc: 1000, map: 200, threads: 1000 };
+/**
+ * Iterations of each mode: a short run, then a long one. The short one runs each mode's
+ * kernel paths (page faults, munmap, the remote fences) well past the JIT's hot threshold
+ * (DEFAULT_HOT_THRESHOLD, 1000 executions), so that both runs translate the same code and
+ * the long one's extra RSS is what retired translations may leave.
+ */
+const SHORT = { smc: 10_000, map: 2000, threads: 10_000 };
 const LONG = { smc: 1_000_000, map: 20_000, threads: 200_000 };
 /** How much more the long run's peak RSS may be than the short one's. */
 const RSS_MARGIN_MIB = 64;
