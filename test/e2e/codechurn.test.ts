@@ -20,8 +20,8 @@ import { buildGuestProgramDisk, describeRun, results, tsvisor, type RunResult } 
 /**
  * Iterations of each mode: a short run, then a long one. The short one runs each mode's
  * kernel paths (page faults, munmap, the remote fences) well past the JIT's hot threshold
- * (DEFAULT_HOT_THRESHOLD, 1000 executions), so that both runs translate the same code and
- * the long one's extra RSS is what retired translations may leave.
+ * (CodeCacheOptions.hotThreshold), so that both runs translate the same code and the long
+ * one's extra RSS is what retired translations may leave.
  */
 const SHORT = { smc: 10_000, map: 2000, threads: 10_000 };
 const LONG = { smc: 1_000_000, map: 20_000, threads: 200_000 };
