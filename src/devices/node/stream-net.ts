@@ -130,21 +130,17 @@ export class StreamNetBackend implements NetBackend {
     if (this.closed) return true; // a dead link swallows frames, as a cable with nothing on the other end
     const need = 4 + frame.length;
     const at = this.ringRoom(need);
-    if (at < 0) {
-      const out = Buffer.allocUnsafe(need);
-      out.writeUInt32BE(frame.length, 0);
-      out.set(frame, 4);
-      return this.stream.write(out);
-    }
-    this.ring.writeUInt32BE(frame.length, at);
-    this.ring.set(frame, at + 4);
+    const out = at < 0 ? Buffer.allocUnsafe(need) : this.ring.subarray(at, at + need);
+    out.writeUInt32BE(frame.length, 0);
+    out.set(frame, 4);
+    if (at < 0) return this.stream.write(out);
     this.ringHead = at + need;
     if (this.ringFirst > 1024 && this.ringFirst * 2 > this.ringStarts.length) {
       this.ringStarts = this.ringStarts.slice(this.ringFirst);
       this.ringFirst = 0;
     }
     this.ringStarts.push(at);
-    return this.stream.write(this.ring.subarray(at, at + need), this.ringWritten);
+    return this.stream.write(out, this.ringWritten);
   }
 
   /** Where `need` bytes fit in the send ring without touching a frame the socket holds, or -1. */
