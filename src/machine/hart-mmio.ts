@@ -11,9 +11,9 @@
  *   - every other write to a device window (virtio QueueNotify, the UART's transmit
  *     register, ...) is *posted*: the hart queues it for the device thread and goes on,
  *     as a PCI posted write does. A write has no answer, and one inside a device window
- *     cannot fault, so the guest cannot tell, except by timing: the device thread serves
- *     posted writes before any later request of any hart (src/vmm/smp.ts), so a read
- *     that follows a write sees its effect.
+ *     cannot fault, so the guest cannot tell, except by timing: the device thread applies
+ *     the posted writes of all harts in the order they were posted, and before any later
+ *     request of any hart (src/vmm/smp.ts), so a read that follows a write sees its effect.
  *
  * Reads of other registers go to the device thread and the hart waits for the answer;
  * so do writes outside every device window (they fault).

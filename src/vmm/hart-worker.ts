@@ -86,7 +86,7 @@ async function main(d: HartWorkerData): Promise<void> {
     mmioWrite: (pa, size, value) => {
       const route = local.write(pa, size, value);
       if (route === WriteRoute.Done) return true;
-      if (route === WriteRoute.Post && ctl.postWrite(id, pa, size, value)) return true;
+      if (route === WriteRoute.Post && ctl.postWrite(pa, size, value)) return true;
       return mmio(1, pa, size, value) !== undefined;
     },
     nowTicks,

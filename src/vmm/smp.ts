@@ -19,15 +19,20 @@
  *     +6 HSM state     SBI HSM hart state (SBI v2.0 chapter 9)
  *     +7 parked        1 while the hart sleeps in WFI or is stopped
  *     +8 flush         1 while a remote sfence.vma is pending for this hart
- *   per hart i, at HART_WORDS * (harts + 1) + POST_WORDS * i, its posted writes: a
- *   single-producer ring of POST_SLOTS (address, size, value) entries
+ *   at HART_WORDS * (harts + 1), the posted writes of all harts: one ring of POST_SLOTS
+ *   (sequence, address, size, value) entries, in the order the harts posted them
  *     +0 head          entries taken by the VM thread (only it writes this word)
- *     +1 tail          entries posted by the hart (only the hart writes this word)
- *     +2 + 3*(n mod POST_SLOTS)   entry n: address, size, value (counters wrap as Int32)
+ *     +1 tail          entries claimed by harts (compare-and-swap; counters wrap as Int32)
+ *     +2 + 4*(n mod POST_SLOTS)   entry n: sequence (n + 1 once its writer has filled
+ *                      it), address, size, value
  *   A posted write needs no answer (src/machine/hart-mmio.ts): the hart rings the
- *   doorbell and goes on. The VM thread takes every posted write of every hart
- *   before it serves any request it saw posted, so a request is served after every
- *   posted write that happened before it, on any hart.
+ *   doorbell and goes on. The VM thread applies posted writes in the order they were
+ *   posted, by whichever hart: two harts that write one register in turn under a guest
+ *   lock (Linux's 8250 driver: one stops transmission in IER, the next starts it
+ *   again) leave it as the second wrote it. (Per-hart rings taken hart by hart once
+ *   applied the second write first, and the UART stopped transmitting with output
+ *   queued.) It takes every posted write before it serves any request it saw posted,
+ *   so a request is served after every posted write that happened before it.
  *   start arguments (BigInt64 pairs): entry, opaque for HSM hart_start.
  *   clock (one Float64): ms of host time the VM spent paused; subtracted from the
  *     guest's time base by every hart and by the board.
@@ -58,9 +63,9 @@ export const H_FAULT = 5;
 export const H_HSM = 6;
 export const H_PARKED = 7;
 export const H_FLUSH = 8;
-/** Entries of a hart's posted-write ring (a power of two); when it is full the hart waits for an answer instead. */
-export const POST_SLOTS = 64;
-const POST_WORDS = 2 + 3 * POST_SLOTS;
+/** Entries of the posted-write ring (a power of two); when it is full a hart waits for an answer instead. */
+export const POST_SLOTS = 256;
+const POST_WORDS = 2 + 4 * POST_SLOTS;
 
 /** SBI HSM hart states (SBI v2.0 9.1). */
 export const HSM_STARTED = 0;
@@ -74,7 +79,7 @@ export class SmpControl {
   /** [0]: ms the VM has spent paused (written by the VM thread only while every hart is parked). */
   readonly clock: Float64Array;
   constructor(readonly harts: number, words?: SharedArrayBuffer, args?: SharedArrayBuffer, clock?: SharedArrayBuffer) {
-    this.words = new Int32Array(words ?? new SharedArrayBuffer(4 * (HART_WORDS * (harts + 1) + POST_WORDS * harts)));
+    this.words = new Int32Array(words ?? new SharedArrayBuffer(4 * (HART_WORDS * (harts + 1) + POST_WORDS)));
     this.startArgs = new BigInt64Array(args ?? new SharedArrayBuffer(16 * harts));
     this.clock = new Float64Array(clock ?? new SharedArrayBuffer(8));
   }
@@ -83,38 +88,52 @@ export class SmpControl {
   get(id: number, w: number): number { return Atomics.load(this.words, this.at(id, w)); }
   set(id: number, w: number, v: number): void { Atomics.store(this.words, this.at(id, w), v); }
   notify(id: number, w: number): void { Atomics.notify(this.words, this.at(id, w)); }
-  /** Index of the first word (head) of hart `id`'s posted-write ring. */
-  private postAt(id: number): number { return HART_WORDS * (this.harts + 1) + POST_WORDS * id; }
+  /** Index of the first word (head) of the posted-write ring. */
+  private get postAt(): number { return HART_WORDS * (this.harts + 1); }
   /**
-   * Hart `id` posts a write of `size` bytes of `value` at guest physical `pa` (< 4 GiB)
-   * and rings the doorbell. False when its ring is full (nothing was posted).
+   * A hart posts a write of `size` bytes of `value` at guest physical `pa` (< 4 GiB)
+   * and rings the doorbell; any thread may call it. False when the ring is full
+   * (nothing was posted).
    */
-  postWrite(id: number, pa: number, size: number, value: number): boolean {
+  postWrite(pa: number, size: number, value: number): boolean {
     const w = this.words;
-    const base = this.postAt(id);
-    const tail = w[base + 1];
-    if (((tail - Atomics.load(w, base)) | 0) >= POST_SLOTS) return false;
-    const e = base + 2 + 3 * (tail & (POST_SLOTS - 1));
-    w[e] = pa | 0;
-    w[e + 1] = size;
-    w[e + 2] = value | 0;
-    Atomics.store(w, base + 1, tail + 1);
+    const base = this.postAt;
+    let n: number;
+    for (;;) {
+      n = Atomics.load(w, base + 1);
+      if (((n - Atomics.load(w, base)) | 0) >= POST_SLOTS) return false;
+      if (Atomics.compareExchange(w, base + 1, n, (n + 1) | 0) === n) break;
+    }
+    const e = base + 2 + 4 * (n & (POST_SLOTS - 1));
+    w[e + 1] = pa | 0;
+    w[e + 2] = size;
+    w[e + 3] = value | 0;
+    Atomics.store(w, e, (n + 1) | 0); // filled: the VM thread may take it
     Atomics.add(w, W_DOORBELL, 1);
     Atomics.notify(w, W_DOORBELL);
     return true;
   }
 
-  /** VM thread: pass every write hart `id` posted to `f(pa, size, value)`, oldest first; returns how many. */
-  takePosted(id: number, f: (pa: number, size: number, value: number) => void): number {
+  /**
+   * VM thread: pass every write the harts posted to `f(pa, size, value)`, in the order
+   * they were posted; returns how many. An entry claimed but not yet filled (its hart
+   * is between the two steps of postWrite) is waited for, spinning: the writes after it
+   * may depend on it. Returns early if the stop word is set.
+   */
+  takePosted(f: (pa: number, size: number, value: number) => void): number {
     const w = this.words;
-    const base = this.postAt(id);
+    const base = this.postAt;
     const tail = Atomics.load(w, base + 1);
     let head = w[base];
     const n = (tail - head) | 0;
     for (; head !== tail; head = (head + 1) | 0) {
-      const e = base + 2 + 3 * (head & (POST_SLOTS - 1));
-      f(w[e] >>> 0, w[e + 1], w[e + 2] >>> 0);
-      Atomics.store(w, base, head + 1); // wraps as the tail does (Int32)
+      const e = base + 2 + 4 * (head & (POST_SLOTS - 1));
+      const filled = (head + 1) | 0;
+      while (Atomics.load(w, e) !== filled) {
+        if (Atomics.load(w, W_STOP) !== 0) return (n - ((tail - head) | 0)) | 0;
+      }
+      f(w[e + 1] >>> 0, w[e + 2], w[e + 3] >>> 0);
+      Atomics.store(w, base, filled); // the slot is free again
     }
     return n;
   }

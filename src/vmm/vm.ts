@@ -181,9 +181,7 @@ export class Vm {
     const requests: number[] = [];
     for (let i = 0; i < n; i++) if (Atomics.load(w, c.at(i, H_MMIO)) === 1) requests.push(i);
     let served = requests.length > 0;
-    for (let i = 0; i < n; i++) {
-      if (c.takePosted(i, (pa, size, value) => { this.access(1, pa, size, value); }) > 0) served = true;
-    }
+    if (c.takePosted((pa, size, value) => { this.access(1, pa, size, value); }) > 0) served = true;
     for (const i of requests) {
       const r = this.access(w[c.at(i, H_OP)], w[c.at(i, H_ADDR)] >>> 0, w[c.at(i, H_SIZE)], w[c.at(i, H_VALUE)] >>> 0);
       const fault = r === undefined ? 1 : 0;
