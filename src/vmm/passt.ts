@@ -14,7 +14,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, readFileSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { StreamNetBackend } from '../devices/node/stream-net.js';
+import { StreamNetBackend, StreamReader } from '../devices/node/stream-net.js';
 import { unixStreamPair } from '../devices/node/socketpair.js';
 import { NetworkConfigError, checkPortsFree, formatPublish, type PublishedPort } from './network.js';
 
@@ -68,7 +68,9 @@ export async function startPasst(opts: PasstOptions): Promise<PasstLink> {
   } finally {
     if (pair) closeSync(pair[1]); // the child has its own copy
   }
-  const link: Duplex = pair ? new Socket({ fd: pair[0], readable: true, writable: true }) : child.stdio[3] as Duplex;
+  // our end reads into one reused buffer (StreamReader); Node's pipe (the fallback) gives 'data' events
+  const reader = pair ? new StreamReader() : undefined;
+  const link: Duplex = pair ? new Socket({ fd: pair[0], readable: true, writable: true, onread: reader!.onread }) : child.stdio[3] as Duplex;
   const lines: string[] = [];
   let partial = '';
   child.stderr!.setEncoding('utf8');
@@ -105,6 +107,7 @@ export async function startPasst(opts: PasstOptions): Promise<PasstLink> {
   }
   let stopped = false;
   const backend = new StreamNetBackend(link, {
+    reader,
     onError: (m) => { if (!stopped) opts.onError?.(m); },
   });
   child.once('exit', (code, signal) => {

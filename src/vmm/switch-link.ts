@@ -11,7 +11,7 @@
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { NetBackend, NetPort } from '../devices/bus.js';
-import { StreamNetBackend } from '../devices/node/stream-net.js';
+import { StreamNetBackend, StreamReader } from '../devices/node/stream-net.js';
 
 /** Delay between reconnection attempts, ms. */
 const RETRY_MS = 1000;
@@ -66,13 +66,14 @@ export class SwitchLink implements NetBackend {
 
   private connect(): void {
     if (this.closed) return;
-    const sock = connect(this.path);
+    const reader = new StreamReader(); // reads into one reused buffer
+    const sock = connect({ path: this.path, onread: reader.onread });
     sock.once('connect', () => {
       const hello = Buffer.from(JSON.stringify({ vm: this.opts.vm, mac: this.opts.mac }));
       const head = Buffer.alloc(4);
       head.writeUInt32BE(hello.length);
       sock.write(Buffer.concat([head, hello]));
-      const inner = new StreamNetBackend(sock, { onError: (m) => this.down(inner, m) });
+      const inner = new StreamNetBackend(sock, { reader, onError: (m) => this.down(inner, m) });
       this.inner = inner;
       if (this.port) inner.attach(this.port);
       this.wasUp = true;

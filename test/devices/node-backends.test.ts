@@ -8,7 +8,7 @@ import { createDisk, openDisk } from '../../src/devices/node/disk.js';
 import { StdioCharBackend } from '../../src/devices/node/stdio-char.js';
 import { Duplex } from 'node:stream';
 import { createServer as createNetServer, connect as netConnect, Socket as NetSocket } from 'node:net';
-import { StreamNetBackend } from '../../src/devices/node/stream-net.js';
+import { StreamNetBackend, StreamReader, READ_BUFFER_BYTES } from '../../src/devices/node/stream-net.js';
 import { socketBufferBytes, unixStreamPair } from '../../src/devices/node/socketpair.js';
 import type { NetPort } from '../../src/devices/bus.js';
 
@@ -254,6 +254,53 @@ test('stream net backend: runts are dropped and counted; an impossible length en
   assert.match(errors[0], /frame length of 2147483647/);
   assert.equal(backend.send(new Uint8Array(20)), true, 'a dead link swallows frames');
   peer.destroy();
+});
+
+test('stream net backend over a StreamReader (one reused read buffer): frames that wait while later reads overwrite the buffer, pause and resume: all arrive intact, in order', async () => {
+  const [x, y] = unixStreamPair();
+  const reader = new StreamReader();
+  const a = new NetSocket({ fd: x, readable: true, writable: true, onread: reader.onread });
+  const peer = new NetSocket({ fd: y, readable: true, writable: true });
+  a.unref();
+  peer.unref();
+  let seed = 11;
+  const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed >>> 8; };
+  const frames = Array.from({ length: 40 }, (_, k) => {
+    const f = new Uint8Array(k === 0 ? 60 : 14 + (rand() % (65536 - 14)));
+    for (let i = 0; i < f.length; i++) f[i] = (i * 13 + k * 7) & 0xff;
+    return f;
+  });
+  const got: Uint8Array[] = [];
+  let accept = true;
+  const backend = new StreamNetBackend(a, { reader, rxQueueBytes: 4 * READ_BUFFER_BYTES });
+  backend.attach({ receive: (f) => { if (!accept) return false; got.push(new Uint8Array(f)); return true; }, writable: () => {} });
+  peer.write(lenPrefixed(frames.slice(0, 1)));
+  await until(() => got.length === 1);
+  accept = false; // the guest has no receive buffers: the next frames wait, and the reads after them reuse the buffer
+  peer.write(lenPrefixed(frames.slice(1)));
+  await until(() => a.isPaused(), 5000);
+  assert.ok(backend.rxQueuedBytes > 4 * READ_BUFFER_BYTES, 'paused past rxQueueBytes');
+  accept = true;
+  backend.resume();
+  await until(() => got.length === frames.length, 5000);
+  assert.equal(got.findIndex((f, k) => !Buffer.from(f).equals(frames[k])), -1, 'every frame intact and in order');
+  backend.close();
+  peer.destroy();
+});
+
+test('StreamReader: reads before bind() are kept as copies and passed on first, in order', () => {
+  const reader = new StreamReader();
+  const buf = reader.onread.buffer;
+  buf.fill(1, 0, 10);
+  assert.equal(reader.onread.callback(10, buf), true);
+  buf.fill(2, 0, 5);
+  reader.onread.callback(5, buf);
+  buf.fill(3, 0, 20); // the next read reuses the buffer
+  const seen: number[][] = [];
+  reader.bind((c) => seen.push([...c]));
+  assert.deepEqual(seen, [Array(10).fill(1), Array(5).fill(2)]);
+  reader.onread.callback(3, buf);
+  assert.deepEqual(seen[2], [3, 3, 3], 'then each read as it comes');
 });
 
 test('unixStreamPair: both ends get the largest buffers the host allows (2 x net.core.wmem_max / rmem_max) and carry bytes both ways', async () => {

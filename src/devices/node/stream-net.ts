@@ -36,6 +36,46 @@ export interface StreamNetOptions {
    * paused (default {@link DEFAULT_RX_QUEUE_BYTES}; at least one frame is always kept).
    */
   rxQueueBytes?: number;
+  /**
+   * The stream is a `net.Socket` made with `reader.onread` (Node's `onread` option): the
+   * backend takes its reads from there, out of one buffer that every read reuses, instead
+   * of from `'data'` events (a fresh 64 KiB buffer per read).
+   */
+  reader?: StreamReader;
+}
+
+/** Bytes of the buffer a {@link StreamReader} reads into: a few of passt's 64 KiB frames per read. */
+export const READ_BUFFER_BYTES = 256 * 1024;
+
+/**
+ * Reads of a `net.Socket` into one buffer, for a {@link StreamNetBackend}: give `onread` to
+ * the Socket's constructor and the reader to the backend (StreamNetOptions.reader). Node's
+ * `'data'` events hand over each read in a fresh buffer; a VM receiving at a few hundred
+ * MB/s then allocates thousands of 64 KiB buffers a second, and V8's collector, marking
+ * on other threads, takes a share of the cores the vCPUs need. What is read before the
+ * backend takes over is kept (copied) for it.
+ */
+export class StreamReader {
+  private sink: ((chunk: Buffer) => void) | null = null;
+  private early: Buffer[] = [];
+  /** The Socket constructor's `onread` option (Node's net.Socket). */
+  readonly onread = {
+    buffer: Buffer.allocUnsafeSlow(READ_BUFFER_BYTES),
+    callback: (n: number, buf: Buffer): boolean => {
+      const chunk = buf.subarray(0, n);
+      if (this.sink) this.sink(chunk);
+      else this.early.push(Buffer.from(chunk));
+      return true;
+    },
+  };
+
+  /** From now on pass each read to `sink`; the chunk is valid only during the call. Reads kept so far first. */
+  bind(sink: (chunk: Buffer) => void): void {
+    this.sink = sink;
+    const early = this.early;
+    this.early = [];
+    for (const c of early) sink(c);
+  }
 }
 
 /**
@@ -94,10 +134,18 @@ export class StreamNetBackend implements NetBackend {
     stream.on('error', (e) => this.fail(`network link: ${e.message}`));
     stream.on('close', () => this.fail('network link closed by the peer'));
     stream.on('drain', () => this.port?.writable());
-    stream.on('data', (chunk: Buffer) => {
-      this.parse(chunk);
-      this.deliver();
-    });
+    if (options.reader) {
+      // the read buffer is reused by the next read: frames that must wait are copied
+      options.reader.bind((chunk) => {
+        this.parse(chunk, true);
+        this.deliver();
+      });
+    } else {
+      stream.on('data', (chunk: Buffer) => {
+        this.parse(chunk, false);
+        this.deliver();
+      });
+    }
   }
 
   /** Bytes of received frames waiting for the device. */
@@ -181,8 +229,10 @@ export class StreamNetBackend implements NetBackend {
    * port at once while nothing waits before it, else queued; a frame cut across reads is
    * gathered in one buffer of this backend (copied only when it has to wait), so that a
    * 64 KiB frame (passt's MTU), which nearly always spans two reads, costs no allocation.
+   * `reused`: the chunk's memory is read into again after this call (StreamReader), so a
+   * frame queued from it is copied too.
    */
-  private parse(chunk: Buffer): void {
+  private parse(chunk: Buffer, reused: boolean): void {
     let at = 0;
     if (this.asmHave > 0) {
       if (this.asmHave < 4) {
@@ -206,7 +256,7 @@ export class StreamNetBackend implements NetBackend {
       const len = chunk.readUInt32BE(at);
       if (!this.lengthOk(len)) return;
       if (chunk.length - at - 4 < len) break;
-      this.frame(chunk.subarray(at + 4, at + 4 + len), false);
+      this.frame(chunk.subarray(at + 4, at + 4 + len), reused);
       at += 4 + len;
     }
     if (this.closed || at === chunk.length) return;
@@ -222,8 +272,8 @@ export class StreamNetBackend implements NetBackend {
     return false;
   }
 
-  /** One whole frame: to the port now, or queued (a copy when it is in the gathering buffer, `gathered`). */
-  private frame(f: Buffer, gathered: boolean): void {
+  /** One whole frame: to the port now, or queued (a copy when its memory is reused: the gathering buffer or a StreamReader's). */
+  private frame(f: Buffer, reusedMemory: boolean): void {
     if (f.length < ETH_HLEN) {
       this.metrics.rxRunt++;
       return;
@@ -233,7 +283,7 @@ export class StreamNetBackend implements NetBackend {
       if (port.receive(f)) return;
       this.blocked = true;
     }
-    this.queue.push(gathered ? Buffer.from(f) : f);
+    this.queue.push(reusedMemory ? Buffer.from(f) : f);
     this.queuedRxBytes += f.length;
   }
 
