@@ -8,7 +8,7 @@
  * mapped, filled with code, run and unmapped, and a function two threads (two harts)
  * take turns rewriting and calling. Every call must return what the code it ran
  * computes. The VM process's peak RSS (`--stats`) after a long churn must stay within a
- * margin of a short one's: translations of retired code do not pile up.
+ * margin of a run a fifth as long: translations of retired code do not pile up.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,9 +21,12 @@ import { buildGuestProgramDisk, describeRun, results, tsvisor, type RunResult } 
  * Iterations of each mode: a short run, then a long one. The short one runs each mode's
  * kernel paths (page faults, munmap, the remote fences) well past the JIT's hot threshold
  * (CodeCacheOptions.hotThreshold), so that both runs translate the same code and the long
- * one's extra RSS is what retired translations may leave.
+ * one's extra RSS is what retired translations may leave. It is a fifth of the long one,
+ * not less: the kernel's rarer paths (timers, RCU, reclaim) keep becoming hot for several
+ * seconds, and a run of 10,000 rewrites had 35-69 MiB less RSS than the long one from that
+ * alone, against 11-13 MiB at a fifth.
  */
-const SHORT = { smc: 10_000, map: 2000, threads: 10_000 };
+const SHORT = { smc: 200_000, map: 4000, threads: 40_000 };
 const LONG = { smc: 1_000_000, map: 20_000, threads: 200_000 };
 /** How much more the long run's peak RSS may be than the short one's. */
 const RSS_MARGIN_MIB = 64;
@@ -68,7 +71,7 @@ describe('JIT under code churn (end to end)', { timeout: 40 * 60_000 }, () => {
     const long = await churn(LONG);
     checkResults(long, LONG, 'long churn');
     const [a, b] = [peakRss(short), peakRss(long)];
-    assert.ok(b <= a + RSS_MARGIN_MIB, `peak RSS grew from ${a} MiB to ${b} MiB\n${long.stderr}`);
+    assert.ok(b <= a + RSS_MARGIN_MIB, `peak RSS grew from ${a} MiB to ${b} MiB\nshort run:\n${short.stderr}\nlong run:\n${long.stderr}`);
     assert.match(long.stderr, /JIT: \d+ blocks/, 'the JIT ran');
   });
 });
