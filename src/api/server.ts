@@ -259,7 +259,7 @@ async function handle(host: Host, opts: ApiServerOptions, req: IncomingMessage, 
   }
   const name = parts[2];
   if (parts.length === 3) {
-    if (method === 'GET') { sendJson(res, 200, host.get(name)); return; }
+    if (method === 'GET') { sendJson(res, 200, await host.current(name)); return; }
     if (method === 'PATCH') {
       const body = parse(VmPatchBody, await readBody(req) ?? {});
       host.get(name); // 404 before anything else

@@ -81,6 +81,8 @@ export interface HostConfigFile {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** How long `current` waits for a VM process's status before it answers with the last poll's, in ms. */
+const STATUS_NOW_MS = 1000;
 
 /** Read `host.json` (overcommit ratio); invalid values are ignored. */
 export function readHostConfig(path: string): HostConfigFile {
@@ -305,6 +307,24 @@ export class Host {
   /** One VM; throws HostError('not_found'). */
   get(name: string): VmInfo {
     return this.vmInfo(name, this.entry(name));
+  }
+
+  /**
+   * One VM as its process sees it now: a running or paused VM's status (guest state, agent,
+   * memory, CD-ROM drive and tray lock, display) is asked for first, not taken from the last
+   * poll (every 4 ticks), so that what the guest just did shows; when the process does not
+   * answer within STATUS_NOW_MS, the last poll's. Throws HostError('not_found').
+   */
+  async current(name: string): Promise<VmInfo> {
+    const e = this.entry(name);
+    const pid = e.rt.pid;
+    if (pid && (e.rt.state === 'running' || e.rt.state === 'paused')) {
+      try {
+        const st = await this.channel(name).status(STATUS_NOW_MS);
+        if (e.rt.pid === pid && ALIVE.includes(e.rt.state)) this.noteStatus(name, e, st);
+      } catch { /* not answering: the last poll's */ }
+    }
+    return this.get(name);
   }
 
   // ---------------------------------------------------------------- definitions

@@ -18,9 +18,11 @@
  * Disk meter (disk-arbiter.ts): with FAKE_VMM_DISK_IOPS=N the guest keeps its disks busy
  * all the time asking N requests/s of 4 KiB, one at a time, held to the share POST
  * /disk-share sets; each takes the ms in `<vmDir>/fake-disk-latency` (default 1) to serve.
+ * CD-ROM: GET /status reports the definition's disc, the tray locked while
+ * `<vmDir>/fake-tray-locked` exists (a guest that mounted it).
  * Run without arguments (as the test runner does with every file), it does nothing.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { DEFAULT_BUFFER_PERCENT, defaultMinMemory, newPolicyState, policyTarget, type MemoryPolicy, type PolicyState } from '../../src/vmm/memory-policy.js';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -31,7 +33,7 @@ if (vmDir) main(vmDir);
 
 function main(dir: string): void {
   const def = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as {
-    name: string; vcpus: number; memoryBytes: number; disks: Array<{ path: string }>; maxMemoryBytes?: number; maxVcpus?: number;
+    name: string; vcpus: number; memoryBytes: number; disks: Array<{ path: string }>; maxMemoryBytes?: number; maxVcpus?: number; cdrom?: string;
     memoryPolicy?: string; minMemoryBytes?: number; memoryBufferPercent?: number;
   };
   let memoryBytes = def.memoryBytes;
@@ -108,6 +110,7 @@ function main(dir: string): void {
           return json(200, {
             name: def.name, pid: process.pid, state, vcpus: def.vcpus, memoryBytes, startedAt, agent: true, memory: memoryStatus(), diskRate: diskMeter(),
             disks: def.disks.map((d) => ({ path: d.path, readBytes: Math.floor(t * diskRate), writtenBytes: Math.floor(t * diskRate / 2) })),
+            cdrom: { path: def.cdrom ?? null, locked: existsSync(join(dir, 'fake-tray-locked')) },
           });
         case 'POST /stop':
           state = 'stopping';

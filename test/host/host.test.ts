@@ -88,6 +88,19 @@ describe('Host with the fake VM process', () => {
     await assert.rejects(h.stop('alpha'), (e: unknown) => e instanceof HostError && e.code === 'conflict');
   });
 
+  test('info of a running VM is what its process says now, not the last poll', async () => {
+    const slow = await open({ pollMs: 60_000 }); // the next status poll is minutes away
+    writeFileSync(join(root, 'disc.iso'), Buffer.alloc(2048));
+    slow.create({ name: 'disc', memoryBytes: 256 * MiB, cdrom: join(root, 'disc.iso') });
+    pids.push((await slow.start('disc')).pid!);
+    assert.deepEqual(slow.get('disc').cdrom, { path: join(root, 'disc.iso'), locked: false });
+    writeFileSync(join(paths.vms, 'disc', 'fake-tray-locked'), ''); // the guest mounts the disc
+    assert.deepEqual(slow.get('disc').cdrom?.locked, false, 'the last poll');
+    assert.deepEqual((await slow.current('disc')).cdrom, { path: join(root, 'disc.iso'), locked: true });
+    await slow.kill('disc');
+    await closeHost(slow);
+  });
+
   test('admission control refuses what the overcommit ratio cannot guarantee', async () => {
     h.create({ name: 'big', memoryBytes: 3 * GiB });
     await h.start('alpha'); // 1 GiB
