@@ -155,10 +155,14 @@ export class Guests {
     return new Guests(await ensureDefaultImage({ quiet: true }), work);
   }
 
-  /** `tsvisor run` as a user runs it (TSVISOR_STATS=1: the instruction count on stderr). */
+  /**
+   * `tsvisor run` as a user runs it (TSVISOR_STATS=1: the instruction count on stderr), with
+   * the devices QEMU gets: no network card (`--network none`), as QEMU is given no -netdev,
+   * else our guest alone would load virtio-net and wait for DHCP before the command.
+   */
   tsvisor(g: GuestSpec): Promise<Outcome> {
     return runGuest(...pinned(g.pin, process.execPath, [
-      TSVISOR_BIN, 'run', '--memory', g.memory, '--cpus', String(g.cpus), ...(g.engine ? ['--engine', g.engine] : []),
+      TSVISOR_BIN, 'run', '--memory', g.memory, '--cpus', String(g.cpus), '--network', 'none', ...(g.engine ? ['--engine', g.engine] : []),
       ...(g.disks ?? []).flatMap((d) => ['--disk', `${d},readonly`]), '--', ...g.command,
     ]), { env: { TSVISOR_STATS: '1' }, filterMarker: false, hooks: g.hooks });
   }
