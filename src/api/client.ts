@@ -3,7 +3,7 @@
  * TCP with a bearer token (`TSVISOR_URL=http://HOST:PORT`, token from `TSVISOR_TOKEN`
  * or `$TSVISOR_HOME/token`).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { request, type IncomingMessage, type RequestOptions } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { HostPaths } from '../host/paths.js';
@@ -84,4 +84,24 @@ export async function readJsonAnswer<T>(res: IncomingMessage): Promise<T> {
     throw new ApiClientError(status, err?.code ?? 'http_error', err?.message ?? `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`, err?.details);
   }
   return body as T;
+}
+
+/** Parse `HOST:PORT` (`[::1]:8080`, `127.0.0.1:8080`, `:8080` = 127.0.0.1). */
+export function parseListen(spec: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(spec.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new Error(`invalid --listen ${JSON.stringify(spec)}: expected HOST:PORT`);
+  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
+}
+
+/** Whether a daemon answers on Unix socket `socket`. */
+export function pingSocket(socket: string, timeoutMs = 2000): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (!existsSync(socket)) { resolve(false); return; }
+    const req = request({ socketPath: socket, path: '/v1/host', method: 'GET', headers: { host: 'tsvisor' } });
+    const t = setTimeout(() => { req.destroy(); resolve(false); }, timeoutMs);
+    req.on('response', (res) => { clearTimeout(t); res.resume(); resolve(res.statusCode === 200); });
+    req.on('error', () => { clearTimeout(t); resolve(false); });
+    req.end();
+  });
 }

@@ -6,16 +6,17 @@
  * stop the daemon; the VMs keep running and the next daemon re-adopts them.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { request, type Server } from 'node:http';
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../vmm/atomic.js';
 import { Host, type HostOptions } from '../host/host.js';
 import { hostPaths, type HostPaths } from '../host/paths.js';
 import { withFileLock } from '../images/lock.js';
-import { createApiServer, parseListen, type ApiServer } from './server.js';
+import { createApiServer, type ApiServer } from './server.js';
+import { parseListen, pingSocket } from './client.js';
 
-export { parseListen };
+export { parseListen, pingSocket };
 
 /** Options of {@link runDaemon}. */
 export interface DaemonOptions {
@@ -56,18 +57,6 @@ export function ensureToken(paths: HostPaths): string {
   const t = randomBytes(32).toString('hex');
   writeFileAtomic(paths.token, `${t}\n`, 0o600);
   return t;
-}
-
-/** Whether a daemon answers on Unix socket `socket`. */
-export function pingSocket(socket: string, timeoutMs = 2000): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (!existsSync(socket)) { resolve(false); return; }
-    const req = request({ socketPath: socket, path: '/v1/host', method: 'GET', headers: { host: 'tsvisor' } });
-    const t = setTimeout(() => { req.destroy(); resolve(false); }, timeoutMs);
-    req.on('response', (res) => { clearTimeout(t); res.resume(); resolve(res.statusCode === 200); });
-    req.on('error', () => { clearTimeout(t); resolve(false); });
-    req.end();
-  });
 }
 
 function listen(server: Server, target: { path: string } | { host: string; port: number }): Promise<void> {

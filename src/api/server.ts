@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import type { z } from 'zod';
 import { HOST_ERROR_STATUS, HostError } from '../host/errors.js';
 import type { Host } from '../host/host.js';
+import { parseListen } from './client.js';
 import { openApiDocument } from './openapi.js';
 import { bridgeWebSocket, cookie, REQUEST_HEADER, sameOrigin, serveStatic, sessionCookie, SESSION_COOKIE } from './web.js';
 import { DiskResizeBody, DiskAttachBody, CdromInsertBody, Share, SendKeyBody, ExecBody, NetworkCreateBody, SessionBody, WebBody, StopBody, VmCreateBody, VmPatchBody, describeZodError } from './schemas.js';
@@ -76,14 +77,6 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   const r = schema.safeParse(value);
   if (!r.success) throw new ApiError(400, 'invalid_argument', describeZodError(r.error));
   return r.data;
-}
-
-/** Parse `HOST:PORT` (`[::1]:8080`, `127.0.0.1:8080`, `:8080` = 127.0.0.1). */
-export function parseListen(spec: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(spec.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new Error(`invalid --listen ${JSON.stringify(spec)}: expected HOST:PORT`);
-  return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 
 /** Whether `given` is `token`, in constant time. */

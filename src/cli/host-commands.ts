@@ -15,8 +15,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { ENGINE_KINDS } from '../engine/hart.js';
-import { ApiClient, ApiClientError, apiTarget, readJsonAnswer } from '../api/client.js';
-import { parseListen, pingSocket, runDaemon } from '../api/daemon.js';
+import { ApiClient, ApiClientError, apiTarget, parseListen, pingSocket, readJsonAnswer } from '../api/client.js';
 import { DEFAULT_DISK_WEIGHT } from '../host/disk-arbiter.js';
 import type { DiskAttachResult, HostInfo, TopRow, UsageReport, VmInfo } from '../host/api-types.js';
 import { hostPaths, type HostPaths } from '../host/paths.js';
@@ -728,6 +727,7 @@ export function registerHostCommands(program: Command): void {
       }
       const paths = hostPaths();
       if (o.foreground) {
+        const { runDaemon } = await import('../api/daemon.js'); // the daemon's modules only where it runs
         const d = await runDaemon({ paths, listen: o.listen, overcommit });
         const onSig = () => void d.close();
         process.on('SIGTERM', onSig);
