@@ -173,18 +173,26 @@ function runSlice(budget: i32): i32 {
 /** Execute one instruction at pc; `begun` counts the instructions begun in this run() chunk, this one included. */
 @inline function step(begun: i32): void {
   const p = pc;
-  let insn = fetch16(p);
-  if (excPending) return;
+  let insn: u32;
+  if ((p >> 12) == mmu.fetchVpn && (<u32>p & 0xfff) != 0xffe) {
+    // both parcels in the fetch cache's page: one load (the second parcel is unused when the first is compressed)
+    insn = load<u32>(mmu.fetchHost + (<u32>p & 0xfff));
+  } else {
+    insn = fetch16(p);
+    if (excPending) return;
+    if ((insn & 3) == 3) {
+      const hi = fetch16(p + 2);
+      if (excPending) return; // sepc = p, stval = p + 2: the part that faulted (privileged 4.1.9)
+      insn |= hi << 16;
+    }
+  }
   let len: u64 = 4;
   if ((insn & 3) != 3) {
     len = 2;
+    insn &= 0xffff;
     const e = load<u32>(RVC_TABLE + (insn << 2));
     if (e == 0) { csr.illegal(insn); return; }
     insn = e;
-  } else {
-    const hi = fetch16(p + 2);
-    if (excPending) return; // sepc = p, stval = p + 2: the part that faulted (privileged 4.1.9)
-    insn |= hi << 16;
   }
   const rd = (insn >> 7) & 31;
   const rs1 = (insn >> 15) & 31;
