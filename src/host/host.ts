@@ -318,13 +318,21 @@ export class Host {
   async current(name: string): Promise<VmInfo> {
     const e = this.entry(name);
     const pid = e.rt.pid;
-    if (pid && (e.rt.state === 'running' || e.rt.state === 'paused')) {
-      try {
-        const st = await this.channel(name).status(STATUS_NOW_MS);
-        if (e.rt.pid === pid && ALIVE.includes(e.rt.state)) this.noteStatus(name, e, st);
-      } catch { /* not answering: the last poll's */ }
-    }
+    if (pid && (e.rt.state === 'running' || e.rt.state === 'paused')) await this.refreshStatus(name, e, pid, STATUS_NOW_MS);
     return this.get(name);
+  }
+
+  /**
+   * Ask VM `name`'s process (pid `pid`) for its status and note it, unless the process
+   * changed or ended meanwhile; a starting VM becomes running (or paused). A process that
+   * does not answer within `timeoutMs` changes nothing. Never throws.
+   */
+  private async refreshStatus(name: string, e: Entry, pid: number, timeoutMs: number): Promise<void> {
+    let st: VmProcessStatus;
+    try { st = await this.channel(name).status(timeoutMs); } catch { return; }
+    if (e.rt.pid !== pid || !ALIVE.includes(e.rt.state)) return;
+    this.noteStatus(name, e, st);
+    if (e.rt.state === 'starting') this.setState(name, e, st.state === 'paused' ? 'paused' : 'running');
   }
 
   // ---------------------------------------------------------------- definitions
@@ -801,11 +809,7 @@ export class Host {
       this.meter.tick(name, pid, now);
       if ((this.ticks % 4 === 0 || e.rt.state === 'starting') && !e.statusBusy) {
         e.statusBusy = true;
-        this.channel(name).status(1500).then((st) => {
-          if (e.rt.pid !== pid || !ALIVE.includes(e.rt.state)) return;
-          this.noteStatus(name, e, st);
-          if (e.rt.state === 'starting') this.setState(name, e, st.state === 'paused' ? 'paused' : 'running');
-        }, () => undefined).finally(() => { e.statusBusy = false; });
+        void this.refreshStatus(name, e, pid, 1500).finally(() => { e.statusBusy = false; });
       }
     }
     // with the statuses of the tick before, which have come back by now
