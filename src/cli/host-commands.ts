@@ -28,6 +28,7 @@ import { parseDiskSpec } from './run.js';
 import { formatSize, parseSize, parseVram } from './size.js';
 import { DEFAULT_RESOLUTION, DEFAULT_VRAM_BYTES } from '../vmm/display.js';
 import { DEBIAN_IMAGE_NAME } from '../images/index.js';
+import { VM_NODE_FLAGS } from '../vmm/node-flags.js';
 import { ensureDebianImage } from '../vmm/debian-build.js';
 
 /** `bin/tsvisor.js` (this file runs as dist/src/cli/host-commands.js). */
@@ -44,7 +45,7 @@ const out = (s: string) => process.stdout.write(s);
 export async function spawnDaemon(paths: HostPaths, args: string[] = [], timeoutMs = 20_000): Promise<void> {
   mkdirSync(paths.home, { recursive: true, mode: 0o700 });
   const fd = openSync(paths.daemonLog, 'a', 0o600);
-  const child = spawn(process.execPath, [TSVISOR_BIN, 'daemon', 'start', '--foreground', ...args], {
+  const child = spawn(process.execPath, [...VM_NODE_FLAGS, TSVISOR_BIN, 'daemon', 'start', '--foreground', ...args], {
     detached: true, stdio: ['ignore', fd, fd], env: process.env, cwd: paths.home,
   });
   closeSync(fd);
