@@ -117,7 +117,8 @@ async function openRunDisplay(opts: Pick<RunOptions, 'vnc' | 'vram' | 'resolutio
 }
 
 /**
- * Opens `--cdrom` (read-only) and the `--share` folders.
+ * Opens `--cdrom` (read-only) and the `--share` folders. The VM has a CD-ROM drive only
+ * with `--cdrom`.
  * @throws UsageError (one line) for an ISO that is missing or not a file, a bad share or a missing folder.
  */
 export async function openRunMedia(opts: Pick<RunOptions, 'cdrom' | 'share' | 'vnc' | 'vram' | 'resolution'>): Promise<RunMedia> {
@@ -153,7 +154,8 @@ export async function openRunMedia(opts: Pick<RunOptions, 'cdrom' | 'share' | 'v
     throw e;
   }
   return {
-    cdrom: { medium: disc, onEject: () => {} },
+    // a drive only with a disc: nothing can put one into the drive of a foreground VM later
+    ...(disc ? { cdrom: { medium: disc, onEject: () => {} } } : {}),
     shares: shares.boardConfig(),
     ...(display ? { display: display.boardConfig() } : {}),
     setBoard: (b) => { board = b; display?.boardChanged(); },
