@@ -23,6 +23,7 @@ export {
 export type { ModInfo, ModuleSource, ModuleOrder } from './modules.js';
 export {
   buildInitramfs, initramfsEntries, initScript, agentScript, AGENT_PORT_NAME, busyboxApplets, collectModules, DEFAULT_GUEST_MODULES, OPTIONAL_GUEST_MODULES,
+  MODULE_DEVICE_TYPES, moduleDeviceTypes,
   INITRAMFS_BUILDER_VERSION, FALLBACK_APPLETS,
 } from './initramfs.js';
 export type { InitramfsInputs, InitramfsModule } from './initramfs.js';

@@ -141,9 +141,14 @@ test('run: a published port in use, a bad --publish, --network none', { timeout:
   const bad = await tsvisor(['run', '-p', '80', '--', 'true'], { timeoutMs: T });
   assert.equal(bad.code, 2, describeRun('bad --publish', bad));
   assert.match(bad.stderr, /expected \[HOST_IP:\]HOST_PORT:GUEST_PORT/);
-  const none = await tsvisor(['run', '--network', 'none', '--', 'sh', '-c', 'echo "@@ ifs $(ls /sys/class/net | tr \'\\n\' \' \')"'], { timeoutMs: T });
+  const none = await tsvisor(['run', '--network', 'none', '--', 'sh', '-c',
+    'echo "@@ ifs $(ls /sys/class/net | tr \'\\n\' \' \')"; echo "@@ modules $(cut -d \' \' -f 1 /proc/modules | sort | tr \'\\n\' \' \')"'], { timeoutMs: T });
   assert.equal(none.code, 0, describeRun('--network none', none));
   assert.equal(results(none).get('ifs')?.trim(), 'lo');
+  // /init loads the drivers of the devices the board has: a balloon, no network card, disk, drive or display
+  const modules = results(none).get('modules')?.trim().split(' ') ?? [];
+  assert.ok(modules.includes('virtio_balloon'), `virtio_balloon loaded: ${modules.join(' ')}`);
+  for (const m of ['virtio_net', 'virtio_blk', 'ext4', 'virtio_scsi', 'sr_mod', 'drm', 'virtio_gpu', '9p']) assert.ok(!modules.includes(m), `${m} not loaded: ${modules.join(' ')}`);
 });
 
 test('run --network tap:IFNAME: the guest reaches the host through an existing tap device', { timeout: T }, async (t) => {

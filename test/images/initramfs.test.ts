@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import {
   FALLBACK_APPLETS, S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, agentScript, buildInitramfs, busyboxApplets, initScript, initramfsEntries,
+  moduleDeviceTypes,
 } from '../../src/images/index.js';
 import type { InitramfsInputs } from '../../src/images/index.js';
 import { hasCommand, syntheticModule, tempDir } from './helpers.js';
@@ -71,8 +72,8 @@ test('initramfs layout', () => {
   const mods = dec.decode(byPath.get('etc/tsvisor/modules')!.data);
   assert.equal(
     mods,
-    '/lib/modules/6.12.0-test-riscv64/kernel/lib/crc16.ko\n/lib/modules/6.12.0-test-riscv64/kernel/fs/jbd2/jbd2.ko\n' +
-      '/lib/modules/6.12.0-test-riscv64/kernel/fs/ext4/ext4.ko\n',
+    '/lib/modules/6.12.0-test-riscv64/kernel/lib/crc16.ko 2\n/lib/modules/6.12.0-test-riscv64/kernel/fs/jbd2/jbd2.ko 2\n' +
+      '/lib/modules/6.12.0-test-riscv64/kernel/fs/ext4/ext4.ko 2\n',
   );
   const dep = dec.decode(byPath.get('lib/modules/6.12.0-test-riscv64/modules.dep')!.data);
   assert.match(dep, /^kernel\/fs\/ext4\/ext4\.ko: kernel\/fs\/jbd2\/jbd2\.ko kernel\/lib\/crc16\.ko$/m);
@@ -94,6 +95,22 @@ function checkShellSyntax(t: TestContext, name: string, script: string): void {
   const r = spawnSync(shell, ['-n', join(dir, name)], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
 }
+
+test('modules are loaded for the virtio devices that need them, with their dependencies', () => {
+  const mod = (name: string, depends: string[] = []) => ({ name, path: `kernel/${name}.ko`, data: new Uint8Array(0), depends });
+  const types = moduleDeviceTypes([
+    mod('virtio_mmio'), mod('scsi_common'), mod('scsi_mod', ['scsi_common']), mod('virtio_scsi', ['scsi_mod']),
+    mod('cdrom'), mod('sr_mod', ['scsi_mod', 'cdrom']), mod('crc16'), mod('ext4', ['crc16']), mod('isofs', ['cdrom']),
+    mod('drm'), mod('virtio_gpu', ['drm']), mod('mystery', ['crc16']),
+  ]);
+  assert.equal(types.get('virtio_mmio'), null, 'no rule, no dependent: always');
+  assert.deepEqual(types.get('scsi_common'), [8], 'through scsi_mod, for virtio_scsi and sr_mod');
+  assert.deepEqual(types.get('cdrom'), [2, 8], 'for sr_mod (8) and isofs (2, 8)');
+  assert.deepEqual(types.get('drm'), [16]);
+  assert.deepEqual(types.get('ext4'), [2]);
+  assert.equal(types.get('crc16'), null, 'needed by a module loaded always');
+  assert.equal(types.get('mystery'), null);
+});
 
 test('/init keeps its contract', (t) => {
   const s = initScript();
