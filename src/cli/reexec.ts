@@ -1,5 +1,5 @@
 /**
- * `tsvisor run` and `tsvisor image` run a VM in the CLI's own process, which Node started
+ * `tsvisor run` and `tsvisor image pull` run a VM in the CLI's own process, which Node started
  * without the flags a VM process needs (src/vmm/node-flags.ts), and `--v8-pool-size` can
  * only be given at Node's start. So such a command replaces its process, before it loads
  * anything else, with the same command under those flags: `execve`, so that the pid, the
@@ -8,8 +8,11 @@
 import { missingVmNodeFlags } from '../vmm/node-flags.js';
 import { libcFunction } from '../devices/node/libc.js';
 
-/** The commands that run a VM in the CLI's process. */
-const VM_COMMANDS = new Set(['run', 'image']);
+/** The commands that run a VM in the CLI's process: `run`, and `image pull` (the Debian image is configured in a VM). */
+function runsVm(args: readonly string[]): boolean {
+  const [cmd, sub] = args.filter((a) => !a.startsWith('-'));
+  return cmd === 'run' || (cmd === 'image' && sub === 'pull');
+}
 /** fcntl(2) commands. */
 const F_SETFD = 2;
 
@@ -20,8 +23,7 @@ const F_SETFD = 2;
  * cannot be done (no `process.execve`, and no koffi or libc).
  */
 export function reexecForVm(args: readonly string[]): void {
-  const cmd = args.find((a) => !a.startsWith('-'));
-  if (cmd === undefined || !VM_COMMANDS.has(cmd) || !process.argv[1]) return;
+  if (!runsVm(args) || !process.argv[1]) return;
   const missing = missingVmNodeFlags();
   if (!missing.length) return;
   const argv = [process.execPath, ...missing, ...process.execArgv, process.argv[1], ...args];
@@ -33,7 +35,7 @@ export function reexecForVm(args: readonly string[]): void {
     for (const fd of [0, 1, 2]) fcntl(fd, F_SETFD, 'int', 0);
     libcFunction('int execv(const char *path, const char **argv)')(process.execPath, [...argv, null]);
   } catch {
-    // no exec: the command runs in this process as it is
+    // no koffi or no libc: no exec
   }
-  // execv returned: it failed; stdio stay open across a later exec, which nothing does
+  // the exec failed: the command runs in this process as it is
 }

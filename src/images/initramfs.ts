@@ -119,8 +119,9 @@ export const OPTIONAL_GUEST_MODULES: readonly string[] = ['crc32c_generic', 'nls
  * 4 entropy source, 5 memory balloon, 8 SCSI host, 9 9P transport, 16 GPU, 18 input), with
  * the modules they depend on unless another module loaded always needs those too. A guest
  * without a display, shares or network then does not spend its boot relocating and
- * checking megabytes of drm, 9p and network code it cannot use (of about 30 MiB of
- * modules, a boot to a shell with one disk loads about 9).
+ * checking megabytes of drm, 9p and network code it cannot use: `run --network none`
+ * loads 2 of the 35 modules (virtio_mmio, virtio_balloon), and with a disk and a network
+ * card 19.
  */
 export const MODULE_DEVICE_TYPES: Readonly<Record<string, readonly number[]>> = {
   virtio_net: [1],
