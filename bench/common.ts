@@ -11,9 +11,16 @@ import { fileURLToPath } from 'node:url';
 import { ensureDefaultImage, type DefaultImage } from '../src/images/index.js';
 import { initrdWithCommand, kernelBootargs } from '../src/cli/run.js';
 import { ExitMarkerFilter } from '../src/vmm/console.js';
+import { VM_NODE_FLAGS } from '../src/vmm/node-flags.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/*.js
 export const TSVISOR_BIN = join(REPO_ROOT, 'bin', 'tsvisor.js');
+/**
+ * Node's arguments that start `tsvisor` as the installed command does: the flags of its
+ * first line (a VM process's, src/vmm/node-flags.ts), then the script. Started without
+ * them, `run` would restart itself with them, and each boot would pay a second Node start.
+ */
+export const TSVISOR_CMD: readonly string[] = [...VM_NODE_FLAGS, TSVISOR_BIN];
 export const QEMU = process.env.BENCH_QEMU ?? 'qemu-system-riscv64';
 /** QEMU's `rv64` minus the extensions tsvisor's hart lacks (H, Zb*, Sstc), so both guests run the same code paths. */
 const QEMU_CPU = 'rv64,h=false,zba=false,zbb=false,zbc=false,zbs=false,sstc=false';
@@ -162,7 +169,7 @@ export class Guests {
    */
   tsvisor(g: GuestSpec): Promise<Outcome> {
     return runGuest(...pinned(g.pin, process.execPath, [
-      TSVISOR_BIN, 'run', '--memory', g.memory, '--cpus', String(g.cpus), '--network', 'none', ...(g.engine ? ['--engine', g.engine] : []),
+      ...TSVISOR_CMD, 'run', '--memory', g.memory, '--cpus', String(g.cpus), '--network', 'none', ...(g.engine ? ['--engine', g.engine] : []),
       ...(g.disks ?? []).flatMap((d) => ['--disk', `${d},readonly`]), '--', ...g.command,
     ]), { env: { TSVISOR_STATS: '1' }, filterMarker: false, hooks: g.hooks });
   }

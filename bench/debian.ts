@@ -29,7 +29,7 @@ import { AGENT_PORT_NAME } from '../src/images/initramfs.js';
 import { ensureDebianImage } from '../src/vmm/debian-build.js';
 import { cachePaths, tsvisorHome } from '../src/images/index.js';
 import type { DebianImage } from '../src/images/debian-image.js';
-import { Guests, QEMU, TSVISOR_BIN, log, median, sleep, table } from './common.js';
+import { Guests, QEMU, TSVISOR_CMD, log, median, sleep, table } from './common.js';
 import { tsvisor } from '../test/e2e/helpers.js';
 
 const MEMORY = '1G';
@@ -60,7 +60,7 @@ function bootTimes(out: string, agentAt: number): BootTimes {
 function bootTsvisor(): Promise<BootTimes> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(process.execPath, [TSVISOR_BIN, 'run', '--image', 'debian', '--memory', MEMORY, '--', 'sh', '-c', PROBE], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...TSVISOR_CMD, 'run', '--image', 'debian', '--memory', MEMORY, '--', 'sh', '-c', PROBE], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let agentAt: number | null = null;

@@ -15,7 +15,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Guests, QEMU, TIMED_SHELL_FN, TSVISOR_BIN, check, log, parseTimes, pseudoRandomBytes, runGuest, table, type Outcome } from './common.js';
+import { Guests, QEMU, TIMED_SHELL_FN, TSVISOR_CMD, check, log, parseTimes, pseudoRandomBytes, runGuest, table, type Outcome } from './common.js';
 import { initrdWithCommand } from '../src/cli/run.js';
 
 const MiB = 1 << 20;
@@ -64,7 +64,7 @@ export async function benchMedia(g: Guests, work: string): Promise<string[]> {
 
     log('media: tsvisor');
     reset();
-    const t = await runGuest(process.execPath, [TSVISOR_BIN, 'run', '--memory', '1G', '--network', 'none', '--cdrom', iso, '--share', `${share}:data`, '--', ...cmd], { filterMarker: false });
+    const t = await runGuest(process.execPath, [...TSVISOR_CMD, 'run', '--memory', '1G', '--network', 'none', '--cdrom', iso, '--share', `${share}:data`, '--', ...cmd], { filterMarker: false });
     check('tsvisor media', t);
     const tt = parseTimes(t.out);
     let qt: Map<string, number> | undefined;

@@ -24,7 +24,7 @@ import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, trun
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createHttpServer, request } from 'node:http';
-import { Guests, QEMU, TSVISOR_BIN, log, median, pseudoRandomBytes, runGuest, sleep, table, type Outcome } from './common.js';
+import { Guests, QEMU, TSVISOR_CMD, log, median, pseudoRandomBytes, runGuest, sleep, table, type Outcome } from './common.js';
 import { initrdWithCommand } from '../src/cli/run.js';
 import { fileHeadHash } from '../test/e2e/helpers.js';
 import { freeLoopbackPort } from '../src/vmm/network.js';
@@ -180,7 +180,7 @@ export async function benchNet(g: Guests, work: string): Promise<string[]> {
 
   log('net: tsvisor (passt through --fd)');
   const t = await measure('tsvisor', bytes, requests, sink, expect, (cmd, port) => runGuest(process.execPath, [
-    TSVISOR_BIN, 'run', '--memory', memory, '--disk', `${source},readonly`, '--disk', sink, '-p', `127.0.0.1:${port}:80`, '--', ...cmd,
+    ...TSVISOR_CMD, 'run', '--memory', memory, '--disk', `${source},readonly`, '--disk', sink, '-p', `127.0.0.1:${port}:80`, '--', ...cmd,
   ], { filterMarker: false }));
   let q: NetFigures | undefined;
   if (g.haveQemu) {

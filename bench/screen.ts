@@ -13,7 +13,7 @@
  *     host CPU of the VM process while they flowed.
  */
 import { createServer } from 'node:net';
-import { QEMU, TSVISOR_BIN, check, log, parseTimes, runGuest, sleep, table, TIMED_SHELL_FN, type Guests, type Outcome } from './common.js';
+import { QEMU, TSVISOR_CMD, check, log, parseTimes, runGuest, sleep, table, TIMED_SHELL_FN, type Guests, type Outcome } from './common.js';
 import { processCpuSeconds } from '../src/host/procfs.js';
 import { initrdWithCommand } from '../src/cli/run.js';
 import { RfbClient } from '../test/vmm/rfb-client.js';
@@ -123,7 +123,7 @@ export async function benchScreen(g: Guests, work: string): Promise<string[]> {
   const cmd = ['sh', '-c', script()];
   log('screen: tsvisor run --vnc');
   const td = await freeDisplay();
-  const t = await measure('tsvisor', process.execPath, [TSVISOR_BIN, 'run', '--memory', '512M', '--network', 'none', '--vnc', `127.0.0.1:${td}`, '--', ...cmd], 5900 + td);
+  const t = await measure('tsvisor', process.execPath, [...TSVISOR_CMD, 'run', '--memory', '512M', '--network', 'none', '--vnc', `127.0.0.1:${td}`, '--', ...cmd], 5900 + td);
   check('tsvisor screen', t.out);
   const tFps = parseTimes(t.out.out).get('draw');
   let q: { out: Outcome; fig: ScreenFigures } | undefined;
