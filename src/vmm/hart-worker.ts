@@ -158,6 +158,7 @@ async function main(d: HartWorkerData): Promise<void> {
   };
 
   if (ctl.get(id, H_HSM) !== HSM_STARTED && !waitForStart()) return finish();
+  compiler?.start();
   if (ctl.get(id, H_HSM) === HSM_STARTED && id === 0) {
     hart.reset(BigInt.asUintN(64, ctl.startArgs[0]), BigInt.asUintN(64, ctl.startArgs[1]));
   }

@@ -10,10 +10,10 @@ import { packBlocks } from '../jit/block.js';
 import type { JobMessage } from './jit-compiler-worker.js';
 
 /**
- * A compiler thread serving one hart, started with the first job (a hart that never runs,
- * e.g. a vCPU kept offline, costs no thread). `close()` ends it. If the thread fails,
- * `onError` is called once and the jobs it had are never finished: their blocks stay with
- * the interpreter.
+ * A compiler thread serving one hart, started when the hart begins to run (`start`) or with
+ * the first job (a hart that never runs, e.g. a vCPU kept offline, costs no thread).
+ * `close()` ends it. If the thread fails, `onError` is called once and the jobs it had are
+ * never finished: their blocks stay with the interpreter.
  */
 export class WorkerCompiler implements ModuleCompiler {
   private worker: Worker | null = null;
@@ -22,17 +22,25 @@ export class WorkerCompiler implements ModuleCompiler {
 
   constructor(private readonly onError: (e: Error) => void) {}
 
+  /**
+   * Start the thread now, if it is not running yet: a hart calls this when it begins to run,
+   * so that the thread has started (a Node worker takes tens of ms) before the first hot
+   * blocks of the guest's boot are submitted.
+   */
+  start(): void {
+    if (this.closed || this.port) return;
+    const { port1, port2 } = new MessageChannel();
+    this.worker = new Worker(new URL('./jit-compiler-worker.js', import.meta.url), { workerData: { port: port2 }, transferList: [port2] });
+    this.worker.once('error', this.onError);
+    this.worker.unref();
+    this.port = port1;
+  }
+
   submit(job: CompileJob): void {
     if (this.closed) return;
-    if (!this.port) {
-      const { port1, port2 } = new MessageChannel();
-      this.worker = new Worker(new URL('./jit-compiler-worker.js', import.meta.url), { workerData: { port: port2 }, transferList: [port2] });
-      this.worker.once('error', this.onError);
-      this.worker.unref();
-      this.port = port1;
-    }
+    this.start();
     const m: JobMessage = { id: job.id, blocks: packBlocks(job.blocks), layout: { rvcTable: job.layout.rvcTable, tlbTableBytes: job.layout.tlbTableBytes, xBase: job.layout.xBase }, linked: job.linked, cross: job.cross };
-    this.port.postMessage(m, [m.blocks.buffer as ArrayBuffer]);
+    this.port!.postMessage(m, [m.blocks.buffer as ArrayBuffer]);
   }
 
   take(): CompiledModule | undefined {
