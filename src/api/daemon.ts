@@ -16,8 +16,6 @@ import { withFileLock } from '../images/lock.js';
 import { createApiServer, type ApiServer } from './server.js';
 import { parseListen, pingSocket } from './client.js';
 
-export { parseListen, pingSocket };
-
 /** Options of {@link runDaemon}. */
 export interface DaemonOptions {
   paths?: HostPaths;
