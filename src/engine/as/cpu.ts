@@ -2,7 +2,7 @@
 // The guest runs in S- and U-mode only; M-mode is the hypervisor itself (SBI
 // calls leave run() with EXIT_SBI), as in KVM.
 //
-// Instruction semantics follow the unprivileged spec 20191213 in its order:
+// Instruction semantics follow the unprivileged spec 20191213:
 // RV32I/RV64I base (ch. 2, 5), Zifencei (3), Zicsr (9), M (7), A (8), F (11),
 // D (12), C (16, expanded in rvc.ts).  CSRs, traps and sret follow the
 // privileged spec 20211203 chapter 4 (supervisor level).
@@ -199,42 +199,32 @@ function runSlice(budget: i32): i32 {
   const rs2 = (insn >> 20) & 31;
   const f3 = (insn >> 12) & 7;
   let next = p + len;
+  // The major opcodes in the order of their frequency in a Linux boot: TurboFan compiles
+  // this switch into a chain of compares in this order, which a boot under the interpreter
+  // alone runs 6-7% faster than in the spec's order (and faster than a dense switch on
+  // insn[6:2], whose br_table's indirect jump predicts worse).
   switch (insn & 0x7f) {
-    case 0x37: // LUI
-      setX(rd, sx32(<u64>(insn & 0xfffff000)));
-      break;
-    case 0x17: // AUIPC
-      setX(rd, p + sx32(<u64>(insn & 0xfffff000)));
-      break;
-    case 0x6f: { // JAL
-      const imm = (<i32>(insn & 0x80000000) >> 11) | <i32>(insn & 0xff000) | <i32>((insn >> 9) & 0x800) | <i32>((insn >> 20) & 0x7fe);
-      setX(rd, next);
-      next = p + <u64><i64>imm;
-      break;
-    }
-    case 0x67: { // JALR
-      if (f3 != 0) { csr.illegal(insn); return; }
-      const t = (getX(rs1) + <u64><i64>(<i32>insn >> 20)) & ~<u64>1;
-      setX(rd, next);
-      next = t;
-      break;
-    }
-    case 0x63: { // BRANCH
-      const a = getX(rs1), b = getX(rs2);
-      let taken: bool;
+    case 0x13: { // OP-IMM
+      const a = getX(rs1);
+      const imm = <u64><i64>(<i32>insn >> 20);
+      let v: u64;
       switch (f3) {
-        case 0: taken = a == b; break;
-        case 1: taken = a != b; break;
-        case 4: taken = <i64>a < <i64>b; break;
-        case 5: taken = <i64>a >= <i64>b; break;
-        case 6: taken = a < b; break;
-        case 7: taken = a >= b; break;
-        default: csr.illegal(insn); return;
+        case 0: v = a + imm; break;
+        case 1: if ((insn >> 26) != 0) { csr.illegal(insn); return; } v = a << (imm & 63); break;
+        case 2: v = <i64>a < <i64>imm ? 1 : 0; break;
+        case 3: v = a < imm ? 1 : 0; break;
+        case 4: v = a ^ imm; break;
+        case 5: {
+          const f6 = insn >> 26;
+          if (f6 == 0) v = a >> (imm & 63);
+          else if (f6 == 0x10) v = <u64>(<i64>a >> <i64>(imm & 63));
+          else { csr.illegal(insn); return; }
+          break;
+        }
+        case 6: v = a | imm; break;
+        default: v = a & imm; break;
       }
-      if (taken) {
-        const imm = (<i32>(insn & 0x80000000) >> 19) | <i32>((insn & 0x80) << 4) | <i32>((insn >> 20) & 0x7e0) | <i32>((insn >> 7) & 0x1e);
-        next = p + <u64><i64>imm;
-      }
+      setX(rd, v);
       break;
     }
     case 0x03: { // LOAD
@@ -268,45 +258,22 @@ function runSlice(budget: i32): i32 {
       if (excPending) return;
       break;
     }
-    case 0x13: { // OP-IMM
-      const a = getX(rs1);
-      const imm = <u64><i64>(<i32>insn >> 20);
-      let v: u64;
+    case 0x63: { // BRANCH
+      const a = getX(rs1), b = getX(rs2);
+      let taken: bool;
       switch (f3) {
-        case 0: v = a + imm; break;
-        case 1: if ((insn >> 26) != 0) { csr.illegal(insn); return; } v = a << (imm & 63); break;
-        case 2: v = <i64>a < <i64>imm ? 1 : 0; break;
-        case 3: v = a < imm ? 1 : 0; break;
-        case 4: v = a ^ imm; break;
-        case 5: {
-          const f6 = insn >> 26;
-          if (f6 == 0) v = a >> (imm & 63);
-          else if (f6 == 0x10) v = <u64>(<i64>a >> <i64>(imm & 63));
-          else { csr.illegal(insn); return; }
-          break;
-        }
-        case 6: v = a | imm; break;
-        default: v = a & imm; break;
-      }
-      setX(rd, v);
-      break;
-    }
-    case 0x1b: { // OP-IMM-32
-      const a = <u32>getX(rs1);
-      let v: u32;
-      switch (f3) {
-        case 0: v = a + <u32>(<i32>insn >> 20); break;
-        case 1: if ((insn >> 25) != 0) { csr.illegal(insn); return; } v = a << rs2; break;
-        case 5: {
-          const f7 = insn >> 25;
-          if (f7 == 0) v = a >> rs2;
-          else if (f7 == 0x20) v = <u32>(<i32>a >> rs2);
-          else { csr.illegal(insn); return; }
-          break;
-        }
+        case 0: taken = a == b; break;
+        case 1: taken = a != b; break;
+        case 4: taken = <i64>a < <i64>b; break;
+        case 5: taken = <i64>a >= <i64>b; break;
+        case 6: taken = a < b; break;
+        case 7: taken = a >= b; break;
         default: csr.illegal(insn); return;
       }
-      setX(rd, sx32(<u64>v));
+      if (taken) {
+        const imm = (<i32>(insn & 0x80000000) >> 19) | <i32>((insn & 0x80) << 4) | <i32>((insn >> 20) & 0x7e0) | <i32>((insn >> 7) & 0x1e);
+        next = p + <u64><i64>imm;
+      }
       break;
     }
     case 0x33: { // OP
@@ -351,6 +318,43 @@ function runSlice(budget: i32): i32 {
       setX(rd, v);
       break;
     }
+    case 0x6f: { // JAL
+      const imm = (<i32>(insn & 0x80000000) >> 11) | <i32>(insn & 0xff000) | <i32>((insn >> 9) & 0x800) | <i32>((insn >> 20) & 0x7fe);
+      setX(rd, next);
+      next = p + <u64><i64>imm;
+      break;
+    }
+    case 0x67: { // JALR
+      if (f3 != 0) { csr.illegal(insn); return; }
+      const t = (getX(rs1) + <u64><i64>(<i32>insn >> 20)) & ~<u64>1;
+      setX(rd, next);
+      next = t;
+      break;
+    }
+    case 0x37: // LUI
+      setX(rd, sx32(<u64>(insn & 0xfffff000)));
+      break;
+    case 0x17: // AUIPC
+      setX(rd, p + sx32(<u64>(insn & 0xfffff000)));
+      break;
+    case 0x1b: { // OP-IMM-32
+      const a = <u32>getX(rs1);
+      let v: u32;
+      switch (f3) {
+        case 0: v = a + <u32>(<i32>insn >> 20); break;
+        case 1: if ((insn >> 25) != 0) { csr.illegal(insn); return; } v = a << rs2; break;
+        case 5: {
+          const f7 = insn >> 25;
+          if (f7 == 0) v = a >> rs2;
+          else if (f7 == 0x20) v = <u32>(<i32>a >> rs2);
+          else { csr.illegal(insn); return; }
+          break;
+        }
+        default: csr.illegal(insn); return;
+      }
+      setX(rd, sx32(<u64>v));
+      break;
+    }
     case 0x3b: { // OP-32
       const a = <u32>getX(rs1), b = <u32>getX(rs2);
       const f7 = insn >> 25;
@@ -385,21 +389,6 @@ function runSlice(budget: i32): i32 {
       setX(rd, sx32(<u64>v));
       break;
     }
-    case 0x0f: // MISC-MEM: FENCE, FENCE.I (the interpreter fetches straight from RAM)
-      if (f3 == 0) {
-        atomic.add<i32>(hartBase + HS_FENCE, 0); // a seq-cst RMW is a full barrier
-        if (insn == 0x0100000f) { // PAUSE (FENCE pred=W succ=0): a spin-loop hint
-          const now = csr.instret + <u64>begun;
-          pauseRun = now - lastPause <= PAUSE_GAP ? pauseRun + 1 : 1;
-          lastPause = now;
-          if (pauseRun >= PAUSE_WINDOW) { pauseRun = 0; exitReason = EXIT_PAUSE; csr.stop = true; }
-        }
-      } else if (f3 == 1) {
-        // FENCE.I: nothing to do. The interpreter fetches from RAM, and every write to a page
-        // with translated code (a hart's store, a device's DMA) has already retired that code
-        // and moved the code epoch, which every hart checks before it runs a translation.
-      } else { csr.illegal(insn); return; }
-      break;
     case 0x73: { // SYSTEM
       if (f3 == 0) {
         if (insn == 0x00000073) { // ECALL
@@ -440,6 +429,21 @@ function runSlice(budget: i32): i32 {
       if (excPending) return;
       break;
     }
+    case 0x0f: // MISC-MEM: FENCE, FENCE.I (the interpreter fetches straight from RAM)
+      if (f3 == 0) {
+        atomic.add<i32>(hartBase + HS_FENCE, 0); // a seq-cst RMW is a full barrier
+        if (insn == 0x0100000f) { // PAUSE (FENCE pred=W succ=0): a spin-loop hint
+          const now = csr.instret + <u64>begun;
+          pauseRun = now - lastPause <= PAUSE_GAP ? pauseRun + 1 : 1;
+          lastPause = now;
+          if (pauseRun >= PAUSE_WINDOW) { pauseRun = 0; exitReason = EXIT_PAUSE; csr.stop = true; }
+        }
+      } else if (f3 == 1) {
+        // FENCE.I: nothing to do. The interpreter fetches from RAM, and every write to a page
+        // with translated code (a hart's store, a device's DMA) has already retired that code
+        // and moved the code epoch, which every hart checks before it runs a translation.
+      } else { csr.illegal(insn); return; }
+      break;
     case 0x07: { // LOAD-FP
       if (csr.sFS == 0) { csr.illegal(insn); return; }
       const a = getX(rs1) + <u64><i64>(<i32>insn >> 20);
@@ -464,16 +468,16 @@ function runSlice(budget: i32): i32 {
       if (excPending) return;
       break;
     }
-    case 0x43: case 0x47: case 0x4b: case 0x4f: // FMADD, FMSUB, FNMSUB, FNMADD
-      if (csr.sFS == 0 || !execFma(insn, rd, rs1, rs2)) { csr.illegal(insn); return; }
-      takeFlags();
-      break;
     case 0x53: { // OP-FP
       if (csr.sFS == 0) { csr.illegal(insn); return; }
       if (!execOpFp(insn, rd, rs1, rs2, f3)) { csr.illegal(insn); return; }
       takeFlags();
       break;
     }
+    case 0x43: case 0x47: case 0x4b: case 0x4f: // FMADD, FMSUB, FNMSUB, FNMADD
+      if (csr.sFS == 0 || !execFma(insn, rd, rs1, rs2)) { csr.illegal(insn); return; }
+      takeFlags();
+      break;
     default:
       csr.illegal(insn);
       return;
