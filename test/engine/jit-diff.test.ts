@@ -361,7 +361,7 @@ test('jit: a cache that fills while modules are being built is dropped and refil
   let flushes = 0;
   let retired = 0;
   for (let seed = 101; seed <= 120; seed++) {
-    const stats = await diffRandomProgram(seed, rvc, [40, 3 + (seed % 4)], { maxBlocks: 20, compiler: new SlowCompiler() });
+    const stats = await diffRandomProgram(seed, rvc, [40, 3 + (seed % 4)], { maxBlocks: 30, compiler: new SlowCompiler() });
     flushes += stats.flushes;
     retired += stats.retired;
   }
