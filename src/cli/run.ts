@@ -7,7 +7,7 @@ import { totalmem } from 'node:os';
 import { UsageError } from './errors.js';
 import { readFileArg } from './files.js';
 import { parseSize, parseVram, formatSize } from './size.js';
-import { Vm } from '../vmm/vm.js';
+import { Vm, prestartHarts } from '../vmm/vm.js';
 import { ExitMarkerFilter } from '../vmm/console.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { madviseDiscarder } from '../devices/node/discard.js';
@@ -230,6 +230,7 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
   const cpus = Number(opts.cpus);
   if (!/^\d+$/.test(opts.cpus) || cpus < 1) throw new UsageError(`--cpus ${opts.cpus}: expected a whole number from 1 to ${MAX_HARTS}`);
   if (cpus > MAX_HARTS) throw new UsageError(`--cpus ${opts.cpus}: at most ${MAX_HARTS} vCPUs per VM`);
+  prestartHarts(cpus); // while the kernel is read and the board built
   const diskSpecs = opts.disk.map(parseDiskSpec);
   if (opts.image !== undefined && opts.bootDisk !== undefined) throw new UsageError('--image and --boot-disk are two system disks: give one');
   if (opts.image !== undefined || opts.bootDisk !== undefined) {

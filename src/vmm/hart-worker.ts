@@ -8,7 +8,7 @@
  * with Atomics.wait until an interrupt or the timer is due.
  */
 import { writeSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { Hart, HartExit, HartSignals, SIP_SSIP, type EngineKind } from '../engine/hart.js';
 import type { CodeCacheStats } from '../engine/jit/code-cache.js';
 import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ } from '../engine/layout.js';
@@ -22,7 +22,7 @@ import {
   HSM_STARTED, HSM_STOPPED, HSM_START_PENDING,
 } from './smp.js';
 
-/** What the main thread passes to a hart worker. */
+/** What the main thread passes to a hart worker: its first message (see vm.ts startHart). */
 export interface HartWorkerData {
   id: number;
   harts: number;
@@ -221,6 +221,8 @@ async function main(d: HartWorkerData): Promise<void> {
   }
 }
 
-main(workerData as HartWorkerData).catch((e: unknown) => {
-  parentPort!.postMessage({ type: 'error', id: (workerData as HartWorkerData).id, message: e instanceof Error ? e.message : String(e) });
+parentPort!.once('message', (d: HartWorkerData) => {
+  main(d).catch((e: unknown) => {
+    parentPort!.postMessage({ type: 'error', id: d.id, message: e instanceof Error ? e.message : String(e) });
+  });
 });

@@ -34,6 +34,34 @@ const DOORBELL_WAIT_MS = 1000;
 /** Longest setTimeout delay Node accepts (2^31 - 1 ms); later alarms are re-armed when it fires. */
 const MAX_TIMER_MS = 0x7fffffff;
 
+/** Hart worker threads started ahead of the next Vm.run() (prestartHarts), waiting for their HartWorkerData. */
+const spareHarts: Worker[] = [];
+
+/**
+ * Start hart worker threads now, up to `n` waiting, for the next Vm.run() in this process:
+ * a Node worker takes about 50 ms to start (its own builtins, then the engine's modules),
+ * which then overlaps with reading the kernel and building the board. Spare threads do not
+ * keep the process alive; one that fails before it is used is dropped.
+ */
+export function prestartHarts(n: number): void {
+  while (spareHarts.length < n) {
+    const w = new Worker(new URL('./hart-worker.js', import.meta.url));
+    w.unref();
+    const drop = () => { const i = spareHarts.indexOf(w); if (i >= 0) spareHarts.splice(i, 1); };
+    w.once('error', drop);
+    w.once('exit', drop);
+    spareHarts.push(w);
+  }
+}
+
+/** A hart worker thread (a spare one if there is one) running the hart `data` describes. */
+function startHart(data: HartWorkerData): Worker {
+  const w = spareHarts.shift() ?? new Worker(new URL('./hart-worker.js', import.meta.url));
+  w.ref();
+  w.postMessage(data);
+  return w;
+}
+
 export class Vm {
   readonly board: Board;
   private readonly opts: VmOptions;
@@ -227,7 +255,7 @@ export class Vm {
         memory: this.board.wasmMemory, ctlWords: words, ctlArgs: args, ctlClock: clock, t0Ms: this.t0Ms,
         mmioLayout: this.board.hartMmioLayout(),
       };
-      const worker = new Worker(new URL('./hart-worker.js', import.meta.url), { workerData: data });
+      const worker = startHart(data);
       this.workers.push(worker);
       exits.push(new Promise<void>((resolve) => {
         worker.on('message', (m: HartWorkerMessage) => {
