@@ -45,7 +45,7 @@ const spareHarts: Worker[] = [];
  */
 export function prestartHarts(n: number): void {
   while (spareHarts.length < n) {
-    const w = new Worker(new URL('./hart-worker.js', import.meta.url));
+    const w = newHartWorker();
     w.unref();
     const drop = () => { const i = spareHarts.indexOf(w); if (i >= 0) spareHarts.splice(i, 1); };
     w.once('error', drop);
@@ -54,9 +54,14 @@ export function prestartHarts(n: number): void {
   }
 }
 
+/** A hart worker thread, waiting for its HartWorkerData (hart-worker.ts). */
+function newHartWorker(): Worker {
+  return new Worker(new URL('./hart-worker.js', import.meta.url));
+}
+
 /** A hart worker thread (a spare one if there is one) running the hart `data` describes. */
 function startHart(data: HartWorkerData): Worker {
-  const w = spareHarts.shift() ?? new Worker(new URL('./hart-worker.js', import.meta.url));
+  const w = spareHarts.shift() ?? newHartWorker();
   w.ref();
   w.postMessage(data);
   return w;

@@ -164,7 +164,7 @@ export function jitFlushUserJumpCache(): void {
     if ((idx & COUNTING) == 0) {
       if (!mmu.jumpCacheStale && atomic.load<i32>(CODE_EPOCH) == seenEpoch) { allowChain(); return call_indirect<i32>(idx, n, pc); }
       jitResync();
-    } else if (enabled && !counted(idx << 1, pc)) return n;
+    } else if (enabled && counted(idx << 1, pc) == 0) return n;
     // else a counting entry whose start has a translation in the block map now
   }
   if (enabled && miss(pc, e)) { allowChain(); return call_indirect<i32>(load<u32>(e, 8), n, pc); }
@@ -189,11 +189,10 @@ function miss(pc: u64, e: u32): bool {
   store<u64>(e, pc);
   store<u32>(e, COUNTING | (h >> 1), 8);
   store<u32>(e, gen, 12);
-  if (!counted(h, pc)) return false;
-  // the block map has a translation of h
+  const b = counted(h, pc);
+  if (b == 0) return false;
+  // way b of the block map has a translation of h
   const s = bmSet(h);
-  let b = s;
-  while (load<u32>(b) != h) b += 16;
   const idx = load<u32>(b, 8);
   if (load<u32>(b, 12) == atomic.load<u32>(CODE_GEN + ((h - mmu.ramOff) >> 12 << 2))) {
     // most recently used first: the last way is the one a new start may take from a translation
@@ -213,9 +212,7 @@ function miss(pc: u64, e: u32): bool {
     return true;
   }
   // its page was written since: counted again, from this execution
-  store<u32>(b, 0, 8);
-  store<u32>(b, 1, 4);
-  if (hotThreshold <= 1) request(h, b, pc);
+  firstCount(h, b, pc);
   return false;
 }
 
@@ -226,27 +223,32 @@ function miss(pc: u64, e: u32): bool {
 
 /**
  * Count an execution of block start `h` (the host address a counting entry holds, virtual
- * pc `pc`) in the block map, without translating pc again; false when done, true (nothing
- * counted) when the block map has a translation of `h`: miss() checks it, from pc.
+ * pc `pc`) in the block map, without translating pc again; returns 0 when done, or (nothing
+ * counted) the way that holds a translation of `h`: miss() checks it, from pc.
  * The entry's `h` may be stale (the jump cache is flushed when the cache is found stale,
  * not here), which miscounts at worst: no translation is entered through it.
  */
-function counted(h: u32, pc: u64): bool {
+function counted(h: u32, pc: u64): u32 {
   const s = bmSet(h);
   for (let b = s; b < s + (BM_WAYS << 4); b += 16) {
     if (load<u32>(b) != h) continue;
-    if (load<u32>(b, 8) != 0) return true;
+    if (load<u32>(b, 8) != 0) return b;
     const c = load<u32>(b, 4) + 1;
     store<u32>(b, c, 4);
     if (c == hotThreshold) request(h, b, pc);
-    return false;
+    return 0;
   }
   const b = bmVictim(s);
   store<u32>(b, h);
+  firstCount(h, b, pc);
+  return 0;
+}
+
+/** Way `b` of the block map counts start `h` from this execution on, with no translation. */
+@inline function firstCount(h: u32, b: u32, pc: u64): void {
   store<u32>(b, 1, 4);
   store<u32>(b, 0, 8);
   if (hotThreshold <= 1) request(h, b, pc);
-  return false;
 }
 
 /**
