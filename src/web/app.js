@@ -102,50 +102,77 @@ const ACTIONS = [
   ['restart', ['running']],
 ];
 
+/**
+ * Brings the VM table up to date in place: a VM's row, and its buttons, stay the same
+ * elements from one poll to the next, so a click that straddles a poll is not lost.
+ */
 function renderTable() {
   const body = document.querySelector('#vms tbody');
-  body.replaceChildren();
   $('no-vms').hidden = state.vms.length > 0;
+  const rows = new Map([...body.children].map((tr) => [tr.dataset.vm, tr]));
+  let previous = null;
   for (const vm of state.vms) {
-    const tr = document.createElement('tr');
-    tr.dataset.vm = vm.name;
-    if (vm.name === state.selected) tr.className = 'selected';
-    const cell = (text, cls) => { const td = document.createElement('td'); td.textContent = text; if (cls) td.className = cls; tr.append(td); return td; };
-    const nameCell = cell('');
-    const nameButton = document.createElement('button');
-    nameButton.type = 'button';
-    nameButton.className = 'name';
-    nameButton.textContent = vm.name;
-    nameButton.addEventListener('click', () => select(vm.name));
-    nameCell.append(nameButton);
-    cell(vm.state, `state state-${vm.state}`);
-    cell(String(vm.definition.vcpus));
-    cell(mib(vm.allocatedMemoryBytes || vm.definition.memoryBytes));
+    const tr = rows.get(vm.name) ?? newRow(vm.name);
+    rows.delete(vm.name);
+    tr.classList.toggle('selected', vm.name === state.selected);
+    const set = (cls, text) => { const td = tr.querySelector(`td.${cls}`); if (td.textContent !== text) td.textContent = text; };
+    const stateCell = tr.querySelector('td.state');
+    stateCell.className = `state state-${vm.state}`;
+    set('state', vm.state);
+    set('vcpus', String(vm.definition.vcpus));
+    set('memory', mib(vm.allocatedMemoryBytes || vm.definition.memoryBytes));
     const row = state.top.get(vm.name);
-    cell(row && vm.state === 'running' ? `${row.cpuPercent.toFixed(0)}%` : '-', 'cpu');
-    const actions = cell('', 'actions');
+    set('cpu', row && vm.state === 'running' ? `${row.cpuPercent.toFixed(0)}%` : '-');
     for (const [action, states] of ACTIONS) {
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.textContent = action[0].toUpperCase() + action.slice(1);
-      b.dataset.action = action;
-      b.disabled = !states.includes(vm.state);
-      b.addEventListener('click', () => act(vm.name, action, b));
-      actions.append(b);
+      const b = tr.querySelector(`button[data-action=${action}]`);
+      if (!b.dataset.busy) b.disabled = !states.includes(vm.state);
     }
-    body.append(tr);
+    // keep the list's order without moving rows that are already in place
+    const want = previous ? previous.nextSibling : body.firstChild;
+    if (want !== tr) body.insertBefore(tr, want);
+    previous = tr;
   }
+  for (const tr of rows.values()) tr.remove();
+}
+
+/** A new, empty table row for the VM `name`, with its name button and action buttons. */
+function newRow(name) {
+  const tr = document.createElement('tr');
+  tr.dataset.vm = name;
+  const cell = (cls) => { const td = document.createElement('td'); td.className = cls; tr.append(td); return td; };
+  const nameButton = document.createElement('button');
+  nameButton.type = 'button';
+  nameButton.className = 'name';
+  nameButton.textContent = name;
+  nameButton.addEventListener('click', () => select(name));
+  cell('vm-name').append(nameButton);
+  cell('state');
+  cell('vcpus');
+  cell('memory');
+  cell('cpu');
+  const actions = cell('actions');
+  for (const [action] of ACTIONS) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = action[0].toUpperCase() + action.slice(1);
+    b.dataset.action = action;
+    b.addEventListener('click', () => act(name, action, b));
+    actions.append(b);
+  }
+  return tr;
 }
 
 async function act(name, action, button) {
   button.disabled = true;
+  button.dataset.busy = '1';
   try {
     await api('POST', `/v1/vms/${encodeURIComponent(name)}/${action}`, {});
-    await refresh();
   } catch (e) {
     showError(e);
-    button.disabled = false;
+  } finally {
+    delete button.dataset.busy;
   }
+  await refresh().catch(showError);
 }
 
 function select(name) {
