@@ -16,15 +16,14 @@ import { loadEngineModule } from '../engine/node/module.js';
 import type { EngineKind } from '../engine/hart.js';
 import { MAX_RAM_BYTES, MAX_HARTS } from '../engine/layout.js';
 import { openDisk, type DiskImage } from '../devices/node/disk.js';
-import { runImage } from './run-image.js';
 import { ensureDefaultImage } from '../images/index.js';
 import { kernelBootargs, initrdWithCommand } from '../vmm/boot-config.js';
 import { networkDefinition, parseNetRate, NetworkConfigError, type NicDefinition, type PublishedPort } from '../vmm/network.js';
-import { startNetLinks, type NetLink } from '../vmm/net-links.js';
+import type { NetLink } from '../vmm/net-links.js';
 import { parseMac } from '../devices/net/frame.js';
 import type { Board, CdromConfig, DisplayConfig, NicConfig, ShareConfig } from '../machine/board.js';
-import { displayOf, DisplayConfigError } from '../vmm/display.js';
-import { VmDisplay, VNC_BASE_PORT } from '../vmm/vm-display.js';
+import type { VmDisplay } from '../vmm/vm-display.js';
+import { VNC_BASE_PORT } from '../vmm/vnc/rfb.js';
 import { VmShares, ShareConfigError, checkShareDirs, checkShareList, parseShareSpec } from '../vmm/shares.js';
 
 // The command line and initrd assembly live in src/vmm (shared with the VM process);
@@ -96,6 +95,8 @@ async function openRunDisplay(opts: Pick<RunOptions, 'vnc' | 'vram' | 'resolutio
     return null;
   }
   const where = parseVnc(opts.vnc);
+  // the display's modules (PNG, the VNC server) are loaded only for a VM that has one
+  const [{ displayOf, DisplayConfigError }, { VmDisplay }] = await Promise.all([import('../vmm/display.js'), import('../vmm/vm-display.js')]);
   let config: ReturnType<typeof displayOf>;
   try {
     config = displayOf(opts.vram === undefined ? undefined : parseVram(opts.vram), opts.resolution);
@@ -188,6 +189,8 @@ export function runNetworks(opts: Pick<RunOptions, 'network' | 'publish' | 'netR
  * @throws UsageError (exit status 1) when passt is missing or a port cannot be published.
  */
 export async function startRunNetworks(net: { nics: NicDefinition[]; publish: PublishedPort[]; rateMbit: number }, verbose?: boolean): Promise<{ nics: NicConfig[]; links: NetLink[] }> {
+  if (net.nics.length === 0) return { links: [], nics: [] };
+  const { startNetLinks } = await import('../vmm/net-links.js'); // passt, tap and switch links: only for a VM with a card
   let links: NetLink[];
   try {
     links = await startNetLinks('tsvisor', net.nics, net.publish, (line) => { if (verbose) process.stderr.write(`tsvisor: ${line}\n`); }, undefined, net.rateMbit);
@@ -263,10 +266,11 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
     const started = await startRunNetworks(net, opts.verbose);
     links = started.links;
     const nics = started.nics;
-    if (opts.bootDisk !== undefined) {
-      return await runImage({ bootDisk: disks[0], ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks: disks.slice(1), nics, media, verbose: opts.verbose }, command);
-    }
-    if (opts.image !== undefined) {
+    if (opts.bootDisk !== undefined || opts.image !== undefined) {
+      const { runImage } = await import('./run-image.js'); // a system disk's boot (firmware, guest agent): loaded only for one
+      if (opts.bootDisk !== undefined) {
+        return await runImage({ bootDisk: disks[0], ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks: disks.slice(1), nics, media, verbose: opts.verbose }, command);
+      }
       return await runImage({ image: opts.image, ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks, nics, media, diskSize: opts.diskSize, verbose: opts.verbose }, command);
     }
     return await runWithDisks(opts, command, ramBytes, cpus, disks, nics, media);

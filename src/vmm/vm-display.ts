@@ -11,11 +11,10 @@
 import { ControlHttpError } from './control.js';
 import { screenPng } from './display.js';
 import { VncServer } from './vnc/server.js';
+import { VNC_BASE_PORT } from './vnc/rfb.js';
 import type { Board, DisplayConfig } from '../machine/board.js';
 import type { Duplex } from 'node:stream';
 
-/** First TCP port tried for the VNC server (VNC display :0). */
-export const VNC_BASE_PORT = 5900;
 /** Ports tried from VNC_BASE_PORT before any free port is taken. */
 const VNC_PORTS_TRIED = 100;
 
