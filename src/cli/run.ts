@@ -2,12 +2,12 @@
  * `tsvisor run`: boot a VM in the foreground, like `qemu-system-riscv64 -nographic`.
  * With a command, run it in the default image and exit with its status.
  */
-import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { UsageError } from './errors.js';
 import { readFileArg } from './files.js';
 import { parseSize, parseVram, formatSize } from './size.js';
-import { Vm, prestartHarts } from '../vmm/vm.js';
+import { Vm } from '../vmm/vm.js';
+import { prestartHarts } from '../vmm/hart-threads.js';
 import { ExitMarkerFilter } from '../vmm/console.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { madviseDiscarder } from '../devices/node/discard.js';
@@ -17,11 +17,13 @@ import type { EngineKind } from '../engine/hart.js';
 import { MAX_RAM_BYTES, MAX_HARTS } from '../engine/layout.js';
 import { openDisk, type DiskImage } from '../devices/node/disk.js';
 import { ensureDefaultImage } from '../images/index.js';
-import { kernelBootargs, initrdWithCommand } from '../vmm/boot-config.js';
+import { kernelBootargs, initrdBlobWithCommand } from '../vmm/boot-config.js';
+import { fileBlob } from '../vmm/boot-files.js';
 import { networkDefinition, parseNetRate, NetworkConfigError, type NicDefinition, type PublishedPort } from '../vmm/network.js';
 import type { NetLink } from '../vmm/net-links.js';
 import { parseMac } from '../devices/net/frame.js';
 import type { Board, CdromConfig, DisplayConfig, NicConfig, ShareConfig } from '../machine/board.js';
+import type { BootBlob } from '../machine/boot.js';
 import type { VmDisplay } from '../vmm/vm-display.js';
 import { VNC_BASE_PORT } from '../vmm/vnc/rfb.js';
 import { VmShares, ShareConfigError, checkShareDirs, checkShareList, parseShareSpec } from '../vmm/shares.js';
@@ -282,18 +284,19 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
 }
 
 async function runWithDisks(opts: RunOptions, command: string[], ramBytes: number, cpus: number, disks: DiskImage[], nics: NicConfig[], media: RunMedia): Promise<number> {
-  let kernel: Uint8Array;
-  let initrd: Uint8Array | undefined;
+  let kernel: Uint8Array | BootBlob;
+  let initrd: Uint8Array | BootBlob | undefined;
   if (opts.kernel) {
     kernel = readFileArg(opts.kernel, 'kernel');
     if (opts.initrd) initrd = readFileArg(opts.initrd, 'initrd');
   } else {
     if (opts.initrd) throw new UsageError('--initrd needs --kernel (the default image brings its own)');
     const img = await ensureDefaultImage({ quiet: !process.stderr.isTTY && !opts.verbose });
-    kernel = readFileSync(img.kernel);
-    initrd = readFileSync(img.initrd);
+    // read by the board straight into guest RAM
+    kernel = fileBlob(img.kernel);
+    initrd = fileBlob(img.initrd);
   }
-  if (command.length > 0) initrd = initrdWithCommand(initrd, command);
+  if (command.length > 0) initrd = initrdBlobWithCommand(initrd, command);
   const bootargs = kernelBootargs(opts);
 
   const filter = command.length > 0 ? new ExitMarkerFilter() : null;

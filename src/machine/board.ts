@@ -37,7 +37,7 @@ import type { RamDiscarder } from '../devices/guest-memory.js';
 import type { IoLimiter } from '../devices/io-limiter.js';
 import { FdtNode, buildFdt, cells64 } from './fdt.js';
 import { sExternalInterrupts, type HartMmioLayout } from './hart-mmio.js';
-import { parseKernelImage, layoutBoot, isElf, parseElfExecutable, layoutElfBoot, BootError, type BootLayout } from './boot.js';
+import { parseKernelImage, layoutBoot, isElf, parseElfExecutable, layoutElfBoot, toBootBlob, BootError, type BootBlob, type BootLayout } from './boot.js';
 
 export const SYSCON_BASE = 0x10_0000;
 export const RTC_BASE = 0x10_1000;
@@ -147,8 +147,8 @@ export interface BoardConfig {
    * What hart 0 starts in S-mode (a0 = hart id, a1 = device tree): a Linux RISC-V `Image`,
    * or an ELF64 RISC-V executable (e.g. S-mode U-Boot), told apart by the ELF magic.
    */
-  kernel: Uint8Array;
-  initrd?: Uint8Array;
+  kernel: Uint8Array | BootBlob;
+  initrd?: Uint8Array | BootBlob;
   /** Kernel command line (/chosen/bootargs). */
   bootargs: string;
   /**
@@ -398,28 +398,32 @@ export class Board {
     if (cfg.bootDelay !== undefined && (!Number.isInteger(cfg.bootDelay) || cfg.bootDelay < -1)) {
       throw new BootError(`bootDelay ${cfg.bootDelay}: expected a whole number of seconds, or -1`);
     }
-    const initrdBytes = cfg.initrd?.length ?? 0;
+    const kernel = toBootBlob(cfg.kernel);
+    const initrd = cfg.initrd === undefined ? undefined : toBootBlob(cfg.initrd);
+    const initrdBytes = initrd?.length ?? 0;
+    const elfKernel = isElf(kernel.read(0, 4));
     let layout: BootLayout;
     let load: (board: Board) => void;
-    if (isElf(cfg.kernel)) {
-      const elf = parseElfExecutable(cfg.kernel);
+    if (elfKernel) {
+      const file = kernel.read(0, kernel.length);
+      const elf = parseElfExecutable(file);
       layout = layoutElfBoot(RAM_BASE, backedRamBytes(cfg.ramBytes), elf, initrdBytes);
       load = (board) => {
         for (const s of elf.segments) {
           const dst = board.memory.slice(s.paddr, s.memSize);
-          dst.set(cfg.kernel.subarray(s.offset, s.offset + s.fileSize));
+          dst.set(file.subarray(s.offset, s.offset + s.fileSize));
           dst.fill(0, s.fileSize);
         }
       };
     } else {
-      layout = layoutBoot(RAM_BASE, backedRamBytes(cfg.ramBytes), parseKernelImage(cfg.kernel), initrdBytes);
-      load = (board) => board.memory.slice(layout.kernelAddr, cfg.kernel.length).set(cfg.kernel);
+      layout = layoutBoot(RAM_BASE, backedRamBytes(cfg.ramBytes), parseKernelImage(kernel), initrdBytes);
+      load = (board) => kernel.copyTo(board.memory.slice(layout.kernelAddr, kernel.length));
     }
     const board = new Board(cfg);
-    board.bootDelay = cfg.bootDelay ?? (isElf(cfg.kernel) ? 0 : undefined);
+    board.bootDelay = cfg.bootDelay ?? (elfKernel ? 0 : undefined);
     load(board);
-    if (cfg.initrd) board.memory.slice(layout.initrdAddr, initrdBytes).set(cfg.initrd);
-    const fdt = board.deviceTree(cfg.initrd ? layout : null);
+    if (initrd) initrd.copyTo(board.memory.slice(layout.initrdAddr, initrdBytes));
+    const fdt = board.deviceTree(initrd ? layout : null);
     board.memory.slice(layout.fdtAddr, fdt.length).set(fdt);
     board.boot = { entry: layout.kernelAddr, fdt: layout.fdtAddr };
     return board;

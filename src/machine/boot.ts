@@ -21,38 +21,72 @@ export interface KernelImageInfo {
 const RISCV_MAGIC2 = 0x05435352; // "RSC\x05" (little-endian)
 
 /**
- * Parse and validate a RISC-V Linux `Image` (with or without an EFI/PE header).
- * Throws BootError when it is not an Image or when it is truncated (the PE
- * section table names bytes beyond the end of the file).
+ * Bytes the board places in guest RAM (a kernel, an initrd): held in memory
+ * (memoryBlob), or a file's, read straight into guest RAM when the board loads them
+ * (src/vmm/boot-files.ts), with no copy on the heap.
  */
-export function parseKernelImage(image: Uint8Array, name = 'kernel'): KernelImageInfo {
-  if (image.length < 64) throw new BootError(`${name}: file too small to be a RISC-V Linux Image (${image.length} bytes)`);
-  const dv = new DataView(image.buffer, image.byteOffset, image.byteLength);
+export interface BootBlob {
+  /** Size in bytes. */
+  readonly length: number;
+  /** A copy of the bytes [offset, offset + n), cut at the end. */
+  read(offset: number, n: number): Uint8Array;
+  /** Write all `length` bytes to the start of `dst` (a view of guest RAM at least that long). */
+  copyTo(dst: Uint8Array): void;
+}
+
+/** `bytes` as a BootBlob (no copy). */
+export function memoryBlob(bytes: Uint8Array): BootBlob {
+  return {
+    length: bytes.length,
+    read: (offset, n) => bytes.slice(offset, offset + Math.max(0, n)),
+    copyTo: (dst) => dst.set(bytes),
+  };
+}
+
+/** `x` as a BootBlob: itself, or bytes in memory wrapped by memoryBlob. */
+export function toBootBlob(x: Uint8Array | BootBlob): BootBlob {
+  return x instanceof Uint8Array ? memoryBlob(x) : x;
+}
+
+/**
+ * Parse and validate a RISC-V Linux `Image` (with or without an EFI/PE header), reading
+ * only its headers. Throws BootError when it is not an Image or when it is truncated (the
+ * PE section table names bytes beyond the end of the file).
+ */
+export function parseKernelImage(file: Uint8Array | BootBlob, name = 'kernel'): KernelImageInfo {
+  const image = toBootBlob(file);
+  const length = image.length;
+  if (length < 64) throw new BootError(`${name}: file too small to be a RISC-V Linux Image (${length} bytes)`);
+  const at = (offset: number, n: number) => {
+    const b = image.read(offset, n);
+    return new DataView(b.buffer, b.byteOffset, b.byteLength);
+  };
+  const dv = at(0, 64);
   if (dv.getUint32(56, true) !== RISCV_MAGIC2) {
     throw new BootError(`${name}: not a RISC-V Linux Image (no "RSC\\x05" magic at offset 0x38)`);
   }
   const textOffset = Number(dv.getBigUint64(8, true));
   const imageSize = Number(dv.getBigUint64(16, true));
-  if (imageSize === 0 || imageSize > 1 << 30 || imageSize < image.length - 4096) {
+  if (imageSize === 0 || imageSize > 1 << 30 || imageSize < length - 4096) {
     throw new BootError(`${name}: implausible image_size ${imageSize} in the Image header`);
   }
   // an EFI stub kernel carries a PE header: its sections tell how long the file must be
   if (dv.getUint16(0, true) === 0x5a4d) {
     const peOff = dv.getUint32(0x3c, true);
-    if (peOff + 24 > image.length || dv.getUint32(peOff, true) !== 0x00004550) {
-      throw new BootError(`${name}: truncated or corrupt (bad PE header)`);
-    }
-    const nSections = dv.getUint16(peOff + 6, true);
-    const optSize = dv.getUint16(peOff + 20, true);
+    if (peOff + 24 > length) throw new BootError(`${name}: truncated or corrupt (bad PE header)`);
+    const pe = at(peOff, 24);
+    if (pe.getUint32(0, true) !== 0x00004550) throw new BootError(`${name}: truncated or corrupt (bad PE header)`);
+    const nSections = pe.getUint16(6, true);
+    const optSize = pe.getUint16(20, true);
     const secTable = peOff + 24 + optSize;
-    if (secTable + nSections * 40 > image.length) throw new BootError(`${name}: truncated (section table cut off)`);
+    if (secTable + nSections * 40 > length) throw new BootError(`${name}: truncated (section table cut off)`);
+    const sections = at(secTable, nSections * 40);
     let end = 0;
     for (let i = 0; i < nSections; i++) {
-      const s = secTable + i * 40;
-      end = Math.max(end, dv.getUint32(s + 20, true) + dv.getUint32(s + 16, true));
+      end = Math.max(end, sections.getUint32(i * 40 + 20, true) + sections.getUint32(i * 40 + 16, true));
     }
-    if (end > image.length) {
-      throw new BootError(`${name}: truncated: ${image.length} bytes, its header says at least ${end}`);
+    if (end > length) {
+      throw new BootError(`${name}: truncated: ${length} bytes, its header says at least ${end}`);
     }
   }
   return { textOffset: textOffset || 0x200000, imageSize };

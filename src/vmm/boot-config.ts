@@ -4,6 +4,8 @@
  * archive are read by the default image's /init (contract in src/images/initramfs.ts).
  */
 import { cpioNewc, cpioDir, cpioFile } from '../images/cpio.js';
+import { memoryBlob, toBootBlob, type BootBlob } from '../machine/boot.js';
+import { concatBlobs } from './boot-files.js';
 
 /** Options of {@link kernelBootargs}. */
 export interface BootargsOptions {
@@ -34,16 +36,27 @@ export function shellQuote(args: readonly string[]): string {
 }
 
 /**
- * `initrd` followed by a second newc archive holding `tsvisor/cmd` (the shell-quoted
- * `command`), which the default image's /init runs (the kernel unpacks concatenated
- * archives in order; the second starts 4-byte aligned).
+ * The newc archive holding `tsvisor/cmd` (the shell-quoted `command`), which the default
+ * image's /init runs when it follows the image's initrd (the kernel unpacks concatenated
+ * archives in order; each starts 4-byte aligned).
  */
+export function commandArchive(command: readonly string[]): Uint8Array {
+  return cpioNewc([cpioDir('tsvisor'), cpioFile('tsvisor/cmd', shellQuote(command) + '\n')]);
+}
+
+/** `initrd` followed by the commandArchive of `command`, 4-byte aligned, in one buffer. */
 export function initrdWithCommand(initrd: Uint8Array | undefined, command: readonly string[]): Uint8Array {
-  const extra = cpioNewc([cpioDir('tsvisor'), cpioFile('tsvisor/cmd', shellQuote(command) + '\n')]);
-  const base = initrd ?? new Uint8Array(0);
-  const pad = (4 - (base.length % 4)) % 4;
-  const joined = new Uint8Array(base.length + pad + extra.length);
-  joined.set(base, 0);
-  joined.set(extra, base.length + pad);
+  const blob = initrdBlobWithCommand(initrd, command);
+  const joined = new Uint8Array(blob.length);
+  blob.copyTo(joined);
   return joined;
+}
+
+/**
+ * `initrd` (a file's bytes, read when the board loads it) followed by the commandArchive of
+ * `command`, 4-byte aligned, without copying `initrd` here.
+ */
+export function initrdBlobWithCommand(initrd: Uint8Array | BootBlob | undefined, command: readonly string[]): BootBlob {
+  const archive = memoryBlob(commandArchive(command));
+  return initrd === undefined ? archive : concatBlobs([toBootBlob(initrd), archive], 4);
 }

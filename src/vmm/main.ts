@@ -32,6 +32,8 @@ import { ControlServer, ControlHttpError, type ControlTarget, type ExecOutput, D
 import type { VmProcessStatus } from './control-api.js';
 import { readVmConfig, vmDirPaths, VmConfigError, type VmDirPaths, type VmProcessConfig } from './vm-config.js';
 import { kernelBootargs, shellQuote } from './boot-config.js';
+import { fileBlob } from './boot-files.js';
+import { prestartHarts } from './hart-threads.js';
 import { AgentClient, AgentError } from './agent.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { VmDisks, DiskChangeError, type GuestShell } from './disks.js';
@@ -156,6 +158,7 @@ class VmProcess implements ControlTarget {
     this.vcpus = cfg.vcpus;
     this.diskLimiter.set({ iops: cfg.diskIops ?? 0, bps: cfg.diskBps ?? 0 });
     this.maxVcpus = cfg.maxVcpus ?? cfg.vcpus;
+    prestartHarts(this.maxVcpus); // the hart threads start while networking and the board are set up
     // networking first: a published port that cannot be bound fails the start before the
     // control socket exists, so the daemon reports it as this VM's start error
     const publish = [...cfg.publish ?? []];
@@ -272,7 +275,7 @@ class VmProcess implements ControlTarget {
     return await Vm.create({
       ramBytes: this.memory!.maxBytes, harts: this.maxVcpus,
       balloon, discardRam: madviseDiscarder, engine, engineKind: cfg.engine,
-      kernel: readFileSync(kernelPath), initrd: initrdPath ? readFileSync(initrdPath) : undefined, bootargs,
+      kernel: fileBlob(kernelPath), initrd: initrdPath ? fileBlob(initrdPath) : undefined, bootargs,
       disks,
       cdrom: this.cdrom.boardConfig(),
       shares: this.shares.boardConfig(),

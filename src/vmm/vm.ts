@@ -15,6 +15,7 @@ import {
   HSM_STARTED, HSM_STOPPED,
 } from './smp.js';
 import type { HartWorkerData, HartWorkerMessage } from './hart-worker.js';
+import { startHart } from './hart-threads.js';
 
 /** Options of a VM: the board's configuration plus the compiled engine. */
 export interface VmOptions extends Omit<BoardConfig, 'onPower' | 'monotonicNs'> {
@@ -33,39 +34,6 @@ export interface VmOptions extends Omit<BoardConfig, 'onPower' | 'monotonicNs'> 
 const DOORBELL_WAIT_MS = 1000;
 /** Longest setTimeout delay Node accepts (2^31 - 1 ms); later alarms are re-armed when it fires. */
 const MAX_TIMER_MS = 0x7fffffff;
-
-/** Hart worker threads started ahead of the next Vm.run() (prestartHarts), waiting for their HartWorkerData. */
-const spareHarts: Worker[] = [];
-
-/**
- * Start hart worker threads now, up to `n` waiting, for the next Vm.run() in this process:
- * a Node worker takes about 50 ms to start (its own builtins, then the engine's modules),
- * which then overlaps with reading the kernel and building the board. Spare threads do not
- * keep the process alive; one that fails before it is used is dropped.
- */
-export function prestartHarts(n: number): void {
-  while (spareHarts.length < n) {
-    const w = newHartWorker();
-    w.unref();
-    const drop = () => { const i = spareHarts.indexOf(w); if (i >= 0) spareHarts.splice(i, 1); };
-    w.once('error', drop);
-    w.once('exit', drop);
-    spareHarts.push(w);
-  }
-}
-
-/** A hart worker thread, waiting for its HartWorkerData (hart-worker.ts). */
-function newHartWorker(): Worker {
-  return new Worker(new URL('./hart-worker.js', import.meta.url));
-}
-
-/** A hart worker thread (a spare one if there is one) running the hart `data` describes. */
-function startHart(data: HartWorkerData): Worker {
-  const w = spareHarts.shift() ?? newHartWorker();
-  w.ref();
-  w.postMessage(data);
-  return w;
-}
 
 export class Vm {
   readonly board: Board;
