@@ -10,8 +10,22 @@ const I64 = ValType.I64, I32 = ValType.I32;
 /** The helpers, in the order of their function indices in a module. */
 export const HELPER_NAMES = ['mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu', 'divw', 'divuw', 'remw', 'remuw'] as const;
 
-/** The body of helper `name`: (a i64, b i64) -> i64, as the interpreter computes it; the helpers start at function index `base`. */
+/** Helper bodies already built, by name and base: every module defines them, mostly at the same base. */
+const built = new Map<string, Code>();
+
+/**
+ * The body of helper `name`: (a i64, b i64) -> i64, as the interpreter computes it; the
+ * helpers start at function index `base`. The same Code for the same arguments: it is
+ * not to be written to.
+ */
 export function helper(name: (typeof HELPER_NAMES)[number], base: number): Code {
+  const key = `${name}:${base}`;
+  let c = built.get(key);
+  if (!c) built.set(key, c = buildHelper(name, base));
+  return c;
+}
+
+function buildHelper(name: (typeof HELPER_NAMES)[number], base: number): Code {
   const c = new Code([I64, I64]);
   const A = 0, B = 1;
   const MIN = -0x8000000000000000n;

@@ -198,34 +198,41 @@ class BlockWriter {
     this.faultRetired = this.c.local(I32);
     this.rsDepth = this.c.local(I32);
     this.n = b.insns.length;
+    // register sets as bit masks (bit r: x register r) for membership; the arrays keep the
+    // order in which registers were met, which the emitted loads and stores follow
+    const uses = b.insns.map(({ insn }) => xUse(insn));
     const written: number[] = [];
-    for (const { insn } of b.insns) {
-      const { reads, writes } = xUse(insn);
-      for (const r of [...reads, writes]) if (r !== 0 && !this.regs.has(r)) this.regs.set(r, this.c.local(I64));
-      for (const r of reads) if (r !== 0 && !written.includes(r) && !this.liveIn.includes(r)) this.liveIn.push(r);
+    let writtenMask = 0, liveMask = 0, regMask = 0;
+    const addLive = (r: number) => { if (!(liveMask & (1 << r))) { liveMask |= 1 << r; this.liveIn.push(r); } };
+    b.insns.forEach(({ insn }, k) => {
+      const { reads, writes } = uses[k];
+      for (const r of reads) if (r !== 0 && !(regMask & (1 << r))) { regMask |= 1 << r; this.regs.set(r, this.c.local(I64)); }
+      if (writes !== 0 && !(regMask & (1 << writes))) { regMask |= 1 << writes; this.regs.set(writes, this.c.local(I64)); }
+      for (const r of reads) if (r !== 0 && !(writtenMask & (1 << r))) addLive(r);
       // x registers the engine writes for an F/D or A instruction are reloaded, not spilled
-      if (writes !== 0 && !runByEngine(insn) && !written.includes(writes)) written.push(writes);
-    }
+      if (writes !== 0 && !runByEngine(insn) && !(writtenMask & (1 << writes))) { writtenMask |= 1 << writes; written.push(writes); }
+    });
     // a branch or jump back to the start (at any instruction) loops inside the function
-    this.loops = b.insns.some((ins) => this.staticTarget(ins) === 0);
+    const targets = b.insns.map((ins) => this.staticTarget(ins));
+    this.loops = targets.some((t) => t === 0);
     // forward targets inside the block; a register one of them skips a write of holds, on
     // that path, its value at entry: such registers are loaded at entry
     const at = new Map(b.insns.map((ins, k) => [ins.off, k]));
     at.set(b.end, this.n);
     b.insns.forEach((ins, k) => {
-      const t = this.staticTarget(ins);
+      const t = targets[k];
       const j = t === null ? undefined : at.get(t);
       if (j === undefined || j <= k) return;
       this.inner.set(j, 0);
       for (let q = k + 1; q < j; q++) {
-        const w = xUse(b.insns[q].insn).writes;
-        if (w !== 0 && !this.liveIn.includes(w)) this.liveIn.push(w);
+        const w = uses[q].writes;
+        if (w !== 0) addLive(w);
       }
     });
     if (this.loops) {
       // a later iteration may leave before an instruction whose register an earlier one wrote:
       // every exit stores back all the block writes, so all of them are loaded at entry too
-      for (const r of written) if (!this.liveIn.includes(r)) this.liveIn.push(r);
+      for (const r of written) addLive(r);
       for (let k = 0; k <= this.n; k++) this.dirtyBefore.push(written);
       this.faultDirty.push(...written);
       return;
@@ -233,16 +240,18 @@ class BlockWriter {
     // dirty registers, over every path (a register dirty on one path only was written in
     // code another path skips: loaded at entry above, so its local is right on that path too)
     const incoming = new Map<number, number[]>();
-    let dirty = new Set<number>();
+    let dirty: number[] = [];
+    let dirtyMask = 0;
+    const addDirty = (r: number) => { if (!(dirtyMask & (1 << r))) { dirtyMask |= 1 << r; dirty = [...dirty, r]; } };
     for (let k = 0; k <= this.n; k++) {
-      for (const r of incoming.get(k) ?? []) dirty.add(r);
-      this.dirtyBefore.push([...dirty]);
+      for (const r of incoming.get(k) ?? []) addDirty(r);
+      this.dirtyBefore.push(dirty);
       if (k === this.n) break;
       const { insn } = b.insns[k];
-      if (storesBackAll(insn)) dirty = new Set();
-      const w = xUse(insn).writes;
-      if (w !== 0 && !runByEngine(insn)) dirty.add(w);
-      const t = this.staticTarget(b.insns[k]);
+      if (storesBackAll(insn)) { dirty = []; dirtyMask = 0; }
+      const w = uses[k].writes;
+      if (w !== 0 && !runByEngine(insn)) addDirty(w);
+      const t = targets[k];
       const j = t === null ? undefined : at.get(t);
       if (j !== undefined && j > k) incoming.set(j, [...(incoming.get(j) ?? []), ...dirty]);
     }
@@ -250,11 +259,12 @@ class BlockWriter {
     // holds it, as the fall-through after it, whether or not that path exists
     // the shared fault exit stores back what is dirty at any fault; a register that is not
     // written yet at one of them holds its entry value there
+    let faultMask = 0;
     b.insns.forEach(({ insn }, k) => {
       if (!mayFault(insn)) return;
-      for (const r of this.dirtyBefore[k]) if (!this.faultDirty.includes(r)) this.faultDirty.push(r);
+      for (const r of this.dirtyBefore[k]) if (!(faultMask & (1 << r))) { faultMask |= 1 << r; this.faultDirty.push(r); }
     });
-    for (const r of this.faultDirty) if (!this.liveIn.includes(r)) this.liveIn.push(r);
+    for (const r of this.faultDirty) addLive(r);
   }
 
   write(): Code {

@@ -36,32 +36,33 @@ export const enum ExternKind { Func = 0, Table = 1, Memory = 2, Global = 3 }
 
 /** A growable byte buffer with the binary format's integer encodings. */
 export class Bytes {
-  private buf = new Uint8Array(256);
+  private buf: Uint8Array;
   length = 0;
+  /** @param capacity bytes allocated at first (it grows as needed). */
+  constructor(capacity = 256) { this.buf = new Uint8Array(capacity); }
+  private grow(need: number): void {
+    const n = new Uint8Array(Math.max(this.buf.length * 2, need));
+    n.set(this.buf.subarray(0, this.length));
+    this.buf = n;
+  }
   /** Append one byte (0..255). */
   byte(b: number): this {
-    if (this.length === this.buf.length) {
-      const n = new Uint8Array(this.buf.length * 2);
-      n.set(this.buf);
-      this.buf = n;
-    }
+    if (this.length === this.buf.length) this.grow(this.length + 1);
     this.buf[this.length++] = b;
     return this;
   }
-  /** Append raw bytes. */
-  bytes(src: ArrayLike<number>): this {
-    if (this.length + src.length > this.buf.length) {
-      const n = new Uint8Array(Math.max(this.buf.length * 2, this.length + src.length));
-      n.set(this.buf.subarray(0, this.length));
-      this.buf = n;
-    }
-    if (src instanceof Uint8Array) this.buf.set(src, this.length);
-    else for (let i = 0; i < src.length; i++) this.buf[this.length + i] = src[i];
-    this.length += src.length;
+  /** Append raw bytes: an array's, or what another Bytes holds. */
+  bytes(src: ArrayLike<number> | Bytes): this {
+    const data = src instanceof Bytes ? src.view() : src;
+    if (this.length + data.length > this.buf.length) this.grow(this.length + data.length);
+    if (data instanceof Uint8Array) this.buf.set(data, this.length);
+    else for (let i = 0; i < data.length; i++) this.buf[this.length + i] = data[i];
+    this.length += data.length;
     return this;
   }
   /** Unsigned LEB128 of a non-negative integer below 2^53 (spec 5.2.2). */
   u32(v: number): this {
+    if (v < 0x80) return this.byte(v);
     do {
       let b = v % 128;
       v = Math.floor(v / 128);
@@ -78,6 +79,7 @@ export class Bytes {
    */
   s64(v: bigint | number): this {
     if (typeof v === 'number') {
+      if (v >= -64 && v < 64 && Number.isInteger(v)) return this.byte(v & 0x7f);
       if (!Number.isSafeInteger(v)) throw new RangeError(`s64: ${v} is not a safe integer`);
       for (;;) {
         const b = ((v % 128) + 128) % 128;
@@ -102,7 +104,9 @@ export class Bytes {
     for (let i = 0; i < s.length; i++) this.byte(s.charCodeAt(i));
     return this;
   }
-  /** The bytes written so far. */
+  /** The bytes written so far, without a copy: valid until the next write. */
+  view(): Uint8Array { return this.buf.subarray(0, this.length); }
+  /** A copy of the bytes written so far. */
   toBytes(): Uint8Array { return this.buf.slice(0, this.length); }
 }
 
@@ -114,7 +118,7 @@ export class Code extends Bytes {
   /** Byte length of the local declarations body() wrote before the instructions. */
   private declBytes = 0;
   /** @param params the function's parameter types (locals 0..n-1). */
-  constructor(private readonly params: readonly ValType[]) { super(); }
+  constructor(private readonly params: readonly ValType[]) { super(2048); }
   /** Declare a new local of type `t`; returns its index. */
   local(t: ValType): number {
     this.locals.push(t);
@@ -157,22 +161,37 @@ export class Code extends Bytes {
   }
   /** The branch hints as [offset from the start of the function body (its local declarations), value]; after body(). */
   hints(): Array<[number, number]> { return this.hintsAt.map(([at, v]) => [this.declBytes + at, v]); }
-  /** The encoded body: local declarations (run-length) then the code and a final `end`. */
-  body(): Uint8Array {
-    const out = new Bytes();
-    const runs: Array<[number, ValType]> = [];
+  /** The local declarations (run-length encoded, spec 5.5.13) as bytes; sets declBytes. */
+  private declarations(): number[] {
+    const runs: number[] = []; // count, type, count, type...
     for (const t of this.locals) {
-      const last = runs[runs.length - 1];
-      if (last && last[1] === t) last[0]++; else runs.push([1, t]);
+      if (runs.length && runs[runs.length - 1] === t) runs[runs.length - 2]++;
+      else runs.push(1, t);
     }
-    out.u32(runs.length);
-    for (const [n, t] of runs) out.u32(n).byte(t);
-    this.declBytes = out.length;
-    out.bytes(this.toBytes()).byte(Op.End);
-    const framed = new Bytes();
-    framed.u32(out.length).bytes(out.toBytes());
-    return framed.toBytes();
+    const d: number[] = [];
+    const leb = (v: number) => { do { d.push((v & 0x7f) | (v >= 0x80 ? 0x80 : 0)); v = Math.floor(v / 128); } while (v !== 0); };
+    leb(runs.length / 2);
+    for (let i = 0; i < runs.length; i += 2) { leb(runs[i]); d.push(runs[i + 1]); }
+    this.declBytes = d.length;
+    return d;
   }
+  /** Write the encoded body to `out`, size-prefixed: local declarations, then the code and a final `end`. */
+  writeBody(out: Bytes): void {
+    const decl = this.declarations();
+    out.u32(decl.length + this.length + 1).bytes(decl).bytes(this).byte(Op.End);
+  }
+  /** Bytes writeBody() writes. */
+  bodyBytes(): number {
+    const size = this.declarations().length + this.length + 1;
+    return leb128Bytes(size) + size;
+  }
+}
+
+/** Bytes of the unsigned LEB128 encoding of `v` (a non-negative integer). */
+function leb128Bytes(v: number): number {
+  let n = 1;
+  while (v >= 0x80) { v = Math.floor(v / 128); n++; }
+  return n;
 }
 
 interface FuncType { params: readonly ValType[]; results: readonly ValType[] }
@@ -236,11 +255,17 @@ export class ModuleBuilder {
 
   /** The module's bytes. Throws if a declared function has no body. */
   toBytes(): Uint8Array {
-    const out = new Bytes().bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+    const codes = this.funcs.map((f, i) => {
+      if (!f.code) throw new Error(`function ${this.importedFuncs + i} has no body`);
+      return f.code;
+    });
+    const codeBytes = leb128Bytes(codes.length) + codes.reduce((n, c) => n + c.bodyBytes(), 0);
+    // the other sections are a few KiB at most
+    const out = new Bytes(codeBytes + 8192).bytes([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
     const section = (id: number, fill: (b: Bytes) => void) => {
       const b = new Bytes();
       fill(b);
-      out.byte(id).u32(b.length).bytes(b.toBytes());
+      out.byte(id).u32(b.length).bytes(b);
     };
     section(1, (b) => {
       b.u32(this.types.length);
@@ -270,12 +295,8 @@ export class ModuleBuilder {
         for (const e of this.exports) b.name(e.name).byte(e.kind).u32(e.index);
       });
     }
-    const bodies = this.funcs.map((f, i) => {
-      if (!f.code) throw new Error(`function ${this.importedFuncs + i} has no body`);
-      return f.code.body();
-    });
     // branch hints (custom section "metadata.code.branch_hint", before the code section)
-    const hinted = this.funcs.map((f, i) => [this.importedFuncs + i, f.code!.hints()] as const).filter(([, h]) => h.length);
+    const hinted = codes.map((c, i) => [this.importedFuncs + i, c.hints()] as const).filter(([, h]) => h.length);
     if (hinted.length) {
       section(0, (b) => {
         b.name('metadata.code.branch_hint').u32(hinted.length);
@@ -285,10 +306,9 @@ export class ModuleBuilder {
         }
       });
     }
-    section(10, (b) => {
-      b.u32(bodies.length);
-      for (const body of bodies) b.bytes(body);
-    });
+    // the code section, written in place: its size is known
+    out.byte(10).u32(codeBytes).u32(codes.length);
+    for (const c of codes) c.writeBody(out);
     return out.toBytes();
   }
 }
