@@ -5,7 +5,7 @@
  * nothing but Node's worker_threads, so that starting one costs no module loading here.
  */
 import { Worker } from 'node:worker_threads';
-import type { HartWorkerData } from './hart-worker.js';
+import type { HartThreadOptions, HartWorkerData } from './hart-worker.js';
 
 /** Hart worker threads started ahead of the next Vm.run() (prestartHarts), waiting for their HartWorkerData. */
 const spareHarts: Worker[] = [];
@@ -18,7 +18,8 @@ const spareHarts: Worker[] = [];
  */
 export function prestartHarts(n: number): void {
   while (spareHarts.length < n) {
-    const w = newHartWorker();
+    // the first one waiting will run the next VM's first hart: its JIT compiler thread starts now too
+    const w = newHartWorker({ startCompiler: spareHarts.length === 0 });
     w.unref();
     const drop = () => { const i = spareHarts.indexOf(w); if (i >= 0) spareHarts.splice(i, 1); };
     w.once('error', drop);
@@ -28,8 +29,8 @@ export function prestartHarts(n: number): void {
 }
 
 /** A hart worker thread, waiting for its HartWorkerData (hart-worker.ts). */
-function newHartWorker(): Worker {
-  return new Worker(new URL('./hart-worker.js', import.meta.url));
+function newHartWorker(options: HartThreadOptions = {}): Worker {
+  return new Worker(new URL('./hart-worker.js', import.meta.url), { workerData: options });
 }
 
 /** A hart worker thread (a spare one if there is one) running the hart `data` describes. */

@@ -8,7 +8,7 @@
  * with Atomics.wait until an interrupt or the timer is due.
  */
 import { writeSync } from 'node:fs';
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { Hart, HartExit, HartSignals, SIP_SSIP, type EngineKind } from '../engine/hart.js';
 import type { CodeCacheStats } from '../engine/jit/code-cache.js';
 import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ } from '../engine/layout.js';
@@ -53,6 +53,21 @@ const SLICE = 50_000;
 const PAUSE_SLEEP_MIN_MS = 0.05;
 const PAUSE_SLEEP_MAX_MS = 1;
 
+/** What a hart thread is told when it is created (hart-threads.ts), before its HartWorkerData. */
+export interface HartThreadOptions {
+  /**
+   * Start the JIT's compiler thread at once: this thread was started ahead of a VM's first
+   * hart, and a compiler thread takes 60-80 ms to start (measured: the first translation
+   * came about 90 ms after the hart's first instruction when it was started with the hart).
+   */
+  startCompiler?: boolean;
+}
+
+/** Where the early compiler thread reports a failure (set once the hart's id is known). */
+let earlyCompilerError = (e: Error) => writeSync(2, `tsvisor: JIT compiler thread failed (${e.message})\n`);
+const earlyCompiler = (workerData as HartThreadOptions | null)?.startCompiler ? new WorkerCompiler((e) => earlyCompilerError(e)) : null;
+earlyCompiler?.start();
+
 async function main(d: HartWorkerData): Promise<void> {
   const ctl = new SmpControl(d.harts, d.ctlWords, d.ctlArgs, d.ctlClock);
   const pausedMs = ctl.clock;
@@ -80,7 +95,10 @@ async function main(d: HartWorkerData): Promise<void> {
   const signals = Array.from({ length: d.harts }, (_, i) => new HartSignals(d.memory, i));
   const local = new HartMmio(d.mmioLayout, signals);
   // the JIT's modules are built on a thread of their own, off this hart's
-  const compiler = d.engineKind === 'jit' ? new WorkerCompiler((e) => writeSync(2, `tsvisor: hart ${id}: JIT compiler thread failed (${e.message}); going on without new translations\n`)) : null;
+  const compilerError = (e: Error) => writeSync(2, `tsvisor: hart ${id}: JIT compiler thread failed (${e.message}); going on without new translations\n`);
+  earlyCompilerError = compilerError;
+  if (d.engineKind !== 'jit') earlyCompiler?.close();
+  const compiler = d.engineKind === 'jit' ? earlyCompiler ?? new WorkerCompiler(compilerError) : null;
   const hart = await Hart.create(d.module, d.memory, id, d.ramBytes, {
     mmioRead: (pa, size) => local.read(pa, size) ?? mmio(0, pa, size, 0),
     mmioWrite: (pa, size, value) => {
