@@ -164,11 +164,13 @@ function newRow(name) {
 
 async function act(name, action, button) {
   button.disabled = true;
-  button.dataset.busy = '1';
+  button.dataset.busy = '1'; // a poll meanwhile leaves it disabled
   try {
     await api('POST', `/v1/vms/${encodeURIComponent(name)}/${action}`, {});
   } catch (e) {
     showError(e);
+    button.disabled = false;
+    return;
   } finally {
     delete button.dataset.busy;
   }
