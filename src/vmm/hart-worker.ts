@@ -22,7 +22,7 @@ import {
   HSM_STARTED, HSM_STOPPED, HSM_START_PENDING,
 } from './smp.js';
 
-/** What the main thread passes to a hart worker: its first message (see vm.ts startHart). */
+/** What the main thread passes to a hart worker: its first message (see hart-threads.ts startHart). */
 export interface HartWorkerData {
   id: number;
   harts: number;

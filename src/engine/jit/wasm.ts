@@ -115,13 +115,14 @@ export class Code extends Bytes {
   private readonly locals: ValType[] = [];
   /** Branch hints (branch-hinting proposal): [offset in the instruction stream, 1 likely taken / 0 not]. */
   private readonly hintsAt: Array<[number, number]> = [];
-  /** Byte length of the local declarations body() wrote before the instructions. */
-  private declBytes = 0;
+  /** The local declarations, encoded (declarations()); null until asked for, or after a new local. */
+  private decl: Uint8Array | null = null;
   /** @param params the function's parameter types (locals 0..n-1). */
   constructor(private readonly params: readonly ValType[]) { super(2048); }
   /** Declare a new local of type `t`; returns its index. */
   local(t: ValType): number {
     this.locals.push(t);
+    this.decl = null;
     return this.params.length + this.locals.length - 1;
   }
   op(o: Op): this { return this.byte(o); }
@@ -159,21 +160,22 @@ export class Code extends Bytes {
     this.hintsAt.push([this.length, likely ? 1 : 0]);
     return this.brIf(depth);
   }
-  /** The branch hints as [offset from the start of the function body (its local declarations), value]; after body(). */
-  hints(): Array<[number, number]> { return this.hintsAt.map(([at, v]) => [this.declBytes + at, v]); }
-  /** The local declarations (run-length encoded, spec 5.5.13) as bytes; sets declBytes. */
-  private declarations(): number[] {
+  /** The branch hints as [offset from the start of the function body (its local declarations), value]. */
+  hints(): Array<[number, number]> {
+    const declBytes = this.declarations().length;
+    return this.hintsAt.map(([at, v]) => [declBytes + at, v]);
+  }
+  /** The local declarations (run-length encoded, spec 5.5.13), encoded once for bodyBytes(), writeBody() and hints(). */
+  private declarations(): Uint8Array {
+    if (this.decl) return this.decl;
     const runs: number[] = []; // count, type, count, type...
     for (const t of this.locals) {
       if (runs.length && runs[runs.length - 1] === t) runs[runs.length - 2]++;
       else runs.push(1, t);
     }
-    const d: number[] = [];
-    const leb = (v: number) => { do { d.push((v & 0x7f) | (v >= 0x80 ? 0x80 : 0)); v = Math.floor(v / 128); } while (v !== 0); };
-    leb(runs.length / 2);
-    for (let i = 0; i < runs.length; i += 2) { leb(runs[i]); d.push(runs[i + 1]); }
-    this.declBytes = d.length;
-    return d;
+    const d = new Bytes(4 + 3 * runs.length).u32(runs.length / 2);
+    for (let i = 0; i < runs.length; i += 2) d.u32(runs[i]).byte(runs[i + 1]);
+    return this.decl = d.view();
   }
   /** Write the encoded body to `out`, size-prefixed: local declarations, then the code and a final `end`. */
   writeBody(out: Bytes): void {

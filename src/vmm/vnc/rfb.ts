@@ -16,10 +16,10 @@
  * and the connection is closed.
  */
 
-/** The version the server offers (§7.1.1). */
 /** TCP port of VNC display :0; display N listens on VNC_BASE_PORT + N (the convention of VNC servers and QEMU's -vnc). */
 export const VNC_BASE_PORT = 5900;
 
+/** The version the server offers (§7.1.1). */
 export const RFB_VERSION_3_8 = 'RFB 003.008\n';
 /** Security type None (§7.1.2). */
 export const SECURITY_NONE = 1;
