@@ -21,6 +21,8 @@ export const HS_X = 0;
 export const HS_F = 256;
 export const HS_IRQ = 512;
 export const HS_WAKE = 516;
+/** The floating-point control word: fflags bits 0-4, frm bits 5-7, sstatus.FS bits 8-9 (see as/layout.ts). */
+export const HS_FCSR = 524;
 /** Diagnostic mirror of the hart's CSRs, written by the engine at every exit from run() (see HartSnapshot). */
 export const HS_MIRROR = 528;
 /**

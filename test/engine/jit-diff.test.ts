@@ -56,7 +56,7 @@ const ECALL = 0x73;
 interface Item { word: number; len: 2 | 4; skip?: number; kind?: 'branch' | 'jal'; noLand?: boolean }
 
 /** Random instructions (see the file comment); `rvc` is the engine's expansion table. */
-function generate(seed: number, rvc: Uint32Array, count: number): Item[] {
+function generate(seed: number, rvc: Uint32Array, count: number, fpHeavy = false): Item[] {
   const rand = rng(seed);
   const pick = <T>(a: readonly T[]): T => a[rand() % a.length];
   const reg = () => { for (;;) { const x = rand() % 32; if (!RESERVED.has(x)) return x; } };
@@ -67,6 +67,10 @@ function generate(seed: number, rvc: Uint32Array, count: number): Item[] {
   };
   const items: Item[] = [];
   while (items.length < count) {
+    if (fpHeavy && rand() % 100 < 60) {
+      items.push(...fpItems(rand, reg, true));
+      continue;
+    }
     const k = (rand() % 1000) / 10;
     if (k < 25) { // OP / OP-32
       const f3 = rand() % 8, f7 = pick([0, 0x20, 1]);
@@ -125,11 +129,21 @@ function generate(seed: number, rvc: Uint32Array, count: number): Item[] {
   return items;
 }
 
-/** F and D instructions: loads/stores near x9, OP-FP and FMA with random fields (illegal ones included), frm and FS changes. */
-function fpItems(rand: () => number, reg: () => number): Item[] {
-  const f = () => rand() % 32;
-  const rm = () => [0, 1, 2, 3, 4, 7, 7, 7, 5, 6][rand() % 10];
-  const k = rand() % 20;
+/**
+ * F and D instructions: loads/stores near x9, OP-FP and FMA with random fields (illegal
+ * ones included), frm and FS changes; `heavy` (most of a program F/D) makes FS changes
+ * rarer, and adds small integers converted to binary64.
+ */
+function fpItems(rand: () => number, reg: () => number, heavy = false): Item[] {
+  // heavy: 8 f registers (operands meet, and are often equal), rounding modes mostly RNE
+  const f = () => rand() % (heavy ? 8 : 32);
+  const rm = () => (heavy ? [0, 0, 0, 7, 7, 7, 1, 2, 3, 4, 5] : [0, 1, 2, 3, 4, 7, 7, 7, 5, 6])[rand() % (heavy ? 11 : 10)];
+  let k = rand() % 20;
+  if (heavy && k >= 19 && rand() % 10) k = rand() % 19;
+  if (heavy && rand() % 10 === 0) { // li t, small; fcvt.d.w or fcvt.d.l f, t
+    const t = reg();
+    return [{ word: i(0x13, t, 0, 0, (rand() % 64) - 32), len: 4 }, { word: r(0x53, f(), 7, t, rand() % 2 ? 0 : 2, 0x69), len: 4 }];
+  }
   if (k < 4) { // FLW/FLD
     const f3 = rand() % 2 ? 2 : 3;
     return [{ word: i(0x07, f(), f3, 9, (rand() % 4096) - 2048), len: 4 }];
@@ -140,7 +154,7 @@ function fpItems(rand: () => number, reg: () => number): Item[] {
   }
   if (k < 16) { // OP-FP: funct5 from the defined ones (and a few undefined), fmt S/D (sometimes H/Q: illegal)
     const f5 = [0x00, 0x01, 0x02, 0x03, 0x0b, 0x04, 0x05, 0x08, 0x14, 0x18, 0x1a, 0x1c, 0x1e, 0x06, 0x1f][rand() % 15];
-    const fmt = rand() % 8 ? rand() % 2 : 2 + rand() % 2;
+    const fmt = rand() % 8 ? (heavy ? +(rand() % 4 !== 0) : rand() % 2) : 2 + rand() % 2;
     let rs2 = f();
     if (f5 === 0x0b || f5 === 0x1c || f5 === 0x1e) rs2 = rand() % 4 ? 0 : rs2;
     if (f5 === 0x08) rs2 = rand() % 4 ? 1 - fmt : rs2;
@@ -278,11 +292,21 @@ async function engineRvc(): Promise<Uint32Array> {
  * `chunks[0]` instructions for the interpreter, `chunks[1]` for the JIT, whose code cache
  * has options `jit`); the states must be equal at each. Returns the JIT's figures.
  */
-async function diffRandomProgram(seed: number, rvc: Uint32Array, chunks: [number, number], jit: CodeCacheOptions = {}): Promise<CodeCacheStats> {
+async function diffRandomProgram(seed: number, rvc: Uint32Array, chunks: [number, number], jit: CodeCacheOptions = {}, fpHeavy = false): Promise<CodeCacheStats> {
   const rand = rng(seed * 7919);
-  const { image, exitPc } = assemble(generate(seed, rvc, 150));
+  const { image, exitPc } = assemble(generate(seed, rvc, 150, fpHeavy));
   const data = new Uint8Array(DATA_BYTES);
   for (let k = 0; k < data.length; k++) data[k] = rand() & 0xff;
+  if (fpHeavy) {
+    const dv = new DataView(data.buffer);
+    for (let k = 0; k + 8 <= data.length; k += 8) {
+      if (rand() % 8 === 0) continue; // random bits
+      const v = FP_VALUES[rand() % FP_VALUES.length];
+      if (typeof v === 'bigint') dv.setBigUint64(k, v, true);
+      else if (rand() % 4 === 0) { dv.setFloat32(k, v, true); dv.setUint32(k + 4, 0xffffffff, true); } // NaN-boxed binary32
+      else dv.setFloat64(k, v, true);
+    }
+  }
   const a = await makeHart('interp', image, data);
   const j = await makeHart('jit', image, data, jit);
   for (let step = 0; ; step++) {
@@ -307,6 +331,24 @@ test('jit: random RV64IMC programs give the interpreter\'s state at every checkp
   }
   assert.ok(translated > 1000, `only ${translated} blocks were translated`);
   assert.ok(links > 20, `only ${links} jumps to earlier modules were linked`);
+});
+
+/** Operands for the F/D programs: zeros, ties, integers at the conversion limits, subnormals, overflow, NaNs (bigint: raw bits). */
+const FP_VALUES: Array<number | bigint> = [
+  0, -0, 1, -1, 0.5, -0.5, 1.5, 2.5, -2.5, 1 / 3, 3, 7, 1e10, 1e300, -1e300, 1e-300, 5e-324, 2.2250738585072014e-308,
+  2 ** 53, 2 ** 53 + 2, 2 ** 63, -(2 ** 63), 2 ** 64, 4294967295.5, 4294967296, -2147483648.5, 2147483647.4, -0.7,
+  Infinity, -Infinity, NaN, 0x7ff4000000000000n, 0xfff8000000000001n, 1e38, 3.4028235677973366e38, 1e-40, 1.17549435e-38,
+  Math.PI, Math.E, 123456789.125, 0.1, 0.2, 1.7976931348623157e308, 2 ** 1023, -(2 ** -1022) * 1.5,
+];
+
+test('jit: random F/D programs give the interpreter\'s results, flags and FS at every checkpoint', async () => {
+  const rvc = await engineRvc();
+  let retired = 0;
+  for (let seed = 201; seed <= 260; seed++) {
+    const stats = await diffRandomProgram(seed, rvc, [50 + (seed % 7) * 13, 50 + (seed % 5) * 17], {}, true);
+    retired += stats.retired;
+  }
+  assert.ok(retired > 5000, `only ${retired} instructions ran translated`);
 });
 
 test('jit: a block that loops on itself and faults in a later iteration stores back what the earlier iterations wrote', async () => {
@@ -367,4 +409,107 @@ test('jit: a cache that fills while modules are being built is dropped and refil
   }
   assert.ok(flushes > 20, `the cache was dropped only ${flushes} times`);
   assert.ok(retired > 50, `only ${retired} instructions ran translated`);
+});
+
+/**
+ * Every F/D instruction the translator has a native path for (fp.ts), and its neighbours
+ * that go through the engine, on every pair of FP_VALUES (binary64, and NaN-boxed binary32
+ * for the .S forms) and with integers at the conversion limits: one loop per instruction
+ * stores f[rd], x[rd], fcsr and sstatus (FS set to Clean before each) for every input, and
+ * the two engines' outputs must be equal after each loop. Run with frm = RNE and RTZ.
+ */
+test('jit: the F/D instructions give the interpreter\'s results, fflags and FS on every pair of special operands', async () => {
+  const INPUT = RAM_BASE + 0x10_0000, OUTPUT = RAM_BASE + 0x20_0000;
+  const INTS = [0n, 1n, -1n, 7n, -123456n, 1n << 31n, (1n << 32n) - 1n, 1n << 53n, (1n << 53n) + 1n, -(1n << 53n), -(1n << 53n) - 1n,
+    (1n << 63n) - 1n, -(1n << 63n), 0xfffffffffffffffen, 0x123456789abcdefn];
+  const dv = (n: number) => { const b = new DataView(new ArrayBuffer(8)); b.setFloat64(0, n, true); return b.getBigUint64(0, true); };
+  const f32 = (n: number) => { const b = new DataView(new ArrayBuffer(4)); b.setFloat32(0, n, true); return 0xffffffff00000000n | BigInt(b.getUint32(0, true)); };
+  const asBits = (v: number | bigint) => (typeof v === 'bigint' ? v : dv(v));
+  const doubles = FP_VALUES.map(asBits);
+  // binary32 operands: the values rounded to binary32 and boxed, a binary32 sNaN, and two not boxed (read as NaN)
+  const singles = [...FP_VALUES.filter((v): v is number => typeof v === 'number').map(f32), 0xffffffff7fa00000n, 0x3ff0000000000000n, 0x00000000_3f800000n];
+  const ops: Array<{ name: string; word: number; single: boolean }> = [];
+  const op = (name: string, word: number, single: boolean) => ops.push({ name, word: word >>> 0, single });
+  for (const fmt of [1, 0]) {
+    const t = fmt ? 'd' : 's', single = fmt === 0;
+    ['fadd', 'fsub', 'fmul', 'fdiv'].forEach((n, f5) => { for (const rm of [0, 1, 7]) op(`${n}.${t} rm${rm}`, r(0x53, 3, rm, 1, 2, (f5 << 2) | fmt), single); });
+    op(`fsqrt.${t}`, r(0x53, 3, 0, 1, 0, (0x0b << 2) | fmt), single);
+    ['fsgnj', 'fsgnjn', 'fsgnjx'].forEach((n, f3) => op(`${n}.${t}`, r(0x53, 3, f3, 1, 2, (0x04 << 2) | fmt), single));
+    ['fmin', 'fmax'].forEach((n, f3) => op(`${n}.${t}`, r(0x53, 3, f3, 1, 2, (0x05 << 2) | fmt), single));
+    ['fle', 'flt', 'feq'].forEach((n, f3) => op(`${n}.${t}`, r(0x53, 10, f3, 1, 2, (0x14 << 2) | fmt), single));
+    ['w', 'wu', 'l', 'lu'].forEach((n, rs2) => {
+      for (const rm of [0, 1, 2, 3, 4, 7]) op(`fcvt.${n}.${t} rm${rm}`, r(0x53, 10, rm, 1, rs2, (0x18 << 2) | fmt), single);
+      for (const rm of [0, 7]) op(`fcvt.${t}.${n} rm${rm}`, r(0x53, 3, rm, 11, rs2, (0x1a << 2) | fmt), single);
+    });
+    op(`fmv.x.${t}`, r(0x53, 10, 0, 1, 0, (0x1c << 2) | fmt), single);
+    op(`fclass.${t}`, r(0x53, 10, 1, 1, 0, (0x1c << 2) | fmt), single);
+    op(`fmv.${t}.x`, r(0x53, 3, 0, 11, 0, (0x1e << 2) | fmt), single);
+    op(`fmadd.${t}`, (2 << 27) | (fmt << 25) | (2 << 20) | (1 << 15) | (3 << 7) | 0x43, single);
+  }
+  for (const rm of [0, 1, 7]) op(`fcvt.s.d rm${rm}`, r(0x53, 3, rm, 1, 1, 0x20), false);
+  op('fcvt.d.s', r(0x53, 3, 0, 1, 0, 0x21), true);
+
+  // the program: x15 input, x19 output, x16 count (set by the host); per instruction a loop, then ecall
+  const w: number[] = [(2 << 12) | (6 << 7) | 0x37, 0x10032073, (2 << 12) | (14 << 7) | 0x37, i(0x73, 0, 5, 0, 0x002)]; // FS on; x14 = FS's low bit; frm (patched)
+  for (const { word } of ops) {
+    w.push(i(0x13, 9, 0, 15, 0), i(0x13, 12, 0, 19, 0), i(0x13, 8, 0, 16, 0)); // x9 = input, x12 = output, x8 = count
+    const loop = w.length;
+    w.push(i(0x73, 0, 5, 0, 0x001)); // csrwi fflags, 0
+    w.push(i(0x07, 1, 3, 9, 0), i(0x07, 2, 3, 9, 8), i(0x03, 11, 3, 9, 16)); // fld f1; fld f2; ld x11
+    w.push(i(0x73, 0, 3, 14, 0x100)); // csrc sstatus, x14: FS Dirty -> Clean
+    w.push(word);
+    w.push((s(3, 12, 3, 0) & ~0x7f) | 0x27, s(3, 12, 10, 8)); // fsd f3, 0(x12); sd x10, 8(x12)
+    w.push(i(0x73, 13, 2, 0, 0x003), s(3, 12, 13, 16), i(0x73, 13, 2, 0, 0x100), s(3, 12, 13, 24)); // fcsr, sstatus
+    w.push(i(0x13, 9, 0, 9, 24), i(0x13, 12, 0, 12, 32), i(0x13, 8, 0, 8, -1));
+    w.push(b(1, 8, 0, (loop - w.length) * 4));
+    w.push(ECALL);
+  }
+  const image = new Uint8Array(w.length * 4);
+  w.forEach((x, k) => new DataView(image.buffer).setUint32(k * 4, x >>> 0, true));
+
+  const inputs = (vals: bigint[]) => {
+    const n = vals.length * vals.length;
+    const d = new DataView(new ArrayBuffer(n * 24));
+    for (let k = 0; k < n; k++) {
+      d.setBigUint64(k * 24, vals[Math.floor(k / vals.length)], true);
+      d.setBigUint64(k * 24 + 8, vals[k % vals.length], true);
+      d.setBigUint64(k * 24 + 16, BigInt.asUintN(64, INTS[k % INTS.length]), true);
+    }
+    return { bytes: new Uint8Array(d.buffer), n };
+  };
+  const inD = inputs(doubles), inS = inputs(singles);
+  const outBytes = Math.max(inD.n, inS.n) * 32;
+  for (const frm of [0, 1]) {
+    const word3 = i(0x73, 0, 5, frm, 0x002);
+    new DataView(image.buffer).setUint32(12, word3, true);
+    const harts = await Promise.all((['interp', 'jit'] as const).map(async (engine) => {
+      const memory = createGuestMemory(RAM_BYTES);
+      const mem = new Uint8Array(memory.buffer);
+      mem.set(image, RAM_OFFSET);
+      const host: HartHost = { mmioRead: () => undefined, mmioWrite: () => false, nowTicks: () => 0 };
+      const hart = await Hart.create(loadEngineModule(), memory, 0, RAM_BYTES, host, { engine, jit: { hotThreshold: 1, batchBlocks: 1 } });
+      hart.reset(BigInt(RAM_BASE), 0n);
+      hart.setX(15, BigInt(INPUT));
+      hart.setX(19, BigInt(OUTPUT));
+      return { hart, mem };
+    }));
+    for (const { name, single } of ops) {
+      const input = single ? inS : inD;
+      const out: string[] = [];
+      for (const { hart, mem } of harts) {
+        mem.set(input.bytes, RAM_OFFSET + (INPUT - RAM_BASE));
+        mem.fill(0, RAM_OFFSET + (OUTPUT - RAM_BASE), RAM_OFFSET + (OUTPUT - RAM_BASE) + outBytes);
+        hart.setX(16, BigInt(input.n));
+        toCheckpoint(hart, 997, `${name}, frm ${frm}`);
+        hart.skipEcall();
+        out.push(Buffer.from(mem.subarray(RAM_OFFSET + (OUTPUT - RAM_BASE), RAM_OFFSET + (OUTPUT - RAM_BASE) + input.n * 32)).toString('hex'));
+      }
+      if (out[0] !== out[1]) {
+        const k = [...out[0]].findIndex((ch, q) => ch !== out[1][q]) >> 6;
+        assert.fail(`${name}, frm ${frm}: input ${k} (${Buffer.from(input.bytes.subarray(k * 24, k * 24 + 24)).toString('hex')}): ` +
+          `interp ${out[0].slice(k * 64, k * 64 + 64)}, jit ${out[1].slice(k * 64, k * 64 + 64)}`);
+      }
+    }
+    assert.ok(harts[1].hart.jitStats!.retired > 1_000_000, 'the loops ran translated');
+  }
 });

@@ -74,19 +74,19 @@ function mulhsu(a: u64, b: u64): u64 {
   const v = getF(r);
   return (v >> 32) == 0xffffffff ? <u32>v : 0x7fc00000;
 }
-@inline function setF32(r: u32, v: u32): void { setF(r, 0xffffffff00000000 | <u64>v); csr.sFS = 3; }
-@inline function setF64(r: u32, v: u64): void { setF(r, v); csr.sFS = 3; }
+@inline function setF32(r: u32, v: u32): void { setF(r, 0xffffffff00000000 | <u64>v); csr.setFs(3); }
+@inline function setF64(r: u32, v: u64): void { setF(r, v); csr.setFs(3); }
 
 /** Resolve the rounding mode of an FP instruction; returns 8 for an illegal one. */
 @inline function roundingMode(insn: u32): u32 {
   let rm = (insn >> 12) & 7;
-  if (rm == 7) rm = csr.frm;
+  if (rm == 7) rm = csr.frm();
   return rm > 4 ? 8 : rm;
 }
 
 @inline function takeFlags(): void {
   // accrued flags change fcsr: FS becomes Dirty even when no f register was written (priv 3.1.6.6)
-  if (fpu.fpFlags != 0) { csr.fflags |= fpu.fpFlags; fpu.fpFlags = 0; csr.sFS = 3; }
+  if (fpu.fpFlags != 0) { csr.accrueFlags(fpu.fpFlags); fpu.fpFlags = 0; }
 }
 
 // ---------------------------------------------------------------- host interface
@@ -445,7 +445,7 @@ function runSlice(budget: i32): i32 {
       } else { csr.illegal(insn); return; }
       break;
     case 0x07: { // LOAD-FP
-      if (csr.sFS == 0) { csr.illegal(insn); return; }
+      if (csr.fs() == 0) { csr.illegal(insn); return; }
       const a = getX(rs1) + <u64><i64>(<i32>insn >> 20);
       if (f3 == 2) {
         const v = load32(a);
@@ -459,7 +459,7 @@ function runSlice(budget: i32): i32 {
       break;
     }
     case 0x27: { // STORE-FP
-      if (csr.sFS == 0) { csr.illegal(insn); return; }
+      if (csr.fs() == 0) { csr.illegal(insn); return; }
       const imm = ((<i32>insn >> 20) & ~31) | <i32>((insn >> 7) & 31);
       const a = getX(rs1) + <u64><i64>imm;
       if (f3 == 2) store32(a, getF(rs2));
@@ -469,13 +469,13 @@ function runSlice(budget: i32): i32 {
       break;
     }
     case 0x53: { // OP-FP
-      if (csr.sFS == 0) { csr.illegal(insn); return; }
+      if (csr.fs() == 0) { csr.illegal(insn); return; }
       if (!execOpFp(insn, rd, rs1, rs2, f3)) { csr.illegal(insn); return; }
       takeFlags();
       break;
     }
     case 0x43: case 0x47: case 0x4b: case 0x4f: // FMADD, FMSUB, FNMSUB, FNMADD
-      if (csr.sFS == 0 || !execFma(insn, rd, rs1, rs2)) { csr.illegal(insn); return; }
+      if (csr.fs() == 0 || !execFma(insn, rd, rs1, rs2)) { csr.illegal(insn); return; }
       takeFlags();
       break;
     default:
@@ -519,7 +519,7 @@ function execFma(insn: u32, rd: u32, rs1: u32, rs2: u32): bool {
  * (FS off, a bad rounding mode or encoding): the block then leaves before it.
  */
 export function jitFp(insn: u32): bool {
-  if (csr.sFS == 0) return false;
+  if (csr.fs() == 0) return false;
   const rd = (insn >> 7) & 31, rs1 = (insn >> 15) & 31, rs2 = (insn >> 20) & 31;
   const ok = (insn & 0x7f) == 0x53 ? execOpFp(insn, rd, rs1, rs2, (insn >> 12) & 7) : execFma(insn, rd, rs1, rs2);
   if (!ok) return false;
@@ -588,11 +588,6 @@ function execCsr(insn: u32, retired: u64): void {
   }
   setX(rd, old);
 }
-
-/** For translated code: sstatus.FS (0 = off: every F/D instruction is illegal). */
-export function jitFs(): u32 { return csr.sFS; }
-/** For translated code: a load-FP wrote an f register (FS becomes Dirty). */
-export function jitFsDirty(): void { csr.sFS = 3; }
 
 /** The A extension (unprivileged spec ch. 8): LR/SC and AMOs, atomic across harts. */
 function execAmo(insn: u32, rd: u32, rs1: u32, rs2: u32, f3: u32): void {

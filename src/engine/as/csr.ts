@@ -8,7 +8,7 @@ import {
   setPriv, tlbFlush, setSumMxr, raise, CAUSE_ILLEGAL,
 } from './mmu';
 import * as mmu from './mmu';
-import { HS_MIRROR } from './layout';
+import { HS_FCSR, HS_MIRROR } from './layout';
 import * as jit from './jit';
 
 /** Current time in timebase ticks (10 MHz), from the host. */
@@ -20,8 +20,6 @@ declare function hostNowTicks(): f64;
 let sSIE: bool = false;
 let sSPIE: bool = false;
 let sSPP: u32 = 0;
-/** sstatus.FS: 0 off, 1 initial, 2 clean, 3 dirty. */
-export let sFS: u32 = 0;
 export let sieReg: u64 = 0;
 let stvec: u64 = 0;
 let sscratch: u64 = 0;
@@ -32,8 +30,23 @@ let scounteren: u64 = 0;
 let senvcfg: u64 = 0;
 /** Supervisor timer compare (Sstc stimecmp, also set by SBI set_timer), in ticks. */
 let stimecmp: u64 = 0xffffffffffffffff;
-export let frm: u32 = 0;
-export let fflags: u32 = 0;
+
+// sstatus.FS (0 off, 1 initial, 2 clean, 3 dirty), fcsr.frm and fcsr.fflags: in the hart
+// state block's word at HS_FCSR (layout.ts), which translated code reads and updates too
+@inline function fcsrWord(): u32 { return load<u32>(hartBase + HS_FCSR); }
+@inline function setFcsrWord(v: u32): void { store<u32>(hartBase + HS_FCSR, v); }
+/** sstatus.FS. */
+@inline export function fs(): u32 { return (fcsrWord() >> 8) & 3; }
+/** Set sstatus.FS to `v` (0-3). */
+@inline export function setFs(v: u32): void { setFcsrWord((fcsrWord() & ~0x300) | (v << 8)); }
+/** fcsr.frm. */
+@inline export function frm(): u32 { return (fcsrWord() >> 5) & 7; }
+/** fcsr.fflags. */
+@inline export function fflags(): u32 { return fcsrWord() & 0x1f; }
+/** Accrue exception flags `f` (nonzero) into fflags: FS becomes Dirty (priv 3.1.6.6). */
+@inline export function accrueFlags(f: u32): void { setFcsrWord(fcsrWord() | f | 0x300); }
+/** Set fcsr to `v` (frm bits 7-5, fflags 4-0): FS becomes Dirty. */
+@inline function setFcsr(v: u32): void { setFcsrWord((v & 0xff) | 0x300); }
 
 /** Retired instructions (also cycle), up to the start of the current run() chunk. */
 export let instret: u64 = 0;
@@ -109,6 +122,7 @@ function sstatusRead(): u64 {
   if (sSIE) v |= 1 << 1;
   if (sSPIE) v |= 1 << 5;
   v |= <u64>sSPP << 8;
+  const sFS = fs();
   v |= <u64>sFS << 13;
   if (sum) v |= 1 << 18;
   if (mxr) v |= 1 << 19;
@@ -121,16 +135,16 @@ function sstatusWrite(v: u64): void {
   sSIE = (v & 2) != 0;
   sSPIE = (v & 0x20) != 0;
   sSPP = <u32>(v >> 8) & 1;
-  sFS = <u32>(v >> 13) & 3;
+  setFs(<u32>(v >> 13) & 3);
   setSumMxr((v & (1 << 18)) != 0, (v & (1 << 19)) != 0);
 }
 
 /** Read CSR `csr`; raises illegal instruction and returns 0 when not accessible. */
 export function csrRead(csr: u32, insn: u32): u64 {
   switch (csr) {
-    case 0x001: if (sFS == 0) break; return <u64>fflags;
-    case 0x002: if (sFS == 0) break; return <u64>frm;
-    case 0x003: if (sFS == 0) break; return <u64>((frm << 5) | fflags);
+    case 0x001: if (fs() == 0) break; return <u64>fflags();
+    case 0x002: if (fs() == 0) break; return <u64>frm();
+    case 0x003: if (fs() == 0) break; return <u64>(fcsrWord() & 0xff);
     case 0xc00: case 0xc01: case 0xc02: {
       if (priv == 0 && ((scounteren >> <u64>(csr - 0xc00)) & 1) == 0) break;
       return csr == 0xc01 ? nowTicks() : instret + chunkRetired;
@@ -160,9 +174,9 @@ export function csrRead(csr: u32, insn: u32): u64 {
 /** Write CSR `csr` (the caller has checked read-only-ness). */
 export function csrWrite(csr: u32, v: u64, insn: u32): void {
   switch (csr) {
-    case 0x001: if (sFS == 0) break; fflags = <u32>v & 0x1f; sFS = 3; return;
-    case 0x002: if (sFS == 0) break; frm = <u32>v & 7; sFS = 3; return;
-    case 0x003: if (sFS == 0) break; fflags = <u32>v & 0x1f; frm = (<u32>v >> 5) & 7; sFS = 3; return;
+    case 0x001: if (fs() == 0) break; setFcsr((fcsrWord() & 0xe0) | (<u32>v & 0x1f)); return;
+    case 0x002: if (fs() == 0) break; setFcsr(((<u32>v & 7) << 5) | fflags()); return;
+    case 0x003: if (fs() == 0) break; setFcsr(<u32>v & 0xff); return;
     default: break;
   }
   if (priv == 0) { illegal(insn); return; }
@@ -206,7 +220,7 @@ function setSsip(on: bool): void {
 export function resetHart(entry: u64): void {
   setPriv(1);
   mmu.satpMode = 0; mmu.satpPpn = 0; mmu.satpAsid = 0;
-  sSIE = false; sSPIE = false; sSPP = 0; sFS = 0;
+  sSIE = false; sSPIE = false; sSPP = 0; setFs(0);
   setSumMxr(false, false);
   sieReg = 0; setSsip(false); stvec = 0; sepc = 0; scause = 0; stval = 0; sscratch = 0;
   stimecmp = 0xffffffffffffffff;

@@ -14,6 +14,13 @@ export const HS_IRQ: u32 = 512;
 export const HS_WAKE: u32 = 516;
 /** Offset of a word used only as the target of full-barrier RMWs (FENCE). */
 export const HS_FENCE: u32 = 520;
+/**
+ * Offset of the hart's floating-point control word (u32): fcsr.fflags in bits 0-4 and
+ * fcsr.frm in bits 5-7 (unprivileged 11.2, the fcsr layout), sstatus.FS in bits 8-9
+ * (privileged 4.1.1.2). Kept here rather than in engine globals so that translated code
+ * checks FS and frm and accrues flags inline.
+ */
+export const HS_FCSR: u32 = 524;
 /** Offset of the diagnostic mirror of the hart's CSRs (u64 each, see publish() in cpu.ts), written at every exit from run(). */
 export const HS_MIRROR: u32 = 528;
 /** Offset of the TLB: 6 tables (S/U x read/write/exec) x 256 entries x 16 bytes. */

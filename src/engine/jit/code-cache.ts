@@ -30,8 +30,6 @@ export interface JitEngineExports {
   loadSlow: unknown;
   storeSlow: unknown;
   jitFp: unknown;
-  jitFs: unknown;
-  jitFsDirty: unknown;
   jitAmo: unknown;
   jitCsr: unknown;
   pc: unknown;
@@ -410,7 +408,7 @@ export class CodeCache {
     const e = this.engine;
     const instance = new WebAssembly.Instance(module, {
       env: {
-        memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow, jitFp: e.jitFp, jitFs: e.jitFs, jitFsDirty: e.jitFsDirty,
+        memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow, jitFp: e.jitFp,
         jitAmo: e.jitAmo, jitCsr: e.jitCsr, chain: this.chain,
         pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, stoppedBefore: e.stoppedBefore,
       },

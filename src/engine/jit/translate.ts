@@ -34,8 +34,9 @@
  *    block) by tail-calling the hart's chain trampoline ("env" "chain", chain.ts), which
  *    runs the target's translation if the jump cache has one, else returns to the engine.
  */
-import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
+import { CODE_GEN, HS_FCSR, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
 import { csrReadOnly, staticTarget, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
+import { FpEmitter, type FpBlock } from './fp.js';
 import { HELPER_NAMES, helper } from './helpers.js';
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
@@ -43,17 +44,15 @@ import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 const F_LOAD_SLOW = 0;
 const F_STORE_SLOW = 1;
 const F_JIT_FP = 2;
-const F_JIT_FS = 3;
-const F_JIT_FS_DIRTY = 4;
-const F_JIT_AMO = 5;
-const F_JIT_CSR = 6;
-const F_CHAIN = 7;
+const F_JIT_AMO = 3;
+const F_JIT_CSR = 4;
+const F_CHAIN = 5;
 const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_STOPPED = 3;
 /** Functions imported from "env"; the linked blocks' imports follow, then the helpers. */
-const HELPERS = 8;
+const HELPERS = 6;
 
 const I64 = ValType.I64, I32 = ValType.I32;
 const BLOCK_PARAMS = [I32, I64] as const;
@@ -62,7 +61,7 @@ const ACC_R = 0, ACC_W = 1;
 /**
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
  * Its imports are `env.memory` (the VM's shared memory); the engine's exports `loadSlow`,
- * `storeSlow`, `jitFp`, `jitFs`, `jitFsDirty`, `jitAmo`, `jitCsr`, `pc`, `excPending`,
+ * `storeSlow`, `jitFp`, `jitAmo`, `jitCsr`, `pc`, `excPending`,
  * `tlbCur` and `stoppedBefore`, and the hart's trampoline `chain` (chain.ts), under `env`;
  * and `linked`: host addresses of blocks translated in earlier modules, imported as
  * "link" "l0", "l1", ... (in that order, functions of the block type), which the blocks
@@ -76,8 +75,6 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   m.importFunction('env', 'loadSlow', [I64, I32], [I64]);
   m.importFunction('env', 'storeSlow', [I64, I32, I64], []);
   m.importFunction('env', 'jitFp', [I32], [I32]);
-  m.importFunction('env', 'jitFs', [], [I32]);
-  m.importFunction('env', 'jitFsDirty', [], []);
   m.importFunction('env', 'jitAmo', [I32], []);
   m.importFunction('env', 'jitCsr', [I32, I32], [I32]);
   m.importFunction('env', 'chain', BLOCK_PARAMS, [I32]);
@@ -103,10 +100,10 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   return m.toBytes();
 }
 
-/** OP-FP or a fused multiply-add (the engine's jitFp), an AMO (jitAmo) or a CSR read (jitCsr): the engine writes their x register. */
+/** An AMO (jitAmo) or a CSR instruction (jitCsr): the engine writes their x register. */
 function runByEngine(insn: number): boolean {
   const op = insn & 0x7f;
-  return op === 0x53 || op === 0x43 || op === 0x47 || op === 0x4b || op === 0x4f || op === 0x2f || op === 0x73;
+  return op === 0x2f || op === 0x73;
 }
 
 /** x1 (ra) or x5 (t0): the link registers of the calling convention (unprivileged spec 2.5, return-address stack hints). */
@@ -121,7 +118,7 @@ function mayFault(insn: number): boolean {
 /** True when the block stores every dirty x register back before `insn` (the engine reads them). */
 function storesBackAll(insn: number): boolean {
   const op = insn & 0x7f;
-  return op === 0x53 || op === 0x43 || op === 0x47 || op === 0x4b || op === 0x4f || op === 0x2f || (op === 0x73 && !csrReadOnly(insn));
+  return op === 0x2f || (op === 0x73 && !csrReadOnly(insn));
 }
 
 /** The x registers a translated instruction reads, and the one it writes (0: none). */
@@ -183,6 +180,12 @@ class BlockWriter {
   private readonly dirtyBefore: number[][] = [];
   /** The instruction being translated. */
   private k = 0;
+  /** The F/D emitter (made at the first F/D instruction), and the instruction it is emitting. */
+  private fp: FpEmitter | undefined;
+  private cur: BlockInsn | undefined;
+  /** The fcsr word, as an F/D load or store read it (local, made on first use). */
+  private fpwLocal = -1;
+  private get fpw(): number { return this.fpwLocal >= 0 ? this.fpwLocal : (this.fpwLocal = this.c.local(I32)); }
 
   /**
    * @param index function index of each block start (host address) the block may tail-call
@@ -209,7 +212,7 @@ class BlockWriter {
       for (const r of reads) if (r !== 0 && !(regMask & (1 << r))) { regMask |= 1 << r; this.regs.set(r, this.c.local(I64)); }
       if (writes !== 0 && !(regMask & (1 << writes))) { regMask |= 1 << writes; this.regs.set(writes, this.c.local(I64)); }
       for (const r of reads) if (r !== 0 && !(writtenMask & (1 << r))) addLive(r);
-      // x registers the engine writes for an F/D or A instruction are reloaded, not spilled
+      // x registers the engine writes for an A or CSR instruction are reloaded, not spilled
       if (writes !== 0 && !runByEngine(insn) && !(writtenMask & (1 << writes))) { writtenMask |= 1 << writes; written.push(writes); }
     });
     // a branch or jump back to the start (at any instruction) loops inside the function
@@ -506,11 +509,31 @@ class BlockWriter {
     c.end();
   }
 
-  /** Before an F/D load or store: with FS off, leave before it (the interpreter raises illegal instruction). */
+  /**
+   * Before an F/D load or store: load the fcsr word (HS_FCSR) into local fpw and, with FS
+   * off, leave before the instruction (the interpreter raises illegal instruction).
+   */
   private fsOn(ins: BlockInsn, k: number): void {
-    this.c.call(F_JIT_FS).op(Op.I32Eqz).ifHinted(false);
+    const c = this.c;
+    c.i32Const(0).mem(Op.I32Load, this.layout.xBase + HS_FCSR, 2).tee(this.fpw).i32Const(0x300).op(Op.I32And).op(Op.I32Eqz).ifHinted(false);
     this.exit(() => this.pcAt(ins.off), k);
-    this.c.end();
+    c.end();
+  }
+  /** The F/D instructions' emitter (fp.ts), made at the first one. */
+  private fpEmitter(ins: BlockInsn, k: number): FpEmitter {
+    const block: FpBlock = {
+      c: this.c,
+      xAddr: (r) => this.xAddr(r),
+      getX: (r) => this.getX(r),
+      setX: (rd, value) => this.setX(rd, value),
+      storeX: (r) => this.storeBack([r]),
+      reloadX: (r) => { this.c.i32Const(0).mem(Op.I64Load, this.xAddr(r), 3).set(this.regs.get(r)!); },
+      exitBefore: () => this.exit(() => this.pcAt(this.cur!.off), this.k),
+      jitFp: F_JIT_FP,
+    };
+    this.cur = ins;
+    this.k = k;
+    return (this.fp ??= new FpEmitter(block, this.layout.xBase));
   }
 
   /** After a call to loadSlow/storeSlow: leave if it raised an exception. */
@@ -638,7 +661,8 @@ class BlockWriter {
         this.loadToV(ins, k, rs1, immI, f3 === 2 ? 4 : 8, f3 === 2 ? Op.I64Load32U : Op.I64Load, null);
         c.i32Const(0).get(this.v);
         if (f3 === 2) c.i64Const(-0x100000000).op(Op.I64Or);
-        c.mem(Op.I64Store, this.xAddr(32 + rd), 3).call(F_JIT_FS_DIRTY);
+        c.mem(Op.I64Store, this.xAddr(32 + rd), 3);
+        c.i32Const(0).get(this.fpw).i32Const(0x300).op(Op.I32Or).mem(Op.I32Store, this.layout.xBase + HS_FCSR, 2);
         return;
       }
       case 0x27: // FSW, FSD
@@ -646,13 +670,9 @@ class BlockWriter {
         this.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3 === 2 ? 4 : 8,
           () => c.i32Const(0).mem(Op.I64Load, this.xAddr(32 + rs2), 3));
         return;
-      case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: { // OP-FP and FMA through the engine
-        this.spill(); // it reads x registers from the state block
-        c.i32Const(i | 0).call(F_JIT_FP).op(Op.I32Eqz).ifHinted(false);
-        this.exit(() => this.pcAt(ins.off), k); // illegal: the interpreter runs it and raises the exception
-        c.end();
-        const w = xUse(i).writes;
-        if (w !== 0) c.i32Const(0).mem(Op.I64Load, this.xAddr(w), 3).set(this.regs.get(w)!);
+      case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: { // OP-FP and FMA: native where exact, else the engine (fp.ts)
+        const { reads, writes } = xUse(i);
+        this.fpEmitter(ins, k).emit(i, reads.length > 0, writes !== 0);
         return;
       }
       case 0x73: { // a CSR instruction through the engine, told the budget left before it (for cycle and instret)

@@ -13,26 +13,37 @@ export const enum Op {
   Br = 0x0c, BrIf = 0x0d, Return = 0x0f, Call = 0x10, ReturnCall = 0x12,
   Drop = 0x1a, Select = 0x1b,
   LocalGet = 0x20, LocalSet = 0x21, LocalTee = 0x22, GlobalGet = 0x23, GlobalSet = 0x24,
-  I32Load = 0x28, I64Load = 0x29,
+  I32Load = 0x28, I64Load = 0x29, F32Load = 0x2a, F64Load = 0x2b,
   I32Load8S = 0x2c, I32Load8U = 0x2d, I32Load16S = 0x2e, I32Load16U = 0x2f,
   I64Load8S = 0x30, I64Load8U = 0x31, I64Load16S = 0x32, I64Load16U = 0x33, I64Load32S = 0x34, I64Load32U = 0x35,
-  I32Store = 0x36, I64Store = 0x37, I32Store8 = 0x3a, I32Store16 = 0x3b,
+  I32Store = 0x36, I64Store = 0x37, F32Store = 0x38, F64Store = 0x39, I32Store8 = 0x3a, I32Store16 = 0x3b,
   I64Store8 = 0x3c, I64Store16 = 0x3d, I64Store32 = 0x3e,
   I32Const = 0x41, I64Const = 0x42,
   I32Eqz = 0x45, I32Eq = 0x46, I32Ne = 0x47, I32LtS = 0x48, I32LtU = 0x49, I32GtS = 0x4a, I32GtU = 0x4b,
   I32LeS = 0x4c, I32LeU = 0x4d, I32GeS = 0x4e, I32GeU = 0x4f,
   I64Eqz = 0x50, I64Eq = 0x51, I64Ne = 0x52, I64LtS = 0x53, I64LtU = 0x54, I64GtS = 0x55, I64GtU = 0x56,
   I64LeS = 0x57, I64LeU = 0x58, I64GeS = 0x59, I64GeU = 0x5a,
+  F32Eq = 0x5b, F32Ne = 0x5c, F32Lt = 0x5d, F32Gt = 0x5e, F32Le = 0x5f, F32Ge = 0x60,
+  F64Eq = 0x61, F64Ne = 0x62, F64Lt = 0x63, F64Gt = 0x64, F64Le = 0x65, F64Ge = 0x66,
   I32Add = 0x6a, I32Sub = 0x6b, I32Mul = 0x6c, I32DivS = 0x6d, I32DivU = 0x6e, I32RemS = 0x6f, I32RemU = 0x70,
   I32And = 0x71, I32Or = 0x72, I32Xor = 0x73, I32Shl = 0x74, I32ShrS = 0x75, I32ShrU = 0x76,
+  I64Clz = 0x79, I64Ctz = 0x7a,
   I64Add = 0x7c, I64Sub = 0x7d, I64Mul = 0x7e, I64DivS = 0x7f, I64DivU = 0x80, I64RemS = 0x81, I64RemU = 0x82,
   I64And = 0x83, I64Or = 0x84, I64Xor = 0x85, I64Shl = 0x86, I64ShrS = 0x87, I64ShrU = 0x88,
-  I32WrapI64 = 0xa7, I64ExtendI32S = 0xac, I64ExtendI32U = 0xad,
+  F64Abs = 0x99, F64Neg = 0x9a, F64Ceil = 0x9b, F64Floor = 0x9c, F64Trunc = 0x9d, F64Nearest = 0x9e, F64Sqrt = 0x9f,
+  F64Add = 0xa0, F64Sub = 0xa1, F64Mul = 0xa2, F64Div = 0xa3, F64Min = 0xa4, F64Max = 0xa5,
+  I32WrapI64 = 0xa7, I32TruncF64S = 0xaa, I32TruncF64U = 0xab, I64ExtendI32S = 0xac, I64ExtendI32U = 0xad,
+  I64TruncF64S = 0xb0, I64TruncF64U = 0xb1, F32DemoteF64 = 0xb6,
+  F64ConvertI32S = 0xb7, F64ConvertI32U = 0xb8, F64ConvertI64S = 0xb9, F64ConvertI64U = 0xba, F64PromoteF32 = 0xbb,
+  I32ReinterpretF32 = 0xbc, I64ReinterpretF64 = 0xbd, F32ReinterpretI32 = 0xbe, F64ReinterpretI64 = 0xbf,
   I64Extend8S = 0xc2, I64Extend16S = 0xc3, I64Extend32S = 0xc4,
 }
 
 /** Kinds of imports and exports (spec 5.5.5, 5.5.10). */
 export const enum ExternKind { Func = 0, Table = 1, Memory = 2, Global = 3 }
+
+const F64_BYTES = new Uint8Array(8);
+const F64_VIEW = new DataView(F64_BYTES.buffer);
 
 /** A growable byte buffer with the binary format's integer encodings. */
 export class Bytes {
@@ -129,6 +140,11 @@ export class Code extends Bytes {
   i32Const(v: number): this { return this.byte(Op.I32Const).s32(v); }
   /** `i64.const` of a bigint (modulo 2^64) or a safe integer. */
   i64Const(v: bigint | number): this { return this.byte(Op.I64Const).s64(v); }
+  /** `f64.const` of `v` (its IEEE 754 binary64 bits, little-endian). */
+  f64Const(v: number): this {
+    F64_VIEW.setFloat64(0, v, true);
+    return this.byte(0x44).bytes(F64_BYTES);
+  }
   get(i: number): this { return this.byte(Op.LocalGet).u32(i); }
   set(i: number): this { return this.byte(Op.LocalSet).u32(i); }
   tee(i: number): this { return this.byte(Op.LocalTee).u32(i); }
