@@ -16,6 +16,8 @@
  *   - request latency: the guest's httpd again; the host sends
  *     BENCH_NET_REQUESTS (default 1000) small GETs one after the other (each a new
  *     connection, as busybox httpd serves one request per connection); median and p90.
+ *     A GET whose connection closes before an answer is tried again (up to
+ *     MAX_RETRIED_GETS a side) and counted in the report, rather than ending the bench.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -42,8 +44,11 @@ function chunk(i: number): Buffer {
   return pseudoRandomBytes(MiB, 5000 + i);
 }
 
-/** One side's figures. */
-interface NetFigures { upMBs: number; downMBs: number; medianMs: number; p90Ms: number }
+/** One side's figures; `retried`: GETs that failed (the connection closed or reset before an answer) and were tried again. */
+interface NetFigures { upMBs: number; downMBs: number; medianMs: number; p90Ms: number; retried: number }
+
+/** Failed GETs a side may retry before its measurement fails. */
+const MAX_RETRIED_GETS = 10;
 
 /** One GET of `path` on 127.0.0.1:`port`: ms taken and the body's sha256 (`hash`) or length. */
 function httpGet(port: number, path: string, hash = false): Promise<{ ms: number; bytes: number; sha256: string }> {
@@ -104,6 +109,17 @@ async function measure(side: string, bytes: number, requests: number, sink: stri
   ].join('; ');
   const latencies: number[] = [];
   let up = { ms: 0, bytes: 0, sha256: '' };
+  let retried = 0;
+  const get = async (what: string, path: string, hash = false) => {
+    for (;;) {
+      try {
+        return await httpGet(httpPort, path, hash);
+      } catch (e) {
+        if (++retried > MAX_RETRIED_GETS) throw new Error(`${side}: ${what}: ${(e as Error).message} (${retried} failed GETs)`);
+        log(`${side}: ${what}: ${(e as Error).message}; trying again`);
+      }
+    }
+  };
   const run = start(['sh', '-c', script], httpPort);
   let ended: Outcome | null = null;
   let failed: Error | null = null;
@@ -118,8 +134,8 @@ async function measure(side: string, bytes: number, requests: number, sink: stri
       if (performance.now() > deadline) throw new Error(`${side}: the guest's httpd never answered`);
       await sleep(500);
     }
-    up = await httpGet(httpPort, '/blob', true);
-    for (let i = 0; i < requests; i++) latencies.push((await httpGet(httpPort, '/index.html')).ms);
+    up = await get('GET /blob', '/blob', true);
+    for (let i = 0; i < requests; i++) latencies.push((await get(`GET /index.html (${i + 1} of ${requests})`, '/index.html')).ms);
   } catch (e) {
     // the guest keeps running while its hold connection is open: end it, then report
     release();
@@ -139,6 +155,7 @@ async function measure(side: string, bytes: number, requests: number, sink: stri
     downMBs: bytes / 1e6 / downSeconds,
     medianMs: median(latencies),
     p90Ms: latencies[Math.floor(latencies.length * 0.9)],
+    retried,
   };
 }
 
@@ -216,5 +233,6 @@ export async function benchNet(g: Guests, work: string): Promise<string[]> {
       ['HTTP GET to the guest, median', t.medianMs, q?.medianMs],
       ['HTTP GET to the guest, 90th percentile', t.p90Ms, q?.p90Ms],
     ], 'ms', 2),
+    `GETs that failed (closed before an answer) and were tried again: tsvisor ${t.retried}${q ? `, QEMU ${q.retried}` : ''}`,
   ];
 }
