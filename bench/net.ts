@@ -94,10 +94,15 @@ async function measure(side: string, bytes: number, requests: number, sink: stri
   // the guest connects here once wget has taken the last byte (the host's end() only means
   // the bytes left for passt's socket)
   const mark = await listen((s) => { if (downStart) downSeconds = (performance.now() - downStart) / 1000; s.end(); s.resume(); }, 'mark');
-  let release: () => void = () => {};
-  const released = new Promise<void>((r) => { release = r; });
-  const hold = await listen((s) => { void released.then(() => s.end()); s.resume(); }, 'hold');
-  const servers = [downServer, mark.server, hold.server];
+  // the guest asks here every second whether it may stop (503: not yet, 200: yes); not one
+  // long-lived connection: passt resets a half-closed one after 60 s (its FIN_TIMEOUT),
+  // which ended a guest while its GETs were being measured
+  let done = false;
+  const release = () => { done = true; };
+  const hold = createHttpServer((req, res) => { res.writeHead(done ? 200 : 503, { 'content-length': '0' }).end(); });
+  await new Promise<void>((r) => hold.listen(0, '127.0.0.1', () => r()));
+  const holdPort = (hold.address() as { port: number }).port;
+  const servers = [downServer, mark.server, hold];
   const httpPort = await freeLoopbackPort();
   const script = [
     'gw=$(ip route | awk \'/^default/ {print $3; exit}\')',
@@ -105,7 +110,7 @@ async function measure(side: string, bytes: number, requests: number, sink: stri
     `nc $gw ${mark.port} < /dev/null; sync`,
     // the data for the host, in RAM (tmpfs), served by httpd; then wait for the host
     `mkdir -p /www; mount -t tmpfs -o size=${bytes / MiB + 16}m www /www; cat /dev/vda > /www/blob; echo ok > /www/index.html; httpd -p 80 -h /www`,
-    `nc $gw ${hold.port} < /dev/null > /dev/null`,
+    `until wget -q -O /dev/null http://$gw:${holdPort}/; do sleep 1; done`,
   ].join('; ');
   const latencies: number[] = [];
   let up = { ms: 0, bytes: 0, sha256: '' };
@@ -137,11 +142,12 @@ async function measure(side: string, bytes: number, requests: number, sink: stri
     up = await get('GET /blob', '/blob', true);
     for (let i = 0; i < requests; i++) latencies.push((await get(`GET /index.html (${i + 1} of ${requests})`, '/index.html')).ms);
   } catch (e) {
-    // the guest keeps running while its hold connection is open: end it, then report
+    // the guest keeps running until it is released: release it, then report with its output
     release();
-    await run.catch(() => undefined);
+    const o = await run.catch(() => undefined);
     for (const s of servers) s.close();
-    throw e;
+    const tail = o ? ` (the guest run: exit ${o.exitCode}; output: ${o.out.slice(-800)}; stderr: ${o.stderr.slice(-800)})` : '';
+    throw new Error(`${(e as Error).message}${tail}`);
   } finally {
     release();
   }
