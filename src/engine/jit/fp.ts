@@ -13,13 +13,14 @@
  *  - FSGNJ[N|X].D/.S, FMV.X.D/.W, FMV.D/.W.X, FCVT.D.W[U]: always;
  *  - FADD/FSUB/FMUL/FDIV.D (RNE, or the dynamic mode with frm = RNE): the result finite,
  *    normal and not near overflow; inexact from the exact error (Fast2Sum) or from the
- *    operands' significant bits, as fp64.ts decides it;
+ *    operands' significant bits, as fp64.ts decides it; FSQRT.D (RNE) of a positive
+ *    finite value;
  *  - FEQ/FLT/FLE.D, FMIN/FMAX.D, FCVT.D.S: no NaN operand;
  *  - FCVT.D.L[U]: the integer has at most 53 significant bits;
  *  - FCVT.W[U]/L[U].D (RNE, RTZ, RDN, RUP): the rounded value in range;
  *  - FCVT.S.D (RNE): the result normal and finite, or a zero.
  * Everything else (NaNs, infinities, subnormal and overflowing results, the other rounding
- * modes, FSQRT, the fused multiply-adds, FCLASS, single-precision arithmetic) calls
+ * modes, the fused multiply-adds, FCLASS, single-precision arithmetic) calls
  * `jitFp(insn)`, which runs the instruction on the registers in the hart state block.
  */
 import { HS_FCSR } from '../layout.js';
@@ -151,6 +152,11 @@ export class FpEmitter {
         if (!dbl || !(rm === RNE || rm === DYN)) return false;
         this.gate(rm);
         this.arith(insn, f5, rd, rs1, rs2, rm);
+        return true;
+      case 0x0b: // FSQRT.D
+        if (!dbl || rs2 !== 0 || !(rm === RNE || rm === DYN)) return false;
+        this.gate(rm);
+        this.sqrt(insn, rd, rs1, rm);
         return true;
       case 0x04: { // FSGNJ FSGNJN FSGNJX
         if (rm > 2) return false;
@@ -332,6 +338,27 @@ export class FpEmitter {
           this.oddSignificand(a, false);
           c.op(Op.I64Eq).op(Op.I32And).op(Op.I32Eqz);
         }
+      });
+    });
+  }
+
+  /** FSQRT.D under RNE of a positive, finite, nonzero value (fp64.ts f64_sqrt): the result is normal and never a tie. */
+  private sqrt(insn: number, rd: number, rs1: number, rm: number): void {
+    const c = this.b.c;
+    const a = this.local('ab', I64), rb = this.local('rb', I64), os = this.local('oa', I64);
+    this.loadFBits(rs1);
+    c.tee(a).i64Const(1).op(Op.I64Sub).i64Const(0x7fefffffffffffffn).op(Op.I64LtU);
+    if (this.rneCond(rm)) c.op(Op.I32And);
+    this.fastElseEngine(insn, false, false, () => {
+      c.get(a).op(Op.F64ReinterpretI64).op(Op.F64Sqrt).op(Op.I64ReinterpretF64).set(rb);
+      this.storeFBits(rd, () => c.get(rb));
+      // exact iff odd(s)^2 == odd(a), odd(s) below 2^27
+      this.dirty(() => {
+        this.oddSignificand(rb, true);
+        c.tee(os).op(Op.I64Clz).i64Const(37).op(Op.I64LtU);
+        c.get(os).get(os).op(Op.I64Mul);
+        this.oddSignificand(a, false);
+        c.op(Op.I64Ne).op(Op.I32Or);
       });
     });
   }
