@@ -383,7 +383,8 @@ export class FpEmitter {
     const c = this.b.c;
     const x = this.local('x', F64), r = this.local('r', F64);
     this.loadF64(rs1);
-    c.tee(x).op([Op.F64Nearest, Op.F64Trunc, Op.F64Floor, Op.F64Ceil][rm === DYN ? RNE : rm]).tee(r);
+    const round = { [RNE]: Op.F64Nearest, [RTZ]: Op.F64Trunc, [RDN]: Op.F64Floor, [RUP]: Op.F64Ceil }[rm === DYN ? RNE : rm]!;
+    c.tee(x).op(round).tee(r);
     const [lo, hi, hiIncl] = [[-2147483648, 2147483647, true], [0, 4294967295, true],
       [-9223372036854775808, 9223372036854775808, false], [0, 18446744073709551616, false]][kind] as [number, number, boolean];
     c.f64Const(lo).op(Op.F64Ge).get(r).f64Const(hi).op(hiIncl ? Op.F64Le : Op.F64Lt).op(Op.I32And);
