@@ -521,19 +521,22 @@ class BlockWriter {
   }
   /** The F/D instructions' emitter (fp.ts), made at the first one. */
   private fpEmitter(ins: BlockInsn, k: number): FpEmitter {
-    const block: FpBlock = {
-      c: this.c,
-      xAddr: (r) => this.xAddr(r),
-      getX: (r) => this.getX(r),
-      setX: (rd, value) => this.setX(rd, value),
-      storeX: (r) => this.storeBack([r]),
-      reloadX: (r) => { this.c.i32Const(0).mem(Op.I64Load, this.xAddr(r), 3).set(this.regs.get(r)!); },
-      exitBefore: () => this.exit(() => this.pcAt(this.cur!.off), this.k),
-      jitFp: F_JIT_FP,
-    };
     this.cur = ins;
     this.k = k;
-    return (this.fp ??= new FpEmitter(block, this.layout.xBase));
+    if (!this.fp) {
+      const block: FpBlock = {
+        c: this.c,
+        xAddr: (r) => this.xAddr(r),
+        getX: (r) => this.getX(r),
+        setX: (rd, value) => this.setX(rd, value),
+        storeX: (r) => this.storeBack([r]),
+        reloadX: (r) => { this.c.i32Const(0).mem(Op.I64Load, this.xAddr(r), 3).set(this.regs.get(r)!); },
+        exitBefore: () => this.exit(() => this.pcAt(this.cur!.off), this.k),
+        jitFp: F_JIT_FP,
+      };
+      this.fp = new FpEmitter(block, this.layout.xBase);
+    }
+    return this.fp;
   }
 
   /** After a call to loadSlow/storeSlow: leave if it raised an exception. */
