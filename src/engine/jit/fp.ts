@@ -82,6 +82,11 @@ export class FpEmitter {
     this.b.exitBefore();
     c.end();
   }
+  /** Before an F/D load or store (FLW, FLD, FSW, FSD): with FS off, leave before it (the fcsr word in local fpw). */
+  fsOn(): void { this.gate(RNE); }
+  /** After an F/D load wrote its f register (after fsOn): FS becomes Dirty. */
+  fsDirty(): void { this.dirty(null); }
+
   /** fcsr = fpw | FS Dirty | (NX when what `nx` pushes, an i32, is nonzero; none when null). */
   private dirty(nx: (() => void) | null): void {
     const c = this.b.c;

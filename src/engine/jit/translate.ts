@@ -34,7 +34,7 @@
  *    block) by tail-calling the hart's chain trampoline ("env" "chain", chain.ts), which
  *    runs the target's translation if the jump cache has one, else returns to the engine.
  */
-import { CODE_GEN, HS_FCSR, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
+import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
 import { csrReadOnly, staticTarget, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
 import { FpEmitter, type FpBlock } from './fp.js';
 import { HELPER_NAMES, helper } from './helpers.js';
@@ -183,9 +183,6 @@ class BlockWriter {
   /** The F/D emitter (made at the first F/D instruction), and the instruction it is emitting. */
   private fp: FpEmitter | undefined;
   private cur: BlockInsn | undefined;
-  /** The fcsr word, as an F/D load or store read it (local, made on first use). */
-  private fpwLocal = -1;
-  private get fpw(): number { return this.fpwLocal >= 0 ? this.fpwLocal : (this.fpwLocal = this.c.local(I32)); }
 
   /**
    * @param index function index of each block start (host address) the block may tail-call
@@ -335,6 +332,10 @@ class BlockWriter {
   private spill(): void {
     const k = this.k === this.n - 1 && this.b.jumps ? this.n : this.k;
     this.storeBack(this.dirtyBefore[k]);
+  }
+  /** Load x[r]'s local from the hart state (after the engine wrote x[r] there). */
+  private reloadX(r: number): void {
+    this.c.i32Const(0).mem(Op.I64Load, this.xAddr(r), 3).set(this.regs.get(r)!);
   }
   /** Store x registers `regs` from their locals into the hart state. */
   private storeBack(regs: readonly number[]): void {
@@ -509,16 +510,6 @@ class BlockWriter {
     c.end();
   }
 
-  /**
-   * Before an F/D load or store: load the fcsr word (HS_FCSR) into local fpw and, with FS
-   * off, leave before the instruction (the interpreter raises illegal instruction).
-   */
-  private fsOn(ins: BlockInsn, k: number): void {
-    const c = this.c;
-    c.i32Const(0).mem(Op.I32Load, this.layout.xBase + HS_FCSR, 2).tee(this.fpw).i32Const(0x300).op(Op.I32And).op(Op.I32Eqz).ifHinted(false);
-    this.exit(() => this.pcAt(ins.off), k);
-    c.end();
-  }
   /** The F/D instructions' emitter (fp.ts), made at the first one. */
   private fpEmitter(ins: BlockInsn, k: number): FpEmitter {
     this.cur = ins;
@@ -530,7 +521,7 @@ class BlockWriter {
         getX: (r) => this.getX(r),
         setX: (rd, value) => this.setX(rd, value),
         storeX: (r) => this.storeBack([r]),
-        reloadX: (r) => { this.c.i32Const(0).mem(Op.I64Load, this.xAddr(r), 3).set(this.regs.get(r)!); },
+        reloadX: (r) => this.reloadX(r),
         exitBefore: () => this.exit(() => this.pcAt(this.cur!.off), this.k),
         jitFp: F_JIT_FP,
       };
@@ -660,16 +651,17 @@ class BlockWriter {
       case 0x0f: c.atomicFence(); return; // FENCE: every ordering at once, as the interpreter's seq-cst RMW
       case 0x23: this.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), 1 << f3, () => this.getX(rs2)); return;
       case 0x07: { // FLW, FLD: NaN-boxed into f[rd]; FS becomes Dirty
-        this.fsOn(ins, k);
+        const fp = this.fpEmitter(ins, k);
+        fp.fsOn();
         this.loadToV(ins, k, rs1, immI, f3 === 2 ? 4 : 8, f3 === 2 ? Op.I64Load32U : Op.I64Load, null);
         c.i32Const(0).get(this.v);
         if (f3 === 2) c.i64Const(-0x100000000).op(Op.I64Or);
         c.mem(Op.I64Store, this.xAddr(32 + rd), 3);
-        c.i32Const(0).get(this.fpw).i32Const(0x300).op(Op.I32Or).mem(Op.I32Store, this.layout.xBase + HS_FCSR, 2);
+        fp.fsDirty();
         return;
       }
       case 0x27: // FSW, FSD
-        this.fsOn(ins, k);
+        this.fpEmitter(ins, k).fsOn();
         this.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3 === 2 ? 4 : 8,
           () => c.i32Const(0).mem(Op.I64Load, this.xAddr(32 + rs2), 3));
         return;
@@ -684,7 +676,7 @@ class BlockWriter {
         c.i32Const(i | 0).get(0).i32Const(k).op(Op.I32Sub).call(F_JIT_CSR).tee(this.ent).op(Op.I32Eqz).ifHinted(false);
         this.exit(() => this.pcAt(ins.off), k); // illegal: the interpreter runs it and raises the exception
         c.end();
-        if (rd !== 0) c.i32Const(0).mem(Op.I64Load, this.xAddr(rd), 3).set(this.regs.get(rd)!);
+        if (rd !== 0) this.reloadX(rd);
         if (writes) {
           // it may have enabled an interrupt: leave after it, for the engine to take it
           c.get(this.ent).i32Const(2).op(Op.I32Eq).ifHinted(false);
@@ -697,7 +689,7 @@ class BlockWriter {
         this.spill();
         c.i32Const(i | 0).call(F_JIT_AMO);
         this.faultExit(ins, k);
-        if (rd !== 0) c.i32Const(0).mem(Op.I64Load, this.xAddr(rd), 3).set(this.regs.get(rd)!);
+        if (rd !== 0) this.reloadX(rd);
         return;
       case 0x13: { // OP-IMM
         if (rd === 0) return;
