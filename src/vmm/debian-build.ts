@@ -4,7 +4,7 @@
  * architecture: the default image's kernel and busybox initramfs boot, mount the new disk
  * and run its stage-2 script in a chroot (`dpkg --configure -a`, the initrd, ...).
  */
-import { readFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileBlockBackend } from '../devices/node/file-block.js';
 import { loadEngineModule } from '../engine/node/module.js';
@@ -17,7 +17,8 @@ import {
 } from '../images/debian-image.js';
 import type { DebianImage, Stage1Result } from '../images/debian-image.js';
 import { withFileLock } from '../images/lock.js';
-import { initrdWithCommand, kernelBootargs } from './boot-config.js';
+import { initrdBlobWithCommand, kernelBootargs } from './boot-config.js';
+import { fileBlob } from './boot-files.js';
 import { ExitMarkerFilter } from './console.js';
 import { Vm } from './vm.js';
 
@@ -129,12 +130,13 @@ async function runStage2(s1: Stage1Result, opts: EnsureDebianImageOptions, progr
     'umount /mnt || mount -o remount,ro /mnt',
     'exit $st',
   ].join('\n');
-  const initrd = initrdWithCommand(readFileSync(def.initrd), ['sh', '-c', cmd]);
+  // read by the board straight into guest RAM, as `tsvisor run` does
+  const initrd = initrdBlobWithCommand(fileBlob(def.initrd), ['sh', '-c', cmd]);
   const disk = new FileBlockBackend(s1.disk);
   const filter = new ExitMarkerFilter();
   let tail = '';
   const vm = await Vm.create({
-    ramBytes: STAGE2_RAM, harts: 2, engine: loadEngineModule(), kernel: readFileSync(def.kernel), initrd,
+    ramBytes: STAGE2_RAM, harts: 2, engine: loadEngineModule(), kernel: fileBlob(def.kernel), initrd,
     bootargs: kernelBootargs({}),
     disks: [{ backend: disk, serial: 'debian' }],
     console: {
