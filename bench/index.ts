@@ -2,7 +2,7 @@
  * `npm run bench [-- SECTION...]`: tsvisor's speed and resource figures, side by side with
  * `qemu-system-riscv64` (TCG) in the same run, printed as tables with ratios.
  *
- *   boot   seconds to userspace and single-vCPU in-guest work (qemu.ts)
+ *   boot   seconds to userspace (also on one host core) and single-vCPU in-guest work (qemu.ts)
  *   smp    speed-up of a 2-process CPU-bound workload at 2 vCPUs over 1 (smp.ts)
  *   overcommit  4 vCPUs on one host core against 1 vCPU, a lock-heavy program (overcommit.ts)
  *   idle   host CPU used by an idle 4-vCPU VM (idle.ts)

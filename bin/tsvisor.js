@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --v8-pool-size=1
+#!/usr/bin/env -S node --max-semi-space-size=2 --v8-pool-size=1 --wasm-tiering-budget=8000000
 import { reexecForVm } from '../dist/src/cli/reexec.js';
 // the first line gives Node the flags of a VM process (src/vmm/node-flags.ts); when it was
 // started otherwise ('node bin/tsvisor.js'), a command that runs a VM restarts it with them
