@@ -17,11 +17,13 @@
  * - `--wasm-tiering-budget=8000000`: a wasm function is handed to TurboFan after about
  *   8,000,000 bytes of its code ran in Liftoff instead of 1,800,000, so that translations
  *   run a few thousand times and then no more (most of a boot's) stay in Liftoff and
- *   TurboFan compiles the hot ones only. Boots to `true`, three alternating a side: user
- *   CPU 7.0-8.4 s against 7.2-9.8 s; pinned to one host core (`taskset -c 0`), 7.5-8.2 s
- *   against 8.0-9.9 s; on two cores, the same. Guest-timed workloads (gzip -9, sha256,
- *   sort, FP awk, shell arithmetic), medians of four alternating runs: the same or faster.
- *   36,000,000 saved more boot CPU but made the shell-arithmetic loop 18% slower.
+ *   TurboFan compiles the hot ones only. Boots to `true`, five alternating a side, medians:
+ *   on two host cores 4.96 s against 5.19 s, with 7.9 s of user CPU against 9.4 s; pinned
+ *   to one host core (`taskset -c 0`) 6.39 s against 9.45 s. Guest-timed workloads, medians
+ *   of four alternating runs: gzip -9 4.40 s against 4.61 s, sha256 2.78 against 2.95, sort
+ *   3.22 against 3.01, FP awk 2.13 against 2.30, shell arithmetic 2.43 against 3.21 (each
+ *   within the spread of its runs). 36,000,000 saved more boot CPU but made the shell
+ *   arithmetic loop 18% slower.
  */
 export const VM_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--v8-pool-size=1', '--wasm-tiering-budget=8000000'];
 
