@@ -33,10 +33,15 @@ import { freeLoopbackPort } from '../src/vmm/network.js';
 
 const MiB = 1 << 20;
 
+/** Start `server` (TCP or HTTP) listening on a free port of 127.0.0.1; resolves to that port. */
+function listenLoopback(server: Server): Promise<number> {
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r((server.address() as { port: number }).port)));
+}
+
 /** A TCP server on 127.0.0.1; half-open connections stay open (the guest's nc half-closes at the end of its input). */
-function listen(onConn: (s: Socket) => void, what: string): Promise<{ server: Server; port: number }> {
+async function listen(onConn: (s: Socket) => void, what: string): Promise<{ server: Server; port: number }> {
   const server = createServer({ allowHalfOpen: true }, (s) => { s.on('error', (e) => log(`${what}: ${e.message}`)); onConn(s); });
-  return new Promise((r) => server.listen(0, '127.0.0.1', () => r({ server, port: (server.address() as { port: number }).port })));
+  return { server, port: await listenLoopback(server) };
 }
 
 /** The 1 MiB chunks of the test data (seeded as the e2e tests seed theirs). */
@@ -89,8 +94,7 @@ async function measure(side: string, bytes: number, requests: number, sink: stri
     res.on('error', (e) => log(`host -> guest: ${e.message}`));
     more();
   });
-  await new Promise<void>((r) => downServer.listen(0, '127.0.0.1', () => r()));
-  const downPort = (downServer.address() as { port: number }).port;
+  const downPort = await listenLoopback(downServer);
   // the guest connects here once wget has taken the last byte (the host's end() only means
   // the bytes left for passt's socket)
   const mark = await listen((s) => { if (downStart) downSeconds = (performance.now() - downStart) / 1000; s.end(); s.resume(); }, 'mark');
@@ -100,8 +104,7 @@ async function measure(side: string, bytes: number, requests: number, sink: stri
   let done = false;
   const release = () => { done = true; };
   const hold = createHttpServer((req, res) => { res.writeHead(done ? 200 : 503, { 'content-length': '0' }).end(); });
-  await new Promise<void>((r) => hold.listen(0, '127.0.0.1', () => r()));
-  const holdPort = (hold.address() as { port: number }).port;
+  const holdPort = await listenLoopback(hold);
   const servers = [downServer, mark.server, hold];
   const httpPort = await freeLoopbackPort();
   const script = [
