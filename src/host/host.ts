@@ -456,20 +456,24 @@ export class Host {
     // `vm ssh` goes through a loopback port chosen at each start, published to the guest's port 22
     const sshPort = e.def.ssh && e.def.nics?.some((n) => n.kind === 'user') ? await freeLoopbackPort() : 0;
     if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
-    await this.admission.admitStart(name, e);
-    if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
-    // admission and reservation in one synchronous step: two starts cannot both pass on the same free memory
-    this.admission.checkStart(name, e);
+    const releaseRoom = await this.admission.admitStart(name, e);
+    try {
+      if (ALIVE.includes(e.rt.state)) throw new HostError('conflict', `VM ${name} is already ${e.rt.state}`);
+      // admission and reservation in one synchronous step: two starts cannot both pass on the same free memory
+      this.admission.checkStart(name, e);
+      e.intent = undefined;
+      e.guest = undefined;
+      this.meter.resetRates(name);
+      e.deadTicks = 0;
+      e.rt = {
+        ...e.rt, state: 'starting', memoryBytes: e.def.memoryBytes, startedAt: Date.now(), pid: undefined, starttime: undefined,
+        // a dynamic VM process may hold what it starts with until the balancer grants more
+        ceilingBytes: e.def.memoryPolicy === 'dynamic' ? e.def.memoryBytes : undefined,
+      };
+    } finally {
+      releaseRoom(); // booked now (or not started): the balancer may divide it again
+    }
     const p = this.store.paths(name);
-    e.intent = undefined;
-    e.guest = undefined;
-    this.meter.resetRates(name);
-    e.deadTicks = 0;
-    e.rt = {
-      ...e.rt, state: 'starting', memoryBytes: e.def.memoryBytes, startedAt: Date.now(), pid: undefined, starttime: undefined,
-      // a dynamic VM process may hold what it starts with until the balancer grants more
-      ceilingBytes: e.def.memoryPolicy === 'dynamic' ? e.def.memoryBytes : undefined,
-    };
     this.save(name, e);
 
     let cgroupOk = false;

@@ -42,33 +42,42 @@ export class MemoryAdmission {
   /**
    * Make `bytes` of the budget free for `action` on VM `name`: when they are not free now,
    * the dynamic VMs' ceilings are cut and this waits (up to `roomWaitMs`) for them to give
-   * memory back.
+   * memory back. The room is held (MemoryBalancer.hold) until the caller calls the
+   * release returned, once it has booked the memory.
    * @throws HostError('insufficient_resources') with the figures when it stays short.
    */
-  async makeRoom(name: string, bytes: number, action: string): Promise<void> {
+  async makeRoom(name: string, bytes: number, action: string): Promise<() => void> {
     const deadline = Date.now() + (this.host.roomWaitMs ?? 30_000);
     const balancer = this.host.balancer;
-    // wait only while the dynamic VMs could still give enough back
-    while (this.budget().freeBytes < bytes && this.budget().freeBytes + balancer.reclaimableBytes() >= bytes) {
-      await balancer.rebalance(bytes);
-      if (this.budget().freeBytes >= bytes || Date.now() >= deadline) break;
-      await sleep(500);
+    const release = balancer.hold(bytes);
+    try {
+      // wait only while the dynamic VMs could still give enough back
+      while (this.budget().freeBytes < bytes && this.budget().freeBytes + balancer.reclaimableBytes() >= bytes) {
+        await balancer.rebalance();
+        if (this.budget().freeBytes >= bytes || Date.now() >= deadline) break;
+        await sleep(500);
+      }
+      admitMemory(name, bytes, this.budget(), action);
+      return release;
+    } catch (err) {
+      release();
+      throw err;
     }
-    admitMemory(name, bytes, this.budget(), action);
   }
 
   /**
    * Admission of a start of VM `name` (`e`), before its process exists: its guarantee
    * against the other live VMs' guarantees, then room for the memory it boots with. The
-   * caller reserves with {@link reserveStart} right after, with no await in between.
+   * caller then checks with {@link checkStart} and books the memory (marks the VM live),
+   * and only then calls the release returned, whatever happened.
    * @throws HostError('insufficient_resources') with the figures.
    */
-  async admitStart(name: string, e: Entry): Promise<void> {
+  async admitStart(name: string, e: Entry): Promise<() => void> {
     let sum = 0;
     for (const [n, o] of this.host.entries) if (n !== name && ALIVE.includes(o.rt.state)) sum += guaranteedBytes(o);
     const b = this.budget();
     admitMemory(name, guaranteedBytes(e), memoryBudget(b.capacityBytes, b.overcommit, sum), `start ${name} (guaranteed memory)`);
-    await this.makeRoom(name, e.def.memoryBytes, `start ${name}`);
+    return this.makeRoom(name, e.def.memoryBytes, `start ${name}`);
   }
 
   /**
@@ -89,9 +98,10 @@ export class MemoryAdmission {
    */
   async setRunningMemory<T>(name: string, e: Entry, bytes: number, apply: () => Promise<T>): Promise<T> {
     const reserved = e.rt.memoryBytes ?? e.def.memoryBytes;
-    if (bytes > reserved) await this.makeRoom(name, bytes - reserved, `grow ${name} to ${bytes / MIB} MiB`);
+    const release = bytes > reserved ? await this.makeRoom(name, bytes - reserved, `grow ${name} to ${bytes / MIB} MiB`) : () => {};
     // reserve before the await, so that two changes cannot both pass on the same free memory
     e.rt.memoryBytes = Math.max(reserved, bytes);
+    release();
     try {
       const result = await apply();
       e.rt.memoryBytes = bytes;

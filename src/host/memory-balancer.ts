@@ -53,6 +53,8 @@ export class MemoryBalancer {
   private chain: Promise<unknown> = Promise.resolve();
   /** allocStalls of each VM's last statistics, to see new stalls (a rebooted guest counts from 0: no false alarm). */
   private stalls = new Map<string, number>();
+  /** Bytes kept out of every division: room made for starts and growths not yet booked (see {@link hold}). */
+  private heldBytes = 0;
 
   constructor(private readonly host: BalancerHost) {}
 
@@ -86,16 +88,32 @@ export class MemoryBalancer {
   }
 
   /**
-   * Divide the budget anew, keeping `pendingBytes` free for a VM about to start, and grant
-   * the ceilings. Runs one at a time; a VM that cannot be told keeps its old ceiling.
+   * Keep `bytes` out of every division until the returned release is called: the room made
+   * for a start or a growth, from the moment it is free until its VM books it, so that a
+   * division in between (the periodic one) does not hand it back to the dynamic VMs.
+   * Releasing twice releases once.
    */
-  rebalance(pendingBytes = 0): Promise<void> {
-    const run = this.chain.then(() => this.rebalanceNow(pendingBytes));
+  hold(bytes: number): () => void {
+    this.heldBytes += bytes;
+    let held = true;
+    return () => {
+      if (held) this.heldBytes -= bytes;
+      held = false;
+    };
+  }
+
+  /**
+   * Divide the budget anew, keeping the held bytes ({@link hold}) free for the starts and
+   * growths they were made for, and grant the ceilings. Runs one at a time; a VM that
+   * cannot be told keeps its old ceiling.
+   */
+  rebalance(): Promise<void> {
+    const run = this.chain.then(() => this.rebalanceNow());
     this.chain = run.catch(() => undefined);
     return run;
   }
 
-  private async rebalanceNow(pendingBytes: number): Promise<void> {
+  private async rebalanceNow(): Promise<void> {
     const { entries } = this.host;
     const limit = this.host.limitBytes();
     const dyn: Array<[string, Entry]> = [];
@@ -124,7 +142,7 @@ export class MemoryBalancer {
     const short = hostShortfall((this.host.hostMemory ?? readHostMemory)());
     let effLimit = limit;
     if (short > 0) effLimit = Math.min(limit, fixed + held - short);
-    const pool = effLimit - fixed - pendingBytes;
+    const pool = effLimit - fixed - this.heldBytes;
     const vms: PlanVm[] = dyn.map(([name, e]) => ({
       name,
       priority: e.def.memoryPriority ?? DEFAULT_MEMORY_PRIORITY,
@@ -139,7 +157,7 @@ export class MemoryBalancer {
       const old = e.rt.ceilingBytes;
       let ceiling = plan.get(name)!;
       if (old === undefined || ceiling > old) {
-        const free = limit - pendingBytes - this.allocatedBytes();
+        const free = limit - this.heldBytes - this.allocatedBytes();
         ceiling = Math.max(Math.min(ceiling, reservedBytes(e) + free), guaranteedBytes(e));
         ceiling = Math.floor(ceiling / MIB) * MIB;
       }

@@ -413,10 +413,11 @@ describe('Host with a fake cgroup v1 root', () => {
       assert.equal(h.get('midle1').definition.minMemoryBytes, undefined);
     } finally {
       clearInterval(watch);
+      // also after a failure: VMs left running would skew the next test's budget
+      for (const n of ['mbusy', 'midle1', 'midle2', 'mfixed']) await h.kill(n).catch(() => undefined);
+      await closeHost(h);
     }
     assert.ok(worst <= 4 * GiB, `the budget was exceeded: ${worst / MiB} MiB`);
-    for (const n of ['mbusy', 'midle1', 'midle2', 'mfixed']) await h.kill(n);
-    await closeHost(h);
   });
 
   test('dynamic memory: when the host runs short, the lower priority gives back first', async () => {
@@ -431,15 +432,18 @@ describe('Host with a fake cgroup v1 root', () => {
       pids.push((await h.start(n)).pid!);
     }
     const now = (n: string) => h.get(n).memory?.currentBytes ?? 0;
-    // working set 600 + 120 buffer + the 32 MiB a shrink leaves: both come down from 1 GiB to 752 MiB after the calm spell
-    await waitFor(() => now('plow') === 752 * MiB && now('phigh') === 752 * MiB, 30_000, 'both at working set + buffer');
-    short = true; // MemAvailable 128 MiB under the host's 5 % reserve
-    await waitFor(() => now('plow') < 752 * MiB, 10_000, 'the low priority to give back');
-    await new Promise((r) => setTimeout(r, 2000));
-    // the high priority keeps its working set + buffer; the low one gives what it can beyond its working set
-    assert.ok(now('phigh') >= 720 * MiB, `phigh: ${now('phigh') / MiB} MiB`);
-    assert.ok(now('plow') >= 600 * MiB && now('plow') < 720 * MiB, `plow: ${now('plow') / MiB} MiB`);
-    for (const n of ['plow', 'phigh']) await h.kill(n);
-    await closeHost(h);
+    try {
+      // working set 600 + 120 buffer + the 32 MiB a shrink leaves: both come down from 1 GiB to 752 MiB after the calm spell
+      await waitFor(() => now('plow') === 752 * MiB && now('phigh') === 752 * MiB, 30_000, 'both at working set + buffer');
+      short = true; // MemAvailable 128 MiB under the host's 5 % reserve
+      await waitFor(() => now('plow') < 752 * MiB, 10_000, 'the low priority to give back');
+      await new Promise((r) => setTimeout(r, 2000));
+      // the high priority keeps its working set + buffer; the low one gives what it can beyond its working set
+      assert.ok(now('phigh') >= 720 * MiB, `phigh: ${now('phigh') / MiB} MiB`);
+      assert.ok(now('plow') >= 600 * MiB && now('plow') < 720 * MiB, `plow: ${now('plow') / MiB} MiB`);
+    } finally {
+      for (const n of ['plow', 'phigh']) await h.kill(n).catch(() => undefined);
+      await closeHost(h);
+    }
   });
 });
