@@ -37,20 +37,23 @@ function staticVm(memoryBytes: number): Entry {
   };
 }
 
-/** A 4 GiB host: busy (priority 80, 2560 MiB held, needs 1800) and two idle VMs at their 256 MiB minimum. */
-function setup(roomWaitMs: number) {
+/**
+ * A 4 GiB host: busy (priority 80, 2560 MiB held, needs 1800) and two idle VMs at their
+ * 256 MiB minimum; a start waits for no memory to come back (roomWaitMs 0).
+ */
+function setup() {
   const entries = new Map<string, Entry>([['busy', dynamicVm(2560, 1500, 80)], ['idle1', dynamicVm(256, 100, 50)], ['idle2', dynamicVm(256, 100, 50)]]);
   const posts: Array<[string, number]> = [];
   const balancer = new MemoryBalancer({
     entries, limitBytes: () => 4 * GiB, changed: () => {}, log: () => {}, hostMemory: () => null,
     post: async (name, _path, body) => { posts.push([name, (body as { ceilingBytes: number }).ceilingBytes]); },
   });
-  const admission = new MemoryAdmission({ entries, capacity: { cores: 2, memoryBytes: 4 * GiB }, overcommit: 1, balancer, roomWaitMs });
+  const admission = new MemoryAdmission({ entries, capacity: { cores: 2, memoryBytes: 4 * GiB }, overcommit: 1, balancer, roomWaitMs: 0 });
   return { entries, balancer, admission, posts };
 }
 
 test('the room made for a start is held until the start books it: a division in between does not hand it back', async () => {
-  const { entries, balancer, admission } = setup(0);
+  const { entries, balancer, admission } = setup();
   const fixed = staticVm(GiB);
   entries.set('fixed', fixed);
   assert.equal(admission.budget().freeBytes, GiB);
@@ -72,7 +75,7 @@ test('the room made for a start is held until the start books it: a division in 
 });
 
 test('a refused start releases the room it held', async () => {
-  const { entries, balancer, admission, posts } = setup(0);
+  const { entries, balancer, admission, posts } = setup();
   const big = staticVm(2 * GiB);
   entries.set('big', big);
   // busy's ceiling is cut, but it gives nothing back before the (zero) wait ends
