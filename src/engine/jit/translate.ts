@@ -17,8 +17,9 @@
  *    global and returns the budget minus the instructions it retired;
  *  - loads and stores through the TLB inline (mmu.ts layout: per access kind a table of
  *    256 entries {vpn u64, host addend u32}), leaving through the engine's loadSlow /
- *    storeSlow on a miss; when those raise an exception (excPending) the block exits (all
- *    faults of a function through one shared exit)
+ *    storeSlow on a miss, one probe for each group of accesses through an unchanged base
+ *    register within a page (probe-groups.ts); when those raise an exception (excPending)
+ *    the block exits (all faults of a function through one shared exit)
  *    with pc at the faulting instruction and the earlier instructions retired, the
  *    faulting one counted as the interpreter counts it;
  *  - computes every pc as entry pc + offset, so one translation serves every virtual
@@ -37,6 +38,7 @@
 import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
 import { csrReadOnly, staticTarget, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
 import { FpEmitter, type FpBlock } from './fp.js';
+import { ACC_R, ACC_W, probeGroups, type ProbeGroup } from './probe-groups.js';
 import { HELPER_NAMES, helper } from './helpers.js';
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
@@ -56,7 +58,6 @@ const HELPERS = 6;
 
 const I64 = ValType.I64, I32 = ValType.I32;
 const BLOCK_PARAMS = [I32, I64] as const;
-const ACC_R = 0, ACC_W = 1;
 
 /**
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
@@ -115,6 +116,9 @@ function mayFault(insn: number): boolean {
   return op === 0x03 || op === 0x23 || op === 0x07 || op === 0x27 || op === 0x2f;
 }
 
+/** A page number no TLB entry holds (an empty entry's is all ones; a real one is below 2^52). */
+const NO_VPN = -2n;
+
 /** True when the block stores every dirty x register back before `insn` (the engine reads them). */
 function storesBackAll(insn: number): boolean {
   const op = insn & 0x7f;
@@ -164,6 +168,10 @@ class BlockWriter {
    * instruction, so that a branch there is a `br` with the registers still in locals.
    */
   private readonly inner = new Map<number, number>();
+  /** The page a probe group's leader expects in its TLB entry (see groupCheck). */
+  private readonly groupVpn: number;
+  /** The probe group (of two accesses or more) of each load or store that has one, by instruction index. */
+  private readonly groups = new Map<number, ProbeGroup & { host: number }>();
   /** The local caching each x register the block uses (x0 excluded). */
   private readonly regs = new Map<number, number>();
   /**
@@ -197,10 +205,12 @@ class BlockWriter {
     this.faultOff = this.c.local(I32);
     this.faultRetired = this.c.local(I32);
     this.rsDepth = this.c.local(I32);
+    this.groupVpn = this.c.local(I64);
     this.n = b.insns.length;
     // register sets as bit masks (bit r: x register r) for membership; the arrays keep the
     // order in which registers were met, which the emitted loads and stores follow
     const uses = b.insns.map(({ insn }) => xUse(insn));
+    const hosts = new Map<ProbeGroup, number>();
     const written: number[] = [];
     let writtenMask = 0, liveMask = 0, regMask = 0;
     const addLive = (r: number) => { if (!(liveMask & (1 << r))) { liveMask |= 1 << r; this.liveIn.push(r); } };
@@ -229,6 +239,12 @@ class BlockWriter {
         if (w !== 0) addLive(w);
       }
     });
+    // loads and stores that share a TLB probe, each group with its host address local
+    for (const [k, g] of probeGroups(b.insns, uses.map((u) => u.writes), this.inner)) {
+      let host = hosts.get(g);
+      if (host === undefined) hosts.set(g, host = this.c.local(I32));
+      this.groups.set(k, { ...g, host });
+    }
     if (this.loops) {
       // a later iteration may leave before an instruction whose register an earlier one wrote:
       // every exit stores back all the block writes, so all of them are loaded at entry too
@@ -564,6 +580,73 @@ class BlockWriter {
     this.c.get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
       .i32Const(4).op(Op.I32Shl).op(Op.I32Add).set(this.ent);
   }
+  /**
+   * Push the fast-path condition (i32) of the access at instruction k (x[rs1] + imm, `size`
+   * bytes, table `access`): its probe group's local `host` (nonzero), which the group's
+   * leader sets first; else a probe of its own (tlbProbe, which sets local va).
+   */
+  private probe(k: number, rs1: number, imm: number, access: number, size: number): void {
+    const g = this.groups.get(k);
+    if (!g) { this.tlbProbe(rs1, imm, access, size); return; }
+    if (g.leader === k) this.groupCheck(g);
+    this.c.get(g.host);
+  }
+  /**
+   * Local `host` of probe group g, and ent and groupVpn for groupRecheck (clobbers va): the
+   * host address of x[rs1] + lo when its page is in the table and x[rs1] + hiEnd - 1 in that
+   * page, else 0.
+   */
+  private groupCheck(g: ProbeGroup & { host: number }): void {
+    const c = this.c;
+    this.getX(g.rs1);
+    if (g.lo !== 0) c.i64Const(g.lo).op(Op.I64Add);
+    c.set(this.va);
+    c.get(this.tlb);
+    this.tlbSlot();
+    // the page expected in the entry: x[rs1] + lo's, or NO_VPN when the range crosses a page
+    c.get(this.va).i64Const(12).op(Op.I64ShrU).i64Const(NO_VPN);
+    c.get(this.va).i64Const(g.hiEnd - g.lo - 1).op(Op.I64Add).get(this.va).op(Op.I64Xor).i64Const(12).op(Op.I64ShrU).op(Op.I64Eqz);
+    c.op(Op.Select).set(this.groupVpn);
+    this.groupRecheck(g);
+  }
+  /** Local `host` of probe group g from the TLB entry at ent, when it holds page groupVpn (else 0). */
+  private groupRecheck(g: ProbeGroup & { host: number }): void {
+    const c = this.c;
+    this.getX(g.rs1);
+    c.op(Op.I32WrapI64);
+    if (g.lo !== 0) c.i32Const(g.lo).op(Op.I32Add);
+    c.get(this.ent).mem(Op.I32Load, g.access * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add);
+    c.i32Const(0);
+    c.get(this.ent).mem(Op.I64Load, g.access * this.layout.tlbTableBytes, 3).get(this.groupVpn).op(Op.I64Eq);
+    c.op(Op.Select).set(g.host);
+  }
+  /**
+   * After the slow path of the access at instruction k, when it leads a probe group: check
+   * the entry again, so that a TLB miss the slow path filled sends the others down the fast
+   * path (the slow path keeps ent and groupVpn).
+   */
+  private afterSlow(k: number): void {
+    const g = this.groups.get(k);
+    if (g?.leader === k) this.groupRecheck(g);
+  }
+  /**
+   * Push the host address of the access at instruction k on its fast path, and return the
+   * offset the memory instruction adds to it: x[rs1] + imm's through the TLB entry at ent
+   * (tlbProbe), or its probe group's `host` and imm - lo.
+   */
+  private fastAddr(k: number, imm: number, access: number): number {
+    const g = this.groups.get(k);
+    if (!g) { this.hostAddr(access); return 0; }
+    this.c.get(g.host);
+    return imm - g.lo;
+  }
+  /** Local va = x[rs1] + imm on the slow path of a grouped access (tlbProbe has set it for the others). */
+  private slowVa(k: number, rs1: number, imm: number): void {
+    if (!this.groups.has(k)) return;
+    this.getX(rs1);
+    if (imm !== 0) this.c.i64Const(imm).op(Op.I64Add);
+    this.c.set(this.va);
+  }
   /** Push the host address of va (fast path), for an entry of table `access`. */
   private hostAddr(access: number): void {
     this.c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, access * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add);
@@ -579,14 +662,16 @@ class BlockWriter {
   /** Load `size` bytes at x[rs1] + imm into local v (`fast` on a TLB hit; `ext` sign-extends the slow path's result). */
   private loadToV(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, fast: Op, ext: Op | null): void {
     const c = this.c;
-    this.tlbProbe(rs1, imm, ACC_R, size);
+    this.probe(k, rs1, imm, ACC_R, size);
     c.ifHinted(true, I64);
-    this.hostAddr(ACC_R);
-    c.mem(fast, 0, 0);
+    const offset = this.fastAddr(k, imm, ACC_R);
+    c.mem(fast, offset, 0);
     c.op(Op.Else);
     this.depth++;
+    this.slowVa(k, rs1, imm);
     c.get(this.va).i32Const(size).call(F_LOAD_SLOW).set(this.v);
     this.faultExit(ins, k);
+    this.afterSlow(k);
     c.get(this.v);
     if (ext !== null) c.op(ext);
     this.depth--;
@@ -598,17 +683,19 @@ class BlockWriter {
   private store(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, value: () => void): void {
     const c = this.c;
     const fast = size === 1 ? Op.I64Store8 : size === 2 ? Op.I64Store16 : size === 4 ? Op.I64Store32 : Op.I64Store;
-    this.tlbProbe(rs1, imm, ACC_W, size);
+    this.probe(k, rs1, imm, ACC_W, size);
     c.ifHinted(true);
-    this.hostAddr(ACC_W);
+    const offset = this.fastAddr(k, imm, ACC_W);
     value();
-    c.mem(fast, 0, 0);
+    c.mem(fast, offset, 0);
     c.op(Op.Else);
     this.depth++;
+    this.slowVa(k, rs1, imm);
     c.get(this.va).i32Const(size);
     value();
     c.call(F_STORE_SLOW);
     this.faultExit(ins, k);
+    this.afterSlow(k);
     this.depth--;
     c.end();
   }
