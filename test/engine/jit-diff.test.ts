@@ -351,6 +351,26 @@ test('jit: random F/D programs give the interpreter\'s results, flags and FS at 
   assert.ok(retired > 5000, `only ${retired} instructions ran translated`);
 });
 
+/**
+ * Run the program of `body` (assemble) on `data` under both engines, from checkpoint to
+ * checkpoint (7 instructions a run for the interpreter, 100 for the JIT); the states must
+ * be equal at each. Returns the JIT's side.
+ */
+async function diffProgram(body: Item[], data: Uint8Array): Promise<{ hart: Hart; mem: Uint8Array }> {
+  const { image, exitPc } = assemble(body);
+  const a = await makeHart('interp', image, data);
+  const j = await makeHart('jit', image, data);
+  for (let step = 0; ; step++) {
+    toCheckpoint(a.hart, 7, 'interp');
+    toCheckpoint(j.hart, 100, 'jit');
+    assert.equal(state(j.hart, j.mem), state(a.hart, a.mem), `checkpoint ${step}`);
+    if (a.hart.pc === BigInt(exitPc)) break;
+    a.hart.skipEcall();
+    j.hart.skipEcall();
+  }
+  return j;
+}
+
 test('jit: a block that loops on itself and faults in a later iteration stores back what the earlier iterations wrote', async () => {
   // x13 = 0; x14 = 6; x12 = data; x16 = 1 MiB; then a one-block loop whose load faults from its
   // fourth iteration on (x12 has left the 4 MiB of RAM), after the iterations before wrote
@@ -364,18 +384,7 @@ test('jit: a block that loops on itself and faults in a later iteration stores b
     i(0x13, 13, 0, 13, 1), // addi x13, x13, 1
     b(1, 13, 14, -20), // bne x13, x14, loop
   ].map((word) => ({ word: word >>> 0, len: 4 as const }));
-  const { image, exitPc } = assemble(body);
-  const data = new Uint8Array(DATA_BYTES).map((_, k) => (k * 37) & 0xff);
-  const a = await makeHart('interp', image, data);
-  const j = await makeHart('jit', image, data);
-  for (let step = 0; ; step++) {
-    toCheckpoint(a.hart, 7, 'interp');
-    toCheckpoint(j.hart, 100, 'jit');
-    assert.equal(state(j.hart, j.mem), state(a.hart, a.mem), `checkpoint ${step}`);
-    if (a.hart.pc === BigInt(exitPc)) break;
-    a.hart.skipEcall();
-    j.hart.skipEcall();
-  }
+  const j = await diffProgram(body, new Uint8Array(DATA_BYTES).map((_, k) => (k * 37) & 0xff));
   assert.equal(j.hart.getX(13), 6n);
   assert.ok(j.hart.jitStats!.retired > 0, 'the loop ran translated');
 });
@@ -402,18 +411,7 @@ test('jit: loads and stores that share one TLB probe give the interpreter\'s res
     i(0x13, 22, 0, 0, 1), i(0x13, 22, 1, 22, 31), (0x400 << 12) | (23 << 7) | 0x37, r(0x33, 22, 0, 22, 23, 0),
     s(3, 22, 15, -8), s(3, 22, 21, 0), i(0x03, 24, 3, 22, -8), i(0x03, 25, 3, 22, 0), i(0x03, 26, 3, 22, -16),
   ].map((word) => ({ word: word >>> 0, len: 4 as const }));
-  const { image, exitPc } = assemble(body);
-  const data = new Uint8Array(DATA_BYTES).map((_, k) => (k * 37 + (k >> 8)) & 0xff);
-  const a = await makeHart('interp', image, data);
-  const j = await makeHart('jit', image, data);
-  for (let step = 0; ; step++) {
-    toCheckpoint(a.hart, 7, 'interp');
-    toCheckpoint(j.hart, 100, 'jit');
-    assert.equal(state(j.hart, j.mem), state(a.hart, a.mem), `checkpoint ${step}`);
-    if (a.hart.pc === BigInt(exitPc)) break;
-    a.hart.skipEcall();
-    j.hart.skipEcall();
-  }
+  const j = await diffProgram(body, new Uint8Array(DATA_BYTES).map((_, k) => (k * 37 + (k >> 8)) & 0xff));
   assert.equal(j.hart.getX(24), j.hart.getX(15), 'the store before the faulting one was done');
   assert.ok(j.hart.jitStats!.retired > 100, `only ${j.hart.jitStats!.retired} instructions ran translated`);
 });
