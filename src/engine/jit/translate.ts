@@ -18,7 +18,7 @@
  *  - loads and stores through the TLB inline (mmu.ts layout: per access kind a table of
  *    256 entries {vpn u64, host addend u32}), leaving through the engine's loadSlow /
  *    storeSlow on a miss, one probe for each group of accesses through an unchanged base
- *    register within a page (probe-groups.ts); when those raise an exception (excPending)
+ *    register within a page (mem.ts); when those raise an exception (excPending)
  *    the block exits (all faults of a function through one shared exit)
  *    with pc at the faulting instruction and the earlier instructions retired, the
  *    faulting one counted as the interpreter counts it;
@@ -38,7 +38,7 @@
 import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
 import { csrReadOnly, staticTarget, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
 import { FpEmitter, type FpBlock } from './fp.js';
-import { ACC_R, ACC_W, probeGroups, type ProbeGroup } from './probe-groups.js';
+import { MemEmitter, probeGroups } from './mem.js';
 import { HELPER_NAMES, helper } from './helpers.js';
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
@@ -116,9 +116,6 @@ function mayFault(insn: number): boolean {
   return op === 0x03 || op === 0x23 || op === 0x07 || op === 0x27 || op === 0x2f;
 }
 
-/** A page number no TLB entry holds (an empty entry's is all ones; a real one is below 2^52). */
-const NO_VPN = -2n;
-
 /** True when the block stores every dirty x register back before `insn` (the engine reads them). */
 function storesBackAll(insn: number): boolean {
   const op = insn & 0x7f;
@@ -168,10 +165,8 @@ class BlockWriter {
    * instruction, so that a branch there is a `br` with the registers still in locals.
    */
   private readonly inner = new Map<number, number>();
-  /** The page a probe group's leader expects in its TLB entry (see groupCheck). */
-  private readonly groupVpn: number;
-  /** The probe group (of two accesses or more) of each load or store that has one, by instruction index. */
-  private readonly groups = new Map<number, ProbeGroup & { host: number }>();
+  /** The loads' and stores' emitter (mem.ts). */
+  private readonly mem: MemEmitter;
   /** The local caching each x register the block uses (x0 excluded). */
   private readonly regs = new Map<number, number>();
   /**
@@ -205,12 +200,10 @@ class BlockWriter {
     this.faultOff = this.c.local(I32);
     this.faultRetired = this.c.local(I32);
     this.rsDepth = this.c.local(I32);
-    this.groupVpn = this.c.local(I64);
     this.n = b.insns.length;
     // register sets as bit masks (bit r: x register r) for membership; the arrays keep the
     // order in which registers were met, which the emitted loads and stores follow
     const uses = b.insns.map(({ insn }) => xUse(insn));
-    const hosts = new Map<ProbeGroup, number>();
     const written: number[] = [];
     let writtenMask = 0, liveMask = 0, regMask = 0;
     const addLive = (r: number) => { if (!(liveMask & (1 << r))) { liveMask |= 1 << r; this.liveIn.push(r); } };
@@ -239,12 +232,13 @@ class BlockWriter {
         if (w !== 0) addLive(w);
       }
     });
-    // loads and stores that share a TLB probe, each group with its host address local
-    for (const [k, g] of probeGroups(b.insns, uses.map((u) => u.writes), this.inner)) {
-      let host = hosts.get(g);
-      if (host === undefined) hosts.set(g, host = this.c.local(I32));
-      this.groups.set(k, { ...g, host });
-    }
+    this.mem = new MemEmitter({
+      c: this.c,
+      getX: (r) => this.getX(r),
+      faultExit: (ins, k, nested) => this.faultExit(ins, k, nested),
+      loadSlow: F_LOAD_SLOW,
+      storeSlow: F_STORE_SLOW,
+    }, layout.tlbTableBytes, { va: this.va, ent: this.ent, v: this.v, tlb: this.tlb }, probeGroups(b.insns, uses.map((u) => u.writes), this.inner));
     if (this.loops) {
       // a later iteration may leave before an instruction whose register an earlier one wrote:
       // every exit stores back all the block writes, so all of them are loaded at entry too
@@ -443,7 +437,7 @@ class BlockWriter {
     c.set(this.va);
     // the execute table's entry: tlbCur + 2 tables + (vpn mod 256) * 16
     c.globalGet(G_TLB);
-    this.tlbSlot();
+    this.mem.tlbSlot();
     c.get(this.ent).mem(Op.I64Load, 2 * this.layout.tlbTableBytes, 3).get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I64Eq);
     c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, 2 * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add)
       .i32Const(x.host | 0).op(Op.I32Eq).op(Op.I32And);
@@ -546,158 +540,24 @@ class BlockWriter {
     return this.fp;
   }
 
-  /** After a call to loadSlow/storeSlow: leave if it raised an exception. */
-  private faultExit(ins: BlockInsn, k: number): void {
+  /**
+   * After a call to loadSlow/storeSlow/jitAmo: leave if it raised an exception. `nested`:
+   * wasm blocks opened since the instruction's code began (mem.ts's fast-path `if`).
+   */
+  private faultExit(ins: BlockInsn, k: number, nested = 0): void {
     const c = this.c;
     c.globalGet(G_EXC).ifHinted(false);
     c.i32Const(ins.off).set(this.faultOff).i32Const(k + 1).set(this.faultRetired);
     // out of this if, the open blocks and the loop, to the end of the function's outer block
-    c.br(this.depth + 1 + (this.loops ? 1 : 0));
+    c.br(this.depth + nested + 1 + (this.loops ? 1 : 0));
     c.end();
-  }
-
-  // ---- memory
-  /**
-   * Compute va = x[rs1] + imm and the address of its TLB slot (local ent; the table of
-   * `access` is at a constant offset from it), then push the fast-path condition (i32):
-   * the page is in the TLB and `size` bytes fit in it.
-   */
-  private tlbProbe(rs1: number, imm: number, access: number, size: number): void {
-    const c = this.c;
-    this.getX(rs1);
-    if (imm !== 0) c.i64Const(imm).op(Op.I64Add);
-    c.set(this.va);
-    c.get(this.tlb);
-    this.tlbSlot();
-    // the entry's page is that of the access's last byte too: an access that crosses into
-    // the next page never matches (that page's entry is at the next index)
-    c.get(this.ent).mem(Op.I64Load, access * this.layout.tlbTableBytes, 3).get(this.va);
-    if (size > 1) c.i64Const(size - 1).op(Op.I64Add);
-    c.i64Const(12).op(Op.I64ShrU).op(Op.I64Eq);
-  }
-  /** Local ent = the TLB base on the stack + the slot of local va's page (mmu.ts: vpn mod 256, 16 bytes each). */
-  private tlbSlot(): void {
-    this.c.get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
-      .i32Const(4).op(Op.I32Shl).op(Op.I32Add).set(this.ent);
-  }
-  /**
-   * Push the fast-path condition (i32) of the access at instruction k (x[rs1] + imm, `size`
-   * bytes, table `access`): its probe group's local `host` (nonzero), which the group's
-   * leader sets first; else a probe of its own (tlbProbe, which sets local va).
-   */
-  private probe(k: number, rs1: number, imm: number, access: number, size: number): void {
-    const g = this.groups.get(k);
-    if (!g) { this.tlbProbe(rs1, imm, access, size); return; }
-    if (g.leader === k) this.groupCheck(g);
-    this.c.get(g.host);
-  }
-  /**
-   * Local `host` of probe group g, and ent and groupVpn for groupRecheck (clobbers va): the
-   * host address of x[rs1] + lo when its page is in the table and x[rs1] + hiEnd - 1 in that
-   * page, else 0.
-   */
-  private groupCheck(g: ProbeGroup & { host: number }): void {
-    const c = this.c;
-    this.getX(g.rs1);
-    if (g.lo !== 0) c.i64Const(g.lo).op(Op.I64Add);
-    c.set(this.va);
-    c.get(this.tlb);
-    this.tlbSlot();
-    // the page expected in the entry: x[rs1] + lo's, or NO_VPN when the range crosses a page
-    c.get(this.va).i64Const(12).op(Op.I64ShrU).i64Const(NO_VPN);
-    c.get(this.va).i64Const(g.hiEnd - g.lo - 1).op(Op.I64Add).get(this.va).op(Op.I64Xor).i64Const(12).op(Op.I64ShrU).op(Op.I64Eqz);
-    c.op(Op.Select).set(this.groupVpn);
-    this.groupRecheck(g);
-  }
-  /** Local `host` of probe group g from the TLB entry at ent, when it holds page groupVpn (else 0). */
-  private groupRecheck(g: ProbeGroup & { host: number }): void {
-    const c = this.c;
-    this.getX(g.rs1);
-    c.op(Op.I32WrapI64);
-    if (g.lo !== 0) c.i32Const(g.lo).op(Op.I32Add);
-    c.get(this.ent).mem(Op.I32Load, g.access * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add);
-    c.i32Const(0);
-    c.get(this.ent).mem(Op.I64Load, g.access * this.layout.tlbTableBytes, 3).get(this.groupVpn).op(Op.I64Eq);
-    c.op(Op.Select).set(g.host);
-  }
-  /**
-   * After the slow path of the access at instruction k, when it leads a probe group: check
-   * the entry again, so that a TLB miss the slow path filled sends the others down the fast
-   * path (the slow path keeps ent and groupVpn).
-   */
-  private afterSlow(k: number): void {
-    const g = this.groups.get(k);
-    if (g?.leader === k) this.groupRecheck(g);
-  }
-  /**
-   * Push the host address of the access at instruction k on its fast path, and return the
-   * offset the memory instruction adds to it: x[rs1] + imm's through the TLB entry at ent
-   * (tlbProbe), or its probe group's `host` and imm - lo.
-   */
-  private fastAddr(k: number, imm: number, access: number): number {
-    const g = this.groups.get(k);
-    if (!g) { this.hostAddr(access); return 0; }
-    this.c.get(g.host);
-    return imm - g.lo;
-  }
-  /** Local va = x[rs1] + imm on the slow path of a grouped access (tlbProbe has set it for the others). */
-  private slowVa(k: number, rs1: number, imm: number): void {
-    if (!this.groups.has(k)) return;
-    this.getX(rs1);
-    if (imm !== 0) this.c.i64Const(imm).op(Op.I64Add);
-    this.c.set(this.va);
-  }
-  /** Push the host address of va (fast path), for an entry of table `access`. */
-  private hostAddr(access: number): void {
-    this.c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, access * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add);
   }
 
   private load(ins: BlockInsn, k: number, rd: number, rs1: number, imm: number, f3: number): void {
     const fast = [Op.I64Load8S, Op.I64Load16S, Op.I64Load32S, Op.I64Load, Op.I64Load8U, Op.I64Load16U, Op.I64Load32U][f3];
     const ext = [Op.I64Extend8S, Op.I64Extend16S, Op.I64Extend32S][f3] ?? null;
-    this.loadToV(ins, k, rs1, imm, 1 << (f3 & 3), fast, ext);
+    this.mem.loadToV(ins, k, rs1, imm, 1 << (f3 & 3), fast, ext);
     this.setXFromV(rd);
-  }
-
-  /** Load `size` bytes at x[rs1] + imm into local v (`fast` on a TLB hit; `ext` sign-extends the slow path's result). */
-  private loadToV(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, fast: Op, ext: Op | null): void {
-    const c = this.c;
-    this.probe(k, rs1, imm, ACC_R, size);
-    c.ifHinted(true, I64);
-    const offset = this.fastAddr(k, imm, ACC_R);
-    c.mem(fast, offset, 0);
-    c.op(Op.Else);
-    this.depth++;
-    this.slowVa(k, rs1, imm);
-    c.get(this.va).i32Const(size).call(F_LOAD_SLOW).set(this.v);
-    this.faultExit(ins, k);
-    this.afterSlow(k);
-    c.get(this.v);
-    if (ext !== null) c.op(ext);
-    this.depth--;
-    c.end();
-    c.set(this.v);
-  }
-
-  /** Store the low `size` bytes of the i64 that `value` pushes at x[rs1] + imm. */
-  private store(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, value: () => void): void {
-    const c = this.c;
-    const fast = size === 1 ? Op.I64Store8 : size === 2 ? Op.I64Store16 : size === 4 ? Op.I64Store32 : Op.I64Store;
-    this.probe(k, rs1, imm, ACC_W, size);
-    c.ifHinted(true);
-    const offset = this.fastAddr(k, imm, ACC_W);
-    value();
-    c.mem(fast, offset, 0);
-    c.op(Op.Else);
-    this.depth++;
-    this.slowVa(k, rs1, imm);
-    c.get(this.va).i32Const(size);
-    value();
-    c.call(F_STORE_SLOW);
-    this.faultExit(ins, k);
-    this.afterSlow(k);
-    this.depth--;
-    c.end();
   }
 
   // ---- instructions
@@ -736,11 +596,11 @@ class BlockWriter {
       }
       case 0x03: this.load(ins, k, rd, rs1, immI, f3); return;
       case 0x0f: c.atomicFence(); return; // FENCE: every ordering at once, as the interpreter's seq-cst RMW
-      case 0x23: this.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), 1 << f3, () => this.getX(rs2)); return;
+      case 0x23: this.mem.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), 1 << f3, () => this.getX(rs2)); return;
       case 0x07: { // FLW, FLD: NaN-boxed into f[rd]; FS becomes Dirty
         const fp = this.fpEmitter(ins, k);
         fp.fsOn();
-        this.loadToV(ins, k, rs1, immI, f3 === 2 ? 4 : 8, f3 === 2 ? Op.I64Load32U : Op.I64Load, null);
+        this.mem.loadToV(ins, k, rs1, immI, f3 === 2 ? 4 : 8, f3 === 2 ? Op.I64Load32U : Op.I64Load, null);
         c.i32Const(0).get(this.v);
         if (f3 === 2) c.i64Const(-0x100000000).op(Op.I64Or);
         c.mem(Op.I64Store, this.xAddr(32 + rd), 3);
@@ -749,7 +609,7 @@ class BlockWriter {
       }
       case 0x27: // FSW, FSD
         this.fpEmitter(ins, k).fsOn();
-        this.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3 === 2 ? 4 : 8,
+        this.mem.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3 === 2 ? 4 : 8,
           () => c.i32Const(0).mem(Op.I64Load, this.xAddr(32 + rs2), 3));
         return;
       case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: { // OP-FP and FMA: native where exact, else the engine (fp.ts)
