@@ -17,9 +17,8 @@
  *    global and returns the budget minus the instructions it retired;
  *  - loads and stores through the TLB inline (mmu.ts layout: per access kind a table of
  *    256 entries {vpn u64, host addend u32}), leaving through the engine's loadSlow /
- *    storeSlow on a miss, one probe for each group of accesses through an unchanged base
- *    register within a page (mem.ts); when those raise an exception (excPending)
- *    the block exits (all faults of a function through one shared exit)
+ *    storeSlow on a miss; when those raise an exception (excPending) the block exits (all
+ *    faults of a function through one shared exit)
  *    with pc at the faulting instruction and the earlier instructions retired, the
  *    faulting one counted as the interpreter counts it;
  *  - computes every pc as entry pc + offset, so one translation serves every virtual
@@ -38,7 +37,6 @@
 import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
 import { csrReadOnly, staticTarget, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
 import { FpEmitter, type FpBlock } from './fp.js';
-import { MemEmitter, probeGroups } from './mem.js';
 import { HELPER_NAMES, helper } from './helpers.js';
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
@@ -58,6 +56,7 @@ const HELPERS = 6;
 
 const I64 = ValType.I64, I32 = ValType.I32;
 const BLOCK_PARAMS = [I32, I64] as const;
+const ACC_R = 0, ACC_W = 1;
 
 /**
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
@@ -165,8 +164,6 @@ class BlockWriter {
    * instruction, so that a branch there is a `br` with the registers still in locals.
    */
   private readonly inner = new Map<number, number>();
-  /** The loads' and stores' emitter (mem.ts). */
-  private readonly mem: MemEmitter;
   /** The local caching each x register the block uses (x0 excluded). */
   private readonly regs = new Map<number, number>();
   /**
@@ -232,13 +229,6 @@ class BlockWriter {
         if (w !== 0) addLive(w);
       }
     });
-    this.mem = new MemEmitter({
-      c: this.c,
-      getX: (r) => this.getX(r),
-      faultExit: (ins, k, nested) => this.faultExit(ins, k, nested),
-      loadSlow: F_LOAD_SLOW,
-      storeSlow: F_STORE_SLOW,
-    }, layout.tlbTableBytes, { va: this.va, ent: this.ent, v: this.v, tlb: this.tlb }, probeGroups(b.insns, uses.map((u) => u.writes), this.inner));
     if (this.loops) {
       // a later iteration may leave before an instruction whose register an earlier one wrote:
       // every exit stores back all the block writes, so all of them are loaded at entry too
@@ -437,7 +427,7 @@ class BlockWriter {
     c.set(this.va);
     // the execute table's entry: tlbCur + 2 tables + (vpn mod 256) * 16
     c.globalGet(G_TLB);
-    this.mem.tlbSlot();
+    this.tlbSlot();
     c.get(this.ent).mem(Op.I64Load, 2 * this.layout.tlbTableBytes, 3).get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I64Eq);
     c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, 2 * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add)
       .i32Const(x.host | 0).op(Op.I32Eq).op(Op.I32And);
@@ -540,24 +530,87 @@ class BlockWriter {
     return this.fp;
   }
 
-  /**
-   * After a call to loadSlow/storeSlow/jitAmo: leave if it raised an exception. `nested`:
-   * wasm blocks opened since the instruction's code began (mem.ts's fast-path `if`).
-   */
-  private faultExit(ins: BlockInsn, k: number, nested = 0): void {
+  /** After a call to loadSlow/storeSlow: leave if it raised an exception. */
+  private faultExit(ins: BlockInsn, k: number): void {
     const c = this.c;
     c.globalGet(G_EXC).ifHinted(false);
     c.i32Const(ins.off).set(this.faultOff).i32Const(k + 1).set(this.faultRetired);
     // out of this if, the open blocks and the loop, to the end of the function's outer block
-    c.br(this.depth + nested + 1 + (this.loops ? 1 : 0));
+    c.br(this.depth + 1 + (this.loops ? 1 : 0));
     c.end();
+  }
+
+  // ---- memory
+  /**
+   * Compute va = x[rs1] + imm and the address of its TLB slot (local ent; the table of
+   * `access` is at a constant offset from it), then push the fast-path condition (i32):
+   * the page is in the TLB and `size` bytes fit in it.
+   */
+  private tlbProbe(rs1: number, imm: number, access: number, size: number): void {
+    const c = this.c;
+    this.getX(rs1);
+    if (imm !== 0) c.i64Const(imm).op(Op.I64Add);
+    c.set(this.va);
+    c.get(this.tlb);
+    this.tlbSlot();
+    // the entry's page is that of the access's last byte too: an access that crosses into
+    // the next page never matches (that page's entry is at the next index)
+    c.get(this.ent).mem(Op.I64Load, access * this.layout.tlbTableBytes, 3).get(this.va);
+    if (size > 1) c.i64Const(size - 1).op(Op.I64Add);
+    c.i64Const(12).op(Op.I64ShrU).op(Op.I64Eq);
+  }
+  /** Local ent = the TLB base on the stack + the slot of local va's page (mmu.ts: vpn mod 256, 16 bytes each). */
+  private tlbSlot(): void {
+    this.c.get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
+      .i32Const(4).op(Op.I32Shl).op(Op.I32Add).set(this.ent);
+  }
+  /** Push the host address of va (fast path), for an entry of table `access`. */
+  private hostAddr(access: number): void {
+    this.c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, access * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add);
   }
 
   private load(ins: BlockInsn, k: number, rd: number, rs1: number, imm: number, f3: number): void {
     const fast = [Op.I64Load8S, Op.I64Load16S, Op.I64Load32S, Op.I64Load, Op.I64Load8U, Op.I64Load16U, Op.I64Load32U][f3];
     const ext = [Op.I64Extend8S, Op.I64Extend16S, Op.I64Extend32S][f3] ?? null;
-    this.mem.loadToV(ins, k, rs1, imm, 1 << (f3 & 3), fast, ext);
+    this.loadToV(ins, k, rs1, imm, 1 << (f3 & 3), fast, ext);
     this.setXFromV(rd);
+  }
+
+  /** Load `size` bytes at x[rs1] + imm into local v (`fast` on a TLB hit; `ext` sign-extends the slow path's result). */
+  private loadToV(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, fast: Op, ext: Op | null): void {
+    const c = this.c;
+    this.tlbProbe(rs1, imm, ACC_R, size);
+    c.ifHinted(true, I64);
+    this.hostAddr(ACC_R);
+    c.mem(fast, 0, 0);
+    c.op(Op.Else);
+    this.depth++;
+    c.get(this.va).i32Const(size).call(F_LOAD_SLOW).set(this.v);
+    this.faultExit(ins, k);
+    c.get(this.v);
+    if (ext !== null) c.op(ext);
+    this.depth--;
+    c.end();
+    c.set(this.v);
+  }
+
+  /** Store the low `size` bytes of the i64 that `value` pushes at x[rs1] + imm. */
+  private store(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, value: () => void): void {
+    const c = this.c;
+    const fast = size === 1 ? Op.I64Store8 : size === 2 ? Op.I64Store16 : size === 4 ? Op.I64Store32 : Op.I64Store;
+    this.tlbProbe(rs1, imm, ACC_W, size);
+    c.ifHinted(true);
+    this.hostAddr(ACC_W);
+    value();
+    c.mem(fast, 0, 0);
+    c.op(Op.Else);
+    this.depth++;
+    c.get(this.va).i32Const(size);
+    value();
+    c.call(F_STORE_SLOW);
+    this.faultExit(ins, k);
+    this.depth--;
+    c.end();
   }
 
   // ---- instructions
@@ -596,11 +649,11 @@ class BlockWriter {
       }
       case 0x03: this.load(ins, k, rd, rs1, immI, f3); return;
       case 0x0f: c.atomicFence(); return; // FENCE: every ordering at once, as the interpreter's seq-cst RMW
-      case 0x23: this.mem.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), 1 << f3, () => this.getX(rs2)); return;
+      case 0x23: this.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), 1 << f3, () => this.getX(rs2)); return;
       case 0x07: { // FLW, FLD: NaN-boxed into f[rd]; FS becomes Dirty
         const fp = this.fpEmitter(ins, k);
         fp.fsOn();
-        this.mem.loadToV(ins, k, rs1, immI, f3 === 2 ? 4 : 8, f3 === 2 ? Op.I64Load32U : Op.I64Load, null);
+        this.loadToV(ins, k, rs1, immI, f3 === 2 ? 4 : 8, f3 === 2 ? Op.I64Load32U : Op.I64Load, null);
         c.i32Const(0).get(this.v);
         if (f3 === 2) c.i64Const(-0x100000000).op(Op.I64Or);
         c.mem(Op.I64Store, this.xAddr(32 + rd), 3);
@@ -609,7 +662,7 @@ class BlockWriter {
       }
       case 0x27: // FSW, FSD
         this.fpEmitter(ins, k).fsOn();
-        this.mem.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3 === 2 ? 4 : 8,
+        this.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3 === 2 ? 4 : 8,
           () => c.i32Const(0).mem(Op.I64Load, this.xAddr(32 + rs2), 3));
         return;
       case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: { // OP-FP and FMA: native where exact, else the engine (fp.ts)
