@@ -52,8 +52,12 @@ export const JC_ENTRIES = 4096;
 export const JC_BYTES = JC_ENTRIES * 16;
 /** See src/engine/as/layout.ts. */
 export const JC_COUNTING = 0x8000_0000;
-/** Bytes of one TLB table in a hart state block (256 entries x 16 bytes; six tables from HS_TLB, see mmu.ts). */
-export const TLB_TABLE_BYTES = 256 * 16;
+/**
+ * Sets of one TLB table in a hart state block, and its bytes: two ways of 16 bytes a set
+ * (six tables from HS_TLB; see src/engine/as/layout.ts).
+ */
+export const TLB_SETS = 128;
+export const TLB_TABLE_BYTES = TLB_SETS * 32;
 export const BM_ENTRIES = 65536;
 /** See src/engine/as/layout.ts. */
 export const BM_WAYS = 4;

@@ -23,10 +23,17 @@ export const HS_FENCE: u32 = 520;
 export const HS_FCSR: u32 = 524;
 /** Offset of the diagnostic mirror of the hart's CSRs (u64 each, see publish() in cpu.ts), written at every exit from run(). */
 export const HS_MIRROR: u32 = 528;
-/** Offset of the TLB: 6 tables (S/U x read/write/exec) x 256 entries x 16 bytes. */
+/**
+ * Offset of the TLB: 6 tables (S/U x read/write/exec), each TLB_SETS sets of 2 ways (two-way
+ * set-associative: set vpn mod TLB_SETS), a way of 16 bytes {vpn u64, host addend u32, u32}.
+ * The last u32 of a set's way 0 is the way its next fill replaces (0 or 1). Two pages whose
+ * numbers agree modulo TLB_SETS, such as a process's stack and heap pages at random
+ * distances, both stay: with 256 entries direct-mapped they evicted each other on every
+ * access, in one boot out of a few.
+ */
 export const HS_TLB: u32 = 1024;
-export const TLB_ENTRIES: u32 = 256;
-export const TLB_TABLE_BYTES: u32 = 256 * 16;
+export const TLB_SETS: u32 = 128;
+export const TLB_TABLE_BYTES: u32 = TLB_SETS * 32;
 /** Size of one hart's state block in bytes. */
 export const HS_SIZE: u32 = 32768;
 

@@ -4,7 +4,7 @@
 // the host).  RISC-V privileged spec 20211203, section 4.3 (Sv32 walk
 // algorithm, 4.3.2), 4.4 (Sv39), 4.5 (Sv48).
 
-import { RAM_BASE, HS_X, HS_F, HS_IRQ, HS_TLB, HS_JC_PAGES, HS_JC_PAGES_U, HS_SUPER, SUPER_MAX, HS_S_USER, S_USER_MAX, TLB_TABLE_BYTES, CODE_GEN, CODE_EPOCH, JC_BYTES } from './layout';
+import { RAM_BASE, HS_X, HS_F, HS_IRQ, HS_TLB, HS_JC_PAGES, HS_JC_PAGES_U, HS_SUPER, SUPER_MAX, HS_S_USER, S_USER_MAX, TLB_SETS, TLB_TABLE_BYTES, CODE_GEN, CODE_EPOCH, JC_BYTES } from './layout';
 
 // ---------------------------------------------------------------- host calls
 
@@ -167,10 +167,11 @@ export function tlbFlush(): void {
 export function tlbFlushPage(va: u64): void {
   if (inCachedSuperpage(va)) { tlbFlush(); return; }
   const vpn = va >> 12;
-  const slot = (<u32>vpn & 255) << 4;
+  const slot = tlbSet(vpn);
   for (let t: u32 = 0; t < 6; t++) {
     const e = tlbBase + t * TLB_TABLE_BYTES + slot;
-    if (load<u64>(e) == vpn) store<u64>(e, 0xffffffffffffffff);
+    if (load<u64>(e) == vpn) store<u64>(e, TLB_FREE);
+    if (load<u64>(e, 16) == vpn) store<u64>(e, TLB_FREE, 16);
   }
   fetchVpn = 0xffffffffffffffff;
   const bit = <u32>vpn & 4095;
@@ -256,7 +257,7 @@ export function noteCodeWrite(pa: u64): void {
 export function setSumMxr(newSum: bool, newMxr: bool): void {
   if (sum && !newSum && sTlbHasUser) {
     if (sUserCount > S_USER_MAX) flushTables(0, 2);
-    else for (let k: u32 = 0; k < sUserCount; k++) store<u64>(load<u32>(hartBase + HS_S_USER + (k << 2)), 0xffffffffffffffff);
+    else for (let k: u32 = 0; k < sUserCount; k++) store<u64>(load<u32>(hartBase + HS_S_USER + (k << 2)), TLB_FREE);
     sUserCount = 0;
     sTlbHasUser = false;
   }
@@ -265,10 +266,13 @@ export function setSumMxr(newSum: bool, newMxr: bool): void {
   mxr = newMxr;
 }
 
+/** The vpn of a free TLB way: no page number (va >> 12 < 2^52) is. */
+const TLB_FREE: u64 = 0xffffffffffffffff;
+
 /** Drop every entry of `count` TLB tables from table `first` (S: 0 read, 1 write, 2 exec; U: 3, 4, 5). */
 function flushTables(first: u32, count: u32): void {
   const start = tlbBase + first * TLB_TABLE_BYTES;
-  for (let p = start; p < start + count * TLB_TABLE_BYTES; p += 16) store<u64>(p, 0xffffffffffffffff);
+  for (let p = start; p < start + count * TLB_TABLE_BYTES; p += 16) store<u64>(p, TLB_FREE);
 }
 
 @inline export function raise(cause: u64, tval: u64): void {
@@ -408,7 +412,19 @@ function tlbFill(va: u64, pa: u64, access: u32): void {
   // a page with translated code is never in a write TLB: its stores must reach noteCodeWrite
   if (access == ACC_W && (atomic.load<u32>(codeGenOf(pa)) & 1) != 0) return;
   const vpn = va >> 12;
-  const e = tlbCur + access * TLB_TABLE_BYTES + ((<u32>vpn & 255) << 4);
+  // the way that holds the page already, else a free one (way 0 first: the one translated
+  // code checks first), else the set's next victim (the other way next time)
+  const s = tlbCur + access * TLB_TABLE_BYTES + tlbSet(vpn);
+  let e = s;
+  if (load<u64>(s, 16) == vpn) e = s + 16;
+  else if (load<u64>(s) != vpn && load<u64>(s) != TLB_FREE) {
+    if (load<u64>(s, 16) == TLB_FREE) e = s + 16;
+    else {
+      const victim = load<u32>(s, 12) & 1;
+      e = s + (victim << 4);
+      store<u32>(s, victim ^ 1, 12);
+    }
+  }
   if (walkUser && priv == 1) {
     sTlbHasUser = true;
     if (sUserCount < S_USER_MAX) store<u32>(hartBase + HS_S_USER + (sUserCount << 2), e);
@@ -423,9 +439,15 @@ function tlbFill(va: u64, pa: u64, access: u32): void {
 /** Host address of `va` for an access of `size` bytes within one page, or 0 when the page is not in the TLB. */
 @inline export function tlbLookup(va: u64, access: u32): u32 {
   const vpn = va >> 12;
-  const e = tlbCur + access * TLB_TABLE_BYTES + ((<u32>vpn & 255) << 4);
-  if (load<u64>(e) == vpn) return <u32>va + load<u32>(e, 8);
+  const s = tlbCur + access * TLB_TABLE_BYTES + tlbSet(vpn);
+  if (load<u64>(s) == vpn) return <u32>va + load<u32>(s, 8);
+  if (load<u64>(s, 16) == vpn) return <u32>va + load<u32>(s, 24);
   return 0;
+}
+
+/** Byte offset in a TLB table of the set of virtual page `vpn` (layout.ts HS_TLB: vpn mod TLB_SETS, 32 bytes each). */
+@inline function tlbSet(vpn: u64): u32 {
+  return (<u32>vpn & (TLB_SETS - 1)) << 5;
 }
 
 // ---------------------------------------------------------------- physical access

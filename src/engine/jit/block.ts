@@ -43,7 +43,7 @@ export interface Block {
 export interface TranslateLayout {
   /** Linear-memory offset of the RVC expansion table (65536 x u32, 0 = illegal). */
   rvcTable: number;
-  /** Byte size of one TLB table (256 entries x 16 bytes). */
+  /** Byte size of one TLB table (TLB_SETS sets of two 16-byte ways, see src/engine/as/layout.ts). */
   tlbTableBytes: number;
   /** Linear-memory address of the hart's x registers (32 x u64, then its f registers). */
   xBase: number;

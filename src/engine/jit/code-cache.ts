@@ -18,7 +18,7 @@
  */
 import {
   HART_STATE_BASE, HART_STATE_SIZE, HS_IN_RUN, HS_JIT_REQ, HS_JIT_REQ_COUNT, HS_JIT_REQ_PC, HS_TLB,
-  HS_JIT_SEEN, HS_X, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, BM_WAYS, RAM_OFFSET, RVC_TABLE, TLB_TABLE_BYTES,
+  HS_JIT_SEEN, HS_X, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, BM_WAYS, RAM_OFFSET, RVC_TABLE, TLB_SETS, TLB_TABLE_BYTES,
 } from '../layout.js';
 import { CodePages } from '../code-pages.js';
 import { crossTargets, decodeBlock, successors, type Block, type CrossLink, type TranslateLayout } from './block.js';
@@ -395,8 +395,9 @@ export class CodeCache {
   private execTlbHost(va: bigint): number | null {
     const vpn = va >> 12n;
     const table = (va >> 63n === 1n ? 0 : 3) + 2; // S or U tables, then R, W, X
-    const e = this.hartBase + HS_TLB + table * TLB_TABLE_BYTES + (Number(vpn & 255n) << 4);
-    if (BigInt.asUintN(64, this.i64[e >> 3]) !== vpn) return null;
+    const s = this.hartBase + HS_TLB + table * TLB_TABLE_BYTES + (Number(vpn & BigInt(TLB_SETS - 1)) << 5);
+    const e = BigInt.asUintN(64, this.i64[s >> 3]) === vpn ? s : BigInt.asUintN(64, this.i64[(s + 16) >> 3]) === vpn ? s + 16 : -1;
+    if (e < 0) return null;
     const h = (Number(va & 0xffffffffn) + this.u32[(e + 8) >> 2]) >>> 0;
     return h >= RAM_OFFSET && h < this.bytes.length ? h : null;
   }

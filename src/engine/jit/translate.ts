@@ -15,9 +15,11 @@
  *    the constant address `xBase`: a module serves one hart) into locals after that
  *    check, and on every exit stores back those written so far, sets the engine's pc
  *    global and returns the budget minus the instructions it retired;
- *  - loads and stores through the TLB inline (mmu.ts layout: per access kind a table of
- *    256 entries {vpn u64, host addend u32}), leaving through the engine's loadSlow /
- *    storeSlow on a miss; when those raise an exception (excPending) the block exits (all
+ *  - loads and stores through the TLB (src/engine/as/layout.ts: per access kind a table
+ *    of two-way sets of {vpn u64, host addend u32}), way 0 of the page's set checked
+ *    inline, way 1 in a function of the module (way1Function), which leaves through the
+ *    engine's loadSlow / storeSlow on a miss; when those raise an exception (excPending)
+ *    the block exits (all
  *    faults of a function through one shared exit)
  *    with pc at the faulting instruction and the earlier instructions retired, the
  *    faulting one counted as the interpreter counts it;
@@ -90,14 +92,46 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
     const f = m.declareFunction([I64, I64], [I64]);
     m.setBody(f, helper(name, helperBase));
   }
-  const first = helperBase + HELPER_NAMES.length;
+  const way1Base = helperBase + HELPER_NAMES.length;
+  for (const access of [ACC_R, ACC_W]) {
+    for (const size of [1, 2, 4, 8]) {
+      const f = m.declareFunction(access === ACC_R ? [I64, I32, I64] : [I64, I32, I64, I64], access === ACC_R ? [I64] : []);
+      m.setBody(f, way1Function(access, size, layout.tlbTableBytes));
+    }
+  }
+  const first = way1Base + 8;
   blocks.forEach((b, i) => {
     index.set(b.host, m.declareFunction(BLOCK_PARAMS, [I32]));
     m.exportFunction(`b${i}`, first + i);
   });
   const crossOf = new Map(cross.map((x) => [`${x.from}:${x.off}`, x]));
-  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout, helperBase, crossOf).write());
+  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout, helperBase, way1Base, crossOf).write());
   return m.toBytes();
+}
+
+/**
+ * The rest of a TLB probe after its way 0 missed, out of line: (va i64, set address i32,
+ * page of the access's last byte i64) -> the value (a load of `size` bytes, zero-extended),
+ * or (va, set, page, value i64) -> () for a store: the access through way 1 when it holds
+ * the page, else through the engine's loadSlow / storeSlow (whose exception the caller
+ * checks). Function index: way1Base + (store ? 4 : 0) + log2(size).
+ */
+function way1Function(access: number, size: number, tableBytes: number): Code {
+  const VA = 0, SET = 1, PAGE = 2, VALUE = 3;
+  const c = new Code(access === ACC_R ? [I64, I32, I64] : [I64, I32, I64, I64]);
+  const off = access * tableBytes + 16;
+  c.get(SET).mem(Op.I64Load, off, 3).get(PAGE).op(Op.I64Eq).ifHinted(true);
+  c.get(VA).op(Op.I32WrapI64).get(SET).mem(Op.I32Load, off + 8, 2).op(Op.I32Add);
+  if (access === ACC_R) {
+    c.mem([Op.I64Load8U, Op.I64Load16U, Op.I64Load32U, Op.I64Load][Math.log2(size)], 0, 0).op(Op.Return);
+  } else {
+    c.get(VALUE).mem([Op.I64Store8, Op.I64Store16, Op.I64Store32, Op.I64Store][Math.log2(size)], 0, 0).op(Op.Return);
+  }
+  c.end();
+  c.get(VA).i32Const(size);
+  if (access === ACC_R) c.call(F_LOAD_SLOW);
+  else c.get(VALUE).call(F_STORE_SLOW);
+  return c;
 }
 
 /** An AMO (jitAmo) or a CSR instruction (jitCsr): the engine writes their x register. */
@@ -145,6 +179,8 @@ class BlockWriter {
   private readonly va: number;
   private readonly ent: number;
   private readonly v: number;
+  /** The page number a TLB probe compares the ways of a set with (local). */
+  private readonly page: number;
   /** The engine's tlbCur (the current privilege's TLB), read once at entry. */
   private readonly tlb: number;
   /** The shared exit of faulting loads, stores and AMOs: the faulting instruction's offset and the instructions retired (locals). */
@@ -187,12 +223,15 @@ class BlockWriter {
   /**
    * @param index function index of each block start (host address) the block may tail-call
    * @param helperBase function index of the first helper (HELPER_NAMES order)
+   * @param way1Base function index of the first way1Function
    */
   constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout, private readonly helperBase: number,
+    private readonly way1Base: number,
     private readonly cross: ReadonlyMap<string, CrossLink> = new Map()) {
     this.va = this.c.local(I64);
     this.ent = this.c.local(I32);
     this.v = this.c.local(I64);
+    this.page = this.c.local(I64);
     this.tlb = this.c.local(I32);
     this.faultOff = this.c.local(I32);
     this.faultRetired = this.c.local(I32);
@@ -425,10 +464,10 @@ class BlockWriter {
     const c = this.c;
     this.pcAt(off);
     c.set(this.va);
-    // the execute table's entry: tlbCur + 2 tables + (vpn mod 256) * 16
+    // the execute table's way that holds the page (tlbCur + 2 tables + its set)
     c.globalGet(G_TLB);
     this.tlbSlot();
-    c.get(this.ent).mem(Op.I64Load, 2 * this.layout.tlbTableBytes, 3).get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I64Eq);
+    this.tlbMatch(2);
     c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, 2 * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add)
       .i32Const(x.host | 0).op(Op.I32Eq).op(Op.I32And);
     c.i32Const(0).i32AtomicLoad(CODE_GEN + ((x.host - RAM_OFFSET) >>> 12) * 4).i32Const(x.gen | 0).op(Op.I32Eq).op(Op.I32And);
@@ -542,31 +581,64 @@ class BlockWriter {
 
   // ---- memory
   /**
-   * Compute va = x[rs1] + imm and the address of its TLB slot (local ent; the table of
-   * `access` is at a constant offset from it), then push the fast-path condition (i32):
-   * the page is in the TLB and `size` bytes fit in it.
+   * An access through the TLB: compute va = x[rs1] + imm and the set of its page (local
+   * ent); when way 0 of that set in table `access` holds the page with all `size` bytes,
+   * run `fast` (pushing a value of type `result`, none when undefined), else `rest`, which
+   * calls the access's way1Function (its arguments pushed by `args`) and whatever follows.
+   * Way 0's check has the shape a direct-mapped TLB's probe had, and so its cost.
    */
-  private tlbProbe(rs1: number, imm: number, access: number, size: number): void {
+  private tlbAccess(rs1: number, imm: number, access: number, size: number, result: ValType | undefined, fast: () => void, rest: (args: () => void) => void): void {
     const c = this.c;
     this.getX(rs1);
     if (imm !== 0) c.i64Const(imm).op(Op.I64Add);
     c.set(this.va);
     c.get(this.tlb);
     this.tlbSlot();
-    // the entry's page is that of the access's last byte too: an access that crosses into
-    // the next page never matches (that page's entry is at the next index)
-    c.get(this.ent).mem(Op.I64Load, access * this.layout.tlbTableBytes, 3).get(this.va);
+    c.get(this.ent).mem(Op.I64Load, access * this.layout.tlbTableBytes, 3);
+    this.lastPage(size);
+    c.tee(this.page).op(Op.I64Eq).ifHinted(true, result);
+    fast();
+    c.op(Op.Else);
+    this.depth++;
+    rest(() => c.get(this.va).get(this.ent).get(this.page));
+    this.depth--;
+    c.end();
+  }
+  /**
+   * Push the page number (i64) of the last of `size` bytes at local va: an access that
+   * crosses into the next page never matches a way of va's set (that page's are in the next).
+   */
+  private lastPage(size: number): void {
+    const c = this.c;
+    c.get(this.va);
     if (size > 1) c.i64Const(size - 1).op(Op.I64Add);
-    c.i64Const(12).op(Op.I64ShrU).op(Op.I64Eq);
+    c.i64Const(12).op(Op.I64ShrU);
   }
-  /** Local ent = the TLB base on the stack + the slot of local va's page (mmu.ts: vpn mod 256, 16 bytes each). */
+  /** Local ent = the TLB base on the stack + the set of local va's page (src/engine/as/layout.ts: vpn mod TLB_SETS, 32 bytes each). */
   private tlbSlot(): void {
-    this.c.get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(255).op(Op.I32And)
-      .i32Const(4).op(Op.I32Shl).op(Op.I32Add).set(this.ent);
+    this.c.get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(this.layout.tlbTableBytes / 32 - 1).op(Op.I32And)
+      .i32Const(5).op(Op.I32Shl).op(Op.I32Add).set(this.ent);
   }
-  /** Push the host address of va (fast path), for an entry of table `access`. */
-  private hostAddr(access: number): void {
-    this.c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, access * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add);
+  /**
+   * Push whether a way of the set at local ent, in table `access`, holds the page of local
+   * va (i32), leaving ent at that way (at way 1 when none does).
+   */
+  private tlbMatch(access: number): void {
+    const c = this.c;
+    const off = access * this.layout.tlbTableBytes;
+    c.get(this.ent).mem(Op.I64Load, off, 3);
+    this.lastPage(1);
+    c.op(Op.I64Eq).ifHinted(true, I32);
+    c.i32Const(1);
+    c.op(Op.Else);
+    c.get(this.ent).i32Const(16).op(Op.I32Add).tee(this.ent).mem(Op.I64Load, off, 3);
+    this.lastPage(1);
+    c.op(Op.I64Eq);
+    c.end();
+  }
+  /** Push the host address of va (fast path): `addend` is the offset from local ent of its TLB way's host addend. */
+  private hostAddr(addend: number): void {
+    this.c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, addend, 2).op(Op.I32Add);
   }
 
   private load(ins: BlockInsn, k: number, rd: number, rs1: number, imm: number, f3: number): void {
@@ -579,18 +651,16 @@ class BlockWriter {
   /** Load `size` bytes at x[rs1] + imm into local v (`fast` on a TLB hit; `ext` sign-extends the slow path's result). */
   private loadToV(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, fast: Op, ext: Op | null): void {
     const c = this.c;
-    this.tlbProbe(rs1, imm, ACC_R, size);
-    c.ifHinted(true, I64);
-    this.hostAddr(ACC_R);
-    c.mem(fast, 0, 0);
-    c.op(Op.Else);
-    this.depth++;
-    c.get(this.va).i32Const(size).call(F_LOAD_SLOW).set(this.v);
-    this.faultExit(ins, k);
-    c.get(this.v);
-    if (ext !== null) c.op(ext);
-    this.depth--;
-    c.end();
+    this.tlbAccess(rs1, imm, ACC_R, size, I64, () => {
+      this.hostAddr(ACC_R * this.layout.tlbTableBytes + 8);
+      c.mem(fast, 0, 0);
+    }, (args) => {
+      args();
+      c.call(this.way1Base + Math.log2(size)).set(this.v);
+      this.faultExit(ins, k);
+      c.get(this.v);
+      if (ext !== null) c.op(ext);
+    });
     c.set(this.v);
   }
 
@@ -598,19 +668,16 @@ class BlockWriter {
   private store(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, value: () => void): void {
     const c = this.c;
     const fast = size === 1 ? Op.I64Store8 : size === 2 ? Op.I64Store16 : size === 4 ? Op.I64Store32 : Op.I64Store;
-    this.tlbProbe(rs1, imm, ACC_W, size);
-    c.ifHinted(true);
-    this.hostAddr(ACC_W);
-    value();
-    c.mem(fast, 0, 0);
-    c.op(Op.Else);
-    this.depth++;
-    c.get(this.va).i32Const(size);
-    value();
-    c.call(F_STORE_SLOW);
-    this.faultExit(ins, k);
-    this.depth--;
-    c.end();
+    this.tlbAccess(rs1, imm, ACC_W, size, undefined, () => {
+      this.hostAddr(ACC_W * this.layout.tlbTableBytes + 8);
+      value();
+      c.mem(fast, 0, 0);
+    }, (args) => {
+      args();
+      value();
+      c.call(this.way1Base + 4 + Math.log2(size));
+      this.faultExit(ins, k);
+    });
   }
 
   // ---- instructions
