@@ -86,6 +86,42 @@ export function translatable(insn: number): boolean {
   }
 }
 
+/** An AMO (jitAmo) or a CSR instruction (jitCsr): the engine writes their x register. */
+export function runByEngine(insn: number): boolean {
+  const op = insn & 0x7f;
+  return op === 0x2f || op === 0x73;
+}
+
+/** True when `insn` leaves through the block's shared fault exit when it raises an exception (loads, stores, AMOs). */
+export function mayFault(insn: number): boolean {
+  const op = insn & 0x7f;
+  return op === 0x03 || op === 0x23 || op === 0x07 || op === 0x27 || op === 0x2f;
+}
+
+/** True when the block stores every dirty x register back before `insn` (the engine reads them). */
+export function storesBackAll(insn: number): boolean {
+  const op = insn & 0x7f;
+  return op === 0x2f || (op === 0x73 && !csrReadOnly(insn));
+}
+
+/** The x registers a translated instruction reads, and the one it writes (0: none). */
+export function xUse(insn: number): { reads: number[]; writes: number } {
+  const op = insn & 0x7f, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
+  switch (op) {
+    case 0x37: case 0x17: case 0x6f: case 0x73: return { reads: [], writes: rd };
+    case 0x0f: case 0x43: case 0x47: case 0x4b: case 0x4f: return { reads: [], writes: 0 };
+    case 0x03: case 0x13: case 0x1b: case 0x67: return { reads: [rs1], writes: rd };
+    case 0x07: case 0x27: return { reads: [rs1], writes: 0 }; // the data register is an f register
+    case 0x23: case 0x63: return { reads: [rs1, rs2], writes: 0 };
+    case 0x53: {
+      const k = insn >>> 27; // funct5
+      // FCVT.S/D.W[U]/L[U] and FMV.W/D.X read x[rs1]; compares, FCVT.W[U]/L[U] and FMV.X/FCLASS write x[rd]
+      return { reads: k === 0x1a || k === 0x1e ? [rs1] : [], writes: k === 0x14 || k === 0x18 || k === 0x1c ? rd : 0 };
+    }
+    default: return { reads: [rs1, rs2], writes: rd };
+  }
+}
+
 /** Offset from its block's start of the target of `ins`, a JAL or a taken branch; null otherwise. */
 export function staticTarget(ins: BlockInsn): number | null {
   const i = ins.insn;

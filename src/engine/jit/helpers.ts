@@ -1,7 +1,8 @@
 /**
- * Functions every translation module defines for the M-extension operations wasm has no
+ * Functions every translation module defines: for the M-extension operations wasm has no
  * single instruction for with RISC-V's results (unprivileged spec 20191213 chapter 7: the
- * high halves of products, division by zero and overflow).
+ * high halves of products, division by zero and overflow), and for the loads and stores
+ * whose page is not in way 0 of its TLB set.
  */
 import { Code, Op, ValType } from './wasm.js';
 
@@ -90,4 +91,31 @@ function buildHelper(name: (typeof HELPER_NAMES)[number], base: number): Code {
       return c;
     }
   }
+}
+
+/**
+ * The body of the rest of a TLB probe after its way 0 missed, out of line (translate.ts):
+ * (va i64, set address i32, page of the access's last byte i64) -> the value (a load of
+ * `size` bytes, zero-extended), or (va, set, page, value i64) -> () for a `store`: the
+ * access through way 1 (at `table` + 16 from the set address: `table` is the offset of
+ * the access kind's table from the TLB's) when it holds the page, else through the
+ * engine's loadSlow / storeSlow (functions `loadSlow`, `storeSlow`), whose exception the
+ * caller checks.
+ */
+export function way1Helper(store: boolean, size: number, table: number, loadSlow: number, storeSlow: number): Code {
+  const VA = 0, SET = 1, PAGE = 2, VALUE = 3;
+  const c = new Code(store ? [I64, I32, I64, I64] : [I64, I32, I64]);
+  const off = table + 16;
+  c.get(SET).mem(Op.I64Load, off, 3).get(PAGE).op(Op.I64Eq).ifHinted(true);
+  c.get(VA).op(Op.I32WrapI64).get(SET).mem(Op.I32Load, off + 8, 2).op(Op.I32Add);
+  if (!store) {
+    c.mem([Op.I64Load8U, Op.I64Load16U, Op.I64Load32U, Op.I64Load][Math.log2(size)], 0, 0).op(Op.Return);
+  } else {
+    c.get(VALUE).mem([Op.I64Store8, Op.I64Store16, Op.I64Store32, Op.I64Store][Math.log2(size)], 0, 0).op(Op.Return);
+  }
+  c.end();
+  c.get(VA).i32Const(size);
+  if (!store) c.call(loadSlow);
+  else c.get(VALUE).call(storeSlow);
+  return c;
 }

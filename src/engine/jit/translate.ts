@@ -17,7 +17,7 @@
  *    global and returns the budget minus the instructions it retired;
  *  - loads and stores through the TLB (src/engine/as/layout.ts: per access kind a table
  *    of two-way sets of {vpn u64, host addend u32}), way 0 of the page's set checked
- *    inline, way 1 in a function of the module (way1Function), which leaves through the
+ *    inline, way 1 in a function of the module (helpers.ts way1Helper), which leaves through the
  *    engine's loadSlow / storeSlow on a miss; when those raise an exception (excPending)
  *    the block exits (all
  *    faults of a function through one shared exit)
@@ -37,9 +37,9 @@
  *    runs the target's translation if the jump cache has one, else returns to the engine.
  */
 import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
-import { csrReadOnly, staticTarget, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
+import { csrReadOnly, mayFault, runByEngine, staticTarget, storesBackAll, xUse, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
 import { FpEmitter, type FpBlock } from './fp.js';
-import { HELPER_NAMES, helper } from './helpers.js';
+import { HELPER_NAMES, helper, way1Helper } from './helpers.js';
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
 // imports of a translation module, in this order (function and global indices)
@@ -96,7 +96,7 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   for (const access of [ACC_R, ACC_W]) {
     for (const size of [1, 2, 4, 8]) {
       const f = m.declareFunction(access === ACC_R ? [I64, I32, I64] : [I64, I32, I64, I64], access === ACC_R ? [I64] : []);
-      m.setBody(f, way1Function(access, size, layout.tlbTableBytes));
+      m.setBody(f, way1Helper(access === ACC_W, size, access * layout.tlbTableBytes, F_LOAD_SLOW, F_STORE_SLOW));
     }
   }
   const first = way1Base + 8;
@@ -109,69 +109,8 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   return m.toBytes();
 }
 
-/**
- * The rest of a TLB probe after its way 0 missed, out of line: (va i64, set address i32,
- * page of the access's last byte i64) -> the value (a load of `size` bytes, zero-extended),
- * or (va, set, page, value i64) -> () for a store: the access through way 1 when it holds
- * the page, else through the engine's loadSlow / storeSlow (whose exception the caller
- * checks). Function index: way1Base + (store ? 4 : 0) + log2(size).
- */
-function way1Function(access: number, size: number, tableBytes: number): Code {
-  const VA = 0, SET = 1, PAGE = 2, VALUE = 3;
-  const c = new Code(access === ACC_R ? [I64, I32, I64] : [I64, I32, I64, I64]);
-  const off = access * tableBytes + 16;
-  c.get(SET).mem(Op.I64Load, off, 3).get(PAGE).op(Op.I64Eq).ifHinted(true);
-  c.get(VA).op(Op.I32WrapI64).get(SET).mem(Op.I32Load, off + 8, 2).op(Op.I32Add);
-  if (access === ACC_R) {
-    c.mem([Op.I64Load8U, Op.I64Load16U, Op.I64Load32U, Op.I64Load][Math.log2(size)], 0, 0).op(Op.Return);
-  } else {
-    c.get(VALUE).mem([Op.I64Store8, Op.I64Store16, Op.I64Store32, Op.I64Store][Math.log2(size)], 0, 0).op(Op.Return);
-  }
-  c.end();
-  c.get(VA).i32Const(size);
-  if (access === ACC_R) c.call(F_LOAD_SLOW);
-  else c.get(VALUE).call(F_STORE_SLOW);
-  return c;
-}
-
-/** An AMO (jitAmo) or a CSR instruction (jitCsr): the engine writes their x register. */
-function runByEngine(insn: number): boolean {
-  const op = insn & 0x7f;
-  return op === 0x2f || op === 0x73;
-}
-
 /** x1 (ra) or x5 (t0): the link registers of the calling convention (unprivileged spec 2.5, return-address stack hints). */
 function isLink(r: number): boolean { return r === 1 || r === 5; }
-
-/** True when `insn` leaves through the block's shared fault exit when it raises an exception (loads, stores, AMOs). */
-function mayFault(insn: number): boolean {
-  const op = insn & 0x7f;
-  return op === 0x03 || op === 0x23 || op === 0x07 || op === 0x27 || op === 0x2f;
-}
-
-/** True when the block stores every dirty x register back before `insn` (the engine reads them). */
-function storesBackAll(insn: number): boolean {
-  const op = insn & 0x7f;
-  return op === 0x2f || (op === 0x73 && !csrReadOnly(insn));
-}
-
-/** The x registers a translated instruction reads, and the one it writes (0: none). */
-function xUse(insn: number): { reads: number[]; writes: number } {
-  const op = insn & 0x7f, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
-  switch (op) {
-    case 0x37: case 0x17: case 0x6f: case 0x73: return { reads: [], writes: rd };
-    case 0x0f: case 0x43: case 0x47: case 0x4b: case 0x4f: return { reads: [], writes: 0 };
-    case 0x03: case 0x13: case 0x1b: case 0x67: return { reads: [rs1], writes: rd };
-    case 0x07: case 0x27: return { reads: [rs1], writes: 0 }; // the data register is an f register
-    case 0x23: case 0x63: return { reads: [rs1, rs2], writes: 0 };
-    case 0x53: {
-      const k = insn >>> 27; // funct5
-      // FCVT.S/D.W[U]/L[U] and FMV.W/D.X read x[rs1]; compares, FCVT.W[U]/L[U] and FMV.X/FCLASS write x[rd]
-      return { reads: k === 0x1a || k === 0x1e ? [rs1] : [], writes: k === 0x14 || k === 0x18 || k === 0x1c ? rd : 0 };
-    }
-    default: return { reads: [rs1, rs2], writes: rd };
-  }
-}
 
 /** Emits the function of one block. */
 class BlockWriter {
@@ -223,7 +162,7 @@ class BlockWriter {
   /**
    * @param index function index of each block start (host address) the block may tail-call
    * @param helperBase function index of the first helper (HELPER_NAMES order)
-   * @param way1Base function index of the first way1Function
+   * @param way1Base function index of the first way1Helper
    */
   constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout, private readonly helperBase: number,
     private readonly way1Base: number,
@@ -584,7 +523,7 @@ class BlockWriter {
    * An access through the TLB: compute va = x[rs1] + imm and the set of its page (local
    * ent); when way 0 of that set in table `access` holds the page with all `size` bytes,
    * run `fast` (pushing a value of type `result`, none when undefined), else `rest`, which
-   * calls the access's way1Function (its arguments pushed by `args`) and whatever follows.
+   * calls the access's way1Helper (its arguments pushed by `args`) and whatever follows.
    * Way 0's check has the shape a direct-mapped TLB's probe had, and so its cost.
    */
   private tlbAccess(rs1: number, imm: number, access: number, size: number, result: ValType | undefined, fast: () => void, rest: (args: () => void) => void): void {
