@@ -25,11 +25,13 @@ export const HS_FCSR: u32 = 524;
 export const HS_MIRROR: u32 = 528;
 /**
  * Offset of the TLB: 6 tables (S/U x read/write/exec), each TLB_SETS sets of 2 ways (two-way
- * set-associative: set vpn mod TLB_SETS), a way of 16 bytes {vpn u64, host addend u32, u32}.
- * The last u32 of a set's way 0 is the way its next fill replaces (0 or 1). Two pages whose
- * numbers agree modulo TLB_SETS, such as a process's stack and heap pages at random
- * distances, both stay: with 256 entries direct-mapped they evicted each other on every
- * access, in one boot out of a few.
+ * set-associative: set vpn mod TLB_SETS), a way of 16 bytes {vpn u64, host addend u32, u32
+ * unused}. Way 0 holds the set's most recently used page (a hit in way 1 swaps them; a
+ * fill moves way 0 to way 1), so the inline probes of translated code, which check way 0,
+ * hit nearly as often as with a direct-mapped TLB. Two pages whose numbers agree modulo
+ * TLB_SETS, such as a process's stack and heap pages at random distances, both stay: with
+ * 256 entries direct-mapped they evicted each other on every access, in one boot out of a
+ * few.
  */
 export const HS_TLB: u32 = 1024;
 export const TLB_SETS: u32 = 128;
@@ -101,9 +103,9 @@ export const JC_FILTER_BYTES: u32 = 1024;
 export const HS_SUPER: u32 = 29184;
 export const SUPER_MAX: u32 = 8;
 /**
- * Offset in the hart state block of the S-mode TLB entries filled for user pages (under
- * SUM) since the last flush: up to S_USER_MAX linear addresses (u32), dropped when SUM is
- * cleared.
+ * Offset in the hart state block of the S-mode TLB sets filled with user pages (under SUM)
+ * since the last flush: up to S_USER_MAX linear addresses (u32) of sets, whose ways are
+ * dropped when SUM is cleared (a set's entries move between its ways).
  */
 export const HS_S_USER: u32 = 28160;
 export const S_USER_MAX: u32 = 32;

@@ -257,7 +257,13 @@ export function noteCodeWrite(pa: u64): void {
 export function setSumMxr(newSum: bool, newMxr: bool): void {
   if (sum && !newSum && sTlbHasUser) {
     if (sUserCount > S_USER_MAX) flushTables(0, 2);
-    else for (let k: u32 = 0; k < sUserCount; k++) store<u64>(load<u32>(hartBase + HS_S_USER + (k << 2)), TLB_FREE);
+    else {
+      for (let k: u32 = 0; k < sUserCount; k++) {
+        const set = load<u32>(hartBase + HS_S_USER + (k << 2));
+        store<u64>(set, TLB_FREE);
+        store<u64>(set, TLB_FREE, 16);
+      }
+    }
     sUserCount = 0;
     sTlbHasUser = false;
   }
@@ -412,36 +418,40 @@ function tlbFill(va: u64, pa: u64, access: u32): void {
   // a page with translated code is never in a write TLB: its stores must reach noteCodeWrite
   if (access == ACC_W && (atomic.load<u32>(codeGenOf(pa)) & 1) != 0) return;
   const vpn = va >> 12;
-  // the way that holds the page already, else a free one (way 0 first: the one translated
-  // code checks first), else the set's next victim (the other way next time)
+  // least recently used: the new entry goes to way 0, and way 0's to way 1 (unless it was this page's)
   const s = tlbCur + access * TLB_TABLE_BYTES + tlbSet(vpn);
-  let e = s;
-  if (load<u64>(s, 16) == vpn) e = s + 16;
-  else if (load<u64>(s) != vpn && load<u64>(s) != TLB_FREE) {
-    if (load<u64>(s, 16) == TLB_FREE) e = s + 16;
-    else {
-      const victim = load<u32>(s, 12) & 1;
-      e = s + (victim << 4);
-      store<u32>(s, victim ^ 1, 12);
-    }
+  if (load<u64>(s) != vpn) {
+    store<u64>(s, load<u64>(s), 16);
+    store<u32>(s, load<u32>(s, 8), 24);
   }
   if (walkUser && priv == 1) {
     sTlbHasUser = true;
-    if (sUserCount < S_USER_MAX) store<u32>(hartBase + HS_S_USER + (sUserCount << 2), e);
+    if (sUserCount < S_USER_MAX) store<u32>(hartBase + HS_S_USER + (sUserCount << 2), s);
     if (sUserCount <= S_USER_MAX) sUserCount++;
   }
   if (walkSuper) noteSuperpage(va, walkSuperMask);
   if (access == ACC_X && priv == 1 && !walkGlobal) sExecNonGlobal = true;
-  store<u64>(e, vpn);
-  store<u32>(e, ramHost(pa & ~<u64>0xfff) - (<u32>va & ~<u32>0xfff), 8);
+  store<u64>(s, vpn);
+  store<u32>(s, ramHost(pa & ~<u64>0xfff) - (<u32>va & ~<u32>0xfff), 8);
 }
 
-/** Host address of `va` for an access of `size` bytes within one page, or 0 when the page is not in the TLB. */
+/**
+ * Host address of `va` for an access of `size` bytes within one page, or 0 when the page
+ * is not in the TLB. A hit in way 1 swaps the set's ways: the most recently used page is
+ * in way 0, which translated code checks inline.
+ */
 @inline export function tlbLookup(va: u64, access: u32): u32 {
   const vpn = va >> 12;
   const s = tlbCur + access * TLB_TABLE_BYTES + tlbSet(vpn);
   if (load<u64>(s) == vpn) return <u32>va + load<u32>(s, 8);
-  if (load<u64>(s, 16) == vpn) return <u32>va + load<u32>(s, 24);
+  if (load<u64>(s, 16) == vpn) {
+    const addend = load<u32>(s, 24);
+    store<u64>(s, load<u64>(s), 16);
+    store<u32>(s, load<u32>(s, 8), 24);
+    store<u64>(s, vpn);
+    store<u32>(s, addend, 8);
+    return <u32>va + addend;
+  }
   return 0;
 }
 

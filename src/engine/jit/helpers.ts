@@ -98,16 +98,22 @@ function buildHelper(name: (typeof HELPER_NAMES)[number], base: number): Code {
  * (va i64, set address i32, page of the access's last byte i64) -> the value (a load of
  * `size` bytes, zero-extended), or (va, set, page, value i64) -> () for a `store`: the
  * access through way 1 (at `table` + 16 from the set address: `table` is the offset of
- * the access kind's table from the TLB's) when it holds the page, else through the
- * engine's loadSlow / storeSlow (functions `loadSlow`, `storeSlow`), whose exception the
- * caller checks.
+ * the access kind's table from the TLB's) when it holds the page, which then swaps with
+ * way 0, else through the engine's loadSlow / storeSlow (functions `loadSlow`,
+ * `storeSlow`), whose exception the caller checks.
  */
 export function way1Helper(store: boolean, size: number, table: number, loadSlow: number, storeSlow: number): Code {
   const VA = 0, SET = 1, PAGE = 2, VALUE = 3;
   const c = new Code(store ? [I64, I32, I64, I64] : [I64, I32, I64]);
-  const off = table + 16;
-  c.get(SET).mem(Op.I64Load, off, 3).get(PAGE).op(Op.I64Eq).ifHinted(true);
-  c.get(VA).op(Op.I32WrapI64).get(SET).mem(Op.I32Load, off + 8, 2).op(Op.I32Add);
+  const ADDEND = c.local(I32);
+  c.get(SET).mem(Op.I64Load, table + 16, 3).get(PAGE).op(Op.I64Eq).ifHinted(true);
+  // the most recently used page goes to way 0 (src/engine/as/layout.ts HS_TLB)
+  c.get(SET).mem(Op.I32Load, table + 24, 2).set(ADDEND);
+  c.get(SET).get(SET).mem(Op.I64Load, table, 3).mem(Op.I64Store, table + 16, 3);
+  c.get(SET).get(SET).mem(Op.I32Load, table + 8, 2).mem(Op.I32Store, table + 24, 2);
+  c.get(SET).get(PAGE).mem(Op.I64Store, table, 3);
+  c.get(SET).get(ADDEND).mem(Op.I32Store, table + 8, 2);
+  c.get(VA).op(Op.I32WrapI64).get(ADDEND).op(Op.I32Add);
   if (!store) {
     c.mem([Op.I64Load8U, Op.I64Load16U, Op.I64Load32U, Op.I64Load][Math.log2(size)], 0, 0).op(Op.Return);
   } else {
