@@ -17,12 +17,11 @@
  *    global and returns the budget minus the instructions it retired;
  *  - loads and stores through the TLB (src/engine/as/layout.ts: per access kind a table
  *    of two-way sets of {vpn u64, host addend u32}), way 0 of the page's set checked
- *    inline, way 1 in a function of the module (helpers.ts way1Helper), which leaves through the
- *    engine's loadSlow / storeSlow on a miss; when those raise an exception (excPending)
- *    the block exits (all
- *    faults of a function through one shared exit)
- *    with pc at the faulting instruction and the earlier instructions retired, the
- *    faulting one counted as the interpreter counts it;
+ *    inline, way 1 in a function of the module (helpers.ts way1Helper), which leaves
+ *    through the engine's loadSlow / storeSlow on a miss; when those raise an exception
+ *    (excPending) the block exits (all faults of a function through one shared exit) with
+ *    pc at the faulting instruction and the earlier instructions retired, the faulting one
+ *    counted as the interpreter counts it;
  *  - computes every pc as entry pc + offset, so one translation serves every virtual
  *    address the physical page is mapped at;
  *  - retires, on every path, the instructions it ran: a forward `br` gives the ones it
