@@ -91,6 +91,7 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
     const f = m.declareFunction([I64, I64], [I64]);
     m.setBody(f, helper(name, helperBase));
   }
+  // the way1Helpers: function way1Base + (store ? 4 : 0) + log2(size), as BlockWriter calls them
   const way1Base = helperBase + HELPER_NAMES.length;
   for (const access of [ACC_R, ACC_W]) {
     for (const size of [1, 2, 4, 8]) {
@@ -574,9 +575,9 @@ class BlockWriter {
     c.op(Op.I64Eq);
     c.end();
   }
-  /** Push the host address of va (fast path): `addend` is the offset from local ent of its TLB way's host addend. */
-  private hostAddr(addend: number): void {
-    this.c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, addend, 2).op(Op.I32Add);
+  /** Push the host address of va (fast path), through way 0 of the set at local ent in table `access`. */
+  private hostAddr(access: number): void {
+    this.c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, access * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add);
   }
 
   private load(ins: BlockInsn, k: number, rd: number, rs1: number, imm: number, f3: number): void {
@@ -590,7 +591,7 @@ class BlockWriter {
   private loadToV(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, fast: Op, ext: Op | null): void {
     const c = this.c;
     this.tlbAccess(rs1, imm, ACC_R, size, I64, () => {
-      this.hostAddr(ACC_R * this.layout.tlbTableBytes + 8);
+      this.hostAddr(ACC_R);
       c.mem(fast, 0, 0);
     }, (args) => {
       args();
@@ -607,7 +608,7 @@ class BlockWriter {
     const c = this.c;
     const fast = size === 1 ? Op.I64Store8 : size === 2 ? Op.I64Store16 : size === 4 ? Op.I64Store32 : Op.I64Store;
     this.tlbAccess(rs1, imm, ACC_W, size, undefined, () => {
-      this.hostAddr(ACC_W * this.layout.tlbTableBytes + 8);
+      this.hostAddr(ACC_W);
       value();
       c.mem(fast, 0, 0);
     }, (args) => {
