@@ -94,18 +94,35 @@ function buildHelper(name: (typeof HELPER_NAMES)[number], base: number): Code {
 }
 
 /**
- * The body of the rest of a TLB probe after its way 0 missed, out of line (translate.ts):
- * (va i64, set address i32, page of the access's last byte i64) -> the value (a load of
- * `size` bytes, zero-extended), or (va, set, page, value i64) -> () for a `store`: the
- * access through way 1 (at `table` + 16 from the set address: `table` is the offset of
- * the access kind's table from the TLB's) when it holds the page, which then swaps with
- * way 0, else through the engine's loadSlow / storeSlow (functions `loadSlow`,
- * `storeSlow`), whose exception the caller checks.
+ * The body of a TLB probe out of line (mem.ts): (va i64) -> the value (a load of `size`
+ * bytes at va, zero-extended), or (va, value i64) -> () for a `store`: the access through
+ * way 0 or way 1 of the set of va's page in the table at `table` from the current TLB
+ * (global `tlbCur`; src/engine/as/layout.ts HS_TLB) when that way holds the page of the
+ * access's last byte, way 1 then swapping with way 0, else through the engine's loadSlow /
+ * storeSlow (functions `loadSlow`, `storeSlow`), whose exception the caller checks.
+ * Translated code checks way 0 inline first, except for a probe group's member whose
+ * group check failed (its own page may be in way 0).
  */
-export function way1Helper(store: boolean, size: number, table: number, loadSlow: number, storeSlow: number): Code {
-  const VA = 0, SET = 1, PAGE = 2, VALUE = 3;
-  const c = new Code(store ? [I64, I32, I64, I64] : [I64, I32, I64]);
-  const ADDEND = c.local(I32);
+export function probeHelper(store: boolean, size: number, table: number, tlbCur: number, tlbSets: number, loadSlow: number, storeSlow: number): Code {
+  const VA = 0, VALUE = 1;
+  const c = new Code(store ? [I64, I64] : [I64]);
+  const SET = c.local(I32), PAGE = c.local(I64), ADDEND = c.local(I32);
+  const access = () => {
+    c.get(VA).op(Op.I32WrapI64).get(ADDEND).op(Op.I32Add);
+    if (!store) {
+      c.mem([Op.I64Load8U, Op.I64Load16U, Op.I64Load32U, Op.I64Load][Math.log2(size)], 0, 0).op(Op.Return);
+    } else {
+      c.get(VALUE).mem([Op.I64Store8, Op.I64Store16, Op.I64Store32, Op.I64Store][Math.log2(size)], 0, 0).op(Op.Return);
+    }
+  };
+  c.globalGet(tlbCur).get(VA).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(tlbSets - 1).op(Op.I32And)
+    .i32Const(5).op(Op.I32Shl).op(Op.I32Add).set(SET);
+  // an access that crosses into the next page matches neither way (that page is in the next set)
+  c.get(VA).i64Const(size - 1).op(Op.I64Add).i64Const(12).op(Op.I64ShrU).set(PAGE);
+  c.get(SET).mem(Op.I64Load, table, 3).get(PAGE).op(Op.I64Eq).ifHinted(true);
+  c.get(SET).mem(Op.I32Load, table + 8, 2).set(ADDEND);
+  access();
+  c.end();
   c.get(SET).mem(Op.I64Load, table + 16, 3).get(PAGE).op(Op.I64Eq).ifHinted(true);
   // the most recently used page goes to way 0 (src/engine/as/layout.ts HS_TLB)
   c.get(SET).mem(Op.I32Load, table + 24, 2).set(ADDEND);
@@ -113,12 +130,7 @@ export function way1Helper(store: boolean, size: number, table: number, loadSlow
   c.get(SET).get(SET).mem(Op.I32Load, table + 8, 2).mem(Op.I32Store, table + 24, 2);
   c.get(SET).get(PAGE).mem(Op.I64Store, table, 3);
   c.get(SET).get(ADDEND).mem(Op.I32Store, table + 8, 2);
-  c.get(VA).op(Op.I32WrapI64).get(ADDEND).op(Op.I32Add);
-  if (!store) {
-    c.mem([Op.I64Load8U, Op.I64Load16U, Op.I64Load32U, Op.I64Load][Math.log2(size)], 0, 0).op(Op.Return);
-  } else {
-    c.get(VALUE).mem([Op.I64Store8, Op.I64Store16, Op.I64Store32, Op.I64Store][Math.log2(size)], 0, 0).op(Op.Return);
-  }
+  access();
   c.end();
   c.get(VA).i32Const(size);
   if (!store) c.call(loadSlow);

@@ -15,10 +15,10 @@
  *    the constant address `xBase`: a module serves one hart) into locals after that
  *    check, and on every exit stores back those written so far, sets the engine's pc
  *    global and returns the budget minus the instructions it retired;
- *  - loads and stores through the TLB (src/engine/as/layout.ts: per access kind a table
- *    of two-way sets of {vpn u64, host addend u32}), way 0 of the page's set checked
- *    inline, way 1 in a function of the module (helpers.ts way1Helper), which leaves
- *    through the engine's loadSlow / storeSlow on a miss; when those raise an exception
+ *  - loads and stores through the TLB (mem.ts: way 0 of the page's set checked inline,
+ *    once for a group of accesses through one base register; the rest in a function of
+ *    the module, helpers.ts probeHelper, which leaves through the engine's loadSlow /
+ *    storeSlow on a miss); when those raise an exception
  *    (excPending) the block exits (all faults of a function through one shared exit) with
  *    pc at the faulting instruction and the earlier instructions retired, the faulting one
  *    counted as the interpreter counts it;
@@ -38,7 +38,8 @@
 import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
 import { csrReadOnly, mayFault, runByEngine, staticTarget, storesBackAll, xUse, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
 import { FpEmitter, type FpBlock } from './fp.js';
-import { HELPER_NAMES, helper, way1Helper } from './helpers.js';
+import { HELPER_NAMES, helper, probeHelper } from './helpers.js';
+import { ACC_R, ACC_W, MemEmitter, probeGroups } from './mem.js';
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
 // imports of a translation module, in this order (function and global indices)
@@ -57,7 +58,6 @@ const HELPERS = 6;
 
 const I64 = ValType.I64, I32 = ValType.I32;
 const BLOCK_PARAMS = [I32, I64] as const;
-const ACC_R = 0, ACC_W = 1;
 
 /**
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
@@ -91,21 +91,21 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
     const f = m.declareFunction([I64, I64], [I64]);
     m.setBody(f, helper(name, helperBase));
   }
-  // the way1Helpers: function way1Base + (store ? 4 : 0) + log2(size), as BlockWriter calls them
-  const way1Base = helperBase + HELPER_NAMES.length;
+  // the probeHelpers: function probeBase + (store ? 4 : 0) + log2(size), as mem.ts calls them
+  const probeBase = helperBase + HELPER_NAMES.length;
   for (const access of [ACC_R, ACC_W]) {
     for (const size of [1, 2, 4, 8]) {
-      const f = m.declareFunction(access === ACC_R ? [I64, I32, I64] : [I64, I32, I64, I64], access === ACC_R ? [I64] : []);
-      m.setBody(f, way1Helper(access === ACC_W, size, access * layout.tlbTableBytes, F_LOAD_SLOW, F_STORE_SLOW));
+      const f = m.declareFunction(access === ACC_R ? [I64] : [I64, I64], access === ACC_R ? [I64] : []);
+      m.setBody(f, probeHelper(access === ACC_W, size, access * layout.tlbTableBytes, G_TLB, layout.tlbTableBytes / 32, F_LOAD_SLOW, F_STORE_SLOW));
     }
   }
-  const first = way1Base + 8;
+  const first = probeBase + 8;
   blocks.forEach((b, i) => {
     index.set(b.host, m.declareFunction(BLOCK_PARAMS, [I32]));
     m.exportFunction(`b${i}`, first + i);
   });
   const crossOf = new Map(cross.map((x) => [`${x.from}:${x.off}`, x]));
-  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout, helperBase, way1Base, crossOf).write());
+  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout, helperBase, probeBase, crossOf).write());
   return m.toBytes();
 }
 
@@ -118,8 +118,6 @@ class BlockWriter {
   private readonly va: number;
   private readonly ent: number;
   private readonly v: number;
-  /** The page number a TLB probe compares the ways of a set with (local). */
-  private readonly page: number;
   /** The engine's tlbCur (the current privilege's TLB), read once at entry. */
   private readonly tlb: number;
   /** The shared exit of faulting loads, stores and AMOs: the faulting instruction's offset and the instructions retired (locals). */
@@ -139,6 +137,8 @@ class BlockWriter {
    * instruction, so that a branch there is a `br` with the registers still in locals.
    */
   private readonly inner = new Map<number, number>();
+  /** The loads' and stores' emitter (mem.ts). */
+  private readonly mem: MemEmitter;
   /** The local caching each x register the block uses (x0 excluded). */
   private readonly regs = new Map<number, number>();
   /**
@@ -162,15 +162,15 @@ class BlockWriter {
   /**
    * @param index function index of each block start (host address) the block may tail-call
    * @param helperBase function index of the first helper (HELPER_NAMES order)
-   * @param way1Base function index of the first way1Helper
+   * @param probeBase function index of the first probeHelper
    */
   constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout, private readonly helperBase: number,
-    private readonly way1Base: number,
+    probeBase: number,
     private readonly cross: ReadonlyMap<string, CrossLink> = new Map()) {
     this.va = this.c.local(I64);
     this.ent = this.c.local(I32);
     this.v = this.c.local(I64);
-    this.page = this.c.local(I64);
+    const page = this.c.local(I64);
     this.tlb = this.c.local(I32);
     this.faultOff = this.c.local(I32);
     this.faultRetired = this.c.local(I32);
@@ -207,6 +207,13 @@ class BlockWriter {
         if (w !== 0) addLive(w);
       }
     });
+    this.mem = new MemEmitter({
+      c: this.c,
+      getX: (r) => this.getX(r),
+      faultExit: (ins, k, nested) => this.faultExit(ins, k, nested),
+      tlbTableBytes: layout.tlbTableBytes,
+      probeBase,
+    }, { va: this.va, ent: this.ent, page, v: this.v, tlb: this.tlb }, probeGroups(b.insns, uses.map((u) => u.writes), this.inner));
     if (this.loops) {
       // a later iteration may leave before an instruction whose register an earlier one wrote:
       // every exit stores back all the block writes, so all of them are loaded at entry too
@@ -405,10 +412,10 @@ class BlockWriter {
     c.set(this.va);
     // the execute table's way that holds the page (tlbCur + 2 tables + its set)
     c.globalGet(G_TLB);
-    this.tlbSlot();
-    this.tlbMatch(2);
-    c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, 2 * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add)
-      .i32Const(x.host | 0).op(Op.I32Eq).op(Op.I32And);
+    this.mem.tlbSlot();
+    this.mem.tlbMatch(2);
+    this.mem.hostAddr(2);
+    c.i32Const(x.host | 0).op(Op.I32Eq).op(Op.I32And);
     c.i32Const(0).i32AtomicLoad(CODE_GEN + ((x.host - RAM_OFFSET) >>> 12) * 4).i32Const(x.gen | 0).op(Op.I32Eq).op(Op.I32And);
   }
 
@@ -508,115 +515,24 @@ class BlockWriter {
     return this.fp;
   }
 
-  /** After a call to loadSlow/storeSlow: leave if it raised an exception. */
-  private faultExit(ins: BlockInsn, k: number): void {
+  /**
+   * After a call that may raise an exception (an out-of-line TLB probe, jitAmo): leave if it
+   * did. `nested`: wasm blocks opened since the instruction's code began (mem.ts's).
+   */
+  private faultExit(ins: BlockInsn, k: number, nested = 0): void {
     const c = this.c;
     c.globalGet(G_EXC).ifHinted(false);
     c.i32Const(ins.off).set(this.faultOff).i32Const(k + 1).set(this.faultRetired);
     // out of this if, the open blocks and the loop, to the end of the function's outer block
-    c.br(this.depth + 1 + (this.loops ? 1 : 0));
+    c.br(this.depth + nested + 1 + (this.loops ? 1 : 0));
     c.end();
-  }
-
-  // ---- memory
-  /**
-   * An access through the TLB: compute va = x[rs1] + imm and the set of its page (local
-   * ent); when way 0 of that set in table `access` holds the page with all `size` bytes,
-   * run `fast` (pushing a value of type `result`, none when undefined), else `rest`, which
-   * calls the access's way1Helper (its arguments pushed by `args`) and whatever follows.
-   * Way 0's check has the shape a direct-mapped TLB's probe had, and so its cost.
-   */
-  private tlbAccess(rs1: number, imm: number, access: number, size: number, result: ValType | undefined, fast: () => void, rest: (args: () => void) => void): void {
-    const c = this.c;
-    this.getX(rs1);
-    if (imm !== 0) c.i64Const(imm).op(Op.I64Add);
-    c.set(this.va);
-    c.get(this.tlb);
-    this.tlbSlot();
-    c.get(this.ent).mem(Op.I64Load, access * this.layout.tlbTableBytes, 3);
-    this.lastPage(size);
-    c.tee(this.page).op(Op.I64Eq).ifHinted(true, result);
-    fast();
-    c.op(Op.Else);
-    this.depth++;
-    rest(() => c.get(this.va).get(this.ent).get(this.page));
-    this.depth--;
-    c.end();
-  }
-  /**
-   * Push the page number (i64) of the last of `size` bytes at local va: an access that
-   * crosses into the next page never matches a way of va's set (that page's are in the next).
-   */
-  private lastPage(size: number): void {
-    const c = this.c;
-    c.get(this.va);
-    if (size > 1) c.i64Const(size - 1).op(Op.I64Add);
-    c.i64Const(12).op(Op.I64ShrU);
-  }
-  /** Local ent = the TLB base on the stack + the set of local va's page (src/engine/as/layout.ts: vpn mod TLB_SETS, 32 bytes each). */
-  private tlbSlot(): void {
-    this.c.get(this.va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(this.layout.tlbTableBytes / 32 - 1).op(Op.I32And)
-      .i32Const(5).op(Op.I32Shl).op(Op.I32Add).set(this.ent);
-  }
-  /**
-   * Push whether a way of the set at local ent, in table `access`, holds the page of local
-   * va (i32), leaving ent at that way (at way 1 when none does).
-   */
-  private tlbMatch(access: number): void {
-    const c = this.c;
-    const off = access * this.layout.tlbTableBytes;
-    c.get(this.ent).mem(Op.I64Load, off, 3);
-    this.lastPage(1);
-    c.op(Op.I64Eq).ifHinted(true, I32);
-    c.i32Const(1);
-    c.op(Op.Else);
-    c.get(this.ent).i32Const(16).op(Op.I32Add).tee(this.ent).mem(Op.I64Load, off, 3);
-    this.lastPage(1);
-    c.op(Op.I64Eq);
-    c.end();
-  }
-  /** Push the host address of va (fast path), through way 0 of the set at local ent in table `access`. */
-  private hostAddr(access: number): void {
-    this.c.get(this.va).op(Op.I32WrapI64).get(this.ent).mem(Op.I32Load, access * this.layout.tlbTableBytes + 8, 2).op(Op.I32Add);
   }
 
   private load(ins: BlockInsn, k: number, rd: number, rs1: number, imm: number, f3: number): void {
     const fast = [Op.I64Load8S, Op.I64Load16S, Op.I64Load32S, Op.I64Load, Op.I64Load8U, Op.I64Load16U, Op.I64Load32U][f3];
     const ext = [Op.I64Extend8S, Op.I64Extend16S, Op.I64Extend32S][f3] ?? null;
-    this.loadToV(ins, k, rs1, imm, 1 << (f3 & 3), fast, ext);
+    this.mem.loadToV(ins, k, rs1, imm, 1 << (f3 & 3), fast, ext);
     this.setXFromV(rd);
-  }
-
-  /** Load `size` bytes at x[rs1] + imm into local v (`fast` on a TLB hit; `ext` sign-extends the slow path's result). */
-  private loadToV(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, fast: Op, ext: Op | null): void {
-    const c = this.c;
-    this.tlbAccess(rs1, imm, ACC_R, size, I64, () => {
-      this.hostAddr(ACC_R);
-      c.mem(fast, 0, 0);
-    }, (args) => {
-      args();
-      c.call(this.way1Base + Math.log2(size)).set(this.v);
-      this.faultExit(ins, k);
-      c.get(this.v);
-      if (ext !== null) c.op(ext);
-    });
-    c.set(this.v);
-  }
-
-  /** Store the low `size` bytes of the i64 that `value` pushes at x[rs1] + imm. */
-  private store(ins: BlockInsn, k: number, rs1: number, imm: number, size: number, value: () => void): void {
-    const c = this.c;
-    const fast = size === 1 ? Op.I64Store8 : size === 2 ? Op.I64Store16 : size === 4 ? Op.I64Store32 : Op.I64Store;
-    this.tlbAccess(rs1, imm, ACC_W, size, undefined, () => {
-      this.hostAddr(ACC_W);
-      value();
-      c.mem(fast, 0, 0);
-    }, (args) => {
-      args();
-      value();
-      c.call(this.way1Base + 4 + Math.log2(size));
-      this.faultExit(ins, k);
-    });
   }
 
   // ---- instructions
@@ -655,11 +571,11 @@ class BlockWriter {
       }
       case 0x03: this.load(ins, k, rd, rs1, immI, f3); return;
       case 0x0f: c.atomicFence(); return; // FENCE: every ordering at once, as the interpreter's seq-cst RMW
-      case 0x23: this.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), 1 << f3, () => this.getX(rs2)); return;
+      case 0x23: this.mem.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), 1 << f3, () => this.getX(rs2)); return;
       case 0x07: { // FLW, FLD: NaN-boxed into f[rd]; FS becomes Dirty
         const fp = this.fpEmitter(ins, k);
         fp.fsOn();
-        this.loadToV(ins, k, rs1, immI, f3 === 2 ? 4 : 8, f3 === 2 ? Op.I64Load32U : Op.I64Load, null);
+        this.mem.loadToV(ins, k, rs1, immI, f3 === 2 ? 4 : 8, f3 === 2 ? Op.I64Load32U : Op.I64Load, null);
         c.i32Const(0).get(this.v);
         if (f3 === 2) c.i64Const(-0x100000000).op(Op.I64Or);
         c.mem(Op.I64Store, this.xAddr(32 + rd), 3);
@@ -668,7 +584,7 @@ class BlockWriter {
       }
       case 0x27: // FSW, FSD
         this.fpEmitter(ins, k).fsOn();
-        this.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3 === 2 ? 4 : 8,
+        this.mem.store(ins, k, rs1, ((i >> 20) & ~31) | ((i >>> 7) & 31), f3 === 2 ? 4 : 8,
           () => c.i32Const(0).mem(Op.I64Load, this.xAddr(32 + rs2), 3));
         return;
       case 0x53: case 0x43: case 0x47: case 0x4b: case 0x4f: { // OP-FP and FMA: native where exact, else the engine (fp.ts)
