@@ -62,6 +62,10 @@ export interface BlockBackend {
   read(buf: Uint8Array, offset: number): void;
   /** Write `buf` at byte `offset`. Throws when readonly. */
   write(buf: Uint8Array, offset: number): void;
+  /** `read` into `bufs` one after the other from byte `offset`, in one host call. Optional. */
+  readv?(bufs: readonly Uint8Array[], offset: number): void;
+  /** `write` of `bufs` one after the other at byte `offset`, in one host call. Optional. Throws when readonly. */
+  writev?(bufs: readonly Uint8Array[], offset: number): void;
   /** Make previous writes durable (fsync). */
   flush(): void;
 }

@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FileBlockBackend } from '../../src/devices/node/file-block.js';
+import { NodeFile } from '../../src/devices/node/file.js';
 import { createDisk, openDisk } from '../../src/devices/node/disk.js';
 import { StdioCharBackend } from '../../src/devices/node/stdio-char.js';
 import { Duplex } from 'node:stream';
@@ -40,6 +41,58 @@ test('file block backend: read, write, flush, size rounded down to 512', () => {
     const after = fs.readFileSync(p);
     assert.ok(after.subarray(0, 512).every((x) => x === 9));
     assert.equal(after.length, init.length, 'tail untouched');
+  } finally {
+    fs.rmSync(path.dirname(p), { recursive: true });
+  }
+});
+
+test('host file: vectored reads and writes (preadv/pwritev) fill and write each buffer in turn, past IOV_MAX buffers, with zeros past the end of the file', () => {
+  const init = new Uint8Array(10_000);
+  for (let i = 0; i < init.length; i++) init[i] = (i * 7 + (i >> 8)) & 0xff;
+  const p = tmpFile(init);
+  try {
+    const f = new NodeFile(p);
+    // buffers of 3, 0, 4096, 5000 and 2000 bytes from 100: the last 1196 bytes are past the end
+    const bufs = [3, 0, 4096, 5000, 2000].map((n) => new Uint8Array(n).fill(0xee));
+    assert.equal(f.readv(bufs, 100), 9900);
+    const got = Buffer.concat(bufs);
+    assert.deepEqual(new Uint8Array(got.subarray(0, 9900)), init.subarray(100));
+    assert.ok(got.subarray(9900).every((x) => x === 0), 'zeros past the end');
+    // 3000 one-byte buffers: more than one system call takes (IOV_MAX is 1024 on Linux)
+    const ones = Array.from({ length: 3000 }, () => new Uint8Array(1));
+    assert.equal(f.readv(ones, 5), 3000);
+    assert.deepEqual(new Uint8Array(ones.map((b) => b[0])), init.subarray(5, 3005));
+    const parts = Array.from({ length: 2500 }, (_, k) => new Uint8Array(k % 3).fill(k & 0xff));
+    f.writev(parts, 9000);
+    f.close();
+    const after = new Uint8Array(fs.readFileSync(p));
+    const written = new Uint8Array(Buffer.concat(parts));
+    assert.equal(after.length, 9000 + written.length, 'the file grew by what went past its end');
+    assert.deepEqual(after.subarray(9000), written);
+    assert.deepEqual(after.subarray(0, 9000), init.subarray(0, 9000));
+  } finally {
+    fs.rmSync(path.dirname(p), { recursive: true });
+  }
+});
+
+test('file block backend: vectored reads and writes stay inside the disk, and are refused when read-only', () => {
+  const init = new Uint8Array(4 * 512).map((_, i) => i & 0xff);
+  const p = tmpFile(init);
+  try {
+    const b = new FileBlockBackend(p);
+    const bufs = [new Uint8Array(100), new Uint8Array(412), new Uint8Array(512)];
+    b.readv(bufs, 512);
+    assert.deepEqual(new Uint8Array(Buffer.concat(bufs)), init.subarray(512, 1536));
+    assert.throws(() => b.readv([new Uint8Array(512), new Uint8Array(1)], 1536), RangeError);
+    assert.throws(() => b.writev([new Uint8Array(1024), new Uint8Array(512)], 1024), RangeError);
+    b.writev([new Uint8Array(256).fill(1), new Uint8Array(256).fill(2)], 0);
+    b.close();
+    const ro = new FileBlockBackend(p, { readonly: true });
+    assert.throws(() => ro.writev([new Uint8Array(512)], 0), /readonly/);
+    ro.close();
+    const after = new Uint8Array(fs.readFileSync(p));
+    assert.ok(after.subarray(0, 256).every((x) => x === 1) && after.subarray(256, 512).every((x) => x === 2));
+    assert.deepEqual(after.subarray(512), init.subarray(512), 'nothing else written');
   } finally {
     fs.rmSync(path.dirname(p), { recursive: true });
   }

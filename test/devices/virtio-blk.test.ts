@@ -38,15 +38,18 @@ import {
 } from '../../src/devices/virtio/blk.js';
 import { VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE } from '../../src/devices/virtio/queue.js';
 import { IoLimiter } from '../../src/devices/io-limiter.js';
+import type { BlockBackend } from '../../src/devices/bus.js';
+import { RawBackend } from '../../src/devices/block/raw.js';
+import { MemoryFile } from '../../src/devices/block/file.js';
 import { DESC_ADDR, Driver, FakeIrq, INDIRECT_ADDR, MemBlock, RAM_BASE, makeRam, type Buf } from './helpers.js';
 
 const DISK_BYTES = 64 * 512;
 const RAM_SIZE = 1 << 20;
 
-function setup(opts: { readonly?: boolean; serial?: string; queueSize?: number; limiter?: IoLimiter } = {}) {
+function setup(opts: { readonly?: boolean; serial?: string; queueSize?: number; limiter?: IoLimiter; backend?: BlockBackend } = {}) {
   const mem = makeRam(RAM_SIZE);
   const disk = new MemBlock(DISK_BYTES, opts.readonly ?? false);
-  const blk = new VirtioBlk(disk, { serial: opts.serial ?? 'tsvisor-disk0', limiter: opts.limiter });
+  const blk = new VirtioBlk(opts.backend ?? disk, { serial: opts.serial ?? 'tsvisor-disk0', limiter: opts.limiter });
   const irq = new FakeIrq();
   const reasons: string[] = [];
   const dev = new VirtioMmio(blk, mem, irq, { onNeedsReset: (r) => reasons.push(r) });
@@ -227,6 +230,45 @@ test('any framing: header+data in one descriptor, data split, data+status togeth
   assert.deepEqual(back, disk.data.subarray(1024, 1536));
   assert.equal(statusOf(drv, c + 112), VIRTIO_BLK_S_OK);
   assert.deepEqual(drv.takeUsed()[1], { id: head2, len: 513 });
+});
+
+test('a backend with vectored reads and writes gets one call per request, with the request\'s segments in order', () => {
+  const image = new Uint8Array(DISK_BYTES).map((_, i) => (i * 13) & 0xff);
+  const file = new MemoryFile(image);
+  const raw = new RawBackend(file);
+  const calls: string[] = [];
+  const backend: BlockBackend = {
+    get size() { return raw.size; },
+    readonly: false,
+    read: () => assert.fail('read per segment'),
+    write: () => assert.fail('write per segment'),
+    readv: (bufs, offset) => { calls.push(`readv ${bufs.map((b) => b.length).join('+')} @${offset}`); raw.readv(bufs, offset); },
+    writev: (bufs, offset) => { calls.push(`writev ${bufs.map((b) => b.length).join('+')} @${offset}`); raw.writev(bufs, offset); },
+    flush: () => raw.flush(),
+  };
+  const { drv } = setup({ backend });
+  drv.init();
+  // OUT of 512 bytes at sector 2 in two segments, then IN of sectors 1-2 in three
+  const hdrW = drv.alloc(16);
+  drv.mem.writeU32(hdrW, VIRTIO_BLK_T_OUT);
+  drv.mem.writeU64(hdrW + 8, 2);
+  const w1 = drv.alloc(200), w2 = drv.alloc(312), st1 = drv.alloc(1);
+  drv.mem.slice(w1, 200).fill(0x11);
+  drv.mem.slice(w2, 312).fill(0x22);
+  drv.publish(drv.chain([{ addr: hdrW, len: 16 }, { addr: w1, len: 200 }, { addr: w2, len: 312 }, { addr: st1, len: 1, write: true }]));
+  const hdrR = drv.alloc(16);
+  drv.mem.writeU32(hdrR, VIRTIO_BLK_T_IN);
+  drv.mem.writeU64(hdrR + 8, 1);
+  const a = drv.alloc(100), b = drv.alloc(700), c = drv.alloc(224), st2 = drv.alloc(1);
+  drv.publish(drv.chain([{ addr: hdrR, len: 16 }, { addr: a, len: 100, write: true }, { addr: b, len: 700, write: true }, { addr: c, len: 224, write: true }, { addr: st2, len: 1, write: true }]));
+  drv.kick();
+  assert.deepEqual(calls, ['writev 200+312 @1024', 'readv 100+700+224 @512']);
+  assert.deepEqual([statusOf(drv, st1), statusOf(drv, st2)], [VIRTIO_BLK_S_OK, VIRTIO_BLK_S_OK]);
+  const expected = image.slice(512, 1536);
+  expected.fill(0x11, 512, 712);
+  expected.fill(0x22, 712, 1024);
+  assert.deepEqual(new Uint8Array([...drv.mem.slice(a, 100), ...drv.mem.slice(b, 700), ...drv.mem.slice(c, 224)]), expected);
+  assert.deepEqual(file.bytes().subarray(512, 1536), expected);
 });
 
 test('indirect descriptor table', () => {

@@ -28,6 +28,18 @@ export interface RandomAccessFile {
    * @throws when readonly, closed or on an I/O error (e.g. ENOSPC).
    */
   write(buf: Uint8Array, offset: number): void;
+  /**
+   * A vectored `read`: fill `bufs` one after the other from byte `offset`, in one system
+   * call where the host has one. Optional (without it, callers read each buffer).
+   * @returns how many bytes came from the file (the total length unless the range crosses the end).
+   * @throws on an I/O error or when closed.
+   */
+  readv?(bufs: readonly Uint8Array[], offset: number): number;
+  /**
+   * A vectored `write`: write `bufs` one after the other at byte `offset`. Optional.
+   * @throws when readonly, closed or on an I/O error.
+   */
+  writev?(bufs: readonly Uint8Array[], offset: number): void;
   /** Set the length to `length` bytes (cut, or extend with zeros, sparsely where the host can). Optional. */
   truncate?(length: number): void;
   /** Make everything written so far durable (fsync). */
@@ -114,6 +126,13 @@ export class MemoryFile implements RandomAccessFile {
   private check(): void {
     if (this.closed) throw new BlockError(`${this.name} is closed`);
   }
+}
+
+/** Total length of `bufs`, in bytes. */
+export function totalLength(bufs: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const b of bufs) n += b.length;
+  return n;
 }
 
 /** @throws RangeError unless `offset` and `offset + length` are whole numbers in 0..2^53. */

@@ -11,7 +11,7 @@
  * the next detection would open (QEMU refuses the same for probed raw images).
  */
 import { BlockError, checkNewSize } from './errors.js';
-import type { RandomAccessFile } from './file.js';
+import { totalLength, type RandomAccessFile } from './file.js';
 import type { DiskImage, ImageDescription } from './image.js';
 import { QCOW2_MAGIC } from './qcow2-header.js';
 
@@ -93,6 +93,40 @@ export class RawBackend implements DiskImage {
     this.file.write(buf, offset);
   }
 
+  /**
+   * {@link read} into `bufs` one after the other from byte `offset`, in one vectored read
+   * where the file has one.
+   * @throws as {@link read}.
+   */
+  readv(bufs: readonly Uint8Array[], offset: number): void {
+    const length = totalLength(bufs);
+    this.checkSpan(offset, length);
+    let n: number;
+    if (this.file.readv) n = this.file.readv(bufs, offset);
+    else {
+      n = 0;
+      for (const b of bufs) n += this.file.read(b, offset + n);
+    }
+    if (n < length) throw new BlockError(`disk image ${this.name}: unexpected end of file at ${offset + n}`);
+  }
+
+  /**
+   * {@link write} of `bufs` one after the other at byte `offset`, in one vectored write
+   * where the file has one.
+   * @throws as {@link write}.
+   */
+  writev(bufs: readonly Uint8Array[], offset: number): void {
+    if (this.readonly) throw new BlockError(`disk image ${this.name} is readonly`);
+    this.checkSpan(offset, totalLength(bufs));
+    if (!this.file.writev || (this.probed && offset < 4)) {
+      // buffer by buffer, so that write() checks what reaches the first bytes
+      let at = offset;
+      for (const b of bufs) { this.write(b, at); at += b.length; }
+      return;
+    }
+    this.file.writev(bufs, offset);
+  }
+
   /** fsync the file (nothing to do when readonly). @throws BlockError when closed or on I/O error. */
   flush(): void {
     if (this.closed) throw new BlockError(`disk image ${this.name} is closed`);
@@ -111,9 +145,13 @@ export class RawBackend implements DiskImage {
   }
 
   private check(buf: Uint8Array, offset: number): void {
+    this.checkSpan(offset, buf.length);
+  }
+
+  private checkSpan(offset: number, length: number): void {
     if (this.closed) throw new BlockError(`disk image ${this.name} is closed`);
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset + buf.length > this.size) {
-      throw new RangeError(`disk image ${this.name}: access ${offset}+${buf.length} outside ${this.size} bytes`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > this.size) {
+      throw new RangeError(`disk image ${this.name}: access ${offset}+${length} outside ${this.size} bytes`);
     }
   }
 }

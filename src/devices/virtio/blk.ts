@@ -321,11 +321,19 @@ export class VirtioBlk implements VirtioDevice {
         const segs = vq.checkBuffers(chain.writable, 0, len);
         if (!segs) return IOERR;
         this.metrics.readRequests++;
-        let at = pos;
-        for (const s of segs) {
-          this.backend.read(mem.slice(s.addr, s.len), at);
-          mem.written(s.addr, s.len);
-          at += s.len;
+        try {
+          if (this.backend.readv) {
+            this.backend.readv(segs.map((s) => mem.slice(s.addr, s.len)), pos);
+          } else {
+            let at = pos;
+            for (const s of segs) {
+              this.backend.read(mem.slice(s.addr, s.len), at);
+              at += s.len;
+            }
+          }
+        } finally {
+          // a read that failed part-way may have written some of them: all count as written (DMA)
+          for (const s of segs) mem.written(s.addr, s.len);
         }
         this.metrics.readBytes += len;
         return { status: VIRTIO_BLK_S_OK, written: len };
@@ -338,10 +346,14 @@ export class VirtioBlk implements VirtioDevice {
         const segs = vq.checkBuffers(chain.readable, HEADER_SIZE, len);
         if (!segs) return IOERR;
         this.metrics.writeRequests++;
-        let at = pos;
-        for (const s of segs) {
-          this.backend.write(mem.slice(s.addr, s.len), at);
-          at += s.len;
+        if (this.backend.writev) {
+          this.backend.writev(segs.map((s) => mem.slice(s.addr, s.len)), pos);
+        } else {
+          let at = pos;
+          for (const s of segs) {
+            this.backend.write(mem.slice(s.addr, s.len), at);
+            at += s.len;
+          }
         }
         this.metrics.writeBytes += len;
         return { status: VIRTIO_BLK_S_OK, written: 0 };
