@@ -101,9 +101,17 @@ function buildHelper(name: (typeof HELPER_NAMES)[number], base: number): Code {
  * access's last byte, way 1 then swapping with way 0, else through the engine's loadSlow /
  * storeSlow (functions `loadSlow`, `storeSlow`), whose exception the caller checks.
  * Translated code checks way 0 inline first, except for a probe group's member whose
- * group check failed (its own page may be in way 0).
+ * group check failed (its own page may be in way 0). The same Code for the same
+ * arguments: it is not to be written to.
  */
 export function probeHelper(store: boolean, size: number, table: number, tlbCur: number, tlbSets: number, loadSlow: number, storeSlow: number): Code {
+  const key = `probe:${+store}:${size}:${table}:${tlbCur}:${tlbSets}:${loadSlow}:${storeSlow}`;
+  let c = built.get(key);
+  if (!c) built.set(key, c = buildProbeHelper(store, size, table, tlbCur, tlbSets, loadSlow, storeSlow));
+  return c;
+}
+
+function buildProbeHelper(store: boolean, size: number, table: number, tlbCur: number, tlbSets: number, loadSlow: number, storeSlow: number): Code {
   const VA = 0, VALUE = 1;
   const c = new Code(store ? [I64, I64] : [I64]);
   const SET = c.local(I32), PAGE = c.local(I64), ADDEND = c.local(I32);

@@ -48,7 +48,10 @@ export function memAccess(insn: number): { access: number; size: number; imm: nu
  * (so both are in that one page: a page's entry is only ever in its own set), and keeps
  * the host address of x[rs1] + lo, or 0 when not; each of them then accesses that address
  * + (its offset - lo) when it is not 0, and probes on its own otherwise. (Host address 0
- * is the engine's, never guest RAM.)
+ * is the engine's, never guest RAM.) A member may so use a translation that a TLB fill
+ * between (by another access's slow path, after a page-table write without SFENCE.VMA)
+ * has replaced, where the interpreter would use the new one: the privileged spec
+ * (4.2.1, SFENCE.VMA) lets a hart use either until the guest fences.
  */
 export interface ProbeGroup { leader: number; rs1: number; access: number; lo: number; hiEnd: number }
 
@@ -117,22 +120,14 @@ export interface MemBlock {
  */
 export interface MemLocals { va: number; ent: number; page: number; v: number; tlb: number }
 
-/** A probe group with its host address local. */
-type HostGroup = ProbeGroup & { host: number };
-
 /** Emits the loads and stores of one block (see the file comment). */
 export class MemEmitter {
-  /** The probe group of each grouped load or store, by instruction index. */
-  private readonly groups = new Map<number, HostGroup>();
+  /** The local holding each probe group's host address (i32). */
+  private readonly hosts = new Map<ProbeGroup, number>();
 
-  /** @param groups the block's probe groups (probeGroups) */
-  constructor(private readonly b: MemBlock, private readonly l: MemLocals, groups: ReadonlyMap<number, ProbeGroup>) {
-    const hosts = new Map<ProbeGroup, number>();
-    for (const [k, g] of groups) {
-      let host = hosts.get(g);
-      if (host === undefined) hosts.set(g, host = b.c.local(I32));
-      this.groups.set(k, { ...g, host });
-    }
+  /** @param groups the block's probe groups, by member index (probeGroups) */
+  constructor(private readonly b: MemBlock, private readonly l: MemLocals, private readonly groups: ReadonlyMap<number, ProbeGroup>) {
+    for (const g of groups.values()) if (!this.hosts.has(g)) this.hosts.set(g, b.c.local(I32));
   }
 
   private get c(): Code { return this.b.c; }
@@ -189,23 +184,23 @@ export class MemEmitter {
     this.c.get(this.l.ent).mem(Op.I64Load, access * this.b.tlbTableBytes, 3).get(this.l.page).op(Op.I64Eq);
   }
   /** Local `host` of probe group g: the host address of x[rs1] + lo when way 0 holds all of [lo, hiEnd), else 0 (clobbers va, ent, page). */
-  private groupCheck(g: HostGroup): void {
+  private groupCheck(g: ProbeGroup): void {
     const c = this.c;
     this.locate(g.rs1, g.lo, g.hiEnd - g.lo);
     // select's operands are both computed: way 0's addend is read whether it matched or not
     this.hostAddr(g.access);
     c.i32Const(0);
     this.matchWay0(g.access);
-    c.op(Op.Select).set(g.host);
+    c.op(Op.Select).set(this.hosts.get(g)!);
   }
 
   /**
    * The access of instruction k (x[rs1] + imm, `size` bytes, table `access`): `fast`, given
    * the memory instruction's offset, pushes its operands past the address on the stack,
    * and runs it (leaving a value of type `result`, none when undefined); `slow` pushes the
-   * probeHelper's first argument, the address, with `va`, and leaves the same. A probe group's leader checks
-   * the group first, and again after its own slow path (which may have brought the page
-   * to way 0), so that the others then take the fast path.
+   * probeHelper's first argument, the address, with `va`, and leaves the same. A probe
+   * group's leader checks the group first, and again after its own slow path (which may
+   * have brought the page to way 0), so that the others then take the fast path.
    */
   private access(ins: BlockInsn, k: number, rs1: number, imm: number, access: number, size: number, result: ValType | undefined,
     fast: (offset: number) => void, slow: (va: () => void) => void): void {
@@ -223,8 +218,9 @@ export class MemEmitter {
       return;
     }
     if (g.leader === k) this.groupCheck(g);
-    c.get(g.host).ifHinted(true, result);
-    c.get(g.host);
+    const host = this.hosts.get(g)!;
+    c.get(host).ifHinted(true, result);
+    c.get(host);
     fast(imm - g.lo);
     c.op(Op.Else);
     slow(() => {

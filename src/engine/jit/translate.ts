@@ -195,7 +195,8 @@ class BlockWriter {
     this.loops = targets.some((t) => t === 0);
     // forward targets inside the block; a register one of them skips a write of holds, on
     // that path, its value at entry: such registers are loaded at entry
-    const at = new Map(b.insns.map((ins, k) => [ins.off, k]));
+    const at = new Map<number, number>();
+    b.insns.forEach((ins, k) => at.set(ins.off, k));
     at.set(b.end, this.n);
     b.insns.forEach((ins, k) => {
       const t = targets[k];
