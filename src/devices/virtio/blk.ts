@@ -303,7 +303,6 @@ export class VirtioBlk implements VirtioDevice {
   }
 
   private execute(vq: Virtqueue, chain: DescriptorChain): Outcome {
-    const mem = vq.mem;
     if (chain.readable.length + chain.writable.length > this.queueSize) return IOERR; // over seg_max + 2
     const hdr = vq.readBuffers(chain.readable, 0, HEADER_SIZE);
     if (!hdr) return IOERR;
@@ -321,20 +320,7 @@ export class VirtioBlk implements VirtioDevice {
         const segs = vq.checkBuffers(chain.writable, 0, len);
         if (!segs) return IOERR;
         this.metrics.readRequests++;
-        try {
-          if (this.backend.readv) {
-            this.backend.readv(segs.map((s) => mem.slice(s.addr, s.len)), pos);
-          } else {
-            let at = pos;
-            for (const s of segs) {
-              this.backend.read(mem.slice(s.addr, s.len), at);
-              at += s.len;
-            }
-          }
-        } finally {
-          // a read that failed part-way may have written some of them: all count as written (DMA)
-          for (const s of segs) mem.written(s.addr, s.len);
-        }
+        vq.readFromBackend(segs, this.backend, pos);
         this.metrics.readBytes += len;
         return { status: VIRTIO_BLK_S_OK, written: len };
       }
@@ -346,15 +332,7 @@ export class VirtioBlk implements VirtioDevice {
         const segs = vq.checkBuffers(chain.readable, HEADER_SIZE, len);
         if (!segs) return IOERR;
         this.metrics.writeRequests++;
-        if (this.backend.writev) {
-          this.backend.writev(segs.map((s) => mem.slice(s.addr, s.len)), pos);
-        } else {
-          let at = pos;
-          for (const s of segs) {
-            this.backend.write(mem.slice(s.addr, s.len), at);
-            at += s.len;
-          }
-        }
+        vq.writeToBackend(segs, this.backend, pos);
         this.metrics.writeBytes += len;
         return { status: VIRTIO_BLK_S_OK, written: 0 };
       }

@@ -24,6 +24,7 @@
  * RAM view allows it, so ring entries written before an index store are visible
  * to a hart that reads the index (the barriers of §2.7.7 and §2.7.13).
  */
+import type { BlockBackend } from '../bus.js';
 import { GuestMemory, GuestMemoryError } from '../guest-memory.js';
 
 /** Descriptor flags (§2.7.5). */
@@ -338,6 +339,47 @@ export class Virtqueue {
       this.mem.slice(s.addr, s.len).set(data.subarray(from, from + s.len));
       this.mem.written(s.addr, s.len);
       from += s.len;
+    }
+  }
+
+  /**
+   * DMA from a block device into guest RAM: fill `segs` (from {@link checkBuffers}) with
+   * the bytes of `backend` from byte `offset`, in one vectored call when the backend has
+   * `readv`, else one `read` per segment. Every segment counts as written (GuestMemory's
+   * `written`), also when the read fails part-way: it may have written some of them.
+   * @throws what the backend throws.
+   */
+  readFromBackend(segs: readonly Segment[], backend: BlockBackend, offset: number): void {
+    try {
+      if (backend.readv) {
+        backend.readv(segs.map((s) => this.mem.slice(s.addr, s.len)), offset);
+      } else {
+        let at = offset;
+        for (const s of segs) {
+          backend.read(this.mem.slice(s.addr, s.len), at);
+          at += s.len;
+        }
+      }
+    } finally {
+      for (const s of segs) this.mem.written(s.addr, s.len);
+    }
+  }
+
+  /**
+   * DMA from guest RAM to a block device: write the bytes of `segs` (from
+   * {@link checkBuffers}) to `backend` at byte `offset`, in one vectored call when the
+   * backend has `writev`, else one `write` per segment.
+   * @throws what the backend throws (a read-only one included).
+   */
+  writeToBackend(segs: readonly Segment[], backend: BlockBackend, offset: number): void {
+    if (backend.writev) {
+      backend.writev(segs.map((s) => this.mem.slice(s.addr, s.len)), offset);
+      return;
+    }
+    let at = offset;
+    for (const s of segs) {
+      backend.write(this.mem.slice(s.addr, s.len), at);
+      at += s.len;
     }
   }
 

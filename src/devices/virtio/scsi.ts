@@ -193,12 +193,7 @@ export class VirtioScsi implements VirtioDevice {
       const segs = vq.checkBuffers(chain.writable, respBytes, length);
       if (!segs) return fail(VIRTIO_SCSI_S_FAILURE);
       try {
-        let at = offset;
-        for (const s of segs) {
-          medium.read(vq.mem.slice(s.addr, s.len), at);
-          vq.mem.written(s.addr, s.len);
-          at += s.len;
-        }
+        vq.readFromBackend(segs, medium, offset);
         written = length;
         this.metrics.readBytes += length;
       } catch {
