@@ -420,10 +420,7 @@ function tlbFill(va: u64, pa: u64, access: u32): void {
   const vpn = va >> 12;
   // least recently used: the new entry goes to way 0, and way 0's to way 1 (unless it was this page's)
   const s = tlbCur + access * TLB_TABLE_BYTES + tlbSet(vpn);
-  if (load<u64>(s) != vpn) {
-    store<u64>(s, load<u64>(s), 16);
-    store<u32>(s, load<u32>(s, 8), 24);
-  }
+  if (load<u64>(s) != vpn) way0ToWay1(s);
   if (walkUser && priv == 1) {
     sTlbHasUser = true;
     if (sUserCount < S_USER_MAX) store<u32>(hartBase + HS_S_USER + (sUserCount << 2), s);
@@ -446,13 +443,18 @@ function tlbFill(va: u64, pa: u64, access: u32): void {
   if (load<u64>(s) == vpn) return <u32>va + load<u32>(s, 8);
   if (load<u64>(s, 16) == vpn) {
     const addend = load<u32>(s, 24);
-    store<u64>(s, load<u64>(s), 16);
-    store<u32>(s, load<u32>(s, 8), 24);
+    way0ToWay1(s);
     store<u64>(s, vpn);
     store<u32>(s, addend, 8);
     return <u32>va + addend;
   }
   return 0;
+}
+
+/** Copy way 0 of the TLB set at linear address `s` over its way 1 (page number and host addend). */
+@inline function way0ToWay1(s: u32): void {
+  store<u64>(s, load<u64>(s), 16);
+  store<u32>(s, load<u32>(s, 8), 24);
 }
 
 /** Byte offset in a TLB table of the set of virtual page `vpn` (layout.ts HS_TLB: vpn mod TLB_SETS, 32 bytes each). */

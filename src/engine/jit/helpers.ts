@@ -94,6 +94,14 @@ function buildHelper(name: (typeof HELPER_NAMES)[number], base: number): Code {
 }
 
 /**
+ * Push the byte offset (i32) in a TLB table of the set of the page of local `va` (i64):
+ * vpn mod `tlbSets`, 32 bytes a set (src/engine/as/layout.ts HS_TLB).
+ */
+export function tlbSetOffset(c: Code, va: number, tlbSets: number): void {
+  c.get(va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(tlbSets - 1).op(Op.I32And).i32Const(5).op(Op.I32Shl);
+}
+
+/**
  * The body of a TLB probe out of line (mem.ts): (va i64) -> the value (a load of `size`
  * bytes at va, zero-extended), or (va, value i64) -> () for a `store`: the access through
  * way 0 or way 1 of the set of va's page in the table at `table` from the current TLB
@@ -123,8 +131,9 @@ function buildProbeHelper(store: boolean, size: number, table: number, tlbCur: n
       c.get(VALUE).mem([Op.I64Store8, Op.I64Store16, Op.I64Store32, Op.I64Store][Math.log2(size)], 0, 0).op(Op.Return);
     }
   };
-  c.globalGet(tlbCur).get(VA).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(tlbSets - 1).op(Op.I32And)
-    .i32Const(5).op(Op.I32Shl).op(Op.I32Add).set(SET);
+  c.globalGet(tlbCur);
+  tlbSetOffset(c, VA, tlbSets);
+  c.op(Op.I32Add).set(SET);
   // an access that crosses into the next page matches neither way (that page is in the next set)
   c.get(VA).i64Const(size - 1).op(Op.I64Add).i64Const(12).op(Op.I64ShrU).set(PAGE);
   c.get(SET).mem(Op.I64Load, table, 3).get(PAGE).op(Op.I64Eq).ifHinted(true);

@@ -15,6 +15,7 @@
  * a call per access, not a page walk.
  */
 import type { BlockInsn } from './block.js';
+import { tlbSetOffset } from './helpers.js';
 import { type Code, Op, ValType } from './wasm.js';
 
 const I32 = ValType.I32, I64 = ValType.I64;
@@ -134,8 +135,8 @@ export class MemEmitter {
 
   /** Local ent = the TLB base on the stack + the set of local va's page (vpn mod TLB_SETS, 32 bytes each). */
   tlbSlot(): void {
-    this.c.get(this.l.va).i64Const(12).op(Op.I64ShrU).op(Op.I32WrapI64).i32Const(this.b.tlbTableBytes / 32 - 1).op(Op.I32And)
-      .i32Const(5).op(Op.I32Shl).op(Op.I32Add).set(this.l.ent);
+    tlbSetOffset(this.c, this.l.va, this.b.tlbTableBytes / 32);
+    this.c.op(Op.I32Add).set(this.l.ent);
   }
   /**
    * Push whether a way of the set at local ent, in table `access`, holds the page of local
