@@ -76,3 +76,6 @@ export const HS_CHAIN_GEN = 27396;
 export const HS_RS_DEPTH = 27400;
 export const HS_RS = 27408;
 export const RS_MAX = 32;
+/** See src/engine/as/layout.ts. */
+export const HS_RELINK = 31744;
+export const RELINK_SLOTS = 32;

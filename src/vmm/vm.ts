@@ -241,7 +241,7 @@ export class Vm {
             this.instret[m.id] = BigInt(m.instret);
             if (this.opts.stats || process.env.TSVISOR_STATS) {
               const j = m.jit;
-              process.stderr.write(`tsvisor: hart ${m.id} stopped at pc ${m.pc}${j ? `; JIT: ${j.blocks} blocks (${j.insns} instructions) in ${j.modules} modules (${j.links} links to earlier ones), ${(j.wasmBytes / 1024).toFixed(0)} KiB of wasm, ${j.compileMs.toFixed(0)} ms compiling (+${j.offThreadMs.toFixed(0)} ms on the compiler thread), ${j.flushes} flushes, ${j.retired} of ${m.instret} instructions (${(100 * j.retired / Math.max(1, Number(m.instret))).toFixed(0)}%) run translated, ${(j.retired / Math.max(1, j.entries)).toFixed(1)} per entry from the interpreter` : ''}\n`);
+              process.stderr.write(`tsvisor: hart ${m.id} stopped at pc ${m.pc}${j ? `; JIT: ${j.blocks} blocks (${j.insns} instructions) in ${j.modules} modules (${j.links} links to earlier ones, ${j.relinks} pages relinked), ${(j.wasmBytes / 1024).toFixed(0)} KiB of wasm, ${j.compileMs.toFixed(0)} ms compiling (+${j.offThreadMs.toFixed(0)} ms on the compiler thread), ${j.flushes} flushes, ${j.retired} of ${m.instret} instructions (${(100 * j.retired / Math.max(1, Number(m.instret))).toFixed(0)}%) run translated, ${(j.retired / Math.max(1, j.entries)).toFixed(1)} per entry from the interpreter` : ''}\n`);
             }
             resolve();
           }

@@ -95,6 +95,15 @@ export const HS_JC_PAGES: u32 = 29696;
 export const HS_JC_PAGES_U: u32 = 30720;
 export const JC_FILTER_BYTES: u32 = 1024;
 /**
+ * Offset in the hart state block of the relink ring, which only translated code and the
+ * code cache use (src/engine/jit/chain.ts, code-cache.ts): a count (u32) of the records
+ * written, then, from HS_RELINK + 16, RELINK_SLOTS records of 16 bytes, record n in slot
+ * n mod RELINK_SLOTS: the pc a block was entered at (u64) and its host address (u32), for
+ * a jump the block made through the trampoline to a target that had a translation.
+ */
+export const HS_RELINK: u32 = 31744;
+export const RELINK_SLOTS: u32 = 32;
+/**
  * Offset in the hart state block of the superpage leaves the TLB holds 4 KiB slices of:
  * SUPER_MAX per half of the address space (the lower half's first), {base va u64, offset
  * mask u64} each. An SFENCE.VMA of a page outside all of them leaves the other pages'

@@ -12,13 +12,18 @@
  * translated in earlier modules that its code jumps to, and that are not translated again,
  * are imported into it (linked), so those jumps are tail calls too.
  *
+ * A block that keeps jumping through the trampoline to a target translated after it (or in
+ * another page the execute TLB did not map when it was translated) is seen in the hart's
+ * relink ring (chain.ts); its page's blocks are then translated again (relinked), so that
+ * the jump becomes a tail call.
+ *
  * Publishing waits until every other hart of the VM has caught up with the code epoch
  * that marked the pages as code (or is outside `run()`): until then one of them may still
  * hold a write-TLB entry filled before the marking, whose stores would not retire the code.
  */
 import {
   HART_STATE_BASE, HART_STATE_SIZE, HS_IN_RUN, HS_JIT_REQ, HS_JIT_REQ_COUNT, HS_JIT_REQ_PC, HS_TLB,
-  HS_JIT_SEEN, HS_X, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, BM_WAYS, RAM_OFFSET, RVC_TABLE, TLB_SETS, TLB_TABLE_BYTES,
+  HS_JIT_SEEN, HS_RELINK, HS_X, RELINK_SLOTS, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, BM_WAYS, RAM_OFFSET, RVC_TABLE, TLB_SETS, TLB_TABLE_BYTES,
 } from '../layout.js';
 import { CodePages } from '../code-pages.js';
 import { crossTargets, decodeBlock, successors, type Block, type CrossLink, type TranslateLayout } from './block.js';
@@ -103,6 +108,8 @@ export interface CodeCacheStats {
   wasmBytes: number;
   /** Earlier translations imported into newer modules (see CompileJob's `linked`). */
   links: number;
+  /** Pages translated again because their blocks kept jumping through the trampoline to translated targets (relinked). */
+  relinks: number;
   /** Time the hart's thread spent choosing, decoding, generating, compiling and instantiating, in ms. */
   compileMs: number;
   /** Time the compiler thread spent generating and compiling, in ms (0 without one). */
@@ -130,6 +137,24 @@ const MAX_REGROUPS = 2;
  * blocks only, 2.24-2.35 s (a third of the wasm), the workloads of the boot bench the same.
  */
 const REGROUP_AGE_MS = 300;
+
+/** How often (ms) the relink ring (chain.ts) is sampled: the records written since the last sample, up to RELINK_SLOTS. */
+const RELINK_SAMPLE_MS = 10;
+/**
+ * Samples within RELINK_WINDOW_MS (ms) that must show a page's blocks jumping through the
+ * trampoline to a translated target before the page is relinked: a page that leaves
+ * through it often, not one that did a few times.
+ */
+const RELINK_VOTES = 4;
+const RELINK_WINDOW_MS = 1000;
+/**
+ * Jumps through "chainStatic" to translated targets per ms since the last sample below
+ * which a sample votes for nothing: a boot makes about 200 a ms, and translating pages again
+ * for them cost more than it saved; a long-running shell or awk loop, about 5000.
+ */
+const RELINK_MIN_RATE = 1000;
+/** Times a page is relinked at most (until the cache is dropped). */
+const MAX_RELINKS = 3;
 
 /** Block-map count of a start that is not to be translated: does not reach the threshold again until reset. */
 const NEVER = 0x8000_0000;
@@ -160,6 +185,7 @@ export class CodeCache {
   private readonly layout: TranslateLayout;
   /** The hart's chain trampoline (chain.ts), imported by every module. */
   private readonly chain: unknown;
+  private readonly chainStatic: unknown;
   private readonly installed = new Map<number, Installed>();
   /** The block starts in `installed`, by RAM page. */
   private readonly byPage = new Map<number, Set<number>>();
@@ -185,11 +211,21 @@ export class CodeCache {
   /** The virtual page (pc & ~0xfff, bigint) each pending request's page was run at, by physical page. */
   private pendingVa = new Map<number, bigint>();
   private pendingSince = 0;
+  /** The relink ring's count at the last sample, and when (performance.now()) the next sample is due. */
+  private relinkSeen = 0;
+  private lastRelinkSample = 0;
+  private nextRelinkSample = 0;
+  /** Per RAM page: the samples that showed it (RELINK_VOTES) since `since` (performance.now()). */
+  private readonly relinkVotes = new Map<number, { votes: number; since: number }>();
+  /** Per RAM page: times it was relinked (MAX_RELINKS). */
+  private readonly relinks = new Map<number, number>();
+  /** Pages to relink with the next module: the virtual page (bigint) one of their blocks last ran at, by RAM page. */
+  private relinkPages = new Map<number, bigint>();
   private readonly batchBlocks: number;
   private readonly batchDelayMs: number;
   private readonly maxBlocks: number;
   private readonly maxPageRetirements: number;
-  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, links: 0, compileMs: 0, offThreadMs: 0, flushes: 0, live: 0, retired: 0, entries: 0 };
+  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, links: 0, relinks: 0, compileMs: 0, offThreadMs: 0, flushes: 0, live: 0, retired: 0, entries: 0 };
 
   /**
    * @param memory the VM's shared memory
@@ -221,6 +257,7 @@ export class CodeCache {
     this.compiler = options.compiler;
     const trampoline = new WebAssembly.Instance(new WebAssembly.Module(chainModule(this.hartBase)), { env: { pc: engine.pc, memory, table } });
     this.chain = trampoline.exports.chain;
+    this.chainStatic = trampoline.exports.chainStatic;
     engine.jitEnable(1, options.hotThreshold ?? DEFAULT_HOT_THRESHOLD);
   }
 
@@ -242,10 +279,15 @@ export class CodeCache {
       }
       this.u32[q] = 0;
     }
-    if (this.pending.length >= this.batchBlocks || (this.pending.length && performance.now() - this.pendingSince >= this.batchDelayMs)) {
-      const hosts = this.pending;
-      this.pending = [];
-      this.translate(hosts);
+    const ring = (this.hartBase + HS_RELINK) >> 2;
+    if (this.u32[ring] !== this.relinkSeen && performance.now() >= this.nextRelinkSample) this.sampleRelinks();
+    const due = this.pending.length >= this.batchBlocks || (this.pending.length && performance.now() - this.pendingSince >= this.batchDelayMs);
+    if (due || this.relinkPages.size) {
+      const hosts = due ? this.pending : [];
+      if (due) this.pending = [];
+      const relink = this.relinkPages;
+      this.relinkPages = new Map();
+      this.translate(hosts, relink);
       this.pendingVa.clear();
     }
     for (let m = this.compiler?.take(); m; m = this.compiler?.take()) {
@@ -256,6 +298,42 @@ export class CodeCache {
     }
     if (this.awaiting.length) this.publishAcknowledged();
     if (this.nevers.size && performance.now() >= this.nextNeverSweep) this.liftNevers();
+  }
+
+  /**
+   * Read the relink ring's records written since the last sample (the last RELINK_SLOTS of
+   * them): each page whose current translation shows there gets a vote, and a page with
+   * RELINK_VOTES of them within RELINK_WINDOW_MS, translated at least REGROUP_AGE_MS ago and
+   * relinked fewer than MAX_RELINKS times, is queued in relinkPages.
+   */
+  private sampleRelinks(): void {
+    const now = performance.now();
+    const base = this.hartBase + HS_RELINK;
+    const count = this.u32[base >> 2];
+    const rate = ((count - this.relinkSeen) >>> 0) / (now - this.lastRelinkSample);
+    const fresh = Math.min((count - this.relinkSeen) >>> 0, RELINK_SLOTS);
+    this.nextRelinkSample = now + RELINK_SAMPLE_MS;
+    this.lastRelinkSample = now;
+    this.relinkSeen = count;
+    if (rate < RELINK_MIN_RATE) return;
+    const voted = new Set<number>();
+    for (let i = 1; i <= fresh; i++) {
+      const rec = base + 16 + (((count - i) & (RELINK_SLOTS - 1)) << 4);
+      const h = this.u32[(rec + 8) >> 2];
+      const page = (h - RAM_OFFSET) >>> 12;
+      if (voted.has(page)) continue;
+      voted.add(page);
+      const inst = this.installed.get(h);
+      if (!inst?.published || inst.gen !== this.pages.generation(h) || (this.relinks.get(page) ?? 0) >= MAX_RELINKS) continue;
+      let v = this.relinkVotes.get(page);
+      if (!v || now - v.since > RELINK_WINDOW_MS) this.relinkVotes.set(page, v = { votes: 0, since: now });
+      if (++v.votes < RELINK_VOTES) continue;
+      this.relinkVotes.delete(page);
+      if (now - (this.regroups.get(page)?.at ?? -Infinity) < REGROUP_AGE_MS) continue;
+      this.relinks.set(page, (this.relinks.get(page) ?? 0) + 1);
+      this.relinkPages.set(page, BigInt.asUintN(64, this.i64[rec >> 3]) & ~0xfffn);
+      this.stats.relinks++;
+    }
   }
 
   /** Count again, from 0, the block starts whose NEVER mark has expired. */
@@ -270,7 +348,12 @@ export class CodeCache {
     }
   }
 
-  private translate(hosts: number[]): void {
+  /**
+   * Translate the blocks at host addresses `hosts` into one module, with the blocks already
+   * translated in their pages when those are due for it (REGROUP_AGE_MS, MAX_REGROUPS), and
+   * those of the pages of `relink` (RAM page to the virtual page it runs at) in any case.
+   */
+  private translate(hosts: number[], relink: ReadonlyMap<number, bigint> = new Map()): void {
     const t0 = performance.now();
     if (this.installed.size + hosts.length > this.maxBlocks || this.retranslated > 4 * this.maxBlocks) this.flush();
     const blocks: Block[] = [];
@@ -304,14 +387,19 @@ export class CodeCache {
       chosen.add(h);
       pages.add(page);
     }
-    if (!blocks.length) return;
+    for (const [p, va] of relink) {
+      pages.add(p);
+      this.pendingVa.set((RAM_OFFSET >>> 12) + p, va);
+    }
     // the blocks already translated in these pages join the module, at their table index
     const regroup = [...pages].filter((p) => {
       let r = this.regroups.get(p);
       if (!r) this.regroups.set(p, r = { count: 0, at: -Infinity });
       const age = t0 - r.at;
       r.at = t0;
-      if (r.count >= MAX_REGROUPS || age < REGROUP_AGE_MS || !this.byPage.has(p)) return false;
+      if (!this.byPage.has(p)) return false;
+      if (relink.has(p)) return true;
+      if (r.count >= MAX_REGROUPS || age < REGROUP_AGE_MS) return false;
       r.count++;
       return true;
     });
@@ -325,6 +413,7 @@ export class CodeCache {
       reuse.push(inst.idx);
       this.retranslated++;
     }
+    if (!blocks.length) return;
     // with the blocks their page's code leads to from them (likely to be run next); not those
     // the added ones lead to: a module of every block reachable in its pages cost a boot 15%
     for (let i = 0, n = blocks.length; i < n && blocks.length < MAX_MODULE_BLOCKS; i++) {
@@ -410,7 +499,7 @@ export class CodeCache {
     const instance = new WebAssembly.Instance(module, {
       env: {
         memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow, jitFp: e.jitFp,
-        jitAmo: e.jitAmo, jitCsr: e.jitCsr, chain: this.chain,
+        jitAmo: e.jitAmo, jitCsr: e.jitCsr, chain: this.chain, chainStatic: this.chainStatic,
         pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, stoppedBefore: e.stoppedBefore,
       },
       link: Object.fromEntries(job.links.map((fn, k) => [`l${k}`, fn])),
@@ -522,6 +611,9 @@ export class CodeCache {
     this.installed.clear();
     this.byPage.clear();
     this.regroups.clear();
+    this.relinkVotes.clear();
+    this.relinks.clear();
+    this.relinkPages.clear();
     this.awaiting = [];
     this.jobs.clear();
     this.nextIndex = 1;

@@ -33,7 +33,9 @@
  *    while the execute TLB still maps the target to it;
  *  - leaves for any other target (a JALR, a jump to another page or to an untranslated
  *    block) by tail-calling the hart's chain trampoline ("env" "chain", chain.ts), which
- *    runs the target's translation if the jump cache has one, else returns to the engine.
+ *    runs the target's translation if the jump cache has one, else returns to the engine;
+ *    for a target it knows (not a JALR's), through "env" "chainStatic", which also records
+ *    the block, so that the code cache translates its page again, linked to the target.
  */
 import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
 import { csrReadOnly, mayFault, runByEngine, staticTarget, storesBackAll, xUse, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
@@ -49,12 +51,13 @@ const F_JIT_FP = 2;
 const F_JIT_AMO = 3;
 const F_JIT_CSR = 4;
 const F_CHAIN = 5;
+const F_CHAIN_STATIC = 6;
 const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_STOPPED = 3;
 /** Functions imported from "env"; the linked blocks' imports follow, then the helpers. */
-const HELPERS = 6;
+const HELPERS = 7;
 
 const I64 = ValType.I64, I32 = ValType.I32;
 const BLOCK_PARAMS = [I32, I64] as const;
@@ -63,7 +66,8 @@ const BLOCK_PARAMS = [I32, I64] as const;
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
  * Its imports are `env.memory` (the VM's shared memory); the engine's exports `loadSlow`,
  * `storeSlow`, `jitFp`, `jitAmo`, `jitCsr`, `pc`, `excPending`,
- * `tlbCur` and `stoppedBefore`, and the hart's trampoline `chain` (chain.ts), under `env`;
+ * `tlbCur` and `stoppedBefore`, and the hart's trampolines `chain` and `chainStatic`
+ * (chain.ts), under `env`;
  * and `linked`: host addresses of blocks translated in earlier modules, imported as
  * "link" "l0", "l1", ... (in that order, functions of the block type), which the blocks
  * tail-call where they jump there. The caller guarantees those were translated from the
@@ -79,6 +83,7 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   m.importFunction('env', 'jitAmo', [I32], []);
   m.importFunction('env', 'jitCsr', [I32, I32], [I32]);
   m.importFunction('env', 'chain', BLOCK_PARAMS, [I32]);
+  m.importFunction('env', 'chainStatic', [I32, I64, I64, I32], [I32]);
   m.importGlobal('env', 'pc', I64, true);
   m.importGlobal('env', 'excPending', I32, true);
   m.importGlobal('env', 'tlbCur', I32, true);
@@ -348,6 +353,22 @@ class BlockWriter {
     this.c.returnCall(F_CHAIN);
   }
   /**
+   * Push the two arguments "chainStatic" takes after a jump's budget and target: this
+   * block's entry pc and host address (chain.ts records them when the target has a
+   * translation, and the code cache translates this block again, linked to it).
+   */
+  private staticSource(): void {
+    this.c.get(1).i32Const(this.b.host | 0);
+  }
+  /** chainExit for a target at block offset `off`, which the block knows (chain.ts's "chainStatic"). */
+  private chainStaticExit(off: number, retired: number): void {
+    this.spill();
+    this.c.get(0).i32Const(retired).op(Op.I32Sub);
+    this.pcAt(off);
+    this.staticSource();
+    this.c.returnCall(F_CHAIN_STATIC);
+  }
+  /**
    * Continue at block offset `off`, `retired` instructions retired (the first `retired` of
    * the block): loop, tail call or exit (through the trampoline if `chain`).
    */
@@ -378,7 +399,7 @@ class BlockWriter {
     }
     const x = this.crossOf(off);
     if (x) this.crossCall(off, retired, x.link, x.f);
-    if (chain) this.chainExit(() => this.pcAt(off), retired);
+    if (chain) this.chainStaticExit(off, retired);
     else this.exit(() => this.pcAt(off), retired);
   }
   /** The function of the block at offset `off` when it is in this block's page and this module or a linked one. */
@@ -453,12 +474,15 @@ class BlockWriter {
         c.ifHinted(true, I32);
         c.get(0).i32Const(this.n).op(Op.I32Sub).get(this.va).call(x.f);
         c.op(Op.Else);
-        c.get(0).i32Const(this.n).op(Op.I32Sub).get(this.va).call(F_CHAIN);
+        c.get(0).i32Const(this.n).op(Op.I32Sub).get(this.va);
+        this.staticSource();
+        c.call(F_CHAIN_STATIC);
         c.end();
       } else {
         c.get(0).i32Const(this.n).op(Op.I32Sub);
         this.pcAt(off);
-        c.call(F_CHAIN);
+        this.staticSource();
+        c.call(F_CHAIN_STATIC);
       }
     } else {
       c.get(0).i32Const(this.n).op(Op.I32Sub).get(target!).call(F_CHAIN);
@@ -472,7 +496,12 @@ class BlockWriter {
     // back from the callee: on at the return address, with the budget it left
     c.get(0);
     this.pcAt(this.b.end);
-    c.returnCall(this.pageFn(this.b.end) ?? F_CHAIN);
+    const next = this.pageFn(this.b.end);
+    if (next !== undefined) c.returnCall(next);
+    else {
+      this.staticSource();
+      c.returnCall(F_CHAIN_STATIC);
+    }
     c.end();
     c.get(0).op(Op.Return);
     this.depth--;
