@@ -204,11 +204,11 @@ export function crossTargets(b: Block): number[] {
 
 /**
  * A jump of block `from` to offset `off`, in another page, that the hart's execute TLB
- * mapped, when the module was made, to the translated block at host address `host`,
- * translated from code generation `gen` of its page: the module imports that block (with
- * the linked ones) and tail-calls it directly while the execute TLB of the current
- * privilege still maps the target there and the page still has that generation, else it
- * goes through the trampoline.
+ * mapped, when the module was made, to the block at host address `host`, translated from
+ * code generation `gen` of its page, in the same module or an earlier one (which the module
+ * imports with the linked ones): the module tail-calls it directly while the execute TLB of
+ * the current privilege still maps the target there and the page still has that
+ * generation, else it goes through the trampoline.
  */
 export interface CrossLink { from: number; off: number; host: number; gen: number }
 

@@ -15,7 +15,9 @@
  * A block that keeps jumping through the trampoline to a target translated after it (or in
  * another page the execute TLB did not map when it was translated) is seen in the hart's
  * relink ring (chain.ts); its page's blocks are then translated again (relinked), so that
- * the jump becomes a tail call.
+ * the jump becomes a tail call. (Blocks of other modules that tail-call the page's former
+ * translations directly keep doing so: a relink serves the paths that enter the page
+ * through the jump cache.)
  *
  * Publishing waits until every other hart of the VM has caught up with the code epoch
  * that marked the pages as code (or is outside `run()`): until then one of them may still
@@ -439,8 +441,9 @@ export class CodeCache {
       }
     }
     // jumps to other pages: the translation the hart's execute TLB maps the target to now,
-    // imported too, and called only while the TLB still maps it there (CrossLink)
+    // in this module or imported too, and called only while the TLB still maps it there (CrossLink)
     const cross: CrossLink[] = [];
+    const genOf = new Map(blocks.map((b, i) => [b.host, gens[i]]));
     for (const b of blocks) {
       const vaPage = this.pendingVa.get(b.host >>> 12);
       if (vaPage === undefined) continue;
@@ -448,6 +451,11 @@ export class CodeCache {
       for (const off of crossTargets(b)) {
         const h = this.execTlbHost(BigInt.asUintN(64, va + BigInt(off)));
         if (h === null) continue;
+        const g = genOf.get(h);
+        if (g !== undefined) {
+          if (g === this.pages.generation(h)) cross.push({ from: b.host, off, host: h, gen: g });
+          continue;
+        }
         const inst = this.installed.get(h);
         if (!inst?.published || !inst.fn || inst.gen !== this.pages.generation(h)) continue;
         if (!linked.includes(h)) { linked.push(h); links.push(inst.fn); }

@@ -72,8 +72,8 @@ const BLOCK_PARAMS = [I32, I64] as const;
  * "link" "l0", "l1", ... (in that order, functions of the block type), which the blocks
  * tail-call where they jump there. The caller guarantees those were translated from the
  * same code generation of their page as `blocks`, except the targets of `cross` (which
- * must be in `linked` too): those the blocks call only after checking, at run time, that
- * the jump's target is there, in that generation. It exports block i as `b<i>`.
+ * must be in `linked` or `blocks` too): those the blocks call only after checking, at run
+ * time, that the jump's target is there, in that generation. It exports block i as `b<i>`.
  */
 export function translateModule(blocks: readonly Block[], layout: TranslateLayout, linked: readonly number[] = [], cross: readonly CrossLink[] = []): Uint8Array {
   const m = new ModuleBuilder();
@@ -407,7 +407,7 @@ class BlockWriter {
     const pageOff = (this.b.host & 0xfff) + off;
     return pageOff >= 0 && pageOff < 0x1000 ? this.index.get((this.b.host & ~0xfff) + pageOff) : undefined;
   }
-  /** The CrossLink of this block's jump to offset `off` (in another page), with its imported function. */
+  /** The CrossLink of this block's jump to offset `off` (in another page), with its function (of this module, or imported). */
   private crossOf(off: number): { link: CrossLink; f: number } | null {
     const link = this.cross.get(`${this.b.host}:${off}`);
     const f = link && this.index.get(link.host);
