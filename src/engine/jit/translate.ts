@@ -345,12 +345,19 @@ class BlockWriter {
     pc();
     this.c.globalSet(G_PC).get(0).i32Const(retired).op(Op.I32Sub).op(Op.Return);
   }
-  /** Leave for pc (all `retired` instructions done) through the hart's chain trampoline (src/engine/jit/chain.ts). */
-  private chainExit(pc: () => void, retired: number): void {
+  /**
+   * Leave for pc (all `retired` instructions done) through the hart's chain trampoline
+   * (src/engine/jit/chain.ts): "chainStatic" when the block knew the target when it was
+   * translated (`known`), else "chain".
+   */
+  private chainExit(pc: () => void, retired: number, known = false): void {
     this.spill();
     this.c.get(0).i32Const(retired).op(Op.I32Sub);
     pc();
-    this.c.returnCall(F_CHAIN);
+    if (known) {
+      this.staticSource();
+      this.c.returnCall(F_CHAIN_STATIC);
+    } else this.c.returnCall(F_CHAIN);
   }
   /**
    * Push the two arguments "chainStatic" takes after a jump's budget and target: this
@@ -359,14 +366,6 @@ class BlockWriter {
    */
   private staticSource(): void {
     this.c.get(1).i32Const(this.b.host | 0);
-  }
-  /** chainExit for a target at block offset `off`, which the block knows (chain.ts's "chainStatic"). */
-  private chainStaticExit(off: number, retired: number): void {
-    this.spill();
-    this.c.get(0).i32Const(retired).op(Op.I32Sub);
-    this.pcAt(off);
-    this.staticSource();
-    this.c.returnCall(F_CHAIN_STATIC);
   }
   /**
    * Continue at block offset `off`, `retired` instructions retired (the first `retired` of
@@ -399,7 +398,7 @@ class BlockWriter {
     }
     const x = this.crossOf(off);
     if (x) this.crossCall(off, retired, x.link, x.f);
-    if (chain) this.chainStaticExit(off, retired);
+    if (chain) this.chainExit(() => this.pcAt(off), retired, true);
     else this.exit(() => this.pcAt(off), retired);
   }
   /** The function of the block at offset `off` when it is in this block's page and this module or a linked one. */
