@@ -62,10 +62,10 @@ function trampoline(hartBase: number, params: ValType[], blockType: number, G_PC
   c.get(e).mem(Op.I32Load, 8, 2).tee(e).i32Const(JC_COUNTING | 0).op(Op.I32And).brIf(0);
   if (record) {
     // slot (count mod RELINK_SLOTS) of the ring gets {entry pc, host}; the count goes on
-    const n = c.local(ValType.I32);
+    const n = c.local(ValType.I32), slot = c.local(ValType.I32);
     c.i32Const(0).mem(Op.I32Load, hartBase + HS_RELINK, 2).tee(n);
-    c.i32Const(RELINK_SLOTS - 1).op(Op.I32And).i32Const(4).op(Op.I32Shl).get(ENTRY).mem(Op.I64Store, hartBase + HS_RELINK + 16, 3);
-    c.get(n).i32Const(RELINK_SLOTS - 1).op(Op.I32And).i32Const(4).op(Op.I32Shl).get(HOST).mem(Op.I32Store, hartBase + HS_RELINK + 24, 2);
+    c.i32Const(RELINK_SLOTS - 1).op(Op.I32And).i32Const(4).op(Op.I32Shl).tee(slot).get(ENTRY).mem(Op.I64Store, hartBase + HS_RELINK + 16, 3);
+    c.get(slot).get(HOST).mem(Op.I32Store, hartBase + HS_RELINK + 24, 2);
     c.i32Const(0).get(n).i32Const(1).op(Op.I32Add).mem(Op.I32Store, hartBase + HS_RELINK, 2);
   }
   c.get(N).get(PC).get(e).returnCallIndirect(blockType);

@@ -282,7 +282,10 @@ export class CodeCache {
       this.u32[q] = 0;
     }
     const ring = (this.hartBase + HS_RELINK) >> 2;
-    if (this.u32[ring] !== this.relinkSeen && performance.now() >= this.nextRelinkSample) this.sampleRelinks();
+    if (this.u32[ring] !== this.relinkSeen) {
+      const now = performance.now();
+      if (now >= this.nextRelinkSample) this.sampleRelinks(now);
+    }
     const due = this.pending.length >= this.batchBlocks || (this.pending.length && performance.now() - this.pendingSince >= this.batchDelayMs);
     if (due || this.relinkPages.size) {
       const hosts = due ? this.pending : [];
@@ -306,10 +309,9 @@ export class CodeCache {
    * Read the relink ring's records written since the last sample (the last RELINK_SLOTS of
    * them): each page whose current translation shows there gets a vote, and a page with
    * RELINK_VOTES of them within RELINK_WINDOW_MS, translated at least REGROUP_AGE_MS ago and
-   * relinked fewer than MAX_RELINKS times, is queued in relinkPages.
+   * relinked fewer than MAX_RELINKS times, is queued in relinkPages. `now`: performance.now().
    */
-  private sampleRelinks(): void {
-    const now = performance.now();
+  private sampleRelinks(now: number): void {
     const base = this.hartBase + HS_RELINK;
     const count = this.u32[base >> 2];
     const rate = ((count - this.relinkSeen) >>> 0) / (now - this.lastRelinkSample);
