@@ -117,9 +117,11 @@ export function check(what: string, o: Outcome): void {
   }
 }
 
+/** The median of `xs` (the mean of the middle two when their count is even; NaN when empty). */
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
 }
 
 /** A guest to boot: vCPUs, RAM (`512M`), read-only disks, the command /init runs. */

@@ -23,7 +23,7 @@
  *
  * Without arguments every section but debian runs, one after the other (~8 minutes on the 2-core
  * development machine). Environment: TSVISOR_HOME (image cache), BENCH_QEMU (the QEMU
- * binary), BENCH_BOOTS, BENCH_IDLE_SECONDS, BENCH_SECONDS, BENCH_NET_BYTES, BENCH_NET_REQUESTS (see each section).
+ * binary), BENCH_BOOTS, BENCH_ROUNDS, BENCH_IDLE_SECONDS, BENCH_SECONDS, BENCH_NET_BYTES, BENCH_NET_REQUESTS (see each section).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

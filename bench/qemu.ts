@@ -6,10 +6,12 @@
  *       run by the default image's /init (the command travels in a second cpio archive
  *       appended to the initramfs, exactly as `tsvisor run` does it);
  *   (b) in-guest work, timed inside the guest with /proc/uptime (10 ms resolution), so
- *       boot time does not pollute it;
+ *       boot time does not pollute it: all workloads in one boot, BENCH_ROUNDS boots a side,
+ *       alternating, each workload's median reported;
  *   (c) (a) again with each side's whole process pinned to one host core (`taskset`).
  *
- * Environment: BENCH_BOOTS (boot samples per side, alternating, default 3: one boot moved by up to 30% between runs on a shared host).
+ * Environment: BENCH_BOOTS (boot samples per side, alternating, default 3: one boot moved by up to 30% between runs on a shared host),
+ * BENCH_ROUNDS (runs of the workloads per side, alternating, default 3; each figure is the median).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -57,6 +59,28 @@ function parseStats(stderr: string): Stats | null {
   return f ? { instructions: Number(f[1]), seconds: Number(f[2]), mips: Number(f[3]), jit: j ? j[1] : null } : null;
 }
 
+/** Each workload's median over runs (a workload missing from a run is left out of its median). */
+function medians(runs: Array<Map<string, number>>): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const [key] of WORKLOADS) {
+    const xs = runs.map((r) => r.get(key)).filter((x): x is number => x !== undefined);
+    if (xs.length) m.set(key, median(xs));
+  }
+  return m;
+}
+
+/** Round i's geometric mean of tsvisor/QEMU over the workloads and `bootRatio`, formatted: the spread between rounds. */
+function roundMeans(t: Array<Map<string, number>>, q: Array<Map<string, number>>, bootRatio: number): string {
+  return t.map((tr, i) => {
+    const gm = geomean([bootRatio, ...WORKLOADS.map(([key]) => {
+      const a = tr.get(key);
+      const b = q[i]?.get(key);
+      return a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
+    })]);
+    return gm === undefined ? 'n/a' : `${gm.toFixed(2)}x`;
+  }).join(', ');
+}
+
 /** The host core the one-core boots are pinned to. */
 const ONE_CORE = '0';
 
@@ -89,6 +113,7 @@ async function bootBoth(g: Guests, boots: number, pin?: string): Promise<{ t: nu
 /** Run the section; returns the report lines. */
 export async function benchBoot(g: Guests, work: string): Promise<string[]> {
   const boots = Math.max(1, Number(process.env.BENCH_BOOTS ?? 3) || 1);
+  const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3) || 1);
   const disk = join(work, 'data.img');
   writeFileSync(disk, pseudoRandomBytes(DISK_MIB * 1024 * 1024, 0x2545f491));
   const script = workloadScript();
@@ -99,22 +124,30 @@ export async function benchBoot(g: Guests, work: string): Promise<string[]> {
   // spare core (many VMs on few cores) slows tsvisor's boot more
   const pinned = await bootBoth(g, boots, ONE_CORE);
 
-  log(`workloads: tsvisor (${WORKLOADS.length} in one boot)`);
-  const tw = await g.tsvisor({ cpus: 1, memory: MEMORY, disks: [disk], command: ['sh', '-c', script] });
-  check('tsvisor workloads', tw);
-  const tTimes = parseTimes(tw.out);
-  const stats = parseStats(tw.stderr);
+  // the workloads, alternating the two sides round by round: one run of each moved a ratio
+  // by 30% or more on a shared host, so each figure is the median of `rounds` runs
+  const tRuns: Array<Map<string, number>> = [];
+  const qRuns: Array<Map<string, number>> = [];
+  let stats: Stats | null = null;
+  for (let r = 0; r < rounds; r++) {
+    log(`workloads, round ${r + 1}/${rounds}: tsvisor (${WORKLOADS.length} in one boot)`);
+    const tw = await g.tsvisor({ cpus: 1, memory: MEMORY, disks: [disk], command: ['sh', '-c', script] });
+    check('tsvisor workloads', tw);
+    tRuns.push(parseTimes(tw.out));
+    stats ??= parseStats(tw.stderr);
+    if (g.haveQemu) {
+      log(`workloads, round ${r + 1}/${rounds}: QEMU`);
+      const qw = await g.qemu({ cpus: 1, memory: MEMORY, disks: [disk], command: ['sh', '-c', script] });
+      check('QEMU workloads', qw);
+      qRuns.push(parseTimes(qw.out));
+    }
+  }
   log(`workloads: tsvisor --engine interp (${WORKLOADS.length} in one boot)`);
   const iw = await g.tsvisor({ cpus: 1, memory: MEMORY, disks: [disk], command: ['sh', '-c', script], engine: 'interp' });
   check('tsvisor --engine interp workloads', iw);
   const iTimes = parseTimes(iw.out);
-  let qTimes = new Map<string, number>();
-  if (g.haveQemu) {
-    log('workloads: QEMU');
-    const qw = await g.qemu({ cpus: 1, memory: MEMORY, disks: [disk], command: ['sh', '-c', script] });
-    check('QEMU workloads', qw);
-    qTimes = parseTimes(qw.out);
-  }
+  const tTimes = medians(tRuns);
+  const qTimes = medians(qRuns);
 
   const rows: Array<[string, number | undefined, number | undefined]> = [
     ['seconds to userspace (spawn -> "READY")', median(both.t), g.haveQemu ? median(both.q) : undefined],
@@ -125,10 +158,12 @@ export async function benchBoot(g: Guests, work: string): Promise<string[]> {
   const lines = [
     '== boot and single-vCPU work',
     ...g.header(`${MEMORY} RAM, 1 vCPU`),
-    `in-guest times from /proc/uptime (10 ms resolution); boot: ${boots} sample(s), median; tsvisor: --engine jit (the default)`,
+    `in-guest times from /proc/uptime (10 ms resolution); boot: ${boots} sample(s) a side, workloads: ${rounds} round(s) a side,`
+      + ' alternating; each figure the median; tsvisor: --engine jit (the default)',
     '',
     ...table(rows),
     `geometric mean of the ratios: ${gm === undefined ? 'n/a' : `${gm.toFixed(2)}x`}`,
+    ...(g.haveQemu && rounds > 1 ? [`each round's own geometric mean (its boot median included): ${roundMeans(tRuns, qRuns, median(both.t) / median(both.q))}`] : []),
     '',
     `the boot with the whole VM process on one host core (taskset -c ${ONE_CORE}), not in the mean:`,
     ...table([['seconds to userspace (spawn -> "READY")', median(pinned.t), g.haveQemu ? median(pinned.q) : undefined]]),
