@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { Hart, HartExit, createGuestMemory, type EngineKind, type HartHost } from '../../src/engine/hart.js';
 import { RAM_OFFSET, RVC_TABLE } from '../../src/engine/layout.js';
 import { loadEngineModule } from '../../src/engine/node/module.js';
-import { translatable } from '../../src/engine/jit/block.js';
+import { STRADDLE, decodeBlock, translatable } from '../../src/engine/jit/block.js';
 import { translateModule } from '../../src/engine/jit/translate.js';
 import type { CodeCacheOptions, CodeCacheStats, CompiledModule, CompileJob, ModuleCompiler } from '../../src/engine/jit/code-cache.js';
 
@@ -387,6 +387,58 @@ test('jit: a block that loops on itself and faults in a later iteration stores b
   const j = await diffProgram(body, new Uint8Array(DATA_BYTES).map((_, k) => (k * 37) & 0xff));
   assert.equal(j.hart.getX(13), 6n);
   assert.ok(j.hart.jitStats!.retired > 0, 'the loop ran translated');
+});
+
+test('jit: 32-bit instructions that cross a page end (an add, a load that faults every other time, a branch taken and not) run in their blocks with the interpreter\'s results', async () => {
+  // a loop over three pages whose last instructions straddle into the next; a trap handler
+  // at 0x800 skips the faulting load (sepc + 4) and sums scause into x7
+  const at = new Map<number, number | [number, 2]>();
+  const put = (a: number, ...ws: number[]) => { for (const w of ws) { at.set(a, w >>> 0); a += 4; } };
+  const C_NOP = 0x0001;
+  const jmp = (from: number, to: number) => put(from, jal(0, to - from));
+  put(0x000, 0x00000297, i(0x13, 5, 0, 5, 0x7ff), i(0x13, 5, 0, 5, 1), 0x10529073, i(0x13, 8, 0, 0, 60)); // stvec = 0x800; x8 = 60
+  jmp(0x014, 0xfe8);
+  put(0x800, 0x141022f3, i(0x13, 5, 0, 5, 4), 0x14129073, 0x14202373, r(0x33, 7, 0, 7, 6, 0), 0x10200073);
+  put(0xfe8, i(0x13, 10, 0, 10, 3), i(0x13, 11, 0, 11, 5), r(0x33, 12, 0, 12, 10, 0), i(0x13, 19, 7, 8, 1), r(0x33, 19, 0, 0, 19, 0x20));
+  at.set(0xffc, [C_NOP, 2]);
+  put(0xffe, r(0x33, 16, 0, 16, 11, 0)); // add x16, x16, x11: across 0x1000
+  put(0x1002, r(0x33, 18, 7, 9, 19, 0)); // x18 = x8 odd ? x9 : 0
+  jmp(0x1006, 0x1ff8);
+  put(0x1ff8, i(0x13, 13, 0, 13, 1));
+  at.set(0x1ffc, [C_NOP, 2]);
+  put(0x1ffe, i(0x03, 17, 3, 18, 0)); // ld x17, 0(x18): across 0x2000; an access fault at 0
+  put(0x2002, r(0x33, 20, 0, 20, 17, 0));
+  jmp(0x2006, 0x2ff8);
+  put(0x2ff8, i(0x13, 8, 0, 8, -1));
+  at.set(0x2ffc, [C_NOP, 2]);
+  put(0x2ffe, b(0, 8, 0, 8)); // beqz x8, the ecall: across 0x3000
+  jmp(0x3002, 0xfe8);
+  put(0x3006, ECALL);
+  const image = new Uint8Array(0x300a);
+  const dv = new DataView(image.buffer);
+  for (const [a, w] of at) {
+    if (Array.isArray(w)) dv.setUint16(a, w[0], true);
+    else { dv.setUint16(a, w & 0xffff, true); dv.setUint16(a + 2, w >>> 16, true); }
+  }
+  const data = new Uint8Array(DATA_BYTES).map((_, k) => (k * 53) & 0xff);
+  const a = await makeHart('interp', image, data);
+  const j = await makeHart('jit', image, data);
+  toCheckpoint(a.hart, 7, 'interp');
+  toCheckpoint(j.hart, 100, 'jit');
+  assert.equal(state(j.hart, j.mem), state(a.hart, a.mem));
+  assert.equal(j.hart.pc, BigInt(RAM_BASE + 0x3006));
+  assert.equal(j.hart.getX(13), 60n);
+  assert.equal(j.hart.getX(7), 30n * 5n, 'every other load faulted (load access fault, cause 5)');
+  // the blocks that end at the page ends hold the straddling instruction, and ran translated
+  const layout = { rvcTable: RVC_TABLE, tlbTableBytes: 0, xBase: 0 };
+  for (const start of [0xfe8, 0x1ff8, 0x2ff8]) {
+    const blk = decodeBlock(new DataView(j.mem.buffer), RAM_OFFSET + start, layout)!;
+    assert.equal(blk.insns[blk.insns.length - 1].insn, STRADDLE, `block at 0x${start.toString(16)}`);
+    assert.equal(blk.stopsBefore, false);
+  }
+  const stats = j.hart.jitStats!;
+  assert.ok(stats.retired > 50 * 14, `the loop ran translated (${stats.retired} instructions)`);
+  assert.ok(stats.entries < 150, `translated code was entered ${stats.entries} times from the interpreter's loop, not once per straddling instruction`);
 });
 
 test('jit: loads and stores that share one TLB probe give the interpreter\'s results when their base changes, a branch joins them, their range straddles a page, their page is in way 1, or they fault', async () => {

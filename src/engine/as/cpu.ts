@@ -589,6 +589,22 @@ function execCsr(insn: u32, retired: u64): void {
   setX(rd, old);
 }
 
+/**
+ * For translated code: execute the instruction at pc, a 32-bit one that crosses the end
+ * of its page (its second half is fetched through the TLB, as the interpreter fetches
+ * it), exactly as the interpreter does, registers in the hart state block; `left` is the
+ * budget left before it. Returns 0 when it raised an exception, left pending (excPending,
+ * pc at the instruction) for the block to leave with and the engine to take; 1 when done
+ * and pc is the next instruction's; 2 when done otherwise (a jump or branch taken, or the
+ * hart must look at its interrupts: csr.stop), so the block leaves after it.
+ */
+export function jitStep(left: i32): i32 {
+  const p = pc;
+  step(chunkStart - left + 1);
+  if (excPending) return 0;
+  return pc == p + 4 && !csr.stop ? 1 : 2;
+}
+
 /** The A extension (unprivileged spec ch. 8): LR/SC and AMOs, atomic across harts. */
 function execAmo(insn: u32, rd: u32, rs1: u32, rs2: u32, f3: u32): void {
   const f5 = insn >> 27;

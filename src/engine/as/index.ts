@@ -2,7 +2,7 @@
 export {
   init, run, getPc, setPc, getPriv, getInstret, requestExit,
   EXIT_BUDGET, EXIT_WFI, EXIT_SBI, EXIT_HALT, EXIT_PAUSE,
-  jitFp, jitAmo, jitCsr,
+  jitFp, jitAmo, jitCsr, jitStep,
 } from './cpu';
 export { setTimecmp, getTimecmp, setSoftwareInterrupt, resetHart, interruptPending, readCsr } from './csr';
 export { debugTranslate, tlbFlush } from './mmu';

@@ -8,7 +8,8 @@
  * MAX_BLOCK_INSNS; a conditional branch before its end is a side exit when taken, or a `br`
  * forward inside the function when its target is a later instruction of the block (the
  * registers stay in locals), and the block goes on when it is not; a JAL x0 forward inside
- * the page does not end it either (see endsBlock).
+ * the page does not end it either (see endsBlock). A 32-bit instruction that crosses the
+ * page end is the block's last (STRADDLE).
  */
 /**
  * Longest block, in instructions. A block cut at its length stores its registers back and
@@ -34,13 +35,14 @@ export interface Block {
   /** Linear-memory (host) address of its first instruction. */
   host: number;
   insns: BlockInsn[];
-  /** Byte offset just past its last instruction. */
+  /** Byte offset just past its last instruction (past the page's end by 2 after a STRADDLE). */
   end: number;
   /** True when the last instruction is a jump or branch (branches before it are side exits). */
   jumps: boolean;
   /**
    * True when the block stops before an instruction it does not translate (or one that
-   * crosses the page end): the interpreter runs that one, and the next starts a block.
+   * crosses the page end and is not STRADDLE's): the interpreter runs that one, and the
+   * next starts a block.
    */
   stopsBefore: boolean;
 }
@@ -104,10 +106,10 @@ export function mayFault(insn: number): boolean {
   return op === 0x03 || op === 0x23 || op === 0x07 || op === 0x27 || op === 0x2f;
 }
 
-/** True when the block stores every dirty x register back before `insn` (the engine reads them). */
+/** True when the block stores every dirty x register back before `insn` (the engine reads them; for STRADDLE, writes any). */
 export function storesBackAll(insn: number): boolean {
   const op = insn & 0x7f;
-  return op === 0x2f || (op === 0x73 && !csrReadOnly(insn));
+  return op === 0x2f || (op === 0x73 && !csrReadOnly(insn)) || insn === STRADDLE;
 }
 
 /** The x registers a translated instruction reads, and the one it writes (0: none). */
@@ -115,7 +117,7 @@ export function xUse(insn: number): { reads: number[]; writes: number } {
   const op = insn & 0x7f, rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31, rs2 = (insn >>> 20) & 31;
   switch (op) {
     case 0x37: case 0x17: case 0x6f: case 0x73: return { reads: [], writes: rd };
-    case 0x0f: case 0x43: case 0x47: case 0x4b: case 0x4f: return { reads: [], writes: 0 };
+    case 0x0f: case 0x43: case 0x47: case 0x4b: case 0x4f: case STRADDLE: return { reads: [], writes: 0 };
     case 0x03: case 0x13: case 0x1b: case 0x67: return { reads: [rs1], writes: rd };
     case 0x07: case 0x27: return { reads: [rs1], writes: 0 }; // the data register is an f register
     case 0x23: case 0x63: return { reads: [rs1, rs2], writes: 0 };
@@ -247,6 +249,21 @@ function csrWritable(insn: number): boolean {
   return f3 !== 0 && f3 !== 4 && WRITABLE_CSRS.has(insn >>> 20);
 }
 
+/**
+ * The pseudo-instruction a block holds for a 32-bit instruction that crosses the end of its
+ * page (at offset 0xffe): opcode 0x7f (no 32-bit instruction has it), no registers. The
+ * translation calls the engine's `jitStep`, which fetches and runs the instruction as the
+ * interpreter does (its second half may be in any page, and change without this page's
+ * code being retired); the block ends after it.
+ */
+export const STRADDLE = 0x7f;
+/**
+ * Major opcodes (in the half in the page) of the instructions that cross a page end and are
+ * run through jitStep: loads, stores, integer and F/D arithmetic, jumps and branches; not
+ * SYSTEM, MISC-MEM or AMO (the interpreter runs those, after the block stops before them).
+ */
+const STRADDLE_OPCODES = new Set([0x03, 0x07, 0x13, 0x17, 0x1b, 0x23, 0x27, 0x33, 0x37, 0x3b, 0x43, 0x47, 0x4b, 0x4f, 0x53, 0x63, 0x67, 0x6f]);
+
 /** PAUSE (Zihintpause): FENCE with pred = W, succ = 0. */
 const PAUSE = 0x0100000f;
 
@@ -283,7 +300,13 @@ export function decodeBlock(mem: DataView, host: number, layout: TranslateLayout
       if (insn === 0) { stopsBefore = true; break; }
       len = 2;
     } else {
-      if (at + 4 > pageEnd) { stopsBefore = true; break; }
+      if (at + 4 > pageEnd) {
+        // its second half is in the next page: the engine runs it (STRADDLE), or the interpreter
+        if (!STRADDLE_OPCODES.has(insn & 0x7f)) { stopsBefore = true; break; }
+        insns.push({ off: at - host, insn: STRADDLE, len: 4 });
+        at += 4;
+        break;
+      }
       insn = (insn | (mem.getUint16(at + 2, true) << 16)) >>> 0;
     }
     if (!translatable(insn)) { stopsBefore = true; break; }

@@ -39,6 +39,7 @@ export interface JitEngineExports {
   jitFp: unknown;
   jitAmo: unknown;
   jitCsr: unknown;
+  jitStep: unknown;
   pc: unknown;
   excPending: unknown;
   tlbCur: unknown;
@@ -465,7 +466,8 @@ export class CodeCache {
       }
     }
     const entries: Array<[number, Installed]> = blocks.map((b, i) => {
-      const inst = { idx: reuse[i] ?? this.freeIndices.pop() ?? this.nextIndex++, fn: null, gen: gens[i], bytes: this.bytes.slice(b.host, b.host + b.end), published: false };
+      // the block's bytes in its page (a STRADDLE's second half is the engine's to fetch)
+      const inst = { idx: reuse[i] ?? this.freeIndices.pop() ?? this.nextIndex++, fn: null, gen: gens[i], bytes: this.bytes.slice(b.host, Math.min(b.host + b.end, b.host - (b.host % 4096) + 4096)), published: false };
       this.setInstalled(b.host, inst);
       this.stats.insns += b.insns.length;
       return [b.host, inst];
@@ -509,7 +511,7 @@ export class CodeCache {
     const instance = new WebAssembly.Instance(module, {
       env: {
         memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow, jitFp: e.jitFp,
-        jitAmo: e.jitAmo, jitCsr: e.jitCsr, chain: this.chain, chainStatic: this.chainStatic,
+        jitAmo: e.jitAmo, jitCsr: e.jitCsr, jitStep: e.jitStep, chain: this.chain, chainStatic: this.chainStatic,
         pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, stoppedBefore: e.stoppedBefore,
       },
       link: Object.fromEntries(job.links.map((fn, k) => [`l${k}`, fn])),

@@ -38,7 +38,7 @@
  *    the block, so that the code cache translates its page again, linked to the target.
  */
 import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
-import { csrReadOnly, mayFault, runByEngine, staticTarget, storesBackAll, xUse, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
+import { STRADDLE, csrReadOnly, mayFault, runByEngine, staticTarget, storesBackAll, xUse, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
 import { FpEmitter, type FpBlock } from './fp.js';
 import { HELPER_NAMES, helper, probeHelper } from './helpers.js';
 import { ACC_R, ACC_W, MemEmitter, probeGroups } from './mem.js';
@@ -52,12 +52,13 @@ const F_JIT_AMO = 3;
 const F_JIT_CSR = 4;
 const F_CHAIN = 5;
 const F_CHAIN_STATIC = 6;
+const F_JIT_STEP = 7;
 const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_STOPPED = 3;
 /** Functions imported from "env"; the linked blocks' imports follow, then the helpers. */
-const HELPERS = 7;
+const HELPERS = 8;
 
 const I64 = ValType.I64, I32 = ValType.I32;
 const BLOCK_PARAMS = [I32, I64] as const;
@@ -65,7 +66,7 @@ const BLOCK_PARAMS = [I32, I64] as const;
 /**
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
  * Its imports are `env.memory` (the VM's shared memory); the engine's exports `loadSlow`,
- * `storeSlow`, `jitFp`, `jitAmo`, `jitCsr`, `pc`, `excPending`,
+ * `storeSlow`, `jitFp`, `jitAmo`, `jitCsr`, `jitStep`, `pc`, `excPending`,
  * `tlbCur` and `stoppedBefore`, and the hart's trampolines `chain` and `chainStatic`
  * (chain.ts), under `env`;
  * and `linked`: host addresses of blocks translated in earlier modules, imported as
@@ -84,6 +85,7 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   m.importFunction('env', 'jitCsr', [I32, I32], [I32]);
   m.importFunction('env', 'chain', BLOCK_PARAMS, [I32]);
   m.importFunction('env', 'chainStatic', [I32, I64, I64, I32], [I32]);
+  m.importFunction('env', 'jitStep', [I32], [I32]);
   m.importGlobal('env', 'pc', I64, true);
   m.importGlobal('env', 'excPending', I32, true);
   m.importGlobal('env', 'tlbCur', I32, true);
@@ -634,6 +636,17 @@ class BlockWriter {
           this.exit(() => this.pcAt(ins.off + ins.len), k + 1);
           c.end();
         }
+        return;
+      }
+      case STRADDLE: { // an instruction across the page end (the block's last): the engine runs it
+        this.spill(); // the engine reads and writes x registers in the state block
+        this.pcAt(ins.off);
+        c.globalSet(G_PC).get(0).i32Const(k).op(Op.I32Sub).call(F_JIT_STEP).tee(this.ent).i32Const(1).op(Op.I32Ne).ifHinted(false);
+        // an exception (pending, pc at the instruction, which counts as the interpreter counts
+        // it) or another next pc (set by the engine): leave, nothing dirty
+        c.get(0).i32Const(k + 1).op(Op.I32Sub).op(Op.Return);
+        c.end();
+        for (const r of this.regs.keys()) this.reloadX(r);
         return;
       }
       case 0x2f: // AMO, LR, SC through the engine: atomic across harts as the interpreter's
