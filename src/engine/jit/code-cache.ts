@@ -55,9 +55,14 @@ export interface JitEngineExports {
  * fewer times costs more to translate (on the compiler thread, and then V8's baseline and
  * optimizing compiles of the module) than the interpreter spends on it: measured on the
  * boot bench's workloads, 1000 against 200 made a boot 10% and the fork/exec loop 13%
- * faster, the other workloads the same; 50 and 100 were slower still than 200.
+ * faster, the other workloads the same; 50 and 100 were slower still than 200. With
+ * URGENT_FACTOR (loops in a burst translated early), boots to `true` on two host cores,
+ * alternating, medians of five or six a side, three times (wall s, then the process's CPU s):
+ * 2000 took 3.10 / 5.14, 3.78 / 6.19 and 3.09 / 5.02, against 3.36 / 5.66, 4.57 / 7.34 and
+ * 3.16 / 5.33 at 1000 (500: 4.24 / 7.44; 4000: 3.37 / 5.07); the fork/exec loop 3.9-4.0 s
+ * against 4.4-5.0, the other workloads within noise, with a fifth less wasm.
  */
-export const DEFAULT_HOT_THRESHOLD = 1000;
+export const DEFAULT_HOT_THRESHOLD = 2000;
 
 /** Tuning of the code cache. */
 export interface CodeCacheOptions {
