@@ -166,7 +166,8 @@ const MAX_RELINKS = 3;
 
 /**
  * A batch is built at once, not waiting for batchBlocks or batchDelayMs, when one of its
- * block starts has run this many times the hot threshold since it asked: a loop that runs
+ * block starts has run this many times the hot threshold (its block-map count, so at 2 as
+ * many times again after it asked as before): a loop that runs
  * in a burst (a boot's sorts, copies and table walks) is otherwise over, interpreted, before
  * its translation comes (requests took 18 ms to publication, median, 12 of them waiting
  * in the batch). Measured on a boot to `true`, with a temporary count: instructions
@@ -361,8 +362,9 @@ export class CodeCache {
   }
 
   /**
-   * True when a pending block start has run URGENT_FACTOR times the hot threshold: a loop
-   * running in a burst (a boot's), which would finish interpreted while the batch waits.
+   * True when a pending block start has run URGENT_FACTOR times the hot threshold (its
+   * block-map count): a loop running in a burst (a boot's), which would finish interpreted
+   * while the batch waits.
    */
   private urgent(): boolean {
     const limit = this.hotThreshold * URGENT_FACTOR;

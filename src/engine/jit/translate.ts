@@ -641,11 +641,12 @@ class BlockWriter {
       case STRADDLE: { // an instruction across the page end (the block's last): the engine runs it
         this.spill(); // the engine reads and writes x registers in the state block
         this.pcAt(ins.off);
-        c.globalSet(G_PC).get(0).i32Const(k).op(Op.I32Sub).call(F_JIT_STEP).tee(this.ent).i32Const(1).op(Op.I32Ne).ifHinted(false);
+        c.globalSet(G_PC).get(0).i32Const(k).op(Op.I32Sub).call(F_JIT_STEP).i32Const(1).op(Op.I32Ne).ifHinted(false);
         // an exception (pending, pc at the instruction, which counts as the interpreter counts
         // it) or another next pc (set by the engine): leave, nothing dirty
         c.get(0).i32Const(k + 1).op(Op.I32Sub).op(Op.Return);
         c.end();
+        // it may have written any x register: the block's locals, for its exit's store-back
         for (const r of this.regs.keys()) this.reloadX(r);
         return;
       }
