@@ -646,8 +646,9 @@ class BlockWriter {
         // it) or another next pc (set by the engine): leave, nothing dirty
         c.get(0).i32Const(k + 1).op(Op.I32Sub).op(Op.Return);
         c.end();
-        // it may have written any x register: the block's locals, for its exit's store-back
-        for (const r of this.regs.keys()) this.reloadX(r);
+        // it may have written any x register; the block's exit after it stores back those a
+        // forward branch to that exit left dirty (none else: everything was stored before it)
+        for (const r of this.dirtyBefore[this.n]) this.reloadX(r);
         return;
       }
       case 0x2f: // AMO, LR, SC through the engine: atomic across harts as the interpreter's
