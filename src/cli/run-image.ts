@@ -19,7 +19,7 @@ import { Vm } from '../vmm/vm.js';
 import { AgentClient } from '../vmm/agent.js';
 import { ensureBootFirmware, ensureDebianImage } from '../vmm/debian-build.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
-import { madviseDiscarder } from '../devices/node/discard.js';
+import { adviseHugePages, madviseDiscarder } from '../devices/node/discard.js';
 import { attachTerminal, handleVmSignals } from './terminal.js';
 import { createDisk, openDisk } from '../devices/node/disk.js';
 import type { DiskImage } from '../devices/node/disk.js';
@@ -116,7 +116,7 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
         disks: disks.map((backend, i) => ({ backend, serial: i === 0 ? 'system' : `disk${i}` })),
         nics: opts.nics,
         cdrom: opts.media?.cdrom, shares: opts.media?.shares, display: opts.media?.display,
-        balloon: {}, discardRam: madviseDiscarder,
+        balloon: {}, discardRam: madviseDiscarder, adviseRam: adviseHugePages,
         console,
         clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
         agent: { onData: (b) => agent?.receive(b) },

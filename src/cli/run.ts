@@ -10,7 +10,7 @@ import { Vm } from '../vmm/vm.js';
 import { prestartHarts } from '../vmm/hart-threads.js';
 import { ExitMarkerFilter } from '../vmm/console.js';
 import { StdioCharBackend } from '../devices/node/stdio-char.js';
-import { madviseDiscarder } from '../devices/node/discard.js';
+import { adviseHugePages, madviseDiscarder } from '../devices/node/discard.js';
 import { attachTerminal, handleVmSignals } from './terminal.js';
 import { loadEngineModule } from '../engine/node/module.js';
 import type { EngineKind } from '../engine/hart.js';
@@ -312,7 +312,7 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
     cdrom: media.cdrom, shares: media.shares, display: media.display,
     nics,
     // free page reporting: memory the guest frees goes back to the host
-    balloon: {}, discardRam: madviseDiscarder,
+    balloon: {}, discardRam: madviseDiscarder, adviseRam: adviseHugePages,
     console,
     clock: { nowNs: () => BigInt(Date.now()) * 1_000_000n },
   });

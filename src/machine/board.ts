@@ -186,6 +186,12 @@ export interface BoardConfig {
   hotplugSlots?: number;
   /** Gives guest RAM back to the host for the balloon (Node: madvise, src/devices/node/discard.ts); default zero-fill. */
   discardRam?: RamDiscarder;
+  /**
+   * Called once with the whole guest RAM, before the kernel is loaded into it: host advice
+   * about its pages (Node: transparent huge pages, adviseHugePages in
+   * src/devices/node/discard.ts). Default none.
+   */
+  adviseRam?: (ram: Uint8Array) => void;
   console: CharBackend;
   clock: WallClock;
   /** Monotonic time source in ns (performance.now()*1e6 on Node). */
@@ -258,7 +264,9 @@ export class Board {
     this.t0 = cfg.monotonicNs();
     this.backedBytes = backedRamBytes(cfg.ramBytes);
     this.wasmMemory = createGuestMemory(this.backedBytes);
-    this.memory = new GuestMemory(new Uint8Array(this.wasmMemory.buffer, RAM_OFFSET, this.backedBytes), RAM_BASE, codeWriteNotifier(this.wasmMemory), cfg.discardRam);
+    const ram = new Uint8Array(this.wasmMemory.buffer, RAM_OFFSET, this.backedBytes);
+    cfg.adviseRam?.(ram);
+    this.memory = new GuestMemory(ram, RAM_BASE, codeWriteNotifier(this.wasmMemory), cfg.discardRam);
     for (let i = 0; i < cfg.harts; i++) this.signals.push(new HartSignals(this.wasmMemory, i));
     this.plic = new Plic(PLIC_SOURCES, 2 * cfg.harts, sExternalInterrupts(this.signals));
     this.uart = new Uart16550(cfg.console, this.plic.line(UART_IRQ));

@@ -53,7 +53,7 @@ import { nicAttachment } from './network.js';
 import { VmMemory, MemoryChangeError } from './memory.js';
 import { DEFAULT_BUFFER_PERCENT, defaultMinMemory, type MemoryPolicy } from './memory-policy.js';
 import { VcpuChangeError, cpuOnlineScript } from './vcpus.js';
-import { madviseDiscarder } from '../devices/node/discard.js';
+import { adviseHugePages, madviseDiscarder } from '../devices/node/discard.js';
 import { IoLimiter } from '../devices/io-limiter.js';
 
 /** How often a dynamic VM looks at its guest's memory (ms). */
@@ -274,7 +274,7 @@ class VmProcess implements ControlTarget {
     const balloon = this.memory!.boardConfig();
     return await Vm.create({
       ramBytes: this.memory!.maxBytes, harts: this.maxVcpus,
-      balloon, discardRam: madviseDiscarder, engine, engineKind: cfg.engine,
+      balloon, discardRam: madviseDiscarder, adviseRam: adviseHugePages, engine, engineKind: cfg.engine,
       kernel: fileBlob(kernelPath), initrd: initrdPath ? fileBlob(initrdPath) : undefined, bootargs,
       disks,
       cdrom: this.cdrom.boardConfig(),

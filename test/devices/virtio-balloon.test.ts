@@ -16,7 +16,7 @@ import {
   VIRTIO_BALLOON_S_MEMFREE, VIRTIO_BALLOON_S_MEMTOT, VIRTIO_BALLOON_S_OOM_KILL, type BalloonStats, type VirtioBalloonOptions,
 } from '../../src/devices/virtio/balloon.js';
 import { GuestMemory } from '../../src/devices/guest-memory.js';
-import { madviseDiscarder } from '../../src/devices/node/discard.js';
+import { adviseHugePages, madviseDiscarder } from '../../src/devices/node/discard.js';
 import { FakeIrq, MultiQueueDriver, RAM_BASE } from './helpers.js';
 
 const RAM_SIZE = 4 << 20;
@@ -262,4 +262,40 @@ test('madviseDiscarder: discarded guest RAM reads as zeros and leaves the proces
   const mid = ram.slice(RAM_BASE + 1, len - 2);
   for (let i = 0; i < mid.length; i += 4093) assert.equal(mid[i], 0, `byte ${i}`);
   assert.equal(mid[mid.length - 1], 0);
+});
+
+/** Bytes of anonymous memory the process has in transparent huge pages (/proc/self/smaps_rollup). */
+function anonHugeBytes(): number {
+  const m = /^AnonHugePages:\s+(\d+) kB/m.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** The host's THP mode: the bracketed word of /sys/kernel/mm/transparent_hugepage/enabled, or null. */
+function thpMode(): string | null {
+  try {
+    return /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+test('adviseHugePages: guest RAM gets transparent huge pages when first touched, and madviseDiscarder still frees it', { skip: thpMode() !== 'madvise' && 'THP is not in madvise mode on this host' }, () => {
+  const size = 128 << 20;
+  const wasm = new WebAssembly.Memory({ initial: size / 65536, maximum: size / 65536, shared: true });
+  const ram = new GuestMemory(new Uint8Array(wasm.buffer, 1 << 20, size - (1 << 20)), RAM_BASE, undefined, madviseDiscarder);
+  const untouched = new Uint8Array(wasm.buffer, 1 << 20, size - (1 << 20));
+  const huge0 = anonHugeBytes();
+  adviseHugePages(untouched);
+  const len = 64 << 20;
+  ram.slice(RAM_BASE, len).fill(0x5a);
+  const huge1 = anonHugeBytes();
+  // 64 MiB touched from an offset of 1 MiB holds 31 whole aligned 2 MiB pages; allow for a host short of free huge pages
+  assert.ok(huge1 - huge0 >= 16 << 20, `AnonHugePages ${huge0 >> 10} KiB -> ${huge1 >> 10} KiB`);
+  const before = rssBytes();
+  ram.discard(RAM_BASE + 1, len - 2);
+  const after = rssBytes();
+  assert.ok(before - after > 48 << 20, `RSS ${before >> 20} MiB -> ${after >> 20} MiB`);
+  assert.equal(ram.readU8(RAM_BASE), 0x5a);
+  assert.equal(ram.readU8(RAM_BASE + len - 1), 0x5a);
+  assert.equal(ram.readU8(RAM_BASE + (len >> 1)), 0);
 });
