@@ -7,7 +7,7 @@ import { runCommand, type RunOptions } from './run.js';
 import { DEBIAN_IMAGE_NAME, cachePaths, ensureDefaultImage, listImages } from '../images/index.js';
 import { UsageError } from './errors.js';
 import { formatSize } from './size.js';
-import { ENGINE_KINDS } from '../engine/hart.js';
+import { ENGINE_KINDS } from '../engine/hart-state.js';
 
 /**
  * The command line's commands. `tsvisor run` (`first`) leaves out the disk and host

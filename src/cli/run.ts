@@ -13,7 +13,7 @@ import { StdioCharBackend } from '../devices/node/stdio-char.js';
 import { adviseHugePages, madviseDiscarder } from '../devices/node/discard.js';
 import { attachTerminal, handleVmSignals } from './terminal.js';
 import { loadEngineModule } from '../engine/node/module.js';
-import type { EngineKind } from '../engine/hart.js';
+import type { EngineKind } from '../engine/hart-state.js';
 import { MAX_RAM_BYTES, MAX_HARTS } from '../engine/layout.js';
 import { openDisk, type DiskImage } from '../devices/node/disk.js';
 import { ensureDefaultImage } from '../images/index.js';

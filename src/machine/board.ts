@@ -10,7 +10,7 @@
  *   0x1000_1000  virtio-mmio slot i at +0x1000*i    (PLIC source 1 + i; slots 8..15: 48 + i - 8), 16 slots
  *   0x8000_0000  RAM
  */
-import { HartSignals, createGuestMemory } from '../engine/hart.js';
+import { HartSignals, createGuestMemory } from '../engine/hart-state.js';
 import { RAM_BASE, RAM_OFFSET, TIMEBASE_HZ, MAX_HARTS, backedRamBytes } from '../engine/layout.js';
 import { codeWriteNotifier } from '../engine/code-pages.js';
 import type { MmioDevice, CharBackend, BlockBackend, NetBackend, WallClock, MmioWidth } from '../devices/bus.js';

@@ -18,7 +18,7 @@
  * Reads of other registers go to the device thread and the hart waits for the answer;
  * so do writes outside every device window (they fault).
  */
-import { type HartSignals, SIP_SEIP } from '../engine/hart.js';
+import { type HartSignals, SIP_SEIP } from '../engine/hart-state.js';
 import { Plic } from '../devices/plic.js';
 import type { IrqLine } from '../devices/bus.js';
 import { VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INTERRUPT_STATUS } from '../devices/virtio/mmio.js';

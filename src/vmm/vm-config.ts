@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { MAX_HARTS, MAX_RAM_BYTES } from '../engine/layout.js';
-import { ENGINE_KINDS, type EngineKind } from '../engine/hart.js';
+import { ENGINE_KINDS, type EngineKind } from '../engine/hart-state.js';
 import { NETWORK_NAME_PATTERN, TAP_IFNAME_PATTERN, NetworkConfigError, checkNetRate, checkPublishList, parsePublish, formatPublish, type NicDefinition, type PublishedPort } from './network.js';
 import { parseMac } from '../devices/net/frame.js';
 import { SSH_USER_RE, checkSshPublicKey } from './guest-setup.js';

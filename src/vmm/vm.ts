@@ -7,7 +7,7 @@
  * Idle harts sleep in Atomics.wait, so an idle VM costs (almost) nothing.
  */
 import { Worker } from 'node:worker_threads';
-import { readHartSnapshot, type EngineKind } from '../engine/hart.js';
+import { readHartSnapshot, type EngineKind } from '../engine/hart-state.js';
 import { Board, type BoardConfig } from '../machine/board.js';
 import type { PowerEvent } from '../devices/syscon.js';
 import {
