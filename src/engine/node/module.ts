@@ -2,7 +2,8 @@
  * Loading the compiled engine on Node. The engine itself imports nothing from
  * Node; this file is its Node backend.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 
@@ -21,8 +22,19 @@ let hintsOn = false;
 
 let cached: WebAssembly.Module | null = null;
 
-/** Path of build/engine.wasm (produced by `npm run build:wasm`). */
+/**
+ * Path of build/engine.wasm (produced by `npm run build:wasm`): in the package's `build`
+ * folder, found from this module's folder upward (dist/src/engine/node/ when compiled by
+ * tsc, dist/bundle/ in the bundle of `tsvisor run`, src/engine/node/ under a TypeScript
+ * loader). The package root's own path when none is found, for the error message.
+ */
 export function engineWasmPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let up = 0; up < 5; up++) {
+    const p = join(dir, 'build', 'engine.wasm');
+    if (existsSync(p)) return p;
+    dir = dirname(dir);
+  }
   return fileURLToPath(new URL('../../../../build/engine.wasm', import.meta.url));
 }
 
