@@ -1,7 +1,8 @@
 /**
- * The bundle `tsvisor run` loads (scripts/bundle.js, dist/bundle): its entries are there,
- * newer than tsc's output (bin/tsvisor.js uses it only then), and a VM runs from it, with
- * its worker threads and the engine found from the bundle's own folder.
+ * The bundle of the processes that run a VM (scripts/bundle.js, dist/bundle): its entries
+ * are there, newer than tsc's output (bin/tsvisor.js and the host daemon use it only then),
+ * and a VM runs from it, with its worker threads and the engine found from the bundle's own
+ * folder. The daemon's VM processes run from it in test/e2e/host.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,8 +16,8 @@ import { VM_NODE_FLAGS } from '../../src/vmm/node-flags.js';
 const BUNDLE = fileURLToPath(new URL('../../bundle/', import.meta.url));
 const TSC_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
-test('dist/bundle holds the CLI, the hart threads\' starter and both worker scripts, built after tsc\'s output', () => {
-  for (const f of ['main.js', 'hart-threads.js', 'hart-worker.js', 'jit-compiler-worker.js']) {
+test('dist/bundle holds the CLI, the hart threads\' starter, the VM process and both worker scripts, built after tsc\'s output', () => {
+  for (const f of ['main.js', 'hart-threads.js', 'vmm.js', 'hart-worker.js', 'jit-compiler-worker.js']) {
     assert.ok(statSync(BUNDLE + f).mtimeMs >= statSync(TSC_MAIN).mtimeMs, `${f} is older than dist/src/cli/main.js: npm run build:bundle`);
   }
 });
