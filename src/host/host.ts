@@ -12,13 +12,14 @@
  * answering `GET /status`).
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { ensureDefaultImage } from '../images/index.js';
 import type { VmProcessStatus } from '../vmm/control-api.js';
 import { hostCapacity, type HostCapacity, type MemoryBudget } from './admission.js';
 import { writeFileAtomic, readJsonFile } from '../vmm/atomic.js';
+import { bundleIsFresh } from '../vmm/bundle-entry.js';
 import { detectCgroups, type CgroupDriver } from './cgroups.js';
 import { HostError } from './errors.js';
 import { HostMeter } from './meter.js';
@@ -41,19 +42,14 @@ import { VmAccess } from './vm-access.js';
 import { DiskArbiter } from './disk-arbiter.js';
 import type { HostMemory } from './memory-plan.js';
 
+const BUNDLED_VMM = fileURLToPath(new URL('../../bundle/vmm.js', import.meta.url));
+const TSC_VMM = fileURLToPath(new URL('../vmm/main.js', import.meta.url));
 /**
  * The VM process entry point: the bundle's (dist/bundle/vmm.js, scripts/bundle.js) when it
  * was built after tsc's output, which starts a VM with fewer files to load; else tsc's
  * (dist/src/vmm/main.js).
  */
-export const DEFAULT_VMM_ENTRY = vmmEntry();
-
-function vmmEntry(): string {
-  const tsc = fileURLToPath(new URL('../vmm/main.js', import.meta.url));
-  const bundle = fileURLToPath(new URL('../../bundle/vmm.js', import.meta.url));
-  const mtime = (p: string) => statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? -1;
-  return mtime(bundle) >= 0 && mtime(bundle) >= mtime(tsc) ? bundle : tsc;
-}
+export const DEFAULT_VMM_ENTRY = bundleIsFresh(BUNDLED_VMM, TSC_VMM) ? BUNDLED_VMM : TSC_VMM;
 
 /** Options of {@link Host.open}. */
 export interface HostOptions {

@@ -246,10 +246,16 @@ function rssBytes(): number {
   return Number(readFileSync('/proc/self/statm', 'utf8').split(' ')[1]) * 4096;
 }
 
-test('madviseDiscarder: discarded guest RAM reads as zeros and leaves the process RSS', () => {
+/** 127 MiB of guest RAM from 1 MiB into a fresh shared 128 MiB WebAssembly.Memory (as a VM's), given back by madviseDiscarder. */
+function madvisedRam(): { view: Uint8Array; ram: GuestMemory } {
   const size = 128 << 20;
   const wasm = new WebAssembly.Memory({ initial: size / 65536, maximum: size / 65536, shared: true });
-  const ram = new GuestMemory(new Uint8Array(wasm.buffer, 1 << 20, size - (1 << 20)), RAM_BASE, undefined, madviseDiscarder);
+  const view = new Uint8Array(wasm.buffer, 1 << 20, size - (1 << 20));
+  return { view, ram: new GuestMemory(view, RAM_BASE, undefined, madviseDiscarder) };
+}
+
+test('madviseDiscarder: discarded guest RAM reads as zeros and leaves the process RSS', () => {
+  const { ram } = madvisedRam();
   const len = 96 << 20;
   ram.slice(RAM_BASE, len).fill(0x5a);
   const before = rssBytes();
@@ -280,12 +286,9 @@ function thpMode(): string | null {
 }
 
 test('adviseHugePages: guest RAM gets transparent huge pages when first touched, and madviseDiscarder still frees it', { skip: thpMode() !== 'madvise' && 'THP is not in madvise mode on this host' }, () => {
-  const size = 128 << 20;
-  const wasm = new WebAssembly.Memory({ initial: size / 65536, maximum: size / 65536, shared: true });
-  const ram = new GuestMemory(new Uint8Array(wasm.buffer, 1 << 20, size - (1 << 20)), RAM_BASE, undefined, madviseDiscarder);
-  const untouched = new Uint8Array(wasm.buffer, 1 << 20, size - (1 << 20));
+  const { view, ram } = madvisedRam();
   const huge0 = anonHugeBytes();
-  adviseHugePages(untouched);
+  adviseHugePages(view);
   const len = 64 << 20;
   ram.slice(RAM_BASE, len).fill(0x5a);
   const huge1 = anonHugeBytes();

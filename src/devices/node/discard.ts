@@ -35,6 +35,11 @@ function madvise(): Madvise | null {
   return madviseFn;
 }
 
+/** The byte offsets in its buffer of the first and past the last whole host page inside `view` (first >= last when none). */
+function wholePages(view: Uint8Array): [number, number] {
+  return [Math.ceil(view.byteOffset / HOST_PAGE) * HOST_PAGE, Math.floor((view.byteOffset + view.byteLength) / HOST_PAGE) * HOST_PAGE];
+}
+
 /**
  * A {@link RamDiscarder} for a view into a `WebAssembly.Memory` (whose buffer starts on
  * a host page boundary): the whole host pages inside the view are madvised away, the
@@ -45,8 +50,7 @@ export const madviseDiscarder: RamDiscarder = (view: Uint8Array): void => {
   const f = madvise();
   const start = view.byteOffset;
   const end = start + view.byteLength;
-  const first = Math.ceil(start / HOST_PAGE) * HOST_PAGE;
-  const last = Math.floor(end / HOST_PAGE) * HOST_PAGE;
+  const [first, last] = wholePages(view);
   if (!f || last <= first) {
     view.fill(0);
     return;
@@ -71,7 +75,6 @@ export const madviseDiscarder: RamDiscarder = (view: Uint8Array): void => {
  */
 export function adviseHugePages(view: Uint8Array): void {
   const f = madvise();
-  const first = Math.ceil(view.byteOffset / HOST_PAGE) * HOST_PAGE;
-  const last = Math.floor((view.byteOffset + view.byteLength) / HOST_PAGE) * HOST_PAGE;
+  const [first, last] = wholePages(view);
   if (f && last > first) f(new Uint8Array(view.buffer, first, last - first), last - first, MADV_HUGEPAGE);
 }
