@@ -3,13 +3,15 @@
  * it translates, how a block is cut from guest RAM, where control may go from it, and its
  * compact form for the compiler thread.
  *
- * A block is a run of instructions in one 4 KiB page, from a start address to the first
- * jump (JAL or JALR, included), untranslated instruction or page end (excluded), or at most
- * MAX_BLOCK_INSNS; a conditional branch before its end is a side exit when taken, or a `br`
- * forward inside the function when its target is a later instruction of the block (the
- * registers stay in locals), and the block goes on when it is not; a JAL x0 forward inside
- * the page does not end it either (see endsBlock). A 32-bit instruction that crosses the
- * page end is the block's last (STRADDLE).
+ * A block is the instructions of one 4 KiB page from a start address on, in address order,
+ * up to a call (a JAL or JALR that links, included), an untranslated instruction or the page
+ * end (excluded), or at most MAX_BLOCK_INSNS. A conditional branch goes on with the next
+ * instruction when not taken; taken, it is a `br` inside the function when its target is an
+ * instruction of the block, forward or back (the registers stay in locals), else a side exit.
+ * A jump that does not link (JAL x0, JALR x0) is followed by the nearest target ahead of it
+ * of the block's branches and jumps so far, the code in between left out (control does not
+ * reach it from the block); with none, it ends the block. A 32-bit instruction that crosses
+ * the page end is the block's last (STRADDLE).
  */
 /**
  * Longest block, in instructions. A block cut at its length stores its registers back and
@@ -35,7 +37,10 @@ export interface Block {
   /** Linear-memory (host) address of its first instruction. */
   host: number;
   insns: BlockInsn[];
-  /** Byte offset just past its last instruction (past the page's end by 2 after a STRADDLE). */
+  /**
+   * Byte offset of the code that follows its last instruction: just past it (past the page's
+   * end by 2 after a STRADDLE), or the target a last jump skips to.
+   */
   end: number;
   /** True when the last instruction is a jump or branch (branches before it are side exits). */
   jumps: boolean;
@@ -153,7 +158,7 @@ export function successors(b: Block): number[] {
   const offs = new Set(b.insns.map((ins) => ins.off));
   for (const ins of b.insns) {
     const t = staticTarget(ins);
-    if (t !== null && !(t > ins.off && offs.has(t))) add(t);
+    if (t !== null && !offs.has(t)) add(t);
   }
   const last = b.insns[b.insns.length - 1];
   if (!b.jumps) { if (!b.stopsBefore) add(b.end); return out; }
@@ -267,19 +272,12 @@ const STRADDLE_OPCODES = new Set([0x03, 0x07, 0x13, 0x17, 0x1b, 0x23, 0x27, 0x33
 /** PAUSE (Zihintpause): FENCE with pred = W, succ = 0. */
 const PAUSE = 0x0100000f;
 
-/**
- * JAL and JALR end a block, except a JAL x0 forward inside the page (the jump over an else
- * part): the block goes on with the code it jumps over, which its branches may reach, up
- * to its target, where the JAL is a `br`. A conditional branch ends a block only at its
- * length limit (else the block goes on with the not-taken path).
- */
-function endsBlock(ins: BlockInsn, pageOff: number): boolean {
+/** The target offset of `ins`, a branch or a JAL x0, when it lies ahead of it in the page (else -1). */
+function forwardTarget(ins: BlockInsn, pageOff: number): number {
   const op = ins.insn & 0x7f;
-  if (op === 0x6f && ((ins.insn >>> 7) & 31) === 0) {
-    const t = staticTarget(ins)!;
-    return t <= ins.off || pageOff + t >= 0x1000;
-  }
-  return op === 0x6f || op === 0x67;
+  if (op !== 0x63 && !(op === 0x6f && ((ins.insn >>> 7) & 31) === 0)) return -1;
+  const t = staticTarget(ins)!;
+  return t > ins.off && pageOff + t < 0x1000 ? t : -1;
 }
 
 /**
@@ -292,6 +290,8 @@ export function decodeBlock(mem: DataView, host: number, layout: TranslateLayout
   let at = host;
   let jumps = false;
   let stopsBefore = false;
+  // the forward targets in the page of the block's branches and JAL x0s so far (offsets from host)
+  const ahead: number[] = [];
   while (insns.length < maxInsns && at + 2 <= pageEnd) {
     let insn = mem.getUint16(at, true);
     let len = 4;
@@ -310,9 +310,20 @@ export function decodeBlock(mem: DataView, host: number, layout: TranslateLayout
       insn = (insn | (mem.getUint16(at + 2, true) << 16)) >>> 0;
     }
     if (!translatable(insn)) { stopsBefore = true; break; }
-    insns.push({ off: at - host, insn, len });
+    const ins = { off: at - host, insn, len };
+    insns.push(ins);
     at += len;
-    if (endsBlock(insns[insns.length - 1], host & 0xfff)) { jumps = true; break; }
+    const t = forwardTarget(ins, host & 0xfff);
+    if (t >= 0) ahead.push(t);
+    const op = insn & 0x7f;
+    if (op === 0x6f || op === 0x67) {
+      // a call ends the block; a jump that does not link goes on at the nearest target ahead of
+      // it of the block's branches and jumps, if any (the code before that one is not reached from here)
+      let next = Infinity;
+      if (((insn >>> 7) & 31) === 0) for (const a of ahead) if (a >= at - host && a < next) next = a;
+      if (next === Infinity) { jumps = true; break; }
+      at = host + next;
+    }
   }
   if (insns.length && !stopsBefore && (insns[insns.length - 1].insn & 0x7f) === 0x63) jumps = true;
   if (!insns.length) return null;

@@ -26,7 +26,8 @@
  *    address the physical page is mapped at;
  *  - retires, on every path, the instructions it ran: a forward `br` gives the ones it
  *    skips back to the budget;
- *  - loops inside the function when it branches back to its own start, and tail-calls
+ *  - loops inside the function when it branches or jumps back to one of its instructions
+ *    (the first, or another through a `br_table` on the one to go on at), and tail-calls
  *    (`return_call`) another block of the same page: one of the same module, or one of an
  *    earlier module the module imports ("link" "l<k>", see translateModule's `linked`);
  *  - tail-calls, for a jump to another page, the translation a CrossLink names, directly,
@@ -135,9 +136,17 @@ class BlockWriter {
   /** The registers that exit stores back: those dirty at any of them (all loaded at entry). */
   private readonly faultDirty: number[] = [];
   private readonly n: number;
-  /** Open blocks inside the self-loop (br depth of the loop). */
+  /** Open blocks inside the loop (br depth of the loop). */
   private depth = 0;
+  /**
+   * True when a branch or jump goes back to an instruction of the block (`back`, ascending
+   * instruction indices): the function's body is a loop, which goes on at the instruction
+   * local `resume` names: 0 the first, else the back[] target of that index (counted from 1
+   * when the first instruction is not a target itself).
+   */
   private readonly loops: boolean;
+  private readonly back: number[] = [];
+  private readonly resume: number;
   /**
    * Forward targets inside the block: instruction index (n: the block end) -> the depth
    * inside its wasm block, which write() opens at the start and ends just before that
@@ -182,6 +191,7 @@ class BlockWriter {
     this.faultOff = this.c.local(I32);
     this.faultRetired = this.c.local(I32);
     this.rsDepth = this.c.local(I32);
+    this.resume = this.c.local(I32);
     this.n = b.insns.length;
     // register sets as bit masks (bit r: x register r) for membership; the arrays keep the
     // order in which registers were met, which the emitted loads and stores follow
@@ -193,27 +203,28 @@ class BlockWriter {
       const { reads, writes } = uses[k];
       for (const r of reads) if (r !== 0 && !(regMask & (1 << r))) { regMask |= 1 << r; this.regs.set(r, this.c.local(I64)); }
       if (writes !== 0 && !(regMask & (1 << writes))) { regMask |= 1 << writes; this.regs.set(writes, this.c.local(I64)); }
-      for (const r of reads) if (r !== 0 && !(writtenMask & (1 << r))) addLive(r);
       // x registers the engine writes for an A or CSR instruction are reloaded, not spilled
       if (writes !== 0 && !runByEngine(insn) && !(writtenMask & (1 << writes))) { writtenMask |= 1 << writes; written.push(writes); }
     });
-    // a branch or jump back to the start (at any instruction) loops inside the function
+    // a branch or jump back to an instruction of the block (at or before itself) loops inside the function
     const targets = b.insns.map((ins) => this.staticTarget(ins));
-    this.loops = targets.some((t) => t === 0);
-    // forward targets inside the block; a register one of them skips a write of holds, on
-    // that path, its value at entry: such registers are loaded at entry
     const at = new Map<number, number>();
     b.insns.forEach((ins, k) => at.set(ins.off, k));
     at.set(b.end, this.n);
     b.insns.forEach((ins, k) => {
       const t = targets[k];
       const j = t === null ? undefined : at.get(t);
-      if (j === undefined || j <= k) return;
-      this.inner.set(j, 0);
-      for (let q = k + 1; q < j; q++) {
-        const w = uses[q].writes;
-        if (w !== 0) addLive(w);
-      }
+      if (j !== undefined && j <= k && !this.back.includes(j)) this.back.push(j);
+    });
+    this.back.sort((x, y) => x - y);
+    this.loops = this.back.length > 0;
+    // backward targets after the start are reached through the loop's dispatch (write()), each at its wasm block's end
+    for (const j of this.back) if (j > 0) this.inner.set(j, 0);
+    // forward targets inside the block
+    b.insns.forEach((ins, k) => {
+      const t = targets[k];
+      const j = t === null ? undefined : at.get(t);
+      if (j !== undefined && j > k) this.inner.set(j, 0);
     });
     this.mem = new MemEmitter({
       c: this.c,
@@ -222,34 +233,43 @@ class BlockWriter {
       tlbTableBytes: layout.tlbTableBytes,
       probeBase,
     }, { va: this.va, ent: this.ent, page, v: this.v, tlb: this.tlb }, probeGroups(b.insns, uses.map((u) => u.writes), this.inner));
-    if (this.loops) {
-      // a later iteration may leave before an instruction whose register an earlier one wrote:
-      // every exit stores back all the block writes, so all of them are loaded at entry too
-      for (const r of written) addLive(r);
-      for (let k = 0; k <= this.n; k++) this.dirtyBefore.push(written);
-      this.faultDirty.push(...written);
-      return;
-    }
-    // dirty registers, over every path (a register dirty on one path only was written in
-    // code another path skips: loaded at entry above, so its local is right on that path too)
-    const incoming = new Map<number, number[]>();
-    let dirty: number[] = [];
-    let dirtyMask = 0;
-    const addDirty = (r: number) => { if (!(dirtyMask & (1 << r))) { dirtyMask |= 1 << r; dirty = [...dirty, r]; } };
-    for (let k = 0; k <= this.n; k++) {
-      for (const r of incoming.get(k) ?? []) addDirty(r);
-      this.dirtyBefore.push(dirty);
-      if (k === this.n) break;
-      const { insn } = b.insns[k];
-      if (storesBackAll(insn)) { dirty = []; dirtyMask = 0; }
-      const w = uses[k].writes;
-      if (w !== 0 && !runByEngine(insn)) addDirty(w);
+    // per instruction k (and n), over every path from the entry, through loops too: the
+    // registers that may be written and not stored back since (dirty: an exit there stores
+    // them back), and those written on every path (must); a register an exit stores back
+    // without it being written on every path there holds its entry value on the others: it
+    // is loaded at entry. A jump in the middle of the block (one it goes on after, for a
+    // later target) does not fall through; the last instruction does, for its own exits.
+    const bit = (r: number) => (r === 0 ? 0 : 1 << r);
+    const succ = b.insns.map((ins, k) => {
+      const out: number[] = [];
+      const op = ins.insn & 0x7f;
+      if (k === this.n - 1 || (op !== 0x6f && op !== 0x67)) out.push(k + 1);
       const t = targets[k];
       const j = t === null ? undefined : at.get(t);
-      if (j !== undefined && j > k) incoming.set(j, [...(incoming.get(j) ?? []), ...dirty]);
+      if (j !== undefined && !out.includes(j)) out.push(j);
+      return out;
+    });
+    const dirtyIn = new Array<number>(this.n + 1).fill(0);
+    const mustIn = new Array<number>(this.n + 1).fill(-1);
+    mustIn[0] = 0;
+    for (let changed = true; changed;) {
+      changed = false;
+      for (let k = 0; k < this.n; k++) {
+        const { insn } = b.insns[k];
+        const w = uses[k].writes;
+        const dOut = (storesBackAll(insn) ? 0 : dirtyIn[k]) | (runByEngine(insn) ? 0 : bit(w));
+        const mOut = mustIn[k] | bit(w);
+        for (const j of succ[k]) {
+          if ((dirtyIn[j] | dOut) !== dirtyIn[j]) { dirtyIn[j] |= dOut; changed = true; }
+          if ((mustIn[j] & mOut) !== mustIn[j]) { mustIn[j] &= mOut; changed = true; }
+        }
+      }
     }
-    // the last instruction's own exits (a jump's) store back its write too: dirtyBefore[n]
-    // holds it, as the fall-through after it, whether or not that path exists
+    for (let k = 0; k <= this.n; k++) {
+      if (k < this.n) for (const r of uses[k].reads) if (r !== 0 && !(mustIn[k] & bit(r))) addLive(r);
+      this.dirtyBefore.push(written.filter((r) => dirtyIn[k] & bit(r)));
+      for (const r of written) if (dirtyIn[k] & ~mustIn[k] & bit(r)) addLive(r);
+    }
     // the shared fault exit stores back what is dirty at any fault; a register that is not
     // written yet at one of them holds its entry value there
     let faultMask = 0;
@@ -275,6 +295,16 @@ class BlockWriter {
     for (const j of [...this.inner.keys()].sort((a, z) => z - a)) {
       c.begin(Op.Block);
       this.inner.set(j, ++this.depth);
+    }
+    if (this.back.some((j) => j > 0)) {
+      // the loop's dispatch: on at the first instruction (resume 0), or at the end of the wasm block of back[resume]
+      c.begin(Op.Block);
+      this.depth++;
+      const labels = this.back.map((j) => (j === 0 ? 0 : this.depth - this.inner.get(j)!));
+      if (this.back[0] !== 0) labels.unshift(0);
+      c.get(this.resume).brTable(labels, 0);
+      c.end();
+      this.depth--;
     }
     const reach = (j: number) => { if (this.inner.has(j)) { c.end(); this.depth--; } };
     this.b.insns.forEach((ins, k) => { reach(k); this.k = k; this.insn(ins, k); });
@@ -384,10 +414,15 @@ class BlockWriter {
       c.br(this.depth - inner);
       return;
     }
-    if (off === 0 && this.loops) {
-      c.get(0).i32Const(retired).op(Op.I32Sub).tee(0).i32Const(this.n).op(Op.I32GeS).brIfHinted(this.depth, true);
+    const back = j >= 0 && j <= this.k ? this.back.indexOf(j) : -1;
+    if (back >= 0) {
+      // back to instruction j: the instructions since it are retired, and the loop goes on
+      // there while the budget holds the whole block
+      if (this.back.some((b) => b > 0)) c.i32Const(this.back[0] === 0 ? back : back + 1).set(this.resume);
+      c.get(0).i32Const(retired - j).op(Op.I32Sub).tee(0).i32Const(this.n).op(Op.I32GeS).brIfHinted(this.depth, true);
       this.spill();
-      c.get(1).globalSet(G_PC).get(0).op(Op.Return);
+      this.pcAt(off);
+      c.globalSet(G_PC).get(0).i32Const(j).op(Op.I32Sub).op(Op.Return);
       return;
     }
     const f = this.pageFn(off);
@@ -514,14 +549,14 @@ class BlockWriter {
    * return address on top of the return stack, the wasm call callWithReturn made returns,
    * with pc set to it; else nothing is emitted after this (the trampoline exit follows).
    */
-  private returnToCaller(): void {
+  private returnToCaller(retired: number): void {
     const c = this.c;
     const base = this.layout.xBase;
     const d = this.rsDepth;
     c.i32Const(0).mem(Op.I32Load, base + HS_RS_DEPTH, 2).tee(d).ifHinted(true);
     c.get(d).i32Const(1).op(Op.I32Sub).i32Const(3).op(Op.I32Shl).mem(Op.I64Load, base + HS_RS, 3).get(this.va).op(Op.I64Eq).ifHinted(true);
     this.spill();
-    c.get(this.va).globalSet(G_PC).get(0).i32Const(this.n).op(Op.I32Sub).op(Op.Return);
+    c.get(this.va).globalSet(G_PC).get(0).i32Const(retired).op(Op.I32Sub).op(Op.Return);
     c.end();
     c.end();
   }
@@ -586,8 +621,8 @@ class BlockWriter {
         c.i64Const(-2).op(Op.I64And).set(this.va);
         this.setX(rd, () => this.pcAt(ins.off + ins.len));
         if (isLink(rd)) this.callWithReturn(null, this.va);
-        else if (isLink(rs1)) this.returnToCaller();
-        this.chainExit(() => c.get(this.va), this.n);
+        else if (isLink(rs1)) this.returnToCaller(k + 1);
+        this.chainExit(() => c.get(this.va), k + 1);
         return;
       case 0x63: { // BRANCH: taken, a side exit; not taken, the block goes on (write() ends it after the last)
         this.getX(rs1);

@@ -171,6 +171,12 @@ export class Code extends Bytes {
   end(): this { return this.byte(Op.End); }
   br(depth: number): this { return this.byte(Op.Br).u32(depth); }
   brIf(depth: number): this { return this.byte(Op.BrIf).u32(depth); }
+  /** `br_table` (spec 5.4.1): branch to `labels[i]` for the i32 i on the stack, to `otherwise` when it is out of range. */
+  brTable(labels: readonly number[], otherwise: number): this {
+    this.byte(0x0e).u32(labels.length);
+    for (const l of labels) this.u32(l);
+    return this.u32(otherwise);
+  }
   /** `br_if` likely taken (`likely`) or not, as a branch hint. */
   brIfHinted(depth: number, likely: boolean): this {
     this.hintsAt.push([this.length, likely ? 1 : 0]);
