@@ -389,26 +389,30 @@ test('jit: a block that loops on itself and faults in a later iteration stores b
   assert.ok(j.hart.jitStats!.retired > 0, 'the loop ran translated');
 });
 
-test('jit: a loop back to the middle of a block, and a block that goes on past a jump to an earlier branch\'s target, keep the interpreter\'s state when a load faults in a later iteration', async () => {
-  // the body is one block (the harness loops over it): an inner loop whose back edge goes to
-  // its fifth instruction; in it, a branch over a jump that skips an ecall, which the block
-  // leaves out; the load faults from the inner loop's fourth iteration on (x12 has left RAM)
+test('jit: a loop back to the middle of a block, and a block that goes on after a jump to an earlier branch\'s target, keep the interpreter\'s state when a load faults in a later iteration', async () => {
+  // the body is one block (the harness loops over it): an inner loop whose back edges go to
+  // its fifth instruction, one of them a jump the block goes on after (to the target of the
+  // branch before it); the load faults from the inner loop's fourth iteration on (x12 has
+  // left RAM), after earlier iterations wrote x11, x12, x13, x15 and x19 down both paths
   const body: Item[] = [
     i(0x13, 12, 0, 9, 0), i(0x13, 13, 0, 0, 0), i(0x13, 14, 0, 0, 6), (0x100 << 12) | (16 << 7) | 0x37,
     i(0x03, 11, 3, 12, 0), // inner: ld x11, 0(x12)
     i(0x13, 19, 7, 11, 1), // andi x19, x11, 1
+    r(0x33, 12, 0, 12, 16, 0), // add x12, x12, x16
+    i(0x13, 13, 0, 13, 1), // addi x13, x13, 1
     b(1, 19, 0, 16), // bnez x19, odd
     r(0x33, 15, 0, 15, 11, 0), // add x15, x15, x11
-    jal(0, 12), // j next
-    ECALL, // not reached
+    b(0, 13, 14, 16), // beq x13, x14, done
+    jal(0, -28), // j inner
     r(0x33, 15, 0, 15, 11, 0x20), // odd: sub x15, x15, x11
-    r(0x33, 12, 0, 12, 16, 0), // next: add x12, x12, x16
-    i(0x13, 13, 0, 13, 1), // addi x13, x13, 1
     b(1, 13, 14, -36), // bne x13, x14, inner
-  ].map((word) => ({ word: word >>> 0, len: 4 as const }));
+  ].map((word) => ({ word: word >>> 0, len: 4 as const })); // done: the harness's loop
   const j = await diffProgram(body, new Uint8Array(DATA_BYTES).map((_, k) => (k * 37 + 1) & 0xff));
   assert.equal(j.hart.getX(13), 6n);
   assert.ok(j.hart.jitStats!.retired > 0, 'the loop ran translated');
+  // the body (after the harness's 5-instruction prologue) is one block, through `j inner`
+  const blk = decodeBlock(new DataView(j.mem.buffer), RAM_OFFSET + 20, { rvcTable: RVC_TABLE, tlbTableBytes: 0, xBase: 0 })!;
+  assert.deepEqual(blk.insns.map((ins) => ins.off).slice(0, body.length), body.map((_, k) => 4 * k));
 });
 
 test('jit: 32-bit instructions that cross a page end (an add, a load that faults every other time, a branch taken and not) run in their blocks with the interpreter\'s results', async () => {

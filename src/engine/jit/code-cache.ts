@@ -191,6 +191,9 @@ const NEVER_MS = 5000;
  */
 interface Installed { idx: number; fn: unknown; gen: number; bytes: Uint8Array; published: boolean }
 
+/** Requested starts remembered as counted again once (see translate()); beyond, they are forgotten. */
+const MAX_DECLINED = 65536;
+
 /** A module being built: the code epoch when its pages were marked, its blocks in order, and the functions it imports (linked). */
 interface Job { epoch: number; flushes: number; entries: Array<[number, Installed]>; links: unknown[] }
 
@@ -210,6 +213,13 @@ export class CodeCache {
   private readonly installed = new Map<number, Installed>();
   /** The block starts in `installed`, by RAM page. */
   private readonly byPage = new Map<number, Set<number>>();
+  /**
+   * Per RAM page: a bit per 2-byte parcel of the page, set where an instruction after the
+   * first of a block translated there (since the last flush) starts; and the requested
+   * starts among them that were counted again instead of translated (see translate()).
+   */
+  private readonly innerByPage = new Map<number, Uint8Array>();
+  private readonly declined = new Set<number>();
   /** Per RAM page: times its blocks were translated again into a newer module (MAX_REGROUPS), and when (performance.now()) it was last translated. */
   private readonly regroups = new Map<number, { count: number; at: number }>();
   private awaiting: Array<{ epoch: number; entries: Array<[number, Installed]> }> = [];
@@ -400,6 +410,23 @@ export class CodeCache {
     const reuse: Array<number | undefined> = [];
     const chosen = new Set<number>();
     const pages = new Set<number>();
+    // a requested start that is an instruction inside another block (of this batch or
+    // translated before) runs in that block's function when control comes from its start:
+    // it is counted again once instead, and translated if it still gets hot (entered another way)
+    const within = new Set<number>();
+    for (const h of hosts) {
+      const b = decodeBlock(this.view, h, this.layout);
+      if (b) for (const ins of b.insns) if (ins.off !== 0) within.add(h + ins.off);
+    }
+    hosts = hosts.filter((h) => {
+      const bits = this.innerByPage.get((h - RAM_OFFSET) >>> 12);
+      const inner = within.has(h) || (bits !== undefined && (bits[(h & 0xfff) >>> 4] & (1 << ((h >>> 1) & 7))) !== 0);
+      if (!inner || this.declined.has(h)) return true;
+      if (this.declined.size >= MAX_DECLINED) this.declined.clear();
+      this.declined.add(h);
+      this.setCount(h, 0);
+      return false;
+    });
     for (const h of hosts) {
       const page = (h - RAM_OFFSET) >>> 12;
       const history = this.pageHistory.get(page);
@@ -503,6 +530,13 @@ export class CodeCache {
       // the block's bytes in its page (a STRADDLE's second half is the engine's to fetch)
       const inst = { idx: reuse[i] ?? this.freeIndices.pop() ?? this.nextIndex++, fn: null, gen: gens[i], bytes: this.bytes.slice(b.host, Math.min(b.host + b.end, b.host - (b.host % 4096) + 4096)), published: false };
       this.setInstalled(b.host, inst);
+      const page = (b.host - RAM_OFFSET) >>> 12;
+      let bits = this.innerByPage.get(page);
+      if (!bits) this.innerByPage.set(page, bits = new Uint8Array(256));
+      for (const ins of b.insns) {
+        const at = (b.host & 0xfff) + ins.off;
+        if (ins.off !== 0 && at < 0x1000) bits[at >>> 4] |= 1 << ((at >>> 1) & 7);
+      }
       this.stats.insns += b.insns.length;
       return [b.host, inst];
     });
@@ -656,6 +690,8 @@ export class CodeCache {
     for (let i = 1, end = Math.min(this.nextIndex, this.table.length); i < end; i++) this.table.set(i, null);
     this.installed.clear();
     this.byPage.clear();
+    this.innerByPage.clear();
+    this.declined.clear();
     this.regroups.clear();
     this.relinkVotes.clear();
     this.relinks.clear();

@@ -197,8 +197,7 @@ class BlockWriter {
     // order in which registers were met, which the emitted loads and stores follow
     const uses = b.insns.map(({ insn }) => xUse(insn));
     const written: number[] = [];
-    let writtenMask = 0, liveMask = 0, regMask = 0;
-    const addLive = (r: number) => { if (!(liveMask & (1 << r))) { liveMask |= 1 << r; this.liveIn.push(r); } };
+    let writtenMask = 0, regMask = 0;
     b.insns.forEach(({ insn }, k) => {
       const { reads, writes } = uses[k];
       for (const r of reads) if (r !== 0 && !(regMask & (1 << r))) { regMask |= 1 << r; this.regs.set(r, this.c.local(I64)); }
@@ -252,32 +251,39 @@ class BlockWriter {
     const dirtyIn = new Array<number>(this.n + 1).fill(0);
     const mustIn = new Array<number>(this.n + 1).fill(-1);
     mustIn[0] = 0;
+    const keep = b.insns.map(({ insn }) => (storesBackAll(insn) ? 0 : -1));
+    const dirties = b.insns.map(({ insn }, k) => (runByEngine(insn) ? 0 : bit(uses[k].writes)));
+    const writes = uses.map((u) => bit(u.writes));
     for (let changed = true; changed;) {
       changed = false;
       for (let k = 0; k < this.n; k++) {
-        const { insn } = b.insns[k];
-        const w = uses[k].writes;
-        const dOut = (storesBackAll(insn) ? 0 : dirtyIn[k]) | (runByEngine(insn) ? 0 : bit(w));
-        const mOut = mustIn[k] | bit(w);
+        const dOut = (dirtyIn[k] & keep[k]) | dirties[k];
+        const mOut = mustIn[k] | writes[k];
         for (const j of succ[k]) {
           if ((dirtyIn[j] | dOut) !== dirtyIn[j]) { dirtyIn[j] |= dOut; changed = true; }
           if ((mustIn[j] & mOut) !== mustIn[j]) { mustIn[j] &= mOut; changed = true; }
         }
       }
     }
+    // the registers in mask order of `written` (one array per mask)
+    const lists = new Map<number, number[]>();
+    const listOf = (mask: number) => {
+      let l = lists.get(mask);
+      if (!l) lists.set(mask, l = written.filter((r) => mask & (1 << r)));
+      return l;
+    };
+    let live = 0, faults = 0;
     for (let k = 0; k <= this.n; k++) {
-      if (k < this.n) for (const r of uses[k].reads) if (r !== 0 && !(mustIn[k] & bit(r))) addLive(r);
-      this.dirtyBefore.push(written.filter((r) => dirtyIn[k] & bit(r)));
-      for (const r of written) if (dirtyIn[k] & ~mustIn[k] & bit(r)) addLive(r);
+      if (k < this.n) for (const r of uses[k].reads) live |= bit(r) & ~mustIn[k];
+      live |= dirtyIn[k] & ~mustIn[k];
+      this.dirtyBefore.push(listOf(dirtyIn[k]));
+      // the shared fault exit stores back what is dirty at any fault; a register that is not
+      // written yet at one of them holds its entry value there
+      if (k < this.n && mayFault(b.insns[k].insn)) faults |= dirtyIn[k];
     }
-    // the shared fault exit stores back what is dirty at any fault; a register that is not
-    // written yet at one of them holds its entry value there
-    let faultMask = 0;
-    b.insns.forEach(({ insn }, k) => {
-      if (!mayFault(insn)) return;
-      for (const r of this.dirtyBefore[k]) if (!(faultMask & (1 << r))) { faultMask |= 1 << r; this.faultDirty.push(r); }
-    });
-    for (const r of this.faultDirty) addLive(r);
+    this.faultDirty.push(...listOf(faults));
+    live |= faults;
+    for (const r of this.regs.keys()) if (live & (1 << r)) this.liveIn.push(r);
   }
 
   write(): Code {
