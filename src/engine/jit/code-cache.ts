@@ -414,8 +414,10 @@ export class CodeCache {
     // translated before) runs in that block's function when control comes from its start:
     // it is counted again once instead, and translated if it still gets hot (entered another way)
     const within = new Set<number>();
+    const decoded = new Map<number, Block | null>();
     for (const h of hosts) {
       const b = decodeBlock(this.view, h, this.layout);
+      decoded.set(h, b);
       if (b) for (const ins of b.insns) if (ins.off !== 0) within.add(h + ins.off);
     }
     hosts = hosts.filter((h) => {
@@ -445,7 +447,7 @@ export class CodeCache {
         history.gen = gen;
         history.at = t0;
       }
-      const b = decodeBlock(this.view, h, this.layout);
+      const b = decoded.get(h)!;
       if (!b) { this.never(h); continue; }
       blocks.push(b);
       gens.push(gen);
