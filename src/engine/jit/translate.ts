@@ -140,12 +140,13 @@ class BlockWriter {
   private depth = 0;
   /**
    * True when a branch or jump goes back to an instruction of the block (`back`, ascending
-   * instruction indices): the function's body is a loop, which goes on at the instruction
-   * local `resume` names: 0 the first, else the back[] target of that index (counted from 1
-   * when the first instruction is not a target itself).
+   * instruction indices): the function's body is a loop, which goes on at instruction
+   * resumeAt[local `resume`] (resumeAt: the first instruction, then the targets in `back`
+   * after it; one entry when there are none, and no dispatch).
    */
   private readonly loops: boolean;
   private readonly back: number[] = [];
+  private readonly resumeAt: number[];
   private readonly resume: number;
   /**
    * Forward targets inside the block: instruction index (n: the block end) -> the depth
@@ -217,8 +218,9 @@ class BlockWriter {
     });
     this.back.sort((x, y) => x - y);
     this.loops = this.back.length > 0;
+    this.resumeAt = [0, ...this.back.filter((j) => j > 0)];
     // backward targets after the start are reached through the loop's dispatch (write()), each at its wasm block's end
-    for (const j of this.back) if (j > 0) this.inner.set(j, 0);
+    for (const j of this.resumeAt) if (j > 0) this.inner.set(j, 0);
     // forward targets inside the block
     b.insns.forEach((ins, k) => {
       const t = targets[k];
@@ -302,12 +304,11 @@ class BlockWriter {
       c.begin(Op.Block);
       this.inner.set(j, ++this.depth);
     }
-    if (this.back.some((j) => j > 0)) {
-      // the loop's dispatch: on at the first instruction (resume 0), or at the end of the wasm block of back[resume]
+    if (this.resumeAt.length > 1) {
+      // the loop's dispatch: on at the first instruction (resume 0), or at the end of the wasm block of resumeAt[resume]
       c.begin(Op.Block);
       this.depth++;
-      const labels = this.back.map((j) => (j === 0 ? 0 : this.depth - this.inner.get(j)!));
-      if (this.back[0] !== 0) labels.unshift(0);
+      const labels = this.resumeAt.map((j) => (j === 0 ? 0 : this.depth - this.inner.get(j)!));
       c.get(this.resume).brTable(labels, 0);
       c.end();
       this.depth--;
@@ -420,11 +421,10 @@ class BlockWriter {
       c.br(this.depth - inner);
       return;
     }
-    const back = j >= 0 && j <= this.k ? this.back.indexOf(j) : -1;
-    if (back >= 0) {
+    if (j >= 0 && j <= this.k && this.back.includes(j)) {
       // back to instruction j: the instructions since it are retired, and the loop goes on
       // there while the budget holds the whole block
-      if (this.back.some((b) => b > 0)) c.i32Const(this.back[0] === 0 ? back : back + 1).set(this.resume);
+      if (this.resumeAt.length > 1) c.i32Const(this.resumeAt.indexOf(j)).set(this.resume);
       c.get(0).i32Const(retired - j).op(Op.I32Sub).tee(0).i32Const(this.n).op(Op.I32GeS).brIfHinted(this.depth, true);
       this.spill();
       this.pcAt(off);
