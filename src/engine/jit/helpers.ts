@@ -1,32 +1,90 @@
 /**
- * Functions every translation module defines: for the M-extension operations wasm has no
- * single instruction for with RISC-V's results (unprivileged spec 20191213 chapter 7: the
- * high halves of products, division by zero and overflow), and for the loads and stores
- * whose page is not in way 0 of its TLB set.
+ * Functions a translation module defines beside its blocks, those of them that its blocks
+ * call: for the M-extension operations wasm has no single instruction for with RISC-V's
+ * results (unprivileged spec 20191213 chapter 7: the high halves of products, division by
+ * zero and overflow), and for the loads and stores whose page is not in way 0 of its TLB
+ * set.
  */
-import { Code, Op, ValType } from './wasm.js';
+import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
 const I64 = ValType.I64, I32 = ValType.I32;
 
-/** The helpers, in the order of their function indices in a module. */
+/** The M-extension helpers: OP's funct3 1-7 (MULH to REMU) at f3 - 1, OP-32's funct3 4-7 (DIVW to REMUW) at 7 + f3 - 4. */
 export const HELPER_NAMES = ['mulh', 'mulhsu', 'mulhu', 'div', 'divu', 'rem', 'remu', 'divw', 'divuw', 'remw', 'remuw'] as const;
+export type HelperName = (typeof HELPER_NAMES)[number];
 
-/** Helper bodies already built, by name and base: every module defines them, mostly at the same base. */
+/** Helper bodies already built, by name and the function indices they call: modules define them again and again. */
 const built = new Map<string, Code>();
 
 /**
- * The body of helper `name`: (a i64, b i64) -> i64, as the interpreter computes it; the
- * helpers start at function index `base`. The same Code for the same arguments: it is
- * not to be written to.
+ * The body of helper `name`: (a i64, b i64) -> i64, as the interpreter computes it;
+ * `mulhu`: the function index of helper mulhu (which mulh and mulhsu call; ignored by the
+ * others). The same Code for the same arguments: it is not to be written to.
  */
-export function helper(name: (typeof HELPER_NAMES)[number], base: number): Code {
-  const key = `${name}:${base}`;
+export function helper(name: HelperName, mulhu: number): Code {
+  const key = name === 'mulh' || name === 'mulhsu' ? `${name}:${mulhu}` : name;
   let c = built.get(key);
-  if (!c) built.set(key, c = buildHelper(name, base));
+  if (!c) built.set(key, c = buildHelper(name, mulhu));
   return c;
 }
 
-function buildHelper(name: (typeof HELPER_NAMES)[number], base: number): Code {
+/**
+ * The probe helpers' arguments that are the same for every probe of a module (see
+ * probeHelper): the byte size of a TLB table, the global index of `tlbCur`, the function
+ * indices of `loadSlow` and `storeSlow`.
+ */
+export interface ProbeSetup { tlbTableBytes: number; tlbCur: number; loadSlow: number; storeSlow: number }
+
+/**
+ * The helpers of one module: a helper gets a function index the first time a block asks for
+ * it, after the blocks' and every earlier helper's (so `first` is the index just after the
+ * module's last block), and `define` declares and defines those asked for, in that order,
+ * once the blocks are written. A module defines only the helpers its blocks call: most
+ * call none, and a module is validated and compiled function by function.
+ */
+export class ModuleHelpers {
+  private readonly order: Array<() => Code> = [];
+  private readonly types: Array<[readonly ValType[], readonly ValType[]]> = [];
+  private readonly byKey = new Map<string, number>();
+
+  constructor(private readonly first: number, private readonly probes: ProbeSetup) {}
+
+  /** Function index of M-extension helper `name`: (a i64, b i64) -> i64. */
+  m(name: HelperName): number {
+    return this.ask(name, [I64, I64], [I64], () => helper(name, name === 'mulh' || name === 'mulhsu' ? this.m('mulhu') : 0));
+  }
+
+  /** Function index of the probe helper (probeHelper; the write TLB table follows the read one, mem.ts ACC_R and ACC_W) of a load ((va i64) -> i64) or store ((va i64, value i64) -> ()) of `size` (1, 2, 4 or 8) bytes. */
+  probe(store: boolean, size: number): number {
+    const p = this.probes;
+    return this.ask(`probe:${+store}:${size}`, store ? [I64, I64] : [I64], store ? [] : [I64],
+      () => probeHelper(store, size, (store ? 1 : 0) * p.tlbTableBytes, p.tlbCur, p.tlbTableBytes / 32, p.loadSlow, p.storeSlow));
+  }
+
+  /** Declare and define the helpers asked for in `m`, whose next declared function must get index `first`. Throws when it does not. */
+  define(m: ModuleBuilder): void {
+    // a body may ask for another helper (mulh: mulhu), which joins the end of the list
+    for (let i = 0; i < this.order.length; i++) {
+      const [params, results] = this.types[i];
+      const f = m.declareFunction(params, results);
+      if (f !== this.first + i) throw new Error(`helper declared at function ${f}, not ${this.first + i}`);
+      m.setBody(f, this.order[i]());
+    }
+  }
+
+  private ask(key: string, params: readonly ValType[], results: readonly ValType[], body: () => Code): number {
+    let k = this.byKey.get(key);
+    if (k === undefined) {
+      k = this.order.length;
+      this.byKey.set(key, k);
+      this.order.push(body);
+      this.types.push([params, results]);
+    }
+    return this.first + k;
+  }
+}
+
+function buildHelper(name: HelperName, mulhu: number): Code {
   const c = new Code([I64, I64]);
   const A = 0, B = 1;
   const MIN = -0x8000000000000000n;
@@ -51,7 +109,6 @@ function buildHelper(name: (typeof HELPER_NAMES)[number], base: number): Code {
       return c;
     }
     case 'mulh': case 'mulhsu': {
-      const mulhu = base + HELPER_NAMES.indexOf('mulhu');
       c.get(A).get(B).call(mulhu);
       c.get(B).i64Const(0n).get(A).i64Const(0n).op(Op.I64LtS).op(Op.Select).op(Op.I64Sub);
       if (name === 'mulh') c.get(A).i64Const(0n).get(B).i64Const(0n).op(Op.I64LtS).op(Op.Select).op(Op.I64Sub);

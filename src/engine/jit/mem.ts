@@ -111,8 +111,8 @@ export interface MemBlock {
   faultExit(ins: BlockInsn, k: number, nested: number): void;
   /** Byte size of one TLB table (the tables of ACC_R, ACC_W and execute follow tlbCur in that order). */
   readonly tlbTableBytes: number;
-  /** Function index of the first probeHelper (va [, value]): probeBase + (store ? 4 : 0) + log2(size). */
-  readonly probeBase: number;
+  /** Function index of the probe helper (helpers.ts probeHelper) of a load or store of `size` bytes. */
+  probe(store: boolean, size: number): number;
 }
 
 /**
@@ -242,7 +242,7 @@ export class MemEmitter {
     const c = this.c;
     this.access(ins, k, rs1, imm, ACC_R, size, I64, (offset) => c.mem(fast, offset, 0), (va) => {
       va();
-      c.call(this.b.probeBase + Math.log2(size)).set(this.l.v);
+      c.call(this.b.probe(false, size)).set(this.l.v);
       this.b.faultExit(ins, k, 1);
       c.get(this.l.v);
       if (ext !== null) c.op(ext);
@@ -260,7 +260,7 @@ export class MemEmitter {
     }, (va) => {
       va();
       value();
-      c.call(this.b.probeBase + 4 + Math.log2(size));
+      c.call(this.b.probe(true, size));
       this.b.faultExit(ins, k, 1);
     });
   }

@@ -41,8 +41,8 @@
 import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
 import { STRADDLE, csrReadOnly, mayFault, runByEngine, staticTarget, storesBackAll, xUse, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
 import { FpEmitter, type FpBlock } from './fp.js';
-import { HELPER_NAMES, helper, probeHelper } from './helpers.js';
-import { ACC_R, ACC_W, MemEmitter, probeGroups } from './mem.js';
+import { HELPER_NAMES, ModuleHelpers } from './helpers.js';
+import { MemEmitter, probeGroups } from './mem.js';
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
 // imports of a translation module, in this order (function and global indices)
@@ -58,7 +58,7 @@ const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_STOPPED = 3;
-/** Functions imported from "env"; the linked blocks' imports follow, then the helpers. */
+/** Functions imported from "env"; the linked blocks' imports follow, then the blocks, then the helpers they call. */
 const HELPERS = 8;
 
 const I64 = ValType.I64, I32 = ValType.I32;
@@ -94,26 +94,16 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   m.importMemory('env', 'memory', 1, 65536, true);
   const index = new Map<number, number>();
   linked.forEach((h, k) => index.set(h, m.importFunction('link', `l${k}`, BLOCK_PARAMS, [I32])));
-  const helperBase = HELPERS + linked.length;
-  for (const name of HELPER_NAMES) {
-    const f = m.declareFunction([I64, I64], [I64]);
-    m.setBody(f, helper(name, helperBase));
-  }
-  // the probeHelpers: function probeBase + (store ? 4 : 0) + log2(size), as mem.ts calls them
-  const probeBase = helperBase + HELPER_NAMES.length;
-  for (const access of [ACC_R, ACC_W]) {
-    for (const size of [1, 2, 4, 8]) {
-      const f = m.declareFunction(access === ACC_R ? [I64] : [I64, I64], access === ACC_R ? [I64] : []);
-      m.setBody(f, probeHelper(access === ACC_W, size, access * layout.tlbTableBytes, G_TLB, layout.tlbTableBytes / 32, F_LOAD_SLOW, F_STORE_SLOW));
-    }
-  }
-  const first = probeBase + 8;
+  // the blocks first, then the helpers they call (helpers.ts ModuleHelpers)
+  const first = HELPERS + linked.length;
   blocks.forEach((b, i) => {
     index.set(b.host, m.declareFunction(BLOCK_PARAMS, [I32]));
     m.exportFunction(`b${i}`, first + i);
   });
+  const helpers = new ModuleHelpers(first + blocks.length, { tlbTableBytes: layout.tlbTableBytes, tlbCur: G_TLB, loadSlow: F_LOAD_SLOW, storeSlow: F_STORE_SLOW });
   const crossOf = new Map(cross.map((x) => [`${x.from}:${x.off}`, x]));
-  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout, helperBase, probeBase, crossOf).write());
+  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout, helpers, crossOf).write());
+  helpers.define(m);
   return m.toBytes();
 }
 
@@ -178,11 +168,9 @@ class BlockWriter {
 
   /**
    * @param index function index of each block start (host address) the block may tail-call
-   * @param helperBase function index of the first helper (HELPER_NAMES order)
-   * @param probeBase function index of the first probeHelper
+   * @param helpers the module's helpers, which give the function index of each one called
    */
-  constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout, private readonly helperBase: number,
-    probeBase: number,
+  constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout, private readonly helpers: ModuleHelpers,
     private readonly cross: ReadonlyMap<string, CrossLink> = new Map()) {
     this.va = this.c.local(I64);
     this.ent = this.c.local(I32);
@@ -232,7 +220,7 @@ class BlockWriter {
       getX: (r) => this.getX(r),
       faultExit: (ins, k, nested) => this.faultExit(ins, k, nested),
       tlbTableBytes: layout.tlbTableBytes,
-      probeBase,
+      probe: (store, size) => helpers.probe(store, size),
     }, { va: this.va, ent: this.ent, page, v: this.v, tlb: this.tlb }, probeGroups(b.insns, uses.map((u) => u.writes), this.inner));
     // per instruction k (and n), over every path from the entry, through loops too: the
     // registers that may be written and not stored back since (dirty: an exit there stores
@@ -735,7 +723,7 @@ class BlockWriter {
           this.getX(rs2);
           if (f7 === 1) {
             if (f3 === 0) c.op(Op.I64Mul);
-            else c.call(this.helperBase + f3 - 1); // mulh mulhsu mulhu div divu rem remu
+            else c.call(this.helpers.m(HELPER_NAMES[f3 - 1]));
             return;
           }
           if (f7 === 0x20) { c.op(f3 === 0 ? Op.I64Sub : Op.I64ShrS); return; }
@@ -758,7 +746,7 @@ class BlockWriter {
           if (f7 === 1 && f3 >= 4) {
             this.getX(rs1);
             this.getX(rs2);
-            c.call(this.helperBase + 7 + (f3 - 4)); // divw divuw remw remuw
+            c.call(this.helpers.m(HELPER_NAMES[7 + f3 - 4]));
             return;
           }
           this.getX(rs1);
