@@ -139,3 +139,40 @@ test('jit: blocks packed for the compiler thread unpack to the same blocks', asy
   assert.deepEqual(unpackBlocks(packBlocks(blocks)), blocks);
   assert.deepEqual(unpackBlocks(packBlocks([])), []);
 });
+
+/** The number of functions a module's function section declares (binary format 5.5.6), or 0 without one. */
+function definedFunctions(bytes: Uint8Array): number {
+  let at = 8; // magic and version
+  const leb = (): number => {
+    let v = 0, shift = 0, b: number;
+    do { b = bytes[at++]; v += (b & 0x7f) * 2 ** shift; shift += 7; } while (b & 0x80);
+    return v;
+  };
+  while (at < bytes.length) {
+    const id = bytes[at++];
+    const size = leb();
+    if (id === 3) return leb();
+    at += size;
+  }
+  return 0;
+}
+
+test('jit: a module defines its blocks and only the helpers they call, each once', async () => {
+  const { translateModule } = await import('../../src/engine/jit/translate.js');
+  const layout = { rvcTable: 0x30_0000, tlbTableBytes: 128 * 32, xBase: 0x10_0000 };
+  const block = (host: number, insns: number[]) => ({
+    host, end: 4 * insns.length, jumps: false, stopsBefore: true, insns: insns.map((insn, k) => ({ off: 4 * k, insn, len: 4 })),
+  });
+  const ADDI = 0x00150513; // addi a0, a0, 1
+  const MULH = 0x02b51533; // mulh a0, a0, a1 (its helper calls mulhu's)
+  const DIVW = 0x02b5453b; // divw a0, a0, a1
+  const LD = 0x00053503; // ld a0, 0(a0): a TLB probe out of line when way 0 misses
+  const defined = (...blocks: Array<ReturnType<typeof block>>) => {
+    const bytes = translateModule(blocks, layout);
+    assert.ok(WebAssembly.validate(bytes));
+    return definedFunctions(bytes);
+  };
+  assert.equal(defined(block(0x500_0000, [ADDI])), 1);
+  assert.equal(defined(block(0x500_0000, [MULH])), 3);
+  assert.equal(defined(block(0x500_0000, [LD, ADDI]), block(0x500_0100, [DIVW, LD, MULH, MULH])), 2 + 4);
+});
