@@ -194,6 +194,16 @@ interface Installed { idx: number; fn: unknown; gen: number; bytes: Uint8Array; 
 /** Requested starts remembered as counted again once (see translate()); beyond, they are forgotten. */
 const MAX_DECLINED = 65536;
 
+/** True when the bit of the 2-byte parcel at byte `offset` (0-4095) of a page is set in `bits` (256 bytes, an innerByPage entry). */
+function hasParcel(bits: Uint8Array, offset: number): boolean {
+  return (bits[offset >>> 4] & (1 << ((offset >>> 1) & 7))) !== 0;
+}
+
+/** Set the bit of the 2-byte parcel at byte `offset` (0-4095) of a page in `bits` (see hasParcel). */
+function markParcel(bits: Uint8Array, offset: number): void {
+  bits[offset >>> 4] |= 1 << ((offset >>> 1) & 7);
+}
+
 /** A module being built: the code epoch when its pages were marked, its blocks in order, and the functions it imports (linked). */
 interface Job { epoch: number; flushes: number; entries: Array<[number, Installed]>; links: unknown[] }
 
@@ -422,7 +432,7 @@ export class CodeCache {
     }
     hosts = hosts.filter((h) => {
       const bits = this.innerByPage.get((h - RAM_OFFSET) >>> 12);
-      const inner = within.has(h) || (bits !== undefined && (bits[(h & 0xfff) >>> 4] & (1 << ((h >>> 1) & 7))) !== 0);
+      const inner = within.has(h) || (bits !== undefined && hasParcel(bits, h & 0xfff));
       if (!inner || this.declined.has(h)) return true;
       if (this.declined.size >= MAX_DECLINED) this.declined.clear();
       this.declined.add(h);
@@ -537,7 +547,7 @@ export class CodeCache {
       if (!bits) this.innerByPage.set(page, bits = new Uint8Array(256));
       for (const ins of b.insns) {
         const at = (b.host & 0xfff) + ins.off;
-        if (ins.off !== 0 && at < 0x1000) bits[at >>> 4] |= 1 << ((at >>> 1) & 7);
+        if (ins.off !== 0 && at < 0x1000) markParcel(bits, at);
       }
       this.stats.insns += b.insns.length;
       return [b.host, inst];

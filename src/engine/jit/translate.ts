@@ -59,7 +59,7 @@ const G_EXC = 1;
 const G_TLB = 2;
 const G_STOPPED = 3;
 /** Functions imported from "env"; the linked blocks' imports follow, then the blocks, then the helpers they call. */
-const HELPERS = 8;
+const ENV_FUNCS = 8;
 
 const I64 = ValType.I64, I32 = ValType.I32;
 const BLOCK_PARAMS = [I32, I64] as const;
@@ -95,7 +95,7 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   const index = new Map<number, number>();
   linked.forEach((h, k) => index.set(h, m.importFunction('link', `l${k}`, BLOCK_PARAMS, [I32])));
   // the blocks first, then the helpers they call (helpers.ts ModuleHelpers)
-  const first = HELPERS + linked.length;
+  const first = ENV_FUNCS + linked.length;
   blocks.forEach((b, i) => {
     index.set(b.host, m.declareFunction(BLOCK_PARAMS, [I32]));
     m.exportFunction(`b${i}`, first + i);
