@@ -58,6 +58,8 @@ const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_STOPPED = 3;
+/** A block instruction with no static target (see staticTarget), in the Int32Array of targets. */
+const NO_TARGET = -0x80000000;
 /** Functions imported from "env"; the linked blocks' imports follow, then the blocks, then the helpers they call. */
 const ENV_FUNCS = 8;
 
@@ -105,6 +107,18 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
   for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout, helpers, crossOf).write());
   helpers.define(m);
   return m.toBytes();
+}
+
+/**
+ * `f` of each element of `a`, in a packed array built by push. Array.prototype.map's result
+ * is holey when V8's builtin makes it and packed when TurboFan's inlined copy does, and
+ * BlockWriter's optimized code was dropped and compiled again (60-140 ms of TurboFan each
+ * time) when the other one came.
+ */
+function mapPacked<T, U>(a: readonly T[], f: (x: T, k: number) => U): U[] {
+  const out: U[] = [];
+  for (let k = 0; k < a.length; k++) out.push(f(a[k], k));
+  return out;
 }
 
 /** x1 (ra) or x5 (t0): the link registers of the calling convention (unprivileged spec 2.5, return-address stack hints). */
@@ -184,7 +198,7 @@ class BlockWriter {
     this.n = b.insns.length;
     // register sets as bit masks (bit r: x register r) for membership; the arrays keep the
     // order in which registers were met, which the emitted loads and stores follow
-    const uses = b.insns.map(({ insn }) => xUse(insn));
+    const uses = mapPacked(b.insns, ({ insn }) => xUse(insn));
     const written: number[] = [];
     let writtenMask = 0, regMask = 0;
     b.insns.forEach(({ insn }, k) => {
@@ -195,13 +209,15 @@ class BlockWriter {
       if (writes !== 0 && !runByEngine(insn) && !(writtenMask & (1 << writes))) { writtenMask |= 1 << writes; written.push(writes); }
     });
     // a branch or jump back to an instruction of the block (at or before itself) loops inside the function
-    const targets = b.insns.map((ins) => this.staticTarget(ins));
+    // typed arrays here and below, and mapPacked's: a new elements kind or holeyness of an
+    // array made V8 drop this constructor's optimized code and compile it again
+    const targets = Int32Array.from(b.insns, (ins) => this.staticTarget(ins) ?? NO_TARGET);
     const at = new Map<number, number>();
     b.insns.forEach((ins, k) => at.set(ins.off, k));
     at.set(b.end, this.n);
     b.insns.forEach((ins, k) => {
       const t = targets[k];
-      const j = t === null ? undefined : at.get(t);
+      const j = t === NO_TARGET ? undefined : at.get(t);
       if (j !== undefined && j <= k && !this.back.includes(j)) this.back.push(j);
     });
     this.back.sort((x, y) => x - y);
@@ -212,7 +228,7 @@ class BlockWriter {
     // forward targets inside the block
     b.insns.forEach((ins, k) => {
       const t = targets[k];
-      const j = t === null ? undefined : at.get(t);
+      const j = t === NO_TARGET ? undefined : at.get(t);
       if (j !== undefined && j > k) this.inner.set(j, 0);
     });
     this.mem = new MemEmitter({
@@ -221,7 +237,7 @@ class BlockWriter {
       faultExit: (ins, k, nested) => this.faultExit(ins, k, nested),
       tlbTableBytes: layout.tlbTableBytes,
       probe: (store, size) => helpers.probe(store, size),
-    }, { va: this.va, ent: this.ent, page, v: this.v, tlb: this.tlb }, probeGroups(b.insns, uses.map((u) => u.writes), this.inner));
+    }, { va: this.va, ent: this.ent, page, v: this.v, tlb: this.tlb }, probeGroups(b.insns, mapPacked(uses, (u) => u.writes), this.inner));
     // per instruction k (and n), over every path from the entry, through loops too: the
     // registers that may be written and not stored back since (dirty: an exit there stores
     // them back), and those written on every path (must); a register an exit stores back
@@ -229,21 +245,21 @@ class BlockWriter {
     // is loaded at entry. A jump in the middle of the block (one it goes on after, for a
     // later target) does not fall through; the last instruction does, for its own exits.
     const bit = (r: number) => (r === 0 ? 0 : 1 << r);
-    const succ = b.insns.map((ins, k) => {
+    const succ = mapPacked(b.insns, (ins, k) => {
       const out: number[] = [];
       const op = ins.insn & 0x7f;
       if (k === this.n - 1 || (op !== 0x6f && op !== 0x67)) out.push(k + 1);
       const t = targets[k];
-      const j = t === null ? undefined : at.get(t);
+      const j = t === NO_TARGET ? undefined : at.get(t);
       if (j !== undefined && !out.includes(j)) out.push(j);
       return out;
     });
-    const dirtyIn = new Array<number>(this.n + 1).fill(0);
-    const mustIn = new Array<number>(this.n + 1).fill(-1);
+    const dirtyIn = new Int32Array(this.n + 1);
+    const mustIn = new Int32Array(this.n + 1).fill(-1);
     mustIn[0] = 0;
-    const keep = b.insns.map(({ insn }) => (storesBackAll(insn) ? 0 : -1));
-    const dirties = b.insns.map(({ insn }, k) => (runByEngine(insn) ? 0 : bit(uses[k].writes)));
-    const writes = uses.map((u) => bit(u.writes));
+    const keep = Int32Array.from(b.insns, ({ insn }) => (storesBackAll(insn) ? 0 : -1));
+    const dirties = Int32Array.from(b.insns, ({ insn }, k) => (runByEngine(insn) ? 0 : bit(uses[k].writes)));
+    const writes = Int32Array.from(uses, (u) => bit(u.writes));
     for (let changed = true; changed;) {
       changed = false;
       for (let k = 0; k < this.n; k++) {

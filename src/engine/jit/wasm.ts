@@ -185,7 +185,10 @@ export class Code extends Bytes {
   /** The branch hints as [offset from the start of the function body (its local declarations), value]. */
   hints(): Array<[number, number]> {
     const declBytes = this.declarations().length;
-    return this.hintsAt.map(([at, v]) => [declBytes + at, v]);
+    // built by push: a packed array, as toBytes' optimized code expects (map's may be holey)
+    const out: Array<[number, number]> = [];
+    for (const [at, v] of this.hintsAt) out.push([declBytes + at, v]);
+    return out;
   }
   /** The local declarations (run-length encoded, spec 5.5.13), encoded once for bodyBytes(), writeBody() and hints(). */
   private declarations(): Uint8Array {
@@ -320,7 +323,8 @@ export class ModuleBuilder {
       });
     }
     // branch hints (custom section "metadata.code.branch_hint", before the code section)
-    const hinted = codes.map((c, i) => [this.importedFuncs + i, c.hints()] as const).filter(([, h]) => h.length);
+    const hinted: Array<[number, Array<[number, number]>]> = [];
+    codes.forEach((c, i) => { const h = c.hints(); if (h.length) hinted.push([this.importedFuncs + i, h]); });
     if (hinted.length) {
       section(0, (b) => {
         b.name('metadata.code.branch_hint').u32(hinted.length);
