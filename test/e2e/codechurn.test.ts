@@ -20,13 +20,14 @@ import { buildGuestProgramDisk, describeRun, results, tsvisor, type RunResult } 
 /**
  * Iterations of each mode: a short run, then a long one. The short one runs each mode's
  * kernel paths (page faults, munmap, the remote fences) well past the JIT's hot threshold
- * (CodeCacheOptions.hotThreshold), so that both runs translate the same code and the long
- * one's extra RSS is what retired translations may leave. It is a fifth of the long one,
- * not less: the kernel's rarer paths (timers, RCU, reclaim) keep becoming hot for several
- * seconds, and a run of 10,000 rewrites had 35-69 MiB less RSS than the long one from that
- * alone, against 11-13 MiB at a fifth.
+ * (CodeCacheOptions.hotThreshold, 4000), so that both runs translate the same code and the
+ * long one's extra RSS is what retired translations may leave. It is two fifths of the long
+ * one, twice the threshold's executions of a path run once per mapping: the kernel's rarer
+ * paths (timers, RCU, reclaim) keep becoming hot for several seconds, and with a threshold of
+ * 2000 a run of 10,000 rewrites had 35-69 MiB less RSS than the long one from that alone,
+ * against 11-13 MiB at a fifth.
  */
-const SHORT = { smc: 200_000, map: 4000, threads: 40_000 };
+const SHORT = { smc: 400_000, map: 8000, threads: 80_000 };
 const LONG = { smc: 1_000_000, map: 20_000, threads: 200_000 };
 /** How much more the long run's peak RSS may be than the short one's. */
 const RSS_MARGIN_MIB = 64;

@@ -36,7 +36,7 @@ import * as mmu from './mmu';
 /** False until the host enables the JIT (jitEnable). */
 let enabled: bool = false;
 /** Jump-target executions of a block start before it is queued for translation. */
-let hotThreshold: u32 = 2000; // the host sets it (jitEnable; DEFAULT_HOT_THRESHOLD in src/engine/jit/code-cache.ts)
+let hotThreshold: u32 = 4000; // the host sets it (jitEnable; DEFAULT_HOT_THRESHOLD in src/engine/jit/code-cache.ts)
 let bmBase: u32 = 0;
 /**
  * A jump-cache entry whose table index has this bit is a counting entry: a block start with

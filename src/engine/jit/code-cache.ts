@@ -60,9 +60,16 @@ export interface JitEngineExports {
  * alternating, medians of five or six a side, three times (wall s, then the process's CPU s):
  * 2000 took 3.10 / 5.14, 3.78 / 6.19 and 3.09 / 5.02, against 3.36 / 5.66, 4.57 / 7.34 and
  * 3.16 / 5.33 at 1000 (500: 4.24 / 7.44; 4000: 3.37 / 5.07); the fork/exec loop 3.9-4.0 s
- * against 4.4-5.0, the other workloads within noise, with a fifth less wasm.
+ * against 4.4-5.0, the other workloads within noise, with a fifth less wasm. Once the
+ * translator's own optimized code stopped being thrown away (translate.ts mapPacked), 4000
+ * against 2000, each round a boot to `true` with A B B A: the process's CPU 9% less (faster
+ * in eight rounds of eight), the hart thread's 1.6% less and the boot 2% sooner (six of
+ * eight); on one host core (`taskset -c 0`) 8% sooner (five of five); the fork/exec loop
+ * 5-10% faster, the first read of the disk within noise (0.97-1.03); the median of 1000
+ * HTTP GETs (`npm run bench -- net`) 15.7 and 9.7 ms against 16.1 and 12.4 (QEMU: 10.9-11.2
+ * and 9.7). 6000 saved CPU again but slowed the hart thread (faster in two rounds of eight).
  */
-export const DEFAULT_HOT_THRESHOLD = 2000;
+export const DEFAULT_HOT_THRESHOLD = 4000;
 
 /** Tuning of the code cache. */
 export interface CodeCacheOptions {
