@@ -58,8 +58,6 @@ const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_STOPPED = 3;
-/** A block instruction with no static target (see staticTarget), in the Int32Array of targets. */
-const NO_TARGET = -0x80000000;
 /** Functions imported from "env"; the linked blocks' imports follow, then the blocks, then the helpers they call. */
 const ENV_FUNCS = 8;
 
@@ -208,29 +206,25 @@ class BlockWriter {
       // x registers the engine writes for an A or CSR instruction are reloaded, not spilled
       if (writes !== 0 && !runByEngine(insn) && !(writtenMask & (1 << writes))) { writtenMask |= 1 << writes; written.push(writes); }
     });
-    // a branch or jump back to an instruction of the block (at or before itself) loops inside the function
-    // typed arrays here and below, and mapPacked's: a new elements kind or holeyness of an
-    // array made V8 drop this constructor's optimized code and compile it again
-    const targets = Int32Array.from(b.insns, (ins) => this.staticTarget(ins) ?? NO_TARGET);
+    // per instruction, the index of its static target in the block (n: the block end), or -1
+    // (none, or outside); typed arrays here and below, and mapPacked's: a new elements kind
+    // or holeyness of an array made V8 drop this constructor's optimized code and compile it again
     const at = new Map<number, number>();
     b.insns.forEach((ins, k) => at.set(ins.off, k));
     at.set(b.end, this.n);
-    b.insns.forEach((ins, k) => {
-      const t = targets[k];
-      const j = t === NO_TARGET ? undefined : at.get(t);
-      if (j !== undefined && j <= k && !this.back.includes(j)) this.back.push(j);
+    const target = Int32Array.from(b.insns, (ins) => {
+      const t = this.staticTarget(ins);
+      return t === null ? -1 : at.get(t) ?? -1;
     });
+    // a branch or jump back to an instruction of the block (at or before itself) loops inside the function
+    target.forEach((j, k) => { if (j >= 0 && j <= k && !this.back.includes(j)) this.back.push(j); });
     this.back.sort((x, y) => x - y);
     this.loops = this.back.length > 0;
     this.resumeAt = [0, ...this.back.filter((j) => j > 0)];
     // backward targets after the start are reached through the loop's dispatch (write()), each at its wasm block's end
     for (const j of this.resumeAt) if (j > 0) this.inner.set(j, 0);
     // forward targets inside the block
-    b.insns.forEach((ins, k) => {
-      const t = targets[k];
-      const j = t === NO_TARGET ? undefined : at.get(t);
-      if (j !== undefined && j > k) this.inner.set(j, 0);
-    });
+    target.forEach((j, k) => { if (j > k) this.inner.set(j, 0); });
     this.mem = new MemEmitter({
       c: this.c,
       getX: (r) => this.getX(r),
@@ -249,9 +243,8 @@ class BlockWriter {
       const out: number[] = [];
       const op = ins.insn & 0x7f;
       if (k === this.n - 1 || (op !== 0x6f && op !== 0x67)) out.push(k + 1);
-      const t = targets[k];
-      const j = t === NO_TARGET ? undefined : at.get(t);
-      if (j !== undefined && !out.includes(j)) out.push(j);
+      const j = target[k];
+      if (j >= 0 && !out.includes(j)) out.push(j);
       return out;
     });
     const dirtyIn = new Int32Array(this.n + 1);
