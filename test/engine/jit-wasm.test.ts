@@ -72,16 +72,22 @@ test('jit wasm: a declared function without a body is refused', () => {
   assert.throws(() => m.toBytes(), /has no body/);
 });
 
+/** The unsigned LEB128 at byte `p` of `bytes` (spec 5.2.2): [value, the byte after it]. */
+function uleb(bytes: Uint8Array, p: number): [number, number] {
+  let v = 0, s = 0, b: number;
+  do { b = bytes[p++]; v += (b & 0x7f) * 2 ** s; s += 7; } while (b & 0x80);
+  return [v, p];
+}
+
 /** The sections of a module: [id, payload start, payload end] (spec 5.5.2). */
 function sections(bytes: Uint8Array): Array<[number, number, number]> {
   const out: Array<[number, number, number]> = [];
   let p = 8;
-  const leb = () => { let v = 0, s = 0, b: number; do { b = bytes[p++]; v += (b & 0x7f) * 2 ** s; s += 7; } while (b & 0x80); return v; };
   while (p < bytes.length) {
     const id = bytes[p++];
-    const len = leb();
-    out.push([id, p, p + len]);
-    p += len;
+    const [len, start] = uleb(bytes, p);
+    out.push([id, start, start + len]);
+    p = start + len;
   }
   return out;
 }
@@ -142,19 +148,8 @@ test('jit: blocks packed for the compiler thread unpack to the same blocks', asy
 
 /** The number of functions a module's function section declares (binary format 5.5.6), or 0 without one. */
 function definedFunctions(bytes: Uint8Array): number {
-  let at = 8; // magic and version
-  const leb = (): number => {
-    let v = 0, shift = 0, b: number;
-    do { b = bytes[at++]; v += (b & 0x7f) * 2 ** shift; shift += 7; } while (b & 0x80);
-    return v;
-  };
-  while (at < bytes.length) {
-    const id = bytes[at++];
-    const size = leb();
-    if (id === 3) return leb();
-    at += size;
-  }
-  return 0;
+  const s = sections(bytes).find(([id]) => id === 3);
+  return s ? uleb(bytes, s[1])[0] : 0;
 }
 
 test('jit: a module defines its blocks and only the helpers they call, each once', async () => {
