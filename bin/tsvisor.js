@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --v8-pool-size=1 --wasm-tiering-budget=8000000
+#!/usr/bin/env -S node --max-semi-space-size=2 --v8-pool-size=1 --wasm-tiering-budget=8000000 --no-wasm-lazy-compilation
 import { reexecForVm } from '../dist/src/cli/reexec.js';
 import { bundleIsFresh } from '../dist/src/vmm/bundle-entry.js';
 // the first line gives Node the flags of a VM process (src/vmm/node-flags.ts); when it was
