@@ -208,8 +208,9 @@ function runSlice(budget: i32): i32 {
       const a = getX(rs1);
       const imm = <u64><i64>(<i32>insn >> 20);
       let v: u64;
+      // ADDI (li, mv, addi) is most of OP-IMM: a conditional branch, not the switch's indirect jump
+      if (f3 == 0) { setX(rd, a + imm); break; }
       switch (f3) {
-        case 0: v = a + imm; break;
         case 1: if ((insn >> 26) != 0) { csr.illegal(insn); return; } v = a << (imm & 63); break;
         case 2: v = <i64>a < <i64>imm ? 1 : 0; break;
         case 3: v = a < imm ? 1 : 0; break;
@@ -230,11 +231,16 @@ function runSlice(budget: i32): i32 {
     case 0x03: { // LOAD
       const a = getX(rs1) + <u64><i64>(<i32>insn >> 20);
       let v: u64;
+      if (f3 == 3) { // LD, the most frequent load
+        v = load64(a);
+        if (excPending) return;
+        setX(rd, v);
+        break;
+      }
       switch (f3) {
         case 0: v = <u64><i64><i8>load8(a); break;
         case 1: v = <u64><i64><i16>load16(a); break;
         case 2: v = sx32(load32(a)); break;
-        case 3: v = load64(a); break;
         case 4: v = load8(a); break;
         case 5: v = load16(a); break;
         case 6: v = load32(a); break;
@@ -248,11 +254,15 @@ function runSlice(budget: i32): i32 {
       const imm = ((<i32>insn >> 20) & ~31) | <i32>((insn >> 7) & 31);
       const a = getX(rs1) + <u64><i64>imm;
       const v = getX(rs2);
+      if (f3 == 3) { // SD, the most frequent store
+        store64(a, v);
+        if (excPending) return;
+        break;
+      }
       switch (f3) {
         case 0: store8(a, v); break;
         case 1: store16(a, v); break;
         case 2: store32(a, v); break;
-        case 3: store64(a, v); break;
         default: csr.illegal(insn); return;
       }
       if (excPending) return;
@@ -260,16 +270,16 @@ function runSlice(budget: i32): i32 {
     }
     case 0x63: { // BRANCH
       const a = getX(rs1), b = getX(rs2);
+      // conditional branches in the order of their frequency (a chain of compares: the
+      // switch's indirect jump predicts worse)
       let taken: bool;
-      switch (f3) {
-        case 0: taken = a == b; break;
-        case 1: taken = a != b; break;
-        case 4: taken = <i64>a < <i64>b; break;
-        case 5: taken = <i64>a >= <i64>b; break;
-        case 6: taken = a < b; break;
-        case 7: taken = a >= b; break;
-        default: csr.illegal(insn); return;
-      }
+      if (f3 == 1) taken = a != b;
+      else if (f3 == 0) taken = a == b;
+      else if (f3 == 4) taken = <i64>a < <i64>b;
+      else if (f3 == 5) taken = <i64>a >= <i64>b;
+      else if (f3 == 6) taken = a < b;
+      else if (f3 == 7) taken = a >= b;
+      else { csr.illegal(insn); return; }
       if (taken) {
         const imm = (<i32>(insn & 0x80000000) >> 19) | <i32>((insn & 0x80) << 4) | <i32>((insn >> 20) & 0x7e0) | <i32>((insn >> 7) & 0x1e);
         next = p + <u64><i64>imm;
@@ -280,9 +290,9 @@ function runSlice(budget: i32): i32 {
       const a = getX(rs1), b = getX(rs2);
       const f7 = insn >> 25;
       let v: u64;
+      if ((insn & 0xfe007000) == 0) { setX(rd, a + b); break; } // ADD (f7 = 0, f3 = 0: add, c.add, c.mv)
       if (f7 == 0) {
         switch (f3) {
-          case 0: v = a + b; break;
           case 1: v = a << (b & 63); break;
           case 2: v = <i64>a < <i64>b ? 1 : 0; break;
           case 3: v = a < b ? 1 : 0; break;
