@@ -24,14 +24,14 @@
  *   3.22 against 3.01, FP awk 2.13 against 2.30, shell arithmetic 2.43 against 3.21 (each
  *   within the spread of its runs). 36,000,000 saved more boot CPU but made the shell
  *   arithmetic loop 18% slower.
- * - `--no-wasm-lazy-compilation`: `new WebAssembly.Module` compiles every function with
- *   Liftoff where it is called, on the JIT's compiler thread, instead of at each function's
- *   first call, on the hart's thread (V8 11.3 compiles lazily by default: the compiler
- *   thread only validated the module, and the hart then decoded and compiled each
- *   translation it entered). Boots to a command, ten alternating a side, medians: the guest's
- *   clock at the command 1.58 s against 1.68 s, the hart thread's CPU 2.03 s against 2.12 s
- *   (another ten: 1.78 against 1.88, 2.19 against 2.39); the compiler thread spends about
- *   40 ms more a boot.
+ * - `--no-wasm-lazy-compilation`: `new WebAssembly.Module` compiles all the functions of a
+ *   module with Liftoff at once, on the thread that builds it (the JIT's compiler thread),
+ *   instead of each function at its first call, on the thread that calls it (the hart's).
+ *   V8 11.3 compiles lazily by default: the compiler thread only validated a module, and
+ *   the hart then decoded and compiled each translation it entered. Boots to a command,
+ *   ten alternating a side, medians: the guest's clock at the command 1.58 s against
+ *   1.68 s, the hart thread's CPU 2.03 s against 2.12 s (another ten: 1.78 against 1.88,
+ *   2.19 against 2.39); the compiler thread spends about 40 ms more a boot.
  */
 export const VM_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--v8-pool-size=1', '--wasm-tiering-budget=8000000', '--no-wasm-lazy-compilation'];
 
