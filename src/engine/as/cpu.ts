@@ -209,8 +209,8 @@ function runSlice(budget: i32): i32 {
       const imm = <u64><i64>(<i32>insn >> 20);
       let v: u64;
       // ADDI (li, mv, addi) is most of OP-IMM: a conditional branch, not the switch's indirect jump
-      if (f3 == 0) { setX(rd, a + imm); break; }
-      switch (f3) {
+      if (f3 == 0) v = a + imm;
+      else switch (f3) {
         case 1: if ((insn >> 26) != 0) { csr.illegal(insn); return; } v = a << (imm & 63); break;
         case 2: v = <i64>a < <i64>imm ? 1 : 0; break;
         case 3: v = a < imm ? 1 : 0; break;
@@ -231,13 +231,8 @@ function runSlice(budget: i32): i32 {
     case 0x03: { // LOAD
       const a = getX(rs1) + <u64><i64>(<i32>insn >> 20);
       let v: u64;
-      if (f3 == 3) { // LD, the most frequent load
-        v = load64(a);
-        if (excPending) return;
-        setX(rd, v);
-        break;
-      }
-      switch (f3) {
+      if (f3 == 3) v = load64(a); // LD, the most frequent load
+      else switch (f3) {
         case 0: v = <u64><i64><i8>load8(a); break;
         case 1: v = <u64><i64><i16>load16(a); break;
         case 2: v = sx32(load32(a)); break;
@@ -254,12 +249,8 @@ function runSlice(budget: i32): i32 {
       const imm = ((<i32>insn >> 20) & ~31) | <i32>((insn >> 7) & 31);
       const a = getX(rs1) + <u64><i64>imm;
       const v = getX(rs2);
-      if (f3 == 3) { // SD, the most frequent store
-        store64(a, v);
-        if (excPending) return;
-        break;
-      }
-      switch (f3) {
+      if (f3 == 3) store64(a, v); // SD, the most frequent store
+      else switch (f3) {
         case 0: store8(a, v); break;
         case 1: store16(a, v); break;
         case 2: store32(a, v); break;
@@ -290,8 +281,8 @@ function runSlice(budget: i32): i32 {
       const a = getX(rs1), b = getX(rs2);
       const f7 = insn >> 25;
       let v: u64;
-      if ((insn & 0xfe007000) == 0) { setX(rd, a + b); break; } // ADD (f7 = 0, f3 = 0: add, c.add, c.mv)
-      if (f7 == 0) {
+      if ((insn & 0xfe007000) == 0) v = a + b; // ADD (f7 = 0, f3 = 0: add, c.add, c.mv)
+      else if (f7 == 0) {
         switch (f3) {
           case 1: v = a << (b & 63); break;
           case 2: v = <i64>a < <i64>b ? 1 : 0; break;
