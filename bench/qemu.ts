@@ -17,7 +17,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Guests, TIMED_SHELL_FN, check, geomean, log, median, parseTimes, pseudoRandomBytes, shq, table } from './common.js';
+import { Guests, TIMED_SHELL_FN, type Outcome, check, geomean, log, median, parseTimes, pseudoRandomBytes, shq, table } from './common.js';
 
 const MEMORY = '512M';
 const DISK_MIB = 32;
@@ -106,22 +106,20 @@ async function bootBoth(g: Guests, boots: number, pin?: string): Promise<{ t: nu
   const tu: number[] = [];
   const qu: number[] = [];
   const where = pin === undefined ? '' : `, on host core ${pin}`;
+  /** Check boot `o` of `who` and add its seconds to READY and its guest uptime to `seconds` and `uptimes`. */
+  const record = (who: string, o: Outcome, seconds: number[], uptimes: number[]) => {
+    check(`${who} boot`, o);
+    if (o.ready === null) throw new Error(`${who}: READY not seen`);
+    seconds.push(o.ready);
+    const u = guestUptime(o.out);
+    if (u !== undefined) uptimes.push(u);
+  };
   for (let i = 0; i < boots; i++) {
     log(`boot ${i + 1}/${boots}${where}: tsvisor run -- ${BOOT_COMMAND.join(' ')}`);
-    const a = await g.tsvisor({ cpus: 1, memory: MEMORY, command: BOOT_COMMAND, pin });
-    check('tsvisor boot', a);
-    if (a.ready === null) throw new Error('tsvisor: READY not seen');
-    t.push(a.ready);
-    const au = guestUptime(a.out);
-    if (au !== undefined) tu.push(au);
+    record('tsvisor', await g.tsvisor({ cpus: 1, memory: MEMORY, command: BOOT_COMMAND, pin }), t, tu);
     if (g.haveQemu) {
       log(`boot ${i + 1}/${boots}${where}: qemu-system-riscv64 ... ${BOOT_COMMAND.join(' ')}`);
-      const b = await g.qemu({ cpus: 1, memory: MEMORY, command: BOOT_COMMAND, pin });
-      check('QEMU boot', b);
-      if (b.ready === null) throw new Error('QEMU: READY not seen');
-      q.push(b.ready);
-      const bu = guestUptime(b.out);
-      if (bu !== undefined) qu.push(bu);
+      record('QEMU', await g.qemu({ cpus: 1, memory: MEMORY, command: BOOT_COMMAND, pin }), q, qu);
     }
   }
   return { t, q, tu, qu };
