@@ -521,6 +521,44 @@ class SlowCompiler implements ModuleCompiler {
   close(): void { this.queue.length = 0; }
 }
 
+/**
+ * A SlowCompiler whose thread is still loading for its first `loading` calls of ready():
+ * the code cache must build those modules on the hart's thread and submit none.
+ */
+class LoadingCompiler extends SlowCompiler {
+  submitted = 0;
+  submittedWhileLoading = 0;
+  constructor(private loading: number) { super(); }
+  ready(): boolean { return this.loading-- <= 0; }
+  taken = 0;
+  submit(job: CompileJob): void {
+    this.submitted++;
+    if (this.loading >= 0) this.submittedWhileLoading++;
+    super.submit(job);
+  }
+  take(): CompiledModule | undefined {
+    const m = super.take();
+    if (m) this.taken++;
+    return m;
+  }
+}
+
+test('jit: modules are built on the hart\'s thread until the compiler thread is ready, then on it, with the interpreter\'s results', async () => {
+  const rvc = await engineRvc();
+  let onHart = 0, taken = 0, retired = 0;
+  for (let seed = 121; seed <= 130; seed++) {
+    const compiler = new LoadingCompiler(2);
+    const stats = await diffRandomProgram(seed, rvc, [40, 3 + (seed % 4)], { compiler });
+    assert.equal(compiler.submittedWhileLoading, 0, `seed ${seed}: a job went to a compiler that was not ready`);
+    onHart += stats.modules - compiler.taken;
+    taken += compiler.taken;
+    retired += stats.retired;
+  }
+  assert.ok(onHart > 0, 'no module was built on the hart\'s thread while the compiler was loading');
+  assert.ok(taken > 0, 'no module came from the compiler once it was ready');
+  assert.ok(retired > 50, `only ${retired} instructions ran translated`);
+});
+
 test('jit: a cache that fills while modules are being built is dropped and refilled, with the interpreter\'s results', async () => {
   const rvc = await engineRvc();
   let flushes = 0;

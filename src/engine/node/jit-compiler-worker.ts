@@ -7,6 +7,7 @@ import { unpackBlocks, type CrossLink, type TranslateLayout } from '../jit/block
 import { translateModule } from '../jit/translate.js';
 import type { CompiledModule } from '../jit/code-cache.js';
 import { enableBranchHints } from './module.js';
+import { READY_MESSAGE } from './jit-compiler.js';
 
 enableBranchHints();
 
@@ -21,3 +22,5 @@ port?.on('message', (job: JobMessage) => {
   const done: CompiledModule = { id: job.id, module, wasmBytes: bytes.length, ms: performance.now() - t0 };
   port.postMessage(done);
 });
+// jobs posted before this waited in the port; from now on the hart sends them here
+port?.postMessage(READY_MESSAGE);

@@ -9,6 +9,9 @@ import type { CompileJob, CompiledModule, ModuleCompiler } from '../jit/code-cac
 import { packBlocks } from '../jit/block.js';
 import type { JobMessage } from './jit-compiler-worker.js';
 
+/** What the compiler thread posts first, once it has loaded and listens for jobs. */
+export const READY_MESSAGE = 'ready';
+
 /**
  * A compiler thread serving one hart, started when the hart begins to run (`start`) or with
  * the first job (a hart that never runs, e.g. a vCPU kept offline, costs no thread).
@@ -19,6 +22,10 @@ export class WorkerCompiler implements ModuleCompiler {
   private worker: Worker | null = null;
   private port: MessagePort | null = null;
   private closed = false;
+  /** The thread has loaded and listens for jobs (its first message, READY_MESSAGE), or has failed. */
+  private started = false;
+  /** Modules received from the port and not taken yet. */
+  private readonly done: CompiledModule[] = [];
 
   constructor(private readonly onError: (e: Error) => void) {}
 
@@ -31,7 +38,7 @@ export class WorkerCompiler implements ModuleCompiler {
     if (this.closed || this.port) return;
     const { port1, port2 } = new MessageChannel();
     this.worker = new Worker(new URL('./jit-compiler-worker.js', import.meta.url), { workerData: { port: port2 }, transferList: [port2] });
-    this.worker.once('error', this.onError);
+    this.worker.once('error', (e: Error) => { this.started = true; this.onError(e); });
     this.worker.unref();
     this.port = port1;
   }
@@ -44,8 +51,29 @@ export class WorkerCompiler implements ModuleCompiler {
   }
 
   take(): CompiledModule | undefined {
-    const m = this.port ? receiveMessageOnPort(this.port) : undefined;
-    return m ? (m.message as CompiledModule) : undefined;
+    if (!this.done.length) this.receive();
+    return this.done.shift();
+  }
+
+  /**
+   * True once the thread has loaded its modules and listens (or has failed or been closed,
+   * and jobs are dropped as before); starts it if it is not running. A job submitted earlier
+   * would wait in the port for the thread to load.
+   */
+  ready(): boolean {
+    if (this.started || this.closed) return true;
+    this.start();
+    this.receive();
+    return this.started;
+  }
+
+  /** Read what the thread has posted: its ready message, then finished modules. */
+  private receive(): void {
+    for (let m = this.port ? receiveMessageOnPort(this.port) : undefined; m; m = this.port ? receiveMessageOnPort(this.port) : undefined) {
+      const msg = m.message as CompiledModule | typeof READY_MESSAGE;
+      if (msg === READY_MESSAGE) this.started = true;
+      else this.done.push(msg as CompiledModule);
+    }
   }
 
   close(): void {
