@@ -566,7 +566,7 @@ export class CodeCache {
     this.stats.links += links.length;
     this.stats.blocks += blocks.length;
     this.stats.live = this.installed.size;
-    // until the compiler thread has loaded (it starts with the hart, and took until 250-400 ms
+    // until the compiler thread has loaded (it starts with the hart, and took until 150-400 ms
     // after the hart's first instruction in a boot), the hart builds the module itself: a
     // boot's first hot loops (the kernel's early page initialisation) ran interpreted for the
     // 50-150 ms their jobs waited for the thread. Boots to a command, 16 alternating a side:
