@@ -69,10 +69,12 @@ export class WorkerCompiler implements ModuleCompiler {
 
   /** Read what the thread has posted: its ready message, then finished modules. */
   private receive(): void {
-    for (let m = this.port ? receiveMessageOnPort(this.port) : undefined; m; m = this.port ? receiveMessageOnPort(this.port) : undefined) {
+    const port = this.port;
+    if (!port) return;
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
       const msg = m.message as CompiledModule | typeof READY_MESSAGE;
       if (msg === READY_MESSAGE) this.started = true;
-      else this.done.push(msg as CompiledModule);
+      else this.done.push(msg);
     }
   }
 
