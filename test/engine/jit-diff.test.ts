@@ -526,13 +526,11 @@ class SlowCompiler implements ModuleCompiler {
  * the code cache must build those modules on the hart's thread and submit none.
  */
 class LoadingCompiler extends SlowCompiler {
-  submitted = 0;
   submittedWhileLoading = 0;
+  taken = 0;
   constructor(private loading: number) { super(); }
   ready(): boolean { return this.loading-- <= 0; }
-  taken = 0;
   submit(job: CompileJob): void {
-    this.submitted++;
     if (this.loading >= 0) this.submittedWhileLoading++;
     super.submit(job);
   }
