@@ -14,8 +14,9 @@
  *   (d) (a) again with tsvisor's JIT started cold (`--no-jit-profile`): a kernel's first boot.
  *
  * tsvisor runs as a user's runs do, with the kernel's JIT profile (src/vmm/jit-profile.ts:
- * the kernel code that was hot in earlier runs is translated at its first execution); one
- * untimed boot before the others makes sure that there is one.
+ * the kernel code that was hot in the last run is translated after PROFILE_WARMUP executions
+ * instead of the hot threshold); one untimed boot before the others makes sure that there
+ * is one.
  *
  * Environment: BENCH_BOOTS (boot samples per side, alternating, default 3: one boot moved by up to 30% between runs on a shared host),
  * BENCH_ROUNDS (runs of the workloads per side, alternating, default 3; each figure is the median).

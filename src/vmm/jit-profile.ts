@@ -43,18 +43,35 @@ export function fileStamp(path: string): string {
 
 /**
  * The block starts of the profile at `path` (RAM offsets in bytes), or an empty array when
- * there is no profile or it is not a valid one (bad magic, a count that does not match the
- * file's length or is over MAX_PROFILE_STARTS). Never throws.
+ * there is no profile or it is not a valid one (not a regular file, bad magic, a count that
+ * does not match the file's length or is over MAX_PROFILE_STARTS). Never throws.
  */
 export function loadJitProfile(path: string): Uint32Array {
   let b: Buffer;
-  try { b = readFileSync(path); } catch { return new Uint32Array(0); }
+  try {
+    // a regular file of at most a whole profile's size: never a FIFO or a device, nor a huge file read whole
+    const st = statSync(path);
+    if (!st.isFile() || st.size > HEADER_BYTES + 4 * MAX_PROFILE_STARTS) return new Uint32Array(0);
+    b = readFileSync(path);
+  } catch {
+    return new Uint32Array(0);
+  }
   if (b.length < HEADER_BYTES || b.toString('latin1', 0, 8) !== MAGIC) return new Uint32Array(0);
   const n = b.readUInt32LE(8);
   if (n > MAX_PROFILE_STARTS || b.length !== HEADER_BYTES + 4 * n) return new Uint32Array(0);
   const out = new Uint32Array(n);
   for (let i = 0; i < n; i++) out[i] = b.readUInt32LE(HEADER_BYTES + 4 * i);
   return out;
+}
+
+/**
+ * True when a run whose harts asked for `runStarts` translations of the kernel's code
+ * (CodeCache.hotStarts, all harts) is to replace the profile of `seeded` starts it was
+ * seeded with: unless it asked for fewer than a quarter as many, as a run stopped during
+ * its boot does, which would leave the next run almost cold.
+ */
+export function replacesProfile(runStarts: number, seeded: number): boolean {
+  return runStarts * 4 >= seeded;
 }
 
 /**

@@ -16,7 +16,7 @@ import {
 } from './smp.js';
 import type { HartWorkerData, HartWorkerMessage } from './hart-worker.js';
 import { startHart } from './hart-threads.js';
-import { loadJitProfile, saveJitProfile } from './jit-profile.js';
+import { loadJitProfile, replacesProfile, saveJitProfile } from './jit-profile.js';
 
 /** Options of a VM: the board's configuration plus the compiled engine. */
 export interface VmOptions extends Omit<BoardConfig, 'onPower' | 'monotonicNs'> {
@@ -31,8 +31,8 @@ export interface VmOptions extends Omit<BoardConfig, 'onPower' | 'monotonicNs'> 
   stats?: boolean;
   /**
    * The JIT profile of this guest (see jit-profile.ts jitProfilePath): read before the harts
-   * start, to translate the kernel's code that was hot in earlier runs at its first
-   * execution, and written again when they stop. None: every run starts cold.
+   * start, to translate early the kernel's code that was hot in the last run, and written
+   * again when they stop (see replacesProfile). None: every run starts cold.
    */
   jitProfile?: string;
 }
@@ -287,7 +287,8 @@ export class Vm {
       await Promise.all(this.workers.map((w) => w.terminate()));
     }
     this.board.flushDisks();
-    if (profile && !this.fatal) {
+    const runStarts = hotStarts.reduce((a, h) => a + (h?.length ?? 0), 0);
+    if (profile && !this.fatal && replacesProfile(runStarts, seed?.length ?? 0)) {
       try {
         saveJitProfile(profile, hotStarts.filter((h) => h !== undefined));
       } catch (e) {

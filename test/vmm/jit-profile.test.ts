@@ -3,9 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileStamp, jitProfilePath, loadJitProfile, saveJitProfile } from '../../src/vmm/jit-profile.js';
+import { fileStamp, jitProfilePath, loadJitProfile, replacesProfile, saveJitProfile } from '../../src/vmm/jit-profile.js';
 import { MAX_PROFILE_STARTS } from '../../src/engine/jit/code-cache.js';
 
 function withDir(body: (dir: string) => void): void {
@@ -33,6 +34,12 @@ test('jit profile: saved and loaded back, the harts\' starts without repeats, in
   assert.deepEqual([...loadJitProfile(path)], [0x2000, 0x10, 0x3000]);
   assert.deepEqual(readdirSync(join(dir, 'jit')), ['k.prof'], 'no temporary file left');
 }));
+
+test('jit profile: a run much shorter than the last one keeps its profile', () => {
+  assert.ok(replacesProfile(0, 0), 'no profile yet: the first run writes one');
+  assert.ok(replacesProfile(1000, 2800), 'a boot after a longer workload');
+  assert.ok(!replacesProfile(100, 1000), 'a run stopped during its boot');
+});
 
 test('jit profile: at most MAX_PROFILE_STARTS starts are kept, the first ones', () => withDir((dir) => {
   const path = join(dir, 'k.prof');
@@ -67,6 +74,11 @@ test('jit profile: a file that is not a whole profile is no profile', () => with
   writeFileSync(path, header(0, 0));
   assert.deepEqual([...loadJitProfile(path)], [], 'an empty profile');
   assert.deepEqual([...loadJitProfile(dir)], [], 'a folder');
+  writeFileSync(path, Buffer.concat([header(MAX_PROFILE_STARTS, MAX_PROFILE_STARTS), Buffer.alloc(1 << 20)]));
+  assert.deepEqual([...loadJitProfile(path)], [], 'a file larger than any profile');
+  rmSync(path);
+  execFileSync('mkfifo', [path]);
+  assert.deepEqual([...loadJitProfile(path)], [], 'a FIFO (not read: that would wait for a writer)');
 }));
 
 test('jit profile: a profile that cannot be written throws and leaves no temporary file', () => withDir((dir) => {
