@@ -135,8 +135,6 @@ export interface GuestSpec {
   pin?: string;
   /** tsvisor's `--engine` (default: tsvisor's default, jit). */
   engine?: 'jit' | 'interp';
-  /** False: tsvisor's `--no-jit-profile` (the JIT starts cold); default: the kernel's profile, as a user's run. */
-  jitProfile?: boolean;
 }
 
 /** `[cmd, args]` prefixed with `taskset -c pin` when `pin` is given. */
@@ -174,7 +172,7 @@ export class Guests {
   tsvisor(g: GuestSpec): Promise<Outcome> {
     return runGuest(...pinned(g.pin, process.execPath, [
       ...TSVISOR_CMD, 'run', '--memory', g.memory, '--cpus', String(g.cpus), '--network', 'none', ...(g.engine ? ['--engine', g.engine] : []),
-      ...(g.jitProfile === false ? ['--no-jit-profile'] : []), ...(g.disks ?? []).flatMap((d) => ['--disk', `${d},readonly`]), '--', ...g.command,
+      ...(g.disks ?? []).flatMap((d) => ['--disk', `${d},readonly`]), '--', ...g.command,
     ]), { env: { TSVISOR_STATS: '1' }, filterMarker: false, hooks: g.hooks });
   }
 

@@ -10,13 +10,7 @@
  *   (b) in-guest work, timed inside the guest with /proc/uptime (10 ms resolution), so
  *       boot time does not pollute it: all workloads in one boot, BENCH_ROUNDS boots a side,
  *       alternating, each workload's median reported;
- *   (c) (a) again with each side's whole process pinned to one host core (`taskset`);
- *   (d) (a) again with tsvisor's JIT started cold (`--no-jit-profile`): a kernel's first boot.
- *
- * tsvisor runs as a user's runs do, with the kernel's JIT profile (src/vmm/jit-profile.ts:
- * the kernel code that was hot in the last run is translated after PROFILE_WARMUP executions
- * instead of the hot threshold); one untimed boot before the others makes sure that there
- * is one.
+ *   (c) (a) again with each side's whole process pinned to one host core (`taskset`).
  *
  * Environment: BENCH_BOOTS (boot samples per side, alternating, default 3: one boot moved by up to 30% between runs on a shared host),
  * BENCH_ROUNDS (runs of the workloads per side, alternating, default 3; each figure is the median).
@@ -103,16 +97,15 @@ const ONE_CORE = '0';
 
 /**
  * Boot to READY `boots` times a side, alternating tsvisor and QEMU (when there is one),
- * pinned to host CPUs `pin` (taskset -c) when given, tsvisor with its JIT profile unless
- * `jitProfile` is false; returns the seconds of each boot, and the guest uptimes at READY
- * (tu, qu). Throws when a boot fails or prints no READY.
+ * pinned to host CPUs `pin` (taskset -c) when given; returns the seconds of each boot, and
+ * the guest uptimes at READY (tu, qu). Throws when a boot fails or prints no READY.
  */
-async function bootBoth(g: Guests, boots: number, pin?: string, jitProfile?: boolean): Promise<{ t: number[]; q: number[]; tu: number[]; qu: number[] }> {
+async function bootBoth(g: Guests, boots: number, pin?: string): Promise<{ t: number[]; q: number[]; tu: number[]; qu: number[] }> {
   const t: number[] = [];
   const q: number[] = [];
   const tu: number[] = [];
   const qu: number[] = [];
-  const where = (pin === undefined ? '' : `, on host core ${pin}`) + (jitProfile === false ? ', tsvisor --no-jit-profile' : '');
+  const where = pin === undefined ? '' : `, on host core ${pin}`;
   /** Check boot `o` of `who` and add its seconds to READY and its guest uptime to `seconds` and `uptimes`. */
   const record = (who: string, o: Outcome, seconds: number[], uptimes: number[]) => {
     check(`${who} boot`, o);
@@ -123,7 +116,7 @@ async function bootBoth(g: Guests, boots: number, pin?: string, jitProfile?: boo
   };
   for (let i = 0; i < boots; i++) {
     log(`boot ${i + 1}/${boots}${where}: tsvisor run -- ${BOOT_COMMAND.join(' ')}`);
-    record('tsvisor', await g.tsvisor({ cpus: 1, memory: MEMORY, command: BOOT_COMMAND, pin, jitProfile }), t, tu);
+    record('tsvisor', await g.tsvisor({ cpus: 1, memory: MEMORY, command: BOOT_COMMAND, pin }), t, tu);
     if (g.haveQemu) {
       log(`boot ${i + 1}/${boots}${where}: qemu-system-riscv64 ... ${BOOT_COMMAND.join(' ')}`);
       record('QEMU', await g.qemu({ cpus: 1, memory: MEMORY, command: BOOT_COMMAND, pin }), q, qu);
@@ -140,14 +133,11 @@ export async function benchBoot(g: Guests, work: string): Promise<string[]> {
   writeFileSync(disk, pseudoRandomBytes(DISK_MIB * 1024 * 1024, 0x2545f491));
   const script = workloadScript();
 
-  log('warm-up boot: tsvisor run (untimed: writes the kernel\'s JIT profile if there is none yet)');
-  check('tsvisor warm-up boot', await g.tsvisor({ cpus: 1, memory: MEMORY, command: BOOT_COMMAND }));
   const both = await bootBoth(g, boots);
   // the same boots with the whole process on one host core: tsvisor's JIT compiles on
   // threads beside the hart's, QEMU's TCG translates on its vCPU's, so a host without a
   // spare core (many VMs on few cores) slows tsvisor's boot more
   const pinned = await bootBoth(g, boots, ONE_CORE);
-  const cold = await bootBoth(g, boots, undefined, false);
 
   // the workloads, alternating the two sides round by round: one run of each moved a ratio
   // by 30% or more on a shared host, so each figure is the median of `rounds` runs
@@ -184,7 +174,7 @@ export async function benchBoot(g: Guests, work: string): Promise<string[]> {
     '== boot and single-vCPU work',
     ...g.header(`${MEMORY} RAM, 1 vCPU`),
     `in-guest times from /proc/uptime (10 ms resolution); boot: ${boots} sample(s) a side, workloads: ${rounds} round(s) a side,`
-      + ' alternating; each figure the median; tsvisor: --engine jit (the default), with the kernel\'s JIT profile (the default)',
+      + ' alternating; each figure the median; tsvisor: --engine jit (the default)',
     '',
     ...table(rows),
     `geometric mean of the ratios: ${gm === undefined ? 'n/a' : `${gm.toFixed(2)}x`}`,
@@ -195,12 +185,6 @@ export async function benchBoot(g: Guests, work: string): Promise<string[]> {
     '',
     `the boot with the whole VM process on one host core (taskset -c ${ONE_CORE}), not in the mean:`,
     ...table([['seconds to userspace (spawn -> "READY")', median(pinned.t), g.haveQemu ? median(pinned.q) : undefined]]),
-    '',
-    'a kernel\'s first boot: tsvisor --no-jit-profile (its JIT starts cold), not in the mean:',
-    ...table([
-      ['seconds to userspace (spawn -> "READY")', median(cold.t), g.haveQemu ? median(cold.q) : undefined],
-      ['guest seconds to userspace', cold.tu.length ? median(cold.tu) : undefined, g.haveQemu && cold.qu.length ? median(cold.qu) : undefined],
-    ]),
     '',
     'the interpreter alone (--engine interp), same workloads:',
     ...table(WORKLOADS.map(([key, label]): [string, number | undefined, number | undefined] => [label, iTimes.get(key), qTimes.get(key)])),

@@ -31,7 +31,6 @@ async function buildProgram(first: string | undefined): Promise<Command> {
     .option('--append <args>', 'extra kernel command-line arguments')
     .option('-v, --verbose', 'show boot messages')
     .option('--stats', 'at the end, print instructions retired, MIPS and the JIT\'s figures to stderr')
-    .option('--no-jit-profile', 'start the JIT cold: do not translate early the kernel code that was hot in the last run of the same kernel or image, and keep no profile of this run')
     .option('--image <name>', 'boot a whole system image from its own disk (debian), on a throwaway copy-on-write overlay')
     .option('--disk-size <size>', 'with --image: size of the system disk (default: the image\'s)')
     .option('--boot-disk <file>', 'boot this system disk (raw or qcow2, written in place) through the firmware, from the kernel in its /boot')

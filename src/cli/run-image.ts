@@ -11,7 +11,7 @@
 import type { NicConfig } from '../machine/board.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { UsageError } from './errors.js';
 import type { RunMedia } from './run.js';
 import { parseSize } from './size.js';
@@ -29,7 +29,6 @@ import { DEBIAN_IMAGE_NAME } from '../images/index.js';
 import type { PowerEvent } from '../devices/syscon.js';
 import { networkWaitScript } from '../vmm/guest-setup.js';
 import { mountSharesAgentScript } from '../vmm/shares.js';
-import { fileStamp, jitProfilePath } from '../vmm/jit-profile.js';
 
 /** How long a command run waits for the guest's network address after the agent answers (s). */
 const NETWORK_WAIT_SECONDS = 60;
@@ -44,10 +43,6 @@ export interface RunImageOptions {
   image?: string;
   /** `--boot-disk`: this disk (already opened) is the system disk, instead of an image. */
   bootDisk?: DiskImage;
-  /** The file of `bootDisk`: with the firmware, it names the run's JIT profile. */
-  bootDiskPath?: string;
-  /** Keep a JIT profile of the guest (vmm/jit-profile.ts; `--no-jit-profile`: false). */
-  jitProfile?: boolean;
   ramBytes: number;
   cpus: number;
   /** How guest code runs (default jit). */
@@ -73,9 +68,7 @@ export interface RunImageOptions {
 export async function runImage(opts: RunImageOptions, command: string[]): Promise<number> {
   if (opts.bootDisk) {
     const firmware = await ensureBootFirmware({ quiet: !process.stderr.isTTY && !opts.verbose });
-    // a disk written in place: named by its path only, so that its profile outlives its writes
-    const profile = opts.jitProfile && opts.bootDiskPath ? jitProfilePath([fileStamp(firmware), resolve(opts.bootDiskPath)]) : undefined;
-    return boot(opts, command, readFileSync(firmware), [opts.bootDisk, ...opts.disks], profile);
+    return boot(opts, command, readFileSync(firmware), [opts.bootDisk, ...opts.disks]);
   }
   if (opts.image !== DEBIAN_IMAGE_NAME) throw new UsageError(`unknown image "${opts.image}" (known: ${DEBIAN_IMAGE_NAME})`);
   const size = opts.diskSize ? parseSize(opts.diskSize, '--disk-size') : undefined;
@@ -89,15 +82,14 @@ export async function runImage(opts: RunImageOptions, command: string[]): Promis
   try {
     createDisk(overlayPath, { format: 'qcow2', backing: img.disk, backingFormat: 'raw', size: size ?? img.diskSize });
     system = openDisk(overlayPath);
-    const profile = opts.jitProfile ? jitProfilePath([fileStamp(img.firmware), fileStamp(img.disk)]) : undefined;
-    return await boot(opts, command, readFileSync(img.firmware), [system, ...opts.disks], profile);
+    return await boot(opts, command, readFileSync(img.firmware), [system, ...opts.disks]);
   } finally {
     system?.close();
     rmSync(tmp, { recursive: true, force: true });
   }
 }
 
-async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Array, disks: DiskImage[], jitProfile: string | undefined): Promise<number> {
+async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Array, disks: DiskImage[]): Promise<number> {
   const engine = loadEngineModule();
   const stdout = process.stdout;
   const interactive = command.length === 0;
@@ -120,7 +112,7 @@ async function boot(opts: RunImageOptions, command: string[], firmware: Uint8Arr
   try {
     for (;;) {
       vm = await Vm.create({
-        ramBytes: opts.ramBytes, harts: opts.cpus, engine, engineKind: opts.engineKind, stats: opts.stats, kernel: firmware, bootargs: '', jitProfile,
+        ramBytes: opts.ramBytes, harts: opts.cpus, engine, engineKind: opts.engineKind, stats: opts.stats, kernel: firmware, bootargs: '',
         disks: disks.map((backend, i) => ({ backend, serial: i === 0 ? 'system' : `disk${i}` })),
         nics: opts.nics,
         cdrom: opts.media?.cdrom, shares: opts.media?.shares, display: opts.media?.display,

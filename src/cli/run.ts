@@ -19,7 +19,6 @@ import { openDisk, type DiskImage } from '../devices/node/disk.js';
 import { ensureDefaultImage } from '../images/index.js';
 import { kernelBootargs, initrdBlobWithCommand } from '../vmm/boot-config.js';
 import { fileBlob } from '../vmm/boot-files.js';
-import { fileStamp, jitProfilePath } from '../vmm/jit-profile.js';
 import { networkDefinition, parseNetRate, NetworkConfigError, type NicDefinition, type PublishedPort } from '../vmm/network.js';
 import type { NetLink } from '../vmm/net-links.js';
 import { parseMac } from '../devices/net/frame.js';
@@ -41,8 +40,6 @@ export interface RunOptions {
   engine?: EngineKind;
   /** `--stats`: instructions, MIPS and the JIT's figures on stderr at the end. */
   stats?: boolean;
-  /** `--no-jit-profile` sets it false: start the JIT cold, and keep no profile of this run (vmm/jit-profile.ts). */
-  jitProfile?: boolean;
   disk: string[];
   kernel?: string;
   initrd?: string;
@@ -274,9 +271,9 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
     if (opts.bootDisk !== undefined || opts.image !== undefined) {
       const { runImage } = await import('./run-image.js'); // a system disk's boot (firmware, guest agent): loaded only for one
       if (opts.bootDisk !== undefined) {
-        return await runImage({ bootDisk: disks[0], ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks: disks.slice(1), nics, media, verbose: opts.verbose, jitProfile: opts.jitProfile !== false, bootDiskPath: opts.bootDisk }, command);
+        return await runImage({ bootDisk: disks[0], ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks: disks.slice(1), nics, media, verbose: opts.verbose }, command);
       }
-      return await runImage({ image: opts.image, ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks, nics, media, diskSize: opts.diskSize, verbose: opts.verbose, jitProfile: opts.jitProfile !== false }, command);
+      return await runImage({ image: opts.image, ramBytes, cpus, engineKind: opts.engine, stats: opts.stats, disks, nics, media, diskSize: opts.diskSize, verbose: opts.verbose }, command);
     }
     return await runWithDisks(opts, command, ramBytes, cpus, disks, nics, media);
   } finally {
@@ -289,17 +286,14 @@ export async function runCommand(opts: RunOptions, command: string[]): Promise<n
 async function runWithDisks(opts: RunOptions, command: string[], ramBytes: number, cpus: number, disks: DiskImage[], nics: NicConfig[], media: RunMedia): Promise<number> {
   let kernel: Uint8Array | BootBlob;
   let initrd: Uint8Array | BootBlob | undefined;
-  let kernelPath: string;
   if (opts.kernel) {
     kernel = readFileArg(opts.kernel, 'kernel');
-    kernelPath = opts.kernel;
     if (opts.initrd) initrd = readFileArg(opts.initrd, 'initrd');
   } else {
     if (opts.initrd) throw new UsageError('--initrd needs --kernel (the default image brings its own)');
     const img = await ensureDefaultImage({ quiet: !process.stderr.isTTY && !opts.verbose });
     // read by the board straight into guest RAM
     kernel = fileBlob(img.kernel);
-    kernelPath = img.kernel;
     initrd = fileBlob(img.initrd);
   }
   if (command.length > 0) initrd = initrdBlobWithCommand(initrd, command);
@@ -314,7 +308,6 @@ async function runWithDisks(opts: RunOptions, command: string[], ramBytes: numbe
   }, { onInput: () => vm?.kick() });
   vm = await Vm.create({
     ramBytes, harts: cpus, engine: loadEngineModule(), engineKind: opts.engine, stats: opts.stats, kernel, initrd, bootargs,
-    jitProfile: opts.jitProfile === false ? undefined : jitProfilePath([fileStamp(kernelPath)]),
     disks: disks.map((backend, i) => ({ backend, serial: `disk${i}` })),
     cdrom: media.cdrom, shares: media.shares, display: media.display,
     nics,

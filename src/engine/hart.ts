@@ -101,12 +101,6 @@ export class Hart {
   get jitStats(): CodeCacheStats | null {
     return this.codeCache ? { ...this.codeCache.stats, retired: Number(this.ex.getJitRetired()), entries: Number(this.ex.getJitCalls()) } : null;
   }
-  /**
-   * The kernel's block starts that asked for translation in this run, as offsets in bytes
-   * from the start of guest RAM (a JIT profile for the next run: CodeCacheOptions.seed);
-   * empty under the interpreter. See CodeCache.hotStarts.
-   */
-  jitHotStarts(): number[] { return this.codeCache?.hotStarts() ?? []; }
   get pc(): bigint { return BigInt.asUintN(64, this.ex.getPc()); }
   set pc(v: bigint) { this.ex.setPc(v); }
   /** Current privilege: 0 = U, 1 = S. */

@@ -38,15 +38,13 @@ export interface HartWorkerData {
   t0Ms: number;
   /** The board's MMIO state that this thread serves itself. */
   mmioLayout: HartMmioLayout;
-  /** Block starts to count as nearly hot from the start (a JIT profile: CodeCacheOptions.seed), RAM offsets in bytes. */
-  jitSeed?: Uint32Array;
 }
 
 /** Messages from a hart worker to the main thread. */
 export type HartWorkerMessage =
   | { type: 'console'; bytes: Uint8Array }
   | { type: 'reset'; kind: 'shutdown' | 'reboot' }
-  | { type: 'exit'; id: number; instret: string; pc: string; jit: CodeCacheStats | null; hotStarts: number[] }
+  | { type: 'exit'; id: number; instret: string; pc: string; jit: CodeCacheStats | null }
   | { type: 'error'; id: number; message: string };
 
 /** Instructions per run() slice: bounds the latency of remote fences and stop requests. */
@@ -110,7 +108,7 @@ async function main(d: HartWorkerData): Promise<void> {
       return mmio(1, pa, size, value) !== undefined;
     },
     nowTicks,
-  }, { engine: d.engineKind, hartCount: d.harts, jit: compiler ? { compiler, seed: d.jitSeed } : undefined });
+  }, { engine: d.engineKind, hartCount: d.harts, jit: compiler ? { compiler } : undefined });
   const memory = new GuestMemory(new Uint8Array(d.memory.buffer, RAM_OFFSET, d.ramBytes), RAM_BASE, codeWriteNotifier(d.memory));
 
   const serveFlush = () => {
@@ -237,7 +235,7 @@ async function main(d: HartWorkerData): Promise<void> {
   function finish(): void {
     compiler?.close();
     ctl.set(id, H_PARKED, 1);
-    post({ type: 'exit', id, instret: hart.instret.toString(), pc: hart.pc.toString(16), jit: hart.jitStats, hotStarts: hart.jitHotStarts() });
+    post({ type: 'exit', id, instret: hart.instret.toString(), pc: hart.pc.toString(16), jit: hart.jitStats });
   }
 }
 

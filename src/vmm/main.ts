@@ -32,7 +32,6 @@ import { ControlServer, ControlHttpError, type ControlTarget, type ExecOutput, D
 import type { VmProcessStatus } from './control-api.js';
 import { readVmConfig, vmDirPaths, VmConfigError, type VmDirPaths, type VmProcessConfig } from './vm-config.js';
 import { kernelBootargs, shellQuote } from './boot-config.js';
-import { fileStamp, jitProfilePath } from './jit-profile.js';
 import { fileBlob } from './boot-files.js';
 import { prestartHarts } from './hart-threads.js';
 import { AgentClient, AgentError } from './agent.js';
@@ -277,7 +276,6 @@ class VmProcess implements ControlTarget {
       ramBytes: this.memory!.maxBytes, harts: this.maxVcpus,
       balloon, discardRam: madviseDiscarder, adviseRam: adviseHugePages, engine, engineKind: cfg.engine,
       kernel: fileBlob(kernelPath), initrd: initrdPath ? fileBlob(initrdPath) : undefined, bootargs,
-      jitProfile: jitProfilePath([fileStamp(kernelPath)]),
       disks,
       cdrom: this.cdrom.boardConfig(),
       shares: this.shares.boardConfig(),

@@ -16,7 +16,6 @@ import {
 } from './smp.js';
 import type { HartWorkerData, HartWorkerMessage } from './hart-worker.js';
 import { startHart } from './hart-threads.js';
-import { loadJitProfile, replacesProfile, saveJitProfile } from './jit-profile.js';
 
 /** Options of a VM: the board's configuration plus the compiled engine. */
 export interface VmOptions extends Omit<BoardConfig, 'onPower' | 'monotonicNs'> {
@@ -29,12 +28,6 @@ export interface VmOptions extends Omit<BoardConfig, 'onPower' | 'monotonicNs'> 
    * JIT's figures (also with the environment variable TSVISOR_STATS=1).
    */
   stats?: boolean;
-  /**
-   * The JIT profile of this guest (see jit-profile.ts jitProfilePath): read before the harts
-   * start, to translate early the kernel's code that was hot in the last run, and written
-   * again when they stop (see replacesProfile). None: every run starts cold.
-   */
-  jitProfile?: string;
 }
 
 /** Longest sleep of the MMIO loop between doorbells (a safety net; harts ring when they post), in ms. */
@@ -228,15 +221,12 @@ export class Vm {
       this.ctl.set(i, H_PARKED, i === 0 ? 0 : 1);
     }
     const started = performance.now();
-    const profile = (this.opts.engineKind ?? 'jit') === 'jit' ? this.opts.jitProfile : undefined;
-    const seed = profile ? loadJitProfile(profile) : undefined;
-    const hotStarts: number[][] = [];
     const exits: Promise<void>[] = [];
     for (let i = 0; i < n; i++) {
       const data: HartWorkerData = {
         id: i, harts: n, ramBytes: this.board.backedBytes, module: this.opts.engine, engineKind: this.opts.engineKind ?? 'jit',
         memory: this.board.wasmMemory, ctlWords: words, ctlArgs: args, ctlClock: clock, t0Ms: this.t0Ms,
-        mmioLayout: this.board.hartMmioLayout(), jitSeed: seed,
+        mmioLayout: this.board.hartMmioLayout(),
       };
       const worker = startHart(data);
       this.workers.push(worker);
@@ -249,11 +239,9 @@ export class Vm {
           else if (m.type === 'reset') this.board.systemReset(m.kind);
           else if (m.type === 'exit') {
             this.instret[m.id] = BigInt(m.instret);
-            hotStarts[m.id] = m.hotStarts;
             if (this.opts.stats || process.env.TSVISOR_STATS) {
               const j = m.jit;
-              const seeded = j?.seeded ? `, ${j.seeded} block starts seeded from the JIT profile` : '';
-              process.stderr.write(`tsvisor: hart ${m.id} stopped at pc ${m.pc}${j ? `; JIT: ${j.blocks} blocks (${j.insns} instructions) in ${j.modules} modules (${j.links} links to earlier ones, ${j.relinks} pages relinked), ${(j.wasmBytes / 1024).toFixed(0)} KiB of wasm, ${j.compileMs.toFixed(0)} ms compiling (+${j.offThreadMs.toFixed(0)} ms on the compiler thread), ${j.flushes} flushes, ${j.retired} of ${m.instret} instructions (${(100 * j.retired / Math.max(1, Number(m.instret))).toFixed(0)}%) run translated, ${(j.retired / Math.max(1, j.entries)).toFixed(1)} per entry from the interpreter${seeded}` : ''}\n`);
+              process.stderr.write(`tsvisor: hart ${m.id} stopped at pc ${m.pc}${j ? `; JIT: ${j.blocks} blocks (${j.insns} instructions) in ${j.modules} modules (${j.links} links to earlier ones, ${j.relinks} pages relinked), ${(j.wasmBytes / 1024).toFixed(0)} KiB of wasm, ${j.compileMs.toFixed(0)} ms compiling (+${j.offThreadMs.toFixed(0)} ms on the compiler thread), ${j.flushes} flushes, ${j.retired} of ${m.instret} instructions (${(100 * j.retired / Math.max(1, Number(m.instret))).toFixed(0)}%) run translated, ${(j.retired / Math.max(1, j.entries)).toFixed(1)} per entry from the interpreter` : ''}\n`);
             }
             resolve();
           }
@@ -287,14 +275,6 @@ export class Vm {
       await Promise.all(this.workers.map((w) => w.terminate()));
     }
     this.board.flushDisks();
-    const runStarts = hotStarts.reduce((a, h) => a + (h?.length ?? 0), 0);
-    if (profile && !this.fatal && replacesProfile(runStarts, seed?.length ?? 0)) {
-      try {
-        saveJitProfile(profile, hotStarts.filter((h) => h !== undefined));
-      } catch (e) {
-        process.stderr.write(`tsvisor: cannot save the JIT profile ${profile}: ${(e as Error).message}\n`);
-      }
-    }
     const total = this.instret.reduce((a, b) => a + (b ?? 0n), 0n);
     if (this.opts.stats || process.env.TSVISOR_STATS) {
       const secs = (performance.now() - started) / 1000;

@@ -25,7 +25,7 @@
  */
 import {
   HART_STATE_BASE, HART_STATE_SIZE, HS_IN_RUN, HS_JIT_REQ, HS_JIT_REQ_COUNT, HS_JIT_REQ_PC, HS_TLB,
-  HS_JIT_SEEN, HS_RELINK, HS_X, RELINK_SLOTS, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, BM_WAYS, RAM_BASE, RAM_OFFSET, RVC_TABLE, TLB_SETS, TLB_TABLE_BYTES,
+  HS_JIT_SEEN, HS_RELINK, HS_X, RELINK_SLOTS, JIT_BASE, JIT_HART_BYTES, JC_BYTES, BM_ENTRIES, BM_WAYS, RAM_OFFSET, RVC_TABLE, TLB_SETS, TLB_TABLE_BYTES,
 } from '../layout.js';
 import { CodePages } from '../code-pages.js';
 import { crossTargets, decodeBlock, successors, type Block, type CrossLink, type TranslateLayout } from './block.js';
@@ -91,38 +91,7 @@ export interface CodeCacheOptions {
   batchDelayMs?: number;
   /** Where modules are built and compiled; default: on the hart's thread, at once. */
   compiler?: ModuleCompiler;
-  /**
-   * Block starts that were hot in an earlier run of the same guest (a JIT profile, see
-   * src/vmm/jit-profile.ts), as offsets in bytes from the start of guest RAM: each is
-   * counted PROFILE_WARMUP short of the hot threshold from the start, so that it asks for
-   * its translation after PROFILE_WARMUP executions (reached by a jump) instead of the whole
-   * threshold. A translation is always made from the code in RAM when it is asked for, so a
-   * start whose code differs in this run, or that holds no code, costs at most an early
-   * translation. Offsets that are odd or outside RAM are ignored; at most
-   * MAX_PROFILE_STARTS are used.
-   */
-  seed?: ArrayLike<number>;
 }
-
-/**
- * Block starts a code cache seeds from a profile (CodeCacheOptions.seed) and records for the
- * next one (CodeCache.hotStarts) at most: an eighth of the block map.
- */
-export const MAX_PROFILE_STARTS = 8192;
-
-/**
- * Executions of a seeded block start (CodeCacheOptions.seed) in this run before it asks for
- * its translation: enough to leave to the interpreter the starts of the profile that this
- * run hardly uses (another workload's, the shutdown's), few beside the hot threshold. Boots
- * to a command seeded from the previous boot's profile, against none, paired medians of
- * eight alternating boots: at 250, the guest's clock at the command 0.83x (lower
- * in 6 of 8), the process's CPU 0.97x, 99 M instructions interpreted against 133 M; seeded
- * to run at the first execution, 0.89x, 1.01x and 105 M, and a profile gathered over the
- * bench's workloads then translated 5,300 blocks in a boot against 1,900 (CPU 1.19x). On one
- * host core (`taskset -c 0`, six pairs) at 250: the guest's clock 0.84x (lower in 6 of 6),
- * CPU 0.92x.
- */
-export const PROFILE_WARMUP = 250;
 
 /**
  * A module to build: the blocks, decoded from guest RAM, how the hart lays out its state,
@@ -171,12 +140,7 @@ export interface CodeCacheStats {
   retired: number;
   /** Times the interpreter's loop entered translated code (retired / entries: instructions run per entry). */
   entries: number;
-  /** Block starts counted from the JIT profile (CodeCacheOptions.seed) at the start. */
-  seeded: number;
 }
-
-/** The upper half of the 64-bit address space, where a Linux guest's kernel runs (Sv39, Sv48). */
-const KERNEL_HALF = 0x8000_0000_0000_0000n;
 
 /** Blocks a module gets at most (beyond the hot ones asked for, and those already translated in their pages). */
 const MAX_MODULE_BLOCKS = 256;
@@ -313,12 +277,7 @@ export class CodeCache {
   private readonly batchDelayMs: number;
   private readonly maxBlocks: number;
   private readonly maxPageRetirements: number;
-  /**
-   * The host addresses of the block starts of the guest's kernel that asked for translation
-   * (in the order they first did, at most MAX_PROFILE_STARTS): see hotStarts().
-   */
-  private readonly hot = new Set<number>();
-  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, links: 0, relinks: 0, compileMs: 0, offThreadMs: 0, flushes: 0, live: 0, retired: 0, entries: 0, seeded: 0 };
+  readonly stats: CodeCacheStats = { blocks: 0, modules: 0, insns: 0, wasmBytes: 0, links: 0, relinks: 0, compileMs: 0, offThreadMs: 0, flushes: 0, live: 0, retired: 0, entries: 0 };
 
   /**
    * @param memory the VM's shared memory
@@ -353,46 +312,6 @@ export class CodeCache {
     this.chainStatic = trampoline.exports.chainStatic;
     this.hotThreshold = options.hotThreshold ?? DEFAULT_HOT_THRESHOLD;
     engine.jitEnable(1, this.hotThreshold);
-    if (options.seed) this.seed(options.seed);
-  }
-
-  /**
-   * Count each block start of `offsets` (CodeCacheOptions.seed) PROFILE_WARMUP short of the
-   * hot threshold, in a free way of its block-map set (a start whose set is full, or that
-   * is counted already, is left as it is).
-   */
-  private seed(offsets: ArrayLike<number>): void {
-    const n = Math.min(offsets.length, MAX_PROFILE_STARTS);
-    for (let i = 0; i < n; i++) {
-      const off = offsets[i];
-      if (!Number.isInteger(off) || off < 0 || (off & 1) !== 0) continue;
-      const h = RAM_OFFSET + off;
-      if (h + 4 > this.bytes.length) continue;
-      const s = this.setOf(h);
-      let free = -1;
-      for (let w = s; w < s + 4 * BM_WAYS; w += 4) {
-        if (this.u32[w] === h) { free = -1; break; }
-        if (free < 0 && this.u32[w] === 0) free = w;
-      }
-      if (free < 0) continue;
-      this.u32[free] = h;
-      this.u32[free + 1] = Math.max(0, this.hotThreshold - PROFILE_WARMUP);
-      this.u32[free + 2] = 0;
-      this.u32[free + 3] = 0;
-      this.stats.seeded++;
-    }
-  }
-
-  /**
-   * The block starts of the guest's kernel that asked for translation in this run, in the
-   * order they first did (at most MAX_PROFILE_STARTS), as offsets in bytes from the start of
-   * guest RAM: a JIT profile for the next run of the same kernel (CodeCacheOptions.seed). A
-   * start counts as the kernel's when it ran at a kernel address (the upper half of the
-   * address space) or untranslated (satp bare: its address is physical); user code sits at
-   * other physical addresses in each run, and is left out.
-   */
-  hotStarts(): number[] {
-    return [...this.hot].map((h) => h - RAM_OFFSET);
   }
 
   /** Serve the queued requests and publish what the other harts allow. Call after each run(). */
@@ -402,9 +321,7 @@ export class CodeCache {
     if (k > 0) {
       for (let i = 0; i < k; i++) {
         const h = this.u32[((this.hartBase + HS_JIT_REQ) >> 2) + i];
-        const pc = BigInt.asUintN(64, this.i64[((this.hartBase + HS_JIT_REQ_PC) >> 3) + i]);
-        this.pendingVa.set(h >>> 12, pc & ~0xfffn);
-        if (this.hot.size < MAX_PROFILE_STARTS && (pc >= KERNEL_HALF || pc === BigInt(h - RAM_OFFSET + RAM_BASE))) this.hot.add(h);
+        this.pendingVa.set(h >>> 12, BigInt.asUintN(64, this.i64[((this.hartBase + HS_JIT_REQ_PC) >> 3) + i]) & ~0xfffn);
         const done = this.installed.get(h);
         if (done && !done.published && done.gen === this.pages.generation(h)) continue; // being built or awaiting the other harts
         if (done && done.published && done.gen === this.pages.generation(h)) this.publish(h, done);
