@@ -135,6 +135,26 @@ test('jit wasm: branch hints go in metadata.code.branch_hint, before the code, a
   assert.equal(f(-1), 100);
 });
 
+test('jit: a module imports one engine function, chain; it calls the others through envTable', async () => {
+  const { translateModule, ENV_TABLE_FUNCTIONS } = await import('../../src/engine/jit/translate.js');
+  const layout = { rvcTable: 0x30_0000, tlbTableBytes: 128 * 32, xBase: 0x10_0000 };
+  const block = (host: number, insns: number[]) => ({
+    host, end: 4 * insns.length, jumps: false, stopsBefore: true, insns: insns.map((insn, k) => ({ off: 4 * k, insn, len: 4 })),
+  });
+  const LD = 0x00053503; // ld a0, 0(a0): loadSlow when the TLB misses
+  const SD = 0x00b53023; // sd a1, 0(a0): storeSlow
+  const CSRR = 0x100025f3; // csrr a1, sstatus: jitCsr
+  const AMOADD = 0x00b5362f; // amoadd.d a2, a1, (a0): jitAmo
+  const FMADD = 0x0220f043; // fmadd.d f0, f1, f2, f0: jitFp
+  const bytes = translateModule([block(0x500_0000, [LD, SD, CSRR, AMOADD, FMADD])], layout, [0x500_0100]);
+  // WebAssembly.Module.imports (JS API 4.2.3), which this project's WebAssembly types leave out
+  type ImportDescriptor = { module: string; name: string; kind: string };
+  const imports = (WebAssembly.Module as unknown as { imports(m: WebAssembly.Module): ImportDescriptor[] }).imports(new WebAssembly.Module(bytes));
+  assert.deepEqual(imports.filter((i) => i.kind === 'function').map((i) => `${i.module}.${i.name}`), ['env.chain', 'link.l0']);
+  assert.deepEqual(imports.filter((i) => i.kind === 'table').map((i) => `${i.module}.${i.name}`), ['env.envTable']);
+  assert.deepEqual(ENV_TABLE_FUNCTIONS, ['loadSlow', 'storeSlow', 'jitFp', 'jitAmo', 'jitCsr', 'chainStatic', 'jitStep']);
+});
+
 test('jit: blocks packed for the compiler thread unpack to the same blocks', async () => {
   const { packBlocks, unpackBlocks } = await import('../../src/engine/jit/block.js');
   const blocks = [

@@ -29,7 +29,7 @@ import {
 } from '../layout.js';
 import { CodePages } from '../code-pages.js';
 import { crossTargets, decodeBlock, successors, type Block, type CrossLink, type TranslateLayout } from './block.js';
-import { translateModule } from './translate.js';
+import { ENV_TABLE_FUNCTIONS, translateModule, type EnvTableFunction } from './translate.js';
 import { chainModule } from './chain.js';
 
 /** The engine exports translated code links against (see src/engine/as/index.ts). */
@@ -229,7 +229,8 @@ export class CodeCache {
   private readonly layout: TranslateLayout;
   /** The hart's chain trampoline (chain.ts), imported by every module. */
   private readonly chain: unknown;
-  private readonly chainStatic: unknown;
+  /** The functions modules call through a table (translate.ts ENV_TABLE_FUNCTIONS), in its order. */
+  private readonly envTable: WebAssembly.Table;
   private readonly installed = new Map<number, Installed>();
   /** The block starts in `installed`, by RAM page. */
   private readonly byPage = new Map<number, Set<number>>();
@@ -309,7 +310,12 @@ export class CodeCache {
     this.compiler = options.compiler;
     const trampoline = new WebAssembly.Instance(new WebAssembly.Module(chainModule(this.hartBase)), { env: { pc: engine.pc, memory, table } });
     this.chain = trampoline.exports.chain;
-    this.chainStatic = trampoline.exports.chainStatic;
+    const envFunctions: Record<EnvTableFunction, unknown> = {
+      loadSlow: engine.loadSlow, storeSlow: engine.storeSlow, jitFp: engine.jitFp, jitAmo: engine.jitAmo, jitCsr: engine.jitCsr,
+      chainStatic: trampoline.exports.chainStatic, jitStep: engine.jitStep,
+    };
+    this.envTable = new WebAssembly.Table({ initial: ENV_TABLE_FUNCTIONS.length, element: 'anyfunc' });
+    ENV_TABLE_FUNCTIONS.forEach((name, k) => this.envTable.set(k, envFunctions[name]));
     this.hotThreshold = options.hotThreshold ?? DEFAULT_HOT_THRESHOLD;
     engine.jitEnable(1, this.hotThreshold);
   }
@@ -606,8 +612,7 @@ export class CodeCache {
     const e = this.engine;
     const instance = new WebAssembly.Instance(module, {
       env: {
-        memory: this.memory, loadSlow: e.loadSlow, storeSlow: e.storeSlow, jitFp: e.jitFp,
-        jitAmo: e.jitAmo, jitCsr: e.jitCsr, jitStep: e.jitStep, chain: this.chain, chainStatic: this.chainStatic,
+        memory: this.memory, envTable: this.envTable, chain: this.chain,
         pc: e.pc, excPending: e.excPending, tlbCur: e.tlbCur, stoppedBefore: e.stoppedBefore,
       },
       link: Object.fromEntries(job.links.map((fn, k) => [`l${k}`, fn])),

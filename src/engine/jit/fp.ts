@@ -25,6 +25,7 @@
  */
 import { HS_FCSR } from '../layout.js';
 import { type Code, Op, ValType } from './wasm.js';
+import { callEnv, type EnvCall } from './helpers.js';
 
 const I32 = ValType.I32, I64 = ValType.I64, F64 = ValType.F64;
 const SIGN = -0x8000000000000000n;
@@ -50,8 +51,8 @@ export interface FpBlock {
   reloadX(r: number): void;
   /** Leave the block before the current instruction, with the instructions before it retired. */
   exitBefore(): void;
-  /** Function index of the engine's `jitFp` import. */
-  readonly jitFp: number;
+  /** How the module calls the engine's `jitFp` (through its envTable, helpers.ts EnvCall). */
+  readonly jitFp: EnvCall;
 }
 
 /** Emits the F/D instructions of one block (see the file comment); scratch locals are made on first use. */
@@ -125,7 +126,8 @@ export class FpEmitter {
     const c = this.b.c;
     const rd = (insn >>> 7) & 31, rs1 = (insn >>> 15) & 31;
     if (readsX && rs1 !== 0) this.b.storeX(rs1);
-    c.i32Const(insn | 0).call(this.b.jitFp).op(Op.I32Eqz).ifHinted(false);
+    callEnv(c.i32Const(insn | 0), this.b.jitFp);
+    c.op(Op.I32Eqz).ifHinted(false);
     this.b.exitBefore();
     c.end();
     if (writesX && rd !== 0) this.b.reloadX(rd);

@@ -41,35 +41,63 @@
 import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
 import { STRADDLE, csrReadOnly, mayFault, runByEngine, staticTarget, storesBackAll, xUse, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
 import { FpEmitter, type FpBlock } from './fp.js';
-import { HELPER_NAMES, ModuleHelpers } from './helpers.js';
+import { HELPER_NAMES, ModuleHelpers, callEnv, type EnvCall } from './helpers.js';
 import { MemEmitter, probeGroups } from './mem.js';
 import { Code, ModuleBuilder, Op, ValType } from './wasm.js';
 
 // imports of a translation module, in this order (function and global indices)
-const F_LOAD_SLOW = 0;
-const F_STORE_SLOW = 1;
-const F_JIT_FP = 2;
-const F_JIT_AMO = 3;
-const F_JIT_CSR = 4;
-const F_CHAIN = 5;
-const F_CHAIN_STATIC = 6;
-const F_JIT_STEP = 7;
+const F_CHAIN = 0;
 const G_PC = 0;
 const G_EXC = 1;
 const G_TLB = 2;
 const G_STOPPED = 3;
 /** Functions imported from "env"; the linked blocks' imports follow, then the blocks, then the helpers they call. */
-const ENV_FUNCS = 8;
+const ENV_FUNCS = 1;
 
 const I64 = ValType.I64, I32 = ValType.I32;
 const BLOCK_PARAMS = [I32, I64] as const;
 
 /**
+ * The engine's functions that translated code calls through a table (helpers.ts EnvCall),
+ * with their signatures (params, results), in the order of their slots in it.
+ */
+const ENV_TABLE_SIGNATURES = {
+  loadSlow: [[I64, I32], [I64]],
+  storeSlow: [[I64, I32, I64], []],
+  jitFp: [[I32], [I32]],
+  jitAmo: [[I32], []],
+  jitCsr: [[I32, I32], [I32]],
+  chainStatic: [[I32, I64, I64, I32], [I32]],
+  jitStep: [[I32], [I32]],
+} as const satisfies Record<string, readonly [readonly ValType[], readonly ValType[]]>;
+/** Names of the functions of ENV_TABLE_SIGNATURES, in slot order. */
+export type EnvTableFunction = keyof typeof ENV_TABLE_SIGNATURES;
+/**
+ * The functions of ENV_TABLE_SIGNATURES in slot order: a module imports "env" "envTable", a
+ * table of funcref that holds function k at index k. It is not the table of translated
+ * blocks: V8 11 keeps, for each instance that imports a table, a copy of its entries,
+ * which it fills at instantiation and updates at every table.set (modules that imported
+ * the blocks' table made a boot's instantiations take 120 ms of the hart's thread instead
+ * of 85, medians of ten); this one is filled once, before any module is instantiated.
+ */
+export const ENV_TABLE_FUNCTIONS = Object.keys(ENV_TABLE_SIGNATURES) as EnvTableFunction[];
+
+/** How module `m` calls each function of ENV_TABLE_SIGNATURES (adding their types to it). */
+function envCalls(m: ModuleBuilder): Record<EnvTableFunction, EnvCall> {
+  const calls = {} as Record<EnvTableFunction, EnvCall>;
+  ENV_TABLE_FUNCTIONS.forEach((name, k) => {
+    const [params, results] = ENV_TABLE_SIGNATURES[name];
+    calls[name] = { slot: k, type: m.type(params, results) };
+  });
+  return calls;
+}
+
+/**
  * Build one module holding `blocks` (decoded from guest RAM, at distinct host addresses).
- * Its imports are `env.memory` (the VM's shared memory); the engine's exports `loadSlow`,
- * `storeSlow`, `jitFp`, `jitAmo`, `jitCsr`, `jitStep`, `pc`, `excPending`,
- * `tlbCur` and `stoppedBefore`, and the hart's trampolines `chain` and `chainStatic`
- * (chain.ts), under `env`;
+ * Its imports, under `env`, are `memory` (the VM's shared memory); the engine's globals
+ * `pc`, `excPending`, `tlbCur` and `stoppedBefore`; the hart's trampoline `chain`
+ * (chain.ts); and `envTable`, the table of ENV_TABLE_FUNCTIONS (the engine's `loadSlow`,
+ * `storeSlow`, `jitFp`, `jitAmo`, `jitCsr` and `jitStep`, and the trampoline `chainStatic`);
  * and `linked`: host addresses of blocks translated in earlier modules, imported as
  * "link" "l0", "l1", ... (in that order, functions of the block type), which the blocks
  * tail-call where they jump there. The caller guarantees those were translated from the
@@ -79,14 +107,9 @@ const BLOCK_PARAMS = [I32, I64] as const;
  */
 export function translateModule(blocks: readonly Block[], layout: TranslateLayout, linked: readonly number[] = [], cross: readonly CrossLink[] = []): Uint8Array {
   const m = new ModuleBuilder();
-  m.importFunction('env', 'loadSlow', [I64, I32], [I64]);
-  m.importFunction('env', 'storeSlow', [I64, I32, I64], []);
-  m.importFunction('env', 'jitFp', [I32], [I32]);
-  m.importFunction('env', 'jitAmo', [I32], []);
-  m.importFunction('env', 'jitCsr', [I32, I32], [I32]);
   m.importFunction('env', 'chain', BLOCK_PARAMS, [I32]);
-  m.importFunction('env', 'chainStatic', [I32, I64, I64, I32], [I32]);
-  m.importFunction('env', 'jitStep', [I32], [I32]);
+  m.importTable('env', 'envTable', ENV_TABLE_FUNCTIONS.length);
+  const env = envCalls(m);
   m.importGlobal('env', 'pc', I64, true);
   m.importGlobal('env', 'excPending', I32, true);
   m.importGlobal('env', 'tlbCur', I32, true);
@@ -100,9 +123,9 @@ export function translateModule(blocks: readonly Block[], layout: TranslateLayou
     index.set(b.host, m.declareFunction(BLOCK_PARAMS, [I32]));
     m.exportFunction(`b${i}`, first + i);
   });
-  const helpers = new ModuleHelpers(first + blocks.length, { tlbTableBytes: layout.tlbTableBytes, tlbCur: G_TLB, loadSlow: F_LOAD_SLOW, storeSlow: F_STORE_SLOW });
+  const helpers = new ModuleHelpers(first + blocks.length, { tlbTableBytes: layout.tlbTableBytes, tlbCur: G_TLB, loadSlow: env.loadSlow, storeSlow: env.storeSlow });
   const crossOf = new Map(cross.map((x) => [`${x.from}:${x.off}`, x]));
-  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout, helpers, crossOf).write());
+  for (const b of blocks) m.setBody(index.get(b.host)!, new BlockWriter(b, index, layout, helpers, env, crossOf).write());
   helpers.define(m);
   return m.toBytes();
 }
@@ -183,6 +206,7 @@ class BlockWriter {
    * @param helpers the module's helpers, which give the function index of each one called
    */
   constructor(private readonly b: Block, private readonly index: Map<number, number>, private readonly layout: TranslateLayout, private readonly helpers: ModuleHelpers,
+    private readonly env: Record<EnvTableFunction, EnvCall>,
     private readonly cross: ReadonlyMap<string, CrossLink> = new Map()) {
     this.va = this.c.local(I64);
     this.ent = this.c.local(I32);
@@ -392,7 +416,7 @@ class BlockWriter {
     pc();
     if (known) {
       this.staticSource();
-      this.c.returnCall(F_CHAIN_STATIC);
+      callEnv(this.c, this.env.chainStatic, true);
     } else this.c.returnCall(F_CHAIN);
   }
   /**
@@ -515,13 +539,13 @@ class BlockWriter {
         c.op(Op.Else);
         c.get(0).i32Const(this.n).op(Op.I32Sub).get(this.va);
         this.staticSource();
-        c.call(F_CHAIN_STATIC);
+        callEnv(c, this.env.chainStatic);
         c.end();
       } else {
         c.get(0).i32Const(this.n).op(Op.I32Sub);
         this.pcAt(off);
         this.staticSource();
-        c.call(F_CHAIN_STATIC);
+        callEnv(c, this.env.chainStatic);
       }
     } else {
       c.get(0).i32Const(this.n).op(Op.I32Sub).get(target!).call(F_CHAIN);
@@ -539,7 +563,7 @@ class BlockWriter {
     if (next !== undefined) c.returnCall(next);
     else {
       this.staticSource();
-      c.returnCall(F_CHAIN_STATIC);
+      callEnv(c, this.env.chainStatic, true);
     }
     c.end();
     c.get(0).op(Op.Return);
@@ -577,7 +601,7 @@ class BlockWriter {
         storeX: (r) => this.storeBack([r]),
         reloadX: (r) => this.reloadX(r),
         exitBefore: () => this.exit(() => this.pcAt(this.cur!.off), this.k),
-        jitFp: F_JIT_FP,
+        jitFp: this.env.jitFp,
       };
       this.fp = new FpEmitter(block, this.layout.xBase);
     }
@@ -664,7 +688,9 @@ class BlockWriter {
       case 0x73: { // a CSR instruction through the engine, told the budget left before it (for cycle and instret)
         const writes = !csrReadOnly(i);
         if (writes) this.spill(); // the engine reads x[rs1] from the state block
-        c.i32Const(i | 0).get(0).i32Const(k).op(Op.I32Sub).call(F_JIT_CSR).tee(this.ent).op(Op.I32Eqz).ifHinted(false);
+        c.i32Const(i | 0).get(0).i32Const(k).op(Op.I32Sub);
+        callEnv(c, this.env.jitCsr);
+        c.tee(this.ent).op(Op.I32Eqz).ifHinted(false);
         this.exit(() => this.pcAt(ins.off), k); // illegal: the interpreter runs it and raises the exception
         c.end();
         if (rd !== 0) this.reloadX(rd);
@@ -679,7 +705,9 @@ class BlockWriter {
       case STRADDLE: { // an instruction across the page end (the block's last): the engine runs it
         this.spill(); // the engine reads and writes x registers in the state block
         this.pcAt(ins.off);
-        c.globalSet(G_PC).get(0).i32Const(k).op(Op.I32Sub).call(F_JIT_STEP).i32Const(1).op(Op.I32Ne).ifHinted(false);
+        c.globalSet(G_PC).get(0).i32Const(k).op(Op.I32Sub);
+        callEnv(c, this.env.jitStep);
+        c.i32Const(1).op(Op.I32Ne).ifHinted(false);
         // an exception (pending, pc at the instruction, which counts as the interpreter counts
         // it) or another next pc (set by the engine): leave, nothing dirty
         c.get(0).i32Const(k + 1).op(Op.I32Sub).op(Op.Return);
@@ -691,7 +719,7 @@ class BlockWriter {
       }
       case 0x2f: // AMO, LR, SC through the engine: atomic across harts as the interpreter's
         this.spill();
-        c.i32Const(i | 0).call(F_JIT_AMO);
+        callEnv(c.i32Const(i | 0), this.env.jitAmo);
         this.faultExit(ins, k);
         if (rd !== 0) this.reloadX(rd);
         return;

@@ -156,6 +156,8 @@ export class Code extends Bytes {
   /** `atomic.fence` (threads proposal): a sequentially consistent fence. */
   atomicFence(): this { return this.byte(0xfe).byte(0x03).byte(0x00); }
   returnCall(f: number): this { return this.byte(Op.ReturnCall).u32(f); }
+  /** `call_indirect` of function type `type` through table `table` (the i32 index on the stack). */
+  callIndirect(type: number, table = 0): this { return this.byte(0x11).u32(type).u32(table); }
   /** `return_call_indirect` (tail-call proposal, opcode 0x13) of function type `type` through table `table`. */
   returnCallIndirect(type: number, table = 0): this { return this.byte(0x13).u32(type).u32(table); }
   /** `i32.atomic.load` (threads proposal) with constant `offset`. */
