@@ -34,10 +34,11 @@ export function helper(name: HelperName, mulhu: number): Code {
  * import of its own: V8 11 compiles, with every module, a JS-call wrapper for each distinct
  * signature among the module's imported functions (whatever they are bound to at
  * instantiation), about 40 µs a signature. Calling the six signatures that were imported
- * besides the blocks' own through the table took the compiler thread's time in a boot from
- * 456-611 ms to 436-505 ms (medians of ten, 0.89-0.94x paired, less in 31 of 40 boots),
- * with the guest's clock and the process's CPU time as before. `slot`: its index in the
- * table; `type`: the index of its signature among the module's types.
+ * besides the blocks' own through the table made the compiler thread's time in a boot
+ * 0.89x and 0.93x (paired medians of 10 and 12 alternating boots, less in 15 of 22), the
+ * guest's clock 1.03x and 0.98x and the process's CPU 0.99x and 0.98x (no change beyond
+ * the noise). `slot`: its index in the table; `type`: the index of its signature among
+ * the module's types.
  */
 export interface EnvCall { readonly slot: number; readonly type: number }
 
