@@ -35,8 +35,9 @@
  *  - leaves for any other target (a JALR, a jump to another page or to an untranslated
  *    block) by tail-calling the hart's chain trampoline ("env" "chain", chain.ts), which
  *    runs the target's translation if the jump cache has one, else returns to the engine;
- *    for a target it knows (not a JALR's), through "env" "chainStatic", which also records
- *    the block, so that the code cache translates its page again, linked to the target.
+ *    for a target it knows (not a JALR's), through "chainStatic" (in "env" "envTable",
+ *    see ENV_TABLE_FUNCTIONS), which also records the block, so that the code cache
+ *    translates its page again, linked to the target.
  */
 import { CODE_GEN, HS_RS, HS_RS_DEPTH, RAM_OFFSET, RS_MAX } from '../layout.js';
 import { STRADDLE, csrReadOnly, mayFault, runByEngine, staticTarget, storesBackAll, xUse, type Block, type BlockInsn, type CrossLink, type TranslateLayout } from './block.js';
