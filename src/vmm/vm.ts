@@ -16,6 +16,7 @@ import {
 } from './smp.js';
 import type { HartWorkerData, HartWorkerMessage } from './hart-worker.js';
 import { startHart } from './hart-threads.js';
+import { tuneMalloc } from './host-malloc.js';
 
 /** Options of a VM: the board's configuration plus the compiled engine. */
 export interface VmOptions extends Omit<BoardConfig, 'onPower' | 'monotonicNs'> {
@@ -251,6 +252,8 @@ export class Vm {
         worker.on('exit', () => resolve());
       }));
     }
+    // the harts run: the allocator is tuned now, off their way (loading the FFI takes ~20 ms)
+    tuneMalloc();
     const allExited = Promise.all(exits);
     let done = false;
     void allExited.then(() => { done = true; Atomics.add(this.ctl.words, W_DOORBELL, 1); Atomics.notify(this.ctl.words, W_DOORBELL); });
