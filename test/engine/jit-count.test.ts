@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Hart, HartExit, createGuestMemory, type HartHost } from '../../src/engine/hart.js';
-import { RAM_BASE, RAM_OFFSET } from '../../src/engine/layout.js';
+import { JC_ENTRIES, RAM_BASE, RAM_OFFSET } from '../../src/engine/layout.js';
 import { loadEngineModule } from '../../src/engine/node/module.js';
 import type { CodeCacheStats } from '../../src/engine/jit/code-cache.js';
 
@@ -22,7 +22,7 @@ const BNE = 1, BLTU = 6, BGEU = 7;
 const ECALL = 0x00000073;
 
 /** The jump-cache entry of `pc` (src/engine/as/jit.ts jumpCacheEntry), as an index. */
-const jumpCacheIndex = (pc: number) => ((Math.floor(pc / 2) ^ Math.floor(pc / 8192)) & 4095);
+const jumpCacheIndex = (pc: number) => ((Math.floor(pc / 2) ^ Math.floor(pc / 8192)) & (JC_ENTRIES - 1));
 
 /**
  * Run `words` (at RAM_BASE + their offsets) from RAM_BASE with x9 = `x9` and x12 = x13 = `inner`,

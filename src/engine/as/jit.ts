@@ -262,6 +262,13 @@ function miss(pc: u64, e: u32, again: bool): bool {
   return bmBase + ((((h >> 1) ^ (h >> 14)) & (BM_ENTRIES / BM_WAYS - 1)) * (BM_WAYS << 4));
 }
 
+/** The way of the block map that holds start `h`, or 0 when its set has none. */
+@inline function bmWay(h: u32): u32 {
+  const s = bmSet(h);
+  for (let b = s; b < s + (BM_WAYS << 4); b += 16) if (load<u32>(b) == h) return b;
+  return 0;
+}
+
 /**
  * Count `add` executions of block start `h` (the host address a counting entry holds,
  * virtual pc `pc`) in the block map, without translating pc again; returns 0 when done, or
@@ -270,19 +277,18 @@ function miss(pc: u64, e: u32, again: bool): bool {
  * not here), which miscounts at worst: no translation is entered through it.
  */
 function counted(h: u32, pc: u64, add: u32): u32 {
-  const s = bmSet(h);
-  for (let b = s; b < s + (BM_WAYS << 4); b += 16) {
-    if (load<u32>(b) != h) continue;
-    if (load<u32>(b, 8) != 0) return b;
-    const old = load<u32>(b, 4);
-    const c = old + add;
-    store<u32>(b, c, 4);
-    if (old < hotThreshold && c >= hotThreshold) request(h, b, pc);
+  let b = bmWay(h);
+  if (b == 0) {
+    b = bmVictim(bmSet(h));
+    store<u32>(b, h);
+    firstCount(h, b, pc, add);
     return 0;
   }
-  const b = bmVictim(s);
-  store<u32>(b, h);
-  firstCount(h, b, pc, add);
+  if (load<u32>(b, 8) != 0) return b;
+  const old = load<u32>(b, 4);
+  const c = old + add;
+  store<u32>(b, c, 4);
+  if (old < hotThreshold && c >= hotThreshold) request(h, b, pc);
   return 0;
 }
 
@@ -293,16 +299,12 @@ function counted(h: u32, pc: u64, add: u32): u32 {
  * execution asks for it with a pc that does.
  */
 function addPending(h: u32, add: u32): void {
-  const s = bmSet(h);
-  for (let b = s; b < s + (BM_WAYS << 4); b += 16) {
-    if (load<u32>(b) != h) continue;
-    if (load<u32>(b, 8) != 0) return;
-    const old = load<u32>(b, 4);
-    let c = old + add;
-    if (old < hotThreshold && c >= hotThreshold) c = hotThreshold - 1;
-    store<u32>(b, c, 4);
-    return;
-  }
+  const b = bmWay(h);
+  if (b == 0 || load<u32>(b, 8) != 0) return;
+  const old = load<u32>(b, 4);
+  let c = old + add;
+  if (old < hotThreshold && c >= hotThreshold) c = hotThreshold - 1;
+  store<u32>(b, c, 4);
 }
 
 /** Way `b` of the block map counts start `h` from `add` executions (this one included), with no translation. */
